@@ -1,0 +1,144 @@
+/**
+ * Every error Sage throws on purpose is a SagaOutboxError. Each subclass is a failure a user can
+ * act on; its message names the saga / step / option involved and says what to do.
+ */
+export class SagaOutboxError extends Error {
+  /** Stable machine-readable code, e.g. `SAGA_UNKNOWN`. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** A saga definition is malformed (cycle, unknown dependency, duplicate step, missing compensation). */
+export class SagaDefinitionError extends SagaOutboxError {
+  constructor(
+    readonly sagaName: string,
+    readonly stepName: string | undefined,
+    problem: string,
+  ) {
+    super(
+      'SAGA_DEFINITION_INVALID',
+      `Saga "${sagaName}"${stepName ? `, step "${stepName}"` : ''}: ${problem}`,
+    );
+  }
+}
+
+/** `start()` named a saga that no provider or builder registered. */
+export class UnknownSagaError extends SagaOutboxError {
+  constructor(
+    readonly sagaName: string,
+    known: readonly string[],
+  ) {
+    super(
+      'SAGA_UNKNOWN',
+      `No saga named "${sagaName}" is registered. Known sagas: ${known.length ? known.map((k) => `"${k}"`).join(', ') : '(none)'}. ` +
+        'Declare it with @Saga() on a provider in a module that imports SagaOutboxModule, or register it with defineSaga().',
+    );
+  }
+}
+
+/** The saga's input validator rejected the input; nothing was written. */
+export class SagaInputInvalidError extends SagaOutboxError {
+  constructor(
+    readonly sagaName: string,
+    reason: string,
+    cause?: unknown,
+  ) {
+    super(
+      'SAGA_INPUT_INVALID',
+      `Input for saga "${sagaName}" was rejected by its validator: ${reason}. Nothing was written.`,
+      {
+        cause,
+      },
+    );
+  }
+}
+
+/** A value that must be stored as JSON (saga input, step result) cannot round-trip through JSON. */
+export class NotSerializableError extends SagaOutboxError {
+  constructor(
+    readonly what: string,
+    readonly path: string,
+    reason: string,
+  ) {
+    super(
+      'NOT_JSON_SERIALIZABLE',
+      `${what} is not JSON-serialisable at ${path}: ${reason}. Use plain objects, arrays, strings, finite numbers, booleans and null (convert dates to ISO strings).`,
+    );
+  }
+}
+
+/** Module or engine options are invalid. */
+export class InvalidOptionsError extends SagaOutboxError {
+  constructor(
+    readonly option: string,
+    problem: string,
+  ) {
+    super('OPTIONS_INVALID', `Invalid Sage option "${option}": ${problem}`);
+  }
+}
+
+/** `get()` / `waitFor()` asked about a saga id that does not exist. */
+export class SagaNotFoundError extends SagaOutboxError {
+  constructor(readonly sagaId: string) {
+    super('SAGA_NOT_FOUND', `No saga instance with id "${sagaId}" exists.`);
+  }
+}
+
+/** `waitFor()` gave up before the saga reached a terminal status. The saga keeps running. */
+export class SagaWaitTimeoutError extends SagaOutboxError {
+  constructor(
+    readonly sagaId: string,
+    readonly lastStatus: string,
+    timeoutMs: number,
+  ) {
+    super(
+      'SAGA_WAIT_TIMEOUT',
+      `Saga "${sagaId}" was still "${lastStatus}" after waiting ${timeoutMs} ms. It keeps running; wait again or inspect it with get().`,
+    );
+  }
+}
+
+/** A step attempt ran past its timeout (delivered to the step as an aborted AbortSignal). */
+export class StepTimeoutError extends SagaOutboxError {
+  constructor(
+    readonly sagaName: string,
+    readonly stepName: string,
+    timeoutMs: number,
+  ) {
+    super(
+      'STEP_TIMEOUT',
+      `Step "${stepName}" of saga "${sagaName}" exceeded its timeout of ${timeoutMs} ms.`,
+    );
+  }
+}
+
+/** The whole saga ran past its timeout. */
+export class SagaTimeoutError extends SagaOutboxError {
+  constructor(
+    readonly sagaName: string,
+    readonly sagaId: string,
+  ) {
+    super('SAGA_TIMEOUT', `Saga "${sagaName}" (${sagaId}) exceeded its saga-level timeout.`);
+  }
+}
+
+/**
+ * This process no longer owns the saga (its lease expired and another worker claimed it). The
+ * step's transaction was rolled back; the new owner continues the saga.
+ */
+export class LeaseLostError extends SagaOutboxError {
+  constructor(
+    readonly sagaId: string,
+    readonly owner: string,
+  ) {
+    super(
+      'SAGA_LEASE_LOST',
+      `Worker "${owner}" lost the lease on saga "${sagaId}"; another worker continues it.`,
+    );
+  }
+}

@@ -1,0 +1,146 @@
+import type { JsonValue } from '../json';
+
+/** Instance lifecycle. `completed`, `compensated` and `failed` are terminal. */
+export type SagaStatus = 'running' | 'compensating' | 'completed' | 'compensated' | 'failed';
+export const TERMINAL_SAGA_STATUSES: readonly SagaStatus[] = ['completed', 'compensated', 'failed'];
+
+/**
+ * Step lifecycle. Forward: `pending → completed` (or `failed` once retries are exhausted).
+ * Backward: `completed → compensated` (or `compensation_failed`).
+ */
+export type StepStatus = 'pending' | 'completed' | 'failed' | 'compensated' | 'compensation_failed';
+
+export type StepPhase = 'forward' | 'compensate';
+
+export interface StepRecord {
+  name: string;
+  status: StepStatus;
+  attempts: number;
+  compensationAttempts: number;
+  result: JsonValue | null;
+  error: string | null;
+  startedAt: Date | null;
+  completedAt: Date | null;
+  compensatedAt: Date | null;
+}
+
+export interface SagaRecord {
+  id: string;
+  name: string;
+  version: string;
+  status: SagaStatus;
+  input: JsonValue;
+  idempotencyKey: string | null;
+  owner: string | null;
+  leaseUntil: Date | null;
+  deadlineAt: Date | null;
+  error: string | null;
+  failedStep: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+  steps: StepRecord[];
+}
+
+export interface NewSaga {
+  id: string;
+  name: string;
+  version: string;
+  input: JsonValue;
+  idempotencyKey: string | null;
+  stepNames: readonly string[];
+  /** Owner that runs it right away, or null to leave it for the recovery loop. */
+  owner: string | null;
+  leaseMs: number;
+  /** Saga-level timeout, counted from creation on the database clock. */
+  timeoutMs: number | null;
+}
+
+/** Who may write to a saga: the owner named in its row, while its lease holds. */
+export interface Fence {
+  sagaId: string;
+  owner: string;
+}
+
+/** A saga definition identity, used to claim only instances this process can run. */
+export interface SagaVersionRef {
+  name: string;
+  version: string;
+}
+
+export interface ActiveVersionCount extends SagaVersionRef {
+  count: number;
+}
+
+export type StepTxOutcome<T> = { kind: 'done'; value: T } | { kind: 'already-done' };
+
+/**
+ * Durable saga state. Implementations: PostgreSQL (persistence/postgres) and in-memory (testing).
+ * `Tx` is the transaction handle a local step receives (a TypeORM EntityManager for PostgreSQL).
+ */
+export interface SagaStore<Tx = unknown> {
+  /**
+   * Inserts the instance and one `pending` row per step. With an idempotency key already used for
+   * this saga name, inserts nothing and returns the existing id with `created: false`.
+   * With `tx`, the insert joins the caller's transaction.
+   */
+  create(saga: NewSaga, tx?: Tx): Promise<{ id: string; created: boolean }>;
+
+  load(id: string): Promise<SagaRecord | undefined>;
+
+  /**
+   * Runs `body` in a new transaction for one step phase. Inside the same transaction:
+   * locks the step row, returns `already-done` (running nothing) when the phase already completed,
+   * and after `body` resolves records the phase as done with `result`, checking the fence
+   * (throws LeaseLostError and rolls back when another owner holds the saga).
+   * If `body` throws, the transaction rolls back and the error propagates.
+   */
+  runStepTransaction<T>(
+    fence: Fence,
+    step: string,
+    phase: StepPhase,
+    attempt: number,
+    body: (tx: Tx) => Promise<{ result: JsonValue; value: T }>,
+  ): Promise<StepTxOutcome<T>>;
+
+  /** Records a failed attempt (and `failed` / `compensation_failed` when `final`). */
+  recordStepFailure(
+    fence: Fence,
+    step: string,
+    phase: StepPhase,
+    attempt: number,
+    error: string,
+    final: boolean,
+  ): Promise<void>;
+
+  /**
+   * Conditional status change: only from one of `from`, only by the fence owner. Terminal
+   * statuses also clear the owner and lease. Returns false when the row was not in `from` or the
+   * fence did not hold.
+   */
+  transition(
+    fence: Fence,
+    from: readonly SagaStatus[],
+    to: SagaStatus,
+    detail?: { error?: string; failedStep?: string },
+  ): Promise<boolean>;
+
+  /** Extends the leases of the given sagas; returns the ids this owner still holds. */
+  renewLeases(owner: string, sagaIds: readonly string[], leaseMs: number): Promise<string[]>;
+
+  /**
+   * Claims up to `limit` non-terminal sagas whose lease has expired (or that never had an owner),
+   * of the given versions only, skipping rows other workers are claiming. Returns their ids.
+   */
+  claimOrphans(
+    owner: string,
+    versions: readonly SagaVersionRef[],
+    limit: number,
+    leaseMs: number,
+  ): Promise<string[]>;
+
+  /** Gives up ownership now (graceful shutdown) so another worker can resume at once. */
+  release(owner: string, sagaIds: readonly string[]): Promise<void>;
+
+  /** Non-terminal instances per (name, version): reports definitions changed under running sagas. */
+  activeVersions(): Promise<ActiveVersionCount[]>;
+}

@@ -1,0 +1,343 @@
+import { createHash } from 'node:crypto';
+import { InvalidOptionsError, SagaDefinitionError } from '../errors';
+import type { JsonValue } from '../json';
+import {
+  DEFAULT_COMPENSATION_RETRY,
+  DEFAULT_STEP_RETRY,
+  resolveRetryPolicy,
+  type RetryPolicy,
+  type RetryPolicyInput,
+} from './retry-policy';
+
+/** What to do with running sibling steps when one step fails for good. */
+export type FailureStrategy = 'FAIL_FAST' | 'WAIT_ALL' | 'FAIL_FAST_WITH_GRACE';
+export const FAILURE_STRATEGIES: readonly FailureStrategy[] = [
+  'FAIL_FAST',
+  'WAIT_ALL',
+  'FAIL_FAST_WITH_GRACE',
+];
+
+/** What a step body receives. `manager` is the step's own transaction (a TypeORM EntityManager on PostgreSQL). */
+export interface StepContext<TInput = unknown, Tx = unknown> {
+  readonly sagaId: string;
+  readonly sagaName: string;
+  readonly stepName: string;
+  readonly input: TInput;
+  /** Results of the steps completed so far, by step name. */
+  readonly results: Readonly<Record<string, JsonValue>>;
+  /** Stable across retries and crashes: `sagaId:stepName`. Send it with anything a step calls. */
+  readonly idempotencyKey: string;
+  /** 1-based attempt number of this phase. */
+  readonly attempt: number;
+  /** Aborted on step timeout, saga timeout, fail-fast of a sibling, lease loss or shutdown. */
+  readonly signal: AbortSignal;
+  /** The transaction the step's writes, its result and its status change commit in. */
+  readonly manager: Tx;
+}
+
+export interface CompensationContext<TInput = unknown, Tx = unknown> extends StepContext<
+  TInput,
+  Tx
+> {
+  /** What the step returned when it completed. */
+  readonly result: JsonValue;
+  /** Why the saga is compensating. */
+  readonly reason: string;
+}
+
+export type StepBody<TInput, Tx> = (ctx: StepContext<TInput, Tx>) => Promise<unknown> | unknown;
+export type CompensationBody<TInput, Tx> = (
+  ctx: CompensationContext<TInput, Tx>,
+) => Promise<unknown> | unknown;
+
+export interface StepOptions {
+  /** Steps that must complete before this one starts. Steps with no path between them run concurrently. */
+  dependsOn?: readonly string[];
+  /** Retry policy of the forward action. */
+  retry?: RetryPolicyInput;
+  /** Retry policy of the compensation. */
+  compensationRetry?: RetryPolicyInput;
+  /** Per-attempt timeout in ms, delivered as an aborted `ctx.signal`. */
+  timeoutMs?: number;
+  /**
+   * The point of no return. Once a pivot completes, the saga no longer compensates: failing steps
+   * are retried forward (up to the saga's `afterPivotMaxAttempts`) and then park the saga as `failed`.
+   */
+  pivot?: boolean;
+  /**
+   * `false` for steps with nothing to undo (reads, validations). Steps after a pivot and pivots
+   * themselves never need a compensation. Every other step must have one.
+   */
+  compensatable?: boolean;
+}
+
+export interface SagaOptions<TInput = unknown> {
+  failureStrategy?: FailureStrategy;
+  /** FAIL_FAST_WITH_GRACE: how long running siblings may finish before they are aborted. */
+  graceMs?: number;
+  /** Whole-saga timeout in ms, counted from start on the database clock. */
+  timeoutMs?: number;
+  /** Attempts for a step that fails after a pivot completed (retried forward, never compensated). */
+  afterPivotMaxAttempts?: number;
+  /**
+   * Checked before anything is written. Throw, or return `false` or a message, to reject the input.
+   */
+  validate?: (input: TInput) => boolean | string | void;
+}
+
+export interface StepSpec<TInput = unknown, Tx = unknown> extends StepOptions {
+  name: string;
+  run: StepBody<TInput, Tx>;
+  compensate?: CompensationBody<TInput, Tx>;
+}
+
+export interface SagaSpec<TInput = unknown, Tx = unknown> extends SagaOptions<TInput> {
+  name: string;
+  steps: readonly StepSpec<TInput, Tx>[];
+}
+
+export interface StepDefinition<TInput = unknown, Tx = unknown> {
+  readonly name: string;
+  readonly dependsOn: readonly string[];
+  readonly pivot: boolean;
+  /** True when a failure before the pivot must undo this step. */
+  readonly compensatable: boolean;
+  /** True when some pivot is an ancestor: failures here are retried forward. */
+  readonly afterPivot: boolean;
+  readonly retry: RetryPolicy;
+  readonly compensationRetry: RetryPolicy;
+  readonly timeoutMs: number | null;
+  readonly run: StepBody<TInput, Tx>;
+  readonly compensate: CompensationBody<TInput, Tx> | undefined;
+}
+
+/** An immutable, validated saga graph. Decorators and the builder both produce one. */
+export interface SagaDefinition<TInput = unknown, Tx = unknown> {
+  readonly name: string;
+  /** Hash of the step graph; instances finish on the version they started on. */
+  readonly version: string;
+  readonly steps: ReadonlyMap<string, StepDefinition<TInput, Tx>>;
+  /** A topological order of the steps (dependencies first), stable for a given graph. */
+  readonly order: readonly string[];
+  readonly failureStrategy: FailureStrategy;
+  readonly graceMs: number;
+  readonly timeoutMs: number | null;
+  readonly afterPivotMaxAttempts: number;
+  readonly validate: ((input: TInput) => boolean | string | void) | undefined;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+/** Validates a saga spec and freezes it into a definition. Throws SagaDefinitionError naming saga and step. */
+export function buildSagaDefinition<TInput, Tx>(
+  spec: SagaSpec<TInput, Tx>,
+): SagaDefinition<TInput, Tx> {
+  const sagaName = spec.name;
+  if (typeof sagaName !== 'string' || !NAME.test(sagaName)) {
+    throw new SagaDefinitionError(
+      String(sagaName),
+      undefined,
+      'saga names are 1-128 characters of letters, digits, ".", "_", ":" or "-"',
+    );
+  }
+  if (!spec.steps.length)
+    throw new SagaDefinitionError(sagaName, undefined, 'a saga needs at least one step');
+
+  const byName = new Map<string, StepSpec<TInput, Tx>>();
+  for (const step of spec.steps) {
+    if (typeof step.name !== 'string' || !NAME.test(step.name)) {
+      throw new SagaDefinitionError(
+        sagaName,
+        String(step.name),
+        'step names are 1-128 characters of letters, digits, ".", "_", ":" or "-"',
+      );
+    }
+    if (byName.has(step.name))
+      throw new SagaDefinitionError(sagaName, step.name, 'duplicate step name');
+    if (typeof step.run !== 'function')
+      throw new SagaDefinitionError(sagaName, step.name, 'the step has no action to run');
+    byName.set(step.name, step);
+  }
+  for (const step of spec.steps) {
+    for (const dep of step.dependsOn ?? []) {
+      if (!byName.has(dep)) {
+        throw new SagaDefinitionError(
+          sagaName,
+          step.name,
+          `depends on unknown step "${dep}" (known: ${[...byName.keys()].join(', ')})`,
+        );
+      }
+      if (dep === step.name)
+        throw new SagaDefinitionError(sagaName, step.name, 'depends on itself');
+    }
+  }
+  const order = topologicalOrder(sagaName, spec.steps);
+
+  // afterPivot: a pivot is a strict ancestor.
+  const afterPivot = new Map<string, boolean>();
+  for (const name of order) {
+    const s = byName.get(name)!;
+    afterPivot.set(
+      name,
+      (s.dependsOn ?? []).some((d) => byName.get(d)!.pivot === true || afterPivot.get(d) === true),
+    );
+  }
+
+  const steps = new Map<string, StepDefinition<TInput, Tx>>();
+  for (const name of order) {
+    const s = byName.get(name)!;
+    const pivot = s.pivot === true;
+    const isAfterPivot = afterPivot.get(name)!;
+    if (pivot && s.compensate) {
+      throw new SagaDefinitionError(
+        sagaName,
+        name,
+        'a pivot step is the point of no return and cannot have a compensation',
+      );
+    }
+    const compensatable = !pivot && !isAfterPivot && s.compensatable !== false;
+    if (compensatable && !s.compensate) {
+      throw new SagaDefinitionError(
+        sagaName,
+        name,
+        'the step is compensatable but has no compensation: add @Compensate("' +
+          name +
+          '") (or .compensate in the builder), or mark it { compensatable: false } if it has nothing to undo',
+      );
+    }
+    if (s.timeoutMs !== undefined && (!Number.isFinite(s.timeoutMs) || s.timeoutMs <= 0)) {
+      throw new SagaDefinitionError(
+        sagaName,
+        name,
+        `timeoutMs must be a positive number, got ${String(s.timeoutMs)}`,
+      );
+    }
+    const where = `saga "${sagaName}" step "${name}"`;
+    steps.set(
+      name,
+      Object.freeze({
+        name,
+        // Deduplicated: a repeated dependency is the same graph (and the same version).
+        dependsOn: Object.freeze([...new Set(s.dependsOn ?? [])]),
+        pivot,
+        compensatable,
+        afterPivot: isAfterPivot,
+        retry: wrapDefinitionError(sagaName, name, () =>
+          resolveRetryPolicy(s.retry, DEFAULT_STEP_RETRY, `${where} retry`),
+        ),
+        compensationRetry: wrapDefinitionError(sagaName, name, () =>
+          resolveRetryPolicy(
+            s.compensationRetry,
+            DEFAULT_COMPENSATION_RETRY,
+            `${where} compensationRetry`,
+          ),
+        ),
+        timeoutMs: s.timeoutMs ?? null,
+        run: s.run,
+        compensate: s.compensate,
+      }),
+    );
+  }
+
+  const failureStrategy = spec.failureStrategy ?? 'FAIL_FAST';
+  if (!FAILURE_STRATEGIES.includes(failureStrategy)) {
+    throw new SagaDefinitionError(
+      sagaName,
+      undefined,
+      `failureStrategy must be one of ${FAILURE_STRATEGIES.join(', ')}`,
+    );
+  }
+  const graceMs = spec.graceMs ?? 5_000;
+  if (!Number.isFinite(graceMs) || graceMs < 0)
+    throw new SagaDefinitionError(sagaName, undefined, 'graceMs must be >= 0');
+  if (spec.timeoutMs !== undefined && (!Number.isFinite(spec.timeoutMs) || spec.timeoutMs <= 0)) {
+    throw new SagaDefinitionError(sagaName, undefined, 'timeoutMs must be a positive number');
+  }
+  const afterPivotMaxAttempts = spec.afterPivotMaxAttempts ?? 20;
+  if (!Number.isInteger(afterPivotMaxAttempts) || afterPivotMaxAttempts < 1) {
+    throw new SagaDefinitionError(
+      sagaName,
+      undefined,
+      'afterPivotMaxAttempts must be an integer >= 1',
+    );
+  }
+
+  return Object.freeze({
+    name: sagaName,
+    version: hashGraph(order.map((n) => steps.get(n)!)),
+    steps,
+    order: Object.freeze(order),
+    failureStrategy,
+    graceMs,
+    timeoutMs: spec.timeoutMs ?? null,
+    afterPivotMaxAttempts,
+    validate: spec.validate,
+  });
+}
+
+/** Kahn's algorithm; ties broken by declaration order so the order is stable. */
+function topologicalOrder(
+  sagaName: string,
+  steps: readonly StepSpec<unknown, unknown>[] | readonly StepSpec<never, never>[],
+): string[] {
+  const list = steps as readonly StepSpec<unknown, unknown>[];
+  const indegree = new Map(list.map((s) => [s.name, new Set(s.dependsOn ?? []).size]));
+  const dependents = new Map<string, string[]>(list.map((s) => [s.name, []]));
+  for (const s of list) for (const d of new Set(s.dependsOn ?? [])) dependents.get(d)!.push(s.name);
+  const order: string[] = [];
+  const ready = list.filter((s) => indegree.get(s.name) === 0).map((s) => s.name);
+  while (ready.length) {
+    const n = ready.shift()!;
+    order.push(n);
+    for (const m of dependents.get(n)!) {
+      const left = indegree.get(m)! - 1;
+      indegree.set(m, left);
+      if (left === 0) ready.push(m);
+    }
+  }
+  if (order.length !== list.length) {
+    // Steps left over are on a cycle or downstream of one. Every one of them has a left-over
+    // dependency, so following those from any of them must revisit a step: that loop is a cycle.
+    const stuck = new Set(list.map((s) => s.name).filter((n) => !order.includes(n)));
+    const depsOf = new Map(list.map((s) => [s.name, [...new Set(s.dependsOn ?? [])]]));
+    const path: string[] = [];
+    let current = [...stuck][0]!;
+    while (!path.includes(current)) {
+      path.push(current);
+      current = depsOf.get(current)!.find((d) => stuck.has(d))!;
+    }
+    const cycle = path.slice(path.indexOf(current));
+    throw new SagaDefinitionError(
+      sagaName,
+      cycle[0],
+      `dependency cycle ${[...cycle, cycle[0]].map((n) => `"${n}"`).join(' → ')} (each depends on the next)`,
+    );
+  }
+  return order;
+}
+
+/** The version is a hash of what recovery depends on: step names, edges, pivots, compensations. */
+function hashGraph(
+  steps: readonly StepDefinition<unknown, unknown>[] | readonly StepDefinition<never, never>[],
+): string {
+  const canonical = (steps as readonly StepDefinition<unknown, unknown>[])
+    .map((s) => ({
+      n: s.name,
+      d: [...s.dependsOn].sort(),
+      p: s.pivot,
+      c: s.compensatable,
+      k: s.compensate !== undefined,
+    }))
+    .sort((a, b) => (a.n < b.n ? -1 : a.n > b.n ? 1 : 0));
+  return createHash('sha256').update(JSON.stringify(canonical)).digest('hex').slice(0, 16);
+}
+
+function wrapDefinitionError<T>(sagaName: string, stepName: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof InvalidOptionsError)
+      throw new SagaDefinitionError(sagaName, stepName, e.message);
+    throw e;
+  }
+}

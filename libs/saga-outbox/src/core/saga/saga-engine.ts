@@ -1,0 +1,392 @@
+import {
+  InvalidOptionsError,
+  SagaDefinitionError,
+  SagaInputInvalidError,
+  SagaNotFoundError,
+  SagaWaitTimeoutError,
+  UnknownSagaError,
+} from '../errors';
+import { assertJsonSerializable } from '../json';
+import { SingleFlightLoop } from '../loop';
+import { systemClock, type Clock } from '../ports/clock';
+import { silentLogger, type SageLogger } from '../ports/logger';
+import { TERMINAL_SAGA_STATUSES, type SagaRecord, type SagaStore } from '../ports/saga-store';
+import { uuidv7 } from '../uuid';
+import type { SagaDefinition } from './saga-definition';
+import type { SagaEvent, SagaEventListener } from './saga-events';
+import { SagaRunner, type RunOutcome } from './saga-runner';
+
+export interface SagaEngineOptions<Tx> {
+  store: SagaStore<Tx>;
+  clock?: Clock;
+  logger?: SageLogger;
+  /** Identifies this worker in `saga_instance.owner`. Default: a fresh UUIDv7 per process. */
+  ownerId?: string;
+  /** How long a claim on a saga lasts without renewal (database clock). Default 30 s. */
+  leaseMs?: number;
+  /** How often orphaned sagas (expired lease, or started inside a caller's transaction) are claimed. Default 2 s. */
+  recoveryIntervalMs?: number;
+  /** Sagas this process drives at once; more wait in the database for capacity. Default 64. */
+  maxConcurrentSagas?: number;
+  /** Graceful shutdown: how long running sagas may finish before they are interrupted. Default 10 s. */
+  shutdownTimeoutMs?: number;
+  random?: () => number;
+}
+
+export interface StartOptions<Tx> {
+  /** Same key (for the same saga name) → the same saga; the second start writes nothing. */
+  idempotencyKey?: string;
+  /**
+   * Start inside the caller's transaction: the saga exists only if that transaction commits, and
+   * a worker picks it up after commit (recovery loop, or `resumePending()` right after commit).
+   */
+  manager?: Tx;
+}
+
+export interface StartResult {
+  sagaId: string;
+  /** False when the idempotency key had already started a saga. */
+  created: boolean;
+}
+
+export interface WaitOptions {
+  timeoutMs?: number;
+}
+
+export interface VersionMismatch {
+  saga: string;
+  runningVersion: string;
+  registeredVersion: string | null;
+  instances: number;
+}
+
+const MAX_IDEMPOTENCY_KEY = 256;
+
+/**
+ * The saga engine: registry of definitions, start/get/waitFor, and the background work that keeps
+ * the durability promise (lease renewal; recovery of orphaned sagas).
+ */
+export class SagaEngine<Tx = unknown> {
+  private readonly definitions = new Map<string, SagaDefinition<unknown, Tx>>();
+  private readonly active = new Map<
+    string,
+    { runner: SagaRunner<unknown, Tx>; done: Promise<RunOutcome> }
+  >();
+  private readonly listeners = new Set<SagaEventListener>();
+  private readonly store: SagaStore<Tx>;
+  private readonly clock: Clock;
+  private readonly logger: SageLogger;
+  readonly ownerId: string;
+  private readonly leaseMs: number;
+  private readonly maxConcurrent: number;
+  private readonly shutdownTimeoutMs: number;
+  private readonly random: () => number;
+  private readonly recoveryLoop: SingleFlightLoop;
+  private readonly heartbeatLoop: SingleFlightLoop;
+  private loopsController: AbortController | undefined;
+  private shuttingDown = false;
+
+  constructor(options: SagaEngineOptions<Tx>) {
+    this.store = options.store;
+    this.clock = options.clock ?? systemClock;
+    this.logger = options.logger ?? silentLogger;
+    this.ownerId = options.ownerId ?? uuidv7();
+    this.leaseMs = positive('leaseMs', options.leaseMs ?? 30_000);
+    this.maxConcurrent = positiveInt('maxConcurrentSagas', options.maxConcurrentSagas ?? 64);
+    this.shutdownTimeoutMs = nonNegative('shutdownTimeoutMs', options.shutdownTimeoutMs ?? 10_000);
+    this.random = options.random ?? Math.random;
+    const recoveryIntervalMs = positive('recoveryIntervalMs', options.recoveryIntervalMs ?? 2_000);
+    this.recoveryLoop = new SingleFlightLoop(
+      'saga.recovery',
+      recoveryIntervalMs,
+      () => this.recoverOnce(),
+      this.clock,
+      this.logger,
+    );
+    this.heartbeatLoop = new SingleFlightLoop(
+      'saga.heartbeat',
+      Math.max(10, Math.floor(this.leaseMs / 3)),
+      () => this.renewLeases(),
+      this.clock,
+      this.logger,
+    );
+  }
+
+  register<TInput>(definition: SagaDefinition<TInput, Tx>): void {
+    if (this.definitions.has(definition.name)) {
+      throw new SagaDefinitionError(
+        definition.name,
+        undefined,
+        'a saga with this name is already registered; saga names must be unique',
+      );
+    }
+    this.definitions.set(definition.name, definition as SagaDefinition<unknown, Tx>);
+  }
+
+  definition(name: string): SagaDefinition<unknown, Tx> | undefined {
+    return this.definitions.get(name);
+  }
+
+  get sagaNames(): string[] {
+    return [...this.definitions.keys()];
+  }
+
+  onEvent(listener: SagaEventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Validates, persists and (unless inside a caller's transaction) starts running a saga. */
+  async start(name: string, input: unknown, options: StartOptions<Tx> = {}): Promise<StartResult> {
+    const def = this.definitions.get(name);
+    if (!def) throw new UnknownSagaError(name, this.sagaNames);
+    const key = options.idempotencyKey;
+    if (
+      key !== undefined &&
+      (typeof key !== 'string' || key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY)
+    ) {
+      throw new InvalidOptionsError(
+        'idempotencyKey',
+        `must be a non-empty string of at most ${MAX_IDEMPOTENCY_KEY} characters`,
+      );
+    }
+    if (def.validate) {
+      let verdict: boolean | string | void;
+      try {
+        verdict = def.validate(input);
+      } catch (error) {
+        throw new SagaInputInvalidError(
+          name,
+          error instanceof Error ? error.message : String(error),
+          error,
+        );
+      }
+      if (verdict === false) throw new SagaInputInvalidError(name, 'validator returned false');
+      if (typeof verdict === 'string') throw new SagaInputInvalidError(name, verdict);
+    }
+    assertJsonSerializable(input, `Input of saga "${name}"`);
+    if (this.shuttingDown)
+      throw new InvalidOptionsError('start', 'the saga engine is shutting down');
+
+    const inCallerTx = options.manager !== undefined;
+    const runHere = !inCallerTx && this.active.size < this.maxConcurrent;
+    const { id, created } = await this.store.create(
+      {
+        id: uuidv7(this.clock.now()),
+        name,
+        version: def.version,
+        input,
+        idempotencyKey: key ?? null,
+        stepNames: def.order,
+        owner: runHere ? this.ownerId : null,
+        leaseMs: this.leaseMs,
+        timeoutMs: def.timeoutMs,
+      },
+      options.manager,
+    );
+    if (created) {
+      this.emit({ type: 'saga.started', sagaId: id, saga: name, at: this.clock.now() });
+      if (runHere) await this.launch(id, false);
+      else if (!inCallerTx) this.recoveryLoop.wake();
+    }
+    return { sagaId: id, created };
+  }
+
+  /** Claims sagas waiting for a worker now (e.g. right after committing a transaction that started one). */
+  resumePending(): void {
+    this.recoveryLoop.wake();
+  }
+
+  async get(sagaId: string): Promise<SagaRecord> {
+    const record = await this.store.load(sagaId);
+    if (!record) throw new SagaNotFoundError(sagaId);
+    return record;
+  }
+
+  /** Resolves with the saga once it is `completed`, `compensated` or `failed`. */
+  async waitFor(sagaId: string, options: WaitOptions = {}): Promise<SagaRecord> {
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    const deadline = this.clock.now() + timeoutMs;
+    let pollMs = 20;
+    for (;;) {
+      const local = this.active.get(sagaId);
+      if (local) {
+        const left = deadline - this.clock.now();
+        if (left > 0) await Promise.race([local.done, this.clock.sleep(left)]);
+      }
+      const record = await this.get(sagaId);
+      if (TERMINAL_SAGA_STATUSES.includes(record.status)) return record;
+      const left = deadline - this.clock.now();
+      if (left <= 0) throw new SagaWaitTimeoutError(sagaId, record.status, timeoutMs);
+      await this.clock.sleep(Math.min(pollMs, left));
+      pollMs = Math.min(pollMs * 2, 500);
+    }
+  }
+
+  /** Definitions changed while instances of an older version are still running. */
+  async versionMismatches(): Promise<VersionMismatch[]> {
+    const rows = await this.store.activeVersions();
+    return rows
+      .filter((r) => this.definitions.get(r.name)?.version !== r.version)
+      .map((r) => ({
+        saga: r.name,
+        runningVersion: r.version,
+        registeredVersion: this.definitions.get(r.name)?.version ?? null,
+        instances: r.count,
+      }));
+  }
+
+  /** Starts lease renewal and the recovery loop. Reports running instances of changed definitions. */
+  async startBackground(): Promise<void> {
+    if (this.loopsController) return;
+    this.loopsController = new AbortController();
+    for (const m of await this.versionMismatches()) {
+      this.logger.warn(
+        `saga "${m.saga}" has ${m.instances} unfinished instance(s) of version ${m.runningVersion}, but this process registers ${m.registeredVersion ?? 'no definition'}; they are left alone (not resumed with a different graph). Deploy the old definition under the same name on a worker to finish them.`,
+        { event: 'saga.version_mismatch', ...m },
+      );
+    }
+    this.heartbeatLoop.start(this.loopsController.signal);
+    this.recoveryLoop.start(this.loopsController.signal);
+  }
+
+  get loopStats(): {
+    recovery: SingleFlightLoop['stats'];
+    heartbeat: SingleFlightLoop['stats'];
+    activeSagas: number;
+  } {
+    return {
+      recovery: this.recoveryLoop.stats,
+      heartbeat: this.heartbeatLoop.stats,
+      activeSagas: this.active.size,
+    };
+  }
+
+  /**
+   * Graceful shutdown: stop claiming, let running sagas finish within the bound, then interrupt the
+   * rest and release their leases so another worker resumes them at once.
+   */
+  async shutdown(): Promise<void> {
+    this.shuttingDown = true;
+    this.loopsController?.abort();
+    await this.recoveryLoop.stopped();
+    const pending = [...this.active.values()].map((a) => a.done);
+    if (pending.length)
+      await Promise.race([Promise.allSettled(pending), this.clock.sleep(this.shutdownTimeoutMs)]);
+    const left = [...this.active.values()];
+    for (const a of left) a.runner.stop('shutdown');
+    await Promise.allSettled(left.map((a) => a.done));
+    await this.heartbeatLoop.stopped();
+    if (left.length) {
+      await this.store
+        .release(
+          this.ownerId,
+          left.map((a) => a.runner.sagaId),
+        )
+        .catch((error: unknown) => {
+          this.logger.warn('could not release saga leases on shutdown; they expire on their own', {
+            event: 'saga.release_failed',
+            error: String(error),
+          });
+        });
+    }
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private async launch(sagaId: string, resumed: boolean): Promise<void> {
+    const record = await this.store.load(sagaId);
+    if (!record) return;
+    if (TERMINAL_SAGA_STATUSES.includes(record.status)) return;
+    const def = this.definitions.get(record.name);
+    if (!def || def.version !== record.version) {
+      // Claimed by a filter that no longer matches (should not happen): give it back.
+      await this.store.release(this.ownerId, [sagaId]);
+      return;
+    }
+    if (resumed) this.emit({ type: 'saga.resumed', sagaId, saga: def.name, at: this.clock.now() });
+    const runner = new SagaRunner(def, record, this.ownerId, {
+      store: this.store,
+      clock: this.clock,
+      logger: this.logger,
+      emit: (e) => this.emit(e),
+      random: this.random,
+    });
+    const done = runner.run().then(
+      async (outcome) => {
+        this.active.delete(sagaId);
+        if (outcome === 'interrupted' && !this.shuttingDown) {
+          // Store trouble or lost lease: give the saga back so recovery (here or elsewhere) resumes it.
+          await this.store.release(this.ownerId, [sagaId]).catch(() => undefined);
+          this.recoveryLoop.wake();
+        }
+        return outcome;
+      },
+      (error: unknown) => {
+        this.active.delete(sagaId);
+        this.logger.error('saga runner crashed', {
+          event: 'saga.runner_error',
+          sagaId,
+          error: String(error),
+        });
+        return 'interrupted' as RunOutcome;
+      },
+    );
+    this.active.set(sagaId, { runner: runner as SagaRunner<unknown, Tx>, done });
+  }
+
+  private async recoverOnce(): Promise<void> {
+    if (this.shuttingDown) return;
+    const capacity = this.maxConcurrent - this.active.size;
+    if (capacity <= 0) return;
+    const versions = [...this.definitions.values()].map((d) => ({
+      name: d.name,
+      version: d.version,
+    }));
+    const ids = await this.store.claimOrphans(this.ownerId, versions, capacity, this.leaseMs);
+    for (const id of ids) {
+      if (this.active.has(id)) continue;
+      await this.launch(id, true);
+    }
+    // A full batch means more may be waiting: go again soon.
+    if (ids.length === capacity) this.recoveryLoop.wake();
+  }
+
+  private async renewLeases(): Promise<void> {
+    const ids = [...this.active.keys()];
+    if (!ids.length) return;
+    const held = new Set(await this.store.renewLeases(this.ownerId, ids, this.leaseMs));
+    for (const id of ids) {
+      if (!held.has(id)) this.active.get(id)?.runner.stop('lease-lost');
+    }
+  }
+
+  private emit(event: SagaEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(event);
+      } catch (error) {
+        this.logger.warn('saga event listener threw', {
+          event: 'saga.listener_error',
+          error: String(error),
+        });
+      }
+    }
+  }
+}
+
+function positive(name: string, v: number): number {
+  if (!Number.isFinite(v) || v <= 0)
+    throw new InvalidOptionsError(name, `must be a positive number, got ${String(v)}`);
+  return v;
+}
+function positiveInt(name: string, v: number): number {
+  if (!Number.isInteger(v) || v <= 0)
+    throw new InvalidOptionsError(name, `must be a positive integer, got ${String(v)}`);
+  return v;
+}
+function nonNegative(name: string, v: number): number {
+  if (!Number.isFinite(v) || v < 0)
+    throw new InvalidOptionsError(name, `must be a number >= 0, got ${String(v)}`);
+  return v;
+}

@@ -1,0 +1,542 @@
+import {
+  LeaseLostError,
+  NotSerializableError,
+  SagaOutboxError,
+  SagaTimeoutError,
+  StepTimeoutError,
+} from '../errors';
+import { assertJsonSerializable, type JsonValue } from '../json';
+import type { Clock } from '../ports/clock';
+import type { SageLogger } from '../ports/logger';
+import type { Fence, SagaRecord, SagaStore, StepRecord } from '../ports/saga-store';
+import { backoffDelay, isRetryable, type RetryPolicy } from './retry-policy';
+import type { SagaDefinition, StepDefinition } from './saga-definition';
+import type { SagaEvent } from './saga-events';
+
+export interface SagaRunnerDeps<Tx> {
+  store: SagaStore<Tx>;
+  clock: Clock;
+  logger: SageLogger;
+  emit: (event: SagaEvent) => void;
+  random?: () => number;
+}
+
+export type RunOutcome = 'completed' | 'compensated' | 'failed' | 'interrupted';
+type StopReason = 'lease-lost' | 'shutdown' | 'store-error';
+
+type StepResult =
+  { kind: 'done'; result: JsonValue } | { kind: 'failed'; error: unknown } | { kind: 'aborted' };
+
+/**
+ * Drives one saga instance from its stored state to a terminal status: forward over the DAG
+ * (independent steps concurrently), then, on failure before a pivot, compensation of completed
+ * steps in reverse topological order. Every decision is checkpointed through the store, so a new
+ * owner can resume from any point; completed steps are never re-run.
+ */
+export class SagaRunner<TInput, Tx> {
+  /** Aborted when this process must stop driving the saga (lease lost, shutdown). */
+  private readonly stopController = new AbortController();
+  private stopReason: StopReason | undefined;
+  private readonly fence: Fence;
+  private readonly random: () => number;
+
+  constructor(
+    private readonly def: SagaDefinition<TInput, Tx>,
+    private record: SagaRecord,
+    owner: string,
+    private readonly deps: SagaRunnerDeps<Tx>,
+  ) {
+    this.fence = { sagaId: record.id, owner };
+    this.random = deps.random ?? Math.random;
+  }
+
+  get sagaId(): string {
+    return this.record.id;
+  }
+
+  /** Stops driving the saga: running steps see an aborted signal; their transactions roll back. */
+  stop(reason: StopReason): void {
+    if (this.stopReason) return;
+    this.stopReason = reason;
+    this.stopController.abort(new SagaInterrupted(reason));
+  }
+
+  async run(): Promise<RunOutcome> {
+    const startedAt = this.deps.clock.now();
+    try {
+      if (this.record.status === 'running') {
+        const forward = await this.forward();
+        if (forward.kind === 'interrupted') return this.interrupted();
+        if (forward.kind === 'completed') {
+          return (await this.finish('running', 'completed', startedAt))
+            ? 'completed'
+            : this.interrupted();
+        }
+        if (forward.kind === 'failed') {
+          return (await this.finish('running', 'failed', startedAt, forward.reason, forward.step))
+            ? 'failed'
+            : this.interrupted();
+        }
+        const moved = await this.deps.store.transition(this.fence, ['running'], 'compensating', {
+          error: forward.reason,
+          failedStep: forward.step,
+        });
+        if (!moved) return this.interrupted();
+        this.record = { ...this.record, status: 'compensating', error: forward.reason, failedStep: forward.step ?? null };
+        this.emit({ type: 'saga.compensating', reason: forward.reason });
+      }
+      if (this.record.status === 'compensating') {
+        // Compensation works from the durable step states, not from what forward() saw in memory.
+        const fresh = await this.deps.store.load(this.record.id);
+        if (!fresh) return this.interrupted();
+        this.record = fresh;
+        return await this.compensate(startedAt);
+      }
+      return this.record.status as RunOutcome;
+    } catch (error) {
+      if (error instanceof LeaseLostError) this.stop('lease-lost');
+      if (this.stopReason) return this.interrupted();
+      this.stop('store-error');
+      this.deps.logger.error('saga run failed; recovery will resume it', {
+        event: 'saga.store_error',
+        sagaId: this.record.id,
+        error: describe(error),
+      });
+      return this.interrupted();
+    }
+  }
+
+  // ---------------------------------------------------------------- forward
+
+  private async forward(): Promise<
+    | { kind: 'completed' }
+    | { kind: 'compensate'; reason: string; step?: string }
+    | { kind: 'failed'; reason: string; step?: string }
+    | { kind: 'interrupted' }
+  > {
+    const { def } = this;
+    const stepState = new Map(this.record.steps.map((s) => [s.name, s]));
+    const completed = new Set<string>();
+    const results: Record<string, JsonValue> = {};
+    let failure: { step: string; error: unknown } | undefined;
+    for (const s of this.record.steps) {
+      if (s.status === 'completed') {
+        completed.add(s.name);
+        results[s.name] = s.result;
+      } else if (s.status === 'failed' && !failure) {
+        // The final failure was recorded but the process died before acting on it.
+        failure = { step: s.name, error: new Error(s.error ?? 'step failed') };
+      }
+    }
+    const pivotDone = (): boolean => [...completed].some((n) => def.steps.get(n)!.pivot);
+
+    // Aborts running steps on saga timeout or a sibling's failure (per strategy), and on stop.
+    const forwardController = new AbortController();
+    const onStop = (): void => forwardController.abort(this.stopController.signal.reason);
+    this.stopController.signal.addEventListener('abort', onStop, { once: true });
+    let timedOut = false;
+    let deadlineTimer: NodeJS.Timeout | undefined;
+    let graceTimer: NodeJS.Timeout | undefined;
+    if (this.record.deadlineAt) {
+      const left = this.record.deadlineAt.getTime() - this.deps.clock.now();
+      const onDeadline = (): void => {
+        timedOut = true;
+        forwardController.abort(new SagaTimeoutError(def.name, this.record.id));
+      };
+      if (left <= 0) onDeadline();
+      else deadlineTimer = setTimeout(onDeadline, left);
+    }
+
+    const inFlight = new Map<string, Promise<void>>();
+    const launch = (step: StepDefinition<TInput, Tx>): void => {
+      const task = this.runForwardStep(
+        step,
+        stepState.get(step.name),
+        results,
+        forwardController.signal,
+        pivotDone,
+      )
+        .catch((error: unknown): StepResult => {
+          // The store failed to record an outcome: stop driving the saga; recovery resumes it.
+          this.stop(error instanceof LeaseLostError ? 'lease-lost' : 'store-error');
+          this.deps.logger.error('saga step bookkeeping failed', {
+            event: 'saga.store_error',
+            sagaId: this.record.id,
+            step: step.name,
+            error: describe(error),
+          });
+          return { kind: 'aborted' };
+        })
+        .then((r) => {
+          inFlight.delete(step.name);
+          if (r.kind === 'done') {
+            completed.add(step.name);
+            results[step.name] = r.result;
+          } else if (r.kind === 'failed' && !failure) {
+            failure = { step: step.name, error: r.error };
+            if (def.failureStrategy === 'FAIL_FAST')
+              forwardController.abort(new SiblingFailed(step.name));
+            else if (def.failureStrategy === 'FAIL_FAST_WITH_GRACE') {
+              graceTimer = setTimeout(
+                () => forwardController.abort(new SiblingFailed(step.name)),
+                def.graceMs,
+              );
+            }
+          }
+        });
+      inFlight.set(step.name, task);
+    };
+
+    try {
+      for (;;) {
+        if (!failure && !forwardController.signal.aborted) {
+          for (const name of def.order) {
+            if (completed.has(name) || inFlight.has(name)) continue;
+            const step = def.steps.get(name)!;
+            if (step.dependsOn.every((d) => completed.has(d))) launch(step);
+          }
+        }
+        if (inFlight.size === 0) break;
+        await Promise.race(inFlight.values());
+      }
+    } finally {
+      clearTimeout(deadlineTimer);
+      clearTimeout(graceTimer);
+      this.stopController.signal.removeEventListener('abort', onStop);
+    }
+
+    if (this.stopReason) return { kind: 'interrupted' };
+    if (failure) {
+      const reason = `step "${failure.step}" failed: ${describe(failure.error)}`;
+      if (pivotDone()) {
+        return {
+          kind: 'failed',
+          step: failure.step,
+          reason: `${reason}; the saga is past its pivot, so it cannot be compensated: fix the cause and resume it manually`,
+        };
+      }
+      return { kind: 'compensate', step: failure.step, reason };
+    }
+    if (timedOut) {
+      const reason = `saga timed out after ${def.timeoutMs ?? 0} ms`;
+      if (pivotDone())
+        return { kind: 'failed', reason: `${reason} past its pivot; it cannot be compensated` };
+      return { kind: 'compensate', reason };
+    }
+    return { kind: 'completed' };
+  }
+
+  private async runForwardStep(
+    step: StepDefinition<TInput, Tx>,
+    state: StepRecord | undefined,
+    results: Readonly<Record<string, JsonValue>>,
+    forwardSignal: AbortSignal,
+    pivotDone: () => boolean,
+  ): Promise<StepResult> {
+    let attempt = state?.attempts ?? 0;
+    // Past the point of no return a failing step is retried forward, never compensated.
+    const maxAttempts = (): number =>
+      !step.pivot && (step.afterPivot || pivotDone())
+        ? Math.max(step.retry.maxAttempts, this.def.afterPivotMaxAttempts)
+        : step.retry.maxAttempts;
+    for (;;) {
+      if (forwardSignal.aborted) return { kind: 'aborted' };
+      attempt++;
+      const began = this.deps.clock.now();
+      this.emit({ type: 'step.started', step: step.name, attempt });
+      const attemptResult = await this.attempt(
+        step,
+        'forward',
+        attempt,
+        forwardSignal,
+        async (tx, signal) => {
+          const value = await step.run({
+            sagaId: this.record.id,
+            sagaName: this.def.name,
+            stepName: step.name,
+            input: this.record.input as TInput,
+            results: { ...results },
+            idempotencyKey: `${this.record.id}:${step.name}`,
+            attempt,
+            signal,
+            manager: tx,
+          });
+          const result = value === undefined ? null : value;
+          assertJsonSerializable(
+            result,
+            `Result of step "${step.name}" of saga "${this.def.name}"`,
+          );
+          return result;
+        },
+      );
+      if (attemptResult.kind === 'done') {
+        this.emit({
+          type: 'step.completed',
+          step: step.name,
+          attempt,
+          durationMs: this.deps.clock.now() - began,
+        });
+        return attemptResult;
+      }
+      if (attemptResult.kind === 'aborted') return attemptResult;
+      const error = attemptResult.error;
+      const final = !retryableError(step.retry, error) || attempt >= maxAttempts();
+      await this.deps.store.recordStepFailure(
+        this.fence,
+        step.name,
+        'forward',
+        attempt,
+        describe(error),
+        final,
+      );
+      if (final) {
+        this.emit({ type: 'step.failed', step: step.name, attempt, error: describe(error) });
+        return { kind: 'failed', error };
+      }
+      const delayMs = backoffDelay(step.retry, attempt, this.random);
+      this.emit({
+        type: 'step.retrying',
+        step: step.name,
+        attempt,
+        delayMs,
+        error: describe(error),
+      });
+      try {
+        await this.deps.clock.sleep(delayMs, forwardSignal);
+      } catch {
+        return { kind: 'aborted' };
+      }
+    }
+  }
+
+  // ----------------------------------------------------------- compensation
+
+  private async compensate(startedAt: number): Promise<RunOutcome> {
+    const reason = this.record.error ?? 'saga is compensating';
+    const byName = new Map(this.record.steps.map((s) => [s.name, s]));
+    const results: Record<string, JsonValue> = {};
+    for (const s of this.record.steps) if (s.result !== null) results[s.name] = s.result;
+
+    // Reverse topological order over completed steps only; sequential, so the order is exact.
+    for (const name of [...this.def.order].reverse()) {
+      const step = this.def.steps.get(name)!;
+      const state = byName.get(name);
+      if (!state) continue;
+      if (state.status === 'compensation_failed') {
+        return this.failCompensation(step.name, state.error ?? 'compensation failed', startedAt);
+      }
+      if (state.status !== 'completed' || !step.compensatable || !step.compensate) continue;
+      const compensate = step.compensate;
+      let attempt = state.compensationAttempts;
+      for (;;) {
+        if (this.stopReason) return this.interrupted();
+        attempt++;
+        const r = await this.attempt(
+          step,
+          'compensate',
+          attempt,
+          this.stopController.signal,
+          async (tx, signal) => {
+            await compensate({
+              sagaId: this.record.id,
+              sagaName: this.def.name,
+              stepName: step.name,
+              input: this.record.input as TInput,
+              results: { ...results },
+              result: state.result,
+              reason,
+              idempotencyKey: `${this.record.id}:${step.name}:compensate`,
+              attempt,
+              signal,
+              manager: tx,
+            });
+            return null;
+          },
+        );
+        if (r.kind === 'done') {
+          this.emit({ type: 'compensation.completed', step: step.name, attempt });
+          break;
+        }
+        if (r.kind === 'aborted') return this.interrupted();
+        const final =
+          !retryableError(step.compensationRetry, r.error) ||
+          attempt >= step.compensationRetry.maxAttempts;
+        await this.deps.store.recordStepFailure(
+          this.fence,
+          step.name,
+          'compensate',
+          attempt,
+          describe(r.error),
+          final,
+        );
+        if (final) {
+          this.emit({
+            type: 'compensation.failed',
+            step: step.name,
+            attempt,
+            error: describe(r.error),
+          });
+          return this.failCompensation(step.name, describe(r.error), startedAt, attempt);
+        }
+        const delayMs = backoffDelay(step.compensationRetry, attempt, this.random);
+        this.emit({
+          type: 'compensation.retrying',
+          step: step.name,
+          attempt,
+          delayMs,
+          error: describe(r.error),
+        });
+        try {
+          await this.deps.clock.sleep(delayMs, this.stopController.signal);
+        } catch {
+          return this.interrupted();
+        }
+      }
+    }
+    return (await this.finish('compensating', 'compensated', startedAt))
+      ? 'compensated'
+      : this.interrupted();
+  }
+
+  private async failCompensation(
+    step: string,
+    error: string,
+    startedAt: number,
+    attempts?: number,
+  ): Promise<RunOutcome> {
+    const reason =
+      `compensation of step "${step}" failed${attempts ? ` after ${attempts} attempts` : ''}: ${error}. ` +
+      `Earlier failure: ${this.record.error ?? 'unknown'}. The saga is parked as failed; undo the step by hand.`;
+    return (await this.finish('compensating', 'failed', startedAt, reason, step))
+      ? 'failed'
+      : this.interrupted();
+  }
+
+  // ------------------------------------------------------------------ shared
+
+  /**
+   * One attempt of one phase in its own transaction. The per-attempt timeout aborts `signal`; the
+   * transaction ends only after the body settles, and a timed-out attempt is rolled back even if
+   * its body finished late, so no write escapes the step's transaction.
+   */
+  private async attempt(
+    step: StepDefinition<TInput, Tx>,
+    phase: 'forward' | 'compensate',
+    attempt: number,
+    parent: AbortSignal,
+    body: (tx: Tx, signal: AbortSignal) => Promise<JsonValue>,
+  ): Promise<StepResult> {
+    const controller = new AbortController();
+    const onParent = (): void => controller.abort(parent.reason);
+    if (parent.aborted) return { kind: 'aborted' };
+    parent.addEventListener('abort', onParent, { once: true });
+    const timer =
+      step.timeoutMs !== null
+        ? setTimeout(
+            () => controller.abort(new StepTimeoutError(this.def.name, step.name, step.timeoutMs!)),
+            step.timeoutMs,
+          )
+        : undefined;
+    try {
+      const outcome = await this.deps.store.runStepTransaction(
+        this.fence,
+        step.name,
+        phase,
+        attempt,
+        async (tx) => {
+          const result = await body(tx, controller.signal);
+          if (controller.signal.aborted) throw controller.signal.reason;
+          return { result, value: result };
+        },
+      );
+      if (outcome.kind === 'already-done') {
+        const fresh = await this.deps.store.load(this.record.id);
+        const s = fresh?.steps.find((x) => x.name === step.name);
+        return { kind: 'done', result: s?.result ?? null };
+      }
+      return { kind: 'done', result: outcome.value };
+    } catch (error) {
+      if (error instanceof LeaseLostError) {
+        this.stop('lease-lost');
+        return { kind: 'aborted' };
+      }
+      if (this.stopReason) return { kind: 'aborted' };
+      const reason: unknown = controller.signal.aborted ? controller.signal.reason : undefined;
+      if (reason instanceof StepTimeoutError) return { kind: 'failed', error: reason };
+      if (parent.aborted) return { kind: 'aborted' };
+      return { kind: 'failed', error };
+    } finally {
+      clearTimeout(timer);
+      parent.removeEventListener('abort', onParent);
+    }
+  }
+
+  private async finish(
+    from: 'running' | 'compensating',
+    to: 'completed' | 'compensated' | 'failed',
+    startedAt: number,
+    reason?: string,
+    step?: string,
+  ): Promise<boolean> {
+    const moved = await this.deps.store.transition(
+      this.fence,
+      [from],
+      to,
+      reason ? { error: reason, failedStep: step } : undefined,
+    );
+    if (!moved) return false;
+    const durationMs = this.deps.clock.now() - startedAt;
+    if (to === 'failed') {
+      this.deps.logger.error(`saga ${this.def.name} failed`, {
+        event: 'saga.failed',
+        sagaId: this.record.id,
+        reason,
+      });
+      this.emit({ type: 'saga.failed', reason: reason ?? 'failed', durationMs });
+    } else if (to === 'completed') this.emit({ type: 'saga.completed', durationMs });
+    else this.emit({ type: 'saga.compensated', durationMs });
+    return true;
+  }
+
+  private interrupted(): RunOutcome {
+    this.emit({ type: 'saga.interrupted', reason: this.stopReason ?? 'lease-lost' });
+    return 'interrupted';
+  }
+
+  private emit(event: DistributiveOmit<SagaEvent, 'sagaId' | 'saga' | 'at'>): void {
+    this.deps.emit({
+      ...event,
+      sagaId: this.record.id,
+      saga: this.def.name,
+      at: this.deps.clock.now(),
+    } as SagaEvent);
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+class SagaInterrupted extends Error {
+  constructor(readonly reason: StopReason) {
+    super(`saga run interrupted: ${reason}`);
+  }
+}
+
+class SiblingFailed extends Error {
+  constructor(readonly step: string) {
+    super(`aborted because step "${step}" failed`);
+  }
+}
+
+function retryableError(policy: RetryPolicy, error: unknown): boolean {
+  // Retrying cannot make a result serialisable or a definition valid.
+  if (error instanceof NotSerializableError) return false;
+  if (error instanceof SagaOutboxError && !(error instanceof StepTimeoutError))
+    return isRetryable(policy, error) && error.code !== 'SAGA_DEFINITION_INVALID';
+  return isRetryable(policy, error);
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error)
+    return `${error.name === 'Error' ? '' : `${error.name}: `}${error.message}`;
+  return String(error);
+}

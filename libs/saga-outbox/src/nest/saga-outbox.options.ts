@@ -1,0 +1,135 @@
+import { InvalidOptionsError } from '../core/errors';
+import type { SagaDefinition } from '../core/saga/saga-definition';
+import type { DataSource, EntityManager } from 'typeorm';
+
+export interface SagaOutboxPostgresOptions {
+  /** `postgres://user:pass@host:port/db`; or the separate fields below. */
+  url?: string;
+  host?: string;
+  port?: number;
+  user?: string;
+  password?: string;
+  database?: string;
+  /** Connections in Sage's own pool. Default 10. */
+  poolSize?: number;
+}
+
+export interface SagaOutboxEmbeddedOptions {
+  /** Where PGlite keeps its files; omitted → in memory (gone when the process exits). */
+  dataDir?: string;
+  /** Connections the PGlite socket server accepts at once (it serialises their transactions). Default 8. */
+  maxConnections?: number;
+}
+
+export interface SagaEngineTuning {
+  /** Lease on a running saga, renewed every third of it (database clock). Default 30000. */
+  leaseMs?: number;
+  /** How often orphaned sagas are looked for. Default 2000. */
+  recoveryIntervalMs?: number;
+  /** Sagas driven at once by this process. Default 64. */
+  maxConcurrentSagas?: number;
+  /** Graceful shutdown bound for running sagas. Default 10000. */
+  shutdownTimeoutMs?: number;
+  /** Worker identity stored as the saga owner. Default: a fresh UUIDv7 per process. */
+  ownerId?: string;
+}
+
+/**
+ * Where the saga state lives, in order of precedence:
+ * 1. `dataSource`: your app's TypeORM DataSource (add `sagaOutboxMigrations()` to its migrations);
+ * 2. `postgres`: Sage opens its own pool;
+ * 3. neither: embedded PGlite (no server needed: demos, local development).
+ */
+export interface SagaOutboxModuleOptions {
+  dataSource?: DataSource;
+  postgres?: SagaOutboxPostgresOptions;
+  embedded?: SagaOutboxEmbeddedOptions;
+  /** PostgreSQL schema of Sage's tables. Default `sage`. */
+  schema?: string;
+  /** Run Sage's migrations at startup. Default: true when Sage owns the database, false with `dataSource`. */
+  runMigrations?: boolean;
+  saga?: SagaEngineTuning;
+  /** Sagas declared with `defineSaga()` instead of decorators. */
+  sagas?: SagaDefinition<never, EntityManager>[];
+  /** Start the recovery and lease loops on application bootstrap. Default true. */
+  autoStart?: boolean;
+}
+
+const KNOWN_KEYS = new Set([
+  'dataSource',
+  'postgres',
+  'embedded',
+  'schema',
+  'runMigrations',
+  'saga',
+  'sagas',
+  'autoStart',
+]);
+
+/** Checks options once, at the module boundary, so a typo fails startup with a message that says what to fix. */
+export function validateModuleOptions(
+  options: SagaOutboxModuleOptions | undefined,
+): SagaOutboxModuleOptions {
+  const o = options ?? {};
+  if (typeof o !== 'object') throw new InvalidOptionsError('options', 'must be an object');
+  for (const key of Object.keys(o)) {
+    if (!KNOWN_KEYS.has(key))
+      throw new InvalidOptionsError(
+        key,
+        `unknown option; known options: ${[...KNOWN_KEYS].join(', ')}`,
+      );
+  }
+  if (
+    o.dataSource !== undefined &&
+    (typeof o.dataSource !== 'object' || typeof o.dataSource.transaction !== 'function')
+  ) {
+    throw new InvalidOptionsError('dataSource', 'must be a TypeORM DataSource');
+  }
+  if (o.postgres !== undefined) {
+    const p = o.postgres;
+    if (typeof p !== 'object' || p === null)
+      throw new InvalidOptionsError('postgres', 'must be an object');
+    if (p.url !== undefined && !/^postgres(ql)?:\/\//.test(p.url)) {
+      throw new InvalidOptionsError('postgres.url', 'must start with postgres:// or postgresql://');
+    }
+    if (p.port !== undefined && (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535)) {
+      throw new InvalidOptionsError(
+        'postgres.port',
+        `must be an integer port number, got ${String(p.port)}`,
+      );
+    }
+    if (p.poolSize !== undefined && (!Number.isInteger(p.poolSize) || p.poolSize < 1)) {
+      throw new InvalidOptionsError('postgres.poolSize', 'must be an integer >= 1');
+    }
+  }
+  if (
+    o.embedded?.maxConnections !== undefined &&
+    (!Number.isInteger(o.embedded.maxConnections) || o.embedded.maxConnections < 1)
+  ) {
+    throw new InvalidOptionsError('embedded.maxConnections', 'must be an integer >= 1');
+  }
+  if (
+    o.schema !== undefined &&
+    (typeof o.schema !== 'string' || !/^[a-z_][a-z0-9_]{0,62}$/.test(o.schema))
+  ) {
+    throw new InvalidOptionsError(
+      'schema',
+      `must match ^[a-z_][a-z0-9_]{0,62}$, got ${JSON.stringify(o.schema)}`,
+    );
+  }
+  const tuning = o.saga ?? {};
+  for (const key of [
+    'leaseMs',
+    'recoveryIntervalMs',
+    'maxConcurrentSagas',
+    'shutdownTimeoutMs',
+  ] as const) {
+    const v = tuning[key];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)) {
+      throw new InvalidOptionsError(`saga.${key}`, `must be a positive number, got ${String(v)}`);
+    }
+  }
+  if (o.sagas !== undefined && !Array.isArray(o.sagas))
+    throw new InvalidOptionsError('sagas', 'must be an array of defineSaga(...).build() results');
+  return o;
+}

@@ -1,0 +1,61 @@
+import { Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import type { SagaRecord } from '../core/ports/saga-store';
+import type { SagaDefinition } from '../core/saga/saga-definition';
+import {
+  SagaEngine,
+  type StartOptions,
+  type StartResult,
+  type VersionMismatch,
+  type WaitOptions,
+} from '../core/saga/saga-engine';
+import type { SagaEventListener } from '../core/saga/saga-events';
+
+/** The saga API for application code. */
+@Injectable()
+export class SagaService {
+  constructor(private readonly engine: SagaEngine<EntityManager>) {}
+
+  /**
+   * Starts saga `name` with `input`. Same `idempotencyKey` twice → the same saga (second call writes nothing).
+   * With `manager`, the saga is created in your transaction and runs after it commits.
+   * Throws UnknownSagaError, SagaInputInvalidError or NotSerializableError before writing anything.
+   */
+  start<TInput>(
+    name: string,
+    input: TInput,
+    options?: StartOptions<EntityManager>,
+  ): Promise<StartResult> {
+    return this.engine.start(name, input, options);
+  }
+
+  /** Status, steps (status, attempts, result, error) and failure reason. Throws SagaNotFoundError. */
+  get(sagaId: string): Promise<SagaRecord> {
+    return this.engine.get(sagaId);
+  }
+
+  /** Resolves once the saga is completed, compensated or failed; SagaWaitTimeoutError after `timeoutMs` (default 30 s). */
+  waitFor(sagaId: string, options?: WaitOptions): Promise<SagaRecord> {
+    return this.engine.waitFor(sagaId, options);
+  }
+
+  /** Picks up sagas started inside a transaction right away instead of at the next recovery tick. */
+  resumePending(): void {
+    this.engine.resumePending();
+  }
+
+  /** Registers a saga built with `defineSaga()` at runtime. */
+  register<TInput>(definition: SagaDefinition<TInput, EntityManager>): void {
+    this.engine.register(definition);
+  }
+
+  /** Subscribe to typed lifecycle events (logging, metrics, traces). Returns an unsubscribe function. */
+  onEvent(listener: SagaEventListener): () => void {
+    return this.engine.onEvent(listener);
+  }
+
+  /** Running instances whose saga definition has changed since they started. */
+  versionMismatches(): Promise<VersionMismatch[]> {
+    return this.engine.versionMismatches();
+  }
+}

@@ -1,0 +1,267 @@
+import { LeaseLostError } from '../core/errors';
+import type { JsonValue } from '../core/json';
+import { systemClock, type Clock } from '../core/ports/clock';
+import {
+  TERMINAL_SAGA_STATUSES,
+  type ActiveVersionCount,
+  type Fence,
+  type NewSaga,
+  type SagaRecord,
+  type SagaStatus,
+  type SagaStore,
+  type SagaVersionRef,
+  type StepPhase,
+  type StepRecord,
+  type StepTxOutcome,
+} from '../core/ports/saga-store';
+
+/**
+ * The transaction handle of the in-memory store. Register effects with `onCommit`: they run only
+ * if the step's transaction commits, which lets unit tests count effects exactly as with a database.
+ */
+export class InMemoryTx {
+  private readonly effects: (() => void)[] = [];
+  onCommit(effect: () => void): void {
+    this.effects.push(effect);
+  }
+  /** @internal */
+  commit(): void {
+    for (const e of this.effects) e();
+  }
+}
+
+/** A SagaStore in memory, with the PostgreSQL store's semantics (fencing, leases, step locks). */
+export class InMemorySagaStore implements SagaStore<InMemoryTx> {
+  private readonly sagas = new Map<string, SagaRecord>();
+  private readonly locks = new Map<string, Promise<void>>();
+
+  constructor(private readonly clock: Clock = systemClock) {}
+
+  create(saga: NewSaga, tx?: InMemoryTx): Promise<{ id: string; created: boolean }> {
+    if (saga.idempotencyKey !== null) {
+      for (const s of this.sagas.values()) {
+        if (s.name === saga.name && s.idempotencyKey === saga.idempotencyKey)
+          return Promise.resolve({ id: s.id, created: false });
+      }
+    }
+    const now = new Date(this.clock.now());
+    const record: SagaRecord = {
+      id: saga.id,
+      name: saga.name,
+      version: saga.version,
+      status: 'running',
+      input: clone(saga.input),
+      idempotencyKey: saga.idempotencyKey,
+      owner: saga.owner,
+      leaseUntil: saga.owner ? new Date(this.clock.now() + saga.leaseMs) : null,
+      deadlineAt: saga.timeoutMs !== null ? new Date(this.clock.now() + saga.timeoutMs) : null,
+      error: null,
+      failedStep: null,
+      createdAt: now,
+      updatedAt: now,
+      steps: saga.stepNames.map((name) => ({
+        name,
+        status: 'pending',
+        attempts: 0,
+        compensationAttempts: 0,
+        result: null,
+        error: null,
+        startedAt: null,
+        completedAt: null,
+        compensatedAt: null,
+      })),
+    };
+    if (tx) tx.onCommit(() => this.sagas.set(record.id, record));
+    else this.sagas.set(record.id, record);
+    return Promise.resolve({ id: record.id, created: true });
+  }
+
+  load(id: string): Promise<SagaRecord | undefined> {
+    const s = this.sagas.get(id);
+    return Promise.resolve(s ? clone(s) : undefined);
+  }
+
+  async runStepTransaction<T>(
+    fence: Fence,
+    stepName: string,
+    phase: StepPhase,
+    attempt: number,
+    body: (tx: InMemoryTx) => Promise<{ result: JsonValue; value: T }>,
+  ): Promise<StepTxOutcome<T>> {
+    return this.withLock(`${fence.sagaId}/${stepName}`, async () => {
+      const step = this.step(fence.sagaId, stepName);
+      if (phaseDone(step, phase)) return { kind: 'already-done' };
+      const tx = new InMemoryTx();
+      const { result, value } = await body(tx);
+      this.checkFence(fence);
+      const now = new Date(this.clock.now());
+      if (phase === 'forward') {
+        Object.assign(step, {
+          status: 'completed',
+          result: clone(result),
+          attempts: attempt,
+          completedAt: now,
+          startedAt: step.startedAt ?? now,
+        });
+      } else {
+        Object.assign(step, {
+          status: 'compensated',
+          compensationAttempts: attempt,
+          compensatedAt: now,
+        });
+      }
+      tx.commit();
+      return { kind: 'done', value };
+    });
+  }
+
+  recordStepFailure(
+    fence: Fence,
+    stepName: string,
+    phase: StepPhase,
+    attempt: number,
+    error: string,
+    final: boolean,
+  ): Promise<void> {
+    this.checkFence(fence);
+    const step = this.step(fence.sagaId, stepName);
+    step.error = error;
+    step.startedAt ??= new Date(this.clock.now());
+    if (phase === 'forward') {
+      step.attempts = attempt;
+      if (final) step.status = 'failed';
+    } else {
+      step.compensationAttempts = attempt;
+      if (final) step.status = 'compensation_failed';
+    }
+    return Promise.resolve();
+  }
+
+  transition(
+    fence: Fence,
+    from: readonly SagaStatus[],
+    to: SagaStatus,
+    detail?: { error?: string; failedStep?: string },
+  ): Promise<boolean> {
+    const s = this.sagas.get(fence.sagaId);
+    if (!s || !from.includes(s.status) || !this.holds(s, fence.owner))
+      return Promise.resolve(false);
+    s.status = to;
+    if (detail?.error !== undefined) s.error = detail.error;
+    if (detail?.failedStep !== undefined) s.failedStep = detail.failedStep;
+    s.updatedAt = new Date(this.clock.now());
+    if (TERMINAL_SAGA_STATUSES.includes(to)) {
+      s.owner = null;
+      s.leaseUntil = null;
+    }
+    return Promise.resolve(true);
+  }
+
+  renewLeases(owner: string, sagaIds: readonly string[], leaseMs: number): Promise<string[]> {
+    const held: string[] = [];
+    for (const id of sagaIds) {
+      const s = this.sagas.get(id);
+      if (s && s.owner === owner && !TERMINAL_SAGA_STATUSES.includes(s.status)) {
+        s.leaseUntil = new Date(this.clock.now() + leaseMs);
+        held.push(id);
+      }
+    }
+    return Promise.resolve(held);
+  }
+
+  claimOrphans(
+    owner: string,
+    versions: readonly SagaVersionRef[],
+    limit: number,
+    leaseMs: number,
+  ): Promise<string[]> {
+    const now = this.clock.now();
+    const claimed: string[] = [];
+    const candidates = [...this.sagas.values()].sort(
+      (a, b) => a.createdAt.getTime() - b.createdAt.getTime(),
+    );
+    for (const s of candidates) {
+      if (claimed.length >= limit) break;
+      if (TERMINAL_SAGA_STATUSES.includes(s.status)) continue;
+      if (!versions.some((v) => v.name === s.name && v.version === s.version)) continue;
+      if (s.leaseUntil && s.leaseUntil.getTime() >= now) continue;
+      s.owner = owner;
+      s.leaseUntil = new Date(now + leaseMs);
+      claimed.push(s.id);
+    }
+    return Promise.resolve(claimed);
+  }
+
+  release(owner: string, sagaIds: readonly string[]): Promise<void> {
+    for (const id of sagaIds) {
+      const s = this.sagas.get(id);
+      if (s && s.owner === owner) {
+        s.owner = null;
+        s.leaseUntil = null;
+      }
+    }
+    return Promise.resolve();
+  }
+
+  activeVersions(): Promise<ActiveVersionCount[]> {
+    const counts = new Map<string, ActiveVersionCount>();
+    for (const s of this.sagas.values()) {
+      if (TERMINAL_SAGA_STATUSES.includes(s.status)) continue;
+      const k = `${s.name}\u0000${s.version}`;
+      const c = counts.get(k) ?? { name: s.name, version: s.version, count: 0 };
+      c.count++;
+      counts.set(k, c);
+    }
+    return Promise.resolve([...counts.values()]);
+  }
+
+  /** Test hook: expire a saga's lease now, as if its owner had crashed. */
+  expireLease(sagaId: string): void {
+    const s = this.sagas.get(sagaId);
+    if (s) s.leaseUntil = new Date(0);
+  }
+
+  private holds(s: SagaRecord, owner: string): boolean {
+    return s.owner === owner && s.leaseUntil !== null && s.leaseUntil.getTime() > this.clock.now();
+  }
+
+  private checkFence(fence: Fence): void {
+    const s = this.sagas.get(fence.sagaId);
+    if (!s || !this.holds(s, fence.owner)) throw new LeaseLostError(fence.sagaId, fence.owner);
+  }
+
+  private step(sagaId: string, name: string): StepRecord {
+    const step = this.sagas.get(sagaId)?.steps.find((s) => s.name === name);
+    if (!step) throw new Error(`in-memory store: no step "${name}" in saga ${sagaId}`);
+    return step;
+  }
+
+  private async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const current = new Promise<void>((r) => (release = r));
+    const chained = previous.then(() => current);
+    this.locks.set(key, chained);
+    await previous;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (this.locks.get(key) === chained) this.locks.delete(key);
+    }
+  }
+}
+
+function phaseDone(step: StepRecord, phase: StepPhase): boolean {
+  if (phase === 'forward')
+    return (
+      step.status === 'completed' ||
+      step.status === 'compensated' ||
+      step.status === 'compensation_failed'
+    );
+  return step.status === 'compensated';
+}
+
+function clone<T>(v: T): T {
+  return structuredClone(v);
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it (.ci/run calls `npm test`, which runs this):
+# installs dependencies, provisions PostgreSQL, then lint, type-check, and all three jest tiers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+bash scripts/services.sh start postgres
+eval "$(bash scripts/services.sh env postgres)"
+
+echo "== lint"; npm run --silent lint
+echo "== format"; npm run --silent format:check
+echo "== typecheck"; npm run --silent typecheck
+
+echo "== jest (unit, int, e2e)"
+report="$(mktemp)"
+status=0
+npx jest --ci --json --outputFile="$report" "$@" || status=$?
+node -e '
+  const r = require(process.argv[1]);
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`);
+' "$report" || true
+rm -f "$report"
+exit "$status"
