@@ -10,7 +10,7 @@ const base = {
     '^@sage/saga-outbox$': '<rootDir>/libs/saga-outbox/src/index.ts',
     '^@sage/saga-outbox/(.*)$': '<rootDir>/libs/saga-outbox/src/$1',
   },
-  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true }] },
+  transform: { '^.+\\.ts$': 'ts-jest' },
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
 };
 module.exports = {

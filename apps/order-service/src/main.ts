@@ -7,11 +7,9 @@ import { OrderServiceModule } from './order-service.module';
 async function bootstrap(): Promise<void> {
   const logger = new Logger('order-service');
   let databaseUrl = process.env.DATABASE_URL;
-  let stopEmbedded: (() => Promise<void>) | undefined;
   if (!databaseUrl) {
     const embedded = await startEmbeddedPostgres({ dataDir: process.env.SAGE_DATA_DIR, maxConnections: 12 });
     databaseUrl = embedded.url;
-    stopEmbedded = () => embedded.stop();
     logger.log(`DATABASE_URL not set: using embedded PGlite (${process.env.SAGE_DATA_DIR ?? 'in memory'})`);
   }
   const app = await NestFactory.create(OrderServiceModule.register({ databaseUrl }));
@@ -19,7 +17,6 @@ async function bootstrap(): Promise<void> {
   const port = Number(process.env.PORT ?? 3000);
   await app.listen(port, '127.0.0.1');
   logger.log(`listening on http://127.0.0.1:${port}`);
-  if (stopEmbedded) process.once('beforeExit', () => void stopEmbedded?.());
 }
 
 void bootstrap();

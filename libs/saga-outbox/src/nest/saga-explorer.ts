@@ -5,7 +5,6 @@ import { SagaDefinitionError } from '../core/errors';
 import {
   buildSagaDefinition,
   type CompensationBody,
-  type StepBody,
   type StepSpec,
 } from '../core/saga/saga-definition';
 import { SagaEngine } from '../core/saga/saga-engine';
@@ -35,7 +34,8 @@ export class SagaExplorer implements OnModuleInit {
 
   onModuleInit(): void {
     for (const wrapper of this.discovery.getProviders()) {
-      const { instance, metatype } = wrapper;
+      const instance: unknown = wrapper.instance;
+      const metatype = wrapper.metatype;
       if (!instance || !metatype || typeof metatype !== 'function') continue;
       const saga = this.reflector.get<SagaMetadata | undefined>(SAGA_METADATA, metatype);
       if (!saga) continue;
@@ -61,7 +61,7 @@ export class SagaExplorer implements OnModuleInit {
         steps.set(step.name, {
           ...step.options,
           name: step.name,
-          run: method.bind(instance) as StepBody<unknown, EntityManager>,
+          run: method.bind(instance),
         });
       }
       const compensated = this.reflector.get<string | undefined>(SAGA_COMPENSATE_METADATA, method);
@@ -74,7 +74,7 @@ export class SagaExplorer implements OnModuleInit {
           );
         compensations.set(
           compensated,
-          method.bind(instance) as CompensationBody<unknown, EntityManager>,
+          method.bind(instance),
         );
       }
     }

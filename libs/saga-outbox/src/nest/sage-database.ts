@@ -99,7 +99,7 @@ async function runSageMigrations(ds: DataSource, schema: string): Promise<void> 
       ...ds.options,
       migrations,
       migrationsTableName: 'sage_migrations',
-    } as typeof ds.options);
+    });
     await runner.initialize();
     try {
       await runner.runMigrations({ transaction: 'each' });

@@ -45,10 +45,9 @@ export interface CompensationContext<TInput = unknown, Tx = unknown> extends Ste
   readonly reason: string;
 }
 
-export type StepBody<TInput, Tx> = (ctx: StepContext<TInput, Tx>) => Promise<unknown> | unknown;
-export type CompensationBody<TInput, Tx> = (
-  ctx: CompensationContext<TInput, Tx>,
-) => Promise<unknown> | unknown;
+/** May return a value (or a promise of one): the step's stored result. */
+export type StepBody<TInput, Tx> = (ctx: StepContext<TInput, Tx>) => unknown;
+export type CompensationBody<TInput, Tx> = (ctx: CompensationContext<TInput, Tx>) => unknown;
 
 export interface StepOptions {
   /** Steps that must complete before this one starts. Steps with no path between them run concurrently. */

@@ -1,0 +1,37 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { SagaOutboxModule, sagaOutboxMigrations, type SagaEngineTuning } from '@sage/saga-outbox';
+import { DataSource } from 'typeorm';
+import { PaymentTables1764230600000 } from './migrations/1764230600000-payment-tables';
+import { RefundSaga } from './refunds/refund.saga';
+import { RefundsController } from './refunds/refunds.controller';
+
+export interface PaymentServiceConfig {
+  databaseUrl: string;
+  saga?: SagaEngineTuning;
+}
+
+@Module({})
+export class PaymentServiceModule {
+  static register(config: PaymentServiceConfig): DynamicModule {
+    return {
+      module: PaymentServiceModule,
+      imports: [
+        TypeOrmModule.forRoot({
+          type: 'postgres',
+          url: config.databaseUrl,
+          synchronize: false,
+          migrations: [...sagaOutboxMigrations(), PaymentTables1764230600000],
+          migrationsRun: true,
+          migrationsTransactionMode: 'each',
+        }),
+        SagaOutboxModule.forRootAsync({
+          inject: [DataSource],
+          useFactory: (dataSource: DataSource) => ({ dataSource, saga: config.saga }),
+        }),
+      ],
+      controllers: [RefundsController],
+      providers: [RefundSaga],
+    };
+  }
+}
