@@ -18,7 +18,9 @@ echo "== typecheck"; npm run --silent typecheck
 echo "== jest (unit, int, e2e)"
 report="$(mktemp)"
 status=0
-npx jest --ci --json --outputFile="$report" "$@" || status=$?
+# PGlite (the embedded database) loads its WASM with a dynamic import(), which jest's VM allows
+# only with this flag.
+NODE_OPTIONS="--experimental-vm-modules ${NODE_OPTIONS:-}" npx jest --ci --json --outputFile="$report" "$@" || status=$?
 node -e '
   const r = require(process.argv[1]);
   console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`);

@@ -8,9 +8,14 @@ async function bootstrap(): Promise<void> {
   const logger = new Logger('order-service');
   let databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) {
-    const embedded = await startEmbeddedPostgres({ dataDir: process.env.SAGE_DATA_DIR, maxConnections: 12 });
+    const embedded = await startEmbeddedPostgres({
+      dataDir: process.env.SAGE_DATA_DIR,
+      maxConnections: 12,
+    });
     databaseUrl = embedded.url;
-    logger.log(`DATABASE_URL not set: using embedded PGlite (${process.env.SAGE_DATA_DIR ?? 'in memory'})`);
+    logger.log(
+      `DATABASE_URL not set: using embedded PGlite (${process.env.SAGE_DATA_DIR ?? 'in memory'})`,
+    );
   }
   const app = await NestFactory.create(OrderServiceModule.register({ databaseUrl }));
   app.enableShutdownHooks();

@@ -1,6 +1,11 @@
 import { Module, type DynamicModule, type Type } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { SagaOutboxModule, sagaOutboxMigrations, type SagaEngineTuning } from '@sage/saga-outbox';
+import {
+  runMigrationsLocked,
+  SagaOutboxModule,
+  sagaOutboxMigrations,
+  type SagaEngineTuning,
+} from '@sage/saga-outbox';
 import { DataSource } from 'typeorm';
 import { OrderTables1764230500000 } from './migrations/1764230500000-order-tables';
 import { OrderPlacementSaga } from './orders/order-placement.saga';
@@ -28,8 +33,12 @@ export class OrderServiceModule {
           url: config.databaseUrl,
           synchronize: false,
           migrations: [...sagaOutboxMigrations(), OrderTables1764230500000],
-          migrationsRun: true,
+          // Run below, serialised across instances (TypeORM's own migrationsRun races on a fresh DB).
+          migrationsRun: false,
           migrationsTransactionMode: 'each',
+          // Pinned: with search_path "$user", public and a role named like a schema, TypeORM would
+          // otherwise look for its migrations table in that schema.
+          schema: 'public',
           extra: { max: 10 },
         }),
         SagaOutboxModule.forRootAsync({
@@ -38,7 +47,15 @@ export class OrderServiceModule {
         }),
       ],
       controllers: config.http === false ? [] : [OrdersController],
-      providers: [OrderPlacementSaga, { provide: PaymentGateway, useClass: config.paymentGateway ?? FakeCardGateway }],
+      providers: [
+        {
+          provide: 'MIGRATIONS',
+          inject: [DataSource],
+          useFactory: (ds: DataSource) => runMigrationsLocked(ds),
+        },
+        OrderPlacementSaga,
+        { provide: PaymentGateway, useClass: config.paymentGateway ?? FakeCardGateway },
+      ],
     };
   }
 }

@@ -1,6 +1,11 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { SagaOutboxModule, sagaOutboxMigrations, type SagaEngineTuning } from '@sage/saga-outbox';
+import {
+  runMigrationsLocked,
+  SagaOutboxModule,
+  sagaOutboxMigrations,
+  type SagaEngineTuning,
+} from '@sage/saga-outbox';
 import { DataSource } from 'typeorm';
 import { PaymentTables1764230600000 } from './migrations/1764230600000-payment-tables';
 import { RefundSaga } from './refunds/refund.saga';
@@ -22,8 +27,12 @@ export class PaymentServiceModule {
           url: config.databaseUrl,
           synchronize: false,
           migrations: [...sagaOutboxMigrations(), PaymentTables1764230600000],
-          migrationsRun: true,
+          // Run below, serialised across instances (TypeORM's own migrationsRun races on a fresh DB).
+          migrationsRun: false,
           migrationsTransactionMode: 'each',
+          // Pinned: with search_path "$user", public and a role named like a schema, TypeORM would
+          // otherwise look for its migrations table in that schema.
+          schema: 'public',
         }),
         SagaOutboxModule.forRootAsync({
           inject: [DataSource],
@@ -31,7 +40,14 @@ export class PaymentServiceModule {
         }),
       ],
       controllers: [RefundsController],
-      providers: [RefundSaga],
+      providers: [
+        {
+          provide: 'MIGRATIONS',
+          inject: [DataSource],
+          useFactory: (ds: DataSource) => runMigrationsLocked(ds),
+        },
+        RefundSaga,
+      ],
     };
   }
 }

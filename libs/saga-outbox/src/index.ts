@@ -14,6 +14,13 @@ export {
   SagaTimeoutError,
   LeaseLostError,
 } from './core/errors';
+export {
+  OutboxTransactionRequiredError,
+  OutboxMessageInvalidError,
+  OutboxMessageTooLargeError,
+  OutboxMessageNotFoundError,
+  BrokerPublishError,
+} from './core/outbox/outbox-errors';
 export type { JsonValue } from './core/json';
 
 // Saga definitions
@@ -27,6 +34,7 @@ export type {
   FailureStrategy,
   StepContext,
   CompensationContext,
+  SagaMessage,
 } from './core/saga/saga-definition';
 export type { RetryPolicy, RetryPolicyInput } from './core/saga/retry-policy';
 export type { SagaEvent, SagaEventListener } from './core/saga/saga-events';
@@ -40,9 +48,48 @@ export type {
   VersionMismatch,
 } from './core/saga/saga-engine';
 
+// Outbox
+export { OutboxPublisher } from './core/outbox/outbox-publisher';
+export type { OutboxPublishOptions, OutboxPublisherOptions } from './core/outbox/outbox-publisher';
+export { OutboxRelay } from './core/outbox/outbox-relay';
+export type {
+  OutboxRelayOptions,
+  OutboxBatchReport,
+  OutboxRelayStats,
+} from './core/outbox/outbox-relay';
+export { OutboxDeadLetters } from './core/outbox/outbox-dead-letters';
+export { OutboxRetention } from './core/outbox/outbox-retention';
+export type { OutboxRetentionOptions, RetentionRun } from './core/outbox/outbox-retention';
+export {
+  OUTBOX_TRANSITIONS,
+  OUTBOX_STATUSES,
+  outboxStateDiagram,
+} from './core/outbox/outbox-transitions';
+export type { OutboxStatus } from './core/outbox/outbox-transitions';
+export { DEFAULT_OUTBOX_RETRY } from './core/outbox/outbox-retry';
+export type { OutboxRetryPolicy } from './core/outbox/outbox-retry';
+export { DEFAULT_MAX_MESSAGE_BYTES } from './core/outbox/outbox-message';
+export type { OutboxMessageInput, OutboxMessage } from './core/outbox/outbox-message';
+
+// Brokers
+export type {
+  Broker,
+  BrokerMessage,
+  BrokerHealth,
+  PublishResult,
+  DeliveredMessage,
+  SubscribeOptions,
+  Subscription,
+} from './core/ports/broker';
+export { InMemoryBroker } from './brokers/memory/in-memory-broker';
+export type { InMemoryBrokerOptions } from './brokers/memory/in-memory-broker';
+
 // Persistence
+export { PostgresOutboxStore } from './persistence/postgres/outbox-postgres-store';
 export { sagaOutboxMigrations } from '../../../migrations';
 export { PostgresSagaStore } from './persistence/postgres/postgres-saga-store';
+export { createSagaDataSource, runMigrationsLocked } from './persistence/postgres/data-source';
+export type { SagaDataSourceOptions } from './persistence/postgres/data-source';
 export { startEmbeddedPostgres } from './persistence/postgres/embedded-postgres';
 export type { EmbeddedPostgres } from './persistence/postgres/embedded-postgres';
 
@@ -59,3 +106,12 @@ export { Saga, SagaStep, Compensate } from './nest/decorators';
 export type { SagaStepContext, SagaCompensationContext } from './nest/saga-context';
 export { SagaService } from './nest/saga.service';
 export { SageDatabase } from './nest/sage-database';
+export {
+  OutboxRepository,
+  OutboxRelayService,
+  OutboxDeadLettersService,
+  OUTBOX_BROKER,
+  OUTBOX_OPTIONS,
+  OUTBOX_AMBIENT_TRANSACTION,
+} from './nest/outbox/outbox.providers';
+export type { OutboxModuleOptions } from './nest/outbox/outbox.providers';

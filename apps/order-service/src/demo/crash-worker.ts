@@ -19,12 +19,18 @@ class HangingGateway extends PaymentGateway {
 async function main(): Promise<void> {
   const [databaseUrl, inputJson] = process.argv.slice(2);
   const app = await NestFactory.createApplicationContext(
-    OrderServiceModule.register({ databaseUrl: databaseUrl!, http: false, paymentGateway: HangingGateway, saga: { leaseMs: 1500, ownerId: 'demo-worker-A' } }),
+    OrderServiceModule.register({
+      databaseUrl: databaseUrl!,
+      http: false,
+      paymentGateway: HangingGateway,
+      saga: { leaseMs: 1500, ownerId: 'demo-worker-A' },
+    }),
     { logger: ['error'] },
   );
   const sagas = app.get(SagaService);
   sagas.onEvent((e) => {
-    if (e.type === 'step.started' && e.step === 'authorize-payment') process.stdout.write(JSON.stringify({ paymentStarted: e.sagaId }) + '\n');
+    if (e.type === 'step.started' && e.step === 'authorize-payment')
+      process.stdout.write(JSON.stringify({ paymentStarted: e.sagaId }) + '\n');
   });
   await sagas.start('order-placement', JSON.parse(inputJson!), { idempotencyKey: 'ord-1007' });
 }

@@ -5,7 +5,12 @@
  */
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { SagaService, startEmbeddedPostgres, type SagaEvent, type SagaRecord } from '@sage/saga-outbox';
+import {
+  SagaService,
+  startEmbeddedPostgres,
+  type SagaEvent,
+  type SagaRecord,
+} from '@sage/saga-outbox';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
@@ -14,31 +19,98 @@ import { OrderServiceModule } from '../order-service.module';
 import type { PlaceOrderInput } from '../orders/order.types';
 
 const c = process.stdout.isTTY
-  ? { dim: '\x1b[2m', bold: '\x1b[1m', green: '\x1b[32m', yellow: '\x1b[33m', red: '\x1b[31m', cyan: '\x1b[36m', reset: '\x1b[0m' }
+  ? {
+      dim: '\x1b[2m',
+      bold: '\x1b[1m',
+      green: '\x1b[32m',
+      yellow: '\x1b[33m',
+      red: '\x1b[31m',
+      cyan: '\x1b[36m',
+      reset: '\x1b[0m',
+    }
   : { dim: '', bold: '', green: '', yellow: '', red: '', cyan: '', reset: '' };
 
 const orders: (PlaceOrderInput & { story: string })[] = [
-  { orderId: 'ord-1001', customer: 'alice', sku: 'widget', quantity: 2, amountCents: 2_400, card: '4242424242424242', story: 'happy path' },
-  { orderId: 'ord-1002', customer: 'bob', sku: 'widget', quantity: 1, amountCents: 1_200, card: '5555555555554444', story: 'happy path' },
-  { orderId: 'ord-1003', customer: 'carol', sku: 'gadget', quantity: 1, amountCents: 9_900, card: '4242424242424242', story: 'takes the last gadget' },
-  { orderId: 'ord-1004', customer: 'dave', sku: 'gadget', quantity: 1, amountCents: 9_900, card: '4242424242424242', story: 'gadget out of stock → compensate' },
-  { orderId: 'ord-1005', customer: 'erin', sku: 'widget', quantity: 1, amountCents: 1_200, card: '4000000000000002', story: 'card declined → compensate' },
-  { orderId: 'ord-1006', customer: 'frank', sku: 'widget', quantity: 3, amountCents: 3_600, card: '4242424242424242', story: 'happy path' },
+  {
+    orderId: 'ord-1001',
+    customer: 'alice',
+    sku: 'widget',
+    quantity: 2,
+    amountCents: 2_400,
+    card: '4242424242424242',
+    story: 'happy path',
+  },
+  {
+    orderId: 'ord-1002',
+    customer: 'bob',
+    sku: 'widget',
+    quantity: 1,
+    amountCents: 1_200,
+    card: '5555555555554444',
+    story: 'happy path',
+  },
+  {
+    orderId: 'ord-1003',
+    customer: 'carol',
+    sku: 'gadget',
+    quantity: 1,
+    amountCents: 9_900,
+    card: '4242424242424242',
+    story: 'takes the last gadget',
+  },
+  {
+    orderId: 'ord-1004',
+    customer: 'dave',
+    sku: 'gadget',
+    quantity: 1,
+    amountCents: 9_900,
+    card: '4242424242424242',
+    story: 'gadget out of stock → compensate',
+  },
+  {
+    orderId: 'ord-1005',
+    customer: 'erin',
+    sku: 'widget',
+    quantity: 1,
+    amountCents: 1_200,
+    card: '4000000000000002',
+    story: 'card declined → compensate',
+  },
+  {
+    orderId: 'ord-1006',
+    customer: 'frank',
+    sku: 'widget',
+    quantity: 3,
+    amountCents: 3_600,
+    card: '4242424242424242',
+    story: 'happy path',
+  },
 ];
 const crashed: PlaceOrderInput & { story: string } = {
-  orderId: 'ord-1007', customer: 'grace', sku: 'widget', quantity: 1, amountCents: 1_200, card: '4242424242424242',
+  orderId: 'ord-1007',
+  customer: 'grace',
+  sku: 'widget',
+  quantity: 1,
+  amountCents: 1_200,
+  card: '4242424242424242',
   story: 'worker killed -9 mid-payment → resumed by another worker',
 };
 
 async function main(): Promise<void> {
   const t0 = Date.now();
   console.log(`${c.bold}Sage demo${c.reset}: order-placement saga on embedded PGlite\n`);
-  console.log(`${c.dim}  create-order ─┬─ reserve-stock ─────┬─ confirm-order (pivot) ── record-confirmation`);
+  console.log(
+    `${c.dim}  create-order ─┬─ reserve-stock ─────┬─ confirm-order (pivot) ── record-confirmation`,
+  );
   console.log(`                └─ authorize-payment ─┘${c.reset}\n`);
 
   const db = await startEmbeddedPostgres({ maxConnections: 16 });
   const app = await NestFactory.createApplicationContext(
-    OrderServiceModule.register({ databaseUrl: db.url, http: false, saga: { leaseMs: 1500, recoveryIntervalMs: 200, ownerId: 'demo-worker-B' } }),
+    OrderServiceModule.register({
+      databaseUrl: db.url,
+      http: false,
+      saga: { leaseMs: 1500, recoveryIntervalMs: 200, ownerId: 'demo-worker-B' },
+    }),
     { logger: ['error'] },
   );
   const sagas = app.get(SagaService);
@@ -52,7 +124,9 @@ async function main(): Promise<void> {
   const results: { order: (typeof orders)[number]; saga: SagaRecord }[] = [];
   for (const order of orders) {
     const { story: _story, ...input } = order;
-    const { sagaId } = await sagas.start('order-placement', input, { idempotencyKey: order.orderId });
+    const { sagaId } = await sagas.start('order-placement', input, {
+      idempotencyKey: order.orderId,
+    });
     const saga = await sagas.waitFor(sagaId, { timeoutMs: 30_000 });
     results.push({ order, saga });
     printTrace(order, saga, events.get(sagaId) ?? []);
@@ -60,9 +134,13 @@ async function main(): Promise<void> {
 
   // Worker A (a child process) starts ord-1007; its payment processor hangs; we kill -9 it.
   const { story: _story, ...crashInput } = crashed;
-  const child = spawn(process.execPath, [...process.execArgv, join(__dirname, 'crash-worker.ts'), db.url, JSON.stringify(crashInput)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, join(__dirname, 'crash-worker.ts'), db.url, JSON.stringify(crashInput)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const sagaId = await new Promise<string>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`crash worker exited early (${code})`)));
     createInterface({ input: child.stdout! }).on('line', (line) => {
@@ -76,50 +154,96 @@ async function main(): Promise<void> {
   });
   child.removeAllListeners('exit');
   child.kill('SIGKILL');
-  console.log(`${c.yellow}⚡ worker A (pid ${child.pid}) was running ord-1007's payment step: kill -9${c.reset}`);
+  console.log(
+    `${c.yellow}⚡ worker A (pid ${child.pid}) was running ord-1007's payment step: kill -9${c.reset}`,
+  );
   const before = await sagas.get(sagaId);
-  console.log(`${c.dim}   saga ${sagaId} left ${before.status}, owner ${before.owner}, steps: ${before.steps.map((s) => `${s.name}=${s.status}`).join(' ')}${c.reset}`);
+  console.log(
+    `${c.dim}   saga ${sagaId} left ${before.status}, owner ${before.owner}, steps: ${before.steps.map((s) => `${s.name}=${s.status}`).join(' ')}${c.reset}`,
+  );
   console.log(`${c.dim}   worker B claims it once the lease expires...${c.reset}`);
   const resumed = await sagas.waitFor(sagaId, { timeoutMs: 30_000 });
   results.push({ order: crashed, saga: resumed });
   printTrace(crashed, resumed, events.get(sagaId) ?? []);
 
   // Summary, and the proof that every local effect happened exactly once.
-  const effects: { effect: string; n: string }[] = await ds.query(`SELECT effect, count(*) AS n FROM orders.effect_log GROUP BY effect ORDER BY effect`);
+  const effects: { effect: string; n: string }[] = await ds.query(
+    `SELECT effect, count(*) AS n FROM orders.effect_log GROUP BY effect ORDER BY effect`,
+  );
   const perOrder: { order_id: string; effect: string; n: string }[] = await ds.query(
     `SELECT order_id, effect, count(*) AS n FROM orders.effect_log GROUP BY order_id, effect HAVING count(*) > 1`,
   );
-  const stock: { sku: string; available: number }[] = await ds.query(`SELECT sku, available FROM orders.stock ORDER BY sku`);
+  const stock: { sku: string; available: number }[] = await ds.query(
+    `SELECT sku, available FROM orders.stock ORDER BY sku`,
+  );
   const byStatus = new Map<string, number>();
   for (const r of results) byStatus.set(r.saga.status, (byStatus.get(r.saga.status) ?? 0) + 1);
 
-  console.log(`\n${c.bold}Summary${c.reset} (${results.length} sagas in ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-  for (const [status, n] of byStatus) console.log(`  ${colour(status)}${status.padEnd(12)}${c.reset} ${n}`);
+  console.log(
+    `\n${c.bold}Summary${c.reset} (${results.length} sagas in ${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+  );
+  for (const [status, n] of byStatus)
+    console.log(`  ${colour(status)}${status.padEnd(12)}${c.reset} ${n}`);
   console.log(`  effects:     ${effects.map((e) => `${e.effect}×${e.n}`).join(', ')}`);
-  console.log(`  stock now:   ${stock.map((s) => `${s.sku}=${s.available}`).join(' ')}  (widget: 10 − 2 − 1 − 3 − 1 = 3; gadget: 1 − 1 = 0)`);
-  const ok = perOrder.length === 0 && results.every((r) => ['completed', 'compensated'].includes(r.saga.status));
-  console.log(ok ? `  ${c.green}✓ every saga terminal, every local effect exactly once${c.reset}` : `  ${c.red}✗ duplicated effects: ${JSON.stringify(perOrder)}${c.reset}`);
+  console.log(
+    `  stock now:   ${stock.map((s) => `${s.sku}=${s.available}`).join(' ')}  (widget: 10 − 2 − 1 − 3 − 1 = 3; gadget: 1 − 1 = 0)`,
+  );
+  const ok =
+    perOrder.length === 0 &&
+    results.every((r) => ['completed', 'compensated'].includes(r.saga.status));
+  console.log(
+    ok
+      ? `  ${c.green}✓ every saga terminal, every local effect exactly once${c.reset}`
+      : `  ${c.red}✗ duplicated effects: ${JSON.stringify(perOrder)}${c.reset}`,
+  );
 
   await app.close();
   await db.stop();
   process.exitCode = ok ? 0 : 1;
 }
 
-function printTrace(order: { orderId: string; customer: string; story: string }, saga: SagaRecord, events: SagaEvent[]): void {
+function printTrace(
+  order: { orderId: string; customer: string; story: string },
+  saga: SagaRecord,
+  events: SagaEvent[],
+): void {
   const ms = (saga.updatedAt.getTime() - saga.createdAt.getTime()).toFixed(0);
-  console.log(`${c.bold}${order.orderId}${c.reset} ${c.dim}(${order.customer}: ${order.story})${c.reset}  saga ${c.dim}${saga.id}${c.reset}  ${colour(saga.status)}${saga.status.toUpperCase()}${c.reset} ${c.dim}${ms} ms${c.reset}`);
+  console.log(
+    `${c.bold}${order.orderId}${c.reset} ${c.dim}(${order.customer}: ${order.story})${c.reset}  saga ${c.dim}${saga.id}${c.reset}  ${colour(saga.status)}${saga.status.toUpperCase()}${c.reset} ${c.dim}${ms} ms${c.reset}`,
+  );
   const t0 = saga.createdAt.getTime();
   for (const e of events) {
     const at = `${c.dim}+${String(Math.max(0, e.at - t0)).padStart(5)} ms${c.reset}`;
     switch (e.type) {
-      case 'saga.resumed': console.log(`   ${at}  ${c.yellow}↻ resumed by this worker (completed steps are not re-run)${c.reset}`); break;
-      case 'step.completed': console.log(`   ${at}  ${c.green}✓${c.reset} ${e.step} ${c.dim}(attempt ${e.attempt}, ${e.durationMs} ms)${c.reset}`); break;
-      case 'step.retrying': console.log(`   ${at}  ${c.yellow}↻${c.reset} ${e.step} attempt ${e.attempt} failed: ${e.error}; retry in ${e.delayMs} ms`); break;
-      case 'step.failed': console.log(`   ${at}  ${c.red}✗${c.reset} ${e.step} failed: ${e.error}`); break;
-      case 'saga.compensating': console.log(`   ${at}  ${c.yellow}⟲ compensating${c.reset}`); break;
-      case 'compensation.completed': console.log(`   ${at}  ${c.cyan}⟲${c.reset} undo ${e.step}`); break;
-      case 'compensation.failed': console.log(`   ${at}  ${c.red}✗ undo ${e.step} failed: ${e.error}${c.reset}`); break;
-      default: break;
+      case 'saga.resumed':
+        console.log(
+          `   ${at}  ${c.yellow}↻ resumed by this worker (completed steps are not re-run)${c.reset}`,
+        );
+        break;
+      case 'step.completed':
+        console.log(
+          `   ${at}  ${c.green}✓${c.reset} ${e.step} ${c.dim}(attempt ${e.attempt}, ${e.durationMs} ms)${c.reset}`,
+        );
+        break;
+      case 'step.retrying':
+        console.log(
+          `   ${at}  ${c.yellow}↻${c.reset} ${e.step} attempt ${e.attempt} failed: ${e.error}; retry in ${e.delayMs} ms`,
+        );
+        break;
+      case 'step.failed':
+        console.log(`   ${at}  ${c.red}✗${c.reset} ${e.step} failed: ${e.error}`);
+        break;
+      case 'saga.compensating':
+        console.log(`   ${at}  ${c.yellow}⟲ compensating${c.reset}`);
+        break;
+      case 'compensation.completed':
+        console.log(`   ${at}  ${c.cyan}⟲${c.reset} undo ${e.step}`);
+        break;
+      case 'compensation.failed':
+        console.log(`   ${at}  ${c.red}✗ undo ${e.step} failed: ${e.error}${c.reset}`);
+        break;
+      default:
+        break;
     }
   }
   if (saga.error) console.log(`   ${c.dim}reason: ${saga.error}${c.reset}`);

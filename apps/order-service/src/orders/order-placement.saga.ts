@@ -1,8 +1,20 @@
-import { Compensate, Saga, SagaStep, type SagaCompensationContext, type SagaStepContext } from '@sage/saga-outbox';
-import { OutOfStockError, PaymentDeclinedError, validatePlaceOrder, type PlaceOrderInput } from './order.types';
+import {
+  Compensate,
+  Saga,
+  SagaStep,
+  type SagaCompensationContext,
+  type SagaStepContext,
+} from '@sage/saga-outbox';
+import {
+  OutOfStockError,
+  PaymentDeclinedError,
+  validatePlaceOrder,
+  type PlaceOrderInput,
+} from './order.types';
 import { PaymentGateway } from './payment-gateway';
 
-const notRetryable = (e: unknown): boolean => !(e instanceof OutOfStockError || e instanceof PaymentDeclinedError);
+const notRetryable = (e: unknown): boolean =>
+  !(e instanceof OutOfStockError || e instanceof PaymentDeclinedError);
 
 /**
  * Order placement:
@@ -13,7 +25,11 @@ const notRetryable = (e: unknown): boolean => !(e instanceof OutOfStockError || 
  * Stock and payment run in parallel. A failure before the pivot undoes what completed, in reverse
  * order; after the pivot the confirmation is retried forward.
  */
-@Saga('order-placement', { failureStrategy: 'WAIT_ALL', timeoutMs: 60_000, validate: validatePlaceOrder })
+@Saga('order-placement', {
+  failureStrategy: 'WAIT_ALL',
+  timeoutMs: 60_000,
+  validate: validatePlaceOrder,
+})
 export class OrderPlacementSaga {
   constructor(private readonly gateway: PaymentGateway) {}
 
@@ -31,11 +47,17 @@ export class OrderPlacementSaga {
 
   @Compensate('create-order')
   async cancelOrder(ctx: SagaCompensationContext<PlaceOrderInput>) {
-    await ctx.manager.query(`UPDATE orders.customer_order SET status = 'cancelled', updated_at = now() WHERE id = $1`, [ctx.input.orderId]);
+    await ctx.manager.query(
+      `UPDATE orders.customer_order SET status = 'cancelled', updated_at = now() WHERE id = $1`,
+      [ctx.input.orderId],
+    );
     await logEffect(ctx, 'order-cancelled');
   }
 
-  @SagaStep('reserve-stock', { dependsOn: ['create-order'], retry: { maxAttempts: 3, retryable: notRetryable } })
+  @SagaStep('reserve-stock', {
+    dependsOn: ['create-order'],
+    retry: { maxAttempts: 3, retryable: notRetryable },
+  })
   async reserveStock(ctx: SagaStepContext<PlaceOrderInput>) {
     // A CTE so the driver returns the updated rows (a bare UPDATE ... RETURNING yields [rows, count]).
     const rows: unknown[] = await ctx.manager.query(
@@ -50,11 +72,18 @@ export class OrderPlacementSaga {
 
   @Compensate('reserve-stock')
   async releaseStock(ctx: SagaCompensationContext<PlaceOrderInput>) {
-    await ctx.manager.query(`UPDATE orders.stock SET available = available + $2 WHERE sku = $1`, [ctx.input.sku, ctx.input.quantity]);
+    await ctx.manager.query(`UPDATE orders.stock SET available = available + $2 WHERE sku = $1`, [
+      ctx.input.sku,
+      ctx.input.quantity,
+    ]);
     await logEffect(ctx, 'stock-released');
   }
 
-  @SagaStep('authorize-payment', { dependsOn: ['create-order'], retry: { maxAttempts: 3, retryable: notRetryable }, timeoutMs: 30_000 })
+  @SagaStep('authorize-payment', {
+    dependsOn: ['create-order'],
+    retry: { maxAttempts: 3, retryable: notRetryable },
+    timeoutMs: 30_000,
+  })
   async authorizePayment(ctx: SagaStepContext<PlaceOrderInput>) {
     const { authorization } = await this.gateway.authorize({
       orderId: ctx.input.orderId,
@@ -63,23 +92,28 @@ export class OrderPlacementSaga {
       idempotencyKey: ctx.idempotencyKey,
       signal: ctx.signal,
     });
-    await ctx.manager.query(`INSERT INTO orders.payment (order_id, amount_cents, status) VALUES ($1, $2, 'authorized')`, [
-      ctx.input.orderId,
-      ctx.input.amountCents,
-    ]);
+    await ctx.manager.query(
+      `INSERT INTO orders.payment (order_id, amount_cents, status) VALUES ($1, $2, 'authorized')`,
+      [ctx.input.orderId, ctx.input.amountCents],
+    );
     await logEffect(ctx, 'payment-authorized');
     return { authorization };
   }
 
   @Compensate('authorize-payment')
   async voidPayment(ctx: SagaCompensationContext<PlaceOrderInput>) {
-    await ctx.manager.query(`UPDATE orders.payment SET status = 'voided' WHERE order_id = $1`, [ctx.input.orderId]);
+    await ctx.manager.query(`UPDATE orders.payment SET status = 'voided' WHERE order_id = $1`, [
+      ctx.input.orderId,
+    ]);
     await logEffect(ctx, 'payment-voided');
   }
 
   @SagaStep('confirm-order', { dependsOn: ['reserve-stock', 'authorize-payment'], pivot: true })
   async confirmOrder(ctx: SagaStepContext<PlaceOrderInput>) {
-    await ctx.manager.query(`UPDATE orders.customer_order SET status = 'confirmed', updated_at = now() WHERE id = $1`, [ctx.input.orderId]);
+    await ctx.manager.query(
+      `UPDATE orders.customer_order SET status = 'confirmed', updated_at = now() WHERE id = $1`,
+      [ctx.input.orderId],
+    );
     await logEffect(ctx, 'order-confirmed');
   }
 
@@ -90,6 +124,8 @@ export class OrderPlacementSaga {
 }
 
 async function logEffect(ctx: SagaStepContext<PlaceOrderInput>, effect: string): Promise<void> {
-  await ctx.manager.query(`INSERT INTO orders.effect_log (order_id, effect) VALUES ($1, $2)`, [ctx.input.orderId, effect]);
+  await ctx.manager.query(`INSERT INTO orders.effect_log (order_id, effect) VALUES ($1, $2)`, [
+    ctx.input.orderId,
+    effect,
+  ]);
 }
-

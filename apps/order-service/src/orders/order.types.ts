@@ -26,8 +26,10 @@ export function validatePlaceOrder(input: PlaceOrderInput): true | string {
   if (typeof input !== 'object' || input === null) return 'input must be an object';
   if (typeof input.orderId !== 'string' || !input.orderId) return 'orderId is required';
   if (typeof input.sku !== 'string' || !input.sku) return 'sku is required';
-  if (!Number.isInteger(input.quantity) || input.quantity <= 0) return 'quantity must be a positive integer';
-  if (!Number.isInteger(input.amountCents) || input.amountCents < 0) return 'amountCents must be a non-negative integer';
+  if (!Number.isInteger(input.quantity) || input.quantity <= 0)
+    return 'quantity must be a positive integer';
+  if (!Number.isInteger(input.amountCents) || input.amountCents < 0)
+    return 'amountCents must be a non-negative integer';
   if (typeof input.card !== 'string' || input.card.length < 4) return 'card is required';
   return true;
 }

@@ -1,4 +1,14 @@
-import { BadRequestException, Body, Controller, Get, Headers, HttpCode, NotFoundException, Param, Post } from '@nestjs/common';
+import {
+  BadRequestException,
+  Body,
+  Controller,
+  Get,
+  Headers,
+  HttpCode,
+  NotFoundException,
+  Param,
+  Post,
+} from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { SagaInputInvalidError, SagaNotFoundError, SagaService } from '@sage/saga-outbox';
 import { randomUUID } from 'node:crypto';
@@ -15,10 +25,17 @@ export class OrdersController {
   /** Starts the order-placement saga. `Idempotency-Key` makes retries of this request safe. */
   @Post()
   @HttpCode(202)
-  async place(@Body() body: Omit<PlaceOrderInput, 'orderId'>, @Headers('idempotency-key') key?: string) {
+  async place(
+    @Body() body: Omit<PlaceOrderInput, 'orderId'>,
+    @Headers('idempotency-key') key?: string,
+  ) {
     const orderId = `ord-${key ?? randomUUID()}`;
     try {
-      const { sagaId, created } = await this.sagas.start<PlaceOrderInput>('order-placement', { ...body, orderId }, { idempotencyKey: orderId });
+      const { sagaId, created } = await this.sagas.start<PlaceOrderInput>(
+        'order-placement',
+        { ...body, orderId },
+        { idempotencyKey: orderId },
+      );
       return { orderId, sagaId, created };
     } catch (error) {
       if (error instanceof SagaInputInvalidError) throw new BadRequestException(error.message);

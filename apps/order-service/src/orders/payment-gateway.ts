@@ -19,7 +19,8 @@ export abstract class PaymentGateway {
 @Injectable()
 export class FakeCardGateway extends PaymentGateway {
   authorize(request: AuthorizeRequest): Promise<{ authorization: string }> {
-    if (request.card.endsWith('0002')) return Promise.reject(new PaymentDeclinedError(request.card));
+    if (request.card.endsWith('0002'))
+      return Promise.reject(new PaymentDeclinedError(request.card));
     return Promise.resolve({ authorization: `auth-${request.idempotencyKey}` });
   }
 }

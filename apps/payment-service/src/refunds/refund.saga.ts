@@ -1,4 +1,10 @@
-import { Compensate, Saga, SagaStep, type SagaCompensationContext, type SagaStepContext } from '@sage/saga-outbox';
+import {
+  Compensate,
+  Saga,
+  SagaStep,
+  type SagaCompensationContext,
+  type SagaStepContext,
+} from '@sage/saga-outbox';
 
 export interface RefundInput {
   refundId: string;
@@ -12,46 +18,51 @@ export interface RefundInput {
  * (The order saga's payment steps reach this service over a broker once broker adapters land.)
  */
 @Saga('payment-refund', {
-  validate: (i: RefundInput) => (Number.isInteger(i?.amountCents) && i.amountCents > 0 ? true : 'amountCents must be a positive integer'),
+  validate: (i: RefundInput) =>
+    Number.isInteger(i?.amountCents) && i.amountCents > 0
+      ? true
+      : 'amountCents must be a positive integer',
 })
 export class RefundSaga {
   @SagaStep('record-refund')
   async record(ctx: SagaStepContext<RefundInput>) {
-    await ctx.manager.query(`INSERT INTO payments.refund (id, account, amount_cents, status) VALUES ($1, $2, $3, 'requested')`, [
-      ctx.input.refundId,
-      ctx.input.account,
-      ctx.input.amountCents,
-    ]);
+    await ctx.manager.query(
+      `INSERT INTO payments.refund (id, account, amount_cents, status) VALUES ($1, $2, $3, 'requested')`,
+      [ctx.input.refundId, ctx.input.account, ctx.input.amountCents],
+    );
   }
 
   @Compensate('record-refund')
   async reject(ctx: SagaCompensationContext<RefundInput>) {
-    await ctx.manager.query(`UPDATE payments.refund SET status = 'rejected' WHERE id = $1`, [ctx.input.refundId]);
+    await ctx.manager.query(`UPDATE payments.refund SET status = 'rejected' WHERE id = $1`, [
+      ctx.input.refundId,
+    ]);
   }
 
   @SagaStep('debit-merchant', { dependsOn: ['record-refund'] })
   async debit(ctx: SagaStepContext<RefundInput>) {
-    await ctx.manager.query(`INSERT INTO payments.ledger_entry (account, amount_cents, reference) VALUES ('merchant', $1, $2)`, [
-      -ctx.input.amountCents,
-      ctx.idempotencyKey,
-    ]);
+    await ctx.manager.query(
+      `INSERT INTO payments.ledger_entry (account, amount_cents, reference) VALUES ('merchant', $1, $2)`,
+      [-ctx.input.amountCents, ctx.idempotencyKey],
+    );
   }
 
   @Compensate('debit-merchant')
   async reverseDebit(ctx: SagaCompensationContext<RefundInput>) {
-    await ctx.manager.query(`INSERT INTO payments.ledger_entry (account, amount_cents, reference) VALUES ('merchant', $1, $2)`, [
-      ctx.input.amountCents,
-      ctx.idempotencyKey,
-    ]);
+    await ctx.manager.query(
+      `INSERT INTO payments.ledger_entry (account, amount_cents, reference) VALUES ('merchant', $1, $2)`,
+      [ctx.input.amountCents, ctx.idempotencyKey],
+    );
   }
 
   @SagaStep('credit-customer', { dependsOn: ['debit-merchant'], pivot: true })
   async credit(ctx: SagaStepContext<RefundInput>) {
-    await ctx.manager.query(`INSERT INTO payments.ledger_entry (account, amount_cents, reference) VALUES ($1, $2, $3)`, [
-      ctx.input.account,
-      ctx.input.amountCents,
-      ctx.idempotencyKey,
+    await ctx.manager.query(
+      `INSERT INTO payments.ledger_entry (account, amount_cents, reference) VALUES ($1, $2, $3)`,
+      [ctx.input.account, ctx.input.amountCents, ctx.idempotencyKey],
+    );
+    await ctx.manager.query(`UPDATE payments.refund SET status = 'paid' WHERE id = $1`, [
+      ctx.input.refundId,
     ]);
-    await ctx.manager.query(`UPDATE payments.refund SET status = 'paid' WHERE id = $1`, [ctx.input.refundId]);
   }
 }

@@ -11,7 +11,9 @@ export class RefundsController {
   @HttpCode(202)
   async refund(@Body() body: RefundInput) {
     try {
-      return await this.sagas.start<RefundInput>('payment-refund', body, { idempotencyKey: String(body?.refundId) });
+      return await this.sagas.start<RefundInput>('payment-refund', body, {
+        idempotencyKey: String(body?.refundId),
+      });
     } catch (error) {
       if (error instanceof SagaInputInvalidError) throw new BadRequestException(error.message);
       throw error;

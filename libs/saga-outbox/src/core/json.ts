@@ -30,8 +30,10 @@ export function assertJsonSerializable(value: unknown, what: string): asserts va
         visit(item, `${path}[${i}]`);
       });
     } else {
-      const proto = Object.getPrototypeOf(v) as unknown;
-      if (proto !== Object.prototype && proto !== null) {
+      // Plain objects from any realm (structuredClone, vm contexts) have Object.prototype of their
+      // realm as prototype, whose own prototype is null.
+      const proto = Object.getPrototypeOf(v) as object | null;
+      if (proto !== null && Object.getPrototypeOf(proto) !== null) {
         const ctor = (v as { constructor?: { name?: string } }).constructor?.name ?? 'unknown';
         throw new NotSerializableError(what, path, `instance of ${ctor} is not a plain object`);
       }

@@ -72,10 +72,7 @@ export class SagaExplorer implements OnModuleInit {
             compensated,
             'more than one @Compensate for this step',
           );
-        compensations.set(
-          compensated,
-          method.bind(instance),
-        );
+        compensations.set(compensated, method.bind(instance));
       }
     }
     for (const stepName of compensations.keys()) {

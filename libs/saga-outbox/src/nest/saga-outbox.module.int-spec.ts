@@ -23,12 +23,20 @@ import {
   type SagaStepContext,
 } from '../index';
 
-@Saga('greeting', { validate: (i: { name?: unknown }) => (typeof i?.name === 'string' ? true : 'name must be a string') })
+@Saga('greeting', {
+  validate: (i: { name?: unknown }) =>
+    typeof i?.name === 'string' ? true : 'name must be a string',
+})
 class GreetingSaga {
   @SagaStep('write')
   async write(ctx: SagaStepContext<{ name: string }>) {
-    await ctx.manager.query(`CREATE TABLE IF NOT EXISTS public.greeting (saga_id uuid PRIMARY KEY, name text)`);
-    await ctx.manager.query(`INSERT INTO public.greeting VALUES ($1, $2)`, [ctx.sagaId, ctx.input.name]);
+    await ctx.manager.query(
+      `CREATE TABLE IF NOT EXISTS public.greeting (saga_id uuid PRIMARY KEY, name text)`,
+    );
+    await ctx.manager.query(`INSERT INTO public.greeting VALUES ($1, $2)`, [
+      ctx.sagaId,
+      ctx.input.name,
+    ]);
     return { greeted: ctx.input.name };
   }
 
@@ -43,7 +51,10 @@ class GreetingSaga {
   }
 }
 
-async function boot(options: SagaOutboxModuleOptions, providers: unknown[] = [GreetingSaga]): Promise<INestApplicationContext> {
+async function boot(
+  options: SagaOutboxModuleOptions,
+  providers: unknown[] = [GreetingSaga],
+): Promise<INestApplicationContext> {
   @Module({ imports: [SagaOutboxModule.forRoot(options)], providers: providers as never[] })
   class AppModule {}
   return NestFactory.createApplicationContext(AppModule, { logger: false, abortOnError: false });
@@ -56,7 +67,14 @@ describe('SagaOutboxModule on real PostgreSQL', () => {
   beforeAll(async () => {
     db = await createTestDatabase({ migrated: false });
     const c = db.connection;
-    postgres = { host: c.host, port: c.port, user: c.user, password: c.password, database: c.database, poolSize: 4 };
+    postgres = {
+      host: c.host,
+      port: c.port,
+      user: c.user,
+      password: c.password,
+      database: c.database,
+      poolSize: 4,
+    };
   });
   afterAll(() => db?.drop());
 
@@ -64,12 +82,22 @@ describe('SagaOutboxModule on real PostgreSQL', () => {
     const app = await boot({ postgres });
     try {
       const sagas = app.get(SagaService);
-      const { sagaId, created } = await sagas.start('greeting', { name: 'ada' }, { idempotencyKey: 'g-1' });
+      const { sagaId, created } = await sagas.start(
+        'greeting',
+        { name: 'ada' },
+        { idempotencyKey: 'g-1' },
+      );
       expect(created).toBe(true);
       const done = await sagas.waitFor(sagaId);
       expect(done.status).toBe('completed');
-      expect(done.steps.find((s) => s.name === 'shout')?.result).toEqual({ shouted: 'ADA', previous: { greeted: 'ada' } });
-      expect(await sagas.start('greeting', { name: 'ada' }, { idempotencyKey: 'g-1' })).toEqual({ sagaId, created: false });
+      expect(done.steps.find((s) => s.name === 'shout')?.result).toEqual({
+        shouted: 'ADA',
+        previous: { greeted: 'ada' },
+      });
+      expect(await sagas.start('greeting', { name: 'ada' }, { idempotencyKey: 'g-1' })).toEqual({
+        sagaId,
+        created: false,
+      });
     } finally {
       await app.close();
     }
@@ -80,14 +108,23 @@ describe('SagaOutboxModule on real PostgreSQL', () => {
     try {
       const sagas = app.get(SagaService);
       const ds = app.get(SageDatabase).dataSource;
-      const count = async () => ((await ds.query(`SELECT count(*)::int AS n FROM sage.saga_instance`)) as [{ n: number }])[0].n;
+      const count = async () =>
+        (
+          (await ds.query(`SELECT count(*)::int AS n FROM sage.saga_instance`)) as [{ n: number }]
+        )[0].n;
       const before = await count();
       await expect(sagas.start('no-such-saga', {})).rejects.toThrow(UnknownSagaError);
       await expect(sagas.start('no-such-saga', {})).rejects.toThrow(/Known sagas: "greeting"/);
       await expect(sagas.start('greeting', { name: 42 })).rejects.toThrow(SagaInputInvalidError);
-      await expect(sagas.start('greeting', { name: 'x', when: new Date() })).rejects.toThrow(NotSerializableError);
-      await expect(sagas.start('greeting', { name: 'x', n: 10n })).rejects.toThrow(NotSerializableError);
-      await expect(sagas.start('greeting', { name: 'x' }, { idempotencyKey: '' })).rejects.toThrow(InvalidOptionsError);
+      await expect(sagas.start('greeting', { name: 'x', when: new Date() })).rejects.toThrow(
+        NotSerializableError,
+      );
+      await expect(sagas.start('greeting', { name: 'x', n: 10n })).rejects.toThrow(
+        NotSerializableError,
+      );
+      await expect(sagas.start('greeting', { name: 'x' }, { idempotencyKey: '' })).rejects.toThrow(
+        InvalidOptionsError,
+      );
       await expect(sagas.get('not-a-uuid')).rejects.toThrow(SagaNotFoundError);
       expect(await count()).toBe(before);
     } finally {
@@ -112,7 +149,9 @@ describe('SagaOutboxModule on real PostgreSQL', () => {
       charge() {}
     }
     await expect(boot({ postgres }, [BrokenSaga])).rejects.toThrow(SagaDefinitionError);
-    await expect(boot({ postgres }, [BrokenSaga])).rejects.toThrow(/Saga "broken", step "charge": .*no compensation/);
+    await expect(boot({ postgres }, [BrokenSaga])).rejects.toThrow(
+      /Saga "broken", step "charge": .*no compensation/,
+    );
 
     @Saga('orphan-compensation')
     class OrphanCompensation {
@@ -121,7 +160,9 @@ describe('SagaOutboxModule on real PostgreSQL', () => {
       @Compensate('b')
       undoB() {}
     }
-    await expect(boot({ postgres }, [OrphanCompensation])).rejects.toThrow(/step "b": @Compensate\("b"\) names a step that has no @SagaStep/);
+    await expect(boot({ postgres }, [OrphanCompensation])).rejects.toThrow(
+      /step "b": @Compensate\("b"\) names a step that has no @SagaStep/,
+    );
   });
 
   it('accepts builder-defined sagas and gives them the same version as the decorated equivalent', async () => {
@@ -148,7 +189,9 @@ describe('SagaOutboxModule on real PostgreSQL', () => {
       expect(app.get(SageDatabase).embedded).toBe(true);
       const done = await sagas.waitFor((await sagas.start('greeting', { name: 'pg-lite' })).sagaId);
       expect(done.status).toBe('completed');
-      const rows = (await app.get(SageDatabase).dataSource.query(`SELECT name FROM public.greeting`)) as { name: string }[];
+      const rows = (await app
+        .get(SageDatabase)
+        .dataSource.query(`SELECT name FROM public.greeting`)) as { name: string }[];
       expect(rows).toEqual([{ name: 'pg-lite' }]);
     } finally {
       await app.close();
@@ -169,7 +212,9 @@ describe('SagaOutboxModule on real PostgreSQL', () => {
       ).rejects.toThrow('business rule failed');
       await expect(sagas.get(startedId)).rejects.toThrow(SagaNotFoundError);
 
-      const { sagaId } = await ds.transaction((manager) => sagas.start('greeting', { name: 'committed' }, { manager }));
+      const { sagaId } = await ds.transaction((manager) =>
+        sagas.start('greeting', { name: 'committed' }, { manager }),
+      );
       sagas.resumePending();
       expect((await sagas.waitFor(sagaId)).status).toBe('completed');
     } finally {

@@ -3,7 +3,16 @@ import { DiscoveryModule } from '@nestjs/core';
 import type { EntityManager } from 'typeorm';
 import { SagaEngine } from '../core/saga/saga-engine';
 import { PostgresSagaStore } from '../persistence/postgres/postgres-saga-store';
+import { InMemoryBroker } from '../brokers/memory/in-memory-broker';
+import type { Broker } from '../core/ports/broker';
 import { NestSageLogger } from './nest-sage-logger';
+import {
+  OUTBOX_BROKER,
+  OUTBOX_OPTIONS,
+  OutboxDeadLettersService,
+  OutboxRepository,
+  outboxProviders,
+} from './outbox/outbox.providers';
 import { SagaExplorer } from './saga-explorer';
 import { SagaOutboxLifecycle } from './saga-outbox.lifecycle';
 import { SAGA_OUTBOX_OPTIONS, SagaOutboxConfigurableModule } from './saga-outbox.module-definition';
@@ -30,18 +39,33 @@ import { openSageDatabase, SageDatabase } from './sage-database';
     },
     {
       provide: SagaEngine,
-      inject: [SageDatabase, SAGA_OUTBOX_OPTIONS],
-      useFactory: (db: SageDatabase, options: SagaOutboxModuleOptions) =>
+      inject: [SageDatabase, SAGA_OUTBOX_OPTIONS, OutboxRepository],
+      useFactory: (db: SageDatabase, options: SagaOutboxModuleOptions, outbox: OutboxRepository) =>
         new SagaEngine<EntityManager>({
           store: new PostgresSagaStore(db.dataSource, { schema: db.schema }),
+          outbox: outbox.publisher,
           logger: new NestSageLogger('Sage'),
           ...options.saga,
         }),
     },
+    {
+      provide: OUTBOX_OPTIONS,
+      inject: [SAGA_OUTBOX_OPTIONS],
+      useFactory: (options: SagaOutboxModuleOptions) => options.outbox ?? {},
+    },
+    {
+      provide: OUTBOX_BROKER,
+      inject: [SageDatabase, SAGA_OUTBOX_OPTIONS],
+      // The embedded default is self-contained: an in-process broker. With PostgreSQL, no default:
+      // silently "publishing" to memory would lose messages other services wait for.
+      useFactory: (db: SageDatabase, options: SagaOutboxModuleOptions): Broker | null =>
+        options.broker ?? (db.embedded ? new InMemoryBroker() : null),
+    },
+    ...outboxProviders,
     SagaExplorer,
     SagaService,
     SagaOutboxLifecycle,
   ],
-  exports: [SagaService, SageDatabase],
+  exports: [SagaService, SageDatabase, OutboxRepository, OutboxDeadLettersService, OUTBOX_BROKER],
 })
 export class SagaOutboxModule extends SagaOutboxConfigurableModule {}

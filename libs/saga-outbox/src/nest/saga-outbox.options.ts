@@ -1,6 +1,8 @@
 import { InvalidOptionsError } from '../core/errors';
 import type { SagaDefinition } from '../core/saga/saga-definition';
 import type { DataSource, EntityManager } from 'typeorm';
+import type { Broker } from '../core/ports/broker';
+import type { OutboxModuleOptions } from './outbox/outbox.providers';
 
 export interface SagaOutboxPostgresOptions {
   /** `postgres://user:pass@host:port/db`; or the separate fields below. */
@@ -51,8 +53,16 @@ export interface SagaOutboxModuleOptions {
   saga?: SagaEngineTuning;
   /** Sagas declared with `defineSaga()` instead of decorators. */
   sagas?: SagaDefinition<never, EntityManager>[];
-  /** Start the recovery and lease loops on application bootstrap. Default true. */
+  /** Start the recovery, lease and relay loops on application bootstrap. Default true. */
   autoStart?: boolean;
+  /**
+   * Where the relay publishes outbox messages. Default: an in-process InMemoryBroker with the
+   * embedded database; none with PostgreSQL (messages stay in the outbox until a relay with a
+   * broker runs, e.g. the standalone relay).
+   */
+  broker?: Broker;
+  /** Outbox limits, relay and retention tuning. */
+  outbox?: OutboxModuleOptions;
 }
 
 const KNOWN_KEYS = new Set([
@@ -128,6 +138,24 @@ export function validateModuleOptions(
     if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)) {
       throw new InvalidOptionsError(`saga.${key}`, `must be a positive number, got ${String(v)}`);
     }
+  }
+  if (
+    o.broker !== undefined &&
+    (typeof o.broker !== 'object' || o.broker === null || typeof o.broker.publish !== 'function')
+  ) {
+    throw new InvalidOptionsError(
+      'broker',
+      'must implement the Broker port (publish, subscribe, health, close)',
+    );
+  }
+  if (
+    o.outbox?.maxMessageBytes !== undefined &&
+    (!Number.isInteger(o.outbox.maxMessageBytes) || o.outbox.maxMessageBytes < 1)
+  ) {
+    throw new InvalidOptionsError(
+      'outbox.maxMessageBytes',
+      `must be a positive integer, got ${String(o.outbox.maxMessageBytes)}`,
+    );
   }
   if (o.sagas !== undefined && !Array.isArray(o.sagas))
     throw new InvalidOptionsError('sagas', 'must be an array of defineSaga(...).build() results');

@@ -1,5 +1,6 @@
 import { DataSource } from 'typeorm';
 import { sagaOutboxMigrations } from '../../../../migrations';
+import { createSagaDataSource, runMigrationsLocked } from '../persistence/postgres/data-source';
 import {
   startEmbeddedPostgres,
   type EmbeddedPostgres,
@@ -25,61 +26,45 @@ export class SageDatabase {
   }
 }
 
+/** Sage's own migration history table when Sage runs its migrations on a DataSource it opened. */
+const SAGE_MIGRATIONS_TABLE = 'sage_migrations';
+
 export async function openSageDatabase(options: SagaOutboxModuleOptions): Promise<SageDatabase> {
   const schema = options.schema ?? 'sage';
   if (options.dataSource) {
     const ds = options.dataSource;
     if (!ds.isInitialized) await ds.initialize();
-    if (options.runMigrations === true) await runSageMigrations(ds, schema);
+    if (options.runMigrations === true) await migrateUserDataSource(ds, schema);
     return new SageDatabase(ds, schema, { dataSource: false });
   }
   let embedded: EmbeddedPostgres | undefined;
-  let connection: {
-    url?: string;
-    host?: string;
-    port?: number;
-    username?: string;
-    password?: string;
-    database?: string;
-  };
-  if (options.postgres) {
-    const p = options.postgres;
-    connection = {
-      url: p.url,
-      host: p.host,
-      port: p.port,
-      username: p.user,
-      password: p.password,
-      database: p.database,
-    };
-  } else {
+  if (!options.postgres) {
     embedded = await startEmbeddedPostgres({
       dataDir: options.embedded?.dataDir,
       maxConnections: options.embedded?.maxConnections ?? 8,
     });
-    connection = {
-      host: embedded.host,
-      port: embedded.port,
-      username: 'postgres',
-      password: 'postgres',
-      database: 'postgres',
-    };
   }
-  const poolSize =
-    options.postgres?.poolSize ??
-    (embedded ? Math.max(1, (options.embedded?.maxConnections ?? 8) - 1) : 10);
-  const ds = new DataSource({
-    type: 'postgres',
-    ...connection,
-    synchronize: false,
-    migrationsRun: false,
-    migrations: sagaOutboxMigrations({ schema }),
-    migrationsTableName: 'sage_migrations',
-    extra: { max: poolSize },
+  const p = options.postgres;
+  const ds = createSagaDataSource({
+    ...(embedded
+      ? { url: embedded.url }
+      : {
+          url: p?.url,
+          host: p?.host,
+          port: p?.port,
+          username: p?.user,
+          password: p?.password,
+          database: p?.database,
+        }),
+    schema,
+    // PGlite serialises transactions across connections; a pool larger than its socket's limit only queues.
+    poolSize:
+      p?.poolSize ?? (embedded ? Math.max(1, (options.embedded?.maxConnections ?? 8) - 1) : 10),
+    migrationsTableName: SAGE_MIGRATIONS_TABLE,
   });
   try {
     await ds.initialize();
-    if (options.runMigrations !== false) await runSageMigrations(ds, schema);
+    if (options.runMigrations !== false) await runMigrationsLocked(ds);
   } catch (error) {
     if (ds.isInitialized) await ds.destroy();
     await embedded?.stop();
@@ -88,25 +73,24 @@ export async function openSageDatabase(options: SagaOutboxModuleOptions): Promis
   return new SageDatabase(ds, schema, { dataSource: true, embedded });
 }
 
-async function runSageMigrations(ds: DataSource, schema: string): Promise<void> {
-  // A user DataSource may not list our migrations: run ours explicitly, each in its own transaction.
-  const migrations = sagaOutboxMigrations({ schema });
-  if (
-    ds.migrations.length === 0 ||
-    !migrations.every((m) => ds.migrations.some((x) => x.name === m.name))
-  ) {
-    const runner = new DataSource({
-      ...ds.options,
-      migrations,
-      migrationsTableName: 'sage_migrations',
-    });
-    await runner.initialize();
-    try {
-      await runner.runMigrations({ transaction: 'each' });
-    } finally {
-      await runner.destroy();
-    }
+/** `runMigrations: true` with the app's DataSource: Sage's migrations, serialised, on its connection settings. */
+async function migrateUserDataSource(ds: DataSource, schema: string): Promise<void> {
+  const ours = sagaOutboxMigrations({ schema });
+  const listed = ours.every((m) => ds.migrations.some((x) => x.name === m.name));
+  if (listed) {
+    await runMigrationsLocked(ds);
     return;
   }
-  await ds.runMigrations({ transaction: 'each' });
+  const runner = new DataSource({
+    ...ds.options,
+    migrations: ours,
+    migrationsTableName: SAGE_MIGRATIONS_TABLE,
+    entities: [],
+  } as typeof ds.options);
+  await runner.initialize();
+  try {
+    await runMigrationsLocked(runner);
+  } finally {
+    await runner.destroy();
+  }
 }

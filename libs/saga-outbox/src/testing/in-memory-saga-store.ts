@@ -115,7 +115,7 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
     });
   }
 
-  recordStepFailure(
+  async recordStepFailure(
     fence: Fence,
     stepName: string,
     phase: StepPhase,
@@ -134,7 +134,7 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
       step.compensationAttempts = attempt;
       if (final) step.status = 'compensation_failed';
     }
-    return Promise.resolve();
+    await Promise.resolve();
   }
 
   transition(

@@ -71,6 +71,9 @@ export function backoffDelay(
   attempt: number,
   random: () => number = Math.random,
 ): number {
+  // With no initial delay there is no backoff; checked first because multiplier^attempt can
+  // overflow to Infinity and 0 * Infinity is NaN.
+  if (policy.initialDelayMs === 0) return 0;
   const ceiling = Math.min(
     policy.maxDelayMs,
     policy.initialDelayMs * Math.pow(policy.multiplier, attempt - 1),

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { InvalidOptionsError, SagaDefinitionError } from '../errors';
 import type { JsonValue } from '../json';
+import type { OutboxMessageInput } from '../outbox/outbox-message';
 import {
   DEFAULT_COMPENSATION_RETRY,
   DEFAULT_STEP_RETRY,
@@ -33,7 +34,16 @@ export interface StepContext<TInput = unknown, Tx = unknown> {
   readonly signal: AbortSignal;
   /** The transaction the step's writes, its result and its status change commit in. */
   readonly manager: Tx;
+  /**
+   * Writes messages to the outbox in this step's transaction: they exist if and only if the step
+   * commits. Defaults: `sagaId` = this saga, `key` = the saga id (so a saga's messages stay in
+   * order); headers `sage-saga-id`, `sage-step` and `sage-idempotency-key` are added.
+   */
+  emit(messages: SagaMessage | readonly SagaMessage[]): Promise<string[]>;
 }
+
+/** A message a step emits; see OutboxMessageInput. */
+export type SagaMessage = Omit<OutboxMessageInput, 'sagaId'>;
 
 export interface CompensationContext<TInput = unknown, Tx = unknown> extends StepContext<
   TInput,

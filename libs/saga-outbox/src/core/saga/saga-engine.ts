@@ -12,12 +12,15 @@ import { systemClock, type Clock } from '../ports/clock';
 import { silentLogger, type SageLogger } from '../ports/logger';
 import { TERMINAL_SAGA_STATUSES, type SagaRecord, type SagaStore } from '../ports/saga-store';
 import { uuidv7 } from '../uuid';
+import type { OutboxPublisher } from '../outbox/outbox-publisher';
 import type { SagaDefinition } from './saga-definition';
 import type { SagaEvent, SagaEventListener } from './saga-events';
 import { SagaRunner, type RunOutcome } from './saga-runner';
 
 export interface SagaEngineOptions<Tx> {
   store: SagaStore<Tx>;
+  /** The outbox steps write to with `ctx.emit()`, in their own transaction. */
+  outbox?: OutboxPublisher<Tx>;
   clock?: Clock;
   logger?: SageLogger;
   /** Identifies this worker in `saga_instance.owner`. Default: a fresh UUIDv7 per process. */
@@ -28,7 +31,10 @@ export interface SagaEngineOptions<Tx> {
   recoveryIntervalMs?: number;
   /** Sagas this process drives at once; more wait in the database for capacity. Default 64. */
   maxConcurrentSagas?: number;
-  /** Graceful shutdown: how long running sagas may finish before they are interrupted. Default 10 s. */
+  /**
+   * Graceful shutdown: how long running sagas may finish before they are interrupted. Default 10 s.
+   * Interrupted sagas get as long again to stop; then their leases are released regardless.
+   */
   shutdownTimeoutMs?: number;
   random?: () => number;
 }
@@ -74,6 +80,7 @@ export class SagaEngine<Tx = unknown> {
   >();
   private readonly listeners = new Set<SagaEventListener>();
   private readonly store: SagaStore<Tx>;
+  private readonly outbox: OutboxPublisher<Tx> | undefined;
   private readonly clock: Clock;
   private readonly logger: SageLogger;
   readonly ownerId: string;
@@ -85,11 +92,24 @@ export class SagaEngine<Tx = unknown> {
   private readonly heartbeatLoop: SingleFlightLoop;
   private loopsController: AbortController | undefined;
   private shuttingDown = false;
+  /** start() calls that will run their saga here but have not launched it yet (capacity held). */
+  private starting = 0;
+  /** Sagas claimed by recovery whose runner is not started yet (their leases are renewed too). */
+  private readonly launching = new Set<string>();
 
   constructor(options: SagaEngineOptions<Tx>) {
+    if (typeof options.store !== 'object' || options.store === null)
+      throw new InvalidOptionsError('store', 'a SagaStore is required');
     this.store = options.store;
+    this.outbox = options.outbox;
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? silentLogger;
+    // An empty owner would be a falsy owner in the store: no lease, so every commit is fenced off.
+    if (
+      options.ownerId !== undefined &&
+      (typeof options.ownerId !== 'string' || options.ownerId.length === 0)
+    )
+      throw new InvalidOptionsError('ownerId', 'must be a non-empty string');
     this.ownerId = options.ownerId ?? uuidv7();
     this.leaseMs = positive('leaseMs', options.leaseMs ?? 30_000);
     this.maxConcurrent = positiveInt('maxConcurrentSagas', options.maxConcurrentSagas ?? 64);
@@ -169,27 +189,36 @@ export class SagaEngine<Tx = unknown> {
       throw new InvalidOptionsError('start', 'the saga engine is shutting down');
 
     const inCallerTx = options.manager !== undefined;
-    const runHere = !inCallerTx && this.active.size < this.maxConcurrent;
-    const { id, created } = await this.store.create(
-      {
-        id: uuidv7(this.clock.now()),
-        name,
-        version: def.version,
-        input,
-        idempotencyKey: key ?? null,
-        stepNames: def.order,
-        owner: runHere ? this.ownerId : null,
-        leaseMs: this.leaseMs,
-        timeoutMs: def.timeoutMs,
-      },
-      options.manager,
-    );
-    if (created) {
-      this.emit({ type: 'saga.started', sagaId: id, saga: name, at: this.clock.now() });
-      if (runHere) await this.launch(id, false);
-      else if (!inCallerTx) this.recoveryLoop.wake();
+    // Counts starts still awaiting the store, so concurrent starts cannot overshoot the limit.
+    const runHere = !inCallerTx && this.active.size + this.starting < this.maxConcurrent;
+    if (runHere) this.starting++;
+    try {
+      const { id, created } = await this.store.create(
+        {
+          id: uuidv7(this.clock.now()),
+          name,
+          version: def.version,
+          input,
+          idempotencyKey: key ?? null,
+          stepNames: def.order,
+          owner: runHere ? this.ownerId : null,
+          leaseMs: this.leaseMs,
+          timeoutMs: def.timeoutMs,
+        },
+        options.manager,
+      );
+      if (created) {
+        // Inside the caller's transaction the saga may still roll back: it is reported when a
+        // worker first picks it up (saga.resumed), not here.
+        if (!inCallerTx)
+          this.emit({ type: 'saga.started', sagaId: id, saga: name, at: this.clock.now() });
+        if (runHere) await this.launch(id, false);
+        else if (!inCallerTx) this.recoveryLoop.wake();
+      }
+      return { sagaId: id, created };
+    } finally {
+      if (runHere) this.starting--;
     }
-    return { sagaId: id, created };
   }
 
   /** Claims sagas waiting for a worker now (e.g. right after committing a transaction that started one). */
@@ -212,7 +241,7 @@ export class SagaEngine<Tx = unknown> {
       const local = this.active.get(sagaId);
       if (local) {
         const left = deadline - this.clock.now();
-        if (left > 0) await Promise.race([local.done, this.clock.sleep(left)]);
+        if (left > 0) await this.within(local.done, left);
       }
       const record = await this.get(sagaId);
       if (TERMINAL_SAGA_STATUSES.includes(record.status)) return record;
@@ -271,11 +300,13 @@ export class SagaEngine<Tx = unknown> {
     this.loopsController?.abort();
     await this.recoveryLoop.stopped();
     const pending = [...this.active.values()].map((a) => a.done);
-    if (pending.length)
-      await Promise.race([Promise.allSettled(pending), this.clock.sleep(this.shutdownTimeoutMs)]);
+    if (pending.length) await this.within(Promise.allSettled(pending), this.shutdownTimeoutMs);
     const left = [...this.active.values()];
     for (const a of left) a.runner.stop('shutdown');
-    await Promise.allSettled(left.map((a) => a.done));
+    // A step body that ignores its abort signal cannot be waited for forever: after one more
+    // bounded wait its lease is released anyway; if it ever finishes, the fence rejects its commit.
+    if (left.length)
+      await this.within(Promise.allSettled(left.map((a) => a.done)), this.shutdownTimeoutMs);
     await this.heartbeatLoop.stopped();
     if (left.length) {
       await this.store
@@ -294,19 +325,31 @@ export class SagaEngine<Tx = unknown> {
 
   // ------------------------------------------------------------------ internals
 
+  /** Waits for `promise` at most `ms`, leaving no timer behind (a pending timer delays process exit). */
+  private async within(promise: Promise<unknown>, ms: number): Promise<void> {
+    const cancel = new AbortController();
+    try {
+      await Promise.race([promise, this.clock.sleep(ms, cancel.signal).catch(() => undefined)]);
+    } finally {
+      cancel.abort();
+    }
+  }
+
   private async launch(sagaId: string, resumed: boolean): Promise<void> {
     const record = await this.store.load(sagaId);
     if (!record) return;
     if (TERMINAL_SAGA_STATUSES.includes(record.status)) return;
     const def = this.definitions.get(record.name);
-    if (!def || def.version !== record.version) {
-      // Claimed by a filter that no longer matches (should not happen): give it back.
+    if (!def || def.version !== record.version || this.shuttingDown) {
+      // Claimed by a filter that no longer matches (should not happen), or shutdown began while a
+      // start() was in flight (shutdown no longer sees it): give it back for another worker.
       await this.store.release(this.ownerId, [sagaId]);
       return;
     }
     if (resumed) this.emit({ type: 'saga.resumed', sagaId, saga: def.name, at: this.clock.now() });
     const runner = new SagaRunner(def, record, this.ownerId, {
       store: this.store,
+      outbox: this.outbox,
       clock: this.clock,
       logger: this.logger,
       emit: (e) => this.emit(e),
@@ -316,44 +359,61 @@ export class SagaEngine<Tx = unknown> {
       async (outcome) => {
         this.active.delete(sagaId);
         if (outcome === 'interrupted' && !this.shuttingDown) {
-          // Store trouble or lost lease: give the saga back so recovery (here or elsewhere) resumes it.
+          // Store trouble or lost lease: give the saga back so recovery (here or elsewhere) resumes
+          // it on its next regular tick. Not woken now: a saga that fails at once would be
+          // reclaimed and relaunched in a tight loop (recoveryIntervalMs is the backoff).
           await this.store.release(this.ownerId, [sagaId]).catch(() => undefined);
-          this.recoveryLoop.wake();
         }
         return outcome;
       },
-      (error: unknown) => {
+      (error: unknown): RunOutcome => {
         this.active.delete(sagaId);
         this.logger.error('saga runner crashed', {
           event: 'saga.runner_error',
           sagaId,
           error: String(error),
         });
-        return 'interrupted' as RunOutcome;
+        return 'interrupted';
       },
     );
-    this.active.set(sagaId, { runner: runner as SagaRunner<unknown, Tx>, done });
+    this.active.set(sagaId, { runner: runner, done });
   }
 
   private async recoverOnce(): Promise<void> {
     if (this.shuttingDown) return;
-    const capacity = this.maxConcurrent - this.active.size;
+    const capacity = this.maxConcurrent - this.active.size - this.starting;
     if (capacity <= 0) return;
     const versions = [...this.definitions.values()].map((d) => ({
       name: d.name,
       version: d.version,
     }));
     const ids = await this.store.claimOrphans(this.ownerId, versions, capacity, this.leaseMs);
-    for (const id of ids) {
-      if (this.active.has(id)) continue;
-      await this.launch(id, true);
-    }
+    // Held from the claim on, so the heartbeat renews them while they load; launched together so a
+    // large batch does not outlive its lease before its last saga starts.
+    const fresh = ids.filter((id) => !this.active.has(id) && !this.launching.has(id));
+    for (const id of fresh) this.launching.add(id);
+    await Promise.all(
+      fresh.map((id) =>
+        this.launch(id, true)
+          .catch((error: unknown) => {
+            this.logger.error(
+              'could not resume saga; its lease will expire and it will be retried',
+              {
+                event: 'saga.resume_failed',
+                sagaId: id,
+                error: String(error),
+              },
+            );
+          })
+          .finally(() => this.launching.delete(id)),
+      ),
+    );
     // A full batch means more may be waiting: go again soon.
     if (ids.length === capacity) this.recoveryLoop.wake();
   }
 
   private async renewLeases(): Promise<void> {
-    const ids = [...this.active.keys()];
+    const ids = [...this.active.keys(), ...this.launching];
     if (!ids.length) return;
     const held = new Set(await this.store.renewLeases(this.ownerId, ids, this.leaseMs));
     for (const id of ids) {

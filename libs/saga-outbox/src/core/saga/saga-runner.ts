@@ -1,4 +1,5 @@
 import {
+  InvalidOptionsError,
   LeaseLostError,
   NotSerializableError,
   SagaOutboxError,
@@ -10,11 +11,14 @@ import type { Clock } from '../ports/clock';
 import type { SageLogger } from '../ports/logger';
 import type { Fence, SagaRecord, SagaStore, StepRecord } from '../ports/saga-store';
 import { backoffDelay, isRetryable, type RetryPolicy } from './retry-policy';
-import type { SagaDefinition, StepDefinition } from './saga-definition';
+import type { OutboxPublisher } from '../outbox/outbox-publisher';
+import type { SagaDefinition, SagaMessage, StepDefinition } from './saga-definition';
 import type { SagaEvent } from './saga-events';
 
 export interface SagaRunnerDeps<Tx> {
   store: SagaStore<Tx>;
+  /** Where ctx.emit writes; without it ctx.emit throws. */
+  outbox?: OutboxPublisher<Tx>;
   clock: Clock;
   logger: SageLogger;
   emit: (event: SagaEvent) => void;
@@ -82,7 +86,12 @@ export class SagaRunner<TInput, Tx> {
           failedStep: forward.step,
         });
         if (!moved) return this.interrupted();
-        this.record = { ...this.record, status: 'compensating', error: forward.reason, failedStep: forward.step ?? null };
+        this.record = {
+          ...this.record,
+          status: 'compensating',
+          error: forward.reason,
+          failedStep: forward.step ?? null,
+        };
         this.emit({ type: 'saga.compensating', reason: forward.reason });
       }
       if (this.record.status === 'compensating') {
@@ -234,9 +243,10 @@ export class SagaRunner<TInput, Tx> {
     pivotDone: () => boolean,
   ): Promise<StepResult> {
     let attempt = state?.attempts ?? 0;
-    // Past the point of no return a failing step is retried forward, never compensated.
+    // Past the point of no return a failing step is retried forward, never compensated. That
+    // includes a pivot that follows (or runs beside) a completed pivot: nothing can be undone.
     const maxAttempts = (): number =>
-      !step.pivot && (step.afterPivot || pivotDone())
+      step.afterPivot || pivotDone()
         ? Math.max(step.retry.maxAttempts, this.def.afterPivotMaxAttempts)
         : step.retry.maxAttempts;
     for (;;) {
@@ -254,19 +264,24 @@ export class SagaRunner<TInput, Tx> {
             sagaId: this.record.id,
             sagaName: this.def.name,
             stepName: step.name,
-            input: this.record.input as TInput,
-            results: { ...results },
+            // Copies: a step mutating what it was given must not change what other steps see.
+            input: structuredClone(this.record.input) as TInput,
+            results: structuredClone(results),
             idempotencyKey: `${this.record.id}:${step.name}`,
             attempt,
             signal,
             manager: tx,
+            emit: (messages) =>
+              this.emitMessages(tx, step.name, `${this.record.id}:${step.name}`, messages),
           });
           const result = value === undefined ? null : value;
           assertJsonSerializable(
             result,
             `Result of step "${step.name}" of saga "${this.def.name}"`,
           );
-          return result;
+          // What later steps see is what the store keeps (and what a resumed run would load):
+          // a detached JSON copy, without `undefined` fields.
+          return JSON.parse(JSON.stringify(result)) as JsonValue;
         },
       );
       if (attemptResult.kind === 'done') {
@@ -349,6 +364,13 @@ export class SagaRunner<TInput, Tx> {
               attempt,
               signal,
               manager: tx,
+              emit: (messages) =>
+                this.emitMessages(
+                  tx,
+                  step.name,
+                  `${this.record.id}:${step.name}:compensate`,
+                  messages,
+                ),
             });
             return null;
           },
@@ -471,6 +493,39 @@ export class SagaRunner<TInput, Tx> {
     }
   }
 
+  /** ctx.emit: outbox rows in the step's own transaction. */
+  private async emitMessages(
+    tx: Tx,
+    step: string,
+    idempotencyKey: string,
+    messages: SagaMessage | readonly SagaMessage[],
+  ): Promise<string[]> {
+    const outbox = this.deps.outbox;
+    if (!outbox) {
+      throw new InvalidOptionsError(
+        'outbox',
+        `step "${step}" of saga "${this.def.name}" emitted a message, but no outbox is configured for the saga engine`,
+      );
+    }
+    const list: readonly SagaMessage[] = Array.isArray(messages)
+      ? messages
+      : [messages as SagaMessage];
+    return outbox.publish(
+      list.map((m) => ({
+        ...m,
+        key: m.key === undefined ? this.record.id : m.key,
+        sagaId: this.record.id,
+        headers: {
+          ...m.headers,
+          'sage-saga-id': this.record.id,
+          'sage-step': step,
+          'sage-idempotency-key': idempotencyKey,
+        },
+      })),
+      { manager: tx },
+    );
+  }
+
   private async finish(
     from: 'running' | 'compensating',
     to: 'completed' | 'compensated' | 'failed',
@@ -509,7 +564,7 @@ export class SagaRunner<TInput, Tx> {
       sagaId: this.record.id,
       saga: this.def.name,
       at: this.deps.clock.now(),
-    } as SagaEvent);
+    });
   }
 }
 

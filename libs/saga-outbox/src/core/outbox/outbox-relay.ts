@@ -1,0 +1,460 @@
+import { InvalidOptionsError } from '../errors';
+import { SingleFlightLoop, type LoopStats } from '../loop';
+import type { Broker, BrokerMessage, PublishResult } from '../ports/broker';
+import { systemClock, type Clock } from '../ports/clock';
+import { silentLogger, type SageLogger } from '../ports/logger';
+import type { OutboxFailure, OutboxStore, OutboxWakeSubscription } from '../ports/outbox-store';
+import { uuidv7 } from '../uuid';
+import type { ClaimedOutboxMessage } from './outbox-message';
+import { failureOutcome, resolveOutboxRetryPolicy, type OutboxRetryPolicy } from './outbox-retry';
+
+export interface OutboxRelayOptions {
+  store: OutboxStore;
+  broker: Broker;
+  clock?: Clock;
+  logger?: SageLogger;
+  /** Identity in logs. Default: a fresh UUIDv7. */
+  relayId?: string;
+  /** Messages claimed per round trip. Default 500. */
+  batchSize?: number;
+  /** Messages per broker `publish()` call. Default 100. */
+  publishBatchSize?: number;
+  /** Broker `publish()` calls in flight at once. Default 8. */
+  maxInFlight?: number;
+  /** Claim lease on the database clock; must exceed the slowest publish. Default 30000. */
+  leaseMs?: number;
+  /** Polling interval when idle (the fallback when no NOTIFY arrives). Default 1000. */
+  pollIntervalMs?: number;
+  /** How often expired claims are reaped. Default 5000. */
+  reapIntervalMs?: number;
+  /** LISTEN for the write-side NOTIFY hint. Default true (set false on embedded PGlite). */
+  listen?: boolean;
+  retry?: Partial<OutboxRetryPolicy>;
+  /** Bound on graceful shutdown: after it, in-flight publishes are aborted (their rows are released). Default 10000. */
+  shutdownTimeoutMs?: number;
+  /** Called after every non-empty batch (metrics, tests). Must not throw. */
+  onBatch?: (report: OutboxBatchReport) => void;
+}
+
+/** What one claim-publish-mark round did. */
+export interface OutboxBatchReport {
+  claimToken: string;
+  claimed: number;
+  /** Acked by the broker and recorded as sent. */
+  sent: number;
+  /** Acked by the broker but the mark was rejected: the claim was lost (lease expired, row reclaimed). */
+  staleMarks: number;
+  /** Failed and scheduled for retry. */
+  retried: number;
+  /** Failed for the last time (or non-retryable) and dead-lettered. */
+  deadLettered: number;
+  /** Never published (shutdown) and handed back. */
+  released: number;
+}
+
+export interface OutboxRelayStats {
+  batches: number;
+  claimed: number;
+  sent: number;
+  staleMarks: number;
+  retried: number;
+  deadLettered: number;
+  released: number;
+  reaped: number;
+  listening: boolean;
+  loop: LoopStats;
+}
+
+interface ResolvedOptions {
+  batchSize: number;
+  publishBatchSize: number;
+  maxInFlight: number;
+  leaseMs: number;
+  pollIntervalMs: number;
+  reapIntervalMs: number;
+  listen: boolean;
+  shutdownTimeoutMs: number;
+}
+
+const DEFAULTS: ResolvedOptions = {
+  batchSize: 500,
+  publishBatchSize: 100,
+  maxInFlight: 8,
+  leaseMs: 30_000,
+  pollIntervalMs: 1000,
+  reapIntervalMs: 5000,
+  listen: true,
+  shutdownTimeoutMs: 10_000,
+};
+
+/** Claim rounds per loop tick before yielding to the loop (keeps its stats and stop checks fresh). */
+const MAX_ROUNDS_PER_TICK = 1000;
+
+/**
+ * The outbox relay: claims eligible messages (see claimOutboxMessages for eligibility), publishes
+ * them with many broker calls in flight, and records the outcome with fenced batch updates.
+ *
+ * One relay per process is typical; any number may run against one database. It runs in a
+ * single-flight loop woken by NOTIFY (a hint) with polling as the fallback, never holds a database
+ * transaction open across a broker call, and shuts down within a bound: in-flight publishes finish
+ * and are recorded, claims not yet started are released at once.
+ */
+export class OutboxRelay {
+  readonly relayId: string;
+  private readonly o: ResolvedOptions;
+  private readonly retry: OutboxRetryPolicy;
+  private readonly clock: Clock;
+  private readonly logger: SageLogger;
+  private readonly loop: SingleFlightLoop;
+  private loopController = new AbortController();
+  /** Aborts in-flight publishes once the shutdown bound is over. */
+  private readonly hardStop = new AbortController();
+  private stopping = false;
+  private started = false;
+  private subscription: OutboxWakeSubscription | undefined;
+  private lastListenAttempt = -Infinity;
+  private lastReap = -Infinity;
+  private readonly counters = {
+    batches: 0,
+    claimed: 0,
+    sent: 0,
+    staleMarks: 0,
+    retried: 0,
+    deadLettered: 0,
+    released: 0,
+    reaped: 0,
+  };
+
+  constructor(private readonly options: OutboxRelayOptions) {
+    this.o = resolveRelayOptions(options);
+    this.retry = resolveOutboxRetryPolicy(options.retry);
+    this.clock = options.clock ?? systemClock;
+    this.logger = options.logger ?? silentLogger;
+    this.relayId = options.relayId ?? uuidv7();
+    this.loop = new SingleFlightLoop(
+      'outbox-relay',
+      this.o.pollIntervalMs,
+      (signal) => this.tick(signal),
+      this.clock,
+      this.logger,
+    );
+  }
+
+  /** Starts the loop (idempotent). */
+  start(): void {
+    if (this.started || this.stopping) return;
+    this.started = true;
+    this.loop.start(this.loopController.signal);
+  }
+
+  /** Runs the next round now (e.g. right after a commit in this process). */
+  wake(): void {
+    this.loop.wake();
+  }
+
+  /**
+   * Graceful stop within `shutdownTimeoutMs`: no new claims; in-flight publishes finish and are
+   * recorded; unstarted claims are released. After the bound, in-flight publishes are aborted and
+   * their rows released (or left to lease expiry if the database is unreachable).
+   */
+  async stop(): Promise<void> {
+    if (this.stopping) {
+      await this.loop.stopped();
+      return;
+    }
+    this.stopping = true;
+    this.loopController.abort();
+    const bound = new AbortController();
+    const timer = this.clock.sleep(this.o.shutdownTimeoutMs, bound.signal).then(
+      () =>
+        this.hardStop.abort(
+          new Error(
+            `outbox relay ${this.relayId}: shutdown bound of ${this.o.shutdownTimeoutMs} ms reached`,
+          ),
+        ),
+      () => undefined,
+    );
+    try {
+      await this.loop.stopped();
+    } finally {
+      bound.abort();
+      await timer;
+      await this.closeSubscription();
+    }
+  }
+
+  get stats(): OutboxRelayStats {
+    return {
+      ...this.counters,
+      listening: this.subscription !== undefined,
+      loop: { ...this.loop.stats },
+    };
+  }
+
+  /**
+   * One claim-publish-mark round; for tests and for callers driving the relay themselves.
+   * Returns the report (claimed 0 when nothing was eligible).
+   */
+  async runOnce(): Promise<OutboxBatchReport> {
+    const claimToken = uuidv7();
+    const report: OutboxBatchReport = {
+      claimToken,
+      claimed: 0,
+      sent: 0,
+      staleMarks: 0,
+      retried: 0,
+      deadLettered: 0,
+      released: 0,
+    };
+    if (this.stopping && this.started) return report;
+    const claimed = await this.options.store.claim(claimToken, this.o.batchSize, this.o.leaseMs);
+    report.claimed = claimed.length;
+    if (!claimed.length) return report;
+
+    const acked: string[] = [];
+    const failures: OutboxFailure[] = [];
+    const unstarted: string[] = [];
+    const chunks = chunk(claimed, this.o.publishBatchSize);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let i = next++; i < chunks.length; i = next++) {
+        const part = chunks[i]!;
+        if (this.stopping) {
+          unstarted.push(...part.map((m) => m.id));
+          continue;
+        }
+        const results = await this.publishChunk(part);
+        part.forEach((message, j) => {
+          const result = results[j]!;
+          if (result.ok) acked.push(message.id);
+          else if (this.hardStop.signal.aborted) unstarted.push(message.id);
+          else {
+            const outcome = failureOutcome(this.retry, message.attempts, result.retryable);
+            failures.push({
+              id: message.id,
+              error: result.error,
+              delayMs: outcome.kind === 'retry' ? outcome.delayMs : null,
+            });
+          }
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.o.maxInFlight, chunks.length) }, worker));
+
+    // Record outcomes: one statement per kind, each fenced by the claim token.
+    const marked = await this.options.store.markSent(claimToken, acked);
+    report.sent = marked.length;
+    report.staleMarks = acked.length - marked.length;
+    if (failures.length) {
+      const recorded = new Set(await this.options.store.markFailed(claimToken, failures));
+      for (const f of failures) {
+        if (!recorded.has(f.id)) report.staleMarks++;
+        else if (f.delayMs === null) report.deadLettered++;
+        else report.retried++;
+      }
+      this.logFailures(failures, claimed);
+    }
+    if (unstarted.length)
+      report.released = (await this.options.store.release(claimToken, unstarted)).length;
+    if (report.staleMarks) {
+      this.logger.warn(
+        'outbox relay lost claims before recording them (lease expired; another relay took over); those messages may be published twice',
+        {
+          event: 'outbox.relay.stale_claim',
+          relayId: this.relayId,
+          claimToken,
+          staleMarks: report.staleMarks,
+        },
+      );
+    }
+    this.count(report);
+    this.options.onBatch?.(report);
+    return report;
+  }
+
+  /** Releases claims whose lease expired; returns how many. */
+  async reap(): Promise<number> {
+    const reaped = await this.options.store.reapExpired(this.o.batchSize);
+    this.counters.reaped += reaped;
+    if (reaped) {
+      this.logger.warn('outbox reaper released expired claims', {
+        event: 'outbox.relay.reaped',
+        relayId: this.relayId,
+        reaped,
+      });
+    }
+    return reaped;
+  }
+
+  private async tick(signal: AbortSignal): Promise<void> {
+    const now = this.clock.now();
+    if (now - this.lastReap >= this.o.reapIntervalMs) {
+      this.lastReap = now;
+      await this.reap();
+    }
+    await this.ensureListening();
+    for (let round = 0; round < MAX_ROUNDS_PER_TICK && !signal.aborted; round++) {
+      const report = await this.runOnce();
+      // Keep going while there is work: with one message per key per claim, a short batch does
+      // not mean the backlog is empty (the next messages of those keys are eligible now).
+      if (report.claimed === 0) break;
+    }
+  }
+
+  private async publishChunk(part: readonly ClaimedOutboxMessage[]): Promise<PublishResult[]> {
+    const batch: BrokerMessage[] = part.map((m) => ({
+      id: m.id,
+      destination: m.destination,
+      key: m.key,
+      type: m.type,
+      payload: m.payload,
+      headers: m.headers,
+      time: m.createdAt,
+    }));
+    try {
+      const results = await this.options.broker.publish(batch, this.hardStop.signal);
+      const byId = new Map(results.map((r) => [r.id, r]));
+      return part.map(
+        (m) =>
+          byId.get(m.id) ?? {
+            id: m.id,
+            ok: false,
+            error: `broker "${this.options.broker.name}" returned no result for this message`,
+            retryable: true,
+          },
+      );
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      const retryable = (error as { retryable?: unknown } | null)?.retryable !== false;
+      return part.map((m) => ({
+        id: m.id,
+        ok: false,
+        error: `broker "${this.options.broker.name}" publish failed: ${reason}`,
+        retryable,
+      }));
+    }
+  }
+
+  private async ensureListening(): Promise<void> {
+    if (!this.o.listen || this.subscription || this.stopping) return;
+    const now = this.clock.now();
+    // After a failure, try again no more often than every 5 polls.
+    if (now - this.lastListenAttempt < this.o.pollIntervalMs * 5) return;
+    this.lastListenAttempt = now;
+    try {
+      const sub = await this.options.store.listen(
+        () => this.loop.wake(),
+        (error) => {
+          this.logger.warn('outbox LISTEN connection failed; polling until it is re-established', {
+            event: 'outbox.relay.listen_error',
+            relayId: this.relayId,
+            error: error instanceof Error ? error.message : String(error),
+          });
+          void this.closeSubscription();
+        },
+      );
+      if (sub === null) {
+        this.o.listen = false; // the database cannot deliver notifications: poll only
+        return;
+      }
+      if (this.stopping) await sub.close();
+      else this.subscription = sub;
+    } catch (error) {
+      this.logger.warn('outbox LISTEN failed; polling only for now', {
+        event: 'outbox.relay.listen_error',
+        relayId: this.relayId,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+
+  private async closeSubscription(): Promise<void> {
+    const sub = this.subscription;
+    this.subscription = undefined;
+    try {
+      await sub?.close();
+    } catch {
+      // The connection is gone either way.
+    }
+  }
+
+  private count(report: OutboxBatchReport): void {
+    const c = this.counters;
+    c.batches++;
+    c.claimed += report.claimed;
+    c.sent += report.sent;
+    c.staleMarks += report.staleMarks;
+    c.retried += report.retried;
+    c.deadLettered += report.deadLettered;
+    c.released += report.released;
+  }
+
+  private logFailures(
+    failures: readonly OutboxFailure[],
+    claimed: readonly ClaimedOutboxMessage[],
+  ): void {
+    const byId = new Map(claimed.map((m) => [m.id, m]));
+    for (const f of failures.slice(0, 10)) {
+      const m = byId.get(f.id);
+      const fields = {
+        event: f.delayMs === null ? 'outbox.message.dead_lettered' : 'outbox.message.retry',
+        relayId: this.relayId,
+        messageId: f.id,
+        destination: m?.destination,
+        type: m?.type,
+        key: m?.key,
+        attempt: (m?.attempts ?? 0) + 1,
+        retryInMs: f.delayMs,
+        error: f.error,
+      };
+      if (f.delayMs === null) this.logger.error('outbox message dead-lettered', fields);
+      else this.logger.warn('outbox message publish failed; will retry', fields);
+    }
+    if (failures.length > 10) {
+      this.logger.warn(`outbox: ${failures.length - 10} more failed publishes in this batch`, {
+        event: 'outbox.message.retry',
+        relayId: this.relayId,
+      });
+    }
+  }
+}
+
+function resolveRelayOptions(options: OutboxRelayOptions): ResolvedOptions {
+  if (!options?.store) throw new InvalidOptionsError('outbox.relay.store', 'is required');
+  if (!options.broker)
+    throw new InvalidOptionsError('outbox.relay.broker', 'is required (a Broker adapter)');
+  const o: ResolvedOptions = { ...DEFAULTS };
+  for (const key of [
+    'batchSize',
+    'publishBatchSize',
+    'maxInFlight',
+    'leaseMs',
+    'pollIntervalMs',
+    'reapIntervalMs',
+    'shutdownTimeoutMs',
+  ] as const) {
+    const v = options[key];
+    if (v === undefined) continue;
+    if (
+      typeof v !== 'number' ||
+      !Number.isFinite(v) ||
+      v <= 0 ||
+      ((key === 'batchSize' || key === 'publishBatchSize' || key === 'maxInFlight') &&
+        !Number.isInteger(v))
+    ) {
+      throw new InvalidOptionsError(
+        `outbox.relay.${key}`,
+        `must be a positive ${key.endsWith('Ms') ? 'number' : 'integer'}, got ${String(v)}`,
+      );
+    }
+    o[key] = v;
+  }
+  if (options.listen !== undefined) o.listen = options.listen;
+  return o;
+}
+
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}

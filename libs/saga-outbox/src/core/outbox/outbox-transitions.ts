@@ -1,0 +1,82 @@
+/**
+ * THE definition of the outbox message lifecycle. Every status change the code makes is one of
+ * these transitions; the SQL takes its `from` statuses from here (outbox-queries.sql.ts), and the
+ * Mermaid diagram in docs/outbox.md is generated from here (a unit test keeps them equal).
+ *
+ * Fencing: every transition out of `claimed` is conditional on the claim token the claim wrote, so a
+ * relay whose lease ran out (and whose rows were released and claimed again) changes nothing.
+ */
+export type OutboxStatus = 'pending' | 'claimed' | 'sent' | 'dead_letter';
+
+export const OUTBOX_STATUSES: readonly OutboxStatus[] = [
+  'pending',
+  'claimed',
+  'sent',
+  'dead_letter',
+];
+
+export interface OutboxTransition {
+  readonly from: readonly OutboxStatus[];
+  readonly to: OutboxStatus;
+  /** Conditional on the caller's claim token (fencing). */
+  readonly fenced: boolean;
+  readonly label: string;
+}
+
+export const OUTBOX_TRANSITIONS = {
+  /** Relay (or optimistic sender) takes an eligible row: due, below the commit watermark, head of its key. */
+  claim: {
+    from: ['pending'],
+    to: 'claimed',
+    fenced: false,
+    label: 'claim (SKIP LOCKED, below xid watermark, head of key)',
+  },
+  /** The broker acknowledged the message. */
+  markSent: { from: ['claimed'], to: 'sent', fenced: true, label: 'broker ack (token matches)' },
+  /** Publish failed and attempts remain: back off (next_attempt_at), attempts + 1. */
+  retry: {
+    from: ['claimed'],
+    to: 'pending',
+    fenced: true,
+    label: 'publish failed, attempts left (backoff)',
+  },
+  /** Publish failed for the last allowed time, or with a non-retryable error. */
+  deadLetter: {
+    from: ['claimed'],
+    to: 'dead_letter',
+    fenced: true,
+    label: 'max attempts / non-retryable',
+  },
+  /** Graceful shutdown hands back claims it never started publishing. */
+  release: {
+    from: ['claimed'],
+    to: 'pending',
+    fenced: true,
+    label: 'shutdown: unstarted claim released',
+  },
+  /** The reaper frees rows whose relay died or stalled (lease over on the database clock). */
+  reap: { from: ['claimed'], to: 'pending', fenced: false, label: 'lease expired (reaper)' },
+  /** An operator replays a dead letter: attempts start again. */
+  replay: { from: ['dead_letter'], to: 'pending', fenced: false, label: 'operator replay' },
+} as const satisfies Record<string, OutboxTransition>;
+
+export type OutboxTransitionName = keyof typeof OUTBOX_TRANSITIONS;
+
+/** True when `name` may move a row that is currently `from`. */
+export function canTransition(name: OutboxTransitionName, from: OutboxStatus): boolean {
+  return (OUTBOX_TRANSITIONS[name].from as readonly OutboxStatus[]).includes(from);
+}
+
+/**
+ * A Mermaid state diagram of OUTBOX_TRANSITIONS. Terminal: `sent` (deleted by retention) and
+ * `dead_letter` until replayed or discarded.
+ */
+export function outboxStateDiagram(): string {
+  const lines = ['stateDiagram-v2', '    [*] --> pending: publish() in the business transaction'];
+  for (const t of Object.values(OUTBOX_TRANSITIONS) as OutboxTransition[]) {
+    for (const from of t.from) lines.push(`    ${from} --> ${t.to}: ${t.label}`);
+  }
+  lines.push('    sent --> [*]: retention deletes');
+  lines.push('    dead_letter --> [*]: operator discard');
+  return lines.join('\n');
+}

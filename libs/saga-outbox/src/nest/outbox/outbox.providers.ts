@@ -1,0 +1,141 @@
+import {
+  Inject,
+  Injectable,
+  Optional,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+  type Provider,
+} from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { OutboxDeadLetters } from '../../core/outbox/outbox-dead-letters';
+import type { OutboxMessageInput } from '../../core/outbox/outbox-message';
+import { OutboxPublisher } from '../../core/outbox/outbox-publisher';
+import { OutboxRelay, type OutboxRelayOptions } from '../../core/outbox/outbox-relay';
+import { OutboxRetention, type OutboxRetentionOptions } from '../../core/outbox/outbox-retention';
+import type { Broker } from '../../core/ports/broker';
+import { PostgresOutboxStore } from '../../persistence/postgres/outbox-postgres-store';
+import { NestSageLogger } from '../nest-sage-logger';
+import { SageDatabase } from '../sage-database';
+
+/** The Broker the relay publishes to (provide an adapter instance under this token). */
+export const OUTBOX_BROKER = Symbol('SAGE_OUTBOX_BROKER');
+/** Outbox tuning (OutboxModuleOptions); optional. */
+export const OUTBOX_OPTIONS = Symbol('SAGE_OUTBOX_OPTIONS');
+/**
+ * Optional `() => EntityManager | undefined` returning the ambient transaction, e.g. with
+ * @nestjs-cls/transactional: `{ provide: OUTBOX_AMBIENT_TRANSACTION, inject: [TransactionHost],
+ * useFactory: (host) => () => (host.isTransactionActive() ? host.tx : undefined) }`.
+ */
+export const OUTBOX_AMBIENT_TRANSACTION = Symbol('SAGE_OUTBOX_AMBIENT_TRANSACTION');
+
+export interface OutboxModuleOptions {
+  /** Largest message (payload + headers as JSON bytes). Default 1 MiB. */
+  maxMessageBytes?: number;
+  /** Relay tuning; `enabled: false` runs no relay in this process (e.g. relays deployed separately). */
+  relay?: Omit<OutboxRelayOptions, 'store' | 'broker' | 'clock' | 'logger' | 'onBatch'> & {
+    enabled?: boolean;
+  };
+  /** Retention of sent rows; `enabled: false` to leave it to another deployment. */
+  retention?: Omit<OutboxRetentionOptions, 'store' | 'clock' | 'logger'> & { enabled?: boolean };
+}
+
+type AmbientTransaction = () => EntityManager | undefined;
+
+/**
+ * The write side for application code: `outbox.publish(message | messages, { manager })` inside
+ * the business transaction, or with no manager inside an ambient transaction when
+ * OUTBOX_AMBIENT_TRANSACTION is provided. Outside any transaction: OutboxTransactionRequiredError.
+ */
+@Injectable()
+export class OutboxRepository {
+  /** The core publisher (saga steps' ctx.emit writes through it). */
+  readonly publisher: OutboxPublisher<EntityManager>;
+
+  constructor(
+    store: PostgresOutboxStore,
+    @Optional() @Inject(OUTBOX_AMBIENT_TRANSACTION) ambient?: AmbientTransaction,
+    @Optional() @Inject(OUTBOX_OPTIONS) options?: OutboxModuleOptions,
+  ) {
+    this.publisher = new OutboxPublisher<EntityManager>({
+      writer: store,
+      ambientTransaction: ambient,
+      maxMessageBytes: options?.maxMessageBytes,
+    });
+  }
+
+  publish(
+    messages: OutboxMessageInput | readonly OutboxMessageInput[],
+    options: { manager?: EntityManager } = {},
+  ): Promise<string[]> {
+    return this.publisher.publish(messages, options);
+  }
+}
+
+/** Starts the relay (and leader-only retention) on bootstrap; drains them on shutdown. */
+@Injectable()
+export class OutboxRelayService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  readonly relay: OutboxRelay | undefined;
+  readonly retention: OutboxRetention | undefined;
+
+  constructor(
+    store: PostgresOutboxStore,
+    database: SageDatabase,
+    @Optional() @Inject(OUTBOX_BROKER) broker?: Broker | null,
+    @Optional() @Inject(OUTBOX_OPTIONS) options?: OutboxModuleOptions,
+  ) {
+    const logger = new NestSageLogger('SageOutbox');
+    const { enabled: relayEnabled, ...relayOptions } = options?.relay ?? {};
+    const { enabled: retentionEnabled, ...retentionOptions } = options?.retention ?? {};
+    if (relayEnabled !== false && !broker) {
+      logger.warn(
+        'no broker configured: this process runs no outbox relay; messages wait in the outbox until a relay with a broker runs (pass `broker` to SagaOutboxModule.forRoot, or run the standalone relay)',
+        { event: 'outbox.relay.disabled' },
+      );
+    }
+    if (relayEnabled !== false && broker) {
+      // LISTEN/NOTIFY does not cross PGlite's socket multiplexer: poll only there.
+      this.relay = new OutboxRelay({
+        listen: !database.embedded,
+        ...relayOptions,
+        store,
+        broker,
+        logger,
+      });
+    }
+    if (retentionEnabled !== false)
+      this.retention = new OutboxRetention({ ...retentionOptions, store, logger });
+  }
+
+  onApplicationBootstrap(): void {
+    this.relay?.start();
+    this.retention?.start();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await Promise.all([this.relay?.stop(), this.retention?.stop()]);
+  }
+}
+
+/** Dead-letter operations (list, inspect, replay, discard) as an injectable service. */
+@Injectable()
+export class OutboxDeadLettersService extends OutboxDeadLetters {
+  constructor(store: PostgresOutboxStore) {
+    super(store, new NestSageLogger('SageOutbox'));
+  }
+}
+
+/**
+ * Providers to add to SagaOutboxModule (with an OUTBOX_BROKER provider, e.g.
+ * `{ provide: OUTBOX_BROKER, useValue: new InMemoryBroker() }`, and optionally OUTBOX_OPTIONS /
+ * OUTBOX_AMBIENT_TRANSACTION). Export OutboxRepository and OutboxDeadLettersService.
+ */
+export const outboxProviders: Provider[] = [
+  {
+    provide: PostgresOutboxStore,
+    inject: [SageDatabase],
+    useFactory: (db: SageDatabase) => new PostgresOutboxStore(db.dataSource, { schema: db.schema }),
+  },
+  OutboxRepository,
+  OutboxRelayService,
+  OutboxDeadLettersService,
+];

@@ -1,0 +1,384 @@
+/**
+ * Every statement the PostgreSQL outbox runs, one per export, each saying why it is shaped the way
+ * it is. Values travel as parameters; the only spliced text is identifiers from OutboxTables
+ * (validated and quoted once) and the status lists of OUTBOX_TRANSITIONS (constants), so the SQL
+ * enforces exactly the transitions core/outbox/outbox-transitions.ts defines.
+ *
+ * Time: leases, backoff and retention use `clock_timestamp()` (the database clock now), never the
+ * app's clock, so relays on hosts with skewed clocks agree on who holds what.
+ */
+import {
+  OUTBOX_TRANSITIONS,
+  type OutboxTransitionName,
+} from '../../core/outbox/outbox-transitions';
+import type { DeadLetterFilter } from '../../core/ports/outbox-store';
+import { OUTBOX_MAINTENANCE_LOCK_KEY, type OutboxTables } from './outbox-tables';
+import type { Statement } from './saga-queries.sql';
+
+export type { Statement } from './saga-queries.sql';
+
+const msInterval = (param: string): string =>
+  `(${param}::double precision * interval '1 millisecond')`;
+
+/** `status IN ('a', 'b')` for a transition's `from` list (constants, not input). */
+const fromStatus = (name: OutboxTransitionName, alias = ''): string =>
+  `${alias}status IN (${OUTBOX_TRANSITIONS[name].from.map((s) => `'${s}'`).join(', ')})`;
+const toStatus = (name: OutboxTransitionName): string => `'${OUTBOX_TRANSITIONS[name].to}'`;
+
+const MESSAGE_COLUMNS = `id, destination, key, type, payload, headers, saga_id, status, attempts,
+  next_attempt_at, created_at, sent_at, last_error, txid::text AS txid, seq::text AS seq`;
+
+export interface OutboxMessageRow {
+  id: string;
+  destination: string;
+  key: string | null;
+  type: string;
+  payload: unknown;
+  headers: Record<string, string>;
+  saga_id: string | null;
+  status: string;
+  attempts: number;
+  next_attempt_at: Date;
+  created_at: Date;
+  sent_at: Date | null;
+  last_error: string | null;
+  /** xid8 and bigint as text: both exceed 2^53. */
+  txid: string;
+  seq: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// write path
+// ---------------------------------------------------------------------------------------------
+
+export interface InsertOutboxParams {
+  ids: string[];
+  destinations: string[];
+  keys: (string | null)[];
+  types: string[];
+  /** JSON text, cast to jsonb in SQL. */
+  payloads: string[];
+  headers: string[];
+  sagaIds: (string | null)[];
+}
+
+/**
+ * All of one publish() call in one round trip, in the caller's transaction. `txid` defaults to the
+ * caller's transaction id; `seq` is assigned in array order (ORDER BY ordinality), so messages of
+ * one transaction publish in the order they were given. The statement-level trigger sends the
+ * NOTIFY hint.
+ */
+export function insertOutboxMessages(t: OutboxTables, p: InsertOutboxParams): Statement<never> {
+  return {
+    text: `
+      INSERT INTO ${t.outboxMessage} (id, destination, key, type, payload, headers, saga_id)
+      SELECT m.id, m.destination, m.key, m.type, m.payload::jsonb, m.headers::jsonb, m.saga_id
+      FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::uuid[])
+        WITH ORDINALITY AS m (id, destination, key, type, payload, headers, saga_id, ord)
+      ORDER BY m.ord`,
+    values: [p.ids, p.destinations, p.keys, p.types, p.payloads, p.headers, p.sagaIds],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// relay
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The claim, in one statement. A row is eligible when it is:
+ * - pending and due (`next_attempt_at` passed on the database clock);
+ * - below the commit watermark: `txid < pg_snapshot_xmin(pg_current_snapshot())` means every
+ *   transaction that could still commit a row with a lower txid has finished, so nothing can appear
+ *   "before" this row later (a late-committing transaction is waited for, never overtaken);
+ * - the head of its key: no earlier (txid, seq) message of the same key is pending (e.g. backing
+ *   off) or claimed (in flight elsewhere). So at most one message per key is in flight across all
+ *   relays, a retrying message holds back only its own key, and a dead letter stops blocking.
+ * FOR UPDATE SKIP LOCKED lets concurrent relays take disjoint rows without waiting; a row another
+ * relay claimed after our snapshot is re-checked against `status = 'pending'` and dropped. RETURNING
+ * order is unspecified: callers sort by (txid, seq).
+ */
+export function claimOutboxMessages(
+  t: OutboxTables,
+  p: { claimToken: string; limit: number; leaseMs: number },
+): Statement<OutboxMessageRow> {
+  return {
+    text: `
+      WITH candidate AS (
+        SELECT m.id
+        FROM ${t.outboxMessage} m
+        WHERE m.${fromStatus('claim')}
+          AND m.next_attempt_at <= clock_timestamp()
+          AND m.txid < pg_snapshot_xmin(pg_current_snapshot())
+          AND (m.key IS NULL OR NOT EXISTS (
+            SELECT 1 FROM ${t.outboxMessage} e
+            WHERE e.key = m.key
+              AND e.status IN ('pending', 'claimed')
+              AND (e.txid, e.seq) < (m.txid, m.seq)))
+        ORDER BY m.txid, m.seq
+        LIMIT $2
+        FOR UPDATE OF m SKIP LOCKED
+      )
+      UPDATE ${t.outboxMessage} m
+      SET status = ${toStatus('claim')}, claim_token = $1, lease_until = clock_timestamp() + ${msInterval('$3')}
+      FROM candidate
+      WHERE m.id = candidate.id
+      RETURNING m.id, m.destination, m.key, m.type, m.payload, m.headers, m.saga_id, m.status, m.attempts,
+                m.next_attempt_at, m.created_at, m.sent_at, m.last_error, m.txid::text AS txid, m.seq::text AS seq`,
+    values: [p.claimToken, p.limit, p.leaseMs],
+  };
+}
+
+/**
+ * Broker acks, in one statement per batch. Fenced: only rows still claimed under this token change,
+ * so a relay whose lease expired (rows reaped and maybe claimed again) marks nothing; RETURNING says
+ * which ids it did mark. The lease is deliberately NOT checked: a publish that did succeed is best
+ * recorded even after the lease ran out, as long as nobody took the row over.
+ */
+export function markOutboxSent(
+  t: OutboxTables,
+  p: { claimToken: string; ids: readonly string[] },
+): Statement<{ id: string }> {
+  return {
+    text: `
+      UPDATE ${t.outboxMessage}
+      SET status = ${toStatus('markSent')}, sent_at = clock_timestamp(), claim_token = NULL, lease_until = NULL
+      WHERE id = ANY($2::uuid[]) AND claim_token = $1 AND ${fromStatus('markSent')}
+      RETURNING id`,
+    values: [p.claimToken, [...p.ids]],
+  };
+}
+
+/**
+ * Failed publishes, fenced like markOutboxSent. Per row: a delay → back to pending, due after the
+ * delay (retry); no delay → dead_letter with the error as the reason. attempts + 1 either way.
+ */
+export function markOutboxFailed(
+  t: OutboxTables,
+  p: { claimToken: string; ids: string[]; errors: string[]; delaysMs: (number | null)[] },
+): Statement<{ id: string }> {
+  return {
+    text: `
+      UPDATE ${t.outboxMessage} m
+      SET status = CASE WHEN f.delay_ms IS NULL THEN ${toStatus('deadLetter')} ELSE ${toStatus('retry')} END,
+          attempts = m.attempts + 1,
+          next_attempt_at = CASE WHEN f.delay_ms IS NULL THEN m.next_attempt_at
+                                 ELSE clock_timestamp() + ${msInterval('f.delay_ms')} END,
+          last_error = f.error,
+          claim_token = NULL,
+          lease_until = NULL
+      FROM unnest($2::uuid[], $3::text[], $4::double precision[]) AS f (id, error, delay_ms)
+      WHERE m.id = f.id AND m.claim_token = $1 AND m.${fromStatus('retry')}
+      RETURNING m.id`,
+    values: [p.claimToken, p.ids, p.errors, p.delaysMs],
+  };
+}
+
+/** Graceful shutdown: claims never published go back as they were (attempts unchanged), fenced. */
+export function releaseOutboxClaims(
+  t: OutboxTables,
+  p: { claimToken: string; ids: readonly string[] },
+): Statement<{ id: string }> {
+  return {
+    text: `
+      UPDATE ${t.outboxMessage}
+      SET status = ${toStatus('release')}, claim_token = NULL, lease_until = NULL
+      WHERE id = ANY($2::uuid[]) AND claim_token = $1 AND ${fromStatus('release')}
+      RETURNING id`,
+    values: [p.claimToken, [...p.ids]],
+  };
+}
+
+/**
+ * The reaper: claims whose lease ran out on the database clock go back to pending (attempts
+ * unchanged: a crashed relay is not the message's fault). SKIP LOCKED so reapers on several relays
+ * never wait on each other or on a relay marking the same rows right now.
+ */
+export function reapExpiredClaims(
+  t: OutboxTables,
+  p: { limit: number },
+): Statement<{ id: string }> {
+  return {
+    text: `
+      WITH expired AS (
+        SELECT id FROM ${t.outboxMessage}
+        WHERE ${fromStatus('reap')} AND lease_until < clock_timestamp()
+        ORDER BY lease_until
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED
+      )
+      UPDATE ${t.outboxMessage} m
+      SET status = ${toStatus('reap')}, claim_token = NULL, lease_until = NULL,
+          last_error = 'claim lease expired (relay stopped or stalled); released by the reaper'
+      FROM expired
+      WHERE m.id = expired.id
+      RETURNING m.id`,
+    values: [p.limit],
+  };
+}
+
+/** The wake-up hint for relays (replay makes rows due without an INSERT, so no trigger fires). */
+export function notifyOutbox(t: OutboxTables): Statement<never> {
+  return { text: `SELECT pg_notify($1, '')`, values: [t.channel] };
+}
+
+// ---------------------------------------------------------------------------------------------
+// inspection / dead letters
+// ---------------------------------------------------------------------------------------------
+
+export function selectOutboxMessage(
+  t: OutboxTables,
+  p: { id: string },
+): Statement<OutboxMessageRow> {
+  return {
+    text: `SELECT ${MESSAGE_COLUMNS} FROM ${t.outboxMessage} WHERE id = $1`,
+    values: [p.id],
+  };
+}
+
+/** Filter columns as parameters; a NULL parameter means "any". */
+function deadLetterWhere(
+  filter: DeadLetterFilter,
+  first: number,
+): { sql: string; values: unknown[] } {
+  const n = (i: number): string => `$${first + i}`;
+  return {
+    sql: `status = 'dead_letter'
+      AND (${n(0)}::text IS NULL OR destination = ${n(0)})
+      AND (${n(1)}::text IS NULL OR type = ${n(1)})
+      AND (${n(2)}::text IS NULL OR key = ${n(2)})
+      AND (${n(3)}::uuid IS NULL OR saga_id = ${n(3)})
+      AND (${n(4)}::timestamptz IS NULL OR created_at < ${n(4)})`,
+    values: [
+      filter.destination ?? null,
+      filter.type ?? null,
+      filter.key ?? null,
+      filter.sagaId ?? null,
+      filter.createdBefore ?? null,
+    ],
+  };
+}
+
+/** A page of dead letters in id (≈ creation) order, keyset-paged on the dead-letter partial index. */
+export function selectDeadLetters(
+  t: OutboxTables,
+  p: { filter: DeadLetterFilter; limit: number; after: string | null },
+): Statement<OutboxMessageRow> {
+  const where = deadLetterWhere(p.filter, 3);
+  return {
+    text: `
+      SELECT ${MESSAGE_COLUMNS} FROM ${t.outboxMessage}
+      WHERE ${where.sql} AND ($1::uuid IS NULL OR id > $1)
+      ORDER BY id
+      LIMIT $2`,
+    values: [p.after, p.limit, ...where.values],
+  };
+}
+
+/** Selector → the dead-letter ids to act on: explicit ids, or up to `limit` matching a filter. Locked (SKIP LOCKED) for the statement. */
+function deadLetterTarget(
+  t: OutboxTables,
+  selector: { ids: readonly string[] } | { filter: DeadLetterFilter; limit: number },
+): { cte: string; values: unknown[] } {
+  if ('ids' in selector) {
+    return {
+      cte: `SELECT id FROM ${t.outboxMessage} WHERE status = 'dead_letter' AND id = ANY($1::uuid[]) FOR UPDATE SKIP LOCKED`,
+      values: [[...selector.ids]],
+    };
+  }
+  const where = deadLetterWhere(selector.filter, 2);
+  return {
+    cte: `SELECT id FROM ${t.outboxMessage} WHERE ${where.sql} ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+    values: [selector.limit, ...where.values],
+  };
+}
+
+/**
+ * Operator replay: dead_letter → pending, attempts from zero, due now. The row keeps its txid and
+ * seq, so it becomes the head of its key again and later unsent messages of that key wait for it.
+ */
+export function replayDeadLetters(
+  t: OutboxTables,
+  selector: { ids: readonly string[] } | { filter: DeadLetterFilter; limit: number },
+): Statement<{ id: string }> {
+  const target = deadLetterTarget(t, selector);
+  return {
+    text: `
+      WITH target AS (${target.cte})
+      UPDATE ${t.outboxMessage} m
+      SET status = ${toStatus('replay')}, attempts = 0, next_attempt_at = clock_timestamp()
+      FROM target
+      WHERE m.id = target.id AND m.${fromStatus('replay')}
+      RETURNING m.id`,
+    values: target.values,
+  };
+}
+
+/** Operator discard: deletes dead letters (only dead letters, whatever the selector says). */
+export function discardDeadLetters(
+  t: OutboxTables,
+  selector: { ids: readonly string[] } | { filter: DeadLetterFilter; limit: number },
+): Statement<{ id: string }> {
+  const target = deadLetterTarget(t, selector);
+  return {
+    text: `
+      WITH target AS (${target.cte})
+      DELETE FROM ${t.outboxMessage} m
+      USING target
+      WHERE m.id = target.id AND m.status = 'dead_letter'
+      RETURNING m.id`,
+    values: target.values,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// retention / stats
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Leader-only retention batch, in one statement (its own transaction). `pg_try_advisory_xact_lock`
+ * never waits: the process that gets it deletes, the others get `leader = false` and do nothing.
+ * The lock is held until this statement's transaction ends, so it can never be left behind by a
+ * crash. Oldest sent rows first, bounded by `limit`, SKIP LOCKED (never waits on anything).
+ */
+export function deleteSentBatch(
+  t: OutboxTables,
+  p: { olderThanMs: number; limit: number },
+): Statement<{ leader: boolean; deleted: number }> {
+  return {
+    text: `
+      WITH leader AS (
+        SELECT pg_try_advisory_xact_lock(${OUTBOX_MAINTENANCE_LOCK_KEY}) AS ok
+      ), doomed AS (
+        SELECT id FROM ${t.outboxMessage}
+        WHERE status = 'sent' AND sent_at < clock_timestamp() - ${msInterval('$1')}
+          AND (SELECT ok FROM leader)
+        ORDER BY sent_at
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+      ), deleted AS (
+        DELETE FROM ${t.outboxMessage} m USING doomed WHERE m.id = doomed.id RETURNING 1
+      )
+      SELECT (SELECT ok FROM leader) AS leader, (SELECT count(*) FROM deleted)::int AS deleted`,
+    values: [p.olderThanMs, p.limit],
+  };
+}
+
+export function selectOutboxStats(t: OutboxTables): Statement<{
+  pending: number;
+  claimed: number;
+  sent: number;
+  dead_letter: number;
+  oldest_pending_age_seconds: number;
+}> {
+  return {
+    text: `
+      SELECT count(*) FILTER (WHERE status = 'pending')::int AS pending,
+             count(*) FILTER (WHERE status = 'claimed')::int AS claimed,
+             count(*) FILTER (WHERE status = 'sent')::int AS sent,
+             count(*) FILTER (WHERE status = 'dead_letter')::int AS dead_letter,
+             coalesce(extract(epoch FROM clock_timestamp() - min(created_at) FILTER (WHERE status = 'pending')), 0)::float8
+               AS oldest_pending_age_seconds
+      FROM ${t.outboxMessage}`,
+    values: [],
+  };
+}

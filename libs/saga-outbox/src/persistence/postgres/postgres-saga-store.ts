@@ -1,0 +1,334 @@
+import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import { InvalidOptionsError, LeaseLostError, SagaOutboxError } from '../../core/errors';
+import type { JsonValue } from '../../core/json';
+import type {
+  ActiveVersionCount,
+  Fence,
+  NewSaga,
+  SagaRecord,
+  SagaStatus,
+  SagaStore,
+  SagaVersionRef,
+  StepPhase,
+  StepRecord,
+  StepStatus,
+  StepTxOutcome,
+} from '../../core/ports/saga-store';
+import * as q from './saga-queries.sql';
+import { sagaSchema, type SagaSchema } from './schema-name';
+
+export interface PostgresSagaStoreOptions {
+  /** Schema holding the saga tables (default `sage`); the one the migrations were created with. */
+  schema?: string;
+}
+
+/**
+ * SagaStore on PostgreSQL through a TypeORM DataSource (an initialised `postgres` one, which may be
+ * served by PGlite). Step bodies receive the step transaction's EntityManager. All SQL is in
+ * saga-queries.sql.ts.
+ */
+export class PostgresSagaStore implements SagaStore<EntityManager> {
+  private readonly schema: SagaSchema;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    options: PostgresSagaStoreOptions = {},
+  ) {
+    if (dataSource.options.type !== 'postgres') {
+      throw new InvalidOptionsError(
+        'dataSource',
+        `PostgresSagaStore needs a TypeORM DataSource of type "postgres", got "${dataSource.options.type}".`,
+      );
+    }
+    this.schema = sagaSchema(options.schema);
+  }
+
+  async create(saga: NewSaga, tx?: EntityManager): Promise<{ id: string; created: boolean }> {
+    if (tx === undefined) return this.inTransaction((runner) => this.insert(runner, saga));
+    const runner = tx.queryRunner;
+    if (!runner?.isTransactionActive) {
+      throw new SagaOutboxError(
+        'SAGA_TX_INACTIVE',
+        `Saga "${saga.name}" was started with an EntityManager that is not inside a transaction, so it could not join it. ` +
+          'Pass the manager given by dataSource.transaction(...) (or the current @nestjs-cls/transactional one), or pass none.',
+      );
+    }
+    // Join the caller's transaction: they commit or roll back; we neither begin nor end it.
+    return this.insert(runner, saga);
+  }
+
+  async load(id: string): Promise<SagaRecord | undefined> {
+    // A malformed id cannot name a saga; asking PostgreSQL would only raise 22P02.
+    if (!isUuid(id)) return undefined;
+    const [row] = await this.withRunner((runner) => run(runner, q.selectSaga(this.schema, { id })));
+    return row ? toSagaRecord(row) : undefined;
+  }
+
+  async runStepTransaction<T>(
+    fence: Fence,
+    step: string,
+    phase: StepPhase,
+    attempt: number,
+    body: (tx: EntityManager) => Promise<{ result: JsonValue; value: T }>,
+  ): Promise<StepTxOutcome<T>> {
+    if (!isUuid(fence.sagaId)) throw unknownStep(fence.sagaId, step);
+    const runner = this.dataSource.createQueryRunner();
+    try {
+      await runner.connect();
+      await runner.startTransaction();
+      try {
+        const [locked] = await run(runner, q.lockStep(this.schema, { sagaId: fence.sagaId, step }));
+        if (!locked) throw unknownStep(fence.sagaId, step);
+        if (phaseDone(phase, locked.status as StepStatus)) {
+          await runner.rollbackTransaction();
+          return { kind: 'already-done' };
+        }
+        // Awaited before anything else touches the transaction: it ends only once the body settled.
+        const { result, value } = await body(runner.manager);
+        const recorded = await run(
+          runner,
+          phase === 'forward'
+            ? q.completeStep(this.schema, { sagaId: fence.sagaId, step, result, attempt })
+            : q.compensateStep(this.schema, { sagaId: fence.sagaId, step, attempt }),
+        );
+        if (!recorded.length) throw unknownStep(fence.sagaId, step);
+        // The fence is the last statement before COMMIT (see checkFence for why).
+        const held = await run(runner, q.checkFence(this.schema, fence));
+        if (!held.length) throw new LeaseLostError(fence.sagaId, fence.owner);
+        await runner.commitTransaction();
+        return { kind: 'done', value };
+      } catch (error) {
+        await rollbackQuietly(runner);
+        throw error;
+      }
+    } finally {
+      await runner.release();
+    }
+  }
+
+  async recordStepFailure(
+    fence: Fence,
+    step: string,
+    phase: StepPhase,
+    attempt: number,
+    error: string,
+    final: boolean,
+  ): Promise<void> {
+    if (!isUuid(fence.sagaId)) throw new LeaseLostError(fence.sagaId, fence.owner);
+    const [outcome] = await this.withRunner((runner) =>
+      run(
+        runner,
+        q.recordStepFailure(this.schema, {
+          sagaId: fence.sagaId,
+          owner: fence.owner,
+          step,
+          phase,
+          attempt,
+          error,
+          final,
+        }),
+      ),
+    );
+    if (!outcome?.fenced) throw new LeaseLostError(fence.sagaId, fence.owner);
+    if (!outcome.updated) throw unknownStep(fence.sagaId, step);
+  }
+
+  async transition(
+    fence: Fence,
+    from: readonly SagaStatus[],
+    to: SagaStatus,
+    detail?: { error?: string; failedStep?: string },
+  ): Promise<boolean> {
+    if (!isUuid(fence.sagaId) || from.length === 0) return false;
+    const rows = await this.withRunner((runner) =>
+      run(
+        runner,
+        q.transitionSaga(this.schema, {
+          sagaId: fence.sagaId,
+          owner: fence.owner,
+          from,
+          to,
+          error: detail?.error ?? null,
+          failedStep: detail?.failedStep ?? null,
+        }),
+      ),
+    );
+    return rows.length > 0;
+  }
+
+  async renewLeases(owner: string, sagaIds: readonly string[], leaseMs: number): Promise<string[]> {
+    const ids = sagaIds.filter(isUuid);
+    if (!ids.length) return [];
+    const rows = await this.withRunner((runner) =>
+      run(runner, q.renewLeases(this.schema, { owner, sagaIds: ids, leaseMs })),
+    );
+    return rows.map((r) => r.id);
+  }
+
+  async claimOrphans(
+    owner: string,
+    versions: readonly SagaVersionRef[],
+    limit: number,
+    leaseMs: number,
+  ): Promise<string[]> {
+    if (!versions.length || limit <= 0) return [];
+    const rows = await this.withRunner((runner) =>
+      run(
+        runner,
+        q.claimOrphans(this.schema, {
+          owner,
+          names: versions.map((v) => v.name),
+          versions: versions.map((v) => v.version),
+          limit,
+          leaseMs,
+        }),
+      ),
+    );
+    return rows.map((r) => r.id);
+  }
+
+  async release(owner: string, sagaIds: readonly string[]): Promise<void> {
+    const ids = sagaIds.filter(isUuid);
+    if (!ids.length) return;
+    await this.withRunner((runner) =>
+      run(runner, q.releaseSagas(this.schema, { owner, sagaIds: ids })),
+    );
+  }
+
+  async activeVersions(): Promise<ActiveVersionCount[]> {
+    return this.withRunner((runner) => run(runner, q.selectActiveVersions(this.schema)));
+  }
+
+  /** Instance + steps; on an idempotency-key hit, the existing id and no step rows. */
+  private async insert(
+    runner: QueryRunner,
+    saga: NewSaga,
+  ): Promise<{ id: string; created: boolean }> {
+    // Two rounds at most: the row holding our key could be deleted between our INSERT (which saw
+    // it) and our SELECT; the second INSERT then succeeds.
+    for (let round = 0; round < 2; round++) {
+      const [inserted] = await run(runner, q.insertSaga(this.schema, saga));
+      if (inserted) {
+        await run(
+          runner,
+          q.insertSagaSteps(this.schema, { sagaId: inserted.id, stepNames: saga.stepNames }),
+        );
+        return { id: inserted.id, created: true };
+      }
+      // Only an idempotency-key conflict makes ON CONFLICT DO NOTHING return no row.
+      const [existing] = await run(
+        runner,
+        q.selectSagaIdByIdempotencyKey(this.schema, {
+          name: saga.name,
+          idempotencyKey: saga.idempotencyKey!,
+        }),
+      );
+      if (existing) return { id: existing.id, created: false };
+    }
+    throw new SagaOutboxError(
+      'SAGA_CREATE_CONFLICT',
+      `Saga "${saga.name}" with idempotency key "${saga.idempotencyKey}" kept conflicting with a row that then disappeared; retry the start.`,
+    );
+  }
+
+  private async withRunner<T>(fn: (runner: QueryRunner) => Promise<T>): Promise<T> {
+    const runner = this.dataSource.createQueryRunner();
+    try {
+      return await fn(runner);
+    } finally {
+      await runner.release();
+    }
+  }
+
+  private async inTransaction<T>(fn: (runner: QueryRunner) => Promise<T>): Promise<T> {
+    return this.withRunner(async (runner) => {
+      await runner.connect();
+      await runner.startTransaction();
+      try {
+        const value = await fn(runner);
+        await runner.commitTransaction();
+        return value;
+      } catch (error) {
+        await rollbackQuietly(runner);
+        throw error;
+      }
+    });
+  }
+}
+
+/** Runs one statement on the runner and returns its rows (RETURNING rows for writes). */
+async function run<Row>(runner: QueryRunner, statement: q.Statement<Row>): Promise<Row[]> {
+  // useStructuredResult: TypeORM otherwise returns [rows, count] for UPDATE/DELETE.
+  const result = await runner.query(statement.text, [...statement.values], true);
+  return (result as { records: Row[] }).records;
+}
+
+/**
+ * Rolls back after a failure; the original error is what the caller needs, so a failing ROLLBACK
+ * (connection already broken — pg then discards the connection from the pool) is not rethrown.
+ */
+async function rollbackQuietly(runner: QueryRunner): Promise<void> {
+  if (!runner.isTransactionActive) return;
+  try {
+    await runner.rollbackTransaction();
+  } catch {
+    // The failure that brought us here is the one reported.
+  }
+}
+
+function phaseDone(phase: StepPhase, status: StepStatus): boolean {
+  return phase === 'forward'
+    ? status === 'completed' || status === 'compensated' || status === 'compensation_failed'
+    : status === 'compensated';
+}
+
+function unknownStep(sagaId: string, step: string): SagaOutboxError {
+  return new SagaOutboxError(
+    'SAGA_STEP_UNKNOWN',
+    `Saga "${sagaId}" has no step "${step}": the saga does not exist, or the definition version it was started with has no such step.`,
+  );
+}
+
+/** The textual forms PostgreSQL's uuid input accepts that we need (canonical, any case, or 32 hex digits). */
+const UUID = /^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})$/i;
+function isUuid(id: string): boolean {
+  return typeof id === 'string' && UUID.test(id);
+}
+
+function toSagaRecord(row: q.SagaInstanceRow): SagaRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    version: row.version,
+    status: row.status as SagaStatus,
+    input: row.input as JsonValue,
+    idempotencyKey: row.idempotency_key,
+    owner: row.owner,
+    leaseUntil: row.lease_until,
+    deadlineAt: row.deadline_at,
+    error: row.error,
+    failedStep: row.failed_step,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    steps: row.steps.map(toStepRecord),
+  };
+}
+
+function toStepRecord(step: q.SagaStepJson): StepRecord {
+  return {
+    name: step.name,
+    status: step.status as StepStatus,
+    attempts: step.attempts,
+    compensationAttempts: step.compensation_attempts,
+    result: (step.result ?? null) as JsonValue | null,
+    error: step.error,
+    startedAt: toDate(step.started_at),
+    completedAt: toDate(step.completed_at),
+    compensatedAt: toDate(step.compensated_at),
+  };
+}
+
+/** json_build_object renders timestamptz as ISO 8601 with offset, which Date parses exactly (to the ms). */
+function toDate(value: string | null): Date | null {
+  return value === null ? null : new Date(value);
+}

@@ -1,0 +1,394 @@
+/**
+ * Every statement the PostgreSQL saga store runs, one per export, each saying why it is shaped the
+ * way it is. Values always travel as parameters; the only spliced text is the table identifiers
+ * from `SagaSchema` (validated and quoted once, in schema-name.ts).
+ *
+ * Time: leases and fences use `clock_timestamp()` (the database clock *now*), never `now()` (the
+ * start of the transaction, which may be long past inside a step) and never the app's clock.
+ */
+import type { SagaSchema } from './schema-name';
+
+/** A statement ready to run: SQL text, its positional parameters, and (for typing) its row shape. */
+export interface Statement<Row> {
+  readonly text: string;
+  readonly values: readonly unknown[];
+  /** Phantom: never set, only carries the row type. */
+  readonly row?: Row;
+}
+
+/** `leaseMs` as an interval, computed in SQL so lease arithmetic stays on the database clock. */
+const msInterval = (param: string): string =>
+  `(${param}::double precision * interval '1 millisecond')`;
+
+// ---------------------------------------------------------------------------------------------
+// Rows as PostgreSQL returns them (pg parses jsonb, timestamptz → Date, int4 → number).
+// ---------------------------------------------------------------------------------------------
+
+export interface SagaInstanceRow {
+  id: string;
+  name: string;
+  version: string;
+  status: string;
+  input: unknown;
+  idempotency_key: string | null;
+  owner: string | null;
+  lease_until: Date | null;
+  deadline_at: Date | null;
+  error: string | null;
+  failed_step: string | null;
+  created_at: Date;
+  updated_at: Date;
+  /** json_agg of the steps, ordered by position; timestamps arrive as ISO strings inside JSON. */
+  steps: SagaStepJson[];
+}
+
+export interface SagaStepJson {
+  name: string;
+  status: string;
+  attempts: number;
+  compensation_attempts: number;
+  result: unknown;
+  error: string | null;
+  started_at: string | null;
+  completed_at: string | null;
+  compensated_at: string | null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// create
+// ---------------------------------------------------------------------------------------------
+
+export interface InsertSagaParams {
+  id: string;
+  name: string;
+  version: string;
+  input: unknown;
+  idempotencyKey: string | null;
+  owner: string | null;
+  leaseMs: number;
+  timeoutMs: number | null;
+}
+
+/**
+ * Inserts the instance, or nothing when (name, idempotency_key) is taken. ON CONFLICT DO NOTHING
+ * waits for a concurrent insert of the same key to commit or roll back, so two racing creates
+ * resolve to exactly one row; the loser gets no row back and reads the winner's id with
+ * SELECT_SAGA_ID_BY_IDEMPOTENCY_KEY. The lease starts on the database clock; the deadline counts from
+ * `now()`, the same instant as `created_at`.
+ */
+export function insertSaga(t: SagaSchema, p: InsertSagaParams): Statement<{ id: string }> {
+  return {
+    text: `
+      INSERT INTO ${t.sagaInstance}
+        (id, name, version, status, input, idempotency_key, owner, lease_until, deadline_at)
+      VALUES (
+        $1, $2, $3, 'running', $4::jsonb, $5, $6,
+        CASE WHEN $6::text IS NULL THEN NULL ELSE clock_timestamp() + ${msInterval('$7')} END,
+        CASE WHEN $8::double precision IS NULL THEN NULL ELSE now() + ${msInterval('$8')} END
+      )
+      ON CONFLICT (name, idempotency_key) DO NOTHING
+      RETURNING id`,
+    values: [
+      p.id,
+      p.name,
+      p.version,
+      JSON.stringify(p.input),
+      p.idempotencyKey,
+      p.owner,
+      p.leaseMs,
+      p.timeoutMs,
+    ],
+  };
+}
+
+/** The saga that already holds an idempotency key (a fresh statement snapshot sees the winner's commit). */
+export function selectSagaIdByIdempotencyKey(
+  t: SagaSchema,
+  p: { name: string; idempotencyKey: string },
+): Statement<{ id: string }> {
+  return {
+    text: `SELECT id FROM ${t.sagaInstance} WHERE name = $1 AND idempotency_key = $2`,
+    values: [p.name, p.idempotencyKey],
+  };
+}
+
+/** One `pending` row per step in one round trip; `position` keeps declaration order for display. */
+export function insertSagaSteps(
+  t: SagaSchema,
+  p: { sagaId: string; stepNames: readonly string[] },
+): Statement<never> {
+  return {
+    text: `
+      INSERT INTO ${t.sagaStep} (saga_id, name, position)
+      SELECT $1, step.name, step.ordinality - 1
+      FROM unnest($2::text[]) WITH ORDINALITY AS step (name, ordinality)`,
+    values: [p.sagaId, [...p.stepNames]],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// load / activeVersions
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The instance and its steps in ONE statement, so both come from the same snapshot (two SELECTs
+ * could see a step completed by a transaction that committed between them).
+ */
+export function selectSaga(t: SagaSchema, p: { id: string }): Statement<SagaInstanceRow> {
+  return {
+    text: `
+      SELECT i.id, i.name, i.version, i.status, i.input, i.idempotency_key, i.owner, i.lease_until,
+             i.deadline_at, i.error, i.failed_step, i.created_at, i.updated_at,
+             coalesce(
+               (SELECT json_agg(json_build_object(
+                         'name', s.name, 'status', s.status, 'attempts', s.attempts,
+                         'compensation_attempts', s.compensation_attempts, 'result', s.result,
+                         'error', s.error, 'started_at', s.started_at,
+                         'completed_at', s.completed_at, 'compensated_at', s.compensated_at)
+                       ORDER BY s.position, s.name)
+                FROM ${t.sagaStep} s
+                WHERE s.saga_id = i.id),
+               '[]'::json) AS steps
+      FROM ${t.sagaInstance} i
+      WHERE i.id = $1`,
+    values: [p.id],
+  };
+}
+
+/** Live instances per definition version; served by the partial recovery index's predicate. */
+export function selectActiveVersions(
+  t: SagaSchema,
+): Statement<{ name: string; version: string; count: number }> {
+  return {
+    text: `
+      SELECT name, version, count(*)::int AS count
+      FROM ${t.sagaInstance}
+      WHERE status IN ('running', 'compensating')
+      GROUP BY name, version
+      ORDER BY name, version`,
+    values: [],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// runStepTransaction — run in this order inside one transaction
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * 1. Locks the step row FOR UPDATE: a second worker running the same step waits here until the
+ *    first commits, then sees the phase done and runs nothing. Only this step's row is locked, so
+ *    parallel steps of the same saga proceed independently.
+ */
+export function lockStep(
+  t: SagaSchema,
+  p: { sagaId: string; step: string },
+): Statement<{ status: string }> {
+  return {
+    text: `SELECT status FROM ${t.sagaStep} WHERE saga_id = $1 AND name = $2 FOR UPDATE`,
+    values: [p.sagaId, p.step],
+  };
+}
+
+/**
+ * 2a. Records the forward phase done, after the body ran in the same transaction. `started_at`
+ *     (when still unset) is `now()`, the transaction start, i.e. when this attempt began.
+ */
+export function completeStep(
+  t: SagaSchema,
+  p: { sagaId: string; step: string; result: unknown; attempt: number },
+): Statement<{ name: string }> {
+  return {
+    text: `
+      UPDATE ${t.sagaStep}
+      SET status = 'completed', result = $3::jsonb, attempts = $4,
+          started_at = coalesce(started_at, now()), completed_at = clock_timestamp()
+      WHERE saga_id = $1 AND name = $2
+      RETURNING name`,
+    values: [p.sagaId, p.step, p.result === undefined ? null : JSON.stringify(p.result), p.attempt],
+  };
+}
+
+/** 2b. Records the compensation done; the forward `result` is kept (compensations read it). */
+export function compensateStep(
+  t: SagaSchema,
+  p: { sagaId: string; step: string; attempt: number },
+): Statement<{ name: string }> {
+  return {
+    text: `
+      UPDATE ${t.sagaStep}
+      SET status = 'compensated', compensation_attempts = $3, compensated_at = clock_timestamp()
+      WHERE saga_id = $1 AND name = $2
+      RETURNING name`,
+    values: [p.sagaId, p.step, p.attempt],
+  };
+}
+
+/**
+ * 3. The fence, as the LAST statement before COMMIT: the caller still owns the saga and its lease
+ *    has not run out on the database clock. FOR SHARE holds the instance row until commit, so no
+ *    claimer (FOR UPDATE SKIP LOCKED) or lease change slips in between this check and the commit,
+ *    while parallel steps of the same saga (all FOR SHARE) do not block each other. Taken last so
+ *    the lock is held for the commit only, never across a step body (that would stall renewals).
+ */
+export function checkFence(
+  t: SagaSchema,
+  p: { sagaId: string; owner: string },
+): Statement<{ held: number }> {
+  return {
+    text: `
+      SELECT 1 AS held FROM ${t.sagaInstance}
+      WHERE id = $1 AND owner = $2 AND lease_until > clock_timestamp()
+      FOR SHARE`,
+    values: [p.sagaId, p.owner],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// recordStepFailure
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Records a failed attempt, fenced in the same statement: the fence CTE locks the instance FOR
+ * SHARE (same reasoning as checkFence) and the step is only updated when the fence held. Returns
+ * both facts so the caller can tell a lost lease from an unknown step.
+ */
+export function recordStepFailure(
+  t: SagaSchema,
+  p: {
+    sagaId: string;
+    owner: string;
+    step: string;
+    phase: 'forward' | 'compensate';
+    attempt: number;
+    error: string;
+    final: boolean;
+  },
+): Statement<{ fenced: number; updated: number }> {
+  const set =
+    p.phase === 'forward'
+      ? `attempts = $4, status = CASE WHEN $6::boolean THEN 'failed' ELSE s.status END`
+      : `compensation_attempts = $4, status = CASE WHEN $6::boolean THEN 'compensation_failed' ELSE s.status END`;
+  return {
+    text: `
+      WITH fence AS (
+        SELECT id FROM ${t.sagaInstance}
+        WHERE id = $1 AND owner = $2 AND lease_until > clock_timestamp()
+        FOR SHARE
+      ), updated AS (
+        UPDATE ${t.sagaStep} s
+        SET ${set}, error = $5, started_at = coalesce(s.started_at, clock_timestamp())
+        FROM fence
+        WHERE s.saga_id = fence.id AND s.name = $3
+        RETURNING s.name
+      )
+      SELECT (SELECT count(*) FROM fence)::int AS fenced, (SELECT count(*) FROM updated)::int AS updated`,
+    values: [p.sagaId, p.owner, p.step, p.attempt, p.error, p.final],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// transition / leases
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The one way a saga changes status: a single conditional UPDATE, so the check (expected status,
+ * owner, live lease) and the write are atomic. Terminal statuses release ownership in the same
+ * write. `error` / `failed_step` keep their previous value unless a new one is given.
+ */
+export function transitionSaga(
+  t: SagaSchema,
+  p: {
+    sagaId: string;
+    owner: string;
+    from: readonly string[];
+    to: string;
+    error: string | null;
+    failedStep: string | null;
+  },
+): Statement<{ id: string }> {
+  return {
+    text: `
+      UPDATE ${t.sagaInstance}
+      SET status = $4,
+          error = coalesce($5, error),
+          failed_step = coalesce($6, failed_step),
+          updated_at = clock_timestamp(),
+          owner = CASE WHEN $4 IN ('completed', 'compensated', 'failed') THEN NULL ELSE owner END,
+          lease_until = CASE WHEN $4 IN ('completed', 'compensated', 'failed') THEN NULL ELSE lease_until END
+      WHERE id = $1 AND owner = $2 AND status = ANY($3::text[]) AND lease_until > clock_timestamp()
+      RETURNING id`,
+    values: [p.sagaId, p.owner, [...p.from], p.to, p.error, p.failedStep],
+  };
+}
+
+/**
+ * Heartbeat: extends the leases this owner still holds, on the database clock. A lease that ran out
+ * but was not claimed by anyone is still this owner's and is extended too. Does not touch
+ * `updated_at` (that records progress, not heartbeats).
+ */
+export function renewLeases(
+  t: SagaSchema,
+  p: { owner: string; sagaIds: readonly string[]; leaseMs: number },
+): Statement<{ id: string }> {
+  return {
+    text: `
+      UPDATE ${t.sagaInstance}
+      SET lease_until = clock_timestamp() + ${msInterval('$3')}
+      WHERE owner = $1 AND id = ANY($2::uuid[]) AND status IN ('running', 'compensating')
+      RETURNING id`,
+    values: [p.owner, [...p.sagaIds], p.leaseMs],
+  };
+}
+
+/**
+ * Recovery claim in one statement. The CTE picks live, unleased (or lease-expired) sagas of the
+ * versions this process can run — `(name, version)` pairs arrive as two parallel arrays — oldest
+ * first, and locks them FOR UPDATE SKIP LOCKED so concurrent claimers take disjoint sets without
+ * waiting on each other. A row another claimer updated meanwhile is re-checked by PostgreSQL
+ * against the WHERE clause (its new lease is in the future), so it is never claimed twice.
+ */
+export function claimOrphans(
+  t: SagaSchema,
+  p: {
+    owner: string;
+    names: readonly string[];
+    versions: readonly string[];
+    limit: number;
+    leaseMs: number;
+  },
+): Statement<{ id: string }> {
+  return {
+    text: `
+      WITH orphan AS (
+        SELECT i.id
+        FROM ${t.sagaInstance} i
+        WHERE i.status IN ('running', 'compensating')
+          AND (i.lease_until IS NULL OR i.lease_until < clock_timestamp())
+          AND (i.name, i.version) IN (SELECT v.name, v.version FROM unnest($2::text[], $3::text[]) AS v (name, version))
+        ORDER BY i.created_at, i.id
+        LIMIT $4
+        FOR UPDATE OF i SKIP LOCKED
+      )
+      UPDATE ${t.sagaInstance} i
+      SET owner = $1, lease_until = clock_timestamp() + ${msInterval('$5')}, updated_at = clock_timestamp()
+      FROM orphan
+      WHERE i.id = orphan.id
+      RETURNING i.id`,
+    values: [p.owner, [...p.names], [...p.versions], p.limit, p.leaseMs],
+  };
+}
+
+/** Graceful hand-over: clears owner and lease together so any worker may claim the saga at once. */
+export function releaseSagas(
+  t: SagaSchema,
+  p: { owner: string; sagaIds: readonly string[] },
+): Statement<{ id: string }> {
+  return {
+    text: `
+      UPDATE ${t.sagaInstance}
+      SET owner = NULL, lease_until = NULL, updated_at = clock_timestamp()
+      WHERE owner = $1 AND id = ANY($2::uuid[])
+      RETURNING id`,
+    values: [p.owner, [...p.sagaIds]],
+  };
+}

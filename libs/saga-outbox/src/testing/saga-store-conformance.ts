@@ -1,0 +1,771 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { LeaseLostError } from '../core/errors';
+import type { JsonValue } from '../core/json';
+import type {
+  Fence,
+  NewSaga,
+  SagaRecord,
+  SagaStore,
+  StepRecord,
+  StepTxOutcome,
+} from '../core/ports/saga-store';
+
+/** What a store adapter hands the conformance suite. */
+export interface SagaStoreConformanceHarness<Tx = unknown> {
+  store: SagaStore<Tx>;
+  /**
+   * Runs `fn` in a new caller-owned transaction: commits when it resolves, rolls back (and
+   * rethrows) when it throws. Given, the suite checks that `create(saga, tx)` joins it.
+   */
+  newTx?: <T>(fn: (tx: Tx) => Promise<T>) => Promise<T>;
+  /** Releases what the factory opened (connections, databases). */
+  cleanup(): Promise<void>;
+}
+
+/**
+ * Declares the tests every SagaStore implementation must pass, through the port only. The factory is
+ * called once for the whole suite; tests isolate themselves with unique saga names, so the store may
+ * already hold other data. Leases are short (tens of ms) and expiry is awaited as a condition.
+ */
+export function describeSagaStoreConformance<Tx>(
+  label: string,
+  factory: () => Promise<SagaStoreConformanceHarness<Tx>>,
+): void {
+  describe(`SagaStore conformance: ${label}`, () => {
+    let harness: SagaStoreConformanceHarness<Tx> | undefined;
+    const store = (): SagaStore<Tx> => {
+      if (!harness) throw new Error('conformance harness not initialised (did the factory fail?)');
+      return harness.store;
+    };
+
+    beforeAll(async () => {
+      harness = await factory();
+    });
+    afterAll(async () => {
+      await harness?.cleanup();
+    });
+
+    /** Creates a saga (defaults: three steps, owned by worker-a for a minute) and loads it back. */
+    const start = async (overrides: Partial<NewSaga> = {}): Promise<SagaRecord> => {
+      const saga = newSaga(overrides);
+      const { id, created } = await store().create(saga);
+      expect(created).toBe(true);
+      return loaded(id);
+    };
+    const loaded = async (id: string): Promise<SagaRecord> => {
+      const record = await store().load(id);
+      if (!record) throw new Error(`saga ${id} not found`);
+      return record;
+    };
+    const step = async (id: string, name: string): Promise<StepRecord> => {
+      const found = (await loaded(id)).steps.find((s) => s.name === name);
+      if (!found) throw new Error(`saga ${id} has no step ${name}`);
+      return found;
+    };
+    const complete = (
+      fence: Fence,
+      name: string,
+      result: JsonValue = { ok: name },
+    ): Promise<StepTxOutcome<string>> =>
+      store().runStepTransaction(fence, name, 'forward', 1, () =>
+        Promise.resolve({ result, value: name }),
+      );
+    /** Resolves once the fence no longer holds (the lease ran out on the store's clock). */
+    const leaseExpired = (fence: Fence): Promise<void> =>
+      waitFor(
+        async () => !(await store().transition(fence, ['running'], 'running')),
+        `lease of ${fence.sagaId} to expire`,
+      );
+
+    describe('create / load', () => {
+      it('creates a running instance with one pending step per step, in declaration order', async () => {
+        const input: JsonValue = {
+          orderId: 'o-1',
+          amount: 12.5,
+          items: [{ sku: 'a', qty: 2 }],
+          note: 'ünïcødé ✓ "quoted" \\ back',
+          nested: { deep: [null, true, false, 0, -1.5e-7] },
+        };
+        const saga = newSaga({ input, stepNames: ['reserve', 'charge', 'ship'], leaseMs: 30_000 });
+        await expect(store().create(saga)).resolves.toEqual({ id: saga.id, created: true });
+
+        const record = await loaded(saga.id);
+        expect(record).toMatchObject({
+          id: saga.id,
+          name: saga.name,
+          version: 'v1',
+          status: 'running',
+          input,
+          idempotencyKey: null,
+          owner: 'worker-a',
+          deadlineAt: null,
+          error: null,
+          failedStep: null,
+        });
+        expectDate(record.createdAt);
+        expectDate(record.updatedAt);
+        expectDate(record.leaseUntil);
+        const leaseLeft = record.leaseUntil!.getTime() - record.createdAt.getTime();
+        expect(leaseLeft).toBeGreaterThanOrEqual(30_000 - 1_000);
+        expect(leaseLeft).toBeLessThanOrEqual(30_000 + 5_000);
+        expect(record.steps).toEqual(
+          ['reserve', 'charge', 'ship'].map((name) => ({
+            name,
+            status: 'pending',
+            attempts: 0,
+            compensationAttempts: 0,
+            result: null,
+            error: null,
+            startedAt: null,
+            completedAt: null,
+            compensatedAt: null,
+          })),
+        );
+      });
+
+      it('leaves a saga created without an owner unleased, for the recovery loop', async () => {
+        const record = await start({ owner: null });
+        expect(record.owner).toBeNull();
+        expect(record.leaseUntil).toBeNull();
+      });
+
+      it('sets deadlineAt timeoutMs after creation', async () => {
+        const record = await start({ timeoutMs: 90_000 });
+        expectDate(record.deadlineAt);
+        expect(
+          Math.abs(record.deadlineAt!.getTime() - record.createdAt.getTime() - 90_000),
+        ).toBeLessThan(1_000);
+      });
+
+      it('returns the existing saga for a repeated idempotency key and writes nothing', async () => {
+        const first = newSaga({ idempotencyKey: 'order-42' });
+        await expect(store().create(first)).resolves.toEqual({ id: first.id, created: true });
+
+        const again = newSaga({
+          name: first.name,
+          idempotencyKey: 'order-42',
+          stepNames: ['x', 'y'],
+          input: { other: true },
+        });
+        await expect(store().create(again)).resolves.toEqual({ id: first.id, created: false });
+        await expect(store().load(again.id)).resolves.toBeUndefined();
+        const record = await loaded(first.id);
+        expect(record.steps.map((s) => s.name)).toEqual(['a', 'b', 'c']);
+        expect(record.input).toEqual(first.input);
+
+        // The key is scoped to the saga name, and sagas without a key never collide.
+        const otherName = newSaga({ idempotencyKey: 'order-42' });
+        await expect(store().create(otherName)).resolves.toEqual({
+          id: otherName.id,
+          created: true,
+        });
+        const noKey1 = newSaga({ name: first.name });
+        const noKey2 = newSaga({ name: first.name });
+        await expect(store().create(noKey1)).resolves.toEqual({ id: noKey1.id, created: true });
+        await expect(store().create(noKey2)).resolves.toEqual({ id: noKey2.id, created: true });
+      });
+
+      it('creates exactly one saga when creates with one idempotency key race', async () => {
+        const name = uniqueName();
+        const racers = Array.from({ length: 8 }, () =>
+          newSaga({ name, idempotencyKey: 'same-key' }),
+        );
+        const outcomes = await Promise.all(racers.map((s) => store().create(s)));
+        expect(outcomes.filter((o) => o.created)).toHaveLength(1);
+        const winner = outcomes.find((o) => o.created)!.id;
+        expect(outcomes.every((o) => o.id === winner)).toBe(true);
+        const losers = racers.filter((s) => s.id !== winner);
+        for (const loser of losers) await expect(store().load(loser.id)).resolves.toBeUndefined();
+        expect((await loaded(winner)).steps).toHaveLength(3);
+      });
+
+      it('load returns undefined for an unknown or malformed id', async () => {
+        await expect(store().load(randomUUID())).resolves.toBeUndefined();
+        await expect(store().load('not-a-uuid')).resolves.toBeUndefined();
+        await expect(store().load('')).resolves.toBeUndefined();
+      });
+
+      it('create with a transaction commits and rolls back with the caller', async () => {
+        const newTx = harness?.newTx;
+        if (!newTx) return; // the adapter has no caller-owned transactions (nothing to join)
+        const rolledBack = newSaga();
+        const failure = new Error('caller rolls back');
+        await expect(
+          newTx(async (tx) => {
+            await expect(store().create(rolledBack, tx)).resolves.toEqual({
+              id: rolledBack.id,
+              created: true,
+            });
+            throw failure;
+          }),
+        ).rejects.toBe(failure);
+        await expect(store().load(rolledBack.id)).resolves.toBeUndefined();
+
+        const committed = newSaga();
+        await newTx((tx) => store().create(committed, tx));
+        expect((await loaded(committed.id)).steps).toHaveLength(3);
+      });
+    });
+
+    describe('runStepTransaction', () => {
+      it('runs the body, records the result and attempt, and returns the body value', async () => {
+        const saga = await start();
+        const fence = fenceOf(saga);
+        let ran = 0;
+        const outcome = await store().runStepTransaction(fence, 'b', 'forward', 2, () => {
+          ran++;
+          return Promise.resolve({ result: { charged: 10, currency: 'EUR' }, value: 'charged' });
+        });
+        expect(outcome).toEqual({ kind: 'done', value: 'charged' });
+        expect(ran).toBe(1);
+
+        const record = await loaded(saga.id);
+        const b = record.steps.find((s) => s.name === 'b')!;
+        expect(b).toMatchObject({
+          status: 'completed',
+          attempts: 2,
+          result: { charged: 10, currency: 'EUR' },
+          error: null,
+        });
+        expectDate(b.completedAt);
+        expectDate(b.startedAt);
+        expect(b.startedAt!.getTime()).toBeLessThanOrEqual(b.completedAt!.getTime());
+        expect(record.steps.filter((s) => s.name !== 'b').map((s) => s.status)).toEqual([
+          'pending',
+          'pending',
+        ]);
+      });
+
+      it('returns already-done without running the body once the phase completed', async () => {
+        const saga = await start();
+        const fence = fenceOf(saga);
+        await complete(fence, 'a', { first: true });
+        let ran = 0;
+        const outcome = await store().runStepTransaction(fence, 'a', 'forward', 2, () => {
+          ran++;
+          return Promise.resolve({ result: { second: true }, value: 'x' });
+        });
+        expect(outcome).toEqual({ kind: 'already-done' });
+        expect(ran).toBe(0);
+        expect(await step(saga.id, 'a')).toMatchObject({
+          status: 'completed',
+          attempts: 1,
+          result: { first: true },
+        });
+      });
+
+      it('records nothing when the body throws, and propagates the error', async () => {
+        const saga = await start();
+        const fence = fenceOf(saga);
+        const failure = new Error('step body failed');
+        await expect(
+          store().runStepTransaction(fence, 'a', 'forward', 1, () => Promise.reject(failure)),
+        ).rejects.toBe(failure);
+        expect(await step(saga.id, 'a')).toMatchObject({
+          status: 'pending',
+          attempts: 0,
+          result: null,
+          completedAt: null,
+        });
+        // Nothing is left locked or half-done: the step can run again.
+        await expect(complete(fence, 'a')).resolves.toEqual({ kind: 'done', value: 'a' });
+      });
+
+      it('stores a null result', async () => {
+        const saga = await start();
+        await expect(complete(fenceOf(saga), 'a', null)).resolves.toEqual({
+          kind: 'done',
+          value: 'a',
+        });
+        expect(await step(saga.id, 'a')).toMatchObject({ status: 'completed', result: null });
+      });
+
+      it('throws LeaseLostError and records nothing when another owner holds the saga', async () => {
+        const saga = await start();
+        const intruder: Fence = { sagaId: saga.id, owner: 'worker-b' };
+        await expect(complete(intruder, 'a')).rejects.toBeInstanceOf(LeaseLostError);
+        await expect(
+          store().runStepTransaction(intruder, 'a', 'forward', 1, () =>
+            Promise.resolve({ result: 1, value: 1 }),
+          ),
+        ).rejects.toMatchObject({ sagaId: saga.id, owner: 'worker-b' });
+        expect(await step(saga.id, 'a')).toMatchObject({
+          status: 'pending',
+          result: null,
+          completedAt: null,
+        });
+        // The real owner is unaffected.
+        await expect(complete(fenceOf(saga), 'a')).resolves.toEqual({ kind: 'done', value: 'a' });
+      });
+
+      it('throws LeaseLostError and records nothing once the lease expired', async () => {
+        const saga = await start({ leaseMs: 50 });
+        const fence = fenceOf(saga);
+        await leaseExpired(fence);
+        await expect(complete(fence, 'a')).rejects.toBeInstanceOf(LeaseLostError);
+        expect(await step(saga.id, 'a')).toMatchObject({ status: 'pending', result: null });
+      });
+
+      it('compensates a completed step once, keeping its forward result', async () => {
+        const saga = await start();
+        const fence = fenceOf(saga);
+        await complete(fence, 'a', { reserved: 'r-1' });
+        let ran = 0;
+        const compensate = (): Promise<StepTxOutcome<string>> =>
+          store().runStepTransaction(fence, 'a', 'compensate', 3, () => {
+            ran++;
+            return Promise.resolve({ result: { released: 'r-1' }, value: 'undone' });
+          });
+        await expect(compensate()).resolves.toEqual({ kind: 'done', value: 'undone' });
+        const a = await step(saga.id, 'a');
+        expect(a).toMatchObject({
+          status: 'compensated',
+          compensationAttempts: 3,
+          attempts: 1,
+          result: { reserved: 'r-1' },
+        });
+        expectDate(a.compensatedAt);
+
+        await expect(compensate()).resolves.toEqual({ kind: 'already-done' });
+        // Forward is done too once compensated: a recovered saga never re-runs an undone step.
+        await expect(complete(fence, 'a')).resolves.toEqual({ kind: 'already-done' });
+        expect(ran).toBe(1);
+      });
+
+      it('runs the forward phase again after a failed step, and compensation after compensation_failed', async () => {
+        const saga = await start();
+        const fence = fenceOf(saga);
+        await store().recordStepFailure(fence, 'a', 'forward', 3, 'gave up', true);
+        expect(await step(saga.id, 'a')).toMatchObject({ status: 'failed' });
+        await expect(complete(fence, 'a')).resolves.toEqual({ kind: 'done', value: 'a' });
+        expect(await step(saga.id, 'a')).toMatchObject({ status: 'completed' });
+
+        await store().recordStepFailure(fence, 'a', 'compensate', 2, 'undo failed', true);
+        expect(await step(saga.id, 'a')).toMatchObject({ status: 'compensation_failed' });
+        await expect(complete(fence, 'a')).resolves.toEqual({ kind: 'already-done' });
+        await expect(
+          store().runStepTransaction(fence, 'a', 'compensate', 3, () =>
+            Promise.resolve({ result: null, value: 'ok' }),
+          ),
+        ).resolves.toEqual({ kind: 'done', value: 'ok' });
+        expect(await step(saga.id, 'a')).toMatchObject({
+          status: 'compensated',
+          compensationAttempts: 3,
+        });
+      });
+
+      it('runs the body once when two workers run the same step at the same time', async () => {
+        const saga = await start();
+        const fence = fenceOf(saga);
+        let ran = 0;
+        let entered!: () => void;
+        const firstEntered = new Promise<void>((resolve) => (entered = resolve));
+        let release!: () => void;
+        const gate = new Promise<void>((resolve) => (release = resolve));
+        const body = async (): Promise<{ result: JsonValue; value: number }> => {
+          const n = ++ran;
+          if (n === 1) {
+            entered();
+            await gate;
+          }
+          return { result: { run: n }, value: n };
+        };
+        const first = store().runStepTransaction(fence, 'a', 'forward', 1, body);
+        await firstEntered;
+        const second = store().runStepTransaction(fence, 'a', 'forward', 1, body);
+        // Give the second worker time to reach the step (and wait on it) before the first finishes.
+        await delay(100);
+        release();
+        const outcomes = await Promise.all([first, second]);
+        expect(outcomes).toEqual([{ kind: 'done', value: 1 }, { kind: 'already-done' }]);
+        expect(ran).toBe(1);
+        expect(await step(saga.id, 'a')).toMatchObject({ status: 'completed', result: { run: 1 } });
+      });
+
+      it('completes parallel steps of one saga independently', async () => {
+        const saga = await start({ stepNames: ['a', 'b', 'c', 'd'] });
+        const fence = fenceOf(saga);
+        const outcomes = await Promise.all(
+          ['a', 'b', 'c', 'd'].map((name) => complete(fence, name)),
+        );
+        expect(outcomes).toEqual(['a', 'b', 'c', 'd'].map((value) => ({ kind: 'done', value })));
+        expect((await loaded(saga.id)).steps.map((s) => s.status)).toEqual([
+          'completed',
+          'completed',
+          'completed',
+          'completed',
+        ]);
+      });
+
+      it('rejects an unknown step without recording anything', async () => {
+        const saga = await start();
+        let ran = 0;
+        await expect(
+          store().runStepTransaction(fenceOf(saga), 'no-such-step', 'forward', 1, () => {
+            ran++;
+            return Promise.resolve({ result: null, value: null });
+          }),
+        ).rejects.toThrow();
+        expect(ran).toBe(0);
+      });
+    });
+
+    describe('recordStepFailure', () => {
+      it('records attempts and the error, and the failed status only when final', async () => {
+        const saga = await start();
+        const fence = fenceOf(saga);
+        await store().recordStepFailure(fence, 'a', 'forward', 1, 'timeout', false);
+        expect(await step(saga.id, 'a')).toMatchObject({
+          status: 'pending',
+          attempts: 1,
+          error: 'timeout',
+        });
+        await store().recordStepFailure(fence, 'a', 'forward', 3, 'card declined', true);
+        expect(await step(saga.id, 'a')).toMatchObject({
+          status: 'failed',
+          attempts: 3,
+          error: 'card declined',
+        });
+
+        await complete(fence, 'b');
+        await store().recordStepFailure(fence, 'b', 'compensate', 1, 'refund timed out', false);
+        expect(await step(saga.id, 'b')).toMatchObject({
+          status: 'completed',
+          attempts: 1,
+          compensationAttempts: 1,
+          error: 'refund timed out',
+        });
+        await store().recordStepFailure(fence, 'b', 'compensate', 5, 'refund refused', true);
+        expect(await step(saga.id, 'b')).toMatchObject({
+          status: 'compensation_failed',
+          compensationAttempts: 5,
+          error: 'refund refused',
+        });
+      });
+
+      it('throws LeaseLostError and changes nothing for another owner or an expired lease', async () => {
+        const saga = await start({ leaseMs: 200 });
+        await expect(
+          store().recordStepFailure(
+            { sagaId: saga.id, owner: 'worker-b' },
+            'a',
+            'forward',
+            1,
+            'x',
+            true,
+          ),
+        ).rejects.toBeInstanceOf(LeaseLostError);
+        await leaseExpired(fenceOf(saga));
+        await expect(
+          store().recordStepFailure(fenceOf(saga), 'a', 'forward', 1, 'x', true),
+        ).rejects.toBeInstanceOf(LeaseLostError);
+        expect(await step(saga.id, 'a')).toMatchObject({
+          status: 'pending',
+          attempts: 0,
+          error: null,
+        });
+      });
+    });
+
+    describe('transition', () => {
+      it('changes status only from an expected status and only for the owner', async () => {
+        const saga = await start();
+        const fence = fenceOf(saga);
+        await expect(store().transition(fence, ['compensating'], 'compensated')).resolves.toBe(
+          false,
+        );
+        await expect(store().transition(fence, [], 'compensating')).resolves.toBe(false);
+        await expect(
+          store().transition({ sagaId: saga.id, owner: 'worker-b' }, ['running'], 'compensating'),
+        ).resolves.toBe(false);
+        await expect(
+          store().transition(
+            { sagaId: randomUUID(), owner: 'worker-a' },
+            ['running'],
+            'compensating',
+          ),
+        ).resolves.toBe(false);
+        expect((await loaded(saga.id)).status).toBe('running');
+
+        await expect(
+          store().transition(fence, ['running'], 'compensating', {
+            error: 'payment declined',
+            failedStep: 'b',
+          }),
+        ).resolves.toBe(true);
+        const compensating = await loaded(saga.id);
+        expect(compensating).toMatchObject({
+          status: 'compensating',
+          error: 'payment declined',
+          failedStep: 'b',
+          owner: 'worker-a',
+        });
+        expect(compensating.leaseUntil).toEqual(saga.leaseUntil);
+        expect(compensating.updatedAt.getTime()).toBeGreaterThanOrEqual(saga.updatedAt.getTime());
+
+        // Without detail, the recorded reason stays.
+        await expect(
+          store().transition(fence, ['running', 'compensating'], 'compensated'),
+        ).resolves.toBe(true);
+        const done = await loaded(saga.id);
+        expect(done).toMatchObject({
+          status: 'compensated',
+          error: 'payment declined',
+          failedStep: 'b',
+        });
+        // Terminal: ownership is released, and nobody can move the saga any more.
+        expect(done.owner).toBeNull();
+        expect(done.leaseUntil).toBeNull();
+        await expect(store().transition(fence, ['compensated'], 'failed')).resolves.toBe(false);
+      });
+
+      it('clears the owner on every terminal status', async () => {
+        for (const to of ['completed', 'compensated', 'failed'] as const) {
+          const saga = await start();
+          await expect(
+            store().transition(fenceOf(saga), ['running'], to, { error: `to ${to}` }),
+          ).resolves.toBe(true);
+          expect(await loaded(saga.id)).toMatchObject({
+            status: to,
+            owner: null,
+            leaseUntil: null,
+            error: `to ${to}`,
+          });
+        }
+      });
+
+      it('returns false once the lease expired', async () => {
+        const saga = await start({ leaseMs: 50 });
+        await leaseExpired(fenceOf(saga));
+        await expect(store().transition(fenceOf(saga), ['running'], 'completed')).resolves.toBe(
+          false,
+        );
+        expect((await loaded(saga.id)).status).toBe('running');
+      });
+    });
+
+    describe('leases: renewLeases / claimOrphans / release', () => {
+      it('renews only the live sagas this owner holds', async () => {
+        const mine = await start({ leaseMs: 5_000 });
+        const theirs = await start({ owner: 'worker-b' });
+        const finished = await start();
+        await store().transition(fenceOf(finished), ['running'], 'completed');
+
+        const held = await store().renewLeases(
+          'worker-a',
+          [mine.id, theirs.id, finished.id, randomUUID(), 'not-a-uuid'],
+          60_000,
+        );
+        expect(held).toEqual([mine.id]);
+        const renewed = await loaded(mine.id);
+        expect(renewed.leaseUntil!.getTime()).toBeGreaterThan(mine.leaseUntil!.getTime() + 30_000);
+        expect((await loaded(theirs.id)).leaseUntil).toEqual(theirs.leaseUntil);
+        await expect(store().renewLeases('worker-a', [], 60_000)).resolves.toEqual([]);
+      });
+
+      it('renews a lease that ran out while nobody claimed the saga', async () => {
+        const saga = await start({ leaseMs: 50 });
+        await leaseExpired(fenceOf(saga));
+        await expect(store().renewLeases('worker-a', [saga.id], 60_000)).resolves.toEqual([
+          saga.id,
+        ]);
+        await expect(complete(fenceOf(saga), 'a')).resolves.toEqual({ kind: 'done', value: 'a' });
+      });
+
+      it('claims nothing without versions', async () => {
+        await start({ owner: null });
+        await expect(store().claimOrphans('worker-b', [], 10, 60_000)).resolves.toEqual([]);
+      });
+
+      it('claims unowned live sagas of the listed versions only', async () => {
+        const name = uniqueName();
+        const orphan = await start({ name, owner: null });
+        await start({ name, version: 'v2', owner: null });
+        await start({ name: uniqueName(), owner: null });
+        await start({ name }); // leased to worker-a for a minute
+        const finished = await start({ name });
+        await store().transition(fenceOf(finished), ['running'], 'completed');
+        const compensating = await start({ name });
+        await store().transition(fenceOf(compensating), ['running'], 'compensating');
+        await store().release('worker-a', [compensating.id]); // its worker shut down mid-compensation
+
+        const claimed = await store().claimOrphans(
+          'worker-b',
+          [{ name, version: 'v1' }],
+          10,
+          60_000,
+        );
+        expect([...claimed].sort()).toEqual([orphan.id, compensating.id].sort());
+        const record = await loaded(orphan.id);
+        expect(record.owner).toBe('worker-b');
+        expect(record.leaseUntil!.getTime()).toBeGreaterThan(Date.now() + 30_000);
+        expect((await loaded(compensating.id)).status).toBe('compensating');
+        // Claimed sagas are leased: a second claim finds nothing.
+        await expect(
+          store().claimOrphans('worker-c', [{ name, version: 'v1' }], 10, 60_000),
+        ).resolves.toEqual([]);
+      });
+
+      it('claims a saga whose owner let its lease expire, fencing the old owner out', async () => {
+        const name = uniqueName();
+        const saga = await start({ name, leaseMs: 50 });
+        await waitFor(async () => {
+          const claimed = await store().claimOrphans(
+            'worker-b',
+            [{ name, version: 'v1' }],
+            10,
+            60_000,
+          );
+          return claimed.includes(saga.id);
+        }, 'the expired saga to be claimed');
+        expect((await loaded(saga.id)).owner).toBe('worker-b');
+        await expect(complete(fenceOf(saga), 'a')).rejects.toBeInstanceOf(LeaseLostError);
+        await expect(store().transition(fenceOf(saga), ['running'], 'completed')).resolves.toBe(
+          false,
+        );
+        await expect(store().renewLeases('worker-a', [saga.id], 60_000)).resolves.toEqual([]);
+        await expect(complete({ sagaId: saga.id, owner: 'worker-b' }, 'a')).resolves.toEqual({
+          kind: 'done',
+          value: 'a',
+        });
+      });
+
+      it('claims at most limit sagas, oldest first', async () => {
+        const name = uniqueName();
+        const created: string[] = [];
+        for (let i = 0; i < 4; i++) created.push((await start({ name, owner: null })).id);
+        const first = await store().claimOrphans('worker-b', [{ name, version: 'v1' }], 2, 60_000);
+        expect([...first].sort()).toEqual(created.slice(0, 2).sort());
+        const rest = await store().claimOrphans('worker-c', [{ name, version: 'v1' }], 10, 60_000);
+        expect([...rest].sort()).toEqual(created.slice(2).sort());
+      });
+
+      it('never hands one saga to two concurrent claimers', async () => {
+        const name = uniqueName();
+        const total = 30;
+        const ids = await Promise.all(
+          Array.from(
+            { length: total },
+            async () => (await store().create(newSaga({ name, owner: null }))).id,
+          ),
+        );
+        const workers = Array.from({ length: 5 }, (_, i) => `claimer-${i}`);
+        const claimedBy = new Map<string, string[]>();
+        await Promise.all(
+          workers.map(async (worker) => {
+            const mine: string[] = [];
+            for (;;) {
+              const batch = await store().claimOrphans(
+                worker,
+                [{ name, version: 'v1' }],
+                4,
+                60_000,
+              );
+              if (!batch.length) break;
+              mine.push(...batch);
+            }
+            claimedBy.set(worker, mine);
+          }),
+        );
+        const all = [...claimedBy.values()].flat();
+        expect(all).toHaveLength(total);
+        expect(new Set(all)).toEqual(new Set(ids));
+        for (const [worker, mine] of claimedBy) {
+          for (const id of mine) expect((await loaded(id)).owner).toBe(worker);
+        }
+      });
+
+      it('release hands a saga over at once; a non-owner cannot release it', async () => {
+        const name = uniqueName();
+        const saga = await start({ name });
+        await store().release('worker-b', [saga.id]);
+        expect((await loaded(saga.id)).owner).toBe('worker-a');
+
+        await store().release('worker-a', [saga.id, randomUUID(), 'not-a-uuid']);
+        await store().release('worker-a', []);
+        const released = await loaded(saga.id);
+        expect(released.owner).toBeNull();
+        expect(released.leaseUntil).toBeNull();
+        await expect(store().transition(fenceOf(saga), ['running'], 'completed')).resolves.toBe(
+          false,
+        );
+        await expect(
+          store().claimOrphans('worker-b', [{ name, version: 'v1' }], 10, 60_000),
+        ).resolves.toEqual([saga.id]);
+      });
+    });
+
+    describe('activeVersions', () => {
+      it('counts live instances per name and version', async () => {
+        const name = uniqueName();
+        await start({ name });
+        await start({ name, owner: null });
+        await start({ name, version: 'v2' });
+        const finished = await start({ name });
+        await store().transition(fenceOf(finished), ['running'], 'failed');
+        const compensating = await start({ name, version: 'v3' });
+        await store().transition(fenceOf(compensating), ['running'], 'compensating');
+
+        const mine = (await store().activeVersions())
+          .filter((v) => v.name === name)
+          .sort((x, y) => x.version.localeCompare(y.version));
+        expect(mine).toEqual([
+          { name, version: 'v1', count: 2 },
+          { name, version: 'v2', count: 1 },
+          { name, version: 'v3', count: 1 },
+        ]);
+      });
+    });
+  });
+}
+
+function uniqueName(): string {
+  return `conformance-${randomUUID().slice(0, 13)}`;
+}
+
+function newSaga(overrides: Partial<NewSaga> = {}): NewSaga {
+  return {
+    id: randomUUID(),
+    name: uniqueName(),
+    version: 'v1',
+    input: { orderId: randomUUID(), amount: 42 },
+    idempotencyKey: null,
+    stepNames: ['a', 'b', 'c'],
+    owner: 'worker-a',
+    leaseMs: 60_000,
+    timeoutMs: null,
+    ...overrides,
+  };
+}
+
+/**
+ * A valid Date. Checked by tag, not instanceof: a store may build its Dates in another realm (e.g.
+ * with structuredClone, whose objects are not instances of the jest sandbox's Date).
+ */
+function expectDate(value: unknown): void {
+  expect(Object.prototype.toString.call(value)).toBe('[object Date]');
+  expect(Number.isNaN((value as Date).getTime())).toBe(false);
+}
+
+function fenceOf(saga: SagaRecord): Fence {
+  return { sagaId: saga.id, owner: saga.owner ?? 'worker-a' };
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `condition` every 10 ms until it holds; fails after `timeoutMs` naming what it waited for. */
+async function waitFor(
+  condition: () => Promise<boolean>,
+  what: string,
+  timeoutMs = 5_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await delay(10);
+  }
+}

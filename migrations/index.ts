@@ -1,0 +1,23 @@
+import { sagaSchema } from '../libs/saga-outbox/src/persistence/postgres/schema-name';
+import { sagaStateMigration } from './1764230400000-saga-state';
+import { outboxMigration } from './1764316800000-outbox';
+import type { SagaOutboxMigrationClass } from './migration-support';
+
+export type { SagaOutboxMigrationClass } from './migration-support';
+
+export interface SagaOutboxMigrationOptions {
+  /** Schema holding Sage's tables (default `sage`); must match the store's `schema` option. */
+  schema?: string;
+}
+
+/**
+ * Sage's migrations, oldest first, for the app's DataSource:
+ * `migrations: [...appMigrations, ...sagaOutboxMigrations({ schema: 'sage' })]`.
+ * Throws InvalidOptionsError for an invalid schema name, before anything touches the database.
+ */
+export function sagaOutboxMigrations(
+  options: SagaOutboxMigrationOptions = {},
+): SagaOutboxMigrationClass[] {
+  const schema = sagaSchema(options.schema);
+  return [sagaStateMigration(schema), outboxMigration(schema)];
+}
