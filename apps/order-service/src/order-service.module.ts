@@ -7,6 +7,7 @@ import {
   type SagaEngineTuning,
 } from '@sage/saga-outbox';
 import { DataSource } from 'typeorm';
+import type { Broker } from '@sage/saga-outbox';
 import { OrderTables1764230500000 } from './migrations/1764230500000-order-tables';
 import { OrderPlacementSaga } from './orders/order-placement.saga';
 import { OrdersController } from './orders/orders.controller';
@@ -17,6 +18,8 @@ export interface OrderServiceConfig {
   databaseUrl: string;
   saga?: SagaEngineTuning;
   http?: boolean;
+  /** Where the outbox relay publishes (e.g. `order.confirmed`); none → no relay in this process. */
+  broker?: Broker;
   /** The card processor; default FakeCardGateway. */
   paymentGateway?: Type<PaymentGateway>;
 }
@@ -43,7 +46,11 @@ export class OrderServiceModule {
         }),
         SagaOutboxModule.forRootAsync({
           inject: [DataSource],
-          useFactory: (dataSource: DataSource) => ({ dataSource, saga: config.saga }),
+          useFactory: (dataSource: DataSource) => ({
+            dataSource,
+            saga: config.saga,
+            broker: config.broker,
+          }),
         }),
       ],
       controllers: config.http === false ? [] : [OrdersController],

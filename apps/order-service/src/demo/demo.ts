@@ -6,6 +6,7 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import {
+  InMemoryBroker,
   SagaService,
   startEmbeddedPostgres,
   type SagaEvent,
@@ -105,8 +106,16 @@ async function main(): Promise<void> {
   console.log(`                └─ authorize-payment ─┘${c.reset}\n`);
 
   const db = await startEmbeddedPostgres({ maxConnections: 16 });
+  // The outbox relay publishes here; the demo subscribes like a downstream service would.
+  const broker = new InMemoryBroker();
+  const delivered = new Map<string, string>();
+  await broker.subscribe('orders', (m) => {
+    delivered.set(m.id, (m.payload as { orderId: string }).orderId);
+    return Promise.resolve();
+  });
   const app = await NestFactory.createApplicationContext(
     OrderServiceModule.register({
+      broker,
       databaseUrl: db.url,
       http: false,
       saga: { leaseMs: 1500, recoveryIntervalMs: 200, ownerId: 'demo-worker-B' },
@@ -188,7 +197,15 @@ async function main(): Promise<void> {
   console.log(
     `  stock now:   ${stock.map((s) => `${s.sku}=${s.available}`).join(' ')}  (widget: 10 − 2 − 1 − 3 − 1 = 3; gadget: 1 − 1 = 0)`,
   );
+  // The relay polls on PGlite (NOTIFY does not cross its socket): give it a moment to drain.
+  const expectedEvents = results.filter((r) => r.saga.status === 'completed').length;
+  for (let i = 0; i < 100 && delivered.size < expectedEvents; i++)
+    await new Promise((r) => setTimeout(r, 50));
+  console.log(
+    `  outbox:      ${delivered.size} order.confirmed events relayed to the broker (${[...delivered.values()].join(', ')})`,
+  );
   const ok =
+    delivered.size === expectedEvents &&
     perOrder.length === 0 &&
     results.every((r) => ['completed', 'compensated'].includes(r.saga.status));
   console.log(

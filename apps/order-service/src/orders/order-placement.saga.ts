@@ -115,6 +115,17 @@ export class OrderPlacementSaga {
       [ctx.input.orderId],
     );
     await logEffect(ctx, 'order-confirmed');
+    // Written to the outbox in this step's transaction: published if and only if the order is confirmed.
+    await ctx.emit({
+      destination: 'orders',
+      type: 'order.confirmed',
+      key: ctx.input.orderId,
+      payload: {
+        orderId: ctx.input.orderId,
+        customer: ctx.input.customer,
+        amountCents: ctx.input.amountCents,
+      },
+    });
   }
 
   @SagaStep('record-confirmation', { dependsOn: ['confirm-order'] })
