@@ -1,0 +1,5 @@
+import { sagaLocal3Step } from './saga-local-3step';
+import type { Scenario } from './scenario';
+
+/** Every scenario, in the order a full run executes them. */
+export const SCENARIOS: readonly Scenario[] = [sagaLocal3Step];

@@ -1,0 +1,376 @@
+import { performance } from 'node:perf_hooks';
+import pg from 'pg';
+import type { EntityManager } from 'typeorm';
+import { defineSaga } from '@sage/saga-outbox/core/saga/saga-builder';
+import type { SagaDefinition } from '@sage/saga-outbox/core/saga/saga-definition';
+import { SagaEngine } from '@sage/saga-outbox/core/saga/saga-engine';
+import type { SagaEvent } from '@sage/saga-outbox/core/saga/saga-events';
+import type { SageLogger } from '@sage/saga-outbox/core/ports/logger';
+import { uuidv7 } from '@sage/saga-outbox/core/uuid';
+import { createSagaDataSource } from '@sage/saga-outbox/persistence/postgres/data-source';
+import { PostgresSagaStore } from '@sage/saga-outbox/persistence/postgres/postgres-saga-store';
+import * as q from '@sage/saga-outbox/persistence/postgres/saga-queries.sql';
+import { sagaSchema } from '@sage/saga-outbox/persistence/postgres/schema-name';
+import type { Operation } from '../harness/closed-loop';
+import { clientConfig, INSERT_BUSINESS_ROW, resetTables } from '../harness/database';
+import { measureInterleaved } from '../harness/interleave';
+import { countsDelta, snapshotCounts, totalOf } from '../harness/query-counter';
+import { ResourceMonitor } from '../harness/resources';
+import type { Measurement, PointResult, ScenarioResult } from '../harness/results';
+import { round } from '../harness/stats';
+import type { Scenario, ScenarioContext } from './scenario';
+
+const NAME = 'saga-local-3step';
+const SAGA = 'bench-local-3step';
+const STEPS = ['a', 'b', 'c'] as const;
+const LEASE_MS = 30_000; // the engine's default, spelled out because the raw side needs it too
+const ENGINE_APP = 'sage-bench-engine';
+const RAW_APP = 'sage-bench-raw';
+
+interface Input {
+  n: number;
+}
+
+/**
+ * Linear a → b → c, every step LOCAL: it inserts one business row through `ctx.manager`, i.e. in
+ * the step's own transaction, which also records the step done. The compensation is never run here
+ * (nothing fails); it exists because a compensatable step must declare one.
+ */
+function definition(): SagaDefinition<Input, EntityManager> {
+  const run = async (ctx: {
+    sagaId: string;
+    stepName: string;
+    manager: EntityManager;
+  }): Promise<void> => {
+    await ctx.manager.query(INSERT_BUSINESS_ROW, [ctx.sagaId, ctx.stepName]);
+  };
+  const compensate = async (ctx: {
+    sagaId: string;
+    stepName: string;
+    manager: EntityManager;
+  }): Promise<void> => {
+    await ctx.manager.query('DELETE FROM bench.business_row WHERE saga_id = $1 AND step = $2', [
+      ctx.sagaId,
+      ctx.stepName,
+    ]);
+  };
+  return defineSaga<Input, EntityManager>(SAGA)
+    .step('a', { run, compensate })
+    .step('b', { dependsOn: ['a'], run, compensate })
+    .step('c', { dependsOn: ['b'], run, compensate })
+    .build();
+}
+
+/**
+ * Resolves `engine.start()` callers when their saga's terminal event fires (no polling), with the
+ * instant it fired. Events can beat `start()`'s own resolution, so early outcomes are parked.
+ */
+class CompletionWaiter {
+  private readonly pending = new Map<
+    string,
+    { resolve: (at: number) => void; reject: (e: Error) => void }
+  >();
+  private readonly early = new Map<string, { at: number; error?: string }>();
+  resumed = 0;
+  interrupted = 0;
+
+  readonly listener = (event: SagaEvent): void => {
+    switch (event.type) {
+      case 'saga.completed':
+        return this.settle(event.sagaId, performance.now());
+      case 'saga.failed':
+        return this.settle(event.sagaId, performance.now(), `saga failed: ${event.reason}`);
+      case 'saga.compensated':
+        return this.settle(event.sagaId, performance.now(), 'saga compensated');
+      case 'saga.resumed':
+        this.resumed++;
+        return;
+      case 'saga.interrupted':
+        this.interrupted++;
+        return;
+      default:
+        return;
+    }
+  };
+
+  wait(sagaId: string): Promise<number> {
+    const early = this.early.get(sagaId);
+    if (early) {
+      this.early.delete(sagaId);
+      return early.error ? Promise.reject(new Error(early.error)) : Promise.resolve(early.at);
+    }
+    return new Promise((resolve, reject) => this.pending.set(sagaId, { resolve, reject }));
+  }
+
+  private settle(sagaId: string, at: number, error?: string): void {
+    const waiter = this.pending.get(sagaId);
+    if (!waiter) {
+      this.early.set(sagaId, { at, error });
+      return;
+    }
+    this.pending.delete(sagaId);
+    if (error) waiter.reject(new Error(error));
+    else waiter.resolve(at);
+  }
+}
+
+/** Counts what the engine logs at warn/error: a clean run logs nothing. */
+function countingLogger(): SageLogger & { warnings: number; errors: number; first: string | null } {
+  const logger = {
+    warnings: 0,
+    errors: 0,
+    first: null as string | null,
+    debug: (): void => undefined,
+    info: (): void => undefined,
+    warn: (message: string): void => {
+      logger.warnings++;
+      logger.first ??= message;
+    },
+    error: (message: string): void => {
+      logger.errors++;
+      logger.first ??= message;
+    },
+  };
+  return logger;
+}
+
+/**
+ * The raw ceiling: what PostgresSagaStore sends for one saga, statement for statement (the very
+ * same SQL, from saga-queries.sql.ts), through a plain node-postgres Pool — no TypeORM, no engine.
+ *   tx 1      BEGIN; insert instance; insert 3 step rows; COMMIT          (store.create)
+ *   autocommit select instance + steps                                     (engine.launch → store.load)
+ *   tx 2..4   BEGIN; lock step; business insert; complete step; fence; COMMIT   (runStepTransaction × 3)
+ *   autocommit conditional status update → completed                      (store.transition)
+ * The calibration in the results checks the counts match the engine's.
+ */
+function rawSaga(
+  pool: pg.Pool,
+  def: SagaDefinition<Input, EntityManager>,
+  owner: string,
+): Operation {
+  const t = sagaSchema('sage');
+  const inTx = async (fn: (c: pg.PoolClient) => Promise<void>): Promise<void> => {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      try {
+        await fn(client);
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      }
+    } finally {
+      client.release();
+    }
+  };
+  const exec = <Row extends pg.QueryResultRow>(
+    c: pg.Pool | pg.PoolClient,
+    s: q.Statement<Row>,
+  ): Promise<pg.QueryResult<Row>> => c.query<Row>(s.text, [...s.values]);
+  let n = 0;
+  return async () => {
+    const id = uuidv7();
+    const input: Input = { n: n++ };
+    await inTx(async (c) => {
+      const inserted = await exec(
+        c,
+        q.insertSaga(t, {
+          id,
+          name: def.name,
+          version: def.version,
+          input,
+          idempotencyKey: null,
+          owner,
+          leaseMs: LEASE_MS,
+          timeoutMs: def.timeoutMs,
+        }),
+      );
+      if (inserted.rowCount !== 1) throw new Error('raw: instance not inserted');
+      await exec(c, q.insertSagaSteps(t, { sagaId: id, stepNames: def.order }));
+    });
+    const loaded = await exec(pool, q.selectSaga(t, { id }));
+    if (loaded.rows[0]?.status !== 'running') throw new Error('raw: instance not loadable');
+    for (const step of def.order) {
+      await inTx(async (c) => {
+        const locked = await exec(c, q.lockStep(t, { sagaId: id, step }));
+        if (locked.rows[0]?.status !== 'pending') throw new Error(`raw: step ${step} not pending`);
+        await c.query(INSERT_BUSINESS_ROW, [id, step]);
+        const done = await exec(
+          c,
+          q.completeStep(t, { sagaId: id, step, result: null, attempt: 1 }),
+        );
+        if (done.rowCount !== 1) throw new Error(`raw: step ${step} not recorded`);
+        const fence = await exec(c, q.checkFence(t, { sagaId: id, owner }));
+        if (fence.rowCount !== 1) throw new Error('raw: fence lost');
+      });
+    }
+    const finished = await exec(
+      pool,
+      q.transitionSaga(t, {
+        sagaId: id,
+        owner,
+        from: ['running'],
+        to: 'completed',
+        error: null,
+        failedStep: null,
+      }),
+    );
+    if (finished.rowCount !== 1) throw new Error('raw: final transition did not apply');
+  };
+}
+
+async function runSequential(op: Operation, count: number): Promise<void> {
+  for (let i = 0; i < count; i++) await op(0);
+}
+
+export const sagaLocal3Step: Scenario = {
+  name: NAME,
+  description:
+    'A 3-step LOCAL saga (a → b → c, each step inserts one business row through ctx.manager), ' +
+    'driven by engine.start() and timed to its saga.completed event.',
+
+  async run(ctx: ScenarioContext): Promise<ScenarioResult> {
+    const { target, profile, poolSize } = ctx;
+    const def = definition();
+    const dataSource = createSagaDataSource({
+      host: target.host,
+      port: target.port,
+      username: target.user,
+      password: target.password,
+      database: target.database,
+      poolSize,
+      applicationName: ENGINE_APP,
+    });
+    await dataSource.initialize();
+    const store = new PostgresSagaStore(dataSource);
+    const pool = new pg.Pool({ ...clientConfig(target, RAW_APP), max: poolSize });
+    const admin = new pg.Client(clientConfig(target, 'sage-bench-monitor'));
+    await admin.connect();
+
+    const engineOp = (engine: SagaEngine<EntityManager>, waiter: CompletionWaiter): Operation => {
+      let n = 0;
+      return async () => {
+        const { sagaId } = await engine.start(SAGA, { n: n++ } satisfies Input);
+        return waiter.wait(sagaId);
+      };
+    };
+    const newEngine = (
+      maxConcurrentSagas: number | undefined,
+    ): {
+      engine: SagaEngine<EntityManager>;
+      waiter: CompletionWaiter;
+      logger: ReturnType<typeof countingLogger>;
+    } => {
+      const logger = countingLogger();
+      const engine = new SagaEngine<EntityManager>({
+        store,
+        logger,
+        leaseMs: LEASE_MS,
+        maxConcurrentSagas,
+      });
+      engine.register(def);
+      const waiter = new CompletionWaiter();
+      engine.onEvent(waiter.listener);
+      return { engine, waiter, logger };
+    };
+
+    try {
+      // Calibration: sagas one at a time, no background loops, counting every statement sent.
+      await resetTables(admin);
+      const cal = newEngine(undefined);
+      const k = profile.calibrationSagas;
+      await runSequential(engineOp(cal.engine, cal.waiter), 5);
+      let before = snapshotCounts();
+      await runSequential(engineOp(cal.engine, cal.waiter), k);
+      const subjectCounts = countsDelta(before, snapshotCounts(), k);
+      await cal.engine.shutdown();
+      const rawCal = rawSaga(pool, def, uuidv7());
+      await runSequential(rawCal, 5);
+      before = snapshotCounts();
+      await runSequential(rawCal, k);
+      const ceilingCounts = countsDelta(before, snapshotCounts(), k);
+      ctx.log(
+        `  calibration: engine ${totalOf(subjectCounts)} statements/saga ${JSON.stringify(subjectCounts)}; ` +
+          `raw ${totalOf(ceilingCounts)} ${JSON.stringify(ceilingCounts)}`,
+      );
+
+      const points: PointResult[] = [];
+      for (const concurrency of profile.concurrency) {
+        // maxConcurrentSagas must exceed the closed loop's width: saga.completed fires before the
+        // engine frees the saga's slot, so a worker starting its next saga at once would otherwise
+        // find the engine "full" and its saga would take the recovery path (claim + resume).
+        const maxConcurrentSagas = ctx.maxConcurrentSagas ?? Math.max(64, concurrency * 2);
+        await resetTables(admin);
+        const e = newEngine(maxConcurrentSagas);
+        await e.engine.startBackground();
+        const measured = await measureInterleaved(
+          { op: engineOp(e.engine, e.waiter), monitor: new ResourceMonitor(admin, ENGINE_APP) },
+          { op: rawSaga(pool, def, uuidv7()), monitor: new ResourceMonitor(admin, RAW_APP) },
+          {
+            concurrency,
+            durationMs: profile.durationMs,
+            slices: profile.slices,
+            warmupMs: profile.warmupMs,
+            sliceWarmupMs: profile.sliceWarmupMs,
+          },
+        );
+        await e.engine.shutdown();
+        const subjectM: Measurement = {
+          ...measured.subject,
+          notes: {
+            maxConcurrentSagas,
+            resumedByRecovery: e.waiter.resumed,
+            interrupted: e.waiter.interrupted,
+            loggedWarnings: e.logger.warnings,
+            loggedErrors: e.logger.errors,
+            ...(e.logger.first ? { firstLogged: e.logger.first } : {}),
+          },
+        };
+        const ceilingM: Measurement = { ...measured.ceiling, notes: {} };
+
+        const ratio = {
+          throughput: round(subjectM.throughputPerSec / ceilingM.throughputPerSec, 3),
+          p50: round(subjectM.latencyMs.p50 / ceilingM.latencyMs.p50, 3),
+          p95: round(subjectM.latencyMs.p95 / ceilingM.latencyMs.p95, 3),
+          p99: round(subjectM.latencyMs.p99 / ceilingM.latencyMs.p99, 3),
+        };
+        points.push({ concurrency, subject: subjectM, ceiling: ceilingM, ratio });
+        ctx.log(
+          `  c=${concurrency}: engine ${subjectM.throughputPerSec}/s p50 ${subjectM.latencyMs.p50} p99 ${subjectM.latencyMs.p99} ms | ` +
+            `raw ${ceilingM.throughputPerSec}/s p50 ${ceilingM.latencyMs.p50} p99 ${ceilingM.latencyMs.p99} ms | ` +
+            `ratio ${ratio.throughput}` +
+            (subjectM.errors || ceilingM.errors
+              ? ` | errors engine ${subjectM.errors} raw ${ceilingM.errors}`
+              : ''),
+        );
+      }
+
+      return {
+        name: NAME,
+        description: this.description,
+        labels: {
+          unit: 'saga',
+          subject: 'SagaEngine + PostgresSagaStore (TypeORM DataSource)',
+          ceiling: 'node-postgres Pool sending the same statements',
+        },
+        config: {
+          poolSize,
+          steps: STEPS.length,
+          leaseMs: LEASE_MS,
+          warmupMs: profile.warmupMs,
+          durationMs: profile.durationMs,
+          slices: profile.slices,
+          sliceWarmupMs: profile.sliceWarmupMs,
+          backgroundLoops: true,
+        },
+        calibration: { operations: k, subject: subjectCounts, ceiling: ceilingCounts },
+        points,
+      };
+    } finally {
+      await admin.end();
+      await pool.end();
+      await dataSource.destroy();
+    }
+  },
+};
