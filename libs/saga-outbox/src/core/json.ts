@@ -1,5 +1,7 @@
 import { NotSerializableError } from './errors';
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 /** JSON values as stored in jsonb columns. */
 export type JsonValue =
   null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
@@ -12,7 +14,11 @@ export type JsonValue =
 export function assertJsonSerializable(value: unknown, what: string): asserts value is JsonValue {
   const seen = new Set<object>();
   const visit = (v: unknown, path: string): void => {
-    if (v === null || typeof v === 'string' || typeof v === 'boolean') return;
+    if (v === null || typeof v === 'boolean') return;
+    if (typeof v === 'string') {
+      checkString(v, path);
+      return;
+    }
     if (typeof v === 'number') {
       if (!Number.isFinite(v))
         throw new NotSerializableError(what, path, `${v} is not a finite number`);
@@ -39,10 +45,27 @@ export function assertJsonSerializable(value: unknown, what: string): asserts va
       }
       for (const [k, item] of Object.entries(v)) {
         if (item === undefined) continue;
+        checkString(k, `${path} (key ${JSON.stringify(k)})`);
         visit(item, `${path}.${k}`);
       }
     }
     seen.delete(v);
+  };
+  // PostgreSQL jsonb cannot store NUL or unpaired UTF-16 surrogates: refuse them here, before
+  // anything runs, rather than fail inside the store after a step's work was done.
+  const checkString = (str: string, path: string): void => {
+    if (str.includes('\u0000'))
+      throw new NotSerializableError(
+        what,
+        path,
+        'strings cannot contain the NUL character (\\u0000)',
+      );
+    if (LONE_SURROGATE.test(str))
+      throw new NotSerializableError(
+        what,
+        path,
+        'the string contains an unpaired UTF-16 surrogate',
+      );
   };
   if (value === undefined)
     throw new NotSerializableError(what, '$', 'undefined is not a JSON value (use null)');
