@@ -115,3 +115,7 @@ export {
   OUTBOX_AMBIENT_TRANSACTION,
 } from './nest/outbox/outbox.providers';
 export type { OutboxModuleOptions } from './nest/outbox/outbox.providers';
+export { OutboxRelayModule } from './nest/relay/outbox-relay.module';
+export { OUTBOX_RELAY_MODULE_OPTIONS } from './nest/relay/outbox-relay.module-definition';
+export type { OutboxRelayModuleOptions } from './nest/relay/outbox-relay.options';
+export { brokerFromUrl } from './nest/relay/broker-url';

@@ -46,6 +46,7 @@ import { openSageDatabase, SageDatabase } from './sage-database';
           outbox: outbox.publisher,
           logger: new NestSageLogger('Sage'),
           ...options.saga,
+          lifecycleEvents: options.sagaEvents,
         }),
     },
     {

@@ -63,6 +63,12 @@ export interface SagaOutboxModuleOptions {
   broker?: Broker;
   /** Outbox limits, relay and retention tuning. */
   outbox?: OutboxModuleOptions;
+  /**
+   * Opt-in saga lifecycle events through the outbox: `sage.saga.started`, `.step-completed`,
+   * `.completed`, `.compensated`, `.failed` (key = saga id), each written in the transaction of
+   * the state change it describes. Off by default.
+   */
+  sagaEvents?: { destination: string };
 }
 
 const KNOWN_KEYS = new Set([
@@ -74,6 +80,9 @@ const KNOWN_KEYS = new Set([
   'saga',
   'sagas',
   'autoStart',
+  'broker',
+  'outbox',
+  'sagaEvents',
 ]);
 
 /** Checks options once, at the module boundary, so a typo fails startup with a message that says what to fix. */
@@ -155,6 +164,18 @@ export function validateModuleOptions(
     throw new InvalidOptionsError(
       'outbox.maxMessageBytes',
       `must be a positive integer, got ${String(o.outbox.maxMessageBytes)}`,
+    );
+  }
+  if (
+    o.sagaEvents !== undefined &&
+    (typeof o.sagaEvents !== 'object' ||
+      o.sagaEvents === null ||
+      typeof o.sagaEvents.destination !== 'string' ||
+      o.sagaEvents.destination.trim() === '')
+  ) {
+    throw new InvalidOptionsError(
+      'sagaEvents',
+      'must be { destination: string } (the topic / exchange / subject the events go to)',
     );
   }
   if (o.sagas !== undefined && !Array.isArray(o.sagas))

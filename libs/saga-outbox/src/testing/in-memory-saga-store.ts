@@ -13,6 +13,7 @@ import {
   type StepPhase,
   type StepRecord,
   type StepTxOutcome,
+  type WithinTransaction,
 } from '../core/ports/saga-store';
 
 /**
@@ -37,13 +38,13 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
 
   constructor(private readonly clock: Clock = systemClock) {}
 
-  create(saga: NewSaga, tx?: InMemoryTx): Promise<{ id: string; created: boolean }> {
-    if (saga.idempotencyKey !== null) {
-      for (const s of this.sagas.values()) {
-        if (s.name === saga.name && s.idempotencyKey === saga.idempotencyKey)
-          return Promise.resolve({ id: s.id, created: false });
-      }
-    }
+  create(
+    saga: NewSaga,
+    tx?: InMemoryTx,
+    within?: WithinTransaction<InMemoryTx>,
+  ): Promise<{ id: string; created: boolean }> {
+    const existing = this.byIdempotencyKey(saga);
+    if (existing) return Promise.resolve({ id: existing, created: false });
     const now = new Date(this.clock.now());
     const record: SagaRecord = {
       id: saga.id,
@@ -71,9 +72,40 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
         compensatedAt: null,
       })),
     };
+    if (within) return this.createWithin(record, saga, tx, within);
     if (tx) tx.onCommit(() => this.sagas.set(record.id, record));
     else this.sagas.set(record.id, record);
     return Promise.resolve({ id: record.id, created: true });
+  }
+
+  /** create() with a hook: the saga and the hook's effects commit together, or neither does. */
+  private async createWithin(
+    record: SagaRecord,
+    saga: NewSaga,
+    tx: InMemoryTx | undefined,
+    within: WithinTransaction<InMemoryTx>,
+  ): Promise<{ id: string; created: boolean }> {
+    if (tx) {
+      tx.onCommit(() => this.sagas.set(record.id, record));
+      await within(tx);
+      return { id: record.id, created: true };
+    }
+    const own = new InMemoryTx();
+    await within(own);
+    // Another create may have taken the key while the hook ran: then ours rolls back.
+    const existing = this.byIdempotencyKey(saga);
+    if (existing) return { id: existing, created: false };
+    this.sagas.set(record.id, record);
+    own.commit();
+    return { id: record.id, created: true };
+  }
+
+  private byIdempotencyKey(saga: NewSaga): string | undefined {
+    if (saga.idempotencyKey === null) return undefined;
+    for (const s of this.sagas.values()) {
+      if (s.name === saga.name && s.idempotencyKey === saga.idempotencyKey) return s.id;
+    }
+    return undefined;
   }
 
   load(id: string): Promise<SagaRecord | undefined> {
@@ -142,10 +174,39 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
     from: readonly SagaStatus[],
     to: SagaStatus,
     detail?: { error?: string; failedStep?: string },
+    within?: WithinTransaction<InMemoryTx>,
   ): Promise<boolean> {
     const s = this.sagas.get(fence.sagaId);
     if (!s || !from.includes(s.status) || !this.holds(s, fence.owner))
       return Promise.resolve(false);
+    if (within) return this.transitionWithin(fence, from, to, detail, within);
+    this.applyTransition(s, to, detail);
+    return Promise.resolve(true);
+  }
+
+  /** transition() with a hook: the change and the hook's effects commit together, or neither does. */
+  private async transitionWithin(
+    fence: Fence,
+    from: readonly SagaStatus[],
+    to: SagaStatus,
+    detail: { error?: string; failedStep?: string } | undefined,
+    within: WithinTransaction<InMemoryTx>,
+  ): Promise<boolean> {
+    const tx = new InMemoryTx();
+    await within(tx);
+    // Checked again: the saga may have moved while the hook ran (the database holds a row lock).
+    const s = this.sagas.get(fence.sagaId);
+    if (!s || !from.includes(s.status) || !this.holds(s, fence.owner)) return false;
+    this.applyTransition(s, to, detail);
+    tx.commit();
+    return true;
+  }
+
+  private applyTransition(
+    s: SagaRecord,
+    to: SagaStatus,
+    detail: { error?: string; failedStep?: string } | undefined,
+  ): void {
     s.status = to;
     if (detail?.error !== undefined) s.error = detail.error;
     if (detail?.failedStep !== undefined) s.failedStep = detail.failedStep;
@@ -154,7 +215,6 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
       s.owner = null;
       s.leaseUntil = null;
     }
-    return Promise.resolve(true);
   }
 
   renewLeases(owner: string, sagaIds: readonly string[], leaseMs: number): Promise<string[]> {

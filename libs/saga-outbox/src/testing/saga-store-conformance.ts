@@ -696,6 +696,142 @@ export function describeSagaStoreConformance<Tx>(
       });
     });
 
+    describe('hooks: work that commits with the change (within)', () => {
+      /**
+       * A hook that proves which transaction it ran in, through the port only: it creates another
+       * saga joining the hook's transaction, so that saga exists if and only if that transaction
+       * committed. Then it throws `failure`, if given.
+       */
+      const hook = (inner: NewSaga, failure?: Error) => {
+        const calls: Tx[] = [];
+        const within = async (tx: Tx): Promise<void> => {
+          calls.push(tx);
+          await store().create(inner, tx);
+          if (failure) throw failure;
+        };
+        return { calls, within };
+      };
+
+      it('create runs the hook in the creating transaction, and only when it creates', async () => {
+        const outer = newSaga({ idempotencyKey: 'hooked' });
+        const inner = newSaga();
+        const h = hook(inner);
+        await expect(store().create(outer, undefined, h.within)).resolves.toEqual({
+          id: outer.id,
+          created: true,
+        });
+        expect(h.calls).toHaveLength(1);
+        expect((await loaded(outer.id)).steps).toHaveLength(3);
+        expect((await loaded(inner.id)).steps).toHaveLength(3);
+
+        // An idempotency-key hit creates nothing, so it announces nothing.
+        const again = hook(newSaga());
+        await expect(
+          store().create(
+            newSaga({ name: outer.name, idempotencyKey: 'hooked' }),
+            undefined,
+            again.within,
+          ),
+        ).resolves.toEqual({ id: outer.id, created: false });
+        expect(again.calls).toHaveLength(0);
+      });
+
+      it('a create hook that throws rolls the creation back and propagates the error', async () => {
+        const outer = newSaga({ idempotencyKey: 'rolled-back' });
+        const inner = newSaga();
+        const failure = new Error('hook failed');
+        await expect(store().create(outer, undefined, hook(inner, failure).within)).rejects.toBe(
+          failure,
+        );
+        await expect(store().load(outer.id)).resolves.toBeUndefined();
+        await expect(store().load(inner.id)).resolves.toBeUndefined();
+        // The key was not taken.
+        const retry = newSaga({ name: outer.name, idempotencyKey: 'rolled-back' });
+        await expect(store().create(retry)).resolves.toEqual({ id: retry.id, created: true });
+      });
+
+      it("create in the caller's transaction runs the hook in that transaction", async () => {
+        const newTx = harness?.newTx;
+        if (!newTx) return; // the adapter has no caller-owned transactions
+        const failure = new Error('caller rolls back');
+        const rolledBack = { outer: newSaga(), inner: newSaga() };
+        await expect(
+          newTx(async (tx) => {
+            await store().create(rolledBack.outer, tx, hook(rolledBack.inner).within);
+            throw failure;
+          }),
+        ).rejects.toBe(failure);
+        await expect(store().load(rolledBack.outer.id)).resolves.toBeUndefined();
+        await expect(store().load(rolledBack.inner.id)).resolves.toBeUndefined();
+
+        const committed = { outer: newSaga(), inner: newSaga() };
+        await newTx((tx) => store().create(committed.outer, tx, hook(committed.inner).within));
+        expect((await loaded(committed.outer.id)).status).toBe('running');
+        expect((await loaded(committed.inner.id)).status).toBe('running');
+      });
+
+      it('transition runs the hook in the same transaction, and only when the row moved', async () => {
+        const saga = await start();
+        const fence = fenceOf(saga);
+        const notMoved = hook(newSaga());
+        await expect(
+          store().transition(fence, ['compensating'], 'compensated', undefined, notMoved.within),
+        ).resolves.toBe(false);
+        await expect(
+          store().transition(
+            { sagaId: saga.id, owner: 'worker-b' },
+            ['running'],
+            'completed',
+            undefined,
+            notMoved.within,
+          ),
+        ).resolves.toBe(false);
+        expect(notMoved.calls).toHaveLength(0);
+
+        const inner = newSaga();
+        const moved = hook(inner);
+        await expect(
+          store().transition(
+            fence,
+            ['running'],
+            'failed',
+            { error: 'gave up', failedStep: 'b' },
+            moved.within,
+          ),
+        ).resolves.toBe(true);
+        expect(moved.calls).toHaveLength(1);
+        expect(await loaded(saga.id)).toMatchObject({
+          status: 'failed',
+          error: 'gave up',
+          failedStep: 'b',
+          owner: null,
+        });
+        expect((await loaded(inner.id)).status).toBe('running');
+      });
+
+      it('a transition hook that throws rolls the change back and propagates the error', async () => {
+        const saga = await start();
+        const fence = fenceOf(saga);
+        const inner = newSaga();
+        const failure = new Error('hook failed');
+        await expect(
+          store().transition(
+            fence,
+            ['running'],
+            'completed',
+            { error: 'should not stick' },
+            hook(inner, failure).within,
+          ),
+        ).rejects.toBe(failure);
+        const unchanged = await loaded(saga.id);
+        expect(unchanged).toMatchObject({ status: 'running', error: null, owner: 'worker-a' });
+        expect(unchanged.leaseUntil).toEqual(saga.leaseUntil);
+        await expect(store().load(inner.id)).resolves.toBeUndefined();
+        // Nothing is left locked: the owner can still make the change.
+        await expect(store().transition(fence, ['running'], 'completed')).resolves.toBe(true);
+      });
+    });
+
     describe('activeVersions', () => {
       it('counts live instances per name and version', async () => {
         const name = uniqueName();

@@ -74,6 +74,13 @@ export interface ActiveVersionCount extends SagaVersionRef {
 export type StepTxOutcome<T> = { kind: 'done'; value: T } | { kind: 'already-done' };
 
 /**
+ * Work that must commit with a state change (e.g. the outbox row announcing it): run by the store
+ * inside the transaction that makes the change, after the change. If it throws, the change rolls
+ * back and the error propagates.
+ */
+export type WithinTransaction<Tx> = (tx: Tx) => Promise<void>;
+
+/**
  * Durable saga state. Implementations: PostgreSQL (persistence/postgres) and in-memory (testing).
  * `Tx` is the transaction handle a local step receives (a TypeORM EntityManager for PostgreSQL).
  */
@@ -82,8 +89,15 @@ export interface SagaStore<Tx = unknown> {
    * Inserts the instance and one `pending` row per step. With an idempotency key already used for
    * this saga name, inserts nothing and returns the existing id with `created: false`.
    * With `tx`, the insert joins the caller's transaction.
+   * `within` runs in the same transaction after the insert, only when the saga was created (not on
+   * an idempotency-key hit); if it throws, nothing is created (with `tx`: the error reaches the
+   * caller, whose transaction then rolls back).
    */
-  create(saga: NewSaga, tx?: Tx): Promise<{ id: string; created: boolean }>;
+  create(
+    saga: NewSaga,
+    tx?: Tx,
+    within?: WithinTransaction<Tx>,
+  ): Promise<{ id: string; created: boolean }>;
 
   load(id: string): Promise<SagaRecord | undefined>;
 
@@ -115,13 +129,15 @@ export interface SagaStore<Tx = unknown> {
   /**
    * Conditional status change: only from one of `from`, only by the fence owner. Terminal
    * statuses also clear the owner and lease. Returns false when the row was not in `from` or the
-   * fence did not hold.
+   * fence did not hold. `within` runs in the same transaction after the change, only when the row
+   * moved; if it throws, the change rolls back and the error propagates.
    */
   transition(
     fence: Fence,
     from: readonly SagaStatus[],
     to: SagaStatus,
     detail?: { error?: string; failedStep?: string },
+    within?: WithinTransaction<Tx>,
   ): Promise<boolean>;
 
   /** Extends the leases of the given sagas; returns the ids this owner still holds. */

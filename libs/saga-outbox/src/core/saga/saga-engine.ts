@@ -15,6 +15,11 @@ import { uuidv7 } from '../uuid';
 import type { OutboxPublisher } from '../outbox/outbox-publisher';
 import type { SagaDefinition } from './saga-definition';
 import type { SagaEvent, SagaEventListener } from './saga-events';
+import {
+  SAGA_LIFECYCLE_EVENT_TYPES,
+  SagaLifecycleEvents,
+  type SagaLifecycleEventsOptions,
+} from './saga-lifecycle-events';
 import { SagaRunner, type RunOutcome } from './saga-runner';
 
 export interface SagaEngineOptions<Tx> {
@@ -37,6 +42,11 @@ export interface SagaEngineOptions<Tx> {
    */
   shutdownTimeoutMs?: number;
   random?: () => number;
+  /**
+   * Opt-in: write `sage.saga.started`, `.step-completed`, `.completed`, `.compensated`, `.failed`
+   * to the outbox (key = saga id), each in the transaction of the change it describes. Needs `outbox`.
+   */
+  lifecycleEvents?: SagaLifecycleEventsOptions;
 }
 
 export interface StartOptions<Tx> {
@@ -67,6 +77,12 @@ export interface VersionMismatch {
 }
 
 const MAX_IDEMPOTENCY_KEY = 256;
+const RUN_END_EVENTS: ReadonlySet<SagaEvent['type']> = new Set([
+  'saga.completed',
+  'saga.compensated',
+  'saga.failed',
+  'saga.interrupted',
+]);
 
 /**
  * The saga engine: registry of definitions, start/get/waitFor, and the background work that keeps
@@ -81,6 +97,7 @@ export class SagaEngine<Tx = unknown> {
   private readonly listeners = new Set<SagaEventListener>();
   private readonly store: SagaStore<Tx>;
   private readonly outbox: OutboxPublisher<Tx> | undefined;
+  private readonly lifecycle: SagaLifecycleEvents<Tx> | undefined;
   private readonly clock: Clock;
   private readonly logger: SageLogger;
   readonly ownerId: string;
@@ -91,6 +108,8 @@ export class SagaEngine<Tx = unknown> {
   private readonly recoveryLoop: SingleFlightLoop;
   private readonly heartbeatLoop: SingleFlightLoop;
   private loopsController: AbortController | undefined;
+  /** Stopped last on shutdown: draining sagas keep their leases while they finish. */
+  private heartbeatController: AbortController | undefined;
   private shuttingDown = false;
   /** start() calls that will run their saga here but have not launched it yet (capacity held). */
   private starting = 0;
@@ -102,6 +121,9 @@ export class SagaEngine<Tx = unknown> {
       throw new InvalidOptionsError('store', 'a SagaStore is required');
     this.store = options.store;
     this.outbox = options.outbox;
+    this.lifecycle = options.lifecycleEvents
+      ? new SagaLifecycleEvents(options.lifecycleEvents, options.outbox)
+      : undefined;
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? silentLogger;
     // An empty owner would be a falsy owner in the store: no lease, so every commit is fenced off.
@@ -193,9 +215,10 @@ export class SagaEngine<Tx = unknown> {
     const runHere = !inCallerTx && this.active.size + this.starting < this.maxConcurrent;
     if (runHere) this.starting++;
     try {
+      const newId = uuidv7(this.clock.now());
       const { id, created } = await this.store.create(
         {
-          id: uuidv7(this.clock.now()),
+          id: newId,
           name,
           version: def.version,
           input,
@@ -206,6 +229,12 @@ export class SagaEngine<Tx = unknown> {
           timeoutMs: def.timeoutMs,
         },
         options.manager,
+        // In the creating transaction: a start rolled back with the caller's transaction announces nothing.
+        this.lifecycle?.within(SAGA_LIFECYCLE_EVENT_TYPES.started, {
+          sagaId: newId,
+          saga: name,
+          status: 'running',
+        }),
       );
       if (created) {
         // Inside the caller's transaction the saga may still roll back: it is reported when a
@@ -269,13 +298,14 @@ export class SagaEngine<Tx = unknown> {
   async startBackground(): Promise<void> {
     if (this.loopsController) return;
     this.loopsController = new AbortController();
+    this.heartbeatController = new AbortController();
     for (const m of await this.versionMismatches()) {
       this.logger.warn(
         `saga "${m.saga}" has ${m.instances} unfinished instance(s) of version ${m.runningVersion}, but this process registers ${m.registeredVersion ?? 'no definition'}; they are left alone (not resumed with a different graph). Deploy the old definition under the same name on a worker to finish them.`,
         { event: 'saga.version_mismatch', ...m },
       );
     }
-    this.heartbeatLoop.start(this.loopsController.signal);
+    this.heartbeatLoop.start(this.heartbeatController.signal);
     this.recoveryLoop.start(this.loopsController.signal);
   }
 
@@ -307,6 +337,7 @@ export class SagaEngine<Tx = unknown> {
     // bounded wait its lease is released anyway; if it ever finishes, the fence rejects its commit.
     if (left.length)
       await this.within(Promise.allSettled(left.map((a) => a.done)), this.shutdownTimeoutMs);
+    this.heartbeatController?.abort();
     await this.heartbeatLoop.stopped();
     if (left.length) {
       await this.store
@@ -350,20 +381,25 @@ export class SagaEngine<Tx = unknown> {
     const runner = new SagaRunner(def, record, this.ownerId, {
       store: this.store,
       outbox: this.outbox,
+      lifecycle: this.lifecycle,
       clock: this.clock,
       logger: this.logger,
-      emit: (e) => this.emit(e),
+      emit: (e) => {
+        // Free the slot before listeners hear the saga ended, so a caller starting the next saga
+        // on that event finds capacity (rather than leaving it to the recovery loop).
+        if (RUN_END_EVENTS.has(e.type)) this.active.delete(sagaId);
+        this.emit(e);
+      },
       random: this.random,
     });
     const done = runner.run().then(
-      async (outcome) => {
+      (outcome) => {
         this.active.delete(sagaId);
-        if (outcome === 'interrupted' && !this.shuttingDown) {
-          // Store trouble or lost lease: give the saga back so recovery (here or elsewhere) resumes
-          // it on its next regular tick. Not woken now: a saga that fails at once would be
-          // reclaimed and relaunched in a tight loop (recoveryIntervalMs is the backoff).
-          await this.store.release(this.ownerId, [sagaId]).catch(() => undefined);
-        }
+        // Interrupted by store trouble or a lost lease: the saga is deliberately NOT released. A lost
+        // lease is someone else's already; after store trouble the lease runs out and recovery
+        // (here or elsewhere) resumes the saga. Releasing it would make a saga that fails at once
+        // claimable at once: relaunched in a tight loop that starves the event loop (and hammers
+        // the database). The lease length is the backoff.
         return outcome;
       },
       (error: unknown): RunOutcome => {

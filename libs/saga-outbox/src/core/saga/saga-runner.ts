@@ -14,11 +14,14 @@ import { backoffDelay, isRetryable, type RetryPolicy } from './retry-policy';
 import type { OutboxPublisher } from '../outbox/outbox-publisher';
 import type { SagaDefinition, SagaMessage, StepDefinition } from './saga-definition';
 import type { SagaEvent } from './saga-events';
+import { SAGA_LIFECYCLE_EVENT_TYPES, type SagaLifecycleEvents } from './saga-lifecycle-events';
 
 export interface SagaRunnerDeps<Tx> {
   store: SagaStore<Tx>;
   /** Where ctx.emit writes; without it ctx.emit throws. */
   outbox?: OutboxPublisher<Tx>;
+  /** Opt-in lifecycle events, written in the transaction of each change. */
+  lifecycle?: SagaLifecycleEvents<Tx>;
   clock: Clock;
   logger: SageLogger;
   emit: (event: SagaEvent) => void;
@@ -279,6 +282,13 @@ export class SagaRunner<TInput, Tx> {
             result,
             `Result of step "${step.name}" of saga "${this.def.name}"`,
           );
+          // In the step's transaction: the event commits with the step's completion, or not at all.
+          await this.deps.lifecycle?.write(tx, SAGA_LIFECYCLE_EVENT_TYPES.stepCompleted, {
+            sagaId: this.record.id,
+            saga: this.def.name,
+            step: step.name,
+            status: 'running',
+          });
           // What later steps see is what the store keeps (and what a resumed run would load):
           // a detached JSON copy, without `undefined` fields.
           return JSON.parse(JSON.stringify(result)) as JsonValue;
@@ -538,6 +548,14 @@ export class SagaRunner<TInput, Tx> {
       [from],
       to,
       reason ? { error: reason, failedStep: step } : undefined,
+      // Compensated: the failure that started compensation is the reason.
+      this.deps.lifecycle?.within(SAGA_LIFECYCLE_EVENT_TYPES[to], {
+        sagaId: this.record.id,
+        saga: this.def.name,
+        status: to,
+        step: step ?? (to === 'compensated' ? this.record.failedStep : null),
+        error: reason ?? (to === 'compensated' ? this.record.error : null),
+      }),
     );
     if (!moved) return false;
     const durationMs = this.deps.clock.now() - startedAt;

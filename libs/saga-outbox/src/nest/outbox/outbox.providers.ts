@@ -6,6 +6,7 @@ import {
   type OnApplicationBootstrap,
   type Provider,
 } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
 import type { EntityManager } from 'typeorm';
 import { OutboxDeadLetters } from '../../core/outbox/outbox-dead-letters';
 import type { OutboxMessageInput } from '../../core/outbox/outbox-message';
@@ -16,14 +17,17 @@ import type { Broker } from '../../core/ports/broker';
 import { PostgresOutboxStore } from '../../persistence/postgres/outbox-postgres-store';
 import { NestSageLogger } from '../nest-sage-logger';
 import { SageDatabase } from '../sage-database';
+import { ClsAmbientTransaction } from './cls-ambient-transaction';
 
 /** The Broker the relay publishes to (provide an adapter instance under this token). */
 export const OUTBOX_BROKER = Symbol('SAGE_OUTBOX_BROKER');
 /** Outbox tuning (OutboxModuleOptions); optional. */
 export const OUTBOX_OPTIONS = Symbol('SAGE_OUTBOX_OPTIONS');
 /**
- * Optional `() => EntityManager | undefined` returning the ambient transaction, e.g. with
- * @nestjs-cls/transactional: `{ provide: OUTBOX_AMBIENT_TRANSACTION, inject: [TransactionHost],
+ * Optional `() => EntityManager | undefined` returning the ambient transaction. Not needed with
+ * `@nestjs-cls/transactional` (TypeORM adapter, default connection): its TransactionHost is found
+ * on its own. Provide it to override that, e.g. for a named connection:
+ * `{ provide: OUTBOX_AMBIENT_TRANSACTION, inject: [getTransactionHostToken('orders')],
  * useFactory: (host) => () => (host.isTransactionActive() ? host.tx : undefined) }`.
  */
 export const OUTBOX_AMBIENT_TRANSACTION = Symbol('SAGE_OUTBOX_AMBIENT_TRANSACTION');
@@ -43,8 +47,10 @@ type AmbientTransaction = () => EntityManager | undefined;
 
 /**
  * The write side for application code: `outbox.publish(message | messages, { manager })` inside
- * the business transaction, or with no manager inside an ambient transaction when
- * OUTBOX_AMBIENT_TRANSACTION is provided. Outside any transaction: OutboxTransactionRequiredError.
+ * the business transaction, or with no manager inside the ambient transaction: the one
+ * OUTBOX_AMBIENT_TRANSACTION returns when provided, else the current `@nestjs-cls/transactional`
+ * transaction (`@Transactional()`) when the app registered ClsModule with ClsPluginTransactional.
+ * Outside any transaction: OutboxTransactionRequiredError.
  */
 @Injectable()
 export class OutboxRepository {
@@ -53,12 +59,15 @@ export class OutboxRepository {
 
   constructor(
     store: PostgresOutboxStore,
+    moduleRef: ModuleRef,
     @Optional() @Inject(OUTBOX_AMBIENT_TRANSACTION) ambient?: AmbientTransaction,
     @Optional() @Inject(OUTBOX_OPTIONS) options?: OutboxModuleOptions,
   ) {
+    // The explicit binding wins; otherwise the CLS transaction, looked up on first use.
+    const cls = ambient ? undefined : new ClsAmbientTransaction(moduleRef);
     this.publisher = new OutboxPublisher<EntityManager>({
       writer: store,
-      ambientTransaction: ambient,
+      ambientTransaction: ambient ?? (() => cls?.current()),
       maxMessageBytes: options?.maxMessageBytes,
     });
   }

@@ -13,6 +13,7 @@ import type {
   StepRecord,
   StepStatus,
   StepTxOutcome,
+  WithinTransaction,
 } from '../../core/ports/saga-store';
 import * as q from './saga-queries.sql';
 import { sagaSchema, type SagaSchema } from './schema-name';
@@ -43,8 +44,17 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
     this.schema = sagaSchema(options.schema);
   }
 
-  async create(saga: NewSaga, tx?: EntityManager): Promise<{ id: string; created: boolean }> {
-    if (tx === undefined) return this.inTransaction((runner) => this.insert(runner, saga));
+  async create(
+    saga: NewSaga,
+    tx?: EntityManager,
+    within?: WithinTransaction<EntityManager>,
+  ): Promise<{ id: string; created: boolean }> {
+    if (tx === undefined)
+      return this.inTransaction(async (runner) => {
+        const outcome = await this.insert(runner, saga);
+        if (outcome.created && within) await within(runner.manager);
+        return outcome;
+      });
     const runner = tx.queryRunner;
     if (!runner?.isTransactionActive) {
       throw new SagaOutboxError(
@@ -54,7 +64,9 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
       );
     }
     // Join the caller's transaction: they commit or roll back; we neither begin nor end it.
-    return this.insert(runner, saga);
+    const outcome = await this.insert(runner, saga);
+    if (outcome.created && within) await within(tx);
+    return outcome;
   }
 
   async load(id: string): Promise<SagaRecord | undefined> {
@@ -138,22 +150,25 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
     from: readonly SagaStatus[],
     to: SagaStatus,
     detail?: { error?: string; failedStep?: string },
+    within?: WithinTransaction<EntityManager>,
   ): Promise<boolean> {
     if (!isUuid(fence.sagaId) || from.length === 0) return false;
-    const rows = await this.withRunner((runner) =>
-      run(
-        runner,
-        q.transitionSaga(this.schema, {
-          sagaId: fence.sagaId,
-          owner: fence.owner,
-          from,
-          to,
-          error: detail?.error ?? null,
-          failedStep: detail?.failedStep ?? null,
-        }),
-      ),
-    );
-    return rows.length > 0;
+    const statement = q.transitionSaga(this.schema, {
+      sagaId: fence.sagaId,
+      owner: fence.owner,
+      from,
+      to,
+      error: detail?.error ?? null,
+      failedStep: detail?.failedStep ?? null,
+    });
+    if (!within) return (await this.withRunner((runner) => run(runner, statement))).length > 0;
+    // The UPDATE's row lock is held until COMMIT, so the hook's writes commit with the change (or
+    // neither does); a fenced-off or already-moved saga runs no hook.
+    return this.inTransaction(async (runner) => {
+      const moved = (await run(runner, statement)).length > 0;
+      if (moved) await within(runner.manager);
+      return moved;
+    });
   }
 
   async renewLeases(owner: string, sagaIds: readonly string[], leaseMs: number): Promise<string[]> {

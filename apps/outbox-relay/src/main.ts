@@ -1,0 +1,61 @@
+/**
+ * The standalone outbox relay: publishes the outbox of one database, nothing else (no sagas, no
+ * HTTP). Run as many replicas as the outbox lag needs; they share the work safely.
+ *
+ *   DATABASE_URL                     required  postgres://user:password@host:5432/app
+ *   SAGE_BROKER_URL                  required  memory:// (kafka/amqp/nats once their adapters land)
+ *   SAGE_SCHEMA                      optional  schema of Sage's tables (default sage)
+ *   SAGE_RUN_MIGRATIONS              optional  false: never run DDL (default true)
+ *   SAGE_RELAY_SHUTDOWN_TIMEOUT_MS   optional  graceful-stop bound (default 10000)
+ *
+ * SIGTERM / SIGINT: stop claiming, let in-flight publishes finish and record them, hand unstarted
+ * claims back, close the broker and the pool, exit 0. If that ever takes longer than the bound
+ * (plus a margin), the process exits 1 instead of hanging; leases then expire and another relay
+ * takes over.
+ */
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { brokerFromUrl, OutboxRelayModule } from '@sage/saga-outbox';
+import { readRelayConfig } from './relay-config';
+
+/** Time beyond the relay's own bound for closing the broker and the pool. */
+const SHUTDOWN_MARGIN_MS = 5_000;
+const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+
+async function bootstrap(logger: Logger): Promise<void> {
+  const config = readRelayConfig(process.env);
+  const broker = brokerFromUrl(config.brokerUrl);
+  if (config.brokerUrl.startsWith('memory:'))
+    logger.warn(
+      'SAGE_BROKER_URL is memory://: messages are marked sent but only this process sees them (tests and demos only)',
+    );
+  const app = await NestFactory.createApplicationContext(
+    OutboxRelayModule.forRoot({
+      postgres: { url: config.databaseUrl },
+      schema: config.schema,
+      runMigrations: config.runMigrations,
+      broker,
+      outbox: { relay: { shutdownTimeoutMs: config.shutdownTimeoutMs } },
+    }),
+    // Throw instead of aborting the process, so the error below is printed and the exit code is 1.
+    { abortOnError: false },
+  );
+  for (const signal of SIGNALS) {
+    process.once(signal, () => {
+      logger.log(`${signal}: draining the relay (at most ${config.shutdownTimeoutMs} ms)`);
+      setTimeout(() => {
+        logger.error('shutdown did not finish within its bound; exiting without it');
+        process.exit(1);
+      }, config.shutdownTimeoutMs + SHUTDOWN_MARGIN_MS).unref();
+    });
+  }
+  // Exit 0 once the shutdown hooks ran (Nest re-raises the signal otherwise: exit by signal).
+  app.enableShutdownHooks([...SIGNALS], { useProcessExit: true });
+}
+
+const logger = new Logger('outbox-relay');
+bootstrap(logger).catch((error: unknown) => {
+  logger.error(error instanceof Error ? error.message : String(error));
+  process.exit(1);
+});

@@ -1,0 +1,13 @@
+import { ConfigurableModuleBuilder } from '@nestjs/common';
+import type { OutboxRelayModuleOptions } from './outbox-relay.options';
+
+export const {
+  ConfigurableModuleClass: OutboxRelayConfigurableModule,
+  MODULE_OPTIONS_TOKEN: OUTBOX_RELAY_MODULE_OPTIONS,
+} = new ConfigurableModuleBuilder<OutboxRelayModuleOptions>({ moduleName: 'OutboxRelay' })
+  .setClassMethodName('forRoot')
+  .setExtras({ isGlobal: false }, (definition, extras) => ({
+    ...definition,
+    global: extras.isGlobal,
+  }))
+  .build();
