@@ -86,7 +86,7 @@ async function migrateUserDataSource(ds: DataSource, schema: string): Promise<vo
     migrations: ours,
     migrationsTableName: SAGE_MIGRATIONS_TABLE,
     entities: [],
-  } as typeof ds.options);
+  });
   await runner.initialize();
   try {
     await runMigrationsLocked(runner);
