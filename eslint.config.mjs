@@ -16,7 +16,10 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
       'no-console': 'error',
     },
   },
@@ -29,15 +32,41 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['@nestjs/*', 'typeorm', 'typeorm/*', 'pg', 'kafkajs', 'amqp-connection-manager', 'amqplib', 'nats', '@nats-io/*', 'prom-client', '@electric-sql/*'], message: 'core/ is framework-free: talk to the world through core/ports.' },
-            { group: ['**/persistence/**', '**/brokers/**', '**/nest/**', '**/testing/**'], message: 'core/ must not depend on adapters or the Nest layer.' },
+            {
+              group: [
+                '@nestjs/*',
+                'typeorm',
+                'typeorm/*',
+                'pg',
+                'kafkajs',
+                'amqp-connection-manager',
+                'amqplib',
+                'nats',
+                '@nats-io/*',
+                'prom-client',
+                '@electric-sql/*',
+              ],
+              message: 'core/ is framework-free: talk to the world through core/ports.',
+            },
+            {
+              group: ['**/persistence/**', '**/brokers/**', '**/nest/**', '**/testing/**'],
+              message: 'core/ must not depend on adapters or the Nest layer.',
+            },
           ],
         },
       ],
     },
   },
   {
-    files: ['**/*.spec.ts', '**/*.int-spec.ts', '**/*.e2e-spec.ts', 'test/**/*.ts', 'benchmarks/**/*.ts', 'scripts/**/*.ts', 'apps/*/src/demo/**/*.ts'],
+    files: [
+      '**/*.spec.ts',
+      '**/*.int-spec.ts',
+      '**/*.e2e-spec.ts',
+      'test/**/*.ts',
+      'benchmarks/**/*.ts',
+      'scripts/**/*.ts',
+      'apps/*/src/demo/**/*.ts',
+    ],
     rules: {
       'no-console': 'off',
       '@typescript-eslint/no-unnecessary-type-assertion': 'off',

@@ -60,46 +60,98 @@ describe('order-service over HTTP on real PostgreSQL', () => {
   }
 
   it('places an order: the saga completes and the order is confirmed', async () => {
-    const res = await post({ customer: 'alice', sku: 'widget', quantity: 2, amountCents: 2400, card: '4242424242424242' }, 'e2e-1');
+    const res = await post(
+      {
+        customer: 'alice',
+        sku: 'widget',
+        quantity: 2,
+        amountCents: 2400,
+        card: '4242424242424242',
+      },
+      'e2e-1',
+    );
     expect(res.status).toBe(202);
-    const { orderId, sagaId, created } = (await res.json()) as { orderId: string; sagaId: string; created: boolean };
+    const { orderId, sagaId, created } = (await res.json()) as {
+      orderId: string;
+      sagaId: string;
+      created: boolean;
+    };
     expect(created).toBe(true);
     const view = await settled(orderId);
     expect(view.saga.status).toBe('completed');
     expect(view.order.status).toBe('confirmed');
-    expect(view.saga.steps.map((s) => s.status)).toEqual(['completed', 'completed', 'completed', 'completed', 'completed']);
+    expect(view.saga.steps.map((s) => s.status)).toEqual([
+      'completed',
+      'completed',
+      'completed',
+      'completed',
+      'completed',
+    ]);
 
     // The same request again (client retry) starts nothing new.
-    const again = (await (await post({ customer: 'alice', sku: 'widget', quantity: 2, amountCents: 2400, card: '4242424242424242' }, 'e2e-1')).json()) as {
+    const again = (await (
+      await post(
+        {
+          customer: 'alice',
+          sku: 'widget',
+          quantity: 2,
+          amountCents: 2400,
+          card: '4242424242424242',
+        },
+        'e2e-1',
+      )
+    ).json()) as {
       sagaId: string;
       created: boolean;
     };
     expect(again).toMatchObject({ sagaId, created: false });
-    const [{ available }] = (await ds.query(`SELECT available FROM orders.stock WHERE sku = 'widget'`)) as [{ available: number }];
+    const [{ available }] = (await ds.query(
+      `SELECT available FROM orders.stock WHERE sku = 'widget'`,
+    )) as [{ available: number }];
     expect(available).toBe(3);
   });
 
   it('a declined card compensates: stock released, order cancelled', async () => {
-    const res = await post({ customer: 'erin', sku: 'widget', quantity: 1, amountCents: 1200, card: '4000000000000002' }, 'e2e-2');
+    const res = await post(
+      { customer: 'erin', sku: 'widget', quantity: 1, amountCents: 1200, card: '4000000000000002' },
+      'e2e-2',
+    );
     const { orderId } = (await res.json()) as { orderId: string };
     const view = await settled(orderId);
     expect(view.saga.status).toBe('compensated');
     expect(view.saga.error).toMatch(/authorize-payment.*declined/);
     expect(view.order.status).toBe('cancelled');
-    const effects = (await ds.query(`SELECT effect FROM orders.effect_log WHERE order_id = $1 ORDER BY id`, [orderId])) as { effect: string }[];
+    const effects = (await ds.query(
+      `SELECT effect FROM orders.effect_log WHERE order_id = $1 ORDER BY id`,
+      [orderId],
+    )) as { effect: string }[];
     const list = effects.map((e) => e.effect);
     expect(list).toEqual(expect.arrayContaining(['order-created', 'order-cancelled']));
     if (list.includes('stock-reserved')) expect(list).toContain('stock-released');
-    const [{ available }] = (await ds.query(`SELECT available FROM orders.stock WHERE sku = 'widget'`)) as [{ available: number }];
+    const [{ available }] = (await ds.query(
+      `SELECT available FROM orders.stock WHERE sku = 'widget'`,
+    )) as [{ available: number }];
     expect(available).toBe(3);
   });
 
   it('rejects invalid input with 400 and writes nothing', async () => {
-    const [{ n: before }] = (await ds.query(`SELECT count(*)::int AS n FROM sage.saga_instance`)) as [{ n: number }];
-    const res = await post({ customer: 'bob', sku: 'widget', quantity: 0, amountCents: 100, card: '4242424242424242' });
+    const [{ n: before }] = (await ds.query(
+      `SELECT count(*)::int AS n FROM sage.saga_instance`,
+    )) as [{ n: number }];
+    const res = await post({
+      customer: 'bob',
+      sku: 'widget',
+      quantity: 0,
+      amountCents: 100,
+      card: '4242424242424242',
+    });
     expect(res.status).toBe(400);
-    expect(((await res.json()) as { message: string }).message).toMatch(/quantity must be a positive integer/);
-    const [{ n: after }] = (await ds.query(`SELECT count(*)::int AS n FROM sage.saga_instance`)) as [{ n: number }];
+    expect(((await res.json()) as { message: string }).message).toMatch(
+      /quantity must be a positive integer/,
+    );
+    const [{ n: after }] = (await ds.query(
+      `SELECT count(*)::int AS n FROM sage.saga_instance`,
+    )) as [{ n: number }];
     expect(after).toBe(before);
   });
 
