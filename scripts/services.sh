@@ -9,10 +9,25 @@
 #   restart  stop, then start
 #   status   print state; exit 0 if every service is up, 3 if one is stopped,
 #            1 if one has a live process that does not accept connections yet
-#   install  install the binaries from Debian packages if missing (needs root)
+#   install  install the binaries if missing: Debian packages (needs root);
+#            Kafka's jars from Maven Central into the local Maven repository
 #   env      print `export ...` lines: eval "$(scripts/services.sh env)"
 #
-# Services default to all known ones: postgres.
+# Services default to all known ones: postgres rabbitmq nats kafka. Each runs
+# on 127.0.0.1 only, with its data, config and logs in $SAGE_SERVICES_DIR/<name>;
+# data survives stop/restart and kill -9. Aliases: pg, rabbit, rmq.
+#
+#   postgres  Debian's PostgreSQL, our own cluster (not Debian's `main`)
+#   rabbitmq  Debian's rabbitmq-server, node sage@localhost, no plugins;
+#             user sage/sage, administrator, full permissions on vhost /
+#   nats      Debian's nats-server with JetStream (store in .../nats/jetstream)
+#   kafka     Apache Kafka (org.apache.kafka:kafka_2.13 from Maven Central, see
+#             scripts/kafka/pom.xml) on Java 17+, one KRaft broker+controller
+#             node; auto-creates topics; replication factors 1
+#
+# The brokers run as the invoking user (PostgreSQL as SAGE_PG_OS_USER when
+# root); RabbitMQ has its own Erlang cookie and epmd. Logs: rabbitmq/log/,
+# nats/nats-server.log, kafka/logs/server.log (+ *.out for early errors).
 #
 # Each service is a set of functions named <prefix>_install, _start, _stop,
 # _status and _env; register a new one in SERVICES and service_prefix.
@@ -24,9 +39,21 @@
 #   SAGE_PG_BIN             PostgreSQL bin directory  (newest /usr/lib/postgresql/*/bin)
 #   SAGE_PG_OS_USER         OS user running the server when invoked as root (postgres)
 #   SAGE_SERVICES_TIMEOUT   seconds to wait for start/stop (60)
+#   SAGE_RABBITMQ_PORT      AMQP port                 (56729)
+#   SAGE_RABBITMQ_DIST_PORT, SAGE_RABBITMQ_EPMD_PORT  Erlang ports (56730, 43690)
+#   SAGE_RABBITMQ_USER SAGE_RABBITMQ_PASSWORD         (sage sage)
+#   SAGE_NATS_PORT          client port               (42229)
+#   SAGE_NATS_MONITOR_PORT  HTTP monitoring port      (42230)
+#   SAGE_NATS_BIN           nats-server binary        (/usr/sbin/nats-server)
+#   SAGE_KAFKA_PORT         client listener           (19092)
+#   SAGE_KAFKA_CONTROLLER_PORT  KRaft controller      (19093)
+#   SAGE_KAFKA_VERSION      Apache Kafka release      (4.1.2)
+#   SAGE_KAFKA_HEAP_OPTS    broker JVM heap           (-Xms256m -Xmx512m)
+#   SAGE_MAVEN_REPO         local Maven repository    (Maven's default, ~/.m2/repository)
+#   JAVA_HOME               Java 17+ for Kafka        (java on PATH)
 set -euo pipefail
 
-readonly SERVICES=(postgres)
+readonly SERVICES=(postgres rabbitmq nats kafka)
 
 SAGE_SERVICES_DIR=${SAGE_SERVICES_DIR:-/var/tmp/sage-services}
 SAGE_SERVICES_TIMEOUT=${SAGE_SERVICES_TIMEOUT:-60}
@@ -413,6 +440,756 @@ pg_env() {
 }
 
 # ---------------------------------------------------------------------------
+# Helpers for the brokers: daemons run as the invoking user, each with its
+# working directory set to its own directory under SAGE_SERVICES_DIR, which is
+# how we tell our server from an unrelated process that reused its pid.
+# ---------------------------------------------------------------------------
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# Does something accept TCP connections on host $1, port $2?
+# shellcheck disable=SC2016 # expanded by the inner bash
+tcp_open() { timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null; }
+
+# Is pid $1 alive, with its working directory at $2 and a command name
+# (/proc/PID/comm) matching the extended regex $3? Builtins only: no fork.
+proc_matches() {
+  local pid=$1 dir=$2 re=$3 comm
+  [[ $pid =~ ^[0-9]+$ && /proc/$pid/cwd -ef $dir ]] || return 1
+  { read -r comm <"/proc/$pid/comm"; } 2>/dev/null || return 1
+  [[ $comm =~ ^($re)$ ]]
+}
+
+# Pids of the live processes matching directory $1 and command regex $2.
+procs_matching() {
+  local dir=$1 re=$2 p
+  for p in /proc/[0-9]*; do
+    if proc_matches "${p#/proc/}" "$dir" "$re"; then printf '%s\n' "${p#/proc/}"; fi
+  done
+  return 0
+}
+
+# Pid recorded in pidfile $1 if that process is alive and ours (see
+# proc_matches for $2 and $3).
+daemon_pid() {
+  local pidfile=$1 dir=$2 re=$3 pid=
+  [[ -f $pidfile ]] || return 0
+  { read -r pid <"$pidfile"; } 2>/dev/null || true
+  if proc_matches "$pid" "$dir" "$re"; then printf '%s\n' "$pid"; fi
+  return 0
+}
+
+# Remove a pid file whose process is gone (kill -9, reboot) or is not ours.
+remove_stale_pidfile() {
+  local name=$1 pidfile=$2 dir=$3 re=$4
+  [[ -f $pidfile ]] || return 0
+  [[ -n $(daemon_pid "$pidfile" "$dir" "$re") ]] && return 0
+  log "$name: removing stale $pidfile (pid $(sed -n 1p "$pidfile" 2>/dev/null || true) is not our server)"
+  rm -f "$pidfile"
+}
+
+# Can we tell whether our server in directory $1 runs? Not as another user
+# than its owner (its /proc entries are hidden from us), unless root.
+can_inspect() { is_root || ! [[ -e $1 ]] || [[ $(stat -c %u "$1") == "$(id -u)" ]]; }
+
+# Status from outside, for a user who cannot inspect: name, host, port.
+tcp_status() {
+  if tcp_open "$2" "$3"; then
+    printf '%s: accepting connections on %s:%s (run as root for details)\n' "$1" "$2" "$3"
+    return 0
+  fi
+  printf '%s: not accepting connections on %s:%s (run as root for details)\n' "$1" "$2" "$3"
+  return 3
+}
+
+# Changing a server's state needs write access to its directory.
+require_owner() {
+  if [[ -e $2 ]] && ! can_inspect "$2"; then
+    die "$1: $2 belongs to another user; run as root or as its owner"
+  fi
+  return 0
+}
+
+# Start program "$3" "$4..." in the background in directory $1, in a new
+# session, with a clean environment plus the NAME=VALUE words among its
+# arguments, stdin closed and output appended to $2; sets SPAWNED_PID. fd 9
+# (the lock) is closed as in as_pg. A background subshell is no process
+# group leader, so setsid execs in place and $! is the daemon's own pid.
+SPAWNED_PID=
+spawn() {
+  local dir=$1 out=$2
+  shift 2
+  (cd "$dir" && exec setsid env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C "$@" </dev/null >>"$out" 2>&1 9>&-) &
+  SPAWNED_PID=$!
+}
+
+# Byte size of file $1 (0 if missing), to show only what a start logged.
+file_size() { if [[ -f $1 ]]; then stat -c %s "$1"; else printf '0\n'; fi; }
+
+# Print what file $1 gained since offset $2, last lines only.
+log_tail_since() {
+  local file=$1 offset=$2
+  [[ -f $file ]] || return 0
+  printf -- '--- %s ---\n' "$file" >&2
+  tail -c +"$((offset + 1))" "$file" 2>/dev/null | tail -n 25 >&2 || true
+  printf '\n' >&2
+}
+
+# Wait until none of our processes (directory $2, command regex $3) is
+# left, e.g. children of a server killed with -9; kill them after a bound.
+reap_procs() {
+  local name=$1 dir=$2 re=$3 deadline=$((SECONDS + 10)) pids
+  while pids=$(procs_matching "$dir" "$re") && [[ -n $pids ]]; do
+    if ((SECONDS >= deadline)); then
+      log "$name: killing leftover processes: ${pids//$'\n'/ }"
+      # shellcheck disable=SC2086 # one pid per word
+      kill -KILL $pids 2>/dev/null || true
+      deadline=$((SECONDS + 10))
+    fi
+    sleep 0.2
+  done
+}
+
+# SIGTERM pid $2, wait SAGE_SERVICES_TIMEOUT, then SIGKILL; returns when
+# none of our processes (directory $3, command regex $4) is left.
+terminate() {
+  local name=$1 pid=$2 dir=$3 re=$4 deadline
+  if proc_matches "$pid" "$dir" "$re"; then kill -TERM "$pid" 2>/dev/null || true; fi
+  deadline=$((SECONDS + SAGE_SERVICES_TIMEOUT))
+  while proc_matches "$pid" "$dir" "$re"; do
+    if ((SECONDS >= deadline)); then
+      log "$name: still running ${SAGE_SERVICES_TIMEOUT}s after SIGTERM; sending SIGKILL to pid $pid"
+      kill -KILL "$pid" 2>/dev/null || true
+      break
+    fi
+    sleep 0.2
+  done
+  reap_procs "$name" "$dir" "$re"
+}
+
+# Does process $1 exist and is it no zombie?
+pid_alive() {
+  local stat
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  stat=${stat##*) }
+  [[ ${stat%% *} != Z ]]
+}
+
+# Wait until command "$3..." succeeds while pid $2 lives (fail at once if it
+# exits), at most SAGE_SERVICES_TIMEOUT; returns 1 on failure.
+wait_until() {
+  local name=$1 pid=$2 started=$SECONDS
+  shift 2
+  until "$@"; do
+    if ! pid_alive "$pid"; then
+      log "$name: server exited before accepting connections"
+      return 1
+    fi
+    if ((SECONDS - started >= SAGE_SERVICES_TIMEOUT)); then
+      log "$name: not ready after ${SAGE_SERVICES_TIMEOUT}s (pid $pid still running: start waits again, stop stops it;" \
+        "SAGE_SERVICES_TIMEOUT sets the bound)"
+      return 1
+    fi
+    sleep 0.3
+  done
+}
+
+check_port() {
+  if ! [[ $2 =~ ^[0-9]+$ ]] || (($2 < 1 || $2 > 65535)); then
+    die "$1 must be a port number, got '$2'"
+  fi
+}
+
+# ---------------------------------------------------------------------------
+# RabbitMQ: Debian's rabbitmq-server, our own node sage@localhost with its
+# own config, data, logs, Erlang cookie and epmd port; never the
+# Debian-managed node. No plugins (so no management listener).
+# ---------------------------------------------------------------------------
+
+RMQ_PORT=${SAGE_RABBITMQ_PORT:-56729}
+RMQ_DIST_PORT=${SAGE_RABBITMQ_DIST_PORT:-56730}
+RMQ_EPMD_PORT=${SAGE_RABBITMQ_EPMD_PORT:-43690}
+RMQ_USER=${SAGE_RABBITMQ_USER:-sage}
+RMQ_PASSWORD=${SAGE_RABBITMQ_PASSWORD:-sage}
+RMQ_HOST=127.0.0.1
+RMQ_NODE=sage@localhost
+RMQ_DIR=$SAGE_SERVICES_DIR/rabbitmq
+RMQ_PIDFILE=$RMQ_DIR/rabbitmq.pid
+RMQ_LOG_FILE=$RMQ_DIR/log/$RMQ_NODE.log
+RMQ_OUT=$RMQ_DIR/rabbitmq.out
+RMQ_BIN=/usr/lib/rabbitmq/bin
+# Our node's processes: the start script, the VM and its helpers (not epmd,
+# which runs in /).
+RMQ_PROCS='rabbitmq-server|beam\.smp|erl_child_setup|inet_gethost'
+check_port SAGE_RABBITMQ_PORT "$RMQ_PORT"
+check_port SAGE_RABBITMQ_DIST_PORT "$RMQ_DIST_PORT"
+check_port SAGE_RABBITMQ_EPMD_PORT "$RMQ_EPMD_PORT"
+[[ $RMQ_USER$RMQ_PASSWORD =~ ^[A-Za-z0-9._-]+$ ]] ||
+  die "SAGE_RABBITMQ_USER and SAGE_RABBITMQ_PASSWORD may only hold letters, digits, '.', '_' and '-'"
+
+# Everything the server and its CLI tools read, set explicitly so that
+# neither /etc/rabbitmq nor the caller's RABBITMQ_* variables apply. HOME
+# holds the Erlang cookie.
+RMQ_ENV=(
+  LC_ALL=C.UTF-8 HOME="$RMQ_DIR"
+  RABBITMQ_NODENAME="$RMQ_NODE" RABBITMQ_USE_LONGNAME=false
+  RABBITMQ_NODE_IP_ADDRESS="$RMQ_HOST" RABBITMQ_NODE_PORT="$RMQ_PORT"
+  RABBITMQ_DIST_PORT="$RMQ_DIST_PORT"
+  ERL_EPMD_ADDRESS="$RMQ_HOST" ERL_EPMD_PORT="$RMQ_EPMD_PORT"
+  RABBITMQ_CONF_ENV_FILE="$RMQ_DIR/rabbitmq-env.conf"
+  RABBITMQ_CONFIG_FILE="$RMQ_DIR/rabbitmq.conf"
+  RABBITMQ_CONFIG_FILES="$RMQ_DIR/conf.d"
+  RABBITMQ_ADVANCED_CONFIG_FILE="$RMQ_DIR/advanced.config"
+  RABBITMQ_ENABLED_PLUGINS_FILE="$RMQ_DIR/enabled_plugins"
+  RABBITMQ_MNESIA_BASE="$RMQ_DIR/mnesia"
+  RABBITMQ_LOG_BASE="$RMQ_DIR/log"
+  RABBITMQ_PID_FILE="$RMQ_PIDFILE"
+  RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+)
+
+rmq_installed() { [[ -x $RMQ_BIN/rabbitmq-server && -x $RMQ_BIN/rabbitmqctl ]]; }
+
+rmq_install() {
+  rmq_installed && return 0
+  # With systemd the package starts Debian's own node on 5672; we leave it
+  # alone and never use it.
+  apt_install rabbitmq-server
+  rmq_installed || die "rabbitmq-server installed but no $RMQ_BIN/rabbitmq-server found"
+}
+
+rmq_version() { dpkg-query -W -f '${Version}' rabbitmq-server 2>/dev/null || printf '?'; }
+
+# rabbitmqctl against our node, in our environment.
+rmq_ctl() { (cd "$RMQ_DIR" && clean_env "${RMQ_ENV[@]}" "$RMQ_BIN/rabbitmqctl" -n "$RMQ_NODE" "$@" 9>&-); }
+
+rmq_running_pid() { daemon_pid "$RMQ_PIDFILE" "$RMQ_DIR" "beam\\.smp"; }
+
+rmq_prepare_dirs() {
+  ensure_services_dir
+  mkdir -p "$RMQ_DIR/mnesia" "$RMQ_DIR/log" "$RMQ_DIR/conf.d"
+  [[ -w $RMQ_DIR ]] || die "rabbitmq: cannot write $RMQ_DIR as $(id -un); run as root or as its owner"
+  if [[ ! -s $RMQ_DIR/.erlang.cookie ]]; then
+    (umask 077 && head -c 24 /dev/urandom | base64 | tr -dc A-Za-z0-9 >"$RMQ_DIR/.erlang.cookie")
+  fi
+  chmod 0400 "$RMQ_DIR/.erlang.cookie"
+}
+
+# Written on every start, so that port and user changes apply to an
+# existing node too.
+rmq_write_config() {
+  : >"$RMQ_DIR/rabbitmq-env.conf"
+  printf '[].\n' >"$RMQ_DIR/enabled_plugins"
+  cat >"$RMQ_DIR/rabbitmq.conf" <<EOF
+# Managed by scripts/services.sh; rewritten on every start.
+listeners.tcp.default = $RMQ_HOST:$RMQ_PORT
+distribution.listener.interface = $RMQ_HOST
+distribution.listener.port_range.min = $RMQ_DIST_PORT
+distribution.listener.port_range.max = $RMQ_DIST_PORT
+# Used when the node's database is created; rmq_ensure_user keeps them.
+default_vhost = /
+default_user = $RMQ_USER
+default_pass = $RMQ_PASSWORD
+default_user_tags.administrator = true
+default_permissions.configure = .*
+default_permissions.read = .*
+default_permissions.write = .*
+log.console = false
+log.file.level = info
+log.file.rotation.size = 10485760
+log.file.rotation.count = 5
+EOF
+  chmod 0600 "$RMQ_DIR/rabbitmq.conf"
+}
+
+# Make sure our user exists with our password, tags and full permissions
+# on vhost / (default_user only applies to a new database).
+rmq_ensure_user() {
+  rmq_ctl -q authenticate_user "$RMQ_USER" "$RMQ_PASSWORD" >/dev/null 2>&1 && return 0
+  log "rabbitmq: creating user $RMQ_USER"
+  rmq_ctl -q add_user "$RMQ_USER" "$RMQ_PASSWORD" >/dev/null 2>&1 ||
+    rmq_ctl -q change_password "$RMQ_USER" "$RMQ_PASSWORD" >/dev/null
+  rmq_ctl -q set_user_tags "$RMQ_USER" administrator >/dev/null
+  rmq_ctl -q set_permissions -p / "$RMQ_USER" '.*' '.*' '.*' >/dev/null
+}
+
+rmq_status() {
+  if ! rmq_installed; then
+    printf 'rabbitmq: stopped (not installed)\n'
+    return 3
+  fi
+  can_inspect "$RMQ_DIR" || {
+    tcp_status rabbitmq "$RMQ_HOST" "$RMQ_PORT"
+    return
+  }
+  local pid
+  pid=$(rmq_running_pid)
+  if [[ -z $pid ]]; then
+    if [[ -f $RMQ_PIDFILE ]]; then
+      printf 'rabbitmq: stopped (stale pid file of pid %s; start removes it; data %s)\n' \
+        "$(sed -n 1p "$RMQ_PIDFILE")" "$RMQ_DIR/mnesia"
+    else
+      printf 'rabbitmq: stopped (data %s)\n' "$RMQ_DIR/mnesia"
+    fi
+    return 3
+  fi
+  if ! tcp_open "$RMQ_HOST" "$RMQ_PORT"; then
+    printf 'rabbitmq: running but not accepting connections on %s:%s (pid %s, log %s)\n' \
+      "$RMQ_HOST" "$RMQ_PORT" "$pid" "$RMQ_LOG_FILE"
+    return 1
+  fi
+  printf 'rabbitmq: running (pid %s, RabbitMQ %s, amqp://%s:%s, node %s, data %s, log %s)\n' \
+    "$pid" "$(rmq_version)" "$RMQ_HOST" "$RMQ_PORT" "$RMQ_NODE" "$RMQ_DIR/mnesia" "$RMQ_LOG_FILE"
+}
+
+rmq_start() {
+  rmq_install
+  require_owner rabbitmq "$RMQ_DIR"
+  rmq_prepare_dirs
+  local pid
+  pid=$(rmq_running_pid)
+  if [[ -z $pid ]]; then
+    remove_stale_pidfile rabbitmq "$RMQ_PIDFILE" "$RMQ_DIR" "beam\\.smp"
+    reap_procs rabbitmq "$RMQ_DIR" "$RMQ_PROCS"
+    tcp_open "$RMQ_HOST" "$RMQ_PORT" &&
+      die "rabbitmq: another server already accepts connections on $RMQ_HOST:$RMQ_PORT; set SAGE_RABBITMQ_PORT"
+    rmq_write_config
+    log "rabbitmq: starting node $RMQ_NODE on $RMQ_HOST:$RMQ_PORT"
+    local log_offset out_offset
+    log_offset=$(file_size "$RMQ_LOG_FILE")
+    out_offset=$(file_size "$RMQ_OUT")
+    spawn "$RMQ_DIR" "$RMQ_OUT" "${RMQ_ENV[@]}" "$RMQ_BIN/rabbitmq-server"
+    pid=$SPAWNED_PID
+    # The AMQP listener opens last in the boot; await_startup confirms.
+    if ! wait_until rabbitmq "$pid" tcp_open "$RMQ_HOST" "$RMQ_PORT" ||
+      ! rmq_ctl -q await_startup -t "$SAGE_SERVICES_TIMEOUT" >/dev/null; then
+      log_tail_since "$RMQ_OUT" "$out_offset"
+      log_tail_since "$RMQ_LOG_FILE" "$log_offset"
+      die "rabbitmq: failed to start; see $RMQ_LOG_FILE and $RMQ_OUT"
+    fi
+  else
+    rmq_ctl -q await_startup -t "$SAGE_SERVICES_TIMEOUT" >/dev/null ||
+      die "rabbitmq: running (pid $pid) but not started within ${SAGE_SERVICES_TIMEOUT}s; see $RMQ_LOG_FILE"
+  fi
+  rmq_ensure_user
+  rmq_status
+}
+
+rmq_stop() {
+  if ! rmq_installed; then
+    log "rabbitmq: not installed"
+    return 0
+  fi
+  [[ -d $RMQ_DIR ]] || {
+    log "rabbitmq: already stopped"
+    return 0
+  }
+  require_owner rabbitmq "$RMQ_DIR"
+  local pid
+  pid=$(rmq_running_pid)
+  if [[ -z $pid ]]; then
+    remove_stale_pidfile rabbitmq "$RMQ_PIDFILE" "$RMQ_DIR" "beam\\.smp"
+    reap_procs rabbitmq "$RMQ_DIR" "$RMQ_PROCS"
+    log "rabbitmq: already stopped"
+    return 0
+  fi
+  log "rabbitmq: stopping (pid $pid)"
+  # The node shuts down gracefully on SIGTERM (as `rabbitmqctl shutdown`
+  # does, without the second VM that the CLI starts).
+  terminate rabbitmq "$pid" "$RMQ_DIR" "$RMQ_PROCS"
+  rm -f "$RMQ_PIDFILE"
+  # Our epmd refuses to die while a node is registered.
+  clean_env ERL_EPMD_PORT="$RMQ_EPMD_PORT" epmd -kill >/dev/null 2>&1 || true
+  log "rabbitmq: stopped"
+}
+
+rmq_env() {
+  printf 'export SAGE_RABBITMQ_URL=%q\n' "amqp://$RMQ_USER:$RMQ_PASSWORD@$RMQ_HOST:$RMQ_PORT"
+}
+
+# ---------------------------------------------------------------------------
+# NATS with JetStream: Debian's nats-server.
+# ---------------------------------------------------------------------------
+
+NATS_PORT=${SAGE_NATS_PORT:-42229}
+NATS_MONITOR_PORT=${SAGE_NATS_MONITOR_PORT:-42230}
+NATS_HOST=127.0.0.1
+NATS_DIR=$SAGE_SERVICES_DIR/nats
+NATS_PIDFILE=$NATS_DIR/nats-server.pid
+NATS_LOG_FILE=$NATS_DIR/nats-server.log
+NATS_BIN=${SAGE_NATS_BIN:-/usr/sbin/nats-server}
+check_port SAGE_NATS_PORT "$NATS_PORT"
+check_port SAGE_NATS_MONITOR_PORT "$NATS_MONITOR_PORT"
+[[ $NATS_DIR != *[\"\\]* ]] || die "SAGE_SERVICES_DIR must not contain quotes or backslashes"
+
+nats_installed() { [[ -x $NATS_BIN ]]; }
+
+nats_install() {
+  nats_installed && return 0
+  apt_install nats-server
+  nats_installed || die "nats-server installed but no $NATS_BIN found"
+}
+
+nats_version() { "$NATS_BIN" --version 2>/dev/null | sed 's/^nats-server: //'; }
+
+nats_running_pid() { daemon_pid "$NATS_PIDFILE" "$NATS_DIR" nats-server; }
+
+# Healthy once JetStream has loaded its streams.
+nats_ready() {
+  curl -fsS -m 2 -o /dev/null "http://$NATS_HOST:$NATS_MONITOR_PORT/healthz?js-enabled-only=true" 2>/dev/null &&
+    tcp_open "$NATS_HOST" "$NATS_PORT"
+}
+
+nats_write_config() {
+  cat >"$NATS_DIR/nats-server.conf" <<EOF
+# Managed by scripts/services.sh; rewritten on every start.
+server_name: sage
+listen: "$NATS_HOST:$NATS_PORT"
+http: "$NATS_HOST:$NATS_MONITOR_PORT"
+pid_file: "$NATS_PIDFILE"
+log_file: "$NATS_LOG_FILE"
+logtime: true
+# 64 MB, then the log rotates.
+logfile_size_limit: 67108864
+# nats-server keeps its streams in <store_dir>/jetstream.
+jetstream {
+  store_dir: "$NATS_DIR"
+  max_memory_store: 1GB
+}
+EOF
+}
+
+nats_status() {
+  if ! nats_installed; then
+    printf 'nats: stopped (not installed)\n'
+    return 3
+  fi
+  can_inspect "$NATS_DIR" || {
+    tcp_status nats "$NATS_HOST" "$NATS_PORT"
+    return
+  }
+  local pid
+  pid=$(nats_running_pid)
+  if [[ -z $pid ]]; then
+    if [[ -f $NATS_PIDFILE ]]; then
+      printf 'nats: stopped (stale pid file of pid %s; start removes it; data %s)\n' \
+        "$(sed -n 1p "$NATS_PIDFILE")" "$NATS_DIR/jetstream"
+    else
+      printf 'nats: stopped (data %s)\n' "$NATS_DIR/jetstream"
+    fi
+    return 3
+  fi
+  if ! nats_ready; then
+    printf 'nats: running but not healthy on %s:%s (pid %s, log %s)\n' \
+      "$NATS_HOST" "$NATS_PORT" "$pid" "$NATS_LOG_FILE"
+    return 1
+  fi
+  printf 'nats: running (pid %s, nats-server %s with JetStream, nats://%s:%s, monitor http://%s:%s, data %s, log %s)\n' \
+    "$pid" "$(nats_version)" "$NATS_HOST" "$NATS_PORT" "$NATS_HOST" "$NATS_MONITOR_PORT" \
+    "$NATS_DIR/jetstream" "$NATS_LOG_FILE"
+}
+
+nats_start() {
+  nats_install
+  require_owner nats "$NATS_DIR"
+  ensure_services_dir
+  mkdir -p "$NATS_DIR"
+  [[ -w $NATS_DIR ]] || die "nats: cannot write $NATS_DIR as $(id -un); run as root or as its owner"
+  local pid
+  pid=$(nats_running_pid)
+  if [[ -z $pid ]]; then
+    remove_stale_pidfile nats "$NATS_PIDFILE" "$NATS_DIR" nats-server
+    tcp_open "$NATS_HOST" "$NATS_PORT" &&
+      die "nats: another server already accepts connections on $NATS_HOST:$NATS_PORT; set SAGE_NATS_PORT"
+    nats_write_config
+    "$NATS_BIN" -t -c "$NATS_DIR/nats-server.conf" >/dev/null 2>&1 || {
+      "$NATS_BIN" -t -c "$NATS_DIR/nats-server.conf" >&2 || true
+      die "nats: invalid configuration $NATS_DIR/nats-server.conf"
+    }
+    log "nats: starting on $NATS_HOST:$NATS_PORT (JetStream)"
+    local log_offset out_offset
+    log_offset=$(file_size "$NATS_LOG_FILE")
+    out_offset=$(file_size "$NATS_DIR/nats-server.out")
+    # Early errors (before the log file opens) land in nats-server.out.
+    spawn "$NATS_DIR" "$NATS_DIR/nats-server.out" "$NATS_BIN" -c "$NATS_DIR/nats-server.conf"
+    pid=$SPAWNED_PID
+  fi
+  wait_until nats "$pid" nats_ready || {
+    log_tail_since "$NATS_DIR/nats-server.out" "${out_offset:-0}"
+    log_tail_since "$NATS_LOG_FILE" "${log_offset:-0}"
+    die "nats: failed to start; see $NATS_LOG_FILE"
+  }
+  nats_status
+}
+
+nats_stop() {
+  [[ -d $NATS_DIR ]] || {
+    log "nats: already stopped"
+    return 0
+  }
+  require_owner nats "$NATS_DIR"
+  local pid
+  pid=$(nats_running_pid)
+  if [[ -z $pid ]]; then
+    remove_stale_pidfile nats "$NATS_PIDFILE" "$NATS_DIR" nats-server
+    log "nats: already stopped"
+    return 0
+  fi
+  log "nats: stopping (pid $pid)"
+  terminate nats "$pid" "$NATS_DIR" nats-server
+  rm -f "$NATS_PIDFILE"
+  log "nats: stopped"
+}
+
+nats_env() {
+  printf 'export SAGE_NATS_URL=%q\n' "nats://$NATS_HOST:$NATS_PORT"
+}
+
+# ---------------------------------------------------------------------------
+# Kafka: the Apache Kafka broker from Maven Central (scripts/kafka/pom.xml),
+# one node in KRaft combined mode (broker and controller).
+# ---------------------------------------------------------------------------
+
+KAFKA_VERSION=${SAGE_KAFKA_VERSION:-4.1.2}
+KAFKA_PORT=${SAGE_KAFKA_PORT:-19092}
+KAFKA_CONTROLLER_PORT=${SAGE_KAFKA_CONTROLLER_PORT:-19093}
+KAFKA_HEAP_OPTS=${SAGE_KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
+KAFKA_HOST=127.0.0.1
+KAFKA_DIR=$SAGE_SERVICES_DIR/kafka
+KAFKA_DATA=$KAFKA_DIR/data
+KAFKA_PIDFILE=$KAFKA_DIR/kafka.pid
+KAFKA_LOG_FILE=$KAFKA_DIR/logs/server.log
+KAFKA_OUT=$KAFKA_DIR/kafka.out
+KAFKA_CLASSPATH_FILE=$KAFKA_DIR/classpath
+check_port SAGE_KAFKA_PORT "$KAFKA_PORT"
+check_port SAGE_KAFKA_CONTROLLER_PORT "$KAFKA_CONTROLLER_PORT"
+[[ $KAFKA_VERSION =~ ^[0-9][0-9A-Za-z.-]*$ ]] || die "SAGE_KAFKA_VERSION looks wrong: '$KAFKA_VERSION'"
+KAFKA_JAVA=
+
+kafka_find_java() {
+  [[ -n $KAFKA_JAVA ]] && return 0
+  if [[ -n ${JAVA_HOME:-} && -x $JAVA_HOME/bin/java ]]; then
+    KAFKA_JAVA=$JAVA_HOME/bin/java
+  else
+    KAFKA_JAVA=$(command -v java || true)
+  fi
+  if [[ -z $KAFKA_JAVA ]]; then
+    apt_install openjdk-17-jre-headless
+    KAFKA_JAVA=$(command -v java) || die "kafka: no java after installing openjdk-17-jre-headless"
+  fi
+  local major
+  major=$("$KAFKA_JAVA" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
+  major=${major%%.*}
+  if ! [[ $major =~ ^[0-9]+$ ]] || ((major < 17)); then
+    die "kafka: $KAFKA_JAVA is Java ${major:-?}; the Kafka $KAFKA_VERSION broker needs Java 17+ (set JAVA_HOME)"
+  fi
+}
+
+# The cached classpath, valid for this version and pom while every jar on it
+# is still in the local Maven repository.
+kafka_classpath_ok() {
+  [[ -f $KAFKA_CLASSPATH_FILE && -f $KAFKA_CLASSPATH_FILE.key ]] || return 1
+  [[ $(<"$KAFKA_CLASSPATH_FILE.key") == "$(kafka_classpath_key)" ]] || return 1
+  local jar jars
+  IFS=: read -r -a jars <"$KAFKA_CLASSPATH_FILE"
+  ((${#jars[@]} > 10)) || return 1
+  for jar in "${jars[@]}"; do [[ -f $jar ]] || return 1; done
+}
+
+kafka_classpath_key() {
+  printf '%s %s\n' "$KAFKA_VERSION" "$(sha256sum <"$SCRIPT_DIR/kafka/pom.xml" | cut -c1-16)"
+}
+
+# Resolve the broker's jars into the local Maven repository (~/.m2, or
+# SAGE_MAVEN_REPO) and cache their classpath.
+kafka_install() {
+  kafka_find_java
+  kafka_classpath_ok && return 0
+  command -v mvn >/dev/null || apt_install maven
+  ensure_services_dir
+  mkdir -p "$KAFKA_DIR"
+  local mvn_args=(-B -q -f "$SCRIPT_DIR/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION")
+  [[ -n ${SAGE_MAVEN_REPO:-} ]] && mvn_args+=(-Dmaven.repo.local="$SAGE_MAVEN_REPO")
+  log "kafka: fetching org.apache.kafka:kafka_2.13:$KAFKA_VERSION and its dependencies with Maven"
+  (cd "$KAFKA_DIR" && mvn "${mvn_args[@]}" dependency:build-classpath -Dmdep.includeScope=runtime \
+    -Dmdep.outputFile="$KAFKA_CLASSPATH_FILE.tmp" 9>&-) >"$KAFKA_DIR/maven.log" 2>&1 || {
+    tail -n 30 "$KAFKA_DIR/maven.log" >&2
+    die "kafka: Maven could not fetch Kafka $KAFKA_VERSION (log: $KAFKA_DIR/maven.log)"
+  }
+  mv "$KAFKA_CLASSPATH_FILE.tmp" "$KAFKA_CLASSPATH_FILE"
+  kafka_classpath_key >"$KAFKA_CLASSPATH_FILE.key"
+  kafka_classpath_ok || die "kafka: the classpath Maven wrote names missing jars ($KAFKA_CLASSPATH_FILE)"
+}
+
+kafka_running_pid() { daemon_pid "$KAFKA_PIDFILE" "$KAFKA_DIR" java; }
+
+# The version of the broker on the classpath of pid $1, or else on the
+# cached classpath.
+kafka_version() {
+  local jar
+  if [[ -n ${1:-} && -r /proc/$1/cmdline ]]; then
+    jar=$(tr '\0:' '\n' <"/proc/$1/cmdline" | grep -m1 '/kafka_2\.13-[^/]*\.jar$' || true)
+  else
+    jar=$(tr ':' '\n' <"$KAFKA_CLASSPATH_FILE" 2>/dev/null | grep -m1 '/kafka_2\.13-[^/]*\.jar$' || true)
+  fi
+  jar=${jar##*/kafka_2.13-}
+  printf '%s\n' "${jar%.jar}"
+}
+
+kafka_write_config() {
+  cat >"$KAFKA_DIR/server.properties" <<EOF
+# Managed by scripts/services.sh; rewritten on every start.
+# One node in KRaft combined mode.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$KAFKA_DATA
+num.partitions=1
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+min.insync.replicas=1
+default.replication.factor=1
+group.initial.rebalance.delay.ms=0
+# After a kill -9 the restarted controller waits for the dead broker's
+# session to expire before the new one may register: 4 s, not 9.
+broker.session.timeout.ms=4000
+broker.heartbeat.interval.ms=1000
+EOF
+  cp "$SCRIPT_DIR/kafka/log4j2.xml" "$KAFKA_DIR/log4j2.xml"
+}
+
+# The JVM command line for main class "$1" with arguments "$2...", in
+# KAFKA_CMD; run in a clean environment (no JAVA_TOOL_OPTIONS, KAFKA_OPTS...).
+KAFKA_CMD=()
+kafka_command() {
+  local heap
+  read -r -a heap <<<"$KAFKA_HEAP_OPTS"
+  KAFKA_CMD=("$KAFKA_JAVA" "${heap[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true
+    -Dkafka.logs.dir="$KAFKA_DIR/logs" -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.xml"
+    -cp "$(<"$KAFKA_CLASSPATH_FILE")" "$@")
+}
+
+# `kafka-storage.sh format` with a new cluster id, once.
+kafka_format() {
+  [[ -f $KAFKA_DATA/meta.properties ]] && return 0
+  local cluster_id
+  cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+  log "kafka: formatting $KAFKA_DATA (cluster id $cluster_id)"
+  kafka_command kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" -c "$KAFKA_DIR/server.properties"
+  (cd "$KAFKA_DIR" && clean_env "${KAFKA_CMD[@]}" 9>&-) >"$KAFKA_DIR/format.log" 2>&1 || {
+    cat "$KAFKA_DIR/format.log" >&2
+    die "kafka: formatting $KAFKA_DATA failed (log: $KAFKA_DIR/format.log)"
+  }
+}
+
+# Started: the broker logged that it is up (after it was unfenced) since
+# the offset, and its listener accepts connections.
+kafka_started_since() {
+  local offset=$1
+  # server.log rolls over at 50 MB: if it did meanwhile, scan the new file.
+  (($(file_size "$KAFKA_LOG_FILE") >= offset)) || offset=0
+  tail -c +"$((offset + 1))" "$KAFKA_LOG_FILE" 2>/dev/null | grep -q 'Kafka Server started' &&
+    tcp_open "$KAFKA_HOST" "$KAFKA_PORT"
+}
+
+kafka_status() {
+  can_inspect "$KAFKA_DIR" || {
+    tcp_status kafka "$KAFKA_HOST" "$KAFKA_PORT"
+    return
+  }
+  local pid
+  pid=$(kafka_running_pid)
+  if [[ -z $pid ]]; then
+    if [[ ! -f $KAFKA_CLASSPATH_FILE ]]; then
+      printf 'kafka: stopped (not installed)\n'
+    elif [[ -f $KAFKA_PIDFILE ]]; then
+      printf 'kafka: stopped (stale pid file of pid %s; start removes it; data %s)\n' \
+        "$(sed -n 1p "$KAFKA_PIDFILE")" "$KAFKA_DATA"
+    else
+      printf 'kafka: stopped (data %s)\n' "$KAFKA_DATA"
+    fi
+    return 3
+  fi
+  if ! tcp_open "$KAFKA_HOST" "$KAFKA_PORT"; then
+    printf 'kafka: running but not accepting connections on %s:%s (pid %s, log %s)\n' \
+      "$KAFKA_HOST" "$KAFKA_PORT" "$pid" "$KAFKA_LOG_FILE"
+    return 1
+  fi
+  printf 'kafka: running (pid %s, Apache Kafka %s KRaft, %s:%s, data %s, log %s)\n' \
+    "$pid" "$(kafka_version "$pid")" "$KAFKA_HOST" "$KAFKA_PORT" "$KAFKA_DATA" "$KAFKA_LOG_FILE"
+}
+
+kafka_start() {
+  kafka_install
+  require_owner kafka "$KAFKA_DIR"
+  mkdir -p "$KAFKA_DIR/logs"
+  [[ -w $KAFKA_DIR ]] || die "kafka: cannot write $KAFKA_DIR as $(id -un); run as root or as its owner"
+  local pid
+  pid=$(kafka_running_pid)
+  if [[ -n $pid ]]; then
+    # Started earlier; still booting if its listener is not up yet.
+    wait_until kafka "$pid" tcp_open "$KAFKA_HOST" "$KAFKA_PORT" ||
+      die "kafka: running (pid $pid) but not accepting connections; see $KAFKA_LOG_FILE"
+  else
+    remove_stale_pidfile kafka "$KAFKA_PIDFILE" "$KAFKA_DIR" java
+    reap_procs kafka "$KAFKA_DIR" java
+    local port
+    for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+      tcp_open "$KAFKA_HOST" "$port" &&
+        die "kafka: another server already listens on $KAFKA_HOST:$port; set SAGE_KAFKA_PORT / SAGE_KAFKA_CONTROLLER_PORT"
+    done
+    kafka_write_config
+    kafka_format
+    log "kafka: starting Apache Kafka $(kafka_version) on $KAFKA_HOST:$KAFKA_PORT"
+    local log_offset out_offset
+    log_offset=$(file_size "$KAFKA_LOG_FILE")
+    out_offset=$(file_size "$KAFKA_OUT")
+    kafka_command kafka.Kafka "$KAFKA_DIR/server.properties"
+    spawn "$KAFKA_DIR" "$KAFKA_OUT" "${KAFKA_CMD[@]}"
+    pid=$SPAWNED_PID
+    printf '%s\n' "$pid" >"$KAFKA_PIDFILE"
+    if ! wait_until kafka "$pid" kafka_started_since "$log_offset"; then
+      log_tail_since "$KAFKA_OUT" "$out_offset"
+      log_tail_since "$KAFKA_LOG_FILE" "$log_offset"
+      die "kafka: failed to start; see $KAFKA_LOG_FILE and $KAFKA_OUT"
+    fi
+  fi
+  kafka_status
+}
+
+kafka_stop() {
+  [[ -d $KAFKA_DIR ]] || {
+    log "kafka: already stopped"
+    return 0
+  }
+  require_owner kafka "$KAFKA_DIR"
+  local pid
+  pid=$(kafka_running_pid)
+  if [[ -z $pid ]]; then
+    remove_stale_pidfile kafka "$KAFKA_PIDFILE" "$KAFKA_DIR" java
+    log "kafka: already stopped"
+    return 0
+  fi
+  log "kafka: stopping (pid $pid)"
+  terminate kafka "$pid" "$KAFKA_DIR" java
+  rm -f "$KAFKA_PIDFILE"
+  log "kafka: stopped"
+}
+
+kafka_env() {
+  printf 'export SAGE_KAFKA_BROKERS=%q\n' "$KAFKA_HOST:$KAFKA_PORT"
+}
+
+# ---------------------------------------------------------------------------
 # Dispatcher
 # ---------------------------------------------------------------------------
 
@@ -423,6 +1200,9 @@ usage() {
 service_prefix() {
   case $1 in
   postgres | postgresql | pg) printf 'pg\n' ;;
+  rabbitmq | rabbit | rmq) printf 'rmq\n' ;;
+  nats) printf 'nats\n' ;;
+  kafka) printf 'kafka\n' ;;
   *) die "unknown service '$1' (known: ${SERVICES[*]})" ;;
   esac
 }
