@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls `npm test`, which runs this):
-# installs dependencies, provisions PostgreSQL, then lint, type-check, and all three jest tiers.
+# installs dependencies, provisions PostgreSQL and the brokers, then lint, type-check, and all
+# three jest tiers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,8 +9,9 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 
-bash scripts/services.sh start postgres
-eval "$(bash scripts/services.sh env postgres)"
+# Every service some test needs: PostgreSQL, and the brokers the adapters are tested against.
+bash scripts/services.sh start postgres rabbitmq nats kafka
+eval "$(bash scripts/services.sh env postgres rabbitmq nats kafka)"
 
 echo "== lint"; npm run --silent lint
 echo "== format"; npm run --silent format:check
