@@ -1,0 +1,506 @@
+import { createHash } from 'node:crypto';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  jetstreamManager,
+  type JetStreamClient,
+  type JetStreamManager,
+  type PubAck,
+} from '@nats-io/jetstream';
+import { InvalidOptionsError } from '../../core/errors';
+import { BrokerPublishError } from '../../core/outbox/outbox-errors';
+import type {
+  Broker,
+  BrokerHealth,
+  BrokerMessage,
+  DeliveredMessage,
+  PublishResult,
+  SubscribeOptions,
+  Subscription,
+} from '../../core/ports/broker';
+import { silentLogger, type SageLogger } from '../../core/ports/logger';
+import { InvalidArgumentError, connect, nanos, type NatsConnection } from './nats-client';
+import { NatsConsumeLoop } from './nats-consume-loop';
+import { NatsMessageRejected, destinationProblem, encodeMessage } from './nats-message-codec';
+import { PendingAcks } from './pending-acks';
+
+export interface NatsJetStreamBrokerOptions {
+  /** NATS server URL(s), e.g. `nats://127.0.0.1:4222`. */
+  servers: string | string[];
+  /** The JetStream stream holding every Sage subject; created (file storage) if missing. Default `SAGE`. */
+  stream?: string;
+  /** Prefix of every subject: destination `orders` is subject `sage.orders`. Must end with `.`. Default `sage.`. */
+  subjectPrefix?: string;
+  /** Publishes awaiting their PubAck at once, across all `publish` calls. Default 256. */
+  maxPending?: number;
+  /** JetStream duplicate window for a new stream (`Nats-Msg-Id` dedup). Default 120 000 (2 min). */
+  duplicateWindowMs?: number;
+  /** How long a delivered message may stay un-acked before redelivery. Default 30 000. */
+  ackWaitMs?: number;
+  /** Deliveries before JetStream gives up on a message; -1 = unlimited (the inbox dead-letters). Default -1. */
+  maxDeliver?: number;
+  /** How long one publish waits for its PubAck. Default 5 000. */
+  publishTimeoutMs?: number;
+  /** Messages a subscriber pulls ahead of its handler. Default 16. */
+  prefetch?: number;
+  /**
+   * Lifetime of a subscriber's pull request (min 1 000). The client re-pulls after missing two
+   * heartbeats (half this each), so this bounds the stall when a pull is lost in a server restart.
+   * Default 5 000 (the client's own default, 30 000, can stall a subscriber for 30 s).
+   */
+  pullExpiresMs?: number;
+  /** Delay before a message whose handler failed is redelivered. Default 200 ms doubling, capped at 10 s. */
+  redeliveryDelayMs?: (deliveryAttempt: number) => number;
+  /** Timeout of the health check's JetStream round trip. Default 2 000. */
+  healthTimeoutMs?: number;
+  /** CloudEvents `ce-source` when the message has none. Default `sage`. */
+  source?: string;
+  /** `Broker.name`, shown in errors and health. Default `nats`. */
+  name?: string;
+  logger?: SageLogger;
+}
+
+interface Connected {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+}
+
+/** Stream / consumer names: no whitespace, `.`, `*`, `>`, path separators. */
+const NAME = /^[^\s.*>/\\]+$/;
+/** One or more subject tokens, each followed by `.`. */
+const PREFIX = /^([^\s.*>]+\.)+$/;
+const ABORTED = Symbol('aborted');
+/** JetStream API error: the message is larger than the stream's max_msg_size. */
+const MESSAGE_TOO_LARGE = 10054;
+
+/**
+ * The NATS JetStream Broker (DESIGN §5), on the maintained `@nats-io/*` v3 client.
+ *
+ * Publishing: every destination is a subject under `subjectPrefix`, captured by one file-backed
+ * stream this adapter provisions. Each message is published with `Nats-Msg-Id` = the outbox id, so
+ * JetStream drops a republish inside the duplicate window and answers it with a (duplicate) PubAck,
+ * which is reported `ok`. Headers are CloudEvents 1.0 binary mode. Many publishes are in flight at
+ * once, never more than `maxPending`; a result is `ok` only once JetStream stored the message.
+ *
+ * Consuming: each (group, destination) is one durable pull consumer with explicit acks; every
+ * `subscribe` with that group is a member sharing its messages. See NatsConsumeLoop.
+ *
+ * The connection is opened on first use and reconnects for ever; `close()` stops the subscribers
+ * and drains it.
+ */
+export class NatsJetStreamBroker implements Broker {
+  readonly name: string;
+  private readonly servers: string[];
+  private readonly stream: string;
+  private readonly subjectPrefix: string;
+  private readonly duplicateWindowMs: number;
+  private readonly ackWaitMs: number;
+  private readonly maxDeliver: number;
+  private readonly publishTimeoutMs: number;
+  private readonly prefetch: number;
+  private readonly pullExpiresMs: number;
+  private readonly healthTimeoutMs: number;
+  private readonly source: string;
+  private readonly redeliveryDelayMs: (deliveryAttempt: number) => number;
+  private readonly logger: SageLogger;
+  private readonly pending: PendingAcks;
+  private readonly loops = new Set<NatsConsumeLoop>();
+  private connection: Promise<Connected> | undefined;
+  private streamReady: Promise<void> | undefined;
+  private connected = false;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+  private duplicates = 0;
+
+  constructor(options: NatsJetStreamBrokerOptions) {
+    this.name = options.name ?? 'nats';
+    this.servers = Array.isArray(options.servers) ? [...options.servers] : [options.servers];
+    if (!this.servers.length || this.servers.some((s) => typeof s !== 'string' || !s))
+      throw new InvalidOptionsError('nats.servers', 'give at least one NATS server URL');
+    this.stream = options.stream ?? 'SAGE';
+    if (!NAME.test(this.stream))
+      throw new InvalidOptionsError(
+        'nats.stream',
+        `"${this.stream}" is not a valid stream name (no whitespace, ".", "*", ">", "/" or "\\")`,
+      );
+    this.subjectPrefix = options.subjectPrefix ?? 'sage.';
+    if (!PREFIX.test(this.subjectPrefix))
+      throw new InvalidOptionsError(
+        'nats.subjectPrefix',
+        `"${this.subjectPrefix}" must be one or more subject tokens each ending with "." (e.g. "sage.")`,
+      );
+    this.pending = new PendingAcks(positiveInt('nats.maxPending', options.maxPending, 256));
+    this.duplicateWindowMs = positiveInt(
+      'nats.duplicateWindowMs',
+      options.duplicateWindowMs,
+      120_000,
+    );
+    this.ackWaitMs = positiveInt('nats.ackWaitMs', options.ackWaitMs, 30_000);
+    this.maxDeliver = options.maxDeliver ?? -1;
+    if (!Number.isInteger(this.maxDeliver) || (this.maxDeliver < 1 && this.maxDeliver !== -1))
+      throw new InvalidOptionsError(
+        'nats.maxDeliver',
+        'must be a positive integer, or -1 for unlimited',
+      );
+    this.publishTimeoutMs = positiveInt('nats.publishTimeoutMs', options.publishTimeoutMs, 5_000);
+    this.prefetch = positiveInt('nats.prefetch', options.prefetch, 16);
+    this.pullExpiresMs = positiveInt('nats.pullExpiresMs', options.pullExpiresMs, 5_000);
+    if (this.pullExpiresMs < 1_000)
+      throw new InvalidOptionsError(
+        'nats.pullExpiresMs',
+        'must be at least 1000 (a JetStream minimum)',
+      );
+    this.healthTimeoutMs = positiveInt('nats.healthTimeoutMs', options.healthTimeoutMs, 2_000);
+    this.source = options.source ?? 'sage';
+    this.redeliveryDelayMs =
+      options.redeliveryDelayMs ??
+      ((attempt) => Math.min(200 * 2 ** Math.max(attempt - 1, 0), 10_000));
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  /** Counters for tests and metrics. */
+  stats(): {
+    pendingAcks: number;
+    peakPendingAcks: number;
+    duplicates: number;
+    subscribers: number;
+  } {
+    return {
+      pendingAcks: this.pending.current,
+      peakPendingAcks: this.pending.peak,
+      duplicates: this.duplicates,
+      subscribers: this.loops.size,
+    };
+  }
+
+  async publish(batch: readonly BrokerMessage[], signal?: AbortSignal): Promise<PublishResult[]> {
+    if (this.closed) throw new BrokerPublishError(this.name, 'broker is closed', true);
+    if (!batch.length) return [];
+    let c: Connected;
+    try {
+      c = await this.connect();
+      await this.ensureStream(c.jsm);
+    } catch (error) {
+      throw new BrokerPublishError(
+        this.name,
+        `JetStream at ${this.servers.join(', ')} is not reachable or stream "${this.stream}" cannot be provisioned: ${describe(error)}`,
+        true,
+        { cause: error },
+      );
+    }
+    if (signal?.aborted)
+      throw new BrokerPublishError(this.name, 'publish aborted', true, { cause: signal.reason });
+    // One abort listener per call, however large the batch.
+    let onAbort: (() => void) | undefined;
+    const aborted = signal
+      ? new Promise<typeof ABORTED>((resolve) => {
+          onAbort = () => resolve(ABORTED);
+          signal.addEventListener('abort', onAbort, { once: true });
+        })
+      : undefined;
+    try {
+      return await Promise.all(batch.map((message) => this.publishOne(c, message, aborted)));
+    } finally {
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async subscribe(
+    destination: string,
+    handler: (message: DeliveredMessage) => Promise<void>,
+    options: SubscribeOptions = {},
+  ): Promise<Subscription> {
+    if (this.closed) throw new BrokerPublishError(this.name, 'broker is closed', false);
+    const problem = destinationProblem(destination);
+    if (problem)
+      throw new InvalidOptionsError(
+        'destination',
+        `"${destination}" is not a valid NATS subject: ${problem}`,
+      );
+    const group = options.group ?? destination;
+    const durable = durableName(group, destination);
+    const c = await this.connect();
+    await this.ensureStream(c.jsm);
+    await this.ensureConsumer(c.jsm, durable, this.subjectPrefix + destination);
+    if (this.closed) throw new BrokerPublishError(this.name, 'broker is closed', false);
+    const loop = new NatsConsumeLoop({
+      js: c.js,
+      stream: this.stream,
+      durable,
+      subjectPrefix: this.subjectPrefix,
+      prefetch: this.prefetch,
+      pullExpiresMs: this.pullExpiresMs,
+      ackWaitMs: this.ackWaitMs,
+      redeliveryDelayMs: this.redeliveryDelayMs,
+      handler,
+      logger: this.logger,
+    });
+    this.loops.add(loop);
+    loop.start();
+    return {
+      unsubscribe: async () => {
+        await loop.stop();
+        this.loops.delete(loop);
+      },
+    };
+  }
+
+  async health(): Promise<BrokerHealth> {
+    if (this.closed) return { up: false, detail: 'closed' };
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no JetStream answer within ${this.healthTimeoutMs} ms`)),
+        this.healthTimeoutMs,
+      );
+    });
+    try {
+      const c = await Promise.race([this.connect(), timeout]);
+      if (!this.connected)
+        return { up: false, detail: `disconnected, reconnecting to ${this.servers.join(', ')}` };
+      const account = await Promise.race([c.jsm.getAccountInfo(), timeout]);
+      return {
+        up: true,
+        detail: `${c.nc.getServer()}: JetStream ${account.streams} streams, ${account.consumers} consumers; stream "${this.stream}"; ${this.pending.current} publishes awaiting ack`,
+      };
+    } catch (error) {
+      return { up: false, detail: describe(error) };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    await Promise.allSettled([...this.loops].map((loop) => loop.stop()));
+    this.loops.clear();
+    const connection = this.connection;
+    if (!connection) return;
+    const c = await connection.catch(() => undefined);
+    if (!c || c.nc.isClosed()) return;
+    try {
+      await c.nc.drain();
+    } catch (error) {
+      this.logger.warn('NATS drain failed; closing the connection', { error: describe(error) });
+      await c.nc.close();
+    }
+  }
+
+  private async publishOne(
+    c: Connected,
+    message: BrokerMessage,
+    aborted: Promise<typeof ABORTED> | undefined,
+  ): Promise<PublishResult> {
+    let encoded: ReturnType<typeof encodeMessage>;
+    try {
+      encoded = encodeMessage(message, this.subjectPrefix, this.source);
+    } catch (error) {
+      return {
+        id: message.id,
+        ok: false,
+        error: describe(error),
+        retryable: !(error instanceof NatsMessageRejected),
+      };
+    }
+    const slot = this.pending.acquire();
+    if (aborted && (await Promise.race([slot, aborted])) === ABORTED) {
+      void slot.then(() => this.pending.release()); // the slot comes later; hand it straight on
+      return {
+        id: message.id,
+        ok: false,
+        error: 'publish aborted before it was sent',
+        retryable: true,
+      };
+    }
+    await slot;
+    const attempt = c.js
+      .publish(encoded.subject, encoded.data, {
+        msgID: message.id,
+        headers: encoded.headers,
+        timeout: this.publishTimeoutMs,
+      })
+      .then(
+        (ack: PubAck): PublishResult => {
+          if (ack.duplicate) this.duplicates++;
+          return { id: message.id, ok: true };
+        },
+        (error: unknown): PublishResult => this.publishFailure(message, error),
+      )
+      .finally(() => this.pending.release());
+    if (!aborted) return attempt;
+    const outcome = await Promise.race([attempt, aborted]);
+    if (outcome !== ABORTED) return outcome;
+    return {
+      id: message.id,
+      ok: false,
+      error:
+        'publish aborted while awaiting the JetStream ack; its fate is unknown (a republish is deduplicated by Nats-Msg-Id)',
+      retryable: true,
+    };
+  }
+
+  private publishFailure(message: BrokerMessage, error: unknown): PublishResult {
+    const text = describe(error);
+    // Too large for the server or the stream: no retry will change that.
+    if (error instanceof InvalidArgumentError && /max_payload/.test(error.message))
+      return {
+        id: message.id,
+        ok: false,
+        error: `${text} (message too large for the NATS server)`,
+        retryable: false,
+      };
+    if (error instanceof JetStreamApiError && error.code === MESSAGE_TOO_LARGE)
+      return { id: message.id, ok: false, error: text, retryable: false };
+    // No responders: JetStream is restarting or the stream was deleted; re-provision next time.
+    if (error instanceof Error && /jetstream is not enabled|no responders/i.test(error.message))
+      this.streamReady = undefined;
+    return { id: message.id, ok: false, error: text, retryable: true };
+  }
+
+  private connect(): Promise<Connected> {
+    this.connection ??= this.open().catch((error: unknown) => {
+      this.connection = undefined;
+      throw error;
+    });
+    return this.connection;
+  }
+
+  private async open(): Promise<Connected> {
+    const nc = await connect({
+      servers: this.servers,
+      name: `sage-${this.name}`,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+    });
+    this.connected = true;
+    void this.watchConnection(nc);
+    try {
+      if (this.closed) throw new BrokerPublishError(this.name, 'broker is closed', true);
+      const jsm = await jetstreamManager(nc, { timeout: this.publishTimeoutMs });
+      return { nc, js: jsm.jetstream(), jsm };
+    } catch (error) {
+      await nc.close();
+      throw error;
+    }
+  }
+
+  private async watchConnection(nc: NatsConnection): Promise<void> {
+    try {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect') {
+          this.connected = false;
+          this.logger.warn('NATS connection lost; reconnecting', { server: s.server });
+        } else if (s.type === 'reconnect') {
+          this.connected = true;
+          this.logger.info('NATS connection restored', { server: s.server });
+        }
+      }
+    } catch (error) {
+      this.logger.debug('NATS status stream ended', { error: describe(error) });
+    }
+    this.connected = false;
+  }
+
+  private ensureStream(jsm: JetStreamManager): Promise<void> {
+    this.streamReady ??= this.provisionStream(jsm).catch((error: unknown) => {
+      this.streamReady = undefined;
+      throw error;
+    });
+    return this.streamReady;
+  }
+
+  /** Creates the stream, or adds our subject to an existing one. Idempotent; races with other processes. */
+  private async provisionStream(jsm: JetStreamManager): Promise<void> {
+    const subject = `${this.subjectPrefix}>`;
+    const existing = await this.streamSubjects(jsm);
+    if (existing) {
+      if (!existing.includes(subject))
+        await jsm.streams.update(this.stream, { subjects: [...existing, subject] });
+      return;
+    }
+    try {
+      await jsm.streams.add({
+        name: this.stream,
+        subjects: [subject],
+        storage: StorageType.File,
+        retention: RetentionPolicy.Limits,
+        duplicate_window: nanos(this.duplicateWindowMs),
+      });
+      this.logger.info('NATS stream created', { stream: this.stream, subject });
+    } catch (error) {
+      // Another process created it first: fine if it now captures our subject.
+      const now = await this.streamSubjects(jsm);
+      if (!now?.includes(subject)) throw error;
+    }
+  }
+
+  private async streamSubjects(jsm: JetStreamManager): Promise<string[] | undefined> {
+    try {
+      return (await jsm.streams.info(this.stream)).config.subjects ?? [];
+    } catch (error) {
+      if (error instanceof JetStreamApiError && error.code === 10059) return undefined;
+      throw error;
+    }
+  }
+
+  /** Creates the durable consumer, or updates the settings that may change on an existing one. */
+  private async ensureConsumer(
+    jsm: JetStreamManager,
+    durable: string,
+    filterSubject: string,
+  ): Promise<void> {
+    const settings = {
+      ack_wait: nanos(this.ackWaitMs),
+      max_deliver: this.maxDeliver,
+    };
+    try {
+      const info = await jsm.consumers.info(this.stream, durable);
+      if (
+        info.config.ack_wait !== settings.ack_wait ||
+        info.config.max_deliver !== settings.max_deliver
+      )
+        await jsm.consumers.update(this.stream, durable, settings);
+      return;
+    } catch (error) {
+      if (!(error instanceof JetStreamApiError && error.code === 10014)) throw error;
+    }
+    await jsm.consumers.add(this.stream, {
+      durable_name: durable,
+      filter_subject: filterSubject,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ...settings,
+    });
+  }
+}
+
+/**
+ * The durable consumer for (group, destination). A group name alone would collide when one group
+ * subscribes to two destinations (consumers live per stream); the hash keeps names distinct and
+ * within limits while the readable part helps operators.
+ */
+export function durableName(group: string, destination: string): string {
+  const readable = group.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 48);
+  const hash = createHash('sha256').update(`${group}\n${destination}`).digest('hex').slice(0, 12);
+  return `${readable}_${hash}`;
+}
+
+function positiveInt(option: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1)
+    throw new InvalidOptionsError(option, 'must be a positive integer');
+  return value;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}

@@ -1,0 +1,162 @@
+import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { DeliveredMessage } from '../../core/ports/broker';
+import type { SageLogger } from '../../core/ports/logger';
+import { decodeMessage } from './nats-message-codec';
+
+export interface NatsConsumeLoopOptions {
+  js: JetStreamClient;
+  stream: string;
+  durable: string;
+  subjectPrefix: string;
+  /** Messages the client pulls ahead of the handler. Each waits its turn inside ackWait. */
+  prefetch: number;
+  /** Lifetime of one pull request; heartbeats are half of it, so a pull lost in a restart is redone within about this long. */
+  pullExpiresMs: number;
+  ackWaitMs: number;
+  redeliveryDelayMs: (deliveryAttempt: number) => number;
+  handler: (message: DeliveredMessage) => Promise<void>;
+  logger: SageLogger;
+}
+
+/**
+ * One subscriber on a durable pull consumer. Single-flight: one handler call at a time, so a
+ * subscriber sees a key's messages in stream order. A message is acked only after the handler
+ * resolved (the inbox transaction committed); a rejection naks it (with a delay) so JetStream
+ * redelivers it, to this member or another of the group. While a handler runs the loop tells
+ * JetStream it is still working, so a slow inbox commit does not trigger a duplicate delivery.
+ * The loop survives server restarts (the client re-pulls) and restarts itself, with backoff,
+ * if the consume iterator ends for any reason other than `stop()`.
+ */
+export class NatsConsumeLoop {
+  private readonly abort = new AbortController();
+  private messages: ConsumerMessages | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly options: NatsConsumeLoopOptions) {}
+
+  start(): void {
+    this.running ??= this.run();
+  }
+
+  /** Stops pulling; resolves once no handler call is running. Buffered messages are nak'ed. */
+  async stop(): Promise<void> {
+    if (!this.abort.signal.aborted) {
+      this.abort.abort();
+      void this.messages?.close();
+    }
+    await this.running;
+  }
+
+  private async run(): Promise<void> {
+    const { js, stream, durable, logger } = this.options;
+    const signal = this.abort.signal;
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        const consumer = await js.consumers.get(stream, durable);
+        const messages = await consumer.consume({
+          max_messages: this.options.prefetch,
+          expires: this.options.pullExpiresMs,
+        });
+        this.messages = messages;
+        if (signal.aborted) void messages.close();
+        void this.watchStatus(messages);
+        for await (const m of messages) {
+          if (signal.aborted) {
+            m.nak(); // hand it back now rather than after ackWait
+            continue;
+          }
+          await this.handle(m);
+          failures = 0;
+        }
+        const ended = await messages.closed();
+        if (signal.aborted) break;
+        throw ended instanceof Error ? ended : new Error('consume iterator ended unexpectedly');
+      } catch (error) {
+        if (signal.aborted) break;
+        failures++;
+        const delayMs = Math.min(100 * 2 ** failures, 5_000);
+        logger.warn('NATS consumer loop failed; restarting', {
+          stream,
+          durable,
+          failures,
+          retryInMs: delayMs,
+          error: describe(error),
+        });
+        await sleep(delayMs, signal);
+      }
+    }
+  }
+
+  private async handle(m: JsMsg): Promise<void> {
+    const { durable, logger } = this.options;
+    let delivered: DeliveredMessage;
+    try {
+      delivered = decodeMessage(m, this.options.subjectPrefix);
+    } catch (error) {
+      // Not a message this adapter can hand over (no retry changes its body): drop it loudly.
+      logger.error('NATS message cannot be decoded; terminating it (it will not be redelivered)', {
+        durable,
+        subject: m.subject,
+        streamSequence: m.seq,
+        error: describe(error),
+      });
+      m.term(describe(error));
+      return;
+    }
+    const keepAlive = setInterval(
+      () => m.working(),
+      Math.max(Math.floor(this.options.ackWaitMs / 2), 250),
+    );
+    try {
+      await this.options.handler(delivered);
+      m.ack();
+    } catch (error) {
+      const delayMs = this.options.redeliveryDelayMs(delivered.deliveryAttempt);
+      logger.warn('NATS message handler failed; message will be redelivered', {
+        durable,
+        messageId: delivered.id,
+        destination: delivered.destination,
+        deliveryAttempt: delivered.deliveryAttempt,
+        redeliverInMs: delayMs,
+        error: describe(error),
+      });
+      m.nak(delayMs);
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }
+
+  private async watchStatus(messages: ConsumerMessages): Promise<void> {
+    const { stream, durable, logger } = this.options;
+    try {
+      for await (const s of messages.status()) {
+        if (
+          s.type === 'consumer_deleted' ||
+          s.type === 'consumer_not_found' ||
+          s.type === 'stream_not_found' ||
+          s.type === 'heartbeats_missed'
+        )
+          logger.warn(`NATS consumer status: ${s.type}`, { stream, durable, status: s });
+      }
+    } catch (error) {
+      logger.debug('NATS consumer status stream ended', { durable, error: describe(error) });
+    }
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
