@@ -177,8 +177,8 @@ it('fails fast with a clear message on bad configuration, writing nothing', asyn
     { env: { SAGE_BROKER_URL: 'memory://' }, says: '"DATABASE_URL": is required' },
     { env: { DATABASE_URL: databaseUrl() }, says: '"SAGE_BROKER_URL": is required' },
     {
-      env: { DATABASE_URL: databaseUrl(), SAGE_BROKER_URL: 'kafka://broker:9092' },
-      says: 'the kafka:// broker adapter is not available yet',
+      env: { DATABASE_URL: databaseUrl(), SAGE_BROKER_URL: 'kafka://broker:9092?acks=1' },
+      says: 'unknown parameter "acks" for kafka://',
     },
     {
       env: { DATABASE_URL: databaseUrl(), SAGE_BROKER_URL: 'redis://cache:6379' },

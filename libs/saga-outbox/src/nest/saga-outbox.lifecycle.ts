@@ -1,6 +1,7 @@
 import {
   Inject,
   Injectable,
+  Optional,
   type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
@@ -11,6 +12,8 @@ import { SagaEngine } from '../core/saga/saga-engine';
 import { SAGA_OUTBOX_OPTIONS } from './saga-outbox.module-definition';
 import type { SagaOutboxModuleOptions } from './saga-outbox.options';
 import { SageDatabase } from './sage-database';
+import type { Broker } from '../core/ports/broker';
+import { OUTBOX_BROKER } from './outbox/outbox.providers';
 
 /** Registers builder sagas, starts the engine's loops on bootstrap and drains them on shutdown. */
 @Injectable()
@@ -21,6 +24,7 @@ export class SagaOutboxLifecycle
     @Inject(SAGA_OUTBOX_OPTIONS) private readonly options: SagaOutboxModuleOptions,
     private readonly engine: SagaEngine<EntityManager>,
     private readonly database: SageDatabase,
+    @Optional() @Inject(OUTBOX_BROKER) private readonly broker?: Broker | null,
   ) {}
 
   onModuleInit(): void {
@@ -36,6 +40,9 @@ export class SagaOutboxLifecycle
   }
 
   async onApplicationShutdown(): Promise<void> {
+    // A broker built from a URL (or the embedded default) is ours to close; an instance passed in
+    // belongs to the caller. The relay has drained by now (beforeApplicationShutdown).
+    if (this.broker && typeof this.options.broker !== 'object') await this.broker.close();
     await this.database.close();
   }
 }

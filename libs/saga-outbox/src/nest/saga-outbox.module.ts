@@ -6,6 +6,7 @@ import { PostgresSagaStore } from '../persistence/postgres/postgres-saga-store';
 import { InMemoryBroker } from '../brokers/memory/in-memory-broker';
 import type { Broker } from '../core/ports/broker';
 import { NestSageLogger } from './nest-sage-logger';
+import { brokerFromUrl } from './relay/broker-url';
 import {
   OUTBOX_BROKER,
   OUTBOX_OPTIONS,
@@ -60,7 +61,9 @@ import { openSageDatabase, SageDatabase } from './sage-database';
       // The embedded default is self-contained: an in-process broker. With PostgreSQL, no default:
       // silently "publishing" to memory would lose messages other services wait for.
       useFactory: (db: SageDatabase, options: SagaOutboxModuleOptions): Broker | null =>
-        options.broker ?? (db.embedded ? new InMemoryBroker() : null),
+        typeof options.broker === 'string'
+          ? brokerFromUrl(options.broker, 'broker')
+          : (options.broker ?? (db.embedded ? new InMemoryBroker() : null)),
     },
     ...outboxProviders,
     SagaExplorer,

@@ -56,11 +56,13 @@ export interface SagaOutboxModuleOptions {
   /** Start the recovery, lease and relay loops on application bootstrap. Default true. */
   autoStart?: boolean;
   /**
-   * Where the relay publishes outbox messages. Default: an in-process InMemoryBroker with the
+   * Where the relay publishes outbox messages (and `@IdempotentHandler`s consume from): a Broker
+   * instance, or a URL — `kafka://h:9092`, `amqp://user:pass@h:5672`, `nats://h:4222`, `memory://`
+   * (see brokerFromUrl). Default: an in-process InMemoryBroker with the
    * embedded database; none with PostgreSQL (messages stay in the outbox until a relay with a
    * broker runs, e.g. the standalone relay).
    */
-  broker?: Broker;
+  broker?: Broker | string;
   /** Outbox limits, relay and retention tuning. */
   outbox?: OutboxModuleOptions;
   /**
@@ -150,11 +152,12 @@ export function validateModuleOptions(
   }
   if (
     o.broker !== undefined &&
+    typeof o.broker !== 'string' &&
     (typeof o.broker !== 'object' || o.broker === null || typeof o.broker.publish !== 'function')
   ) {
     throw new InvalidOptionsError(
       'broker',
-      'must implement the Broker port (publish, subscribe, health, close)',
+      'must be a broker URL or implement the Broker port (publish, subscribe, health, close)',
     );
   }
   if (

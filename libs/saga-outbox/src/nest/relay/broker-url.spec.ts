@@ -1,4 +1,6 @@
+import { KafkaBroker } from '../../brokers/kafka/kafka-broker';
 import { InMemoryBroker } from '../../brokers/memory/in-memory-broker';
+import { NatsJetStreamBroker } from '../../brokers/nats/nats-broker';
 import { InvalidOptionsError } from '../../core/errors';
 import { brokerFromUrl } from './broker-url';
 import { validateRelayModuleOptions } from './outbox-relay.options';
@@ -15,11 +17,19 @@ describe('brokerFromUrl', () => {
     expect(Date.now() - began).toBeGreaterThanOrEqual(25);
   });
 
+  it('builds the Kafka and NATS adapters lazily, without connecting', async () => {
+    const kafka = brokerFromUrl('kafka://k1:9092,k2?clientId=orders');
+    expect(kafka).toBeInstanceOf(KafkaBroker);
+    const nats = brokerFromUrl('nats://n1:4222,n2?stream=ORDERS&prefix=orders.');
+    expect(nats).toBeInstanceOf(NatsJetStreamBroker);
+    await Promise.all([kafka.close(), nats.close()]);
+  });
+
   it.each([
-    ['kafka://broker:9092', 'the kafka:// broker adapter is not available yet'],
-    ['amqp://user:secret@rabbit:5672', 'the amqp:// broker adapter is not available yet'],
-    ['nats://nats:4222', 'the nats:// broker adapter is not available yet'],
-    ['redis://cache:6379', 'unsupported broker scheme "redis://"'],
+    ['kafka://broker:9092?acks=1', 'unknown parameter "acks" for kafka://'],
+    ['amqp://user:secret@rabbit:5672?queueType=lazy', 'queueType must be quorum or classic'],
+    ['nats://nats:4222?durable=x', 'unknown parameter "durable" for nats://'],
+    ['redis://cache:6379', 'unsupported broker scheme "redis://"; supported: memory://'],
     ['memory://?latency=5', 'unknown parameter "latency"'],
     ['memory://?latencyMs=-1', 'latencyMs must be a number >= 0'],
     ['not a url', 'is not a valid URL'],

@@ -2,46 +2,121 @@ import { InMemoryBroker } from '../../brokers/memory/in-memory-broker';
 import { InvalidOptionsError } from '../../core/errors';
 import type { Broker } from '../../core/ports/broker';
 
-/** Schemes the adapters of issue 4 will serve; named in the error so operators know it is coming. */
-const PLANNED_SCHEMES = ['kafka', 'amqp', 'amqps', 'nats'];
+/* The adapters are loaded only for the scheme asked for, so an app that uses RabbitMQ never loads
+ * kafkajs or the NATS client (DESIGN §5: optional brokers stay optional). The type-only imports
+ * below are erased at compile time. */
+import type * as KafkaModule from '../../brokers/kafka/kafka-broker';
+import type * as RabbitModule from '../../brokers/rabbitmq/rabbitmq-broker';
+import type * as NatsModule from '../../brokers/nats/nats-broker';
+
+const SCHEMES = 'memory://, kafka://, amqp://, amqps://, nats://';
 
 /**
- * A Broker from a URL, for deployments configured by environment (`SAGE_BROKER_URL`).
+ * A Broker from a URL, for deployments configured by environment (`SAGE_BROKER_URL`) or
+ * `SagaOutboxModule.forRoot({ broker: 'nats://…' })`:
  *
- * Supported today: `memory://` (in-process; messages are only visible inside this process — for
- * tests and demos), with the optional query `?latencyMs=N` (a simulated round trip).
- * Any other scheme → InvalidOptionsError, before anything is opened.
+ * - `memory://[name][?latencyMs=N]`: in-process (tests and demos; nothing leaves the process);
+ * - `kafka://host:port[,host:port…][?clientId=ID]`: Kafka (idempotent producer, acks=all);
+ * - `amqp[s]://user:pass@host:port[/vhost][?exchange=NAME&queueType=quorum|classic]`: RabbitMQ;
+ * - `nats://host:port[,host:port…][?stream=NAME&prefix=PREFIX.]`: NATS JetStream.
+ *
+ * Unknown schemes or parameters → InvalidOptionsError before anything is opened. Credentials in a
+ * URL are never echoed in errors.
  */
 export function brokerFromUrl(url: string, option = 'SAGE_BROKER_URL'): Broker {
+  // Kafka and NATS take a host list (`h1:9092,h2:9092`), which URL cannot parse: parse with the
+  // first host, keep the raw list for hosts().
+  const authority = url.includes('://')
+    ? (url.slice(url.indexOf('://') + 3).split(/[/?#]/)[0] ?? '')
+    : '';
   let parsed: URL;
   try {
-    parsed = new URL(url);
+    parsed = new URL(
+      authority.includes(',') ? url.replace(authority, authority.split(',')[0]!) : url,
+    );
   } catch {
-    // Not echoed: a broker URL may carry credentials.
-    throw new InvalidOptionsError(option, 'is not a valid URL; expected e.g. memory://');
+    throw new InvalidOptionsError(option, `is not a valid URL; expected one of ${SCHEMES}`);
   }
   const scheme = parsed.protocol.replace(/:$/, '');
-  if (scheme === 'memory') {
-    const options: { name?: string; latencyMs?: number } = {};
+  const params = (known: readonly string[]): Map<string, string> => {
+    const out = new Map<string, string>();
     for (const [key, value] of parsed.searchParams) {
-      if (key !== 'latencyMs')
+      if (!known.includes(key)) {
         throw new InvalidOptionsError(
           option,
-          `unknown parameter "${key}" for memory://; known: latencyMs`,
+          `unknown parameter "${key}" for ${scheme}://; known: ${known.join(', ') || '(none)'}`,
         );
-      const latencyMs = Number(value);
-      if (!Number.isFinite(latencyMs) || latencyMs < 0)
-        throw new InvalidOptionsError(option, `latencyMs must be a number >= 0, got "${value}"`);
-      options.latencyMs = latencyMs;
+      }
+      out.set(key, value);
     }
-    if (parsed.hostname) options.name = parsed.hostname;
-    return new InMemoryBroker(options);
+    return out;
+  };
+  // host:port list from the authority (URL keeps only the first host; read the raw text).
+  const hosts = (defaultPort: number): string[] => {
+    const list = authority
+      .split(',')
+      .map((h) => h.trim())
+      .filter(Boolean)
+      .map((h) => (/:\d+$/.test(h) ? h : `${h}:${defaultPort}`));
+    if (!list.length) throw new InvalidOptionsError(option, `${scheme}:// needs at least one host`);
+    return list;
+  };
+
+  switch (scheme) {
+    case 'memory': {
+      const p = params(['latencyMs']);
+      const options: { name?: string; latencyMs?: number } = {};
+      const latency = p.get('latencyMs');
+      if (latency !== undefined) {
+        const latencyMs = Number(latency);
+        if (!Number.isFinite(latencyMs) || latencyMs < 0)
+          throw new InvalidOptionsError(
+            option,
+            `latencyMs must be a number >= 0, got "${latency}"`,
+          );
+        options.latencyMs = latencyMs;
+      }
+      if (parsed.hostname) options.name = parsed.hostname;
+      return new InMemoryBroker(options);
+    }
+    case 'kafka': {
+      const p = params(['clientId']);
+      const { KafkaBroker } = load<typeof KafkaModule>('../../brokers/kafka/kafka-broker');
+      return new KafkaBroker({ brokers: hosts(9092), clientId: p.get('clientId') });
+    }
+    case 'amqp':
+    case 'amqps': {
+      const p = params(['exchange', 'queueType']);
+      const queueType = p.get('queueType');
+      if (queueType !== undefined && queueType !== 'quorum' && queueType !== 'classic')
+        throw new InvalidOptionsError(option, 'queueType must be quorum or classic');
+      const clean = new URL(url);
+      clean.search = '';
+      const { RabbitMqBroker } = load<typeof RabbitModule>('../../brokers/rabbitmq/rabbitmq-broker');
+      return new RabbitMqBroker({
+        url: clean.toString(),
+        exchange: p.get('exchange'),
+        queueType: queueType,
+      });
+    }
+    case 'nats': {
+      const p = params(['stream', 'prefix']);
+      const { NatsJetStreamBroker } = load<typeof NatsModule>('../../brokers/nats/nats-broker');
+      return new NatsJetStreamBroker({
+        servers: hosts(4222).map((h) => `nats://${h}`),
+        stream: p.get('stream'),
+        subjectPrefix: p.get('prefix'),
+      });
+    }
+    default:
+      throw new InvalidOptionsError(
+        option,
+        `unsupported broker scheme "${scheme}://"; supported: ${SCHEMES}`,
+      );
   }
-  const planned = PLANNED_SCHEMES.includes(scheme);
-  throw new InvalidOptionsError(
-    option,
-    planned
-      ? `the ${scheme}:// broker adapter is not available yet (Kafka, RabbitMQ and NATS adapters are coming); only memory:// is supported for now`
-      : `unsupported broker scheme "${scheme}://"; only memory:// is supported for now (kafka://, amqp://, nats:// are planned)`,
-  );
+}
+
+function load<T>(path: string): T {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy: load only the adapter (and client library) that is used
+  return require(path) as T;
 }
