@@ -1,6 +1,7 @@
 import { sagaSchema } from '../libs/saga-outbox/src/persistence/postgres/schema-name';
 import { sagaStateMigration } from './1764230400000-saga-state';
 import { outboxMigration } from './1764316800000-outbox';
+import { inboxMigration } from './1764403200000-inbox';
 import type { SagaOutboxMigrationClass } from './migration-support';
 
 export type { SagaOutboxMigrationClass } from './migration-support';
@@ -19,5 +20,5 @@ export function sagaOutboxMigrations(
   options: SagaOutboxMigrationOptions = {},
 ): SagaOutboxMigrationClass[] {
   const schema = sagaSchema(options.schema);
-  return [sagaStateMigration(schema), outboxMigration(schema)];
+  return [sagaStateMigration(schema), outboxMigration(schema), inboxMigration(schema)];
 }

@@ -119,3 +119,37 @@ export { OutboxRelayModule } from './nest/relay/outbox-relay.module';
 export { OUTBOX_RELAY_MODULE_OPTIONS } from './nest/relay/outbox-relay.module-definition';
 export type { OutboxRelayModuleOptions } from './nest/relay/outbox-relay.options';
 export { brokerFromUrl } from './nest/relay/broker-url';
+
+// Inbox
+export { InboxProcessor, DEFAULT_INBOX_MAX_ATTEMPTS } from './core/inbox/inbox-processor';
+export type {
+  InboxProcessorOptions,
+  InboxDelivery,
+  InboxHandler,
+  InboxHandlerContext,
+  InboxResult,
+  InboxProcessorStats,
+} from './core/inbox/inbox-processor';
+export type { InboxEvent, InboxEventType, InboxEventListener } from './core/inbox/inbox-events';
+export { InboxHandlerFailedError, InboxMessageIdMissingError } from './core/inbox/inbox-errors';
+export type {
+  InboxStore,
+  InboxKey,
+  InboxEntry,
+  InboxStatus,
+  InboxFailureRecord,
+  InboxDeadLetterPage,
+} from './core/ports/inbox-store';
+export { PostgresInboxStore } from './persistence/postgres/inbox-postgres-store';
+export type { PostgresInboxStoreOptions } from './persistence/postgres/inbox-postgres-store';
+export { IdempotentHandler } from './nest/inbox/idempotent-handler.decorator';
+export type {
+  IdempotentHandlerOptions,
+  InboxContext,
+} from './nest/inbox/idempotent-handler.decorator';
+export { IdempotentHandlerExplorer } from './nest/inbox/idempotent-handler.explorer';
+export { InboxService } from './nest/inbox/inbox.service';
+export type { InboxHandleOptions, InboxMessageSource } from './nest/inbox/inbox.service';
+export { INBOX_OPTIONS } from './nest/inbox/inbox.options';
+export type { InboxModuleOptions } from './nest/inbox/inbox.options';
+export { transportMessageId } from './nest/inbox/transport-message-id';

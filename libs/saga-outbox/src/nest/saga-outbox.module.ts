@@ -6,6 +6,9 @@ import { PostgresSagaStore } from '../persistence/postgres/postgres-saga-store';
 import { InMemoryBroker } from '../brokers/memory/in-memory-broker';
 import type { Broker } from '../core/ports/broker';
 import { NestSageLogger } from './nest-sage-logger';
+import { INBOX_OPTIONS, type InboxModuleOptions } from './inbox/inbox.options';
+import { inboxProviders } from './inbox/inbox.providers';
+import { InboxService } from './inbox/inbox.service';
 import { brokerFromUrl } from './relay/broker-url';
 import {
   OUTBOX_BROKER,
@@ -66,10 +69,26 @@ import { openSageDatabase, SageDatabase } from './sage-database';
           : (options.broker ?? (db.embedded ? new InMemoryBroker() : null)),
     },
     ...outboxProviders,
+    {
+      provide: INBOX_OPTIONS,
+      inject: [SAGA_OUTBOX_OPTIONS],
+      useFactory: (o: SagaOutboxModuleOptions): InboxModuleOptions => ({
+        ...o.inbox,
+        subscribe: o.inbox?.subscribe ?? o.autoStart !== false,
+      }),
+    },
+    ...inboxProviders,
     SagaExplorer,
     SagaService,
     SagaOutboxLifecycle,
   ],
-  exports: [SagaService, SageDatabase, OutboxRepository, OutboxDeadLettersService, OUTBOX_BROKER],
+  exports: [
+    SagaService,
+    SageDatabase,
+    OutboxRepository,
+    OutboxDeadLettersService,
+    OUTBOX_BROKER,
+    InboxService,
+  ],
 })
 export class SagaOutboxModule extends SagaOutboxConfigurableModule {}

@@ -3,6 +3,7 @@ import type { SagaDefinition } from '../core/saga/saga-definition';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { Broker } from '../core/ports/broker';
 import type { OutboxModuleOptions } from './outbox/outbox.providers';
+import type { InboxModuleOptions } from './inbox/inbox.options';
 
 export interface SagaOutboxPostgresOptions {
   /** `postgres://user:pass@host:port/db`; or the separate fields below. */
@@ -63,6 +64,8 @@ export interface SagaOutboxModuleOptions {
    * broker runs, e.g. the standalone relay).
    */
   broker?: Broker | string;
+  /** Consumer inbox: `@IdempotentHandler` subscriptions and poison-message attempts. */
+  inbox?: InboxModuleOptions;
   /** Outbox limits, relay and retention tuning. */
   outbox?: OutboxModuleOptions;
   /**
@@ -85,6 +88,7 @@ const KNOWN_KEYS = new Set([
   'broker',
   'outbox',
   'sagaEvents',
+  'inbox',
 ]);
 
 /** Checks options once, at the module boundary, so a typo fails startup with a message that says what to fix. */
@@ -179,6 +183,15 @@ export function validateModuleOptions(
     throw new InvalidOptionsError(
       'sagaEvents',
       'must be { destination: string } (the topic / exchange / subject the events go to)',
+    );
+  }
+  if (
+    o.inbox?.maxAttempts !== undefined &&
+    (!Number.isInteger(o.inbox.maxAttempts) || o.inbox.maxAttempts < 1)
+  ) {
+    throw new InvalidOptionsError(
+      'inbox.maxAttempts',
+      `must be an integer >= 1, got ${String(o.inbox.maxAttempts)}`,
     );
   }
   if (o.sagas !== undefined && !Array.isArray(o.sagas))

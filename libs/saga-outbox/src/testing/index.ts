@@ -7,3 +7,5 @@ export { describeBrokerConformance } from './broker-conformance';
 export type { BrokerConformanceHarness } from './broker-conformance';
 export { analysePublications } from './recording-broker';
 export type { PublicationAnalysis } from './recording-broker';
+export { InMemoryInboxStore } from './in-memory-inbox-store';
+export type { InMemoryInboxFaultPoint } from './in-memory-inbox-store';

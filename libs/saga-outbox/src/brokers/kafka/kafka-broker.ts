@@ -481,7 +481,7 @@ export class KafkaBroker implements Broker {
       if (!entry.active || !payload.isRunning() || payload.isStale()) break;
       const key = `${partition}:${record.offset}`;
       const attempt = (entry.failures.get(key) ?? 0) + 1;
-      const run = handler(toDelivered(topic, record, attempt));
+      const run = handler(toDelivered(topic, partition, record, attempt));
       entry.running.add(run);
       try {
         await run;
@@ -540,7 +540,12 @@ export class KafkaBroker implements Broker {
   }
 }
 
-function toDelivered(topic: string, record: KafkaMessage, attempt: number): DeliveredMessage {
+function toDelivered(
+  topic: string,
+  partition: number,
+  record: KafkaMessage,
+  attempt: number,
+): DeliveredMessage {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(record.headers ?? {})) {
     if (value === undefined) continue;
@@ -551,8 +556,8 @@ function toDelivered(topic: string, record: KafkaMessage, attempt: number): Deli
     ? new Date(headers['ce-time'])
     : new Date(Number(record.timestamp));
   const delivered: DeliveredMessage = {
-    // A record from a non-Sage producer has no ce-id; its position is its identity.
-    id: headers['ce-id'] ?? `${topic}/${record.offset}`,
+    // A record from a non-Sage producer has no ce-id; its position (offsets are per partition) is its identity.
+    id: headers['ce-id'] ?? `${topic}/${partition}/${record.offset}`,
     destination: topic,
     key: record.key === null ? null : record.key.toString(),
     type: headers['ce-type'] ?? '',

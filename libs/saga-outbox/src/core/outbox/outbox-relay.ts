@@ -89,6 +89,8 @@ const DEFAULTS: ResolvedOptions = {
 
 /** Claim rounds per loop tick before yielding to the loop (keeps its stats and stop checks fresh). */
 const MAX_ROUNDS_PER_TICK = 1000;
+/** First look-again delay after a NOTIFY whose rows were not claimable yet (see followUpNotification). */
+const FIRST_FOLLOW_UP_MS = 10;
 
 /**
  * The outbox relay: claims eligible messages (see claimOutboxMessages for eligibility), publishes
@@ -114,6 +116,10 @@ export class OutboxRelay {
   private subscription: OutboxWakeSubscription | undefined;
   private lastListenAttempt = -Infinity;
   private lastReap = -Infinity;
+  /** A NOTIFY arrived since the last tick (rows committed somewhere). */
+  private notified = false;
+  private followUpDelayMs = FIRST_FOLLOW_UP_MS;
+  private followUpTimer: NodeJS.Timeout | undefined;
   private readonly counters = {
     batches: 0,
     claimed: 0,
@@ -163,6 +169,7 @@ export class OutboxRelay {
       return;
     }
     this.stopping = true;
+    clearTimeout(this.followUpTimer);
     this.loopController.abort();
     const bound = new AbortController();
     const timer = this.clock.sleep(this.o.shutdownTimeoutMs, bound.signal).then(
@@ -293,12 +300,43 @@ export class OutboxRelay {
       await this.reap();
     }
     await this.ensureListening();
+    const notified = this.notified;
+    this.notified = false;
+    let claimed = 0;
     for (let round = 0; round < MAX_ROUNDS_PER_TICK && !signal.aborted; round++) {
       const report = await this.runOnce();
+      claimed += report.claimed;
       // Keep going while there is work: with one message per key per claim, a short batch does
       // not mean the backlog is empty (the next messages of those keys are eligible now).
       if (report.claimed === 0) break;
     }
+    this.followUpNotification(notified, claimed, signal);
+  }
+
+  /**
+   * A NOTIFY means a transaction committed outbox rows, yet a claim can still find nothing: the
+   * rows sit above the commit watermark while ANY older transaction on the server is open (one
+   * that writes no outbox row sends no NOTIFY when it ends). Rather than wait a whole poll
+   * interval, look again after a short backoff (doubling up to the poll interval) until the
+   * rows become claimable.
+   */
+  private followUpNotification(notified: boolean, claimed: number, signal: AbortSignal): void {
+    clearTimeout(this.followUpTimer);
+    if (claimed > 0 || !notified || signal.aborted) {
+      if (claimed > 0) this.followUpDelayMs = FIRST_FOLLOW_UP_MS;
+      return;
+    }
+    const delay = this.followUpDelayMs;
+    if (delay >= this.o.pollIntervalMs) {
+      this.followUpDelayMs = FIRST_FOLLOW_UP_MS; // the regular poll takes over
+      return;
+    }
+    this.followUpDelayMs = delay * 2;
+    this.followUpTimer = setTimeout(() => {
+      this.notified = true;
+      this.loop.wake();
+    }, delay);
+    this.followUpTimer.unref?.();
   }
 
   private async publishChunk(part: readonly ClaimedOutboxMessage[]): Promise<PublishResult[]> {
@@ -343,7 +381,10 @@ export class OutboxRelay {
     this.lastListenAttempt = now;
     try {
       const sub = await this.options.store.listen(
-        () => this.loop.wake(),
+        () => {
+          this.notified = true;
+          this.loop.wake();
+        },
         (error) => {
           this.logger.warn('outbox LISTEN connection failed; polling until it is re-established', {
             event: 'outbox.relay.listen_error',

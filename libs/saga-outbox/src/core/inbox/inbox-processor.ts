@@ -1,0 +1,287 @@
+import { InvalidOptionsError } from '../errors';
+import type { JsonValue } from '../json';
+import { systemClock, type Clock } from '../ports/clock';
+import type { InboxStore } from '../ports/inbox-store';
+import { silentLogger, type SageLogger } from '../ports/logger';
+import { errorText, InboxHandlerFailedError, InboxMessageIdMissingError } from './inbox-errors';
+import type { InboxEvent, InboxEventListener } from './inbox-events';
+
+/** Attempts (first delivery included) before a failing message is dead-lettered. */
+export const DEFAULT_INBOX_MAX_ATTEMPTS = 5;
+
+/** Longest error text kept in the inbox; handler errors can embed whole payloads. */
+export const MAX_INBOX_ERROR_LENGTH = 2000;
+
+/** The longest consumer name and message id accepted (both are part of the primary key). */
+export const MAX_INBOX_KEY_LENGTH = 512;
+
+export interface InboxProcessorOptions<Tx> {
+  store: InboxStore<Tx>;
+  /** Default for every consumer; `process()` can override it per call. Default 5. */
+  maxAttempts?: number;
+  logger?: SageLogger;
+  clock?: Clock;
+}
+
+/** One delivery of one message to one consumer. */
+export interface InboxDelivery {
+  consumer: string;
+  messageId: string;
+  /** The delivered message, stored with a dead letter (operators see what failed). Omit to keep none. */
+  message?: JsonValue;
+}
+
+/** What the handler gets besides the message itself. */
+export interface InboxHandlerContext<Tx> {
+  /** The transaction the inbox row is written in: write through it and everything commits together. */
+  tx: Tx;
+  consumer: string;
+  messageId: string;
+  /** 1 on the first attempt. Counted by the inbox, so it holds across redeliveries to other instances. */
+  attempt: number;
+}
+
+export type InboxHandler<Tx, T> = (context: InboxHandlerContext<Tx>) => Promise<T>;
+
+/**
+ * How a delivery ended, when it ended in a way the broker should acknowledge. (A failure that may be
+ * retried throws InboxHandlerFailedError instead: the broker must redeliver.)
+ */
+export type InboxResult<T> =
+  | { outcome: 'processed'; attempt: number; value: T }
+  | { outcome: 'duplicate' }
+  | { outcome: 'dead-lettered'; attempts: number; error: string };
+
+export interface InboxProcessorStats {
+  processed: number;
+  duplicates: number;
+  failed: number;
+  deadLettered: number;
+}
+
+const DUPLICATE = Symbol('duplicate');
+
+/**
+ * The consumer inbox (DESIGN §1 "consuming": effectively exactly-once DB effects). For one delivery:
+ *
+ * 1. one transaction: record (consumer, message id) in the inbox; if it was already there, the
+ *    handler is skipped (duplicate, acknowledged); else the handler runs with that transaction, so
+ *    its writes (and any outbox messages it publishes) commit together with the inbox row;
+ * 2. the handler throws (or the commit fails) → everything rolls back, the attempt is counted in a
+ *    transaction of its own, and `process()` throws InboxHandlerFailedError so the broker
+ *    redelivers;
+ * 3. the attempt that reaches `maxAttempts` fails → the message becomes a dead letter in the inbox
+ *    (with the error and the message, never handled again, visible to operators) and `process()`
+ *    resolves `dead-lettered`, so the broker acknowledges it and the messages behind it keep flowing.
+ *
+ * Two deliveries of one message racing each other are serialised by the inbox's primary key: the
+ * second waits for the first's transaction and then sees a duplicate (or, if the first rolled back,
+ * runs the handler itself). Framework-free: the Nest layer and the broker adapters call `process()`.
+ */
+export class InboxProcessor<Tx> {
+  readonly stats: InboxProcessorStats = { processed: 0, duplicates: 0, failed: 0, deadLettered: 0 };
+  readonly maxAttempts: number;
+  private readonly store: InboxStore<Tx>;
+  private readonly logger: SageLogger;
+  private readonly clock: Clock;
+  private readonly listeners = new Set<InboxEventListener>();
+
+  constructor(options: InboxProcessorOptions<Tx>) {
+    if (!options?.store) throw new InvalidOptionsError('store', 'InboxProcessor needs a store');
+    this.store = options.store;
+    this.maxAttempts = validateMaxAttempts(options.maxAttempts ?? DEFAULT_INBOX_MAX_ATTEMPTS);
+    this.logger = options.logger ?? silentLogger;
+    this.clock = options.clock ?? systemClock;
+  }
+
+  /** Subscribes to inbox events; returns the unsubscribe function. */
+  onEvent(listener: InboxEventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Handles one delivery exactly once per (consumer, message id). Resolves when the broker should
+   * acknowledge the message (processed, duplicate, dead-lettered); rejects with
+   * InboxHandlerFailedError when it should redeliver it. Bad input (empty consumer or message id)
+   * rejects before anything is written: InvalidOptionsError / InboxMessageIdMissingError.
+   */
+  async process<T>(
+    delivery: InboxDelivery,
+    handler: InboxHandler<Tx, T>,
+    options: { maxAttempts?: number } = {},
+  ): Promise<InboxResult<T>> {
+    const { consumer, messageId } = validateDelivery(delivery);
+    const maxAttempts =
+      options.maxAttempts === undefined
+        ? this.maxAttempts
+        : validateMaxAttempts(options.maxAttempts);
+    const key = { consumer, messageId };
+    const started = this.clock.now();
+    let attempt = 0;
+    try {
+      const outcome = await this.store.transaction(async (tx) => {
+        const recorded = await this.store.markProcessed(tx, key);
+        if (recorded === null) return DUPLICATE;
+        attempt = recorded;
+        return { value: await handler({ tx, consumer, messageId, attempt }) };
+      });
+      if (outcome === DUPLICATE) {
+        this.stats.duplicates++;
+        this.logger.debug('inbox: duplicate delivery skipped', {
+          event: 'inbox.duplicate',
+          consumer,
+          messageId,
+        });
+        this.emit({ type: 'inbox.duplicate', consumer, messageId, at: this.clock.now() });
+        return { outcome: 'duplicate' };
+      }
+      this.stats.processed++;
+      this.emit({
+        type: 'inbox.processed',
+        consumer,
+        messageId,
+        attempt,
+        durationMs: this.clock.now() - started,
+        at: this.clock.now(),
+      });
+      return { outcome: 'processed', attempt, value: outcome.value };
+    } catch (error) {
+      return this.failed(delivery, key, maxAttempts, error);
+    }
+  }
+
+  private async failed<T>(
+    delivery: InboxDelivery,
+    key: { consumer: string; messageId: string },
+    maxAttempts: number,
+    error: unknown,
+  ): Promise<InboxResult<T>> {
+    const { consumer, messageId } = key;
+    // NUL cannot be stored in a text column; the failure must always be recordable.
+    const reason = errorText(error).replaceAll('\u0000', '\\0').slice(0, MAX_INBOX_ERROR_LENGTH);
+    let recorded;
+    try {
+      recorded = await this.store.recordFailure({
+        consumer,
+        messageId,
+        error: reason,
+        maxAttempts,
+        message: delivery.message ?? null,
+      });
+    } catch (recordError) {
+      // The database is likely down: the broker redelivers, and this attempt goes uncounted.
+      this.stats.failed++;
+      this.logger.error('inbox: handler failed and the failure could not be recorded', {
+        event: 'inbox.record_failure_error',
+        consumer,
+        messageId,
+        error: reason,
+        recordError: errorText(recordError),
+      });
+      this.emit({
+        type: 'inbox.failed',
+        consumer,
+        messageId,
+        attempts: null,
+        maxAttempts,
+        error: reason,
+        at: this.clock.now(),
+      });
+      throw new InboxHandlerFailedError(consumer, messageId, null, maxAttempts, error);
+    }
+    if (recorded.outcome === 'already-done') {
+      // Another delivery handled (or dead-lettered) it while this one failed: nothing left to do.
+      this.stats.duplicates++;
+      this.emit({ type: 'inbox.duplicate', consumer, messageId, at: this.clock.now() });
+      return { outcome: 'duplicate' };
+    }
+    if (recorded.outcome === 'dead-lettered') {
+      this.stats.deadLettered++;
+      this.logger.error('inbox: message dead-lettered after its last allowed attempt failed', {
+        event: 'inbox.dead_lettered',
+        consumer,
+        messageId,
+        attempts: recorded.attempts,
+        error: reason,
+      });
+      this.emit({
+        type: 'inbox.dead-lettered',
+        consumer,
+        messageId,
+        attempts: recorded.attempts,
+        error: reason,
+        at: this.clock.now(),
+      });
+      return { outcome: 'dead-lettered', attempts: recorded.attempts, error: reason };
+    }
+    this.stats.failed++;
+    this.logger.warn('inbox: handler failed; rolled back, to be redelivered', {
+      event: 'inbox.failed',
+      consumer,
+      messageId,
+      attempts: recorded.attempts,
+      maxAttempts,
+      error: reason,
+    });
+    this.emit({
+      type: 'inbox.failed',
+      consumer,
+      messageId,
+      attempts: recorded.attempts,
+      maxAttempts,
+      error: reason,
+      at: this.clock.now(),
+    });
+    throw new InboxHandlerFailedError(consumer, messageId, recorded.attempts, maxAttempts, error);
+  }
+
+  private emit(event: InboxEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.logger.warn('inbox event listener threw', {
+          event: 'inbox.listener_error',
+          error: errorText(error),
+        });
+      }
+    }
+  }
+}
+
+export function validateMaxAttempts(value: number, option = 'maxAttempts'): number {
+  if (!Number.isInteger(value) || value < 1)
+    throw new InvalidOptionsError(option, `must be an integer >= 1, got ${String(value)}`);
+  return value;
+}
+
+/** Checks the consumer name; throws InvalidOptionsError naming what to fix. */
+export function validateConsumerName(consumer: unknown): string {
+  if (
+    typeof consumer !== 'string' ||
+    consumer.trim() === '' ||
+    consumer.length > MAX_INBOX_KEY_LENGTH ||
+    consumer.includes('\u0000')
+  )
+    throw new InvalidOptionsError(
+      'consumer',
+      `must be a non-empty string of at most ${MAX_INBOX_KEY_LENGTH} characters without NUL, got ${JSON.stringify(consumer)}`,
+    );
+  return consumer;
+}
+
+function validateDelivery(delivery: InboxDelivery): { consumer: string; messageId: string } {
+  const consumer = validateConsumerName(delivery?.consumer);
+  const id: unknown = delivery.messageId;
+  if (typeof id !== 'string' || id.trim() === '')
+    throw new InboxMessageIdMissingError(consumer, `got ${JSON.stringify(id) ?? String(id)}`);
+  // PostgreSQL text cannot hold NUL: such an id could never be recorded.
+  if (id.includes('\u0000')) throw new InboxMessageIdMissingError(consumer, 'the id contains NUL');
+  if (id.length > MAX_INBOX_KEY_LENGTH)
+    throw new InboxMessageIdMissingError(
+      consumer,
+      `the id is ${id.length} characters long, over the ${MAX_INBOX_KEY_LENGTH}-character limit`,
+    );
+  return { consumer, messageId: id };
+}

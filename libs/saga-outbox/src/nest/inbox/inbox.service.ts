@@ -1,0 +1,133 @@
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { InboxMessageIdMissingError } from '../../core/inbox/inbox-errors';
+import type { InboxEventListener } from '../../core/inbox/inbox-events';
+import {
+  InboxProcessor,
+  validateConsumerName,
+  type InboxProcessorStats,
+  type InboxResult,
+} from '../../core/inbox/inbox-processor';
+import type { JsonValue } from '../../core/json';
+import type {
+  InboxDeadLetterPage,
+  InboxEntry,
+  InboxFailureRecord,
+  InboxKey,
+} from '../../core/ports/inbox-store';
+import { PostgresInboxStore } from '../../persistence/postgres/inbox-postgres-store';
+import { NestSageLogger } from '../nest-sage-logger';
+import type { InboxContext } from './idempotent-handler.decorator';
+import { INBOX_OPTIONS, type InboxModuleOptions } from './inbox.options';
+import { transportMessageId } from './transport-message-id';
+
+/**
+ * Where `handle()` takes the message id from: the id itself, a `@nestjs/microservices` transport
+ * context (`KafkaContext`, `RmqContext`, `NatsContext`, see transportMessageId), or a Sage
+ * `DeliveredMessage`.
+ */
+export type InboxMessageSource = string | object;
+
+export interface InboxHandleOptions {
+  /** Attempts before the message is dead-lettered. Default: the inbox's (5). */
+  maxAttempts?: number;
+  /** Kept with a dead letter so operators can see what failed (e.g. the `@Payload()`). */
+  message?: JsonValue;
+}
+
+/**
+ * The consumer inbox as an injectable service: the same guarantee as `@IdempotentHandler`, for
+ * handlers a transport calls itself, such as `@nestjs/microservices` `@EventPattern` methods:
+ *
+ * ```ts
+ * @EventPattern('orders')
+ * async onOrder(@Payload() order: OrderPlaced, @Ctx() ctx: KafkaContext): Promise<void> {
+ *   await this.inbox.handle('payments.on-order-placed', ctx, async ({ manager }) => {
+ *     await manager.insert(Payment, { orderId: order.id });
+ *   });
+ * }
+ * ```
+ *
+ * `handle()` resolves when the transport should acknowledge (processed, duplicate, dead-lettered)
+ * and throws InboxHandlerFailedError when it should redeliver. Also: stats, events and the inbox's
+ * dead letters.
+ */
+@Injectable()
+export class InboxService {
+  readonly processor: InboxProcessor<EntityManager>;
+
+  constructor(
+    readonly store: PostgresInboxStore,
+    @Optional() @Inject(INBOX_OPTIONS) options?: InboxModuleOptions,
+  ) {
+    this.processor = new InboxProcessor<EntityManager>({
+      store,
+      maxAttempts: options?.maxAttempts,
+      logger: new NestSageLogger('SageInbox'),
+    });
+  }
+
+  /**
+   * Runs `handler` at most once for (consumer, message id), in one transaction with the inbox row.
+   * The id comes from `source` (see InboxMessageSource); none found → InboxMessageIdMissingError,
+   * before anything is written.
+   */
+  async handle<T>(
+    consumer: string,
+    source: InboxMessageSource,
+    handler: (context: InboxContext) => Promise<T>,
+    options: InboxHandleOptions = {},
+  ): Promise<InboxResult<T>> {
+    const name = validateConsumerName(consumer);
+    const messageId = transportMessageId(source);
+    if (messageId === undefined) {
+      throw new InboxMessageIdMissingError(
+        name,
+        'none in the given id / transport context: looked for Kafka header ce-id or ce_id, AMQP ' +
+          'message-id, NATS header Nats-Msg-Id, or an `id` field',
+      );
+    }
+    return this.processor.process(
+      { consumer: name, messageId, message: options.message },
+      ({ tx, attempt }) => handler({ manager: tx, messageId, consumer: name, attempt }),
+      { maxAttempts: options.maxAttempts },
+    );
+  }
+
+  get stats(): Readonly<InboxProcessorStats> {
+    return this.processor.stats;
+  }
+
+  /** Inbox events (processed, duplicate, failed, dead-lettered), e.g. for metrics. Returns the unsubscribe function. */
+  onEvent(listener: InboxEventListener): () => void {
+    return this.processor.onEvent(listener);
+  }
+
+  /** The inbox row of a message for a consumer (processed or dead-lettered), if any. */
+  get(key: InboxKey): Promise<InboxEntry | undefined> {
+    return this.store.get(key);
+  }
+
+  /** Failed attempts of a message not yet handled, if any. */
+  getFailure(key: InboxKey): Promise<InboxFailureRecord | undefined> {
+    return this.store.getFailure(key);
+  }
+
+  /** Dead letters, optionally of one consumer, a page at a time. */
+  listDeadLetters(
+    filter: { consumer?: string } = {},
+    limit = 100,
+    after?: InboxKey,
+  ): Promise<InboxDeadLetterPage> {
+    return this.store.listDeadLetters(filter, limit, after);
+  }
+
+  /**
+   * Forgets dead letters of `consumer` (after fixing the handler), so that the next delivery of each
+   * is handled again. The broker already acknowledged them: redeliver from the broker (replay the
+   * topic / shovel from the DLQ) or from the stored `message`. Returns the ids released.
+   */
+  releaseDeadLetters(consumer: string, messageIds: readonly string[]): Promise<string[]> {
+    return this.store.deleteDeadLetters(consumer, messageIds);
+  }
+}

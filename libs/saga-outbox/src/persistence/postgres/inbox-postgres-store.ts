@@ -1,0 +1,192 @@
+import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import { InvalidOptionsError } from '../../core/errors';
+import type { JsonValue } from '../../core/json';
+import type {
+  InboxDeadLetterPage,
+  InboxEntry,
+  InboxFailure,
+  InboxFailureOutcome,
+  InboxFailureRecord,
+  InboxKey,
+  InboxStatus,
+  InboxStore,
+} from '../../core/ports/inbox-store';
+import * as q from './inbox-queries.sql';
+import { inboxTables, type InboxTables } from './inbox-tables';
+import { sagaSchema } from './schema-name';
+
+export interface PostgresInboxStoreOptions {
+  /** Schema holding the inbox tables (default `sage`); the one the migrations were created with. */
+  schema?: string;
+}
+
+/**
+ * The consumer inbox on PostgreSQL through a TypeORM DataSource (PostgreSQL 13+, or PGlite over its
+ * socket). The handler's transaction is a `dataSource.transaction()` (READ COMMITTED: the primary
+ * key, not the isolation level, serialises duplicate deliveries); failures are recorded in short
+ * transactions of their own. SQL: inbox-queries.sql.ts.
+ */
+export class PostgresInboxStore implements InboxStore<EntityManager> {
+  readonly tables: InboxTables;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    options: PostgresInboxStoreOptions = {},
+  ) {
+    if (dataSource.options.type !== 'postgres') {
+      throw new InvalidOptionsError(
+        'dataSource',
+        `PostgresInboxStore needs a TypeORM DataSource of type "postgres", got "${dataSource.options.type}".`,
+      );
+    }
+    this.tables = inboxTables(sagaSchema(options.schema));
+  }
+
+  transaction<T>(body: (tx: EntityManager) => Promise<T>): Promise<T> {
+    return this.dataSource.transaction((manager) => body(manager));
+  }
+
+  async markProcessed(tx: EntityManager, key: InboxKey): Promise<number | null> {
+    const runner = tx.queryRunner;
+    if (!runner?.isTransactionActive)
+      throw new Error('PostgresInboxStore.markProcessed needs an EntityManager in a transaction');
+    const [row] = await run(runner, q.markInboxProcessed(this.tables, key));
+    return row?.attempt ?? null;
+  }
+
+  async recordFailure(failure: InboxFailure): Promise<InboxFailureOutcome> {
+    const key = { consumer: failure.consumer, messageId: failure.messageId };
+    return this.dataSource.transaction(async (manager) => {
+      const runner = manager.queryRunner!;
+      const [counted] = await run(
+        runner,
+        q.recordInboxFailure(this.tables, { ...key, error: failure.error }),
+      );
+      if (!counted) return { outcome: 'already-done' as const };
+      if (counted.attempts < failure.maxAttempts)
+        return { outcome: 'counted' as const, attempts: counted.attempts };
+      const [dead] = await run(
+        runner,
+        q.insertInboxDeadLetter(this.tables, {
+          ...key,
+          attempts: counted.attempts,
+          error: failure.error,
+          message: failure.message === null ? null : jsonbText(failure.message),
+        }),
+      );
+      return dead?.dead_lettered
+        ? { outcome: 'dead-lettered' as const, attempts: counted.attempts }
+        : { outcome: 'already-done' as const };
+    });
+  }
+
+  async get(key: InboxKey): Promise<InboxEntry | undefined> {
+    const [row] = await this.query(q.selectInboxMessage(this.tables, key));
+    return row ? toEntry(row) : undefined;
+  }
+
+  async getFailure(key: InboxKey): Promise<InboxFailureRecord | undefined> {
+    const [row] = await this.query(q.selectInboxFailure(this.tables, key));
+    return row
+      ? {
+          consumer: row.consumer,
+          messageId: row.message_id,
+          attempts: row.attempts,
+          lastError: row.last_error,
+          firstFailedAt: row.first_failed_at,
+          lastFailedAt: row.last_failed_at,
+        }
+      : undefined;
+  }
+
+  async listDeadLetters(
+    filter: { consumer?: string },
+    limit: number,
+    after?: InboxKey,
+  ): Promise<InboxDeadLetterPage> {
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new InvalidOptionsError('limit', `must be an integer >= 1, got ${String(limit)}`);
+    const rows = await this.query(
+      q.selectInboxDeadLetters(this.tables, {
+        consumer: filter.consumer ?? null,
+        limit: limit + 1,
+        after: after ?? null,
+      }),
+    );
+    const entries = rows.slice(0, limit).map(toEntry);
+    const last = entries[entries.length - 1];
+    return {
+      entries,
+      nextCursor:
+        rows.length > limit && last ? { consumer: last.consumer, messageId: last.messageId } : null,
+    };
+  }
+
+  async deleteDeadLetters(consumer: string, messageIds: readonly string[]): Promise<string[]> {
+    if (!messageIds.length) return [];
+    const rows = await this.query(q.deleteInboxDeadLetters(this.tables, { consumer, messageIds }));
+    return rows.map((r) => r.message_id);
+  }
+
+  /** One statement in its own (implicit) transaction, on a pooled connection. */
+  private async query<Row>(statement: q.Statement<Row>): Promise<Row[]> {
+    const runner = this.dataSource.createQueryRunner();
+    try {
+      return await run(runner, statement);
+    } finally {
+      await runner.release();
+    }
+  }
+}
+
+async function run<Row>(runner: QueryRunner, statement: q.Statement<Row>): Promise<Row[]> {
+  // useStructuredResult: TypeORM otherwise returns [rows, count] for UPDATE/DELETE.
+  const result = await runner.query(statement.text, [...statement.values], true);
+  return (result as { records: Row[] }).records;
+}
+
+function toEntry(row: q.InboxMessageRow): InboxEntry {
+  return {
+    consumer: row.consumer,
+    messageId: row.message_id,
+    status: row.status as InboxStatus,
+    attempts: row.attempts,
+    lastError: row.last_error,
+    message: (row.message ?? null) as JsonValue | null,
+    processedAt: row.processed_at,
+  };
+}
+
+/**
+ * The dead letter's message as jsonb input. A poison message is exactly the kind that may hold
+ * what jsonb rejects (NUL, lone surrogates in strings); those characters become U+FFFD rather than
+ * failing the failure record itself, which would leave the message redelivered forever.
+ */
+function jsonbText(message: JsonValue): string {
+  return JSON.stringify(jsonbSafe(message));
+}
+
+function jsonbSafe(value: JsonValue): JsonValue {
+  if (typeof value === 'string') return toJsonbSafe(value);
+  if (Array.isArray(value)) return value.map(jsonbSafe);
+  if (value !== null && typeof value === 'object')
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [toJsonbSafe(k), jsonbSafe(v)]),
+    );
+  return value;
+}
+
+function toJsonbSafe(text: string): string {
+  let out = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0) out += '\uFFFD';
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) out += text[i]! + text[++i]!;
+      else out += '\uFFFD';
+    } else if (c >= 0xdc00 && c <= 0xdfff) out += '\uFFFD';
+    else out += text[i]!;
+  }
+  return out;
+}
