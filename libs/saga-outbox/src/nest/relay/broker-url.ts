@@ -92,7 +92,9 @@ export function brokerFromUrl(url: string, option = 'SAGE_BROKER_URL'): Broker {
         throw new InvalidOptionsError(option, 'queueType must be quorum or classic');
       const clean = new URL(url);
       clean.search = '';
-      const { RabbitMqBroker } = load<typeof RabbitModule>('../../brokers/rabbitmq/rabbitmq-broker');
+      const { RabbitMqBroker } = load<typeof RabbitModule>(
+        '../../brokers/rabbitmq/rabbitmq-broker',
+      );
       return new RabbitMqBroker({
         url: clean.toString(),
         exchange: p.get('exchange'),
