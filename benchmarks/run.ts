@@ -33,9 +33,13 @@ const RESULTS_DIR = path.join(__dirname, 'results');
 const DOCS_FILE = path.join(ROOT, 'docs', 'benchmarks.md');
 
 /**
- * quick: a smoke run, well under a minute. default: the published numbers. Per concurrency point
- * each system gets `durationMs` measured in `slices` alternating slices (engine, raw, raw, engine...):
- * default ≈ 3 × 2 × (3 s + 20 s + 3 × 1 s) plus setup ≈ 3 minutes on a 2-core machine.
+ * quick: a smoke run, well under two minutes. default: the published numbers, about nine minutes on
+ * a 2-core machine (the outbox figures vary with how fast that machine drains):
+ * - saga-local-3step: per concurrency point each system gets `durationMs` measured in `slices`
+ *   alternating slices (engine, raw, raw, engine...): 3 × 2 × (3 s + 20 s + 3 × 1 s) ≈ 3 minutes;
+ * - outbox-relay-throughput: 2 relay counts × 2 systems × 5 drains of 50,000 messages ≈ 2 minutes;
+ * - outbox-commit-to-publish: 2 modes × 2 systems × 4 slices of (1 s warm-up + 5 s) ≈ 2 minutes;
+ * - outbox-retention: 60 s each with retention, with retention + VACUUM, without ≈ 3.3 minutes.
  */
 const PROFILES: Record<ProfileName, Profile> = {
   quick: {
@@ -46,6 +50,21 @@ const PROFILES: Record<ProfileName, Profile> = {
     sliceWarmupMs: 500,
     concurrency: [1, 16, 64],
     calibrationSagas: 20,
+    outbox: {
+      drainMessages: 10_000,
+      drainRepetitions: 1,
+      relayCounts: [1, 2],
+      latencyRatePerSec: 1_000,
+      latencyDurationMs: 5_000,
+      latencySlices: 1,
+      latencyWarmupMs: 1_000,
+      retentionRatePerSec: 2_000,
+      retentionMessagesPerTx: 4,
+      retentionDurationMs: 10_000,
+      retentionMs: 5_000,
+      retentionIntervalMs: 1_000,
+      retentionVacuumEveryMs: 3_000,
+    },
   },
   default: {
     name: 'default',
@@ -55,6 +74,21 @@ const PROFILES: Record<ProfileName, Profile> = {
     sliceWarmupMs: 1_000,
     concurrency: [1, 16, 64],
     calibrationSagas: 50,
+    outbox: {
+      drainMessages: 50_000,
+      drainRepetitions: 5,
+      relayCounts: [1, 2],
+      latencyRatePerSec: 1_000,
+      latencyDurationMs: 20_000,
+      latencySlices: 4,
+      latencyWarmupMs: 1_000,
+      retentionRatePerSec: 2_000,
+      retentionMessagesPerTx: 4,
+      retentionDurationMs: 60_000,
+      retentionMs: 5_000,
+      retentionIntervalMs: 1_000,
+      retentionVacuumEveryMs: 10_000,
+    },
   },
 };
 
@@ -63,10 +97,14 @@ const USAGE = `Usage: npm run bench -- [options]
   --scenario NAME             run one scenario (${SCENARIOS.map((s) => s.name).join(', ')})
   --concurrency 1,16,64       override the concurrency points
   --warmup-ms N               override the warm-up per point
-  --duration-ms N             override the measured time per system and point
+  --duration-ms N             saga scenarios: measured time per system and point;
+                              outbox-commit-to-publish: per system and mode
   --slices N                  split it into N alternating engine/raw slices
   --pool-size N               connections for the engine's DataSource and the raw Pool (default 10)
   --max-concurrent-sagas N    override the engine's maxConcurrentSagas
+  --messages N                outbox-relay-throughput: messages pre-loaded per drain
+  --rate N                    outbox-commit-to-publish: commits (= messages) per second
+  --retention-duration-ms N   outbox-retention: length of each of its two runs
   --out FILE                  results file (default benchmarks/results/<timestamp>.json)
   --no-docs                   do not regenerate docs/benchmarks.md
   --docs-only                 only regenerate docs/benchmarks.md from benchmarks/results/
@@ -98,6 +136,9 @@ async function main(): Promise<void> {
       slices: { type: 'string' },
       'pool-size': { type: 'string' },
       'max-concurrent-sagas': { type: 'string' },
+      messages: { type: 'string' },
+      rate: { type: 'string' },
+      'retention-duration-ms': { type: 'string' },
       out: { type: 'string' },
       'no-docs': { type: 'boolean', default: false },
       'docs-only': { type: 'boolean', default: false },
@@ -125,6 +166,16 @@ async function main(): Promise<void> {
     concurrency: values.concurrency
       ? values.concurrency.split(',').map((c) => positiveInt('concurrency', c.trim())!)
       : base.concurrency,
+    outbox: {
+      ...base.outbox!,
+      drainMessages: positiveInt('messages', values.messages) ?? base.outbox!.drainMessages,
+      latencyRatePerSec: positiveInt('rate', values.rate) ?? base.outbox!.latencyRatePerSec,
+      latencyDurationMs:
+        positiveInt('duration-ms', values['duration-ms']) ?? base.outbox!.latencyDurationMs,
+      retentionDurationMs:
+        positiveInt('retention-duration-ms', values['retention-duration-ms']) ??
+        base.outbox!.retentionDurationMs,
+    },
   };
   if (!Number.isInteger(profile.warmupMs) || profile.warmupMs < 0)
     throw new Error('--warmup-ms must be an integer >= 0');

@@ -62,8 +62,23 @@ export async function runClosedLoop(
   const windowStart = begin + warmupMs;
   const windowEnd = windowStart + durationMs;
 
-  const windowOpen = setTimeout(() => options.onWindowStart?.(), warmupMs);
-  const windowClose = setTimeout(() => options.onWindowEnd?.(), warmupMs + durationMs);
+  // The hooks come in pairs, exactly once each: under load the workers can see the window end (by
+  // performance.now()) and drain before the close timer has run, so the drain calls what is left.
+  let opened = false;
+  let closed = false;
+  const open = (): void => {
+    if (opened) return;
+    opened = true;
+    options.onWindowStart?.();
+  };
+  const close = (): void => {
+    if (closed) return;
+    open();
+    closed = true;
+    options.onWindowEnd?.();
+  };
+  const windowOpen = setTimeout(open, warmupMs);
+  const windowClose = setTimeout(close, warmupMs + durationMs);
 
   const worker = async (index: number): Promise<void> => {
     while (performance.now() < windowEnd) {
@@ -94,6 +109,7 @@ export async function runClosedLoop(
   clearTimeout(drainTimer);
   clearTimeout(windowOpen);
   clearTimeout(windowClose);
+  close();
   if (!drained) {
     throw new Error(
       `closed loop at concurrency ${concurrency} did not drain within ${drainTimeoutMs} ms after the window closed`,

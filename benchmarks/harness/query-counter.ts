@@ -4,6 +4,8 @@ import pg from 'pg';
 export type StatementCounts = Record<string, number>;
 
 const counts: StatementCounts = {};
+/** The same counts per `application_name` of the sending client, so one system can be isolated. */
+const byApplication = new Map<string, StatementCounts>();
 let installed = false;
 
 /**
@@ -27,12 +29,20 @@ export function installQueryCounter(): void {
           : '';
     const kind = keyword(text);
     counts[kind] = (counts[kind] ?? 0) + 1;
+    const app =
+      (this as { connectionParameters?: { application_name?: string } }).connectionParameters
+        ?.application_name ?? '';
+    let appCounts = byApplication.get(app);
+    if (!appCounts) byApplication.set(app, (appCounts = {}));
+    appCounts[kind] = (appCounts[kind] ?? 0) + 1;
     return original.apply(this, args);
   };
 }
 
-export function snapshotCounts(): StatementCounts {
-  return { ...counts };
+/** Every statement so far, or only those sent by clients with this `application_name`. */
+export function snapshotCounts(applicationName?: string): StatementCounts {
+  if (applicationName === undefined) return { ...counts };
+  return { ...byApplication.get(applicationName) };
 }
 
 /** `after - before`, per keyword, divided by `per` (e.g. sagas run), dropping zeros. */

@@ -2,6 +2,7 @@ import type { ClosedLoopResult } from './closed-loop';
 import type { GitInfo, MachineInfo } from './machine';
 import type { StatementCounts } from './query-counter';
 import type { ResourceUsage } from './resources';
+import type { LatencySummary } from './stats';
 
 /** Bumped when the JSON shape changes incompatibly; the docs generator skips other versions. */
 export const RESULTS_FORMAT = 1;
@@ -20,6 +21,34 @@ export interface Profile {
   concurrency: number[];
   /** Sagas run one at a time to count statements per saga. */
   calibrationSagas: number;
+  /** The outbox scenarios' sizes (absent in results files written before they existed). */
+  outbox?: OutboxProfile;
+}
+
+export interface OutboxProfile {
+  /** outbox-relay-throughput: messages pre-loaded per drain. */
+  drainMessages: number;
+  /** Drains per system and relay count, alternating relay / raw (1 → R r; 2 → R r r R; ...). */
+  drainRepetitions: number;
+  /** Relay counts (in-process, a pool each) to measure. */
+  relayCounts: number[];
+  /** outbox-commit-to-publish: open-loop commit rate, messages (= transactions) per second. */
+  latencyRatePerSec: number;
+  /** Measured time per system and wake-up mode, split into `latencySlices` alternating slices. */
+  latencyDurationMs: number;
+  latencySlices: number;
+  /** Commits discarded at the start of every slice. */
+  latencyWarmupMs: number;
+  /** outbox-retention: sustained rate in messages per second, and messages per transaction. */
+  retentionRatePerSec: number;
+  retentionMessagesPerTx: number;
+  /** Length of each of the two runs (retention on, retention off). */
+  retentionDurationMs: number;
+  /** OutboxRetention retentionMs and intervalMs for the runs with retention. */
+  retentionMs: number;
+  retentionIntervalMs: number;
+  /** The third run adds a plain VACUUM of the outbox table this often (autovacuum comparison). */
+  retentionVacuumEveryMs: number;
 }
 
 /** One system (the engine, or its raw ceiling) at one concurrency. */
@@ -46,7 +75,9 @@ export interface Calibration {
   ceiling: StatementCounts;
 }
 
-export interface ScenarioResult {
+/** The closed-loop saga scenarios (`kind` is absent in results files written before the outbox ones). */
+export interface ClosedLoopScenarioResult {
+  kind?: 'closed-loop';
   name: string;
   description: string;
   labels: { unit: string; subject: string; ceiling: string };
@@ -54,6 +85,188 @@ export interface ScenarioResult {
   calibration: Calibration;
   points: PointResult[];
 }
+
+// ---------------------------------------------------------------------------------------------
+// outbox-relay-throughput
+// ---------------------------------------------------------------------------------------------
+
+/** One drain: N pre-loaded messages until the last one is recorded sent. */
+export interface DrainTrial {
+  messages: number;
+  elapsedMs: number;
+  perSec: number;
+  /** Claim rounds that claimed something, and their mean size. */
+  batches: number;
+  meanBatch: number;
+  /** CPU of the rest of the machine during this drain (% of one core): other people's work. */
+  otherCpuPct?: number | null;
+}
+
+/** One system (the relay, or the raw claim + mark loop) at one relay count, over its drains. */
+export interface DrainMeasurement {
+  trials: DrainTrial[];
+  /** Messages over summed drain time. */
+  throughputPerSec: number;
+  meanBatch: number;
+  /** Statements per claim round (claim + mark, plus whatever else the system sends). */
+  statementsPerBatch: number;
+  /** Claim rounds that came back empty (another relay held every head of key, or the end). */
+  emptyClaims: number;
+  /** Claim / mark-sent statement time as the caller saw it (one sample per round). */
+  claimMs: LatencySummary;
+  markMs: LatencySummary;
+  resources: ResourceUsage;
+  notes: Record<string, number | string>;
+}
+
+export interface DrainPoint {
+  relays: number;
+  subject: DrainMeasurement;
+  ceiling: DrainMeasurement;
+  ratio: {
+    /**
+     * Median over the drain pairs (relay drain i ÷ raw drain i, run back to back): robust to a
+     * burst of other load hitting one drain.
+     */
+    throughput: number;
+    /** Summed messages over summed time, relay ÷ raw (absent in older results files). */
+    throughputTotals?: number;
+    paired?: number[];
+  };
+}
+
+export interface OutboxThroughputScenarioResult {
+  kind: 'outbox-relay-throughput';
+  name: string;
+  description: string;
+  labels: { subject: string; ceiling: string };
+  config: Record<string, number | string | boolean>;
+  points: DrainPoint[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// outbox-commit-to-publish
+// ---------------------------------------------------------------------------------------------
+
+/** One system (producer + relay + broker, or its raw twin) in one wake-up mode, over its slices. */
+export interface PublishLatencyMeasurement {
+  /** Measured time, summed over the slices. */
+  windowMs: number;
+  /** Transactions committed inside the windows (one message each). */
+  committed: number;
+  achievedRatePerSec: number;
+  /** Commit-return → broker-receive, over the messages committed inside the windows. */
+  latencyMs: LatencySummary;
+  /** Messages committed in the windows that never arrived (within the drain timeout). */
+  missing: number;
+  /** Arrived before the producer saw its commit return (clamped to 0 in the latency). */
+  negative: number;
+  /** The producer's own BEGIN..COMMIT time (scheduled start → commit return). */
+  commitMs: LatencySummary;
+  /** How far the open-loop producer fell behind its schedule at worst. */
+  producerLagMaxMs: number;
+  /** Claim rounds with rows, and their mean size. */
+  batches: number;
+  meanBatch: number;
+  errors: number;
+  firstError: string | null;
+  resources: ResourceUsage;
+  /** Per slice, in the order run: how much one slice differs from the next, and why. */
+  slices?: LatencySlice[];
+  notes: Record<string, number | string>;
+}
+
+export interface LatencySlice {
+  achievedRatePerSec: number;
+  p50: number;
+  p99: number;
+  /** CPU of the rest of the machine during the slice (% of one core). */
+  otherCpuPct: number | null;
+}
+
+export interface PublishLatencyPoint {
+  mode: 'notify' | 'polling';
+  pollIntervalMs: number;
+  subject: PublishLatencyMeasurement;
+  ceiling: PublishLatencyMeasurement;
+  /** subject ÷ ceiling. */
+  ratio: { p50: number; p95: number; p99: number; rate: number };
+}
+
+export interface OutboxLatencyScenarioResult {
+  kind: 'outbox-commit-to-publish';
+  name: string;
+  description: string;
+  labels: { subject: string; ceiling: string };
+  config: Record<string, number | string | boolean>;
+  points: PublishLatencyPoint[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// outbox-retention
+// ---------------------------------------------------------------------------------------------
+
+/** The outbox table once a second. */
+export interface TableSample {
+  /** Since the load started. */
+  atMs: number;
+  rows: number;
+  /** pg_total_relation_size: heap + indexes + TOAST. */
+  totalBytes: number;
+  heapBytes: number;
+  deadTuples: number;
+  autovacuums: number;
+}
+
+export interface RetentionRun {
+  variant: 'retention' | 'retention+vacuum' | 'none';
+  retention: boolean;
+  /** Interval of the extra plain VACUUM, or null when only autovacuum ran. */
+  vacuumEveryMs: number | null;
+  windowMs: number;
+  committedMessages: number;
+  achievedRatePerSec: number;
+  sent: number;
+  deleted: number;
+  samples: TableSample[];
+  maxRows: number;
+  maxTotalBytes: number;
+  finalRows: number;
+  finalTotalBytes: number;
+  /** Least-squares growth of pg_total_relation_size over the second half of the run. */
+  secondHalfGrowthBytesPerSec: number;
+  /** Autovacuum runs on the table during the load. */
+  autovacuums: number;
+  /** The extra VACUUMs (variant retention+vacuum): how many, and how long each took. */
+  vacuums: number;
+  vacuumMs: LatencySummary;
+  /** One sample per `deleteSentBatch` statement (retention runs only). */
+  deleteBatchMs: LatencySummary;
+  deleteStatements: number;
+  /** Commit → broker receive while the load ran. */
+  publishLatencyMs: LatencySummary;
+  producerLagMaxMs: number;
+  /** Pending + claimed rows when the load stopped: the relay's backlog. */
+  backlogAtEnd: number;
+  errors: number;
+  firstError: string | null;
+  resources: ResourceUsage;
+}
+
+export interface OutboxRetentionScenarioResult {
+  kind: 'outbox-retention';
+  name: string;
+  description: string;
+  config: Record<string, number | string | boolean>;
+  /** In the order they ran: retention, retention + VACUUM, no retention. */
+  runs: RetentionRun[];
+}
+
+export type ScenarioResult =
+  | ClosedLoopScenarioResult
+  | OutboxThroughputScenarioResult
+  | OutboxLatencyScenarioResult
+  | OutboxRetentionScenarioResult;
 
 export interface RunResult {
   format: typeof RESULTS_FORMAT;

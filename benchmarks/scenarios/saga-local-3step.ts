@@ -137,9 +137,9 @@ function countingLogger(): SageLogger & { warnings: number; errors: number; firs
 /**
  * The raw ceiling: what PostgresSagaStore sends for one saga, statement for statement (the very
  * same SQL, from saga-queries.sql.ts), through a plain node-postgres Pool — no TypeORM, no engine.
- *   tx 1      BEGIN; insert instance; insert 3 step rows; COMMIT          (store.create)
- *   autocommit select instance + steps                                     (engine.launch → store.load)
- *   tx 2..4   BEGIN; lock step; business insert; complete step; fence; COMMIT   (runStepTransaction × 3)
+ *   autocommit insert instance + 3 step rows, one statement                (store.create)
+ *   (no read back: engine.start() runs the saga from the state it just wrote)
+ *   tx 1..3   BEGIN; lock step; business insert; fenced complete step; COMMIT   (runStepTransaction × 3)
  *   autocommit conditional status update → completed                      (store.transition)
  * The calibration in the results checks the counts match the engine's.
  */
@@ -172,25 +172,21 @@ function rawSaga(
   return async () => {
     const id = uuidv7();
     const input: Input = { n: n++ };
-    await inTx(async (c) => {
-      const inserted = await exec(
-        c,
-        q.insertSaga(t, {
-          id,
-          name: def.name,
-          version: def.version,
-          input,
-          idempotencyKey: null,
-          owner,
-          leaseMs: LEASE_MS,
-          timeoutMs: def.timeoutMs,
-        }),
-      );
-      if (inserted.rowCount !== 1) throw new Error('raw: instance not inserted');
-      await exec(c, q.insertSagaSteps(t, { sagaId: id, stepNames: def.order }));
-    });
-    const loaded = await exec(pool, q.selectSaga(t, { id }));
-    if (loaded.rows[0]?.status !== 'running') throw new Error('raw: instance not loadable');
+    const inserted = await exec(
+      pool,
+      q.createSaga(t, {
+        id,
+        name: def.name,
+        version: def.version,
+        input,
+        idempotencyKey: null,
+        owner,
+        leaseMs: LEASE_MS,
+        timeoutMs: def.timeoutMs,
+        stepNames: def.order,
+      }),
+    );
+    if (inserted.rowCount !== 1) throw new Error('raw: instance not inserted');
     for (const step of def.order) {
       await inTx(async (c) => {
         const locked = await exec(c, q.lockStep(t, { sagaId: id, step }));
@@ -198,11 +194,10 @@ function rawSaga(
         await c.query(INSERT_BUSINESS_ROW, [id, step]);
         const done = await exec(
           c,
-          q.completeStep(t, { sagaId: id, step, result: null, attempt: 1 }),
+          q.completeStep(t, { sagaId: id, owner, step, result: null, attempt: 1 }),
         );
-        if (done.rowCount !== 1) throw new Error(`raw: step ${step} not recorded`);
-        const fence = await exec(c, q.checkFence(t, { sagaId: id, owner }));
-        if (fence.rowCount !== 1) throw new Error('raw: fence lost');
+        if (done.rows[0]?.fenced !== 1) throw new Error('raw: fence lost');
+        if (done.rows[0]?.recorded !== 1) throw new Error(`raw: step ${step} not recorded`);
       });
     }
     const finished = await exec(

@@ -13,6 +13,7 @@ export {
   StepTimeoutError,
   SagaTimeoutError,
   LeaseLostError,
+  SagaStoreUnavailableError,
 } from './core/errors';
 export {
   OutboxTransactionRequiredError,

@@ -142,3 +142,32 @@ export class LeaseLostError extends SagaOutboxError {
     );
   }
 }
+
+/**
+ * The saga store's own bookkeeping around a step failed (connecting, BEGIN, the step lock,
+ * recording the step done, COMMIT): the connection was lost, or the database is restarting or
+ * refusing connections. It is not a failure of the step, so no attempt is counted: the worker stops
+ * driving the saga and, once its lease runs out, recovery (on this or another worker) resumes it
+ * from the stored state. Failing at COMMIT leaves it unknown whether the step committed; resuming is
+ * safe either way, because a completed step is never run again. If it persists, check the database
+ * and the connection pool.
+ */
+export class SagaStoreUnavailableError extends SagaOutboxError {
+  constructor(
+    readonly sagaId: string,
+    readonly stepName: string,
+    readonly phase: 'forward' | 'compensate',
+    /** What the store was doing: `BEGIN`, `the step lock`, `recording the step`, `COMMIT`. */
+    readonly operation: string,
+    cause: unknown,
+  ) {
+    super(
+      'SAGA_STORE_UNAVAILABLE',
+      `Saga "${sagaId}", step "${stepName}" (${phase === 'forward' ? 'forward' : 'compensation'}): ` +
+        `the saga store failed at ${operation}: ${cause instanceof Error ? cause.message : String(cause)}. ` +
+        'The step is not counted as failed; the saga is resumed by recovery once its lease expires. ' +
+        'If this persists, check the database and the connection pool.',
+      { cause },
+    );
+  }
+}

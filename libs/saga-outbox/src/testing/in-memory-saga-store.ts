@@ -1,4 +1,4 @@
-import { LeaseLostError } from '../core/errors';
+import { LeaseLostError, SagaStoreUnavailableError } from '../core/errors';
 import type { JsonValue } from '../core/json';
 import { systemClock, type Clock } from '../core/ports/clock';
 import {
@@ -31,10 +31,19 @@ export class InMemoryTx {
   }
 }
 
+/** Where an injected store fault strikes in a step transaction (see `injectStepFault`). */
+export type StepFaultStage = 'before-body' | 'before-commit' | 'after-commit';
+
 /** A SagaStore in memory, with the PostgreSQL store's semantics (fencing, leases, step locks). */
 export class InMemorySagaStore implements SagaStore<InMemoryTx> {
   private readonly sagas = new Map<string, SagaRecord>();
   private readonly locks = new Map<string, Promise<void>>();
+  private readonly stepFaults: {
+    step: string;
+    stage: StepFaultStage;
+    phase?: StepPhase;
+    cause: unknown;
+  }[] = [];
 
   constructor(private readonly clock: Clock = systemClock) {}
 
@@ -120,11 +129,18 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
     attempt: number,
     body: (tx: InMemoryTx) => Promise<{ result: JsonValue; value: T }>,
   ): Promise<StepTxOutcome<T>> {
+    const fault = this.takeFault(stepName, phase);
+    const failAt = (stage: StepFaultStage, operation: string): void => {
+      if (fault?.stage === stage)
+        throw new SagaStoreUnavailableError(fence.sagaId, stepName, phase, operation, fault.cause);
+    };
+    failAt('before-body', 'BEGIN');
     return this.withLock(`${fence.sagaId}/${stepName}`, async () => {
       const step = this.step(fence.sagaId, stepName);
       if (phaseDone(step, phase)) return { kind: 'already-done' };
       const tx = new InMemoryTx();
       const { result, value } = await body(tx);
+      failAt('before-commit', 'recording the step');
       this.checkFence(fence);
       const now = new Date(this.clock.now());
       if (phase === 'forward') {
@@ -143,6 +159,8 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
         });
       }
       tx.commit();
+      // Committed, but the caller is told the store failed: COMMIT's outcome is unknown to it.
+      failAt('after-commit', 'COMMIT');
       return { kind: 'done', value };
     });
   }
@@ -273,6 +291,35 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
       counts.set(k, c);
     }
     return Promise.resolve([...counts.values()]);
+  }
+
+  /**
+   * Test hook: the next `runStepTransaction` of a step named `step` (in any saga; of `phase` only,
+   * when given) fails in the store's own bookkeeping with SagaStoreUnavailableError, as a lost
+   * connection or a restarting database would: at `before-body` (BEGIN: the body does not run),
+   * `before-commit` (the body ran; nothing commits) or `after-commit` (everything committed, but the
+   * caller hears of a failure). Faults queue up, one per transaction.
+   */
+  injectStepFault(fault: {
+    step: string;
+    stage: StepFaultStage;
+    phase?: StepPhase;
+    cause?: unknown;
+  }): void {
+    this.stepFaults.push({
+      ...fault,
+      cause: fault.cause ?? new Error('connection reset (injected fault)'),
+    });
+  }
+
+  private takeFault(
+    step: string,
+    phase: StepPhase,
+  ): { stage: StepFaultStage; cause: unknown } | undefined {
+    const i = this.stepFaults.findIndex(
+      (f) => f.step === step && (f.phase === undefined || f.phase === phase),
+    );
+    return i < 0 ? undefined : this.stepFaults.splice(i, 1)[0];
   }
 
   /** Test hook: expire a saga's lease now, as if its owner had crashed. */

@@ -1,6 +1,7 @@
 // Test helpers for users of the library: `@sage/saga-outbox/testing` (imports jest globals, so it
 // is kept out of the main entry point).
 export { InMemorySagaStore, InMemoryTx } from './in-memory-saga-store';
+export type { StepFaultStage } from './in-memory-saga-store';
 export { describeSagaStoreConformance } from './saga-store-conformance';
 export type { SagaStoreConformanceHarness } from './saga-store-conformance';
 export { describeBrokerConformance } from './broker-conformance';

@@ -299,6 +299,29 @@ export function describeSagaStoreConformance<Tx>(
         await expect(complete(fenceOf(saga), 'a')).resolves.toEqual({ kind: 'done', value: 'a' });
       });
 
+      it('fences the compensation phase too: another owner records nothing', async () => {
+        const saga = await start();
+        await complete(fenceOf(saga), 'a', { reserved: 'r-1' });
+        let ran = 0;
+        const compensate = (owner: string): Promise<StepTxOutcome<string>> =>
+          store().runStepTransaction({ sagaId: saga.id, owner }, 'a', 'compensate', 1, () => {
+            ran++;
+            return Promise.resolve({ result: null, value: owner });
+          });
+        await expect(compensate('worker-b')).rejects.toBeInstanceOf(LeaseLostError);
+        expect(await step(saga.id, 'a')).toMatchObject({
+          status: 'completed',
+          compensationAttempts: 0,
+          compensatedAt: null,
+        });
+        await expect(compensate('worker-a')).resolves.toEqual({ kind: 'done', value: 'worker-a' });
+        expect(ran).toBe(2);
+        expect(await step(saga.id, 'a')).toMatchObject({
+          status: 'compensated',
+          compensationAttempts: 1,
+        });
+      });
+
       it('throws LeaseLostError and records nothing once the lease expired', async () => {
         const saga = await start({ leaseMs: 50 });
         const fence = fenceOf(saga);

@@ -106,7 +106,12 @@ export interface SagaStore<Tx = unknown> {
    * locks the step row, returns `already-done` (running nothing) when the phase already completed,
    * and after `body` resolves records the phase as done with `result`, checking the fence
    * (throws LeaseLostError and rolls back when another owner holds the saga).
-   * If `body` throws, the transaction rolls back and the error propagates.
+   * If `body` throws, the transaction rolls back and the error propagates unchanged: a failed attempt.
+   * When the store's own bookkeeping fails (connecting, BEGIN, the step lock, recording the phase,
+   * COMMIT: a lost connection, a restarting database), it throws SagaStoreUnavailableError with the
+   * cause: not a failed attempt. After a failed COMMIT the phase may have committed; running it again
+   * is then `already-done`. A database refusing the transaction's writes at COMMIT (e.g. a deferred
+   * constraint the body broke) is the step's failure, not the store's: that error propagates as is.
    */
   runStepTransaction<T>(
     fence: Fence,

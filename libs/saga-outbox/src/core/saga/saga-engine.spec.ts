@@ -1137,6 +1137,28 @@ describe('start', () => {
     ).toThrow(SagaDefinitionError);
   });
 
+  it('runs a started saga from the state it just wrote, without reading it back', async () => {
+    const seen: unknown[] = [];
+    const { engine, store, events } = setup(
+      (b) =>
+        b
+          .step('a', { compensatable: false, run: (ctx) => (seen.push(ctx.input), 'a') })
+          .step('b', { dependsOn: ['a'], compensatable: false, run: (ctx) => ctx.results.a }),
+      { timeoutMs: 60_000 },
+    );
+    const load = jest.spyOn(store, 'load');
+    const input = { order: 'o-1', skipped: undefined, lines: [{ sku: 'x', qty: 2 }] };
+    const { sagaId } = await engine.start('s', input);
+    input.lines[0]!.qty = 99; // the caller's object is not what the steps see
+    await waitUntil(() => events.some((e) => e.type === 'saga.completed'), 'the saga to complete');
+    expect(load).not.toHaveBeenCalled();
+    expect(seen).toEqual([{ order: 'o-1', lines: [{ sku: 'x', qty: 2 }] }]);
+    expect(Object.keys(seen[0] as object)).not.toContain('skipped');
+    const record = (await store.load(sagaId))!;
+    expect(record).toMatchObject({ status: 'completed', input: { order: 'o-1' } });
+    expect(stepOf(record, 'b')).toMatchObject({ status: 'completed', result: 'a', attempts: 1 });
+  });
+
   it('refuses to start once shutdown has begun, writing nothing', async () => {
     const { engine, store } = simple();
     await engine.shutdown();

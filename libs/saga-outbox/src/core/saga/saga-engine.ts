@@ -6,11 +6,16 @@ import {
   SagaWaitTimeoutError,
   UnknownSagaError,
 } from '../errors';
-import { assertJsonSerializable } from '../json';
+import { assertJsonSerializable, type JsonValue } from '../json';
 import { SingleFlightLoop } from '../loop';
 import { systemClock, type Clock } from '../ports/clock';
 import { silentLogger, type SageLogger } from '../ports/logger';
-import { TERMINAL_SAGA_STATUSES, type SagaRecord, type SagaStore } from '../ports/saga-store';
+import {
+  TERMINAL_SAGA_STATUSES,
+  type NewSaga,
+  type SagaRecord,
+  type SagaStore,
+} from '../ports/saga-store';
 import { uuidv7 } from '../uuid';
 import type { OutboxPublisher } from '../outbox/outbox-publisher';
 import type { SagaDefinition } from './saga-definition';
@@ -215,23 +220,24 @@ export class SagaEngine<Tx = unknown> {
     const runHere = !inCallerTx && this.active.size + this.starting < this.maxConcurrent;
     if (runHere) this.starting++;
     try {
-      const newId = uuidv7(this.clock.now());
+      const startedAt = this.clock.now();
+      const saga: NewSaga = {
+        id: uuidv7(startedAt),
+        name,
+        version: def.version,
+        input,
+        idempotencyKey: key ?? null,
+        stepNames: def.order,
+        owner: runHere ? this.ownerId : null,
+        leaseMs: this.leaseMs,
+        timeoutMs: def.timeoutMs,
+      };
       const { id, created } = await this.store.create(
-        {
-          id: newId,
-          name,
-          version: def.version,
-          input,
-          idempotencyKey: key ?? null,
-          stepNames: def.order,
-          owner: runHere ? this.ownerId : null,
-          leaseMs: this.leaseMs,
-          timeoutMs: def.timeoutMs,
-        },
+        saga,
         options.manager,
         // In the creating transaction: a start rolled back with the caller's transaction announces nothing.
         this.lifecycle?.within(SAGA_LIFECYCLE_EVENT_TYPES.started, {
-          sagaId: newId,
+          sagaId: saga.id,
           saga: name,
           status: 'running',
         }),
@@ -241,7 +247,8 @@ export class SagaEngine<Tx = unknown> {
         // worker first picks it up (saga.resumed), not here.
         if (!inCallerTx)
           this.emit({ type: 'saga.started', sagaId: id, saga: name, at: this.clock.now() });
-        if (runHere) await this.launch(id, false);
+        // Run from the state just written, rather than reading it back: one round trip less.
+        if (runHere) await this.launch(id, false, createdRecord(saga, startedAt));
         else if (!inCallerTx) this.recoveryLoop.wake();
       }
       return { sagaId: id, created };
@@ -366,8 +373,9 @@ export class SagaEngine<Tx = unknown> {
     }
   }
 
-  private async launch(sagaId: string, resumed: boolean): Promise<void> {
-    const record = await this.store.load(sagaId);
+  /** Runs a saga here: from `initial`, the state start() just wrote, or else as loaded. */
+  private async launch(sagaId: string, resumed: boolean, initial?: SagaRecord): Promise<void> {
+    const record = initial ?? (await this.store.load(sagaId));
     if (!record) return;
     if (TERMINAL_SAGA_STATUSES.includes(record.status)) return;
     const def = this.definitions.get(record.name);
@@ -469,6 +477,43 @@ export class SagaEngine<Tx = unknown> {
       }
     }
   }
+}
+
+/**
+ * The saga as `create` just stored it, as `load` would return it: running, owned by its creator,
+ * every step pending with no attempts. The input is the JSON form that was stored (the caller's
+ * object is not shared with the steps). The timestamps come from this process's clock, not the
+ * database's: the runner reads only the deadline of them, counted from just before the insert, as
+ * the stored one is counted from the insert. A resumed run reads the stored record.
+ */
+function createdRecord(saga: NewSaga, startedAt: number): SagaRecord {
+  const at = new Date(startedAt);
+  return {
+    id: saga.id,
+    name: saga.name,
+    version: saga.version,
+    status: 'running',
+    input: JSON.parse(JSON.stringify(saga.input)) as JsonValue,
+    idempotencyKey: saga.idempotencyKey,
+    owner: saga.owner,
+    leaseUntil: new Date(startedAt + saga.leaseMs),
+    deadlineAt: saga.timeoutMs === null ? null : new Date(startedAt + saga.timeoutMs),
+    error: null,
+    failedStep: null,
+    createdAt: at,
+    updatedAt: at,
+    steps: saga.stepNames.map((name) => ({
+      name,
+      status: 'pending',
+      attempts: 0,
+      compensationAttempts: 0,
+      result: null,
+      error: null,
+      startedAt: null,
+      completedAt: null,
+      compensatedAt: null,
+    })),
+  };
 }
 
 function positive(name: string, v: number): number {

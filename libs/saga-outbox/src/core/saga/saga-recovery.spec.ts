@@ -1,4 +1,4 @@
-import { LeaseLostError } from '../errors';
+import { LeaseLostError, SagaStoreUnavailableError } from '../errors';
 import type { SageLogger } from '../ports/logger';
 import type { SagaRecord, SagaStore } from '../ports/saga-store';
 import { InMemorySagaStore, InMemoryTx } from '../../testing/in-memory-saga-store';
@@ -515,6 +515,187 @@ describe('recovery races', () => {
       expect((await A.engine.waitFor(id, { timeoutMs: 3_000 })).status).toBe('completed');
     },
   );
+});
+
+// --------------------------------------------------------------------- store trouble around a step
+
+describe('store trouble is not a step failure', () => {
+  /** Logs what the engine reports at error level, by event. */
+  const recordingLogger = (): SageLogger & { errors: Record<string, unknown>[] } => {
+    const errors: Record<string, unknown>[] = [];
+    return {
+      errors,
+      debug: () => {},
+      info: () => {},
+      warn: () => {},
+      error: (_message, fields) => errors.push(fields ?? {}),
+    };
+  };
+  /** a → b → c, compensatable, one attempt each: a single counted failure would compensate. */
+  const threeSteps = (fx: Effects, runs: Map<string, number>) =>
+    saga((b) => {
+      const step = (name: string) => ({
+        retry: { maxAttempts: 1 },
+        run: (ctx: Ctx) => {
+          runs.set(name, (runs.get(name) ?? 0) + 1);
+          fx.commit(ctx, `do:${name}`);
+          return `${name}-result`;
+        },
+        compensate: (ctx: Ctx) => fx.commit(ctx, `undo:${name}`),
+      });
+      return b
+        .step('a', step('a'))
+        .step('b', { ...step('b'), dependsOn: ['a'] })
+        .step('c', { ...step('c'), dependsOn: ['b'] });
+    });
+
+  it.each([
+    // connect / BEGIN / the step lock failed: the body never ran
+    ['before-body', 1],
+    // the body ran, recording it or COMMIT failed without committing: it runs again, commits once
+    ['before-commit', 2],
+    // COMMIT went through but its answer was lost: the step is done and not run again
+    ['after-commit', 1],
+  ] as const)(
+    'a store failure %s stops the saga without counting an attempt; recovery finishes it, each effect once',
+    async (stage, runsOfB) => {
+      const store = new InMemorySagaStore();
+      const fx = new Effects();
+      const runs = new Map<string, number>();
+      const logger = recordingLogger();
+      const A = newEngine(store, 'A', { leaseMs: 40, recoveryIntervalMs: 5, logger });
+      A.engine.register(threeSteps(fx, runs));
+      store.injectStepFault({ step: 'b', stage });
+
+      const { sagaId } = await A.engine.start('s', {});
+      await waitUntil(
+        () => A.events.some((e) => e.type === 'saga.interrupted'),
+        'the saga to be interrupted',
+      );
+      expect(A.events.find((e) => e.type === 'saga.interrupted')).toMatchObject({
+        reason: 'store-error',
+      });
+      const stopped = await load(store, sagaId);
+      expect(stopped).toMatchObject({ status: 'running', owner: 'A', error: null });
+      expect(stepOf(stopped, 'b')).toMatchObject({
+        status: stage === 'after-commit' ? 'completed' : 'pending',
+        attempts: stage === 'after-commit' ? 1 : 0,
+        error: null,
+      });
+      expect(logger.errors).toEqual([
+        expect.objectContaining({ event: 'saga.store_error', sagaId, step: 'b' }),
+      ]);
+      expect(String(logger.errors[0]!.error)).toContain('SagaStoreUnavailableError');
+
+      // The lease is the backoff: once it runs out, recovery resumes the saga.
+      await A.engine.startBackground();
+      const record = await A.engine.waitFor(sagaId, { timeoutMs: 3_000 });
+      expect(record.status).toBe('completed');
+      expect(record.steps.map((s) => [s.name, s.status, s.attempts])).toEqual([
+        ['a', 'completed', 1],
+        ['b', 'completed', 1],
+        ['c', 'completed', 1],
+      ]);
+      expect(stepOf(record, 'c').result).toBe('c-result');
+      expect(fx.entries).toEqual(['do:a', 'do:b', 'do:c']);
+      expect(runs.get('b')).toBe(runsOfB);
+      const types = A.events.map((e) => e.type);
+      expect(types.filter((t) => t === 'saga.resumed')).toHaveLength(1);
+      for (const never of ['step.failed', 'step.retrying', 'saga.compensating'] as const)
+        expect(types).not.toContain(never);
+    },
+  );
+
+  it('a store failure during compensation counts no compensation attempt and does not park the saga', async () => {
+    const store = new InMemorySagaStore();
+    const fx = new Effects();
+    let undoRuns = 0;
+    const A = newEngine(store, 'A', {
+      leaseMs: 40,
+      recoveryIntervalMs: 5,
+      logger: recordingLogger(),
+    });
+    A.engine.register(
+      saga((b) =>
+        b
+          .step('a', {
+            run: (ctx) => fx.commit(ctx, 'do:a'),
+            compensate: (ctx) => {
+              undoRuns++;
+              fx.commit(ctx, 'undo:a');
+            },
+            // One counted failure would park the saga as failed.
+            compensationRetry: { maxAttempts: 1 },
+          })
+          .step('b', {
+            dependsOn: ['a'],
+            compensatable: false,
+            retry: { maxAttempts: 1 },
+            run: () => Promise.reject(new Error('card declined')),
+          }),
+      ),
+    );
+    // The compensation of a runs, then recording it fails: nothing commits.
+    store.injectStepFault({ step: 'a', phase: 'compensate', stage: 'before-commit' });
+    const { sagaId } = await A.engine.start('s', {});
+    await waitUntil(
+      () => A.events.some((e) => e.type === 'saga.interrupted'),
+      'the saga to be interrupted',
+    );
+    expect(A.events.find((e) => e.type === 'saga.interrupted')).toMatchObject({
+      reason: 'store-error',
+    });
+    const stopped = await load(store, sagaId);
+    expect(stopped.status).toBe('compensating');
+    expect(stepOf(stopped, 'a')).toMatchObject({ status: 'completed', compensationAttempts: 0 });
+
+    await A.engine.startBackground();
+    const record = await A.engine.waitFor(sagaId, { timeoutMs: 3_000 });
+    expect(record).toMatchObject({ status: 'compensated', failedStep: 'b' });
+    expect(stepOf(record, 'a')).toMatchObject({ status: 'compensated', compensationAttempts: 1 });
+    expect(undoRuns).toBe(2);
+    expect(fx.entries).toEqual(['do:a', 'undo:a']);
+    const types = A.events.map((e) => e.type);
+    for (const never of ['compensation.retrying', 'compensation.failed', 'saga.failed'] as const)
+      expect(types).not.toContain(never);
+  });
+
+  it('what the step body throws stays a step failure, even a SagaStoreUnavailableError', async () => {
+    const store = new InMemorySagaStore();
+    const fx = new Effects();
+    const A = newEngine(store, 'A');
+    A.engine.register(
+      saga((b) =>
+        b
+          .step('a', {
+            run: (ctx) => fx.commit(ctx, 'do:a'),
+            compensate: (ctx) => fx.commit(ctx, 'undo:a'),
+          })
+          .step('b', {
+            dependsOn: ['a'],
+            compensatable: false,
+            retry: { maxAttempts: 1 },
+            // e.g. a nested saga's store failing inside this step
+            run: (ctx) =>
+              Promise.reject(
+                new SagaStoreUnavailableError(
+                  ctx.sagaId,
+                  'other',
+                  'forward',
+                  'COMMIT',
+                  new Error('x'),
+                ),
+              ),
+          }),
+      ),
+    );
+    const { sagaId } = await A.engine.start('s', {});
+    const record = await A.engine.waitFor(sagaId, { timeoutMs: 3_000 });
+    expect(record.status).toBe('compensated');
+    expect(stepOf(record, 'b')).toMatchObject({ status: 'failed', attempts: 1 });
+    expect(fx.entries).toEqual(['do:a', 'undo:a']);
+    expect(A.events.some((e) => e.type === 'saga.interrupted')).toBe(false);
+  });
 });
 
 // ------------------------------------------------------------------------------ version mismatch

@@ -3,13 +3,14 @@ import {
   LeaseLostError,
   NotSerializableError,
   SagaOutboxError,
+  SagaStoreUnavailableError,
   SagaTimeoutError,
   StepTimeoutError,
 } from '../errors';
 import { assertJsonSerializable, type JsonValue } from '../json';
 import type { Clock } from '../ports/clock';
 import type { SageLogger } from '../ports/logger';
-import type { Fence, SagaRecord, SagaStore, StepRecord } from '../ports/saga-store';
+import type { Fence, SagaRecord, SagaStore, StepRecord, StepTxOutcome } from '../ports/saga-store';
 import { backoffDelay, isRetryable, type RetryPolicy } from './retry-policy';
 import type { OutboxPublisher } from '../outbox/outbox-publisher';
 import type { SagaDefinition, SagaMessage, StepDefinition } from './saga-definition';
@@ -450,6 +451,11 @@ export class SagaRunner<TInput, Tx> {
    * One attempt of one phase in its own transaction. The per-attempt timeout aborts `signal`; the
    * transaction ends only after the body settles, and a timed-out attempt is rolled back even if
    * its body finished late, so no write escapes the step's transaction.
+   *
+   * Only what the body throws (or its timeout) is a failed attempt. When the store's own
+   * bookkeeping fails (SagaStoreUnavailableError) or the lease is lost, the saga stops here without
+   * counting an attempt: a database outage must not burn the retry budget and start compensation.
+   * Recovery resumes the saga once its lease expires.
    */
   private async attempt(
     step: StepDefinition<TInput, Tx>,
@@ -469,27 +475,41 @@ export class SagaRunner<TInput, Tx> {
             step.timeoutMs,
           )
         : undefined;
+    let bodyFailed = false;
+    let outcome: StepTxOutcome<JsonValue>;
     try {
-      const outcome = await this.deps.store.runStepTransaction(
+      outcome = await this.deps.store.runStepTransaction(
         this.fence,
         step.name,
         phase,
         attempt,
         async (tx) => {
-          const result = await body(tx, controller.signal);
-          if (controller.signal.aborted) throw controller.signal.reason;
-          return { result, value: result };
+          try {
+            const result = await body(tx, controller.signal);
+            if (controller.signal.aborted) throw controller.signal.reason;
+            return { result, value: result };
+          } catch (error) {
+            bodyFailed = true;
+            throw error;
+          }
         },
       );
-      if (outcome.kind === 'already-done') {
-        const fresh = await this.deps.store.load(this.record.id);
-        const s = fresh?.steps.find((x) => x.name === step.name);
-        return { kind: 'done', result: s?.result ?? null };
-      }
-      return { kind: 'done', result: outcome.value };
     } catch (error) {
-      if (error instanceof LeaseLostError) {
+      // Store signals count only from the store: a body that throws one has simply failed.
+      if (!bodyFailed && error instanceof LeaseLostError) {
         this.stop('lease-lost');
+        return { kind: 'aborted' };
+      }
+      if (!bodyFailed && error instanceof SagaStoreUnavailableError) {
+        this.stop('store-error');
+        this.deps.logger.error('saga store failed around a step; recovery will resume the saga', {
+          event: 'saga.store_error',
+          sagaId: this.record.id,
+          step: step.name,
+          phase,
+          attempt,
+          error: describe(error),
+        });
         return { kind: 'aborted' };
       }
       if (this.stopReason) return { kind: 'aborted' };
@@ -501,6 +521,11 @@ export class SagaRunner<TInput, Tx> {
       clearTimeout(timer);
       parent.removeEventListener('abort', onParent);
     }
+    if (outcome.kind === 'done') return { kind: 'done', result: outcome.value };
+    // Done earlier (e.g. by a previous owner, or by a COMMIT whose outcome we never heard): its
+    // stored result. A failing load is store trouble and propagates as such to the caller.
+    const fresh = await this.deps.store.load(this.record.id);
+    return { kind: 'done', result: fresh?.steps.find((x) => x.name === step.name)?.result ?? null };
   }
 
   /** ctx.emit: outbox rows in the step's own transaction. */

@@ -7,7 +7,7 @@ import {
   withClient,
   type TestDatabase,
 } from '../../../../../test/support/pg';
-import { InvalidOptionsError, LeaseLostError } from '../../core/errors';
+import { InvalidOptionsError, LeaseLostError, SagaStoreUnavailableError } from '../../core/errors';
 import type { NewSaga } from '../../core/ports/saga-store';
 import { describeSagaStoreConformance } from '../../testing/saga-store-conformance';
 import { createSagaDataSource, runMigrationsLocked } from './data-source';
@@ -210,6 +210,128 @@ describe('PostgresSagaStore on PostgreSQL', () => {
     await expect(store.transition(fence, ['running'], 'running')).resolves.toBe(true);
     siblingDone();
     await expect(slow).resolves.toEqual({ kind: 'done', value: 'a' });
+  });
+
+  describe('store trouble around a step (the connection dies) versus a failing step', () => {
+    /** The backend serving `pid` is gone (pg_terminate_backend from another connection). */
+    const terminate = async (pid: number): Promise<void> => {
+      await dataSource.query('SELECT pg_terminate_backend($1)', [pid]);
+      await waitFor(
+        async () =>
+          ((await dataSource.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])) as [])
+            .length === 0,
+        `backend ${pid} to exit`,
+      );
+    };
+    const backendPid = async (tx: EntityManager): Promise<number> =>
+      ((await tx.query('SELECT pg_backend_pid() AS pid')) as { pid: number }[])[0]!.pid;
+
+    beforeAll(async () => {
+      // A COMMIT that takes its time: a deferred constraint trigger sleeping at commit.
+      await dataSource.query(`
+        CREATE TABLE slow_commit (saga_id uuid NOT NULL);
+        CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql
+          AS $$ BEGIN PERFORM pg_sleep(60); RETURN NULL; END $$;
+        CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON slow_commit
+          DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit();
+        CREATE TABLE account (id int PRIMARY KEY);
+        CREATE TABLE payment (
+          account_id int NOT NULL REFERENCES account (id) DEFERRABLE INITIALLY DEFERRED,
+          saga_id uuid NOT NULL
+        )`);
+    });
+
+    it('a backend terminated mid-step: SagaStoreUnavailableError (not the step failing), nothing committed', async () => {
+      const saga = newSaga();
+      await store.create(saga);
+      const fence = { sagaId: saga.id, owner: 'worker-a' };
+      const outcome = store.runStepTransaction(fence, 'a', 'forward', 1, async (tx) => {
+        await tx.query('INSERT INTO ledger (saga_id, note) VALUES ($1, $2)', [saga.id, 'lost']);
+        await terminate(await backendPid(tx));
+        return { result: 'lost', value: 'lost' }; // the body itself succeeded
+      });
+      const error = (await outcome.catch((e: unknown) => e)) as SagaStoreUnavailableError;
+      expect(error).toBeInstanceOf(SagaStoreUnavailableError);
+      expect(error).toMatchObject({
+        code: 'SAGA_STORE_UNAVAILABLE',
+        sagaId: saga.id,
+        stepName: 'a',
+        phase: 'forward',
+        operation: 'recording the step',
+      });
+      expect(error.cause).toBeInstanceOf(Error);
+      expect(await ledger(saga.id)).toEqual([]);
+      expect(await stepOf(saga.id, 'a')).toMatchObject({ status: 'pending', attempts: 0 });
+      // The pool replaced the dead connection: the step runs and commits once.
+      await expect(
+        store.runStepTransaction(fence, 'a', 'forward', 1, async (tx) => {
+          await tx.query('INSERT INTO ledger (saga_id, note) VALUES ($1, $2)', [saga.id, 'kept']);
+          return { result: 'kept', value: 'kept' };
+        }),
+      ).resolves.toEqual({ kind: 'done', value: 'kept' });
+      expect(await ledger(saga.id)).toEqual(['kept']);
+    });
+
+    it('a backend terminated during COMMIT: SagaStoreUnavailableError at COMMIT; running the step again is safe', async () => {
+      const saga = newSaga();
+      await store.create(saga);
+      const fence = { sagaId: saga.id, owner: 'worker-a' };
+      let pid = 0;
+      const outcome = store
+        .runStepTransaction(fence, 'a', 'forward', 1, async (tx) => {
+          await tx.query('INSERT INTO ledger (saga_id, note) VALUES ($1, $2)', [saga.id, 'lost']);
+          await tx.query('INSERT INTO slow_commit (saga_id) VALUES ($1)', [saga.id]);
+          pid = await backendPid(tx);
+          return { result: 'lost', value: 'lost' };
+        })
+        .catch((e: unknown) => e);
+      await waitFor(async () => {
+        const [row] = (await dataSource.query(
+          `SELECT query FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'PgSleep'`,
+          [pid],
+        )) as { query: string }[];
+        return row?.query === 'COMMIT';
+      }, 'the step transaction to be in its COMMIT');
+      await terminate(pid);
+      const error = await outcome;
+      expect(error).toBeInstanceOf(SagaStoreUnavailableError);
+      expect(error).toMatchObject({ operation: 'COMMIT', stepName: 'a' });
+      // Here the COMMIT did not happen; had it, the step would be done and not run again.
+      expect(await stepOf(saga.id, 'a')).toMatchObject({ status: 'pending', attempts: 0 });
+      await expect(
+        store.runStepTransaction(fence, 'a', 'forward', 2, () =>
+          Promise.resolve({ result: 'kept', value: 'kept' }),
+        ),
+      ).resolves.toEqual({ kind: 'done', value: 'kept' });
+      await expect(
+        store.runStepTransaction(fence, 'a', 'forward', 3, () =>
+          Promise.resolve({ result: 'again', value: 'again' }),
+        ),
+      ).resolves.toEqual({ kind: 'already-done' });
+      expect(await ledger(saga.id)).toEqual([]);
+    });
+
+    it("writes the database refuses at COMMIT (a deferred constraint) are the step's failure, not the store's", async () => {
+      const saga = newSaga();
+      await store.create(saga);
+      const error = (await store
+        .runStepTransaction(
+          { sagaId: saga.id, owner: 'worker-a' },
+          'a',
+          'forward',
+          1,
+          async (tx) => {
+            await tx.query('INSERT INTO ledger (saga_id, note) VALUES ($1, $2)', [saga.id, 'paid']);
+            await tx.query('INSERT INTO payment (account_id, saga_id) VALUES (42, $1)', [saga.id]);
+            return { result: 'paid', value: 'paid' };
+          },
+        )
+        .catch((e: unknown) => e)) as { code?: string };
+      expect(error).not.toBeInstanceOf(SagaStoreUnavailableError);
+      expect(error.code).toBe('23503'); // foreign_key_violation, raised by COMMIT
+      expect(await ledger(saga.id)).toEqual([]);
+      expect(await stepOf(saga.id, 'a')).toMatchObject({ status: 'pending' });
+    });
   });
 
   it('refuses to join an EntityManager that is not inside a transaction', async () => {

@@ -1,5 +1,10 @@
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
-import { InvalidOptionsError, LeaseLostError, SagaOutboxError } from '../../core/errors';
+import {
+  InvalidOptionsError,
+  LeaseLostError,
+  SagaOutboxError,
+  SagaStoreUnavailableError,
+} from '../../core/errors';
 import type { JsonValue } from '../../core/json';
 import type {
   ActiveVersionCount,
@@ -49,12 +54,15 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
     tx?: EntityManager,
     within?: WithinTransaction<EntityManager>,
   ): Promise<{ id: string; created: boolean }> {
-    if (tx === undefined)
+    if (tx === undefined) {
+      // One statement is atomic on its own: no BEGIN/COMMIT unless a hook must commit with it.
+      if (!within) return this.withRunner((runner) => this.insert(runner, saga));
       return this.inTransaction(async (runner) => {
         const outcome = await this.insert(runner, saga);
-        if (outcome.created && within) await within(runner.manager);
+        if (outcome.created) await within(runner.manager);
         return outcome;
       });
+    }
     const runner = tx.queryRunner;
     if (!runner?.isTransactionActive) {
       throw new SagaOutboxError(
@@ -84,30 +92,49 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
     body: (tx: EntityManager) => Promise<{ result: JsonValue; value: T }>,
   ): Promise<StepTxOutcome<T>> {
     if (!isUuid(fence.sagaId)) throw unknownStep(fence.sagaId, step);
+    /** The store's own statements: their failures are the store's trouble, not the step's. */
+    const bookkeeping = async <R>(operation: string, work: () => Promise<R>): Promise<R> => {
+      try {
+        return await work();
+      } catch (error) {
+        if (refusedWrites(error)) throw error;
+        throw new SagaStoreUnavailableError(fence.sagaId, step, phase, operation, error);
+      }
+    };
     const runner = this.dataSource.createQueryRunner();
     try {
-      await runner.connect();
-      await runner.startTransaction();
+      await bookkeeping('BEGIN', async () => {
+        await runner.connect();
+        await runner.startTransaction();
+      });
       try {
-        const [locked] = await run(runner, q.lockStep(this.schema, { sagaId: fence.sagaId, step }));
+        const [locked] = await bookkeeping('the step lock', () =>
+          run(runner, q.lockStep(this.schema, { sagaId: fence.sagaId, step })),
+        );
         if (!locked) throw unknownStep(fence.sagaId, step);
         if (phaseDone(phase, locked.status as StepStatus)) {
-          await runner.rollbackTransaction();
+          // Nothing was written; whether or not ROLLBACK gets through, the phase is done.
+          await rollbackQuietly(runner);
           return { kind: 'already-done' };
         }
         // Awaited before anything else touches the transaction: it ends only once the body settled.
+        // What the body throws is the step's failure and propagates as it is.
         const { result, value } = await body(runner.manager);
-        const recorded = await run(
-          runner,
-          phase === 'forward'
-            ? q.completeStep(this.schema, { sagaId: fence.sagaId, step, result, attempt })
-            : q.compensateStep(this.schema, { sagaId: fence.sagaId, step, attempt }),
+        const params = { sagaId: fence.sagaId, owner: fence.owner, step, attempt };
+        // Fenced in the same statement, the last before COMMIT (see fencedStepUpdate for why).
+        const [recorded] = await bookkeeping('recording the step', () =>
+          run(
+            runner,
+            phase === 'forward'
+              ? q.completeStep(this.schema, { ...params, result })
+              : q.compensateStep(this.schema, params),
+          ),
         );
-        if (!recorded.length) throw unknownStep(fence.sagaId, step);
-        // The fence is the last statement before COMMIT (see checkFence for why).
-        const held = await run(runner, q.checkFence(this.schema, fence));
-        if (!held.length) throw new LeaseLostError(fence.sagaId, fence.owner);
-        await runner.commitTransaction();
+        if (!recorded?.fenced) throw new LeaseLostError(fence.sagaId, fence.owner);
+        if (!recorded.recorded) throw unknownStep(fence.sagaId, step);
+        // A failed COMMIT may still have committed. Recovery resumes the saga either way, and the
+        // step lock and status check above make a committed step a no-op when it runs again.
+        await bookkeeping('COMMIT', () => runner.commitTransaction());
         return { kind: 'done', value };
       } catch (error) {
         await rollbackQuietly(runner);
@@ -214,7 +241,7 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
     return this.withRunner((runner) => run(runner, q.selectActiveVersions(this.schema)));
   }
 
-  /** Instance + steps; on an idempotency-key hit, the existing id and no step rows. */
+  /** Instance + steps in one statement; on an idempotency-key hit, the existing id and no writes. */
   private async insert(
     runner: QueryRunner,
     saga: NewSaga,
@@ -222,14 +249,8 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
     // Two rounds at most: the row holding our key could be deleted between our INSERT (which saw
     // it) and our SELECT; the second INSERT then succeeds.
     for (let round = 0; round < 2; round++) {
-      const [inserted] = await run(runner, q.insertSaga(this.schema, saga));
-      if (inserted) {
-        await run(
-          runner,
-          q.insertSagaSteps(this.schema, { sagaId: inserted.id, stepNames: saga.stepNames }),
-        );
-        return { id: inserted.id, created: true };
-      }
+      const [inserted] = await run(runner, q.createSaga(this.schema, saga));
+      if (inserted) return { id: inserted.id, created: true };
       // Only an idempotency-key conflict makes ON CONFLICT DO NOTHING return no row.
       const [existing] = await run(
         runner,
@@ -289,6 +310,18 @@ async function rollbackQuietly(runner: QueryRunner): Promise<void> {
   } catch {
     // The failure that brought us here is the one reported.
   }
+}
+
+/**
+ * The database answered that the transaction cannot commit because of what it wrote: an integrity
+ * violation (class 23, e.g. a deferred constraint the step's writes broke, checked at COMMIT) or a
+ * transaction rollback (class 40: serialization failure, deadlock). Nothing committed, and the
+ * step's own work is the cause, so it is a failed attempt of the step (retried per its policy), not
+ * store trouble: treating it as such would resume the saga into the same failure forever.
+ */
+function refusedWrites(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^(23|40)[0-9A-Z]{3}$/.test(code);
 }
 
 function phaseDone(phase: StepPhase, status: StepStatus): boolean {

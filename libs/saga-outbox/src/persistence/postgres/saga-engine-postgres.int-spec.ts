@@ -55,6 +55,19 @@ function untilAborted(signal: AbortSignal): Promise<never> {
   });
 }
 
+/** Polls `condition` every 10 ms; fails naming what it waited for. */
+async function waitUntil(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 class Rollback extends Error {}
 class PermanentError extends Error {}
 
@@ -393,6 +406,103 @@ describe('SagaEngine on PostgreSQL', () => {
         { step: 'reserve', kind: 'do', attempt: 1, note: null },
         { step: 'reserve', kind: 'undo', attempt: 1, note: null },
       ]);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    "a step's database connection killed mid-step: not compensated, resumed after the lease, its effect once",
+    async () => {
+      // Its own engine with a short lease: the lease is what brings the saga back.
+      const ownDs = createSagaDataSource(
+        dataSourceOptions(db!.name, { poolSize: 4, applicationName: 'engine-int-kill' }),
+      );
+      await ownDs.initialize();
+      const own = new SagaEngine<EntityManager>({
+        store: new PostgresSagaStore(ownDs),
+        ownerId: 'engine-int-kill',
+        leaseMs: 500,
+        recoveryIntervalMs: 50,
+        shutdownTimeoutMs: 500,
+      });
+      const ownEvents: SagaEvent[] = [];
+      own.onEvent((e) => ownEvents.push(e));
+      const killed = gate();
+      const pids: number[] = [];
+      let chargeRuns = 0;
+      own.register(
+        defineSaga<{ n?: number }, EntityManager>('connection-killed')
+          .step('reserve', {
+            run: (ctx: Ctx) => effect(ctx),
+            compensate: (ctx) => effect(ctx, 'undo'),
+          })
+          .step('charge', {
+            dependsOn: ['reserve'],
+            // One attempt: counting the lost connection as a failure would compensate at once.
+            retry: { maxAttempts: 1 },
+            run: async (ctx: Ctx) => {
+              chargeRuns++;
+              await effect(ctx);
+              const [row] = await ctx.manager.query<{ pid: number }[]>(
+                'SELECT pg_backend_pid() AS pid',
+              );
+              pids.push(row!.pid);
+              if (chargeRuns === 1) await killed.promise; // the test kills this backend meanwhile
+              return { charged: true };
+            },
+            compensate: (ctx) => effect(ctx, 'undo'),
+          })
+          .build(),
+      );
+      try {
+        const { sagaId } = await own.start('connection-killed', {});
+        await waitUntil(() => pids.length === 1, 'the charge step to report its backend');
+        await ds!.query('SELECT pg_terminate_backend($1)', [pids[0]]);
+        await waitUntil(
+          async () =>
+            (await ds!.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pids[0]])).length ===
+            0,
+          'the backend to exit',
+        );
+        killed.resolve();
+        await waitUntil(
+          () => ownEvents.some((e) => e.sagaId === sagaId && e.type === 'saga.interrupted'),
+          'the engine to stop driving the saga',
+        );
+        expect(ownEvents.find((e) => e.type === 'saga.interrupted')).toMatchObject({
+          reason: 'store-error',
+        });
+        const stopped = await own.get(sagaId);
+        expect(stopped.status).toBe('running');
+        expect(stepOf(stopped, 'charge')).toMatchObject({
+          status: 'pending',
+          attempts: 0,
+          error: null,
+        });
+
+        await own.startBackground();
+        const saga = await own.waitFor(sagaId, { timeoutMs: 10_000 });
+        expect(saga.status).toBe('completed');
+        expect(stepOf(saga, 'charge')).toMatchObject({
+          status: 'completed',
+          attempts: 1,
+          result: { charged: true },
+        });
+        expect(chargeRuns).toBe(2);
+        expect(pids[1]).not.toBe(pids[0]);
+        expect(await effects(sagaId)).toEqual([
+          { step: 'reserve', kind: 'do', attempt: 1, note: null },
+          { step: 'charge', kind: 'do', attempt: 1, note: null },
+        ]);
+        const types = ownEvents.filter((e) => e.sagaId === sagaId).map((e) => e.type);
+        expect(types.filter((t) => t === 'saga.resumed')).toHaveLength(1);
+        for (const never of ['step.failed', 'step.retrying', 'saga.compensating'] as const)
+          expect(types).not.toContain(never);
+      } finally {
+        killed.resolve();
+        await own.shutdown();
+        await ownDs.destroy();
+      }
     },
     TEST_TIMEOUT_MS,
   );

@@ -58,7 +58,7 @@ export interface SagaStepJson {
 // create
 // ---------------------------------------------------------------------------------------------
 
-export interface InsertSagaParams {
+export interface CreateSagaParams {
   id: string;
   name: string;
   version: string;
@@ -67,27 +67,41 @@ export interface InsertSagaParams {
   owner: string | null;
   leaseMs: number;
   timeoutMs: number | null;
+  /** One `pending` row each; the array index is the row's `position` (declaration order, for display). */
+  stepNames: readonly string[];
 }
 
 /**
- * Inserts the instance, or nothing when (name, idempotency_key) is taken. ON CONFLICT DO NOTHING
- * waits for a concurrent insert of the same key to commit or roll back, so two racing creates
- * resolve to exactly one row; the loser gets no row back and reads the winner's id with
- * SELECT_SAGA_ID_BY_IDEMPOTENCY_KEY. The lease starts on the database clock; the deadline counts from
- * `now()`, the same instant as `created_at`.
+ * The instance and all its step rows in ONE statement, so a create outside a caller's transaction
+ * needs no BEGIN/COMMIT: a statement is atomic on its own, and the steps' foreign key is checked at
+ * its end, when the instance row exists. The steps are inserted only for an instance row that was
+ * inserted, so an idempotency-key hit writes nothing at all.
+ *
+ * ON CONFLICT DO NOTHING waits for a concurrent insert of the same key to commit or roll back, so two
+ * racing creates resolve to exactly one saga; the loser gets no row back and reads the winner's id
+ * with selectSagaIdByIdempotencyKey, in a new statement (this one's snapshot predates the winner's
+ * commit, so the lookup cannot be folded in here). The lease starts on the database clock; the
+ * deadline counts from `now()`, the same instant as `created_at`.
  */
-export function insertSaga(t: SagaSchema, p: InsertSagaParams): Statement<{ id: string }> {
+export function createSaga(t: SagaSchema, p: CreateSagaParams): Statement<{ id: string }> {
   return {
     text: `
-      INSERT INTO ${t.sagaInstance}
-        (id, name, version, status, input, idempotency_key, owner, lease_until, deadline_at)
-      VALUES (
-        $1, $2, $3, 'running', $4::jsonb, $5, $6,
-        CASE WHEN $6::text IS NULL THEN NULL ELSE clock_timestamp() + ${msInterval('$7')} END,
-        CASE WHEN $8::double precision IS NULL THEN NULL ELSE now() + ${msInterval('$8')} END
+      WITH instance AS (
+        INSERT INTO ${t.sagaInstance}
+          (id, name, version, status, input, idempotency_key, owner, lease_until, deadline_at)
+        VALUES (
+          $1, $2, $3, 'running', $4::jsonb, $5, $6,
+          CASE WHEN $6::text IS NULL THEN NULL ELSE clock_timestamp() + ${msInterval('$7')} END,
+          CASE WHEN $8::double precision IS NULL THEN NULL ELSE now() + ${msInterval('$8')} END
+        )
+        ON CONFLICT (name, idempotency_key) DO NOTHING
+        RETURNING id
+      ), steps AS (
+        INSERT INTO ${t.sagaStep} (saga_id, name, position)
+        SELECT instance.id, step.name, step.ordinality - 1
+        FROM instance CROSS JOIN unnest($9::text[]) WITH ORDINALITY AS step (name, ordinality)
       )
-      ON CONFLICT (name, idempotency_key) DO NOTHING
-      RETURNING id`,
+      SELECT id FROM instance`,
     values: [
       p.id,
       p.name,
@@ -97,6 +111,7 @@ export function insertSaga(t: SagaSchema, p: InsertSagaParams): Statement<{ id: 
       p.owner,
       p.leaseMs,
       p.timeoutMs,
+      [...p.stepNames],
     ],
   };
 }
@@ -109,20 +124,6 @@ export function selectSagaIdByIdempotencyKey(
   return {
     text: `SELECT id FROM ${t.sagaInstance} WHERE name = $1 AND idempotency_key = $2`,
     values: [p.name, p.idempotencyKey],
-  };
-}
-
-/** One `pending` row per step in one round trip; `position` keeps declaration order for display. */
-export function insertSagaSteps(
-  t: SagaSchema,
-  p: { sagaId: string; stepNames: readonly string[] },
-): Statement<never> {
-  return {
-    text: `
-      INSERT INTO ${t.sagaStep} (saga_id, name, position)
-      SELECT $1, step.name, step.ordinality - 1
-      FROM unnest($2::text[]) WITH ORDINALITY AS step (name, ordinality)`,
-    values: [p.sagaId, [...p.stepNames]],
   };
 }
 
@@ -171,7 +172,7 @@ export function selectActiveVersions(
 }
 
 // ---------------------------------------------------------------------------------------------
-// runStepTransaction — run in this order inside one transaction
+// runStepTransaction — run in this order inside one transaction (BEGIN … COMMIT)
 // ---------------------------------------------------------------------------------------------
 
 /**
@@ -189,57 +190,71 @@ export function lockStep(
   };
 }
 
+/** What recording a phase done found: whether the fence held, and whether the step row was updated. */
+export interface RecordedStep {
+  fenced: number;
+  recorded: number;
+}
+
+/**
+ * 2. Records the phase done and checks the fence in ONE statement, the last before COMMIT. The
+ * fence: the caller still owns the saga and its lease has not run out on the database clock. FOR SHARE
+ * holds the instance row until commit, so no claimer (FOR UPDATE SKIP LOCKED) or lease change slips
+ * in between this check and the commit, while parallel steps of the same saga (all FOR SHARE) do not
+ * block each other. Taken last so the lock is held for the commit only, never across a step body
+ * (that would stall renewals). The step row is updated only when the fence held; both counts are
+ * returned, so the caller can tell a lost lease from an unknown step.
+ */
+const fencedStepUpdate = (t: SagaSchema, set: string): string => `
+      WITH fence AS (
+        SELECT id FROM ${t.sagaInstance}
+        WHERE id = $1 AND owner = $2 AND lease_until > clock_timestamp()
+        FOR SHARE
+      ), recorded AS (
+        UPDATE ${t.sagaStep} s
+        SET ${set}
+        FROM fence
+        WHERE s.saga_id = fence.id AND s.name = $3
+        RETURNING s.name
+      )
+      SELECT (SELECT count(*) FROM fence)::int AS fenced,
+             (SELECT count(*) FROM recorded)::int AS recorded`;
+
 /**
  * 2a. Records the forward phase done, after the body ran in the same transaction. `started_at`
  *     (when still unset) is `now()`, the transaction start, i.e. when this attempt began.
  */
 export function completeStep(
   t: SagaSchema,
-  p: { sagaId: string; step: string; result: unknown; attempt: number },
-): Statement<{ name: string }> {
+  p: { sagaId: string; owner: string; step: string; result: unknown; attempt: number },
+): Statement<RecordedStep> {
   return {
-    text: `
-      UPDATE ${t.sagaStep}
-      SET status = 'completed', result = $3::jsonb, attempts = $4,
-          started_at = coalesce(started_at, now()), completed_at = clock_timestamp()
-      WHERE saga_id = $1 AND name = $2
-      RETURNING name`,
-    values: [p.sagaId, p.step, p.result === undefined ? null : JSON.stringify(p.result), p.attempt],
+    text: fencedStepUpdate(
+      t,
+      `status = 'completed', result = $4::jsonb, attempts = $5,
+            started_at = coalesce(s.started_at, now()), completed_at = clock_timestamp()`,
+    ),
+    values: [
+      p.sagaId,
+      p.owner,
+      p.step,
+      p.result === undefined ? null : JSON.stringify(p.result),
+      p.attempt,
+    ],
   };
 }
 
 /** 2b. Records the compensation done; the forward `result` is kept (compensations read it). */
 export function compensateStep(
   t: SagaSchema,
-  p: { sagaId: string; step: string; attempt: number },
-): Statement<{ name: string }> {
+  p: { sagaId: string; owner: string; step: string; attempt: number },
+): Statement<RecordedStep> {
   return {
-    text: `
-      UPDATE ${t.sagaStep}
-      SET status = 'compensated', compensation_attempts = $3, compensated_at = clock_timestamp()
-      WHERE saga_id = $1 AND name = $2
-      RETURNING name`,
-    values: [p.sagaId, p.step, p.attempt],
-  };
-}
-
-/**
- * 3. The fence, as the LAST statement before COMMIT: the caller still owns the saga and its lease
- *    has not run out on the database clock. FOR SHARE holds the instance row until commit, so no
- *    claimer (FOR UPDATE SKIP LOCKED) or lease change slips in between this check and the commit,
- *    while parallel steps of the same saga (all FOR SHARE) do not block each other. Taken last so
- *    the lock is held for the commit only, never across a step body (that would stall renewals).
- */
-export function checkFence(
-  t: SagaSchema,
-  p: { sagaId: string; owner: string },
-): Statement<{ held: number }> {
-  return {
-    text: `
-      SELECT 1 AS held FROM ${t.sagaInstance}
-      WHERE id = $1 AND owner = $2 AND lease_until > clock_timestamp()
-      FOR SHARE`,
-    values: [p.sagaId, p.owner],
+    text: fencedStepUpdate(
+      t,
+      `status = 'compensated', compensation_attempts = $4, compensated_at = clock_timestamp()`,
+    ),
+    values: [p.sagaId, p.owner, p.step, p.attempt],
   };
 }
 
@@ -249,7 +264,7 @@ export function checkFence(
 
 /**
  * Records a failed attempt, fenced in the same statement: the fence CTE locks the instance FOR
- * SHARE (same reasoning as checkFence) and the step is only updated when the fence held. Returns
+ * SHARE (same reasoning as fencedStepUpdate) and the step is only updated when the fence held. Returns
  * both facts so the caller can tell a lost lease from an unknown step.
  */
 export function recordStepFailure(
