@@ -17,52 +17,12 @@ import { defineSaga, type SagaBuilder } from './saga-builder';
 import type { CompensationContext, SagaOptions, StepContext } from './saga-definition';
 import { SagaEngine, type SagaEngineOptions } from './saga-engine';
 import type { SagaEvent } from './saga-events';
+import { deferred, settle, untilAborted, waitUntil } from '../../testing/async';
 
 // ------------------------------------------------------------------------------------ helpers
 
 type Ctx = StepContext<unknown, InMemoryTx>;
 type CCtx = CompensationContext<unknown, InMemoryTx>;
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve: (value: T) => void;
-  reject: (error: unknown) => void;
-}
-function deferred<T = void>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-/** Polls a condition every millisecond; fails the test with `what` if it does not hold in time. */
-async function waitUntil(
-  cond: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 2_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 1));
-  }
-}
-
-/** Lets every queued microtask and a few I/O turns run. */
-async function settle(turns = 5): Promise<void> {
-  for (let i = 0; i < turns; i++) await new Promise((r) => setImmediate(r));
-}
-
-/** Rejects with the signal's reason once it aborts: a step body that honours cancellation. */
-function untilAborted(signal: AbortSignal): Promise<never> {
-  return new Promise<never>((_, reject) => {
-    if (signal.aborted) return reject(signal.reason as Error);
-    signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
-  });
-}
 
 /** An ordered record of what happened, including effects that only land if a step's tx commits. */
 class Journal {

@@ -6,45 +6,20 @@ import { defineSaga, type SagaBuilder } from './saga-builder';
 import type { SagaDefinition, StepContext } from './saga-definition';
 import { SagaEngine, type SagaEngineOptions } from './saga-engine';
 import type { SagaEvent } from './saga-events';
+import { deferred, settle, untilAborted, waitUntil as waitUntilWithin } from '../../testing/async';
+
+/** These scenarios involve loops and leases: a longer default wait than the executor tests. */
+const waitUntil = (
+  cond: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 3_000,
+): Promise<void> => waitUntilWithin(cond, what, timeoutMs);
 
 // Durability: crashes (simulated by expiring a lease while the old owner is still alive, i.e. the
 // worst case: a zombie), takeover by another engine, fencing of the zombie's late writes,
 // recovery races, version mismatches and graceful shutdown.
 
 type Ctx = StepContext<unknown, InMemoryTx>;
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve: (value: T) => void;
-}
-function deferred<T = void>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((res) => (resolve = res));
-  return { promise, resolve };
-}
-
-async function waitUntil(
-  cond: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 3_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 1));
-  }
-}
-
-async function settle(turns = 5): Promise<void> {
-  for (let i = 0; i < turns; i++) await new Promise((r) => setImmediate(r));
-}
-
-function untilAborted(signal: AbortSignal): Promise<never> {
-  return new Promise<never>((_, reject) => {
-    if (signal.aborted) return reject(signal.reason as Error);
-    signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
-  });
-}
 
 /** Effects that land only when a step's transaction commits, in commit order. */
 class Effects {
