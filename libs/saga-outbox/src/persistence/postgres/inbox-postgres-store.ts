@@ -1,4 +1,4 @@
-import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import { InvalidOptionsError } from '../../core/errors';
 import type { JsonValue } from '../../core/json';
 import type {
@@ -14,6 +14,7 @@ import type {
 import * as q from './inbox-queries.sql';
 import { inboxTables, type InboxTables } from './inbox-tables';
 import { sagaSchema } from './schema-name';
+import { queryOnce, runStatement as run } from './run-statement';
 
 export interface PostgresInboxStoreOptions {
   /** Schema holding the inbox tables (default `sage`); the one the migrations were created with. */
@@ -129,20 +130,9 @@ export class PostgresInboxStore implements InboxStore<EntityManager> {
   }
 
   /** One statement in its own (implicit) transaction, on a pooled connection. */
-  private async query<Row>(statement: q.Statement<Row>): Promise<Row[]> {
-    const runner = this.dataSource.createQueryRunner();
-    try {
-      return await run(runner, statement);
-    } finally {
-      await runner.release();
-    }
+  private query<Row>(statement: q.Statement<Row>): Promise<Row[]> {
+    return queryOnce(this.dataSource, statement);
   }
-}
-
-async function run<Row>(runner: QueryRunner, statement: q.Statement<Row>): Promise<Row[]> {
-  // useStructuredResult: TypeORM otherwise returns [rows, count] for UPDATE/DELETE.
-  const result = await runner.query(statement.text, [...statement.values], true);
-  return (result as { records: Row[] }).records;
 }
 
 function toEntry(row: q.InboxMessageRow): InboxEntry {

@@ -1,4 +1,4 @@
-import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import { InvalidOptionsError } from '../../core/errors';
 import type { JsonValue } from '../../core/json';
 import type {
@@ -19,6 +19,7 @@ import type {
 import * as q from './outbox-queries.sql';
 import { outboxTables, type OutboxTables } from './outbox-tables';
 import { sagaSchema } from './schema-name';
+import { queryOnce, runStatement as run } from './run-statement';
 
 export interface PostgresOutboxStoreOptions {
   /** Schema holding the outbox tables (default `sage`); the one the migrations were created with. */
@@ -233,20 +234,9 @@ export class PostgresOutboxStore implements OutboxStore, OutboxWriter<EntityMana
   }
 
   /** One statement in its own (implicit) transaction, on a pooled connection. */
-  private async query<Row>(statement: q.Statement<Row>): Promise<Row[]> {
-    const runner = this.dataSource.createQueryRunner();
-    try {
-      return await run(runner, statement);
-    } finally {
-      await runner.release();
-    }
+  private query<Row>(statement: q.Statement<Row>): Promise<Row[]> {
+    return queryOnce(this.dataSource, statement);
   }
-}
-
-async function run<Row>(runner: QueryRunner, statement: q.Statement<Row>): Promise<Row[]> {
-  // useStructuredResult: TypeORM otherwise returns [rows, count] for UPDATE/DELETE.
-  const result = await runner.query(statement.text, [...statement.values], true);
-  return (result as { records: Row[] }).records;
 }
 
 /** The part of a pg Client the LISTEN subscription uses. */

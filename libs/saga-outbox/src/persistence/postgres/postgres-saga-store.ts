@@ -22,6 +22,7 @@ import type {
 } from '../../core/ports/saga-store';
 import * as q from './saga-queries.sql';
 import { sagaSchema, type SagaSchema } from './schema-name';
+import { runStatement as run } from './run-statement';
 
 export interface PostgresSagaStoreOptions {
   /** Schema holding the saga tables (default `sage`); the one the migrations were created with. */
@@ -290,13 +291,6 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
       }
     });
   }
-}
-
-/** Runs one statement on the runner and returns its rows (RETURNING rows for writes). */
-async function run<Row>(runner: QueryRunner, statement: q.Statement<Row>): Promise<Row[]> {
-  // useStructuredResult: TypeORM otherwise returns [rows, count] for UPDATE/DELETE.
-  const result = await runner.query(statement.text, [...statement.values], true);
-  return (result as { records: Row[] }).records;
 }
 
 /**
