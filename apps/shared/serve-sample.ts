@@ -1,0 +1,32 @@
+import 'reflect-metadata';
+import { Logger, type DynamicModule } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { startEmbeddedPostgres } from '@sage/saga-outbox';
+
+/**
+ * How the sample services start: `DATABASE_URL` if set, else embedded PGlite (`SAGE_DATA_DIR`
+ * keeps its files), HTTP on 127.0.0.1:`PORT`, shutdown hooks on.
+ */
+export async function serveSample(
+  name: string,
+  defaultPort: number,
+  moduleFor: (databaseUrl: string) => DynamicModule,
+): Promise<void> {
+  const logger = new Logger(name);
+  let databaseUrl = process.env.DATABASE_URL;
+  if (!databaseUrl) {
+    const embedded = await startEmbeddedPostgres({
+      dataDir: process.env.SAGE_DATA_DIR,
+      maxConnections: 12,
+    });
+    databaseUrl = embedded.url;
+    logger.log(
+      `DATABASE_URL not set: using embedded PGlite (${process.env.SAGE_DATA_DIR ?? 'in memory'})`,
+    );
+  }
+  const app = await NestFactory.create(moduleFor(databaseUrl));
+  app.enableShutdownHooks();
+  const port = Number(process.env.PORT ?? defaultPort);
+  await app.listen(port, '127.0.0.1');
+  logger.log(`listening on http://127.0.0.1:${port}`);
+}
