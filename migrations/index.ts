@@ -2,6 +2,7 @@ import { sagaSchema } from '../libs/saga-outbox/src/persistence/postgres/schema-
 import { sagaStateMigration } from './1764230400000-saga-state';
 import { outboxMigration } from './1764316800000-outbox';
 import { inboxMigration } from './1764403200000-inbox';
+import { remoteStepsMigration } from './1764489600000-remote-steps';
 import type { SagaOutboxMigrationClass } from './migration-support';
 
 export type { SagaOutboxMigrationClass } from './migration-support';
@@ -20,5 +21,10 @@ export function sagaOutboxMigrations(
   options: SagaOutboxMigrationOptions = {},
 ): SagaOutboxMigrationClass[] {
   const schema = sagaSchema(options.schema);
-  return [sagaStateMigration(schema), outboxMigration(schema), inboxMigration(schema)];
+  return [
+    sagaStateMigration(schema),
+    outboxMigration(schema),
+    inboxMigration(schema),
+    remoteStepsMigration(schema),
+  ];
 }

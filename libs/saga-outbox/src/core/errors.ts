@@ -109,10 +109,11 @@ export class StepTimeoutError extends SagaOutboxError {
     readonly sagaName: string,
     readonly stepName: string,
     timeoutMs: number,
+    detail?: string,
   ) {
     super(
       'STEP_TIMEOUT',
-      `Step "${stepName}" of saga "${sagaName}" exceeded its timeout of ${timeoutMs} ms.`,
+      `Step "${stepName}" of saga "${sagaName}" exceeded its timeout of ${timeoutMs} ms${detail ? ` (${detail})` : ''}.`,
     );
   }
 }

@@ -4,8 +4,10 @@ import { systemClock, type Clock } from '../core/ports/clock';
 import {
   TERMINAL_SAGA_STATUSES,
   type ActiveVersionCount,
+  type AwaitReply,
   type Fence,
   type NewSaga,
+  type ParkOutcome,
   type SagaRecord,
   type SagaStatus,
   type SagaStore,
@@ -67,6 +69,8 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
       deadlineAt: saga.timeoutMs !== null ? new Date(this.clock.now() + saga.timeoutMs) : null,
       error: null,
       failedStep: null,
+      wakeAt: null,
+      wakeSeq: 0,
       createdAt: now,
       updatedAt: now,
       steps: saga.stepNames.map((name) => ({
@@ -79,6 +83,7 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
         startedAt: null,
         completedAt: null,
         compensatedAt: null,
+        replyDeadline: null,
       })),
     };
     if (within) return this.createWithin(record, saga, tx, within);
@@ -127,7 +132,7 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
     stepName: string,
     phase: StepPhase,
     attempt: number,
-    body: (tx: InMemoryTx) => Promise<{ result: JsonValue; value: T }>,
+    body: (tx: InMemoryTx) => Promise<{ result: JsonValue; value: T; awaitReply?: AwaitReply }>,
   ): Promise<StepTxOutcome<T>> {
     const fault = this.takeFault(stepName, phase);
     const failAt = (stage: StepFaultStage, operation: string): void => {
@@ -139,11 +144,28 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
       const step = this.step(fence.sagaId, stepName);
       if (phaseDone(step, phase)) return { kind: 'already-done' };
       const tx = new InMemoryTx();
-      const { result, value } = await body(tx);
+      const { result, value, awaitReply } = await body(tx);
       failAt('before-commit', 'recording the step');
       this.checkFence(fence);
       const now = new Date(this.clock.now());
-      if (phase === 'forward') {
+      if (awaitReply) {
+        const replyDeadline =
+          awaitReply.timeoutMs === null ? null : new Date(this.clock.now() + awaitReply.timeoutMs);
+        if (phase === 'forward') {
+          Object.assign(step, {
+            status: 'waiting',
+            attempts: attempt,
+            startedAt: step.startedAt ?? now,
+            replyDeadline,
+          });
+        } else {
+          Object.assign(step, {
+            status: 'compensating',
+            compensationAttempts: attempt,
+            replyDeadline,
+          });
+        }
+      } else if (phase === 'forward') {
         Object.assign(step, {
           status: 'completed',
           result: clone(result),
@@ -172,19 +194,80 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
     attempt: number,
     error: string,
     final: boolean,
+    outcomeUnknown = false,
   ): Promise<void> {
     this.checkFence(fence);
     const step = this.step(fence.sagaId, stepName);
+    // A step that already moved past this phase (a reply landed) is left as it is.
+    if (phaseDone(step, phase)) return;
     step.error = error;
     step.startedAt ??= new Date(this.clock.now());
     if (phase === 'forward') {
       step.attempts = attempt;
-      if (final) step.status = 'failed';
+      if (final) step.status = outcomeUnknown ? 'timed_out' : 'failed';
     } else {
       step.compensationAttempts = attempt;
       if (final) step.status = 'compensation_failed';
     }
+    if (final) step.replyDeadline = null;
     await Promise.resolve();
+  }
+
+  park(fence: Fence, seenWakeSeq: number): Promise<ParkOutcome> {
+    const s = this.sagas.get(fence.sagaId);
+    if (
+      !s ||
+      !this.holds(s, fence.owner) ||
+      (s.status !== 'running' && s.status !== 'compensating')
+    )
+      return Promise.resolve('lost');
+    if (s.wakeSeq !== seenWakeSeq) return Promise.resolve('woken');
+    const awaiting = s.steps.filter((x) =>
+      s.status === 'running' ? x.status === 'waiting' : x.status === 'compensating',
+    );
+    const deadlines = awaiting.map((x) => x.replyDeadline?.getTime() ?? Infinity);
+    if (s.status === 'running' && s.deadlineAt) deadlines.push(s.deadlineAt.getTime());
+    const wake = Math.min(...deadlines);
+    s.status = s.status === 'running' ? 'waiting' : s.status;
+    s.owner = null;
+    s.leaseUntil = null;
+    s.wakeAt = Number.isFinite(wake) ? new Date(wake) : new Date(Date.UTC(9999, 11, 31));
+    s.updatedAt = new Date(this.clock.now());
+    return Promise.resolve('parked');
+  }
+
+  applyReply(
+    tx: InMemoryTx,
+    reply: {
+      sagaId: string;
+      step: string;
+      phase: StepPhase;
+      outcome: { ok: true; result: JsonValue } | { ok: false; error: string };
+    },
+  ): Promise<'applied' | 'ignored'> {
+    const s = this.sagas.get(reply.sagaId);
+    const step = s?.steps.find((x) => x.name === reply.step);
+    const expected = reply.phase === 'forward' ? 'waiting' : 'compensating';
+    if (!s || !step || step.status !== expected) return Promise.resolve('ignored');
+    tx.onCommit(() => {
+      if (step.status !== expected) return;
+      const now = new Date(this.clock.now());
+      if (reply.phase === 'forward') {
+        if (reply.outcome.ok)
+          Object.assign(step, {
+            status: 'completed',
+            result: clone(reply.outcome.result),
+            completedAt: now,
+          });
+        else Object.assign(step, { status: 'failed', error: reply.outcome.error });
+      } else if (reply.outcome.ok)
+        Object.assign(step, { status: 'compensated', compensatedAt: now });
+      else Object.assign(step, { status: 'compensation_failed', error: reply.outcome.error });
+      step.replyDeadline = null;
+      s.wakeAt = now;
+      s.wakeSeq++;
+    });
+    return Promise.resolve('applied');
   }
 
   transition(
@@ -239,7 +322,12 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
     const held: string[] = [];
     for (const id of sagaIds) {
       const s = this.sagas.get(id);
-      if (s && s.owner === owner && !TERMINAL_SAGA_STATUSES.includes(s.status)) {
+      if (
+        s &&
+        s.owner === owner &&
+        !TERMINAL_SAGA_STATUSES.includes(s.status) &&
+        s.status !== 'waiting'
+      ) {
         s.leaseUntil = new Date(this.clock.now() + leaseMs);
         held.push(id);
       }
@@ -263,6 +351,9 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
       if (TERMINAL_SAGA_STATUSES.includes(s.status)) continue;
       if (!versions.some((v) => v.name === s.name && v.version === s.version)) continue;
       if (s.leaseUntil && s.leaseUntil.getTime() >= now) continue;
+      if (s.wakeAt && s.wakeAt.getTime() > now) continue;
+      if (s.status === 'waiting') s.status = 'running';
+      s.wakeAt = null;
       s.owner = owner;
       s.leaseUntil = new Date(now + leaseMs);
       claimed.push(s.id);
@@ -359,14 +450,10 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
   }
 }
 
+/** The step is past `phase` (see SagaStore.runStepTransaction). */
 function phaseDone(step: StepRecord, phase: StepPhase): boolean {
-  if (phase === 'forward')
-    return (
-      step.status === 'completed' ||
-      step.status === 'compensated' ||
-      step.status === 'compensation_failed'
-    );
-  return step.status === 'compensated';
+  if (phase === 'forward') return step.status !== 'pending' && step.status !== 'waiting';
+  return step.status === 'compensated' || step.status === 'compensation_failed';
 }
 
 function clone<T>(v: T): T {

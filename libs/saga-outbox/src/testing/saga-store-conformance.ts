@@ -102,6 +102,8 @@ export function describeSagaStoreConformance<Tx>(
           deadlineAt: null,
           error: null,
           failedStep: null,
+          wakeAt: null,
+          wakeSeq: 0,
         });
         expectDate(record.createdAt);
         expectDate(record.updatedAt);
@@ -120,6 +122,7 @@ export function describeSagaStoreConformance<Tx>(
             startedAt: null,
             completedAt: null,
             compensatedAt: null,
+            replyDeadline: null,
           })),
         );
       });
@@ -356,26 +359,24 @@ export function describeSagaStoreConformance<Tx>(
         expect(ran).toBe(1);
       });
 
-      it('runs the forward phase again after a failed step, and compensation after compensation_failed', async () => {
+      it('treats a step that failed for good as past its forward phase, and compensation_failed as past compensation', async () => {
+        // A failure a participant replied with must never be overwritten by a late resend.
         const saga = await start();
         const fence = fenceOf(saga);
         await store().recordStepFailure(fence, 'a', 'forward', 3, 'gave up', true);
         expect(await step(saga.id, 'a')).toMatchObject({ status: 'failed' });
-        await expect(complete(fence, 'a')).resolves.toEqual({ kind: 'done', value: 'a' });
-        expect(await step(saga.id, 'a')).toMatchObject({ status: 'completed' });
-
-        await store().recordStepFailure(fence, 'a', 'compensate', 2, 'undo failed', true);
-        expect(await step(saga.id, 'a')).toMatchObject({ status: 'compensation_failed' });
         await expect(complete(fence, 'a')).resolves.toEqual({ kind: 'already-done' });
+        expect(await step(saga.id, 'a')).toMatchObject({ status: 'failed', error: 'gave up' });
+
+        await complete(fence, 'b');
+        await store().recordStepFailure(fence, 'b', 'compensate', 2, 'undo failed', true);
+        expect(await step(saga.id, 'b')).toMatchObject({ status: 'compensation_failed' });
+        await expect(complete(fence, 'b')).resolves.toEqual({ kind: 'already-done' });
         await expect(
-          store().runStepTransaction(fence, 'a', 'compensate', 3, () =>
+          store().runStepTransaction(fence, 'b', 'compensate', 3, () =>
             Promise.resolve({ result: null, value: 'ok' }),
           ),
-        ).resolves.toEqual({ kind: 'done', value: 'ok' });
-        expect(await step(saga.id, 'a')).toMatchObject({
-          status: 'compensated',
-          compensationAttempts: 3,
-        });
+        ).resolves.toEqual({ kind: 'already-done' });
       });
 
       it('runs the body once when two workers run the same step at the same time', async () => {
@@ -855,6 +856,212 @@ export function describeSagaStoreConformance<Tx>(
       });
     });
 
+    describe('remote steps: await a reply, park, apply the reply', () => {
+      const newTx = <T>(fn: (tx: Tx) => Promise<T>): Promise<T> => {
+        if (!harness?.newTx)
+          throw new Error('the remote-step tests need the harness to give newTx');
+        return harness.newTx(fn);
+      };
+      const send = (fence: Fence, name: string, attempt = 1, timeoutMs: number | null = 60_000) =>
+        store().runStepTransaction(fence, name, 'forward', attempt, () =>
+          Promise.resolve({ result: null, value: 'sent', awaitReply: { timeoutMs } }),
+        );
+      const reply = (
+        sagaId: string,
+        name: string,
+        outcome: { ok: true; result: JsonValue } | { ok: false; error: string },
+        phase: 'forward' | 'compensate' = 'forward',
+      ) => newTx((tx) => store().applyReply(tx, { sagaId, step: name, phase, outcome }));
+
+      it('records a sent command as waiting with its reply deadline, and sends again while waiting', async () => {
+        const saga = await start();
+        const fence = fenceOf(saga);
+        await expect(send(fence, 'a', 1, 60_000)).resolves.toEqual({ kind: 'done', value: 'sent' });
+        const waiting = await step(saga.id, 'a');
+        expect(waiting).toMatchObject({ status: 'waiting', attempts: 1, result: null });
+        expectDate(waiting.replyDeadline);
+        const left = waiting.replyDeadline!.getTime() - Date.now();
+        expect(left).toBeGreaterThan(50_000);
+        expect(left).toBeLessThanOrEqual(65_000);
+        // Resend after a timeout: same step, next attempt.
+        await expect(send(fence, 'a', 2, null)).resolves.toEqual({ kind: 'done', value: 'sent' });
+        expect(await step(saga.id, 'a')).toMatchObject({
+          status: 'waiting',
+          attempts: 2,
+          replyDeadline: null,
+        });
+      });
+
+      it('applies a success reply once: the step completes with the result and the saga wakes', async () => {
+        const saga = await start();
+        const fence = fenceOf(saga);
+        await send(fence, 'a');
+        await expect(reply(saga.id, 'a', { ok: true, result: { auth: 'x1' } })).resolves.toBe(
+          'applied',
+        );
+        expect(await step(saga.id, 'a')).toMatchObject({
+          status: 'completed',
+          result: { auth: 'x1' },
+          replyDeadline: null,
+        });
+        expect((await loaded(saga.id)).wakeSeq).toBe(1);
+        // A duplicate (or any reply once the step moved on) changes nothing.
+        await expect(reply(saga.id, 'a', { ok: false, error: 'late' })).resolves.toBe('ignored');
+        expect(await step(saga.id, 'a')).toMatchObject({ status: 'completed', error: null });
+        expect((await loaded(saga.id)).wakeSeq).toBe(1);
+        // The runner's next send is already-done.
+        await expect(send(fence, 'a', 2)).resolves.toEqual({ kind: 'already-done' });
+      });
+
+      it('applies a failure reply as the step failing; a reply rolled back with its transaction changes nothing', async () => {
+        const saga = await start();
+        const fence = fenceOf(saga);
+        await send(fence, 'a');
+        await expect(
+          newTx(async (tx) => {
+            await store().applyReply(tx, {
+              sagaId: saga.id,
+              step: 'a',
+              phase: 'forward',
+              outcome: { ok: true, result: 1 },
+            });
+            throw new Error('inbox transaction rolled back');
+          }),
+        ).rejects.toThrow('inbox transaction rolled back');
+        expect(await step(saga.id, 'a')).toMatchObject({ status: 'waiting' });
+        await expect(reply(saga.id, 'a', { ok: false, error: 'card declined' })).resolves.toBe(
+          'applied',
+        );
+        expect(await step(saga.id, 'a')).toMatchObject({
+          status: 'failed',
+          error: 'card declined',
+        });
+        await expect(reply(saga.id, 'nope', { ok: true, result: 1 })).resolves.toBe('ignored');
+        await expect(
+          reply('00000000-0000-7000-8000-000000000000', 'a', { ok: true, result: 1 }),
+        ).resolves.toBe('ignored');
+      });
+
+      it('a final reply timeout leaves a step the reply already completed untouched', async () => {
+        const saga = await start();
+        const fence = fenceOf(saga);
+        await send(fence, 'a');
+        await reply(saga.id, 'a', { ok: true, result: 'ok' });
+        await store().recordStepFailure(fence, 'a', 'forward', 1, 'no reply', true, true);
+        expect(await step(saga.id, 'a')).toMatchObject({
+          status: 'completed',
+          result: 'ok',
+          error: null,
+        });
+        // Without a reply, the final timeout is timed_out (outcome unknown), not failed.
+        await send(fence, 'b');
+        await store().recordStepFailure(fence, 'b', 'forward', 1, 'no reply', false, true);
+        expect(await step(saga.id, 'b')).toMatchObject({ status: 'waiting', error: 'no reply' });
+        await store().recordStepFailure(fence, 'b', 'forward', 3, 'no reply', true, true);
+        expect(await step(saga.id, 'b')).toMatchObject({
+          status: 'timed_out',
+          attempts: 3,
+          replyDeadline: null,
+        });
+      });
+
+      it('parks a saga awaiting replies (waiting, no owner, wakes at the earliest deadline) and refuses when a reply came meanwhile', async () => {
+        const saga = await start();
+        const fence = fenceOf(saga);
+        await send(fence, 'a', 1, 60_000);
+        await send(fence, 'b', 1, 20_000);
+        await expect(store().park(fence, saga.wakeSeq)).resolves.toBe('parked');
+        const parked = await loaded(saga.id);
+        expect(parked).toMatchObject({ status: 'waiting', owner: null, leaseUntil: null });
+        const b = parked.steps.find((x) => x.name === 'b')!;
+        expect(parked.wakeAt?.getTime()).toBe(b.replyDeadline?.getTime());
+        // Not due: recovery leaves it alone.
+        expect(await store().claimOrphans('worker-b', [ref(saga)], 10, 60_000)).not.toContain(
+          saga.id,
+        );
+        // The reply wakes it: claimable at once, and running again when claimed.
+        await reply(saga.id, 'b', { ok: true, result: 'b' });
+        await waitFor(
+          async () =>
+            (await store().claimOrphans('worker-b', [ref(saga)], 10, 60_000)).includes(saga.id),
+          'the woken saga to be claimed',
+        );
+        expect(await loaded(saga.id)).toMatchObject({
+          status: 'running',
+          owner: 'worker-b',
+          wakeAt: null,
+        });
+        // The new owner saw wakeSeq 1; a reply after that makes its park 'woken'.
+        const fenceB = { sagaId: saga.id, owner: 'worker-b' };
+        await reply(saga.id, 'a', { ok: true, result: 'a' });
+        await expect(store().park(fenceB, 1)).resolves.toBe('woken');
+        expect(await loaded(saga.id)).toMatchObject({ status: 'running', owner: 'worker-b' });
+        // Another owner cannot park it.
+        await expect(store().park(fence, 2)).resolves.toBe('lost');
+      });
+
+      it('a parked saga with no reply deadline waits for ever; one past its deadline is claimable', async () => {
+        const forever = await start();
+        await send(fenceOf(forever), 'a', 1, null);
+        await store().park(fenceOf(forever), 0);
+        expect((await loaded(forever.id)).wakeAt!.getTime()).toBeGreaterThan(
+          Date.now() + 365 * 24 * 3_600_000,
+        );
+        const due = await start();
+        await send(fenceOf(due), 'a', 1, 30);
+        await store().park(fenceOf(due), 0);
+        await waitFor(
+          async () =>
+            (await store().claimOrphans('worker-c', [ref(due)], 10, 60_000)).includes(due.id),
+          'the overdue saga to be claimed',
+        );
+        expect(await store().claimOrphans('worker-c', [ref(forever)], 10, 60_000)).not.toContain(
+          forever.id,
+        );
+      });
+
+      it('remote compensation: compensating awaits the reply, which compensates the step (or fails it)', async () => {
+        const saga = await start();
+        const fence = fenceOf(saga);
+        await complete(fence, 'a');
+        await complete(fence, 'b');
+        expect(await store().transition(fence, ['running'], 'compensating')).toBe(true);
+        const undo = (name: string) =>
+          store().runStepTransaction(fence, name, 'compensate', 1, () =>
+            Promise.resolve({ result: null, value: 'undo', awaitReply: { timeoutMs: 60_000 } }),
+          );
+        await undo('b');
+        expect(await step(saga.id, 'b')).toMatchObject({
+          status: 'compensating',
+          compensationAttempts: 1,
+        });
+        await expect(store().park(fence, saga.wakeSeq)).resolves.toBe('parked');
+        expect(await loaded(saga.id)).toMatchObject({ status: 'compensating', owner: null });
+        // A forward reply for a compensating step is ignored; the compensation reply applies.
+        await expect(reply(saga.id, 'b', { ok: true, result: 1 })).resolves.toBe('ignored');
+        await expect(reply(saga.id, 'b', { ok: true, result: null }, 'compensate')).resolves.toBe(
+          'applied',
+        );
+        expect(await step(saga.id, 'b')).toMatchObject({
+          status: 'compensated',
+          result: { ok: 'b' },
+        });
+        await waitFor(
+          async () =>
+            (await store().claimOrphans('worker-a', [ref(saga)], 10, 60_000)).includes(saga.id),
+          'the woken compensating saga to be claimed',
+        );
+        await undo('a');
+        await expect(
+          reply(saga.id, 'a', { ok: false, error: 'refund refused' }, 'compensate'),
+        ).resolves.toBe('applied');
+        expect(await step(saga.id, 'a')).toMatchObject({
+          status: 'compensation_failed',
+          error: 'refund refused',
+        });
+      });
+    });
+
     describe('activeVersions', () => {
       it('counts live instances per name and version', async () => {
         const name = uniqueName();
@@ -927,4 +1134,8 @@ async function waitFor(
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await delay(10);
   }
+}
+
+function ref(saga: SagaRecord): { name: string; version: string } {
+  return { name: saga.name, version: saga.version };
 }

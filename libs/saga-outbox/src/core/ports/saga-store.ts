@@ -1,14 +1,30 @@
 import type { JsonValue } from '../json';
 
-/** Instance lifecycle. `completed`, `compensated` and `failed` are terminal. */
-export type SagaStatus = 'running' | 'compensating' | 'completed' | 'compensated' | 'failed';
+/**
+ * Instance lifecycle. `completed`, `compensated` and `failed` are terminal. `waiting`: parked with
+ * no owner until a remote step's reply (or its timeout) wakes it; a compensating saga waiting for a
+ * remote compensation's reply stays `compensating` (its step says `compensating`).
+ */
+export type SagaStatus =
+  'running' | 'waiting' | 'compensating' | 'completed' | 'compensated' | 'failed';
 export const TERMINAL_SAGA_STATUSES: readonly SagaStatus[] = ['completed', 'compensated', 'failed'];
 
 /**
- * Step lifecycle. Forward: `pending → completed` (or `failed` once retries are exhausted).
- * Backward: `completed → compensated` (or `compensation_failed`).
+ * Step lifecycle. Forward: `pending → completed` (or `failed` once retries are exhausted). A remote
+ * step goes `pending → waiting` (command sent) `→ completed | failed` (the reply) or `timed_out`
+ * (no reply within its attempts: outcome unknown, so it is compensated like a completed step).
+ * Backward: `completed | timed_out → compensated` (or `compensation_failed`); a remote compensation
+ * passes through `compensating` (command sent, awaiting the reply).
  */
-export type StepStatus = 'pending' | 'completed' | 'failed' | 'compensated' | 'compensation_failed';
+export type StepStatus =
+  | 'pending'
+  | 'waiting'
+  | 'completed'
+  | 'failed'
+  | 'timed_out'
+  | 'compensating'
+  | 'compensated'
+  | 'compensation_failed';
 
 export type StepPhase = 'forward' | 'compensate';
 
@@ -22,6 +38,8 @@ export interface StepRecord {
   startedAt: Date | null;
   completedAt: Date | null;
   compensatedAt: Date | null;
+  /** While `waiting` / `compensating`: when the current attempt's reply is due (database clock). */
+  replyDeadline: Date | null;
 }
 
 export interface SagaRecord {
@@ -36,6 +54,10 @@ export interface SagaRecord {
   deadlineAt: Date | null;
   error: string | null;
   failedStep: string | null;
+  /** Parked (`waiting`, or compensating on a reply): when recovery may claim it again on its own. */
+  wakeAt: Date | null;
+  /** Bumped by every applied reply; parking is refused when it moved (see `park`). */
+  wakeSeq: number;
   createdAt: Date;
   updatedAt: Date;
   steps: StepRecord[];
@@ -71,7 +93,26 @@ export interface ActiveVersionCount extends SagaVersionRef {
   count: number;
 }
 
+/**
+ * `already-done`: the phase had already ended (by an earlier attempt, another owner, or a reply);
+ * nothing ran. The caller reads how it ended from the stored step.
+ */
 export type StepTxOutcome<T> = { kind: 'done'; value: T } | { kind: 'already-done' };
+
+/** A remote phase: instead of completing, the step is recorded as awaiting its reply. */
+export interface AwaitReply {
+  /** Reply timeout of this attempt; null waits for ever. */
+  timeoutMs: number | null;
+}
+
+/** How `park` went. */
+export type ParkOutcome =
+  /** Parked: no owner until a reply or `wakeAt`. */
+  | 'parked'
+  /** A reply arrived since the runner loaded the saga (wakeSeq moved): keep driving it. */
+  | 'woken'
+  /** The fence did not hold (lease lost). */
+  | 'lost';
 
 /**
  * Work that must commit with a state change (e.g. the outbox row announcing it): run by the store
@@ -112,16 +153,25 @@ export interface SagaStore<Tx = unknown> {
    * cause: not a failed attempt. After a failed COMMIT the phase may have committed; running it again
    * is then `already-done`. A database refusing the transaction's writes at COMMIT (e.g. a deferred
    * constraint the body broke) is the step's failure, not the store's: that error propagates as is.
+   *
+   * The phase counts as already ended when the step is past it: forward — `completed`, `failed`,
+   * `timed_out` or any compensation status; compensate — `compensated` or `compensation_failed`.
+   * When the body returns `awaitReply` (a remote phase whose body wrote the command), the step is
+   * recorded as `waiting` (forward) or `compensating` (compensate) with its reply deadline, instead
+   * of done.
    */
   runStepTransaction<T>(
     fence: Fence,
     step: string,
     phase: StepPhase,
     attempt: number,
-    body: (tx: Tx) => Promise<{ result: JsonValue; value: T }>,
+    body: (tx: Tx) => Promise<{ result: JsonValue; value: T; awaitReply?: AwaitReply }>,
   ): Promise<StepTxOutcome<T>>;
 
-  /** Records a failed attempt (and `failed` / `compensation_failed` when `final`). */
+  /**
+   * Records a failed attempt (and `failed` / `compensation_failed` when `final`; `timed_out` for a
+   * final forward failure with `outcomeUnknown`: a remote step whose reply never came).
+   */
   recordStepFailure(
     fence: Fence,
     step: string,
@@ -129,7 +179,33 @@ export interface SagaStore<Tx = unknown> {
     attempt: number,
     error: string,
     final: boolean,
+    outcomeUnknown?: boolean,
   ): Promise<void>;
+
+  /**
+   * Parks a saga whose remaining work is awaiting replies: gives up ownership, `running → waiting`
+   * (a compensating saga stays `compensating`), `wakeAt` = the earliest reply deadline of its
+   * awaiting steps (and, forward, the saga deadline), or never. Refused (`woken`) when `wakeSeq`
+   * is no longer `seenWakeSeq`: a reply arrived that the runner has not seen.
+   */
+  park(fence: Fence, seenWakeSeq: number): Promise<ParkOutcome>;
+
+  /**
+   * Applies a participant's reply in the caller's transaction `tx` (the inbox transaction that
+   * deduplicates it): a `waiting` step (forward reply) becomes `completed` with the result or
+   * `failed`; a `compensating` step (compensation reply) becomes `compensated` or
+   * `compensation_failed`; the saga is woken (`wakeAt` = now, `wakeSeq` + 1). Any other state (a
+   * late reply after a timeout, a duplicate) changes nothing: `ignored`.
+   */
+  applyReply(
+    tx: Tx,
+    reply: {
+      sagaId: string;
+      step: string;
+      phase: StepPhase;
+      outcome: { ok: true; result: JsonValue } | { ok: false; error: string };
+    },
+  ): Promise<'applied' | 'ignored'>;
 
   /**
    * Conditional status change: only from one of `from`, only by the fence owner. Terminal
@@ -150,7 +226,8 @@ export interface SagaStore<Tx = unknown> {
 
   /**
    * Claims up to `limit` non-terminal sagas whose lease has expired (or that never had an owner),
-   * of the given versions only, skipping rows other workers are claiming. Returns their ids.
+   * and parked sagas whose `wakeAt` has come, of the given versions only, skipping rows other
+   * workers are claiming. A `waiting` saga claimed becomes `running`. Returns their ids.
    */
   claimOrphans(
     owner: string,

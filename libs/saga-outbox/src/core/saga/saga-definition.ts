@@ -59,7 +59,23 @@ export interface CompensationContext<TInput = unknown, Tx = unknown> extends Ste
 export type StepBody<TInput, Tx> = (ctx: StepContext<TInput, Tx>) => unknown;
 export type CompensationBody<TInput, Tx> = (ctx: CompensationContext<TInput, Tx>) => unknown;
 
+/** `local`: runs in its own transaction. `remote`: sends a command and parks the saga until the reply. */
+export type StepKind = 'local' | 'remote';
+
+/** Reply timeout of a remote step attempt when the step sets no `timeoutMs`. */
+export const DEFAULT_REMOTE_STEP_TIMEOUT_MS = 60_000;
+
 export interface StepOptions {
+  /**
+   * `remote`: the action returns a SagaCommand ({ destination, type, payload }); Sage writes it to
+   * the outbox in the step's transaction (with any writes the action made through `ctx.manager`)
+   * and parks the saga (`waiting`) until the participant's reply resumes it; the reply's result is
+   * the step's result. `timeoutMs` is then the reply timeout of each attempt (default 60 s): on
+   * timeout the command is sent again (same idempotency key) up to `retry.maxAttempts`, after which
+   * the step is `timed_out` and compensated. A remote step's compensation may return a command too
+   * (awaited the same way) or nothing (done locally). Default `local`.
+   */
+  kind?: StepKind;
   /** Steps that must complete before this one starts. Steps with no path between them run concurrently. */
   dependsOn?: readonly string[];
   /** Retry policy of the forward action. */
@@ -107,6 +123,7 @@ export interface SagaSpec<TInput = unknown, Tx = unknown> extends SagaOptions<TI
 
 export interface StepDefinition<TInput = unknown, Tx = unknown> {
   readonly name: string;
+  readonly kind: StepKind;
   readonly dependsOn: readonly string[];
   readonly pivot: boolean;
   /** True when a failure before the pivot must undo this step. */
@@ -221,11 +238,20 @@ export function buildSagaDefinition<TInput, Tx>(
         `timeoutMs must be a positive number, got ${String(s.timeoutMs)}`,
       );
     }
+    const kind = s.kind ?? 'local';
+    if (kind !== 'local' && kind !== 'remote') {
+      throw new SagaDefinitionError(
+        sagaName,
+        name,
+        `kind must be "local" or "remote", got ${JSON.stringify(kind)}`,
+      );
+    }
     const where = `saga "${sagaName}" step "${name}"`;
     steps.set(
       name,
       Object.freeze({
         name,
+        kind,
         // Deduplicated: a repeated dependency is the same graph (and the same version).
         dependsOn: Object.freeze([...new Set(s.dependsOn ?? [])]),
         pivot,
@@ -241,7 +267,7 @@ export function buildSagaDefinition<TInput, Tx>(
             `${where} compensationRetry`,
           ),
         ),
-        timeoutMs: s.timeoutMs ?? null,
+        timeoutMs: s.timeoutMs ?? (kind === 'remote' ? DEFAULT_REMOTE_STEP_TIMEOUT_MS : null),
         run: s.run,
         compensate: s.compensate,
       }),
@@ -336,6 +362,8 @@ function hashGraph(
       p: s.pivot,
       c: s.compensatable,
       k: s.compensate !== undefined,
+      // Only when remote, so the versions of definitions without remote steps stay as they were.
+      ...(s.kind === 'remote' ? { r: 1 } : {}),
     }))
     .sort((a, b) => (a.n < b.n ? -1 : a.n > b.n ? 1 : 0));
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex').slice(0, 16);

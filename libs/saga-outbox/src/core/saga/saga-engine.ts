@@ -18,6 +18,7 @@ import {
 } from '../ports/saga-store';
 import { uuidv7 } from '../uuid';
 import type { OutboxPublisher } from '../outbox/outbox-publisher';
+import type { SagaReply } from './saga-command';
 import type { SagaDefinition } from './saga-definition';
 import type { SagaEvent, SagaEventListener } from './saga-events';
 import {
@@ -29,8 +30,13 @@ import { SagaRunner, type RunOutcome } from './saga-runner';
 
 export interface SagaEngineOptions<Tx> {
   store: SagaStore<Tx>;
-  /** The outbox steps write to with `ctx.emit()`, in their own transaction. */
+  /** The outbox steps write to with `ctx.emit()`, in their own transaction (and remote steps' commands). */
   outbox?: OutboxPublisher<Tx>;
+  /**
+   * Where participants reply to remote steps' commands (topic / queue / subject this service
+   * consumes; see `applyReply`). Required to register a saga with remote steps.
+   */
+  replyTo?: string;
   clock?: Clock;
   logger?: SageLogger;
   /** Identifies this worker in `saga_instance.owner`. Default: a fresh UUIDv7 per process. */
@@ -86,6 +92,7 @@ const RUN_END_EVENTS: ReadonlySet<SagaEvent['type']> = new Set([
   'saga.completed',
   'saga.compensated',
   'saga.failed',
+  'saga.waiting',
   'saga.interrupted',
 ]);
 
@@ -102,6 +109,7 @@ export class SagaEngine<Tx = unknown> {
   private readonly listeners = new Set<SagaEventListener>();
   private readonly store: SagaStore<Tx>;
   private readonly outbox: OutboxPublisher<Tx> | undefined;
+  readonly replyTo: string | undefined;
   private readonly lifecycle: SagaLifecycleEvents<Tx> | undefined;
   private readonly clock: Clock;
   private readonly logger: SageLogger;
@@ -126,6 +134,12 @@ export class SagaEngine<Tx = unknown> {
       throw new InvalidOptionsError('store', 'a SagaStore is required');
     this.store = options.store;
     this.outbox = options.outbox;
+    if (
+      options.replyTo !== undefined &&
+      (typeof options.replyTo !== 'string' || options.replyTo.trim() === '')
+    )
+      throw new InvalidOptionsError('replyTo', 'must be a non-empty destination name');
+    this.replyTo = options.replyTo;
     this.lifecycle = options.lifecycleEvents
       ? new SagaLifecycleEvents(options.lifecycleEvents, options.outbox)
       : undefined;
@@ -165,6 +179,14 @@ export class SagaEngine<Tx = unknown> {
         definition.name,
         undefined,
         'a saga with this name is already registered; saga names must be unique',
+      );
+    }
+    const remote = [...definition.steps.values()].find((s) => s.kind === 'remote');
+    if (remote && (!this.outbox || !this.replyTo)) {
+      throw new SagaDefinitionError(
+        definition.name,
+        remote.name,
+        'a remote step sends its command through the outbox and needs a reply destination: configure the engine with an outbox and `replyTo` (SagaOutboxModule: `saga: { replyTo }`)',
       );
     }
     this.definitions.set(definition.name, definition as SagaDefinition<unknown, Tx>);
@@ -255,6 +277,25 @@ export class SagaEngine<Tx = unknown> {
     } finally {
       if (runHere) this.starting--;
     }
+  }
+
+  /**
+   * Applies a participant's reply to a remote step, in `tx` (the inbox transaction that
+   * deduplicates it). After that transaction commits, call `resumePending()` so the woken saga is
+   * picked up at once rather than at the next recovery round. A reply that no longer matches the
+   * step's state (late, after a timeout; a duplicate) is `ignored`.
+   */
+  async applyReply(tx: Tx, reply: SagaReply): Promise<'applied' | 'ignored'> {
+    const outcome = await this.store.applyReply(tx, reply);
+    if (outcome === 'ignored') {
+      this.logger.warn('saga reply ignored: the step is no longer awaiting it', {
+        event: 'saga.reply_ignored',
+        sagaId: reply.sagaId,
+        step: reply.step,
+        phase: reply.phase,
+      });
+    }
+    return outcome;
   }
 
   /** Claims sagas waiting for a worker now (e.g. right after committing a transaction that started one). */
@@ -389,6 +430,7 @@ export class SagaEngine<Tx = unknown> {
     const runner = new SagaRunner(def, record, this.ownerId, {
       store: this.store,
       outbox: this.outbox,
+      replyTo: this.replyTo,
       lifecycle: this.lifecycle,
       clock: this.clock,
       logger: this.logger,
@@ -500,6 +542,8 @@ function createdRecord(saga: NewSaga, startedAt: number): SagaRecord {
     deadlineAt: saga.timeoutMs === null ? null : new Date(startedAt + saga.timeoutMs),
     error: null,
     failedStep: null,
+    wakeAt: null,
+    wakeSeq: 0,
     createdAt: at,
     updatedAt: at,
     steps: saga.stepNames.map((name) => ({
@@ -512,6 +556,7 @@ function createdRecord(saga: NewSaga, startedAt: number): SagaRecord {
       startedAt: null,
       completedAt: null,
       compensatedAt: null,
+      replyDeadline: null,
     })),
   };
 }

@@ -41,6 +41,24 @@ export type SagaEvent =
       error: string;
       at: number;
     }
+  | {
+      /** A remote step's command is in the outbox (in the step's transaction); its reply is awaited. */
+      type: 'step.waiting';
+      sagaId: string;
+      saga: string;
+      step: string;
+      attempt: number;
+      phase: 'forward' | 'compensate';
+      at: number;
+    }
+  | {
+      /** Parked until a reply (or a reply timeout) wakes it; this process no longer drives it. */
+      type: 'saga.waiting';
+      sagaId: string;
+      saga: string;
+      steps: string[];
+      at: number;
+    }
   | { type: 'saga.compensating'; sagaId: string; saga: string; reason: string; at: number }
   | {
       type: 'compensation.completed';

@@ -10,7 +10,16 @@ import {
 import { assertJsonSerializable, type JsonValue } from '../json';
 import type { Clock } from '../ports/clock';
 import type { SageLogger } from '../ports/logger';
-import type { Fence, SagaRecord, SagaStore, StepRecord, StepTxOutcome } from '../ports/saga-store';
+import type {
+  AwaitReply,
+  Fence,
+  SagaRecord,
+  SagaStore,
+  StepPhase,
+  StepRecord,
+  StepTxOutcome,
+} from '../ports/saga-store';
+import { assertSagaCommand, SAGA_HEADERS, type SagaCommand } from './saga-command';
 import { backoffDelay, isRetryable, type RetryPolicy } from './retry-policy';
 import type { OutboxPublisher } from '../outbox/outbox-publisher';
 import type { SagaDefinition, SagaMessage, StepDefinition } from './saga-definition';
@@ -19,8 +28,10 @@ import { SAGA_LIFECYCLE_EVENT_TYPES, type SagaLifecycleEvents } from './saga-lif
 
 export interface SagaRunnerDeps<Tx> {
   store: SagaStore<Tx>;
-  /** Where ctx.emit writes; without it ctx.emit throws. */
+  /** Where ctx.emit writes (and remote steps' commands); without it ctx.emit throws. */
   outbox?: OutboxPublisher<Tx>;
+  /** Where participants send replies to remote steps' commands (the `sage-reply-to` header). */
+  replyTo?: string;
   /** Opt-in lifecycle events, written in the transaction of each change. */
   lifecycle?: SagaLifecycleEvents<Tx>;
   clock: Clock;
@@ -29,11 +40,24 @@ export interface SagaRunnerDeps<Tx> {
   random?: () => number;
 }
 
-export type RunOutcome = 'completed' | 'compensated' | 'failed' | 'interrupted';
+/** `waiting`: parked until a remote step's reply (or its timeout); no longer driven here. */
+export type RunOutcome = 'completed' | 'compensated' | 'failed' | 'waiting' | 'interrupted';
 type StopReason = 'lease-lost' | 'shutdown' | 'store-error';
 
 type StepResult =
-  { kind: 'done'; result: JsonValue } | { kind: 'failed'; error: unknown } | { kind: 'aborted' };
+  | { kind: 'done'; result: JsonValue }
+  | { kind: 'failed'; error: unknown }
+  /** A remote phase's command is out; its reply is awaited. */
+  | { kind: 'waiting' }
+  | { kind: 'aborted' };
+
+type ForwardOutcome =
+  | { kind: 'completed' }
+  | { kind: 'compensate'; reason: string; step?: string }
+  | { kind: 'failed'; reason: string; step?: string }
+  /** Nothing left to run here: every unfinished step awaits a reply. */
+  | { kind: 'park'; steps: string[] }
+  | { kind: 'interrupted' };
 
 /**
  * Drives one saga instance from its stored state to a terminal status: forward over the DAG
@@ -72,8 +96,16 @@ export class SagaRunner<TInput, Tx> {
   async run(): Promise<RunOutcome> {
     const startedAt = this.deps.clock.now();
     try {
+      // A saga claimed while parked (`waiting`) was made `running` by the claim; as loaded it may
+      // still say `waiting`.
+      if (this.record.status === 'waiting') this.record = { ...this.record, status: 'running' };
       if (this.record.status === 'running') {
-        const forward = await this.forward();
+        let forward = await this.forward();
+        while (forward.kind === 'park') {
+          const parked = await this.park(forward.steps);
+          if (parked !== 'woken') return parked;
+          forward = await this.forward();
+        }
         if (forward.kind === 'interrupted') return this.interrupted();
         if (forward.kind === 'completed') {
           return (await this.finish('running', 'completed', startedAt))
@@ -98,12 +130,17 @@ export class SagaRunner<TInput, Tx> {
         };
         this.emit({ type: 'saga.compensating', reason: forward.reason });
       }
-      if (this.record.status === 'compensating') {
+      while (this.record.status === 'compensating') {
         // Compensation works from the durable step states, not from what forward() saw in memory.
         const fresh = await this.deps.store.load(this.record.id);
         if (!fresh) return this.interrupted();
         this.record = fresh;
-        return await this.compensate(startedAt);
+        const outcome = await this.compensate(startedAt);
+        if (outcome !== 'park') return outcome;
+        const parked = await this.park(
+          this.record.steps.filter((s) => s.status === 'compensating').map((s) => s.name),
+        );
+        if (parked !== 'woken') return parked;
       }
       return this.record.status as RunOutcome;
     } catch (error) {
@@ -119,25 +156,42 @@ export class SagaRunner<TInput, Tx> {
     }
   }
 
+  /**
+   * Gives the saga up until a reply wakes it. Refused when a reply arrived since the saga was
+   * loaded (`woken`): the saga is reloaded and driven on.
+   */
+  private async park(steps: string[]): Promise<RunOutcome | 'woken'> {
+    const outcome = await this.deps.store.park(this.fence, this.record.wakeSeq);
+    if (outcome === 'lost') {
+      this.stop('lease-lost');
+      return this.interrupted();
+    }
+    if (outcome === 'woken') {
+      const fresh = await this.deps.store.load(this.record.id);
+      if (!fresh) return this.interrupted();
+      this.record = { ...fresh, status: fresh.status === 'waiting' ? 'running' : fresh.status };
+      return 'woken';
+    }
+    this.emit({ type: 'saga.waiting', steps });
+    return 'waiting';
+  }
+
   // ---------------------------------------------------------------- forward
 
-  private async forward(): Promise<
-    | { kind: 'completed' }
-    | { kind: 'compensate'; reason: string; step?: string }
-    | { kind: 'failed'; reason: string; step?: string }
-    | { kind: 'interrupted' }
-  > {
+  private async forward(): Promise<ForwardOutcome> {
     const { def } = this;
     const stepState = new Map(this.record.steps.map((s) => [s.name, s]));
     const completed = new Set<string>();
+    /** Remote steps whose command is out and whose reply is not due yet. */
+    const waiting = new Set<string>();
     const results: Record<string, JsonValue> = {};
     let failure: { step: string; error: unknown } | undefined;
     for (const s of this.record.steps) {
       if (s.status === 'completed') {
         completed.add(s.name);
         results[s.name] = s.result;
-      } else if (s.status === 'failed' && !failure) {
-        // The final failure was recorded but the process died before acting on it.
+      } else if ((s.status === 'failed' || s.status === 'timed_out') && !failure) {
+        // The final failure was recorded (or a participant replied with one) but not acted on yet.
         failure = { step: s.name, error: new Error(s.error ?? 'step failed') };
       }
     }
@@ -185,6 +239,8 @@ export class SagaRunner<TInput, Tx> {
           if (r.kind === 'done') {
             completed.add(step.name);
             results[step.name] = r.result;
+          } else if (r.kind === 'waiting') {
+            waiting.add(step.name);
           } else if (r.kind === 'failed' && !failure) {
             failure = { step: step.name, error: r.error };
             if (def.failureStrategy === 'FAIL_FAST')
@@ -204,7 +260,7 @@ export class SagaRunner<TInput, Tx> {
       for (;;) {
         if (!failure && !forwardController.signal.aborted) {
           for (const name of def.order) {
-            if (completed.has(name) || inFlight.has(name)) continue;
+            if (completed.has(name) || inFlight.has(name) || waiting.has(name)) continue;
             const step = def.steps.get(name)!;
             if (step.dependsOn.every((d) => completed.has(d))) launch(step);
           }
@@ -236,6 +292,7 @@ export class SagaRunner<TInput, Tx> {
         return { kind: 'failed', reason: `${reason} past its pivot; it cannot be compensated` };
       return { kind: 'compensate', reason };
     }
+    if (waiting.size) return { kind: 'park', steps: [...waiting] };
     return { kind: 'completed' };
   }
 
@@ -253,6 +310,32 @@ export class SagaRunner<TInput, Tx> {
       step.afterPivot || pivotDone()
         ? Math.max(step.retry.maxAttempts, this.def.afterPivotMaxAttempts)
         : step.retry.maxAttempts;
+    if (state?.status === 'waiting') {
+      // Resumed with a command out: wait on, or treat the overdue reply as a timed-out attempt.
+      const overdue = this.replyOverdue(step, state, 'forward', attempt);
+      if (!overdue) return { kind: 'waiting' };
+      const settled = await this.recordReplyTimeout(
+        step,
+        'forward',
+        attempt,
+        overdue,
+        attempt >= maxAttempts(),
+      );
+      if (settled) return settled;
+      const delayMs = backoffDelay(step.retry, attempt, this.random);
+      this.emit({
+        type: 'step.retrying',
+        step: step.name,
+        attempt,
+        delayMs,
+        error: describe(overdue),
+      });
+      try {
+        await this.deps.clock.sleep(delayMs, forwardSignal);
+      } catch {
+        return { kind: 'aborted' };
+      }
+    }
     for (;;) {
       if (forwardSignal.aborted) return { kind: 'aborted' };
       attempt++;
@@ -264,7 +347,7 @@ export class SagaRunner<TInput, Tx> {
         attempt,
         forwardSignal,
         async (tx, signal) => {
-          const value = await step.run({
+          const ctx = {
             sagaId: this.record.id,
             sagaName: this.def.name,
             stepName: step.name,
@@ -275,9 +358,18 @@ export class SagaRunner<TInput, Tx> {
             attempt,
             signal,
             manager: tx,
-            emit: (messages) =>
+            emit: (messages: SagaMessage | readonly SagaMessage[]) =>
               this.emitMessages(tx, step.name, `${this.record.id}:${step.name}`, messages),
-          });
+          };
+          const value = await step.run(ctx);
+          if (step.kind === 'remote') {
+            const command = assertSagaCommand(
+              value,
+              `Remote step "${step.name}" of saga "${this.def.name}"`,
+            );
+            await this.sendCommand(tx, step, 'forward', attempt, command);
+            return { result: null, awaitReply: { timeoutMs: step.timeoutMs } };
+          }
           const result = value === undefined ? null : value;
           assertJsonSerializable(
             result,
@@ -292,9 +384,13 @@ export class SagaRunner<TInput, Tx> {
           });
           // What later steps see is what the store keeps (and what a resumed run would load):
           // a detached JSON copy, without `undefined` fields.
-          return JSON.parse(JSON.stringify(result)) as JsonValue;
+          return { result: JSON.parse(JSON.stringify(result)) as JsonValue };
         },
       );
+      if (attemptResult.kind === 'waiting') {
+        this.emit({ type: 'step.waiting', step: step.name, attempt, phase: 'forward' });
+        return attemptResult;
+      }
       if (attemptResult.kind === 'done') {
         this.emit({
           type: 'step.completed',
@@ -337,7 +433,12 @@ export class SagaRunner<TInput, Tx> {
 
   // ----------------------------------------------------------- compensation
 
-  private async compensate(startedAt: number): Promise<RunOutcome> {
+  /**
+   * Undoes the steps that took effect (or may have: a remote step whose reply never came), in
+   * reverse topological order, one at a time. Returns `park` when a remote compensation's reply is
+   * awaited.
+   */
+  private async compensate(startedAt: number): Promise<RunOutcome | 'park'> {
     const reason = this.record.error ?? 'saga is compensating';
     const byName = new Map(this.record.steps.map((s) => [s.name, s]));
     const results: Record<string, JsonValue> = {};
@@ -351,9 +452,19 @@ export class SagaRunner<TInput, Tx> {
       if (state.status === 'compensation_failed') {
         return this.failCompensation(step.name, state.error ?? 'compensation failed', startedAt);
       }
-      if (state.status !== 'completed' || !step.compensatable || !step.compensate) continue;
+      if (!needsCompensation(state) || !step.compensatable || !step.compensate) continue;
       const compensate = step.compensate;
       let attempt = state.compensationAttempts;
+      if (state.status === 'compensating') {
+        // Resumed with a compensation command out.
+        const overdue = this.replyOverdue(step, state, 'compensate', attempt);
+        if (!overdue) return 'park';
+        const final = attempt >= step.compensationRetry.maxAttempts;
+        const settled = await this.recordReplyTimeout(step, 'compensate', attempt, overdue, final);
+        if (settled?.kind === 'failed')
+          return this.failCompensation(step.name, describe(settled.error), startedAt, attempt);
+        if (settled?.kind === 'done') continue;
+      }
       for (;;) {
         if (this.stopReason) return this.interrupted();
         attempt++;
@@ -363,7 +474,7 @@ export class SagaRunner<TInput, Tx> {
           attempt,
           this.stopController.signal,
           async (tx, signal) => {
-            await compensate({
+            const value = await compensate({
               sagaId: this.record.id,
               sagaName: this.def.name,
               stepName: step.name,
@@ -383,9 +494,23 @@ export class SagaRunner<TInput, Tx> {
                   messages,
                 ),
             });
-            return null;
+            // A remote step's compensation may send a command (awaited like the step's own) or
+            // return nothing (its undo was local).
+            if (step.kind === 'remote' && value !== undefined && value !== null) {
+              const command = assertSagaCommand(
+                value,
+                `Compensation of remote step "${step.name}" of saga "${this.def.name}"`,
+              );
+              await this.sendCommand(tx, step, 'compensate', attempt, command);
+              return { result: null, awaitReply: { timeoutMs: step.timeoutMs } };
+            }
+            return { result: null };
           },
         );
+        if (r.kind === 'waiting') {
+          this.emit({ type: 'step.waiting', step: step.name, attempt, phase: 'compensate' });
+          return 'park';
+        }
         if (r.kind === 'done') {
           this.emit({ type: 'compensation.completed', step: step.name, attempt });
           break;
@@ -445,6 +570,117 @@ export class SagaRunner<TInput, Tx> {
       : this.interrupted();
   }
 
+  // ------------------------------------------------------------ remote steps
+
+  /** The reply of a resumed remote phase is overdue: the timeout error, or undefined while it is not. */
+  private replyOverdue(
+    step: StepDefinition<TInput, Tx>,
+    state: StepRecord,
+    phase: StepPhase,
+    attempt: number,
+  ): StepTimeoutError | undefined {
+    const due = state.replyDeadline;
+    if (due === null || due.getTime() > this.deps.clock.now()) return undefined;
+    return new StepTimeoutError(
+      this.def.name,
+      phase === 'forward' ? step.name : `${step.name} (compensation)`,
+      step.timeoutMs ?? 0,
+      `no reply to attempt ${attempt}`,
+    );
+  }
+
+  /**
+   * Records a remote attempt whose reply never came. A reply may land at the same moment: the store
+   * leaves a step that already moved on untouched, and the step's stored state decides. Returns the
+   * settled outcome (the reply's, or the final failure), or undefined to send the command again.
+   */
+  private async recordReplyTimeout(
+    step: StepDefinition<TInput, Tx>,
+    phase: StepPhase,
+    attempt: number,
+    error: StepTimeoutError,
+    final: boolean,
+  ): Promise<StepResult | undefined> {
+    await this.deps.store.recordStepFailure(
+      this.fence,
+      step.name,
+      phase,
+      attempt,
+      describe(error),
+      final,
+      // No reply: the participant may or may not have acted, so a final timeout is compensated.
+      phase === 'forward',
+    );
+    const settled = await this.storedOutcome(step.name, phase);
+    if (settled) return settled;
+    if (!final) return undefined;
+    this.emit({
+      type: phase === 'forward' ? 'step.failed' : 'compensation.failed',
+      step: step.name,
+      attempt,
+      error: describe(error),
+    });
+    return { kind: 'failed', error };
+  }
+
+  /** How a phase ended, as stored (after `already-done`, or a reply racing a timeout); undefined while open. */
+  private async storedOutcome(step: string, phase: StepPhase): Promise<StepResult | undefined> {
+    const fresh = await this.deps.store.load(this.record.id);
+    const state = fresh?.steps.find((x) => x.name === step);
+    if (!state) return undefined;
+    if (phase === 'forward') {
+      if (state.status === 'pending' || state.status === 'waiting') return undefined;
+      if (state.status === 'failed' || state.status === 'timed_out')
+        return { kind: 'failed', error: new Error(state.error ?? 'step failed') };
+      return { kind: 'done', result: state.result };
+    }
+    if (state.status === 'compensated') return { kind: 'done', result: null };
+    if (state.status === 'compensation_failed')
+      return { kind: 'failed', error: new Error(state.error ?? 'compensation failed') };
+    return undefined;
+  }
+
+  /** A remote phase's command, written to the outbox in the step's transaction. */
+  private async sendCommand(
+    tx: Tx,
+    step: StepDefinition<TInput, Tx>,
+    phase: StepPhase,
+    attempt: number,
+    command: SagaCommand,
+  ): Promise<void> {
+    const { outbox, replyTo } = this.deps;
+    if (!outbox || !replyTo) {
+      throw new InvalidOptionsError(
+        'replyTo',
+        `remote step "${step.name}" of saga "${this.def.name}" needs an outbox and a reply destination (saga.replyTo)`,
+      );
+    }
+    const idempotencyKey = `${this.record.id}:${step.name}${phase === 'compensate' ? ':compensate' : ''}`;
+    await outbox.publish(
+      [
+        {
+          destination: command.destination,
+          type: command.type,
+          payload: command.payload,
+          // The saga's key by default: a step's command, its resend and its compensation arrive in order.
+          key: command.key === undefined ? this.record.id : command.key,
+          sagaId: this.record.id,
+          headers: {
+            ...command.headers,
+            [SAGA_HEADERS.sagaId]: this.record.id,
+            [SAGA_HEADERS.saga]: this.def.name,
+            [SAGA_HEADERS.step]: step.name,
+            [SAGA_HEADERS.phase]: phase,
+            [SAGA_HEADERS.attempt]: String(attempt),
+            [SAGA_HEADERS.idempotencyKey]: idempotencyKey,
+            [SAGA_HEADERS.replyTo]: replyTo,
+          },
+        },
+      ],
+      { manager: tx },
+    );
+  }
+
   // ------------------------------------------------------------------ shared
 
   /**
@@ -459,10 +695,10 @@ export class SagaRunner<TInput, Tx> {
    */
   private async attempt(
     step: StepDefinition<TInput, Tx>,
-    phase: 'forward' | 'compensate',
+    phase: StepPhase,
     attempt: number,
     parent: AbortSignal,
-    body: (tx: Tx, signal: AbortSignal) => Promise<JsonValue>,
+    body: (tx: Tx, signal: AbortSignal) => Promise<{ result: JsonValue; awaitReply?: AwaitReply }>,
   ): Promise<StepResult> {
     const controller = new AbortController();
     const onParent = (): void => controller.abort(parent.reason);
@@ -476,7 +712,7 @@ export class SagaRunner<TInput, Tx> {
           )
         : undefined;
     let bodyFailed = false;
-    let outcome: StepTxOutcome<JsonValue>;
+    let outcome: StepTxOutcome<{ result: JsonValue; awaiting: boolean }>;
     try {
       outcome = await this.deps.store.runStepTransaction(
         this.fence,
@@ -485,9 +721,9 @@ export class SagaRunner<TInput, Tx> {
         attempt,
         async (tx) => {
           try {
-            const result = await body(tx, controller.signal);
+            const { result, awaitReply } = await body(tx, controller.signal);
             if (controller.signal.aborted) throw controller.signal.reason;
-            return { result, value: result };
+            return { result, awaitReply, value: { result, awaiting: awaitReply !== undefined } };
           } catch (error) {
             bodyFailed = true;
             throw error;
@@ -521,11 +757,14 @@ export class SagaRunner<TInput, Tx> {
       clearTimeout(timer);
       parent.removeEventListener('abort', onParent);
     }
-    if (outcome.kind === 'done') return { kind: 'done', result: outcome.value };
-    // Done earlier (e.g. by a previous owner, or by a COMMIT whose outcome we never heard): its
-    // stored result. A failing load is store trouble and propagates as such to the caller.
-    const fresh = await this.deps.store.load(this.record.id);
-    return { kind: 'done', result: fresh?.steps.find((x) => x.name === step.name)?.result ?? null };
+    if (outcome.kind === 'done') {
+      return outcome.value.awaiting
+        ? { kind: 'waiting' }
+        : { kind: 'done', result: outcome.value.result };
+    }
+    // Ended earlier (by a previous owner, a COMMIT whose outcome we never heard, or a reply): as
+    // stored. A failing load is store trouble and propagates as such to the caller.
+    return (await this.storedOutcome(step.name, phase)) ?? { kind: 'done', result: null };
   }
 
   /** ctx.emit: outbox rows in the step's own transaction. */
@@ -625,11 +864,24 @@ class SiblingFailed extends Error {
   }
 }
 
+/** A step that took effect, or may have (a remote step whose reply never came, or is still out). */
+function needsCompensation(state: StepRecord): boolean {
+  return (
+    state.status === 'completed' ||
+    state.status === 'timed_out' ||
+    state.status === 'waiting' ||
+    state.status === 'compensating'
+  );
+}
+
+/** Codes of errors retrying cannot fix. */
+const PERMANENT_CODES = new Set(['SAGA_DEFINITION_INVALID', 'SAGA_COMMAND_INVALID']);
+
 function retryableError(policy: RetryPolicy, error: unknown): boolean {
   // Retrying cannot make a result serialisable or a definition valid.
   if (error instanceof NotSerializableError) return false;
   if (error instanceof SagaOutboxError && !(error instanceof StepTimeoutError))
-    return isRetryable(policy, error) && error.code !== 'SAGA_DEFINITION_INVALID';
+    return isRetryable(policy, error) && !PERMANENT_CODES.has(error.code);
   return isRetryable(policy, error);
 }
 

@@ -8,7 +8,9 @@ import {
 import type { JsonValue } from '../../core/json';
 import type {
   ActiveVersionCount,
+  AwaitReply,
   Fence,
+  ParkOutcome,
   NewSaga,
   SagaRecord,
   SagaStatus,
@@ -90,7 +92,7 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
     step: string,
     phase: StepPhase,
     attempt: number,
-    body: (tx: EntityManager) => Promise<{ result: JsonValue; value: T }>,
+    body: (tx: EntityManager) => Promise<{ result: JsonValue; value: T; awaitReply?: AwaitReply }>,
   ): Promise<StepTxOutcome<T>> {
     if (!isUuid(fence.sagaId)) throw unknownStep(fence.sagaId, step);
     /** The store's own statements: their failures are the store's trouble, not the step's. */
@@ -120,15 +122,17 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
         }
         // Awaited before anything else touches the transaction: it ends only once the body settled.
         // What the body throws is the step's failure and propagates as it is.
-        const { result, value } = await body(runner.manager);
+        const { result, value, awaitReply } = await body(runner.manager);
         const params = { sagaId: fence.sagaId, owner: fence.owner, step, attempt };
         // Fenced in the same statement, the last before COMMIT (see fencedStepUpdate for why).
         const [recorded] = await bookkeeping('recording the step', () =>
           run(
             runner,
-            phase === 'forward'
-              ? q.completeStep(this.schema, { ...params, result })
-              : q.compensateStep(this.schema, params),
+            awaitReply
+              ? q.awaitStepReply(this.schema, { ...params, phase, timeoutMs: awaitReply.timeoutMs })
+              : phase === 'forward'
+                ? q.completeStep(this.schema, { ...params, result })
+                : q.compensateStep(this.schema, params),
           ),
         );
         if (!recorded?.fenced) throw new LeaseLostError(fence.sagaId, fence.owner);
@@ -153,6 +157,7 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
     attempt: number,
     error: string,
     final: boolean,
+    outcomeUnknown = false,
   ): Promise<void> {
     if (!isUuid(fence.sagaId)) throw new LeaseLostError(fence.sagaId, fence.owner);
     const [outcome] = await this.withRunner((runner) =>
@@ -166,11 +171,57 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
           attempt,
           error,
           final,
+          outcomeUnknown,
         }),
       ),
     );
     if (!outcome?.fenced) throw new LeaseLostError(fence.sagaId, fence.owner);
     if (!outcome.updated) throw unknownStep(fence.sagaId, step);
+  }
+
+  async park(fence: Fence, seenWakeSeq: number): Promise<ParkOutcome> {
+    if (!isUuid(fence.sagaId)) return 'lost';
+    const [row] = await this.withRunner((runner) =>
+      run(
+        runner,
+        q.parkSaga(this.schema, { sagaId: fence.sagaId, owner: fence.owner, seenWakeSeq }),
+      ),
+    );
+    if (!row?.fenced) return 'lost';
+    return row.parked ? 'parked' : 'woken';
+  }
+
+  async applyReply(
+    tx: EntityManager,
+    reply: {
+      sagaId: string;
+      step: string;
+      phase: StepPhase;
+      outcome: { ok: true; result: JsonValue } | { ok: false; error: string };
+    },
+  ): Promise<'applied' | 'ignored'> {
+    if (!isUuid(reply.sagaId)) return 'ignored';
+    const runner = tx.queryRunner;
+    if (!runner?.isTransactionActive) {
+      throw new SagaOutboxError(
+        'SAGA_TX_INACTIVE',
+        `The reply to step "${reply.step}" of saga ${reply.sagaId} must be applied inside the inbox transaction that deduplicates it.`,
+      );
+    }
+    const updated = await run(
+      runner,
+      q.applyStepReply(this.schema, {
+        sagaId: reply.sagaId,
+        step: reply.step,
+        phase: reply.phase,
+        ok: reply.outcome.ok,
+        result: reply.outcome.ok ? reply.outcome.result : null,
+        error: reply.outcome.ok ? null : reply.outcome.error,
+      }),
+    );
+    if (!updated.length) return 'ignored';
+    await run(runner, q.wakeSaga(this.schema, { sagaId: reply.sagaId }));
+    return 'applied';
   }
 
   async transition(
@@ -318,10 +369,11 @@ function refusedWrites(error: unknown): boolean {
   return typeof code === 'string' && /^(23|40)[0-9A-Z]{3}$/.test(code);
 }
 
+/** The step is past `phase` (see SagaStore.runStepTransaction). */
 function phaseDone(phase: StepPhase, status: StepStatus): boolean {
   return phase === 'forward'
-    ? status === 'completed' || status === 'compensated' || status === 'compensation_failed'
-    : status === 'compensated';
+    ? status !== 'pending' && status !== 'waiting'
+    : status === 'compensated' || status === 'compensation_failed';
 }
 
 function unknownStep(sagaId: string, step: string): SagaOutboxError {
@@ -350,6 +402,8 @@ function toSagaRecord(row: q.SagaInstanceRow): SagaRecord {
     deadlineAt: row.deadline_at,
     error: row.error,
     failedStep: row.failed_step,
+    wakeAt: row.wake_at,
+    wakeSeq: Number(row.wake_seq),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     steps: row.steps.map(toStepRecord),
@@ -367,6 +421,7 @@ function toStepRecord(step: q.SagaStepJson): StepRecord {
     startedAt: toDate(step.started_at),
     completedAt: toDate(step.completed_at),
     compensatedAt: toDate(step.compensated_at),
+    replyDeadline: toDate(step.reply_deadline),
   };
 }
 

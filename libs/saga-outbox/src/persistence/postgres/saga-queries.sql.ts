@@ -36,6 +36,9 @@ export interface SagaInstanceRow {
   deadline_at: Date | null;
   error: string | null;
   failed_step: string | null;
+  wake_at: Date | null;
+  /** bigint: pg returns it as text. */
+  wake_seq: string;
   created_at: Date;
   updated_at: Date;
   /** json_agg of the steps, ordered by position; timestamps arrive as ISO strings inside JSON. */
@@ -52,6 +55,7 @@ export interface SagaStepJson {
   started_at: string | null;
   completed_at: string | null;
   compensated_at: string | null;
+  reply_deadline: string | null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -139,13 +143,14 @@ export function selectSaga(t: SagaSchema, p: { id: string }): Statement<SagaInst
   return {
     text: `
       SELECT i.id, i.name, i.version, i.status, i.input, i.idempotency_key, i.owner, i.lease_until,
-             i.deadline_at, i.error, i.failed_step, i.created_at, i.updated_at,
+             i.deadline_at, i.error, i.failed_step, i.wake_at, i.wake_seq, i.created_at, i.updated_at,
              coalesce(
                (SELECT json_agg(json_build_object(
                          'name', s.name, 'status', s.status, 'attempts', s.attempts,
                          'compensation_attempts', s.compensation_attempts, 'result', s.result,
                          'error', s.error, 'started_at', s.started_at,
-                         'completed_at', s.completed_at, 'compensated_at', s.compensated_at)
+                         'completed_at', s.completed_at, 'compensated_at', s.compensated_at,
+                         'reply_deadline', s.reply_deadline)
                        ORDER BY s.position, s.name)
                 FROM ${t.sagaStep} s
                 WHERE s.saga_id = i.id),
@@ -164,7 +169,7 @@ export function selectActiveVersions(
     text: `
       SELECT name, version, count(*)::int AS count
       FROM ${t.sagaInstance}
-      WHERE status IN ('running', 'compensating')
+      WHERE status IN ('running', 'waiting', 'compensating')
       GROUP BY name, version
       ORDER BY name, version`,
     values: [],
@@ -244,6 +249,35 @@ export function completeStep(
   };
 }
 
+/**
+ * 2c. A remote phase sent its command (in this transaction): the step awaits the reply, due at
+ *     `reply_deadline` on the database clock (NULL: no timeout). Forward → `waiting`, compensate →
+ *     `compensating`.
+ */
+export function awaitStepReply(
+  t: SagaSchema,
+  p: {
+    sagaId: string;
+    owner: string;
+    step: string;
+    phase: 'forward' | 'compensate';
+    attempt: number;
+    timeoutMs: number | null;
+  },
+): Statement<RecordedStep> {
+  const deadline = `CASE WHEN $5::double precision IS NULL THEN NULL ELSE clock_timestamp() + ${msInterval('$5')} END`;
+  return {
+    text: fencedStepUpdate(
+      t,
+      p.phase === 'forward'
+        ? `status = 'waiting', attempts = $4, started_at = coalesce(s.started_at, now()),
+            reply_deadline = ${deadline}`
+        : `status = 'compensating', compensation_attempts = $4, reply_deadline = ${deadline}`,
+    ),
+    values: [p.sagaId, p.owner, p.step, p.attempt, p.timeoutMs],
+  };
+}
+
 /** 2b. Records the compensation done; the forward `result` is kept (compensations read it). */
 export function compensateStep(
   t: SagaSchema,
@@ -277,12 +311,24 @@ export function recordStepFailure(
     attempt: number;
     error: string;
     final: boolean;
+    /** A final forward failure whose outcome is unknown (no reply): `timed_out`, not `failed`. */
+    outcomeUnknown: boolean;
   },
 ): Statement<{ fenced: number; updated: number }> {
-  const set =
+  // A step already past this phase (a participant's reply landed first) is left as it is: the
+  // guard is in the SET, not the WHERE, so `updated` still tells an unknown step apart.
+  const open =
     p.phase === 'forward'
-      ? `attempts = $4, status = CASE WHEN $6::boolean THEN 'failed' ELSE s.status END`
-      : `compensation_attempts = $4, status = CASE WHEN $6::boolean THEN 'compensation_failed' ELSE s.status END`;
+      ? `s.status IN ('pending', 'waiting')`
+      : `s.status NOT IN ('compensated', 'compensation_failed')`;
+  const final =
+    p.phase === 'forward'
+      ? `CASE WHEN $7::boolean THEN 'timed_out' ELSE 'failed' END`
+      : `'compensation_failed'`;
+  const counter = p.phase === 'forward' ? 'attempts' : 'compensation_attempts';
+  const set = `${counter} = CASE WHEN ${open} THEN $4 ELSE s.${counter} END,
+          status = CASE WHEN $6::boolean AND ${open} THEN ${final} ELSE s.status END,
+          reply_deadline = CASE WHEN $6::boolean AND ${open} THEN NULL ELSE s.reply_deadline END`;
   return {
     text: `
       WITH fence AS (
@@ -291,13 +337,23 @@ export function recordStepFailure(
         FOR SHARE
       ), updated AS (
         UPDATE ${t.sagaStep} s
-        SET ${set}, error = $5, started_at = coalesce(s.started_at, clock_timestamp())
+        SET ${set}, error = CASE WHEN ${open} THEN $5 ELSE s.error END,
+            started_at = coalesce(s.started_at, clock_timestamp())
         FROM fence
         WHERE s.saga_id = fence.id AND s.name = $3
         RETURNING s.name
       )
       SELECT (SELECT count(*) FROM fence)::int AS fenced, (SELECT count(*) FROM updated)::int AS updated`,
-    values: [p.sagaId, p.owner, p.step, p.attempt, p.error, p.final],
+    values: [
+      p.sagaId,
+      p.owner,
+      p.step,
+      p.attempt,
+      p.error,
+      p.final,
+      // $7 appears in the forward statement only.
+      ...(p.phase === 'forward' ? [p.outcomeUnknown] : []),
+    ],
   };
 }
 
@@ -377,15 +433,18 @@ export function claimOrphans(
       WITH orphan AS (
         SELECT i.id
         FROM ${t.sagaInstance} i
-        WHERE i.status IN ('running', 'compensating')
-          AND (i.lease_until IS NULL OR i.lease_until < clock_timestamp())
+        WHERE i.status IN ('running', 'waiting', 'compensating')
+          -- Unowned, lease expired, or parked and due. The claim index's expression, verbatim.
+          AND coalesce(i.wake_at, i.lease_until, '-infinity'::timestamptz) < clock_timestamp()
           AND (i.name, i.version) IN (SELECT v.name, v.version FROM unnest($2::text[], $3::text[]) AS v (name, version))
         ORDER BY i.created_at, i.id
         LIMIT $4
         FOR UPDATE OF i SKIP LOCKED
       )
       UPDATE ${t.sagaInstance} i
-      SET owner = $1, lease_until = clock_timestamp() + ${msInterval('$5')}, updated_at = clock_timestamp()
+      SET owner = $1, lease_until = clock_timestamp() + ${msInterval('$5')}, updated_at = clock_timestamp(),
+          status = CASE WHEN i.status = 'waiting' THEN 'running' ELSE i.status END,
+          wake_at = NULL
       FROM orphan
       WHERE i.id = orphan.id
       RETURNING i.id`,
@@ -405,5 +464,113 @@ export function releaseSagas(
       WHERE owner = $1 AND id = ANY($2::uuid[])
       RETURNING id`,
     values: [p.owner, [...p.sagaIds]],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// remote steps: park / apply a reply
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Parks a saga whose remaining work awaits replies, in one statement: gives up ownership and sets
+ * `wake_at` to the earliest reply deadline of its awaiting steps (forward: also the saga deadline;
+ * none: never). Guarded by the fence (owner, live lease) and by `wake_seq`: a reply applied since
+ * the runner loaded the saga bumped it, and the runner must see that reply rather than park over
+ * it. The reply's transaction takes this row's lock too (applyReplyWake), so the two serialise and
+ * the loser re-checks its condition against the winner's row. Returns one row, saying which guard
+ * failed, or none when the saga does not exist.
+ */
+export function parkSaga(
+  t: SagaSchema,
+  p: { sagaId: string; owner: string; seenWakeSeq: number },
+): Statement<{ fenced: boolean; parked: boolean }> {
+  return {
+    text: `
+      WITH saga AS (
+        SELECT id, status, deadline_at,
+               owner = $2 AND lease_until > clock_timestamp()
+                 AND status IN ('running', 'compensating') AS fenced
+        FROM ${t.sagaInstance}
+        WHERE id = $1
+        FOR UPDATE
+      ), parked AS (
+        UPDATE ${t.sagaInstance} i
+        SET status = CASE WHEN i.status = 'running' THEN 'waiting' ELSE i.status END,
+            owner = NULL, lease_until = NULL, updated_at = clock_timestamp(),
+            wake_at = coalesce(
+              (SELECT least(min(st.reply_deadline),
+                            CASE WHEN saga.status = 'running' THEN saga.deadline_at END)
+               FROM ${t.sagaStep} st
+               WHERE st.saga_id = i.id
+                 AND st.status = CASE WHEN saga.status = 'running' THEN 'waiting' ELSE 'compensating' END),
+              -- No deadline: never on its own (a far date, not 'infinity', which pg reads back as a number).
+              '9999-12-31T00:00:00Z'::timestamptz)
+        FROM saga
+        WHERE i.id = saga.id AND saga.fenced AND i.wake_seq = $3
+        RETURNING i.id
+      )
+      SELECT saga.fenced, EXISTS (SELECT 1 FROM parked) AS parked FROM saga`,
+    values: [p.sagaId, p.owner, p.seenWakeSeq],
+  };
+}
+
+/**
+ * A participant's reply, in the inbox transaction that deduplicates it: moves the step out of its
+ * awaiting state only if it is still in it (`waiting` for a forward reply, `compensating` for a
+ * compensation reply), so a late reply (after a timeout) or a duplicate changes nothing. The step
+ * row lock orders it against a runner resending the command (which locks the step first too).
+ */
+export function applyStepReply(
+  t: SagaSchema,
+  p: {
+    sagaId: string;
+    step: string;
+    phase: 'forward' | 'compensate';
+    ok: boolean;
+    result: unknown;
+    error: string | null;
+  },
+): Statement<{ name: string }> {
+  if (p.phase === 'compensate') {
+    return {
+      text: `
+      UPDATE ${t.sagaStep} s
+      SET status = CASE WHEN $3::boolean THEN 'compensated' ELSE 'compensation_failed' END,
+          error = CASE WHEN $3::boolean THEN s.error ELSE $4 END,
+          compensated_at = CASE WHEN $3::boolean THEN clock_timestamp() ELSE s.compensated_at END,
+          reply_deadline = NULL
+      WHERE s.saga_id = $1 AND s.name = $2 AND s.status = 'compensating'
+      RETURNING s.name`,
+      values: [p.sagaId, p.step, p.ok, p.error],
+    };
+  }
+  return {
+    text: `
+      UPDATE ${t.sagaStep} s
+      SET status = CASE WHEN $3::boolean THEN 'completed' ELSE 'failed' END,
+          result = CASE WHEN $3::boolean THEN $4::jsonb ELSE s.result END,
+          error = CASE WHEN $3::boolean THEN NULL ELSE $5 END,
+          completed_at = CASE WHEN $3::boolean THEN clock_timestamp() ELSE s.completed_at END,
+          reply_deadline = NULL
+      WHERE s.saga_id = $1 AND s.name = $2 AND s.status = 'waiting'
+      RETURNING s.name`,
+    values: [p.sagaId, p.step, p.ok, p.ok ? JSON.stringify(p.result ?? null) : null, p.error],
+  };
+}
+
+/**
+ * After a reply was applied (same transaction): wakes the saga. `wake_seq` tells a runner still
+ * driving it not to park over the reply (parkSaga); `wake_at` = now makes a parked saga claimable at
+ * once. Non-terminal sagas only.
+ */
+export function wakeSaga(t: SagaSchema, p: { sagaId: string }): Statement<{ id: string }> {
+  return {
+    text: `
+      UPDATE ${t.sagaInstance}
+      SET wake_seq = wake_seq + 1,
+          wake_at = CASE WHEN owner IS NULL THEN clock_timestamp() ELSE wake_at END
+      WHERE id = $1 AND status IN ('running', 'waiting', 'compensating')
+      RETURNING id`,
+    values: [p.sagaId],
   };
 }
