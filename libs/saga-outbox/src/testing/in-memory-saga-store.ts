@@ -264,7 +264,8 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
         Object.assign(step, { status: 'compensated', compensatedAt: now });
       else Object.assign(step, { status: 'compensation_failed', error: reply.outcome.error });
       step.replyDeadline = null;
-      s.wakeAt = now;
+      // Parked: claimable at once. Owned: the owner sees wakeSeq move and does not park.
+      if (s.owner === null) s.wakeAt = now;
       s.wakeSeq++;
     });
     return Promise.resolve('applied');
