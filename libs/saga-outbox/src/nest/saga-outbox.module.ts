@@ -17,6 +17,8 @@ import {
   OutboxRepository,
   outboxProviders,
 } from './outbox/outbox.providers';
+import { SagaCommandHandlerExplorer } from './remote/saga-command-handler.explorer';
+import { SagaReplyConsumer } from './remote/saga-reply.consumer';
 import { SagaExplorer } from './saga-explorer';
 import { SagaOutboxLifecycle } from './saga-outbox.lifecycle';
 import { SAGA_OUTBOX_OPTIONS, SagaOutboxConfigurableModule } from './saga-outbox.module-definition';
@@ -81,6 +83,8 @@ import { openSageDatabase, SageDatabase } from './sage-database';
     SagaExplorer,
     SagaService,
     SagaOutboxLifecycle,
+    SagaReplyConsumer,
+    SagaCommandHandlerExplorer,
   ],
   exports: [
     SagaService,

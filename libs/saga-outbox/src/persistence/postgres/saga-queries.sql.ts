@@ -536,7 +536,7 @@ export function applyStepReply(
       text: `
       UPDATE ${t.sagaStep} s
       SET status = CASE WHEN $3::boolean THEN 'compensated' ELSE 'compensation_failed' END,
-          error = CASE WHEN $3::boolean THEN s.error ELSE $4 END,
+          error = CASE WHEN $3::boolean THEN s.error ELSE $4::text END,
           compensated_at = CASE WHEN $3::boolean THEN clock_timestamp() ELSE s.compensated_at END,
           reply_deadline = NULL
       WHERE s.saga_id = $1 AND s.name = $2 AND s.status = 'compensating'
@@ -549,7 +549,7 @@ export function applyStepReply(
       UPDATE ${t.sagaStep} s
       SET status = CASE WHEN $3::boolean THEN 'completed' ELSE 'failed' END,
           result = CASE WHEN $3::boolean THEN $4::jsonb ELSE s.result END,
-          error = CASE WHEN $3::boolean THEN NULL ELSE $5 END,
+          error = CASE WHEN $3::boolean THEN NULL ELSE $5::text END,
           completed_at = CASE WHEN $3::boolean THEN clock_timestamp() ELSE s.completed_at END,
           reply_deadline = NULL
       WHERE s.saga_id = $1 AND s.name = $2 AND s.status = 'waiting'

@@ -1,0 +1,81 @@
+import { SetMetadata } from '@nestjs/common';
+import type { JsonValue } from '../../core/json';
+import type { ReceivedSagaCommand } from '../../core/saga/saga-command';
+import type { InboxContext } from '../inbox/idempotent-handler.decorator';
+
+export const SAGA_COMMAND_HANDLER_METADATA = 'sage:saga-command-handler';
+
+export interface SagaCommandHandlerOptions {
+  /** Topic / queue / subject the orchestrator sends this command type to. */
+  destination: string;
+  /**
+   * Inbox consumer name and broker consumer group. Every handler on one destination shares it
+   * (one subscription per destination dispatches on the command type). Default: the destination.
+   */
+  consumer?: string;
+  /** Attempts (first delivery included) before the command is dead-lettered. Default: the inbox's (5). */
+  maxAttempts?: number;
+}
+
+export interface SagaCommandHandlerMetadata {
+  type: string;
+  options: SagaCommandHandlerOptions;
+}
+
+const REJECTION = Symbol('sage.saga-command-rejection');
+
+/** A participant's refusal: the orchestrating step fails (and its saga compensates) with `reason`. */
+export interface SagaCommandRejection {
+  readonly [REJECTION]: true;
+  readonly reason: string;
+}
+
+/**
+ * Return this from a `@SagaCommandHandler` to refuse the command (e.g. a declined card). What the
+ * handler wrote through `manager` still commits (record the refusal if you keep one), together
+ * with the inbox row and the failure reply. Throwing instead means "could not handle it now": the
+ * transaction rolls back and the broker redelivers.
+ */
+export function rejectCommand(reason: string): SagaCommandRejection {
+  return { [REJECTION]: true, reason };
+}
+
+export function isRejection(value: unknown): value is SagaCommandRejection {
+  return typeof value === 'object' && value !== null && REJECTION in value;
+}
+
+/** What a `@SagaCommandHandler` method looks like. */
+export type SagaCommandHandlerMethod = (
+  command: ReceivedSagaCommand,
+  context: InboxContext,
+) => Promise<JsonValue | SagaCommandRejection | undefined | void>;
+
+/**
+ * Makes a provider method the participant side of a remote saga step: it receives commands of
+ * `type` sent to `options.destination`, at most once per command (inbox), in one transaction with
+ * the inbox row and the reply, which Sage writes to the participant's outbox addressed to the
+ * orchestrator's reply destination:
+ *
+ * ```ts
+ * @SagaCommandHandler('payment.authorize', { destination: 'payment.commands', consumer: 'payment-service' })
+ * async authorize(command: ReceivedSagaCommand, { manager }: InboxContext) {
+ *   if (declined(command.payload)) return rejectCommand('card declined');
+ *   const auth = await manager.save(Authorization, { key: command.idempotencyKey, ... });
+ *   return { authorizationId: auth.id };          // the step's result in the orchestrator
+ * }
+ * ```
+ *
+ * The same command may arrive again (a resend after a reply timeout carries a new message id but
+ * the same `idempotencyKey`): make the effect idempotent on `command.idempotencyKey`. A compensation
+ * arrives as its own command type (with `phase: 'compensate'`), possibly for an action that never
+ * happened: undoing nothing is a success.
+ */
+export function SagaCommandHandler(
+  type: string,
+  options: SagaCommandHandlerOptions,
+): MethodDecorator {
+  return SetMetadata<string, SagaCommandHandlerMetadata>(SAGA_COMMAND_HANDLER_METADATA, {
+    type,
+    options,
+  });
+}
