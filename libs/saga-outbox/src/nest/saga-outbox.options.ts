@@ -1,4 +1,5 @@
 import { InvalidOptionsError } from '../core/errors';
+import { resolveOptimisticSettings } from '../core/outbox/optimistic-publisher';
 import type { SagaDefinition } from '../core/saga/saga-definition';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { Broker } from '../core/ports/broker';
@@ -35,6 +36,13 @@ export interface SagaEngineTuning {
   shutdownTimeoutMs?: number;
   /** Worker identity stored as the saga owner. Default: a fresh UUIDv7 per process. */
   ownerId?: string;
+  /**
+   * Remote steps: the topic / queue / subject participants reply to (this service consumes it).
+   * Required when a saga has a `kind: 'remote'` step.
+   */
+  replyTo?: string;
+  /** Inbox consumer name and broker consumer group for the replies. Default `sage.saga-replies`. */
+  replyConsumer?: string;
 }
 
 /**
@@ -154,6 +162,15 @@ export function validateModuleOptions(
       throw new InvalidOptionsError(`saga.${key}`, `must be a positive number, got ${String(v)}`);
     }
   }
+  for (const key of ['replyTo', 'replyConsumer'] as const) {
+    const v = tuning[key];
+    if (v !== undefined && (typeof v !== 'string' || v.trim() === '' || v.length > 255)) {
+      throw new InvalidOptionsError(
+        `saga.${key}`,
+        `must be a non-empty name of at most 255 characters, got ${JSON.stringify(v)}`,
+      );
+    }
+  }
   if (
     o.broker !== undefined &&
     typeof o.broker !== 'string' &&
@@ -172,6 +189,11 @@ export function validateModuleOptions(
       'outbox.maxMessageBytes',
       `must be a positive integer, got ${String(o.outbox.maxMessageBytes)}`,
     );
+  }
+  if (o.outbox?.optimistic !== undefined) {
+    if (typeof o.outbox.optimistic !== 'object' || o.outbox.optimistic === null)
+      throw new InvalidOptionsError('outbox.optimistic', 'must be an object');
+    resolveOptimisticSettings(o.outbox.optimistic); // throws InvalidOptionsError naming the option
   }
   if (
     o.sagaEvents !== undefined &&

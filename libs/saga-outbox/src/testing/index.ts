@@ -9,4 +9,5 @@ export type { BrokerConformanceHarness } from './broker-conformance';
 export { analysePublications } from './recording-broker';
 export type { PublicationAnalysis } from './recording-broker';
 export { InMemoryInboxStore } from './in-memory-inbox-store';
+export { InMemoryOutboxStore } from './in-memory-outbox-store';
 export type { InMemoryInboxFaultPoint } from './in-memory-inbox-store';

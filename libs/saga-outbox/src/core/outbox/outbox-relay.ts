@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { InvalidOptionsError } from '../errors';
 import { SingleFlightLoop, type LoopStats } from '../loop';
 import type { Broker, BrokerMessage, PublishResult } from '../ports/broker';
@@ -5,6 +6,7 @@ import { systemClock, type Clock } from '../ports/clock';
 import { silentLogger, type SageLogger } from '../ports/logger';
 import type { OutboxFailure, OutboxStore, OutboxWakeSubscription } from '../ports/outbox-store';
 import { uuidv7 } from '../uuid';
+import { emitOutcomeEvents, OutboxEventEmitter, type OutboxEventListener } from './outbox-events';
 import type { ClaimedOutboxMessage } from './outbox-message';
 import { failureOutcome, resolveOutboxRetryPolicy, type OutboxRetryPolicy } from './outbox-retry';
 
@@ -108,6 +110,7 @@ export class OutboxRelay {
   private readonly clock: Clock;
   private readonly logger: SageLogger;
   private readonly loop: SingleFlightLoop;
+  private readonly events = new OutboxEventEmitter();
   private loopController = new AbortController();
   /** Aborts in-flight publishes once the shutdown bound is over. */
   private readonly hardStop = new AbortController();
@@ -137,6 +140,8 @@ export class OutboxRelay {
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? silentLogger;
     this.relayId = options.relayId ?? uuidv7();
+    // Shared by every in-flight broker call (adapters may listen per message): not a leak.
+    setMaxListeners(0, this.hardStop.signal);
     this.loop = new SingleFlightLoop(
       'outbox-relay',
       this.o.pollIntervalMs,
@@ -190,6 +195,15 @@ export class OutboxRelay {
     }
   }
 
+  /**
+   * Subscribes to the relay's outbox events (path 'relay'): claimed, published, failed, batch,
+   * released, reaped. Returns the unsubscribe function. A listener that throws is ignored; it
+   * never breaks the relay. Listeners run synchronously on the relay's path: keep them cheap.
+   */
+  onEvent(listener: OutboxEventListener): () => void {
+    return this.events.on(listener);
+  }
+
   get stats(): OutboxRelayStats {
     return {
       ...this.counters,
@@ -214,9 +228,20 @@ export class OutboxRelay {
       released: 0,
     };
     if (this.stopping && this.started) return report;
+    const startedAt = this.clock.now();
     const claimed = await this.options.store.claim(claimToken, this.o.batchSize, this.o.leaseMs);
     report.claimed = claimed.length;
     if (!claimed.length) return report;
+    const emitting = this.events.active;
+    if (emitting)
+      this.events.emit({
+        type: 'outbox.claimed',
+        path: 'relay',
+        count: claimed.length,
+        at: this.clock.now(),
+      });
+    /** Per acked message: broker call duration and ack time (only while someone listens). */
+    const acks = new Map<string, { publishMs: number; at: number }>();
 
     const acked: string[] = [];
     const failures: OutboxFailure[] = [];
@@ -230,11 +255,15 @@ export class OutboxRelay {
           unstarted.push(...part.map((m) => m.id));
           continue;
         }
+        const sentAt = this.clock.now();
         const results = await this.publishChunk(part);
+        const ackAt = this.clock.now();
         part.forEach((message, j) => {
           const result = results[j]!;
-          if (result.ok) acked.push(message.id);
-          else if (this.hardStop.signal.aborted) unstarted.push(message.id);
+          if (result.ok) {
+            acked.push(message.id);
+            if (emitting) acks.set(message.id, { publishMs: ackAt - sentAt, at: ackAt });
+          } else if (this.hardStop.signal.aborted) unstarted.push(message.id);
           else {
             const outcome = failureOutcome(this.retry, message.attempts, result.retryable);
             failures.push({
@@ -252,8 +281,9 @@ export class OutboxRelay {
     const marked = await this.options.store.markSent(claimToken, acked);
     report.sent = marked.length;
     report.staleMarks = acked.length - marked.length;
+    let recorded = new Set<string>();
     if (failures.length) {
-      const recorded = new Set(await this.options.store.markFailed(claimToken, failures));
+      recorded = new Set(await this.options.store.markFailed(claimToken, failures));
       for (const f of failures) {
         if (!recorded.has(f.id)) report.staleMarks++;
         else if (f.delayMs === null) report.deadLettered++;
@@ -263,6 +293,22 @@ export class OutboxRelay {
     }
     if (unstarted.length)
       report.released = (await this.options.store.release(claimToken, unstarted)).length;
+    if (emitting) {
+      emitOutcomeEvents(this.events, 'relay', {
+        claimed,
+        acks,
+        marked,
+        failed: failures.map((f) => ({
+          id: f.id,
+          error: f.error,
+          reason: 'broker_error' as const,
+          deadLettered: f.delayMs === null && recorded.has(f.id),
+        })),
+        released: report.released,
+        startedAt,
+        now: this.clock.now(),
+      });
+    }
     if (report.staleMarks) {
       this.logger.warn(
         'outbox relay lost claims before recording them (lease expired; another relay took over); those messages may be published twice',
@@ -283,6 +329,8 @@ export class OutboxRelay {
   async reap(): Promise<number> {
     const reaped = await this.options.store.reapExpired(this.o.batchSize);
     this.counters.reaped += reaped;
+    if (reaped && this.events.active)
+      this.events.emit({ type: 'outbox.reaped', count: reaped, at: this.clock.now() });
     if (reaped) {
       this.logger.warn('outbox reaper released expired claims', {
         event: 'outbox.relay.reaped',

@@ -47,12 +47,15 @@ export const OUTBOX_TRANSITIONS = {
     fenced: true,
     label: 'max attempts / non-retryable',
   },
-  /** Graceful shutdown hands back claims it never started publishing. */
+  /**
+   * Hands a claim back untouched (attempts unchanged, due now): relay shutdown (claims it never
+   * started publishing), or an optimistic publish that failed or timed out (the relay takes over).
+   */
   release: {
     from: ['claimed'],
     to: 'pending',
     fenced: true,
-    label: 'shutdown: unstarted claim released',
+    label: 'released: relay shutdown, or optimistic send failed / timed out',
   },
   /** The reaper frees rows whose relay died or stalled (lease over on the database clock). */
   reap: { from: ['claimed'], to: 'pending', fenced: false, label: 'lease expired (reaper)' },

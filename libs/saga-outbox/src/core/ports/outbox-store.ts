@@ -27,6 +27,26 @@ export interface DeadLetterPage {
   nextCursor: string | null;
 }
 
+export interface ClaimByIdsResult {
+  claimed: ClaimedOutboxMessage[];
+  waiting: string[];
+}
+
+/**
+ * Observes the end of a writer's transaction `Tx` (TypeORM: a subscriber on the DataSource keyed by
+ * query runner; in memory: InMemoryTx.onCommit). What the optimistic publisher hooks into.
+ */
+export interface TransactionCommitHooks<Tx> {
+  /**
+   * Calls `callback(true)` once the outermost transaction `tx` belongs to has committed, or
+   * `callback(false)` once it rolled back (savepoints are not ends). It may never be called when
+   * the end cannot be observed (e.g. a COMMIT that failed): callers must treat "never" as "not
+   * committed". Runs synchronously after the end; must not delay or fail the commit (callbacks
+   * must not throw). Returns false when the end of this `tx` cannot be observed at all.
+   */
+  onTransactionEnd(tx: Tx, callback: (committed: boolean) => void): boolean;
+}
+
 export interface OutboxWakeSubscription {
   close(): Promise<void>;
 }
@@ -53,9 +73,25 @@ export interface OutboxStore {
    * and a lease of `leaseMs` on the database clock. Returned in publish order.
    */
   claim(claimToken: string, limit: number, leaseMs: number): Promise<ClaimedOutboxMessage[]>;
+  /**
+   * The optimistic publisher's claim: exactly `claim`'s eligibility and transition, restricted to
+   * `ids` (the rows this process just committed), at most `ids.length` rows. `claimed` is in
+   * publish order. `waiting` lists the ids still pending but not claimable yet (above the commit
+   * watermark, behind an earlier message of their key, not due, or being claimed concurrently):
+   * worth another try shortly. An id in neither list is out of reach (claimed or sent by a relay,
+   * dead-lettered, or never committed).
+   */
+  claimByIds(
+    claimToken: string,
+    ids: readonly string[],
+    leaseMs: number,
+  ): Promise<ClaimByIdsResult>;
   markSent(claimToken: string, ids: readonly string[]): Promise<string[]>;
   markFailed(claimToken: string, failures: readonly OutboxFailure[]): Promise<string[]>;
-  /** Hands claims back untouched (attempts unchanged, due now). */
+  /**
+   * Hands claims back untouched (attempts unchanged, due now) and wakes relays (NOTIFY hint):
+   * relay shutdown, and optimistic publishes that failed or timed out.
+   */
   release(claimToken: string, ids: readonly string[]): Promise<string[]>;
   /** Releases up to `limit` claims whose lease expired (their relay died or stalled). Returns how many. */
   reapExpired(limit: number): Promise<number>;

@@ -8,14 +8,22 @@ import {
 } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import type { EntityManager } from 'typeorm';
+import {
+  OptimisticPublisher,
+  withOptimisticSend,
+  type OptimisticPublisherSettings,
+} from '../../core/outbox/optimistic-publisher';
 import { OutboxDeadLetters } from '../../core/outbox/outbox-dead-letters';
+import type { OutboxEventListener } from '../../core/outbox/outbox-events';
 import type { OutboxMessageInput } from '../../core/outbox/outbox-message';
 import { OutboxPublisher } from '../../core/outbox/outbox-publisher';
 import { OutboxRelay, type OutboxRelayOptions } from '../../core/outbox/outbox-relay';
 import { OutboxRetention, type OutboxRetentionOptions } from '../../core/outbox/outbox-retention';
 import type { Broker } from '../../core/ports/broker';
 import { PostgresOutboxStore } from '../../persistence/postgres/outbox-postgres-store';
+import { TypeOrmCommitHooks } from '../../persistence/postgres/typeorm-commit-hooks';
 import { NestSageLogger } from '../nest-sage-logger';
+import { tracedBroker, tracedOutboxWriter } from '../observability/sage-tracing';
 import { SageDatabase } from '../sage-database';
 import { ClsAmbientTransaction } from './cls-ambient-transaction';
 
@@ -41,9 +49,24 @@ export interface OutboxModuleOptions {
   };
   /** Retention of sent rows; `enabled: false` to leave it to another deployment. */
   retention?: Omit<OutboxRetentionOptions, 'store' | 'clock' | 'logger'> & { enabled?: boolean };
+  /**
+   * Optimistic sending: right after a transaction that wrote outbox rows commits, this process
+   * claims and publishes them at once (the relay's claim, restricted to those rows); on failure or
+   * timeout the relay takes over. Off by default; `{ enabled: true, percent: 10 }` rolls it out
+   * to 10 % of messages; `types` overrides the percentage per message type. Needs a broker.
+   * See docs/outbox.md, "Optimistic sending".
+   */
+  optimistic?: OptimisticPublisherSettings;
 }
 
 type AmbientTransaction = () => EntityManager | undefined;
+
+/** OutboxRelayService under another name: the write side needs its optimistic publisher. */
+const OUTBOX_OPTIMISTIC = Symbol('SAGE_OUTBOX_OPTIMISTIC');
+interface OptimisticSending {
+  readonly optimistic: OptimisticPublisher | undefined;
+  readonly commitHooks: TypeOrmCommitHooks;
+}
 
 /**
  * The write side for application code: `outbox.publish(message | messages, { manager })` inside
@@ -62,11 +85,18 @@ export class OutboxRepository {
     moduleRef: ModuleRef,
     @Optional() @Inject(OUTBOX_AMBIENT_TRANSACTION) ambient?: AmbientTransaction,
     @Optional() @Inject(OUTBOX_OPTIONS) options?: OutboxModuleOptions,
+    @Optional() @Inject(OUTBOX_OPTIMISTIC) relayService?: OptimisticSending,
   ) {
     // The explicit binding wins; otherwise the CLS transaction, looked up on first use.
     const cls = ambient ? undefined : new ClsAmbientTransaction(moduleRef);
+    // With optimistic sending on, every write (publish(), saga steps' ctx.emit) registers its rows
+    // for the after-commit hook of its transaction.
+    const optimistic = relayService?.optimistic;
     this.publisher = new OutboxPublisher<EntityManager>({
-      writer: store,
+      // Traced outermost: the write span's traceparent is in the headers every layer below stores.
+      writer: tracedOutboxWriter(
+        optimistic ? withOptimisticSend(store, relayService.commitHooks, optimistic) : store,
+      ),
       ambientTransaction: ambient ?? (() => cls?.current()),
       maxMessageBytes: options?.maxMessageBytes,
     });
@@ -80,11 +110,19 @@ export class OutboxRepository {
   }
 }
 
-/** Starts the relay (and leader-only retention) on bootstrap; drains them on shutdown. */
+/**
+ * Starts the relay (and leader-only retention) on bootstrap; drains them on shutdown. Owns the
+ * optimistic publisher too (when `outbox.optimistic.enabled`), and is where this process's outbox
+ * events are subscribed to (`onEvent`).
+ */
 @Injectable()
 export class OutboxRelayService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   readonly relay: OutboxRelay | undefined;
   readonly retention: OutboxRetention | undefined;
+  /** Present when `outbox.optimistic.enabled` and a broker is configured. */
+  readonly optimistic: OptimisticPublisher | undefined;
+  /** After-commit hooks on TypeORM transactions (what the optimistic publisher runs from). */
+  readonly commitHooks = new TypeOrmCommitHooks();
 
   constructor(
     store: PostgresOutboxStore,
@@ -95,6 +133,7 @@ export class OutboxRelayService implements OnApplicationBootstrap, BeforeApplica
     const logger = new NestSageLogger('SageOutbox');
     const { enabled: relayEnabled, ...relayOptions } = options?.relay ?? {};
     const { enabled: retentionEnabled, ...retentionOptions } = options?.retention ?? {};
+    const optimisticEnabled = options?.optimistic?.enabled === true;
     if (relayEnabled !== false && !broker) {
       logger.warn(
         'no broker configured: this process runs no outbox relay; messages wait in the outbox until a relay with a broker runs (pass `broker` to SagaOutboxModule.forRoot, or run the standalone relay)',
@@ -107,12 +146,38 @@ export class OutboxRelayService implements OnApplicationBootstrap, BeforeApplica
         listen: !database.embedded,
         ...relayOptions,
         store,
-        broker,
+        broker: tracedBroker(broker),
         logger,
       });
     }
     if (retentionEnabled !== false)
       this.retention = new OutboxRetention({ ...retentionOptions, store, logger });
+    if (optimisticEnabled && !broker) {
+      logger.warn(
+        'outbox.optimistic.enabled is set but no broker is configured: nothing is sent optimistically',
+        { event: 'outbox.optimistic.disabled' },
+      );
+    }
+    if (optimisticEnabled && broker) {
+      this.optimistic = new OptimisticPublisher({
+        ...options?.optimistic,
+        store,
+        broker: tracedBroker(broker),
+        logger,
+        // Released rows are announced by NOTIFY; a relay that cannot listen (PGlite) is woken here.
+        onHandBack: () => this.relay?.wake(),
+      });
+    }
+  }
+
+  /**
+   * Subscribes to this process's outbox events: the relay's (path 'relay') and the optimistic
+   * publisher's (path 'optimistic'). Returns the unsubscribe function. Listeners run synchronously
+   * on the publishing path (keep them cheap); what they throw is ignored.
+   */
+  onEvent(listener: OutboxEventListener): () => void {
+    const offs = [this.relay?.onEvent(listener), this.optimistic?.onEvent(listener)];
+    return () => offs.forEach((off) => off?.());
   }
 
   onApplicationBootstrap(): void {
@@ -121,6 +186,9 @@ export class OutboxRelayService implements OnApplicationBootstrap, BeforeApplica
   }
 
   async beforeApplicationShutdown(): Promise<void> {
+    // The optimistic publisher first: what it hands back is published by the relay while it drains.
+    await this.optimistic?.stop();
+    this.commitHooks.detachAll();
     await Promise.all([this.relay?.stop(), this.retention?.stop()]);
   }
 }
@@ -146,5 +214,10 @@ export const outboxProviders: Provider[] = [
   },
   OutboxRepository,
   OutboxRelayService,
+  {
+    provide: OUTBOX_OPTIMISTIC,
+    inject: [OutboxRelayService],
+    useFactory: (service: OutboxRelayService): OptimisticSending => service,
+  },
   OutboxDeadLettersService,
 ];

@@ -8,6 +8,7 @@ import type {
 } from '../../core/outbox/outbox-message';
 import type { OutboxStatus } from '../../core/outbox/outbox-transitions';
 import type {
+  ClaimByIdsResult,
   DeadLetterFilter,
   DeadLetterPage,
   OutboxFailure,
@@ -82,17 +83,22 @@ export class PostgresOutboxStore implements OutboxStore, OutboxWriter<EntityMana
       q.claimOutboxMessages(this.tables, { claimToken, limit, leaseMs }),
     );
     rows.sort(byPublishOrder);
-    return rows.map((row) => ({
-      id: row.id,
-      destination: row.destination,
-      key: row.key,
-      type: row.type,
-      payload: row.payload as JsonValue,
-      headers: row.headers ?? {},
-      sagaId: row.saga_id,
-      attempts: row.attempts,
-      createdAt: row.created_at,
-    }));
+    return rows.map(toClaimed);
+  }
+
+  async claimByIds(
+    claimToken: string,
+    ids: readonly string[],
+    leaseMs: number,
+  ): Promise<ClaimByIdsResult> {
+    const valid = ids.filter(isUuid);
+    if (!valid.length) return { claimed: [], waiting: [] };
+    const rows = await this.query(
+      q.claimOutboxMessagesByIds(this.tables, { claimToken, ids: valid, leaseMs }),
+    );
+    const claimed = rows.filter((r): r is q.OutboxMessageRow & q.ClaimByIdsRow => r.id !== null);
+    claimed.sort(byPublishOrder);
+    return { claimed: claimed.map(toClaimed), waiting: rows[0]?.waiting ?? [] };
   }
 
   async markSent(claimToken: string, ids: readonly string[]): Promise<string[]> {
@@ -116,7 +122,13 @@ export class PostgresOutboxStore implements OutboxStore, OutboxWriter<EntityMana
 
   async release(claimToken: string, ids: readonly string[]): Promise<string[]> {
     if (!ids.length) return [];
-    return ids_(await this.query(q.releaseOutboxClaims(this.tables, { claimToken, ids })));
+    const released = ids_(
+      await this.query(q.releaseOutboxClaims(this.tables, { claimToken, ids })),
+    );
+    // No INSERT, so no trigger: wake the relays ourselves, or the rows wait for their next poll.
+    // Only a hint: if it fails, the rows are released all the same and the next poll finds them.
+    if (released.length) await this.query(q.notifyOutbox(this.tables)).catch(() => undefined);
+    return released;
   }
 
   async reapExpired(limit: number): Promise<number> {
@@ -267,6 +279,20 @@ function cleanSelector(
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 function isUuid(id: string): boolean {
   return typeof id === 'string' && UUID.test(id);
+}
+
+function toClaimed(row: q.OutboxMessageRow): ClaimedOutboxMessage {
+  return {
+    id: row.id,
+    destination: row.destination,
+    key: row.key,
+    type: row.type,
+    payload: row.payload as JsonValue,
+    headers: row.headers ?? {},
+    sagaId: row.saga_id,
+    attempts: row.attempts,
+    createdAt: row.created_at,
+  };
 }
 
 function toMessage(row: q.OutboxMessageRow): OutboxMessage {

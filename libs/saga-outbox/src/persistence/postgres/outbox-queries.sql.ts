@@ -85,17 +85,39 @@ export function insertOutboxMessages(t: OutboxTables, p: InsertOutboxParams): St
 // ---------------------------------------------------------------------------------------------
 
 /**
- * The claim, in one statement. A row is eligible when it is:
+ * Claim eligibility, shared by claimOutboxMessages (the relay) and claimOutboxMessagesByIds (the
+ * optimistic publisher) so that both take rows under one rule, text for text. A row (alias `m`)
+ * is eligible when it is:
  * - pending and due (`next_attempt_at` passed on the database clock);
  * - below the commit watermark: `txid < pg_snapshot_xmin(pg_current_snapshot())` means every
  *   transaction that could still commit a row with a lower txid has finished, so nothing can appear
  *   "before" this row later (a late-committing transaction is waited for, never overtaken);
  * - the head of its key: no earlier (txid, seq) message of the same key is pending (e.g. backing
  *   off) or claimed (in flight elsewhere). So at most one message per key is in flight across all
- *   relays, a retrying message holds back only its own key, and a dead letter stops blocking.
- * FOR UPDATE SKIP LOCKED lets concurrent relays take disjoint rows without waiting; a row another
- * relay claimed after our snapshot is re-checked against `status = 'pending'` and dropped. RETURNING
- * order is unspecified: callers sort by (txid, seq).
+ *   relays and optimistic publishers, a retrying message holds back only its own key, and a dead
+ *   letter stops blocking.
+ */
+const claimEligible = (t: OutboxTables): string => `m.${fromStatus('claim')}
+          AND m.next_attempt_at <= clock_timestamp()
+          AND m.txid < pg_snapshot_xmin(pg_current_snapshot())
+          AND (m.key IS NULL OR NOT EXISTS (
+            SELECT 1 FROM ${t.outboxMessage} e
+            WHERE e.key = m.key
+              AND e.status IN ('pending', 'claimed')
+              AND (e.txid, e.seq) < (m.txid, m.seq)))`;
+
+/** The claim transition itself (same for both claims): token, and a lease on the database clock. */
+const claimSet = (leaseParam: string): string =>
+  `status = ${toStatus('claim')}, claim_token = $1, lease_until = clock_timestamp() + ${msInterval(leaseParam)}`;
+
+const CLAIMED_COLUMNS = `m.id, m.destination, m.key, m.type, m.payload, m.headers, m.saga_id, m.status, m.attempts,
+                m.next_attempt_at, m.created_at, m.sent_at, m.last_error, m.txid::text AS txid, m.seq::text AS seq`;
+
+/**
+ * The relay's claim, in one statement: up to `limit` eligible rows (claimEligible), oldest commit
+ * first. FOR UPDATE SKIP LOCKED lets concurrent relays take disjoint rows without waiting; a row
+ * another relay claimed after our snapshot is re-checked against `status = 'pending'` and dropped.
+ * RETURNING order is unspecified: callers sort by (txid, seq).
  */
 export function claimOutboxMessages(
   t: OutboxTables,
@@ -106,25 +128,68 @@ export function claimOutboxMessages(
       WITH candidate AS (
         SELECT m.id
         FROM ${t.outboxMessage} m
-        WHERE m.${fromStatus('claim')}
-          AND m.next_attempt_at <= clock_timestamp()
-          AND m.txid < pg_snapshot_xmin(pg_current_snapshot())
-          AND (m.key IS NULL OR NOT EXISTS (
-            SELECT 1 FROM ${t.outboxMessage} e
-            WHERE e.key = m.key
-              AND e.status IN ('pending', 'claimed')
-              AND (e.txid, e.seq) < (m.txid, m.seq)))
+        WHERE ${claimEligible(t)}
         ORDER BY m.txid, m.seq
         LIMIT $2
         FOR UPDATE OF m SKIP LOCKED
       )
       UPDATE ${t.outboxMessage} m
-      SET status = ${toStatus('claim')}, claim_token = $1, lease_until = clock_timestamp() + ${msInterval('$3')}
+      SET ${claimSet('$3')}
       FROM candidate
       WHERE m.id = candidate.id
-      RETURNING m.id, m.destination, m.key, m.type, m.payload, m.headers, m.saga_id, m.status, m.attempts,
-                m.next_attempt_at, m.created_at, m.sent_at, m.last_error, m.txid::text AS txid, m.seq::text AS seq`,
+      RETURNING ${CLAIMED_COLUMNS}`,
     values: [p.claimToken, p.limit, p.leaseMs],
+  };
+}
+
+/** A claimed row, or (id NULL) the one row that only carries `waiting`. */
+export type ClaimByIdsRow = Omit<OutboxMessageRow, 'id'> & {
+  id: string | null;
+  waiting: string[] | null;
+};
+
+/**
+ * The optimistic publisher's claim: claimOutboxMessages restricted to `id = ANY($2)`, the rows the
+ * calling process just committed (primary-key lookups, no scan). Same eligibility and transition,
+ * so the relay and the optimistic publisher can race on a row and exactly one of them gets it (the
+ * row lock + `status = 'pending'` re-check), and the optimistic path can never overtake an earlier
+ * message of the same key or a transaction that commits late (the watermark).
+ *
+ * Also reports in the same round trip which ids are still pending but were not claimable
+ * (`waiting`: above the watermark, behind their key's head, or locked by a concurrent claim), so
+ * the caller retries only those, and stops at once for rows a relay already took. The `waiting`
+ * subquery sees the statement's snapshot (before the UPDATE), hence the NOT IN over what the
+ * UPDATE claimed. The outer LEFT JOIN returns one row (id NULL) when nothing was claimed.
+ */
+export function claimOutboxMessagesByIds(
+  t: OutboxTables,
+  p: { claimToken: string; ids: readonly string[]; leaseMs: number },
+): Statement<ClaimByIdsRow> {
+  return {
+    text: `
+      WITH candidate AS (
+        SELECT m.id
+        FROM ${t.outboxMessage} m
+        WHERE m.id = ANY($2::uuid[])
+          AND ${claimEligible(t)}
+        ORDER BY m.txid, m.seq
+        FOR UPDATE OF m SKIP LOCKED
+      ), claimed AS (
+        UPDATE ${t.outboxMessage} m
+        SET ${claimSet('$3')}
+        FROM candidate
+        WHERE m.id = candidate.id
+        RETURNING ${CLAIMED_COLUMNS}
+      ), waiting AS (
+        SELECT array_agg(w.id::text) AS waiting
+        FROM ${t.outboxMessage} w
+        WHERE w.id = ANY($2::uuid[])
+          AND w.${fromStatus('claim')}
+          AND w.id NOT IN (SELECT id FROM claimed)
+      )
+      SELECT waiting.waiting, claimed.*
+      FROM waiting LEFT JOIN claimed ON true`,
+    values: [p.claimToken, [...p.ids], p.leaseMs],
   };
 }
 
@@ -173,7 +238,11 @@ export function markOutboxFailed(
   };
 }
 
-/** Graceful shutdown: claims never published go back as they were (attempts unchanged), fenced. */
+/**
+ * Claims handed back as they were (attempts unchanged, due now), fenced: the relay's unstarted
+ * claims at shutdown, and an optimistic publish that failed or timed out (the relay takes over at
+ * once; the one optimistic try is not counted as an attempt, so it never eats into max attempts).
+ */
 export function releaseOutboxClaims(
   t: OutboxTables,
   p: { claimToken: string; ids: readonly string[] },

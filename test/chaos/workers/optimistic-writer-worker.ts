@@ -1,0 +1,88 @@
+/**
+ * A producing process with optimistic sending, for chaos tests (kill -9): commits transactions of
+ * 1–3 outbox messages in a loop and publishes each right after its commit through the optimistic
+ * publisher (no relay in this process: the test runs one, as another process would). Configured by environment:
+ *   PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE   the test database
+ *   MAX_CONCURRENT LEASE_MS TIMEOUT_MS           optimistic publisher tuning
+ *   PUBLISH_DELAY_MS                             sleep after each broker write (widens the kill window)
+ *   KEYS                                         ordering keys to spread messages over
+ *   TRANSACTIONS                                 how many to commit (then it idles until killed)
+ * Prints one JSON line per event on stdout: {"event":"ready"}, {"event":"published","ids":[...]}.
+ */
+import type { EntityManager } from 'typeorm';
+import { Pool } from 'pg';
+import {
+  OptimisticPublisher,
+  withOptimisticSend,
+} from '../../../libs/saga-outbox/src/core/outbox/optimistic-publisher';
+import { OutboxPublisher } from '../../../libs/saga-outbox/src/core/outbox/outbox-publisher';
+import { createSagaDataSource } from '../../../libs/saga-outbox/src/persistence/postgres/data-source';
+import { PostgresOutboxStore } from '../../../libs/saga-outbox/src/persistence/postgres/outbox-postgres-store';
+import { TypeOrmCommitHooks } from '../../../libs/saga-outbox/src/persistence/postgres/typeorm-commit-hooks';
+import { TableBroker } from './outbox-table-broker';
+
+const env = (name: string, fallback?: string): string => {
+  const v = process.env[name] ?? fallback;
+  if (v === undefined) throw new Error(`${name} is required`);
+  return v;
+};
+const emit = (event: Record<string, unknown>): void => {
+  process.stdout.write(`${JSON.stringify(event)}\n`);
+};
+
+async function main(): Promise<void> {
+  const connection = {
+    host: env('PGHOST', '127.0.0.1'),
+    port: Number(env('PGPORT', '54329')),
+    user: env('PGUSER', 'sage'),
+    password: env('PGPASSWORD', 'sage'),
+    database: env('PGDATABASE'),
+  };
+  const dataSource = createSagaDataSource({
+    ...connection,
+    username: connection.user,
+    poolSize: 8,
+  });
+  await dataSource.initialize();
+  const pool = new Pool({ ...connection, max: 4 });
+  const delay = Number(env('PUBLISH_DELAY_MS', '0'));
+  const store = new PostgresOutboxStore(dataSource);
+  const optimistic = new OptimisticPublisher({
+    store,
+    broker: new TableBroker(pool, 'optimistic', async (batch) => {
+      emit({ event: 'published', ids: batch.map((m) => m.id) });
+      if (delay) await new Promise((resolve) => setTimeout(resolve, delay));
+    }),
+    enabled: true,
+    maxConcurrent: Number(env('MAX_CONCURRENT', '4')),
+    leaseMs: Number(env('LEASE_MS', '1000')),
+    timeoutMs: Number(env('TIMEOUT_MS', '500')),
+  });
+  const outbox = new OutboxPublisher<EntityManager>({
+    writer: withOptimisticSend(store, new TypeOrmCommitHooks(), optimistic),
+  });
+  const keys = Number(env('KEYS', '40'));
+  emit({ event: 'ready' });
+  const transactions = Number(env('TRANSACTIONS', '2000'));
+  for (let tx = 0; tx < transactions; tx++) {
+    const size = (tx % 3) + 1;
+    await dataSource.transaction((manager) =>
+      outbox.publish(
+        Array.from({ length: size }, (_, i) => ({
+          destination: 'chaos',
+          type: 'chaos.optimistic',
+          key: `k${(tx * 3 + i) % keys}`,
+          payload: { tx, i },
+        })),
+        { manager },
+      ),
+    );
+  }
+  emit({ event: 'done' });
+  await new Promise(() => undefined); // idle until killed
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${String(error instanceof Error ? error.stack : error)}\n`);
+  process.exit(1);
+});
