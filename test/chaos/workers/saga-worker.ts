@@ -252,6 +252,14 @@ export interface WorkerHandle {
 
 /** Spawns `saga-worker.ts` as a real OS process (its own pool, its own engine). */
 export function spawnSagaWorker(config: WorkerConfig): WorkerHandle {
+  return spawnWorkerScript('saga-worker.ts', config);
+}
+
+/**
+ * Spawns a worker script of this directory (TypeScript, through ts-node) as a real OS process,
+ * with `config` as its JSON argument; it talks back in JSON lines on stdout.
+ */
+export function spawnWorkerScript(script: string, config: { ownerId: string }): WorkerHandle {
   const child: ChildProcess = spawn(
     process.execPath,
     [
@@ -259,7 +267,7 @@ export function spawnSagaWorker(config: WorkerConfig): WorkerHandle {
       'ts-node/register/transpile-only',
       '-r',
       'tsconfig-paths/register',
-      join(__dirname, 'saga-worker.ts'),
+      join(__dirname, script),
       JSON.stringify(config),
     ],
     {
@@ -268,7 +276,7 @@ export function spawnSagaWorker(config: WorkerConfig): WorkerHandle {
       env: { ...process.env, TS_NODE_PROJECT: join(REPO_ROOT, 'tsconfig.json') },
     },
   );
-  if (child.pid === undefined) throw new Error(`could not spawn saga worker ${config.ownerId}`);
+  if (child.pid === undefined) throw new Error(`could not spawn ${script} ${config.ownerId}`);
   const messages: Record<string, unknown>[] = [];
   const waiters = new Set<() => void>();
   let stderr = '';
