@@ -16,6 +16,7 @@ eval "$(bash scripts/services.sh env postgres rabbitmq nats kafka)"
 echo "== lint"; npm run --silent lint
 echo "== format"; npm run --silent format:check
 echo "== typecheck"; npm run --silent typecheck
+echo "== promtool"; bash scripts/promtool.sh check rules ops/prometheus/alerts.yml
 
 echo "== jest (unit, int, e2e)"
 report="$(mktemp)"

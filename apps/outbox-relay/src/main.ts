@@ -1,12 +1,14 @@
 /**
- * The standalone outbox relay: publishes the outbox of one database, nothing else (no sagas, no
- * HTTP). Run as many replicas as the outbox lag needs; they share the work safely.
+ * The standalone outbox relay: publishes the outbox of one database, nothing else (no sagas). Its
+ * only HTTP is health and metrics. Run as many replicas as the outbox lag needs; they share the
+ * work safely.
  *
  *   DATABASE_URL                     required  postgres://user:password@host:5432/app
  *   SAGE_BROKER_URL                  required  memory:// (kafka/amqp/nats once their adapters land)
  *   SAGE_SCHEMA                      optional  schema of Sage's tables (default sage)
  *   SAGE_RUN_MIGRATIONS              optional  false: never run DDL (default true)
  *   SAGE_RELAY_SHUTDOWN_TIMEOUT_MS   optional  graceful-stop bound (default 10000)
+ *   HEALTH_PORT (or PORT)            optional  serve /health/live, /health/ready, /metrics (default: no HTTP)
  *
  * SIGTERM / SIGINT: stop claiming, let in-flight publishes finish and record them, hand unstarted
  * claims back, close the broker and the pool, exit 0. If that ever takes longer than the bound
@@ -16,8 +18,11 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { brokerFromUrl, OutboxRelayModule } from '@sage/saga-outbox';
+import { brokerFromUrl } from '@sage/saga-outbox';
+import { Logger as PinoLogger } from 'nestjs-pino';
+import { readHealthPort } from './health-port';
 import { readRelayConfig } from './relay-config';
+import { RelayAppModule } from './relay-app.module';
 
 /** Time beyond the relay's own bound for closing the broker and the pool. */
 const SHUTDOWN_MARGIN_MS = 5_000;
@@ -25,13 +30,14 @@ const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
 async function bootstrap(logger: Logger): Promise<void> {
   const config = readRelayConfig(process.env);
+  const healthPort = readHealthPort(process.env);
   const broker = brokerFromUrl(config.brokerUrl);
   if (config.brokerUrl.startsWith('memory:'))
     logger.warn(
       'SAGE_BROKER_URL is memory://: messages are marked sent but only this process sees them (tests and demos only)',
     );
-  const app = await NestFactory.createApplicationContext(
-    OutboxRelayModule.forRoot({
+  const app = await NestFactory.create(
+    RelayAppModule.register({
       postgres: { url: config.databaseUrl },
       schema: config.schema,
       runMigrations: config.runMigrations,
@@ -39,8 +45,10 @@ async function bootstrap(logger: Logger): Promise<void> {
       outbox: { relay: { shutdownTimeoutMs: config.shutdownTimeoutMs } },
     }),
     // Throw instead of aborting the process, so the error below is printed and the exit code is 1.
-    { abortOnError: false },
+    { abortOnError: false, bufferLogs: true },
   );
+  app.useLogger(app.get(PinoLogger));
+  app.flushLogs(); // JSON from here on (listen() would flush too, but without HEALTH_PORT there is none)
   for (const signal of SIGNALS) {
     process.once(signal, () => {
       logger.log(`${signal}: draining the relay (at most ${config.shutdownTimeoutMs} ms)`);
@@ -52,6 +60,13 @@ async function bootstrap(logger: Logger): Promise<void> {
   }
   // Exit 0 once the shutdown hooks ran (Nest re-raises the signal otherwise: exit by signal).
   app.enableShutdownHooks([...SIGNALS], { useProcessExit: true });
+  if (healthPort === undefined) {
+    await app.init();
+  } else {
+    await app.listen(healthPort, '0.0.0.0');
+    const url = await app.getUrl();
+    logger.log(`health and metrics on ${url} (/health/live, /health/ready, /metrics)`);
+  }
 }
 
 const logger = new Logger('outbox-relay');

@@ -58,6 +58,19 @@ export type {
   OutboxBatchReport,
   OutboxRelayStats,
 } from './core/outbox/outbox-relay';
+export type {
+  OutboxEvent,
+  OutboxEventListener,
+  OutboxPublishPath,
+  OutboxFailureReason,
+} from './core/outbox/outbox-events';
+export { OptimisticPublisher, withOptimisticSend } from './core/outbox/optimistic-publisher';
+export type {
+  OptimisticPublisherOptions,
+  OptimisticPublisherSettings,
+  OptimisticPublisherStats,
+  OptimisticRollout,
+} from './core/outbox/optimistic-publisher';
 export { OutboxDeadLetters } from './core/outbox/outbox-dead-letters';
 export { OutboxRetention } from './core/outbox/outbox-retention';
 export type { OutboxRetentionOptions, RetentionRun } from './core/outbox/outbox-retention';
@@ -87,6 +100,7 @@ export type { InMemoryBrokerOptions } from './brokers/memory/in-memory-broker';
 
 // Persistence
 export { PostgresOutboxStore } from './persistence/postgres/outbox-postgres-store';
+export { TypeOrmCommitHooks } from './persistence/postgres/typeorm-commit-hooks';
 export { sagaOutboxMigrations } from '../../../migrations';
 export { PostgresSagaStore } from './persistence/postgres/postgres-saga-store';
 export { createSagaDataSource, runMigrationsLocked } from './persistence/postgres/data-source';
@@ -106,6 +120,30 @@ export type {
 export { Saga, SagaStep, Compensate } from './nest/decorators';
 export type { SagaStepContext, SagaCompensationContext } from './nest/saga-context';
 export { SagaService } from './nest/saga.service';
+
+// Remote (command/reply) steps
+export {
+  SAGA_HEADERS,
+  SAGA_REPLY_TYPE,
+  SagaMessageInvalidError,
+  parseSagaCommand,
+  parseSagaReply,
+  sagaReplyMessage,
+} from './core/saga/saga-command';
+export type {
+  SagaCommand,
+  SagaReply,
+  SagaReplyOutcome,
+  ReceivedSagaCommand,
+} from './core/saga/saga-command';
+export { DEFAULT_REMOTE_STEP_TIMEOUT_MS } from './core/saga/saga-definition';
+export type { StepKind } from './core/saga/saga-definition';
+export { SagaCommandHandler, rejectCommand } from './nest/remote/saga-command-handler.decorator';
+export type {
+  SagaCommandHandlerOptions,
+  SagaCommandRejection,
+} from './nest/remote/saga-command-handler.decorator';
+export { SagaReplyConsumer, DEFAULT_SAGA_REPLY_CONSUMER } from './nest/remote/saga-reply.consumer';
 export { SageDatabase } from './nest/sage-database';
 export {
   OutboxRepository,
@@ -154,3 +192,43 @@ export type { InboxHandleOptions, InboxMessageSource } from './nest/inbox/inbox.
 export { INBOX_OPTIONS } from './nest/inbox/inbox.options';
 export type { InboxModuleOptions } from './nest/inbox/inbox.options';
 export { transportMessageId } from './nest/inbox/transport-message-id';
+// @nestjs/microservices transports (Kafka, RMQ, NATS) consuming what Sage's outbox publishes
+export { SageKafkaDeserializer } from './nest/microservices/sage-kafka.deserializer';
+export { SageRmqDeserializer } from './nest/microservices/sage-rmq.deserializer';
+export type { SageRmqDeserializerOptions } from './nest/microservices/sage-rmq.deserializer';
+export { SageNatsDeserializer } from './nest/microservices/sage-nats.deserializer';
+export { ackRmqAfter } from './nest/microservices/rmq-ack';
+export type { RmqAckContext } from './nest/microservices/rmq-ack';
+
+// Observability
+export {
+  SageMetricsModule,
+  SageMetricsService,
+  SAGE_METRICS_OPTIONS,
+} from './nest/observability/sage-metrics.module';
+export type { SageMetricsModuleOptions } from './nest/observability/sage-metrics.module';
+export {
+  SageMetrics,
+  SAGE_METRIC_DEFINITIONS,
+  exposedMetricNames,
+} from './nest/observability/sage-metrics';
+export type {
+  SageMetricDefinition,
+  SageMetricName,
+  SageMetricsOptions,
+  SageMetricsSources,
+} from './nest/observability/sage-metrics';
+export { SageHealthModule, SageHealthController } from './nest/observability/sage-health.module';
+export {
+  SageHealthIndicators,
+  SAGE_HEALTH_OPTIONS,
+} from './nest/observability/sage-health.indicators';
+export type { SageHealthModuleOptions } from './nest/observability/sage-health.indicators';
+export { ProbeTimeoutError } from './nest/observability/with-timeout';
+export {
+  SageEventLog,
+  SageEventLogModule,
+  SageEventLogService,
+  sagePinoParams,
+  traceLogFields,
+} from './nest/observability/sage-logging';

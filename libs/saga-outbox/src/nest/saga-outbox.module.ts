@@ -6,6 +6,7 @@ import { PostgresSagaStore } from '../persistence/postgres/postgres-saga-store';
 import { InMemoryBroker } from '../brokers/memory/in-memory-broker';
 import type { Broker } from '../core/ports/broker';
 import { NestSageLogger } from './nest-sage-logger';
+import { withSagaSpans } from './observability/sage-tracing';
 import { INBOX_OPTIONS, type InboxModuleOptions } from './inbox/inbox.options';
 import { inboxProviders } from './inbox/inbox.providers';
 import { InboxService } from './inbox/inbox.service';
@@ -47,13 +48,16 @@ import { openSageDatabase, SageDatabase } from './sage-database';
       provide: SagaEngine,
       inject: [SageDatabase, SAGA_OUTBOX_OPTIONS, OutboxRepository],
       useFactory: (db: SageDatabase, options: SagaOutboxModuleOptions, outbox: OutboxRepository) =>
-        new SagaEngine<EntityManager>({
-          store: new PostgresSagaStore(db.dataSource, { schema: db.schema }),
-          outbox: outbox.publisher,
-          logger: new NestSageLogger('Sage'),
-          ...options.saga,
-          lifecycleEvents: options.sagaEvents,
-        }),
+        // Saga run / step / compensation spans (no-op without an OpenTelemetry SDK).
+        withSagaSpans(
+          new SagaEngine<EntityManager>({
+            store: new PostgresSagaStore(db.dataSource, { schema: db.schema }),
+            outbox: outbox.publisher,
+            logger: new NestSageLogger('Sage'),
+            ...options.saga,
+            lifecycleEvents: options.sagaEvents,
+          }),
+        ),
     },
     {
       provide: OUTBOX_OPTIONS,

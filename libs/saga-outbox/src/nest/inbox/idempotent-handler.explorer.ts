@@ -21,6 +21,7 @@ import {
 } from './idempotent-handler.decorator';
 import { INBOX_OPTIONS, type InboxModuleOptions } from './inbox.options';
 import { InboxService } from './inbox.service';
+import { withInboxSpan } from '../observability/sage-tracing';
 
 /** One `@IdempotentHandler` method found at module init. */
 export interface DiscoveredIdempotentHandler {
@@ -122,9 +123,14 @@ export class IdempotentHandlerExplorer
     try {
       for (const handler of this.handlers) {
         this.subscriptions.push(
-          await broker.subscribe(handler.pattern, (message) => this.deliver(handler, message), {
-            group: handler.consumer,
-          }),
+          await broker.subscribe(
+            handler.pattern,
+            (message) =>
+              withInboxSpan(handler.consumer, message.id, message, () =>
+                this.deliver(handler, message),
+              ),
+            { group: handler.consumer },
+          ),
         );
         this.logger.info(`subscribed ${handler.name} to "${handler.pattern}"`, {
           event: 'inbox.subscribed',

@@ -17,6 +17,7 @@ import type {
 } from '../../core/ports/inbox-store';
 import { PostgresInboxStore } from '../../persistence/postgres/inbox-postgres-store';
 import { NestSageLogger } from '../nest-sage-logger';
+import { withInboxSpan } from '../observability/sage-tracing';
 import type { InboxContext } from './idempotent-handler.decorator';
 import { INBOX_OPTIONS, type InboxModuleOptions } from './inbox.options';
 import { transportMessageId } from './transport-message-id';
@@ -87,10 +88,12 @@ export class InboxService {
           'message-id, NATS header Nats-Msg-Id, or an `id` field',
       );
     }
-    return this.processor.process(
-      { consumer: name, messageId, message: options.message },
-      ({ tx, attempt }) => handler({ manager: tx, messageId, consumer: name, attempt }),
-      { maxAttempts: options.maxAttempts },
+    return withInboxSpan(name, messageId, source, () =>
+      this.processor.process(
+        { consumer: name, messageId, message: options.message },
+        ({ tx, attempt }) => handler({ manager: tx, messageId, consumer: name, attempt }),
+        { maxAttempts: options.maxAttempts },
+      ),
     );
   }
 

@@ -19,6 +19,7 @@ import {
 import { INBOX_OPTIONS, type InboxModuleOptions } from '../inbox/inbox.options';
 import { InboxService } from '../inbox/inbox.service';
 import { NestSageLogger } from '../nest-sage-logger';
+import { withInboxSpan } from '../observability/sage-tracing';
 import { OUTBOX_BROKER, OutboxRepository } from '../outbox/outbox.providers';
 import {
   isRejection,
@@ -98,9 +99,12 @@ export class SagaCommandHandlerExplorer
     try {
       for (const endpoint of this.endpoints.values()) {
         this.subscriptions.push(
-          await broker.subscribe(endpoint.destination, (m) => this.deliver(endpoint, m), {
-            group: endpoint.consumer,
-          }),
+          await broker.subscribe(
+            endpoint.destination,
+            // The command's traceparent makes the handler (and its reply) part of the saga's trace.
+            (m) => withInboxSpan(endpoint.consumer, m.id, m, () => this.deliver(endpoint, m)),
+            { group: endpoint.consumer },
+          ),
         );
       }
     } catch (error) {

@@ -12,6 +12,7 @@ import { parseSagaReply } from '../../core/saga/saga-command';
 import { SagaEngine } from '../../core/saga/saga-engine';
 import { InboxService } from '../inbox/inbox.service';
 import { NestSageLogger } from '../nest-sage-logger';
+import { withInboxSpan } from '../observability/sage-tracing';
 import { OUTBOX_BROKER } from '../outbox/outbox.providers';
 import { SAGA_OUTBOX_OPTIONS } from '../saga-outbox.module-definition';
 import type { SagaOutboxModuleOptions } from '../saga-outbox.options';
@@ -54,9 +55,11 @@ export class SagaReplyConsumer implements OnApplicationBootstrap, BeforeApplicat
       );
       return;
     }
-    this.subscription = await this.broker.subscribe(replyTo, (m) => this.deliver(m), {
-      group: this.consumer,
-    });
+    this.subscription = await this.broker.subscribe(
+      replyTo,
+      (m) => withInboxSpan(this.consumer, m.id, m, () => this.deliver(m)),
+      { group: this.consumer },
+    );
   }
 
   async beforeApplicationShutdown(): Promise<void> {

@@ -1,0 +1,173 @@
+import { Injectable, Module, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { trace } from '@opentelemetry/api';
+import type { Params } from 'nestjs-pino';
+import type { InboxEvent } from '../../core/inbox/inbox-events';
+import type { OutboxEvent } from '../../core/outbox/outbox-events';
+import type { SageLogger } from '../../core/ports/logger';
+import type { SagaEvent } from '../../core/saga/saga-events';
+import { NestSageLogger } from '../nest-sage-logger';
+import { findSageParts } from './sage-sources';
+
+/**
+ * `traceId` / `spanId` of the active OpenTelemetry span, for pino's `mixin`: every log line
+ * written inside a traced request, saga step or inbox handler carries them. Empty without an SDK.
+ */
+export function traceLogFields(): { traceId?: string; spanId?: string } {
+  const span = trace.getActiveSpan();
+  if (!span) return {};
+  const { traceId, spanId, traceFlags } = span.spanContext();
+  if (!traceFlags && traceId === '00000000000000000000000000000000') return {};
+  return { traceId, spanId };
+}
+
+/**
+ * nestjs-pino options for a Sage service: JSON lines with `service`, `traceId` / `spanId` on every
+ * line, probe endpoints not request-logged. Use with `LoggerModule.forRoot(sagePinoParams(...))`
+ * and `app.useLogger(app.get(Logger))`.
+ */
+export function sagePinoParams(options: { service: string; level?: string }): Params {
+  return {
+    pinoHttp: {
+      level: options.level ?? process.env.LOG_LEVEL ?? 'info',
+      base: { service: options.service },
+      mixin: traceLogFields,
+      autoLogging: {
+        ignore: (req) => /^\/(health|metrics)(\/|$|\?)/.test(req.url ?? ''),
+      },
+    },
+  };
+}
+
+/**
+ * Logs the typed events the core does not log itself, with stable `event` keys and the ids
+ * operators search by: debug on claim, info on publish and saga outcomes, warn on retries, error
+ * on dead letters and failed sagas. (Relay retries / dead letters and inbox failures are already
+ * logged by the core with the same keys; this does not repeat them.)
+ */
+export class SageEventLog {
+  constructor(private readonly logger: SageLogger) {}
+
+  readonly onOutboxEvent = (e: OutboxEvent): void => {
+    switch (e.type) {
+      case 'outbox.claimed':
+        this.logger.debug('outbox messages claimed', {
+          event: 'outbox.claimed',
+          path: e.path,
+          count: e.count,
+        });
+        return;
+      case 'outbox.published':
+        this.logger.info('outbox message published', {
+          event: 'outbox.published',
+          path: e.path,
+          messageId: e.messageId,
+          destination: e.destination,
+          type: e.messageType,
+          publishMs: e.publishMs,
+          commitToPublishMs: e.commitToPublishMs,
+        });
+        return;
+      case 'outbox.failed':
+        // The relay logs its own failures (outbox.message.retry / .dead_lettered); the optimistic
+        // path leaves the row to the relay, so a warning is enough.
+        if (e.path !== 'optimistic') return;
+        this.logger.warn('optimistic publish failed; the relay will publish the message', {
+          event: 'outbox.optimistic.failed',
+          messageId: e.messageId,
+          destination: e.destination,
+          type: e.messageType,
+          reason: e.reason,
+          error: e.error,
+        });
+        return;
+      default:
+        return;
+    }
+  };
+
+  readonly onSagaEvent = (e: SagaEvent): void => {
+    const ids = { sagaId: e.sagaId, saga: e.saga };
+    switch (e.type) {
+      case 'saga.started':
+        this.logger.info('saga started', { event: e.type, ...ids });
+        return;
+      case 'step.started':
+        this.logger.debug('saga step started', {
+          event: e.type,
+          ...ids,
+          step: e.step,
+          attempt: e.attempt,
+        });
+        return;
+      case 'step.retrying':
+      case 'compensation.retrying':
+        this.logger.warn(`saga ${e.type === 'step.retrying' ? 'step' : 'compensation'} retrying`, {
+          event: e.type,
+          ...ids,
+          step: e.step,
+          attempt: e.attempt,
+          delayMs: e.delayMs,
+          error: e.error,
+        });
+        return;
+      case 'saga.compensating':
+        this.logger.warn('saga compensating', { event: e.type, ...ids, reason: e.reason });
+        return;
+      case 'saga.completed':
+      case 'saga.compensated':
+        this.logger.info(`saga ${e.type.slice(5)}`, {
+          event: e.type,
+          ...ids,
+          durationMs: e.durationMs,
+        });
+        return;
+      case 'compensation.failed':
+        this.logger.error('saga compensation failed', {
+          event: e.type,
+          ...ids,
+          step: e.step,
+          attempt: e.attempt,
+          error: e.error,
+        });
+        return;
+      default:
+        return;
+    }
+  };
+
+  readonly onInboxEvent = (e: InboxEvent): void => {
+    if (e.type !== 'inbox.processed') return;
+    this.logger.debug('inbox message processed', {
+      event: e.type,
+      consumer: e.consumer,
+      messageId: e.messageId,
+      attempt: e.attempt,
+      durationMs: e.durationMs,
+    });
+  };
+}
+
+/** Subscribes SageEventLog to whatever Sage runs in this application. */
+@Injectable()
+export class SageEventLogService implements OnModuleInit, OnModuleDestroy {
+  readonly log = new SageEventLog(new NestSageLogger('Sage'));
+  private readonly unsubscribe: (() => void)[] = [];
+
+  constructor(private readonly moduleRef: ModuleRef) {}
+
+  onModuleInit(): void {
+    const { engine, inbox, outbox } = findSageParts(this.moduleRef);
+    if (engine) this.unsubscribe.push(engine.onEvent(this.log.onSagaEvent));
+    if (inbox) this.unsubscribe.push(inbox.onEvent(this.log.onInboxEvent));
+    if (outbox) this.unsubscribe.push(outbox.onEvent(this.log.onOutboxEvent));
+  }
+
+  onModuleDestroy(): void {
+    for (const off of this.unsubscribe.splice(0)) off();
+  }
+}
+
+/** Event logs for Sage (see SageEventLog). Pair with nestjs-pino: `sagePinoParams`. */
+@Module({ providers: [SageEventLogService] })
+export class SageEventLogModule {}
