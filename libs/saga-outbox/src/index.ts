@@ -107,6 +107,20 @@ export { createSagaDataSource, runMigrationsLocked } from './persistence/postgre
 export type { SagaDataSourceOptions } from './persistence/postgres/data-source';
 export { startEmbeddedPostgres } from './persistence/postgres/embedded-postgres';
 export type { EmbeddedPostgres } from './persistence/postgres/embedded-postgres';
+export {
+  PostgresOperatorQueries,
+  SAGA_STATUSES,
+  DEFAULT_STALLED_AFTER_SECONDS,
+} from './persistence/postgres/postgres-operator-queries';
+export type {
+  PostgresOperatorQueriesOptions,
+  LiveSagaGroup,
+  SagaSummary,
+  OutboxPendingBreakdown,
+  OutboxDeadLetterGroup,
+  InboxDeadLetterGroup,
+  OldestTransaction,
+} from './persistence/postgres/postgres-operator-queries';
 
 // Nest
 export { SagaOutboxModule } from './nest/saga-outbox.module';
@@ -161,6 +175,9 @@ export { brokerFromUrl } from './nest/relay/broker-url';
 
 // Inbox
 export { InboxProcessor, DEFAULT_INBOX_MAX_ATTEMPTS } from './core/inbox/inbox-processor';
+export { InboxRetention, DEFAULT_INBOX_RETENTION_MS } from './core/inbox/inbox-retention';
+export type { InboxRetentionOptions } from './core/inbox/inbox-retention';
+export type { RetentionTuning } from './core/retention-loop';
 export type {
   InboxProcessorOptions,
   InboxDelivery,

@@ -81,6 +81,10 @@ import { openSageDatabase, SageDatabase } from './sage-database';
       useFactory: (o: SagaOutboxModuleOptions): InboxModuleOptions => ({
         ...o.inbox,
         subscribe: o.inbox?.subscribe ?? o.autoStart !== false,
+        retention: {
+          ...o.inbox?.retention,
+          enabled: (o.inbox?.retention?.enabled ?? true) && o.autoStart !== false,
+        },
       }),
     },
     ...inboxProviders,

@@ -157,6 +157,26 @@ export class InMemoryInboxStore implements InboxStore<InMemoryTx> {
     return Promise.resolve(deleted);
   }
 
+  deleteProcessedBatch(olderThanMs: number, limit: number): Promise<number | null> {
+    const cutoff = this.clock.now() - olderThanMs;
+    let deleted = 0;
+    for (const [k, entry] of this.entries) {
+      if (deleted >= limit) break;
+      if (entry.status === 'processed' && entry.processedAt.getTime() < cutoff) {
+        this.entries.delete(k);
+        deleted++;
+      }
+    }
+    for (const [k, failure] of this.failures) {
+      if (deleted >= 2 * limit) break;
+      if (failure.lastFailedAt.getTime() < cutoff) {
+        this.failures.delete(k);
+        deleted++;
+      }
+    }
+    return Promise.resolve(deleted);
+  }
+
   /** Every inbox row (processed and dead-lettered), for assertions. */
   all(): InboxEntry[] {
     return [...this.entries.values()].map((e) => clone(e));

@@ -95,4 +95,13 @@ export interface InboxStore<Tx = unknown> {
    * messages is handled again. Returns the message ids deleted.
    */
   deleteDeadLetters(consumer: string, messageIds: readonly string[]): Promise<string[]>;
+
+  // Retention ---------------------------------------------------------------------------------
+  /**
+   * If this process wins the inbox maintenance lock (try, never wait), deletes up to `limit`
+   * processed rows handled more than `olderThanMs` ago, and failure counters last touched that long
+   * ago (their message never came back); returns how many rows went. Null: another process holds
+   * the lock. Dead letters stay.
+   */
+  deleteProcessedBatch(olderThanMs: number, limit: number): Promise<number | null>;
 }

@@ -123,6 +123,12 @@ export interface OutboxStore {
    */
   deleteSentBatch(olderThanMs: number, limit: number): Promise<number | null>;
 
+  /**
+   * Optional: reclaims the space of deleted rows now (PostgreSQL: `VACUUM`), so a table that churns
+   * thousands of rows a second stays small between autovacuum runs. Run by the retention leader.
+   */
+  vacuum?(): Promise<void>;
+
   /** Counts per status (and the age of the oldest pending), for health and metrics. */
   stats(): Promise<OutboxStats>;
 }

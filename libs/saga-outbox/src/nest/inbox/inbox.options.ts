@@ -1,3 +1,5 @@
+import type { InboxRetentionOptions } from '../../core/inbox/inbox-retention';
+
 /** Inbox tuning (InboxModuleOptions); optional. */
 export const INBOX_OPTIONS = Symbol('SAGE_INBOX_OPTIONS');
 
@@ -10,4 +12,9 @@ export interface InboxModuleOptions {
    * produces, or tests that start consuming later).
    */
   subscribe?: boolean;
+  /**
+   * Leader-only deletion of processed inbox rows older than `retentionMs` (default 7 days; keep it
+   * longer than any broker may redeliver). `enabled: false` leaves it to another deployment.
+   */
+  retention?: Omit<InboxRetentionOptions, 'store' | 'clock' | 'logger'> & { enabled?: boolean };
 }

@@ -10,10 +10,12 @@ import {
 } from '../../../../../test/support/pg';
 import { InboxHandlerFailedError } from '../../core/inbox/inbox-errors';
 import { InboxProcessor, type InboxHandler } from '../../core/inbox/inbox-processor';
+import { InboxRetention } from '../../core/inbox/inbox-retention';
 import type { JsonValue } from '../../core/json';
 import { spawnEmbeddedPostgres } from '../../../../../test/support/embedded-postgres-process';
 import { createSagaDataSource, runMigrationsLocked } from './data-source';
 import { PostgresInboxStore } from './inbox-postgres-store';
+import { INBOX_MAINTENANCE_LOCK_KEY } from './inbox-queries.sql';
 import { openOutboxTestContext, waitUntil, type OutboxTestContext } from './outbox-test-support';
 import { sagaSchema } from './schema-name';
 
@@ -349,6 +351,60 @@ describe('PostgresInboxStore with the InboxProcessor', () => {
       await dataSource.destroy();
       await fresh.drop();
     }
+  });
+});
+
+describe('inbox retention (leader-only, batched)', () => {
+  it('deletes processed rows and stale failure counters past retention; keeps dead letters and recent rows; one leader at a time', async () => {
+    const consumer = consumerName();
+    const inbox = processor(1);
+    for (let i = 0; i < 25; i++)
+      await inbox.process({ consumer, messageId: `old-${i}` }, writeEffect('x'));
+    await inbox
+      .process({ consumer, messageId: 'poison' }, () => Promise.reject(new Error('poison')))
+      .catch(() => undefined);
+    await processor(5)
+      .process({ consumer, messageId: 'failing' }, () => Promise.reject(new Error('transient')))
+      .catch(() => undefined);
+    // Age everything by an hour (processed_at / last_failed_at are the database's clock).
+    await ctx.dataSource.query(
+      `UPDATE sage.inbox_message SET processed_at = processed_at - interval '1 hour' WHERE consumer = $1`,
+      [consumer],
+    );
+    await ctx.dataSource.query(
+      `UPDATE sage.inbox_failure SET last_failed_at = last_failed_at - interval '1 hour' WHERE consumer = $1`,
+      [consumer],
+    );
+    await inbox.process({ consumer, messageId: 'recent' }, writeEffect('x'));
+    const rows = async (): Promise<Record<string, number>> => {
+      const [r] = (await ctx.dataSource.query(
+        `SELECT (SELECT count(*) FROM sage.inbox_message WHERE consumer = $1 AND status = 'processed')::int AS processed,
+                (SELECT count(*) FROM sage.inbox_message WHERE consumer = $1 AND status = 'dead_letter')::int AS dead,
+                (SELECT count(*) FROM sage.inbox_failure WHERE consumer = $1)::int AS failures`,
+        [consumer],
+      )) as Record<string, number>[];
+      return r!;
+    };
+    expect(await rows()).toEqual({ processed: 26, dead: 1, failures: 1 });
+
+    const retention = new InboxRetention({ store, retentionMs: 30 * 60_000, batchSize: 10 });
+    const other = ctx.dataSource.createQueryRunner();
+    await other.connect();
+    try {
+      await other.query(`SELECT pg_advisory_lock(${INBOX_MAINTENANCE_LOCK_KEY})`);
+      expect(await retention.runOnce()).toEqual({ leader: false, deleted: 0 });
+      await other.query(`SELECT pg_advisory_unlock(${INBOX_MAINTENANCE_LOCK_KEY})`);
+    } finally {
+      await other.release();
+    }
+    const run = await retention.runOnce();
+    expect(run.leader).toBe(true);
+    expect(run.deleted).toBeGreaterThanOrEqual(26);
+    expect(await rows()).toEqual({ processed: 1, dead: 1, failures: 0 });
+    // Forgotten means handled again if the broker ever redelivers: the reason for a long default.
+    await expect(
+      inbox.process({ consumer, messageId: 'old-0' }, writeEffect('again')),
+    ).resolves.toMatchObject({ outcome: 'processed' });
   });
 });
 

@@ -129,6 +129,13 @@ export class PostgresInboxStore implements InboxStore<EntityManager> {
     return rows.map((r) => r.message_id);
   }
 
+  async deleteProcessedBatch(olderThanMs: number, limit: number): Promise<number | null> {
+    const [row] = await this.query(
+      q.deleteProcessedInboxBatch(this.tables, { olderThanMs, limit }),
+    );
+    return row?.leader ? row.deleted : null;
+  }
+
   /** One statement in its own (implicit) transaction, on a pooled connection. */
   private query<Row>(statement: q.Statement<Row>): Promise<Row[]> {
     return queryOnce(this.dataSource, statement);

@@ -197,3 +197,49 @@ export function deleteInboxDeadLetters(
     values: [p.consumer, [...p.messageIds]],
   };
 }
+
+/** Advisory-lock key of the leader-only inbox maintenance ("sage:inb" as a big-endian int8). */
+export const INBOX_MAINTENANCE_LOCK_KEY = '8314040071571992162';
+
+/**
+ * Leader-only inbox retention batch, in one statement (its own transaction). The process that wins
+ * `pg_try_advisory_xact_lock` (never waits; released with the statement's transaction, so a crash
+ * cannot leave it behind) deletes the oldest processed rows past retention (`processed_at` index),
+ * and failure counters of messages that never came back (`last_failed_at` index); the others get
+ * `leader = false`. SKIP LOCKED: never waits on a row a handler is touching. Dead letters stay.
+ */
+export function deleteProcessedInboxBatch(
+  t: InboxTables,
+  p: { olderThanMs: number; limit: number },
+): Statement<{ leader: boolean; deleted: number }> {
+  const cutoff = `clock_timestamp() - ($1::double precision * interval '1 millisecond')`;
+  return {
+    text: `
+      WITH leader AS (
+        SELECT pg_try_advisory_xact_lock(${INBOX_MAINTENANCE_LOCK_KEY}) AS ok
+      ), doomed AS (
+        SELECT consumer, message_id FROM ${t.inboxMessage}
+        WHERE status = 'processed' AND processed_at < ${cutoff} AND (SELECT ok FROM leader)
+        ORDER BY processed_at
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+      ), deleted AS (
+        DELETE FROM ${t.inboxMessage} m USING doomed
+        WHERE m.consumer = doomed.consumer AND m.message_id = doomed.message_id
+        RETURNING 1
+      ), stale AS (
+        SELECT consumer, message_id FROM ${t.inboxFailure}
+        WHERE last_failed_at < ${cutoff} AND (SELECT ok FROM leader)
+        ORDER BY last_failed_at
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+      ), forgotten AS (
+        DELETE FROM ${t.inboxFailure} f USING stale
+        WHERE f.consumer = stale.consumer AND f.message_id = stale.message_id
+        RETURNING 1
+      )
+      SELECT (SELECT ok FROM leader) AS leader,
+             ((SELECT count(*) FROM deleted) + (SELECT count(*) FROM forgotten))::int AS deleted`,
+    values: [p.olderThanMs, p.limit],
+  };
+}

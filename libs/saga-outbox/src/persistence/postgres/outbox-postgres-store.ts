@@ -229,6 +229,10 @@ export class PostgresOutboxStore implements OutboxStore, OutboxWriter<EntityMana
 
   // -- retention / stats ---------------------------------------------------------------------------
 
+  async vacuum(): Promise<void> {
+    await this.query(q.vacuumOutbox(this.tables));
+  }
+
   async deleteSentBatch(olderThanMs: number, limit: number): Promise<number | null> {
     const [row] = await this.query(q.deleteSentBatch(this.tables, { olderThanMs, limit }));
     return row?.leader ? row.deleted : null;

@@ -432,6 +432,17 @@ export function deleteSentBatch(
   };
 }
 
+/**
+ * Space reclaim after retention deleted many rows. Sent-row updates are not HOT (indexed status),
+ * so the table churns a dead tuple per message; autovacuum wakes once a minute at best, and a
+ * measured 2,000 msg/s run grew the table to 93 MB with autovacuum alone vs 26 MB vacuuming every
+ * 10 s (docs/benchmarks.md, retention). Plain VACUUM (no FULL): no exclusive lock, concurrent
+ * claims and inserts go on. Must run outside a transaction block: it is sent on its own.
+ */
+export function vacuumOutbox(t: OutboxTables): Statement<never> {
+  return { text: `VACUUM (ANALYZE) ${t.outboxMessage}`, values: [] };
+}
+
 export function selectOutboxStats(t: OutboxTables): Statement<{
   pending: number;
   claimed: number;
