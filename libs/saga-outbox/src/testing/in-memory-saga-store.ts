@@ -4,6 +4,7 @@ import { systemClock, type Clock } from '../core/ports/clock';
 import {
   TERMINAL_SAGA_STATUSES,
   type ActiveVersionCount,
+  type AppliedReply,
   type AwaitReply,
   type Fence,
   type NewSaga,
@@ -244,11 +245,11 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
       phase: StepPhase;
       outcome: { ok: true; result: JsonValue } | { ok: false; error: string };
     },
-  ): Promise<'applied' | 'ignored'> {
+  ): Promise<AppliedReply | undefined> {
     const s = this.sagas.get(reply.sagaId);
     const step = s?.steps.find((x) => x.name === reply.step);
     const expected = reply.phase === 'forward' ? 'waiting' : 'compensating';
-    if (!s || !step || step.status !== expected) return Promise.resolve('ignored');
+    if (!s || !step || step.status !== expected) return Promise.resolve(undefined);
     tx.onCommit(() => {
       if (step.status !== expected) return;
       const now = new Date(this.clock.now());
@@ -268,7 +269,11 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
       if (s.owner === null) s.wakeAt = now;
       s.wakeSeq++;
     });
-    return Promise.resolve('applied');
+    return Promise.resolve({
+      saga: s.name,
+      attempt: reply.phase === 'forward' ? step.attempts : step.compensationAttempts,
+      startedAt: step.startedAt,
+    });
   }
 
   transition(

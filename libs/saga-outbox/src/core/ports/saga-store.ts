@@ -105,6 +105,15 @@ export interface AwaitReply {
   timeoutMs: number | null;
 }
 
+/** What applying a reply changed (for events: which attempt it answered, since when it ran). */
+export interface AppliedReply {
+  saga: string;
+  /** The attempt (forward) or compensation attempt the step was on. */
+  attempt: number;
+  /** When the step first started (database clock); null if never recorded. */
+  startedAt: Date | null;
+}
+
 /** How `park` went. */
 export type ParkOutcome =
   /** Parked: no owner until a reply or `wakeAt`. */
@@ -195,7 +204,7 @@ export interface SagaStore<Tx = unknown> {
    * deduplicates it): a `waiting` step (forward reply) becomes `completed` with the result or
    * `failed`; a `compensating` step (compensation reply) becomes `compensated` or
    * `compensation_failed`; the saga is woken (`wakeAt` = now, `wakeSeq` + 1). Any other state (a
-   * late reply after a timeout, a duplicate) changes nothing: `ignored`.
+   * late reply after a timeout, a duplicate) changes nothing: undefined.
    */
   applyReply(
     tx: Tx,
@@ -205,7 +214,7 @@ export interface SagaStore<Tx = unknown> {
       phase: StepPhase;
       outcome: { ok: true; result: JsonValue } | { ok: false; error: string };
     },
-  ): Promise<'applied' | 'ignored'>;
+  ): Promise<AppliedReply | undefined>;
 
   /**
    * Conditional status change: only from one of `from`, only by the fence owner. Terminal

@@ -19,6 +19,7 @@ import {
 import { uuidv7 } from '../uuid';
 import type { OutboxPublisher } from '../outbox/outbox-publisher';
 import type { SagaReply } from './saga-command';
+import type { AppliedReply } from '../ports/saga-store';
 import type { SagaDefinition } from './saga-definition';
 import type { SagaEvent, SagaEventListener } from './saga-events';
 import {
@@ -281,13 +282,14 @@ export class SagaEngine<Tx = unknown> {
 
   /**
    * Applies a participant's reply to a remote step, in `tx` (the inbox transaction that
-   * deduplicates it). After that transaction commits, call `resumePending()` so the woken saga is
-   * picked up at once rather than at the next recovery round. A reply that no longer matches the
-   * step's state (late, after a timeout; a duplicate) is `ignored`.
+   * deduplicates it). A reply that no longer matches the step's state (late, after a timeout; a
+   * duplicate) changes nothing: undefined. Once `tx` has committed, call `replyCommitted` with the
+   * result: it reports the step's outcome to listeners and resumes the saga at once rather than at
+   * the next recovery round.
    */
-  async applyReply(tx: Tx, reply: SagaReply): Promise<'applied' | 'ignored'> {
-    const outcome = await this.store.applyReply(tx, reply);
-    if (outcome === 'ignored') {
+  async applyReply(tx: Tx, reply: SagaReply): Promise<AppliedReply | undefined> {
+    const applied = await this.store.applyReply(tx, reply);
+    if (!applied) {
       this.logger.warn('saga reply ignored: the step is no longer awaiting it', {
         event: 'saga.reply_ignored',
         sagaId: reply.sagaId,
@@ -295,7 +297,27 @@ export class SagaEngine<Tx = unknown> {
         phase: reply.phase,
       });
     }
-    return outcome;
+    return applied;
+  }
+
+  /** After the transaction of `applyReply` committed: step events, and the woken saga resumes. */
+  replyCommitted(reply: SagaReply, applied: AppliedReply): void {
+    const base = {
+      sagaId: reply.sagaId,
+      saga: applied.saga,
+      step: reply.step,
+      attempt: applied.attempt,
+      at: this.clock.now(),
+    };
+    const { outcome } = reply;
+    if (reply.phase === 'forward') {
+      if (outcome.ok) {
+        const durationMs = applied.startedAt ? base.at - applied.startedAt.getTime() : 0;
+        this.emit({ ...base, type: 'step.completed', durationMs: Math.max(0, durationMs) });
+      } else this.emit({ ...base, type: 'step.failed', error: outcome.error });
+    } else if (outcome.ok) this.emit({ ...base, type: 'compensation.completed' });
+    else this.emit({ ...base, type: 'compensation.failed', error: outcome.error });
+    this.recoveryLoop.wake();
   }
 
   /** Claims sagas waiting for a worker now (e.g. right after committing a transaction that started one). */

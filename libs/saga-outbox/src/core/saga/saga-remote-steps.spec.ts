@@ -57,15 +57,12 @@ function setup(options: Partial<SagaEngineOptions<InMemoryTx>> = {}) {
     outcome: { ok: true; result: JsonValue } | { ok: false; error: string },
   ): Promise<'applied' | 'ignored'> => {
     const tx = new InMemoryTx();
-    const applied = await engine.applyReply(tx, {
-      sagaId: command.sagaId,
-      step: command.step,
-      phase: command.phase,
-      outcome,
-    });
+    const reply = { sagaId: command.sagaId, step: command.step, phase: command.phase, outcome };
+    const applied = await engine.applyReply(tx, reply);
     tx.commit();
-    engine.resumePending();
-    return applied;
+    if (!applied) return 'ignored';
+    engine.replyCommitted(reply, applied);
+    return 'applied';
   };
   return { store, outbox, engine, events, reply };
 }
@@ -145,6 +142,10 @@ describe('remote (command/reply) steps', () => {
 
     await expect(reply(command!, { ok: true, result: { authorizationId: 'au-1' } })).resolves.toBe(
       'applied',
+    );
+    // The reply is reported as the step completing (metrics see remote steps' durations too).
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'step.completed', step: 'pay', attempt: 1, saga: 'order' }),
     );
     const done = await engine.waitFor(sagaId, { timeoutMs: 5_000 });
     expect(done.status).toBe('completed');

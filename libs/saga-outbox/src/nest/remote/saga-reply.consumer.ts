@@ -8,7 +8,7 @@ import {
 import type { EntityManager } from 'typeorm';
 import { InboxHandlerFailedError } from '../../core/inbox/inbox-errors';
 import type { Broker, DeliveredMessage, Subscription } from '../../core/ports/broker';
-import { parseSagaReply } from '../../core/saga/saga-command';
+import { parseSagaReply, type SagaReply } from '../../core/saga/saga-command';
 import { SagaEngine } from '../../core/saga/saga-engine';
 import { InboxService } from '../inbox/inbox.service';
 import { NestSageLogger } from '../nest-sage-logger';
@@ -70,12 +70,14 @@ export class SagaReplyConsumer implements OnApplicationBootstrap, BeforeApplicat
 
   private async deliver(message: DeliveredMessage): Promise<void> {
     try {
+      let reply: SagaReply | undefined;
       const result = await this.inbox.processor.process(
         { consumer: this.consumer, messageId: message.id },
-        ({ tx }) => this.engine.applyReply(tx, parseSagaReply(message)),
+        ({ tx }) => this.engine.applyReply(tx, (reply = parseSagaReply(message))),
       );
-      // Committed: the woken saga is claimable now.
-      if (result.outcome === 'processed' && result.value === 'applied') this.engine.resumePending();
+      // Committed: report the step's outcome; the woken saga is claimable now.
+      if (result.outcome === 'processed' && result.value && reply)
+        this.engine.replyCommitted(reply, result.value);
     } catch (error) {
       if (!(error instanceof InboxHandlerFailedError)) {
         this.logger.error('saga reply could not be taken', {

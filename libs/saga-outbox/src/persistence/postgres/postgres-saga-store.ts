@@ -8,6 +8,7 @@ import {
 import type { JsonValue } from '../../core/json';
 import type {
   ActiveVersionCount,
+  AppliedReply,
   AwaitReply,
   Fence,
   ParkOutcome,
@@ -199,8 +200,8 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
       phase: StepPhase;
       outcome: { ok: true; result: JsonValue } | { ok: false; error: string };
     },
-  ): Promise<'applied' | 'ignored'> {
-    if (!isUuid(reply.sagaId)) return 'ignored';
+  ): Promise<AppliedReply | undefined> {
+    if (!isUuid(reply.sagaId)) return undefined;
     const runner = tx.queryRunner;
     if (!runner?.isTransactionActive) {
       throw new SagaOutboxError(
@@ -219,9 +220,10 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
         error: reply.outcome.ok ? null : reply.outcome.error,
       }),
     );
-    if (!updated.length) return 'ignored';
-    await run(runner, q.wakeSaga(this.schema, { sagaId: reply.sagaId }));
-    return 'applied';
+    const [step] = updated;
+    if (!step) return undefined;
+    const [saga] = await run(runner, q.wakeSaga(this.schema, { sagaId: reply.sagaId }));
+    return { saga: saga?.name ?? '', attempt: step.attempt, startedAt: step.started_at };
   }
 
   async transition(

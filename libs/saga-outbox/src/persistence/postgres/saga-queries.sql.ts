@@ -530,7 +530,7 @@ export function applyStepReply(
     result: unknown;
     error: string | null;
   },
-): Statement<{ name: string }> {
+): Statement<{ attempt: number; started_at: Date | null }> {
   if (p.phase === 'compensate') {
     return {
       text: `
@@ -540,7 +540,7 @@ export function applyStepReply(
           compensated_at = CASE WHEN $3::boolean THEN clock_timestamp() ELSE s.compensated_at END,
           reply_deadline = NULL
       WHERE s.saga_id = $1 AND s.name = $2 AND s.status = 'compensating'
-      RETURNING s.name`,
+      RETURNING s.compensation_attempts AS attempt, s.started_at`,
       values: [p.sagaId, p.step, p.ok, p.error],
     };
   }
@@ -553,7 +553,7 @@ export function applyStepReply(
           completed_at = CASE WHEN $3::boolean THEN clock_timestamp() ELSE s.completed_at END,
           reply_deadline = NULL
       WHERE s.saga_id = $1 AND s.name = $2 AND s.status = 'waiting'
-      RETURNING s.name`,
+      RETURNING s.attempts AS attempt, s.started_at`,
     values: [p.sagaId, p.step, p.ok, p.ok ? JSON.stringify(p.result ?? null) : null, p.error],
   };
 }
@@ -563,14 +563,14 @@ export function applyStepReply(
  * driving it not to park over the reply (parkSaga); `wake_at` = now makes a parked saga claimable at
  * once. Non-terminal sagas only.
  */
-export function wakeSaga(t: SagaSchema, p: { sagaId: string }): Statement<{ id: string }> {
+export function wakeSaga(t: SagaSchema, p: { sagaId: string }): Statement<{ name: string }> {
   return {
     text: `
       UPDATE ${t.sagaInstance}
       SET wake_seq = wake_seq + 1,
           wake_at = CASE WHEN owner IS NULL THEN clock_timestamp() ELSE wake_at END
       WHERE id = $1 AND status IN ('running', 'waiting', 'compensating')
-      RETURNING id`,
+      RETURNING name`,
     values: [p.sagaId],
   };
 }
