@@ -108,6 +108,24 @@ describe('KafkaBroker', () => {
   });
   afterAll(() => broker.close());
 
+  it('subscribes to a topic that does not exist yet (a consumer deployed before its producer)', async () => {
+    const topic = `sage-new-${randomUUID().slice(0, 8)}`;
+    created.push(topic);
+    expect(await admin.listTopics()).not.toContain(topic);
+    const seen: string[] = [];
+    const sub = await broker.subscribe(topic, (m) => {
+      seen.push(m.id);
+      return Promise.resolve();
+    });
+    try {
+      const sent = message(topic);
+      await expect(broker.publish([sent])).resolves.toEqual([{ id: sent.id, ok: true }]);
+      await waitUntil(() => seen.includes(sent.id), 15_000, 'the message on the new topic');
+    } finally {
+      await sub.unsubscribe();
+    }
+  });
+
   it('writes CloudEvents binary-mode headers, the key and a JSON value', async () => {
     const topic = await createTopic(1);
     const sent = message(topic, { key: 'order-1', time: new Date('2025-01-02T03:04:05.678Z') });

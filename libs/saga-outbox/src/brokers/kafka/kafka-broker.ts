@@ -293,6 +293,10 @@ export class KafkaBroker implements Broker {
     this.consumers.add(entry);
     try {
       await consumer.connect();
+      // A consumer may start before anything was published to its topic (a participant deployed
+      // before the service that sends it commands): create the topic (broker defaults; no-op when
+      // it exists) and wait for its leaders, else the subscription fails on unknown partitions.
+      await this.ensureTopic(destination);
       await consumer.subscribe({ topics: [destination], fromBeginning: o.fromBeginning });
       await consumer.run({
         autoCommit: false,
@@ -442,6 +446,17 @@ export class KafkaBroker implements Broker {
       );
     }
     return this.producerReady;
+  }
+
+  private async ensureTopic(topic: string): Promise<void> {
+    const admin = await this.connectedAdmin();
+    if ((await admin.listTopics()).includes(topic)) return;
+    try {
+      await admin.createTopics({ topics: [{ topic }], waitForLeaders: true });
+    } catch (error) {
+      // Created meanwhile by another subscriber or the producer: fine.
+      if (!/already exists/i.test(errorMessage(error))) throw error;
+    }
   }
 
   private connectedAdmin(): Promise<Admin> {

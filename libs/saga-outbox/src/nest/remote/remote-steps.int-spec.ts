@@ -278,6 +278,9 @@ describe('remote saga steps between two Nest services', () => {
     );
     const compensating = await sagas.get(sagaId);
     expect(compensating.status).toBe('compensating');
+    // Why it compensates is visible while it does.
+    expect(compensating.error).toContain('no reply to attempt 2');
+    expect(compensating.failedStep).toBe('charge');
     expect(compensating.steps.find((s) => s.name === 'charge')).toMatchObject({
       status: 'compensating',
     });

@@ -128,6 +128,45 @@ describe('embedded PostgreSQL (PGlite over a socket)', () => {
     }
   });
 
+  it("keeps concurrent clients' parameterised queries apart outside transactions (each gets its own answer)", async () => {
+    // pglite-socket multiplexes every client onto one session; without keeping each client's
+    // Parse/Bind/Execute/Sync batch together, two clients' batches interleave ("bind message
+    // supplies 2 parameters, but prepared statement requires 1") or answer each other's queries.
+    const pg = await startEmbeddedPostgres({ maxConnections: 8 });
+    const clients = Array.from({ length: 6 }, () => new Client({ connectionString: pg.url }));
+    try {
+      await Promise.all(clients.map((c) => c.connect()));
+      const wrong: string[] = [];
+      await Promise.all(
+        clients.map(async (client, c) => {
+          for (let i = 0; i < 30; i++) {
+            // Alternate statement shapes (1 and 2 parameters) so an interleaving cannot go unseen.
+            if ((i + c) % 2 === 0) {
+              const { rows } = await client.query<{ n: number }>('SELECT $1::int AS n', [
+                c * 1000 + i,
+              ]);
+              if (rows[0]?.n !== c * 1000 + i)
+                wrong.push(`client ${c} query ${i}: ${JSON.stringify(rows)}`);
+            } else {
+              // A large parameter spans several TCP chunks: other clients' messages arrive between.
+              const big = `c${c}`.padEnd(200_000, '.');
+              const { rows } = await client.query<{ n: number; s: string }>(
+                'SELECT $1::int AS n, left($2::text, 8) AS s',
+                [c * 1000 + i, big],
+              );
+              if (rows[0]?.n !== c * 1000 + i || rows[0]?.s !== big.slice(0, 8))
+                wrong.push(`client ${c} query ${i}: ${JSON.stringify(rows)}`);
+            }
+          }
+        }),
+      );
+      expect(wrong).toEqual([]);
+    } finally {
+      await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+      await pg.stop();
+    }
+  });
+
   it('keeps its data in dataDir across a stop and a start', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'sage-pglite-'));
     try {

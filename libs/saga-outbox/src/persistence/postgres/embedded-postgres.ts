@@ -62,6 +62,8 @@ export async function startEmbeddedPostgres(
 
   const db = await PGlite.create(options.dataDir !== undefined ? { dataDir: options.dataDir } : {});
   const server = new PGLiteSocketServer({ db, host, port: requestedPort, maxConnections });
+  // pglite-socket 0.2.x interleaves clients' extended-protocol batches outside transactions.
+  patchQueue((server as unknown as { queryQueue: QueryQueue }).queryQueue);
   try {
     await server.start();
   } catch (error) {
@@ -93,5 +95,89 @@ export async function startEmbeddedPostgres(
       })();
       return stopping;
     },
+  };
+}
+
+/* Keeps each client's Parse/Bind/Describe/Execute/Sync batch together on the one PGlite session. */
+interface QueuedMessage {
+  handlerId: number;
+  message: Uint8Array;
+  resolve: (bytes: number) => void;
+  reject: (error: unknown) => void;
+  onData: (data: Uint8Array) => void;
+}
+
+interface QueryQueue {
+  queue: QueuedMessage[];
+  processing: boolean;
+  lastHandlerId: number | null;
+  db: {
+    isInTransaction(): boolean;
+    runExclusive<T>(fn: () => Promise<T>): Promise<T>;
+    execProtocolRawStream(
+      message: Uint8Array,
+      options: { onRawData: (data: Uint8Array) => void },
+    ): Promise<unknown>;
+  };
+  processQueue(): Promise<void>;
+  clearQueueForHandler(handlerId: number): void;
+}
+
+const SYNC = 0x53; // 'S'
+const QUERY = 0x51; // 'Q' (simple protocol: a batch of its own)
+const TERMINATE = 0x58; // 'X'
+
+/** Whether `message` ends a client's batch (or stands alone: startup messages have no type byte). */
+function endsBatch(message: Uint8Array): boolean {
+  const type = message[0];
+  return type === SYNC || type === QUERY || type === TERMINATE || type === 0;
+}
+
+function patchQueue(q: QueryQueue): void {
+  let midBatch = false;
+  q.processQueue = async function processQueue(this: QueryQueue): Promise<void> {
+    if (this.processing || this.queue.length === 0) return;
+    this.processing = true;
+    try {
+      while (this.queue.length > 0) {
+        let item: QueuedMessage | undefined;
+        if (this.lastHandlerId !== null && (midBatch || this.db.isInTransaction())) {
+          const i = this.queue.findIndex((m) => m.handlerId === this.lastHandlerId);
+          if (i === -1) break; // the client's next message re-enters processQueue
+          item = this.queue.splice(i, 1)[0];
+        } else {
+          item = this.queue.shift();
+        }
+        if (!item) break;
+        const current = item;
+        let bytes = 0;
+        try {
+          await this.db.runExclusive(() =>
+            this.db.execProtocolRawStream(current.message, {
+              onRawData: (data) => {
+                bytes += data.length;
+                current.onData(data);
+              },
+            }),
+          );
+        } catch (error) {
+          midBatch = false;
+          current.reject(error);
+          continue;
+        }
+        midBatch = !endsBatch(current.message);
+        this.lastHandlerId = current.handlerId;
+        current.resolve(bytes);
+      }
+    } finally {
+      this.processing = false;
+    }
+  };
+  const clear = q.clearQueueForHandler.bind(q);
+  q.clearQueueForHandler = (handlerId: number): void => {
+    clear(handlerId);
+    // A client that left mid-batch must not hold the others back.
+    if (handlerId === q.lastHandlerId) midBatch = false;
+    void q.processQueue();
   };
 }
