@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The demo: the order-placement saga on embedded PGlite, no servers needed.
+# The demo: order-service and payment-service (remote payment step) on embedded PGlite and an
+# in-memory broker, in one process; no servers needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

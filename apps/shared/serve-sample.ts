@@ -2,10 +2,11 @@ import 'reflect-metadata';
 import { Logger, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { startEmbeddedPostgres } from '@sage/saga-outbox';
+import { Logger as PinoLogger } from 'nestjs-pino';
 
 /**
  * How the sample services start: `DATABASE_URL` if set, else embedded PGlite (`SAGE_DATA_DIR`
- * keeps its files), HTTP on 127.0.0.1:`PORT`, shutdown hooks on.
+ * keeps its files), HTTP on 127.0.0.1:`PORT`, shutdown hooks on, JSON logs (nestjs-pino).
  */
 export async function serveSample(
   name: string,
@@ -24,7 +25,9 @@ export async function serveSample(
       `DATABASE_URL not set: using embedded PGlite (${process.env.SAGE_DATA_DIR ?? 'in memory'})`,
     );
   }
-  const app = await NestFactory.create(moduleFor(databaseUrl));
+  // Logs buffered until nestjs-pino (sampleObservability) takes over as the Nest logger: JSON lines.
+  const app = await NestFactory.create(moduleFor(databaseUrl), { bufferLogs: true });
+  app.useLogger(app.get(PinoLogger));
   app.enableShutdownHooks();
   const port = Number(process.env.PORT ?? defaultPort);
   await app.listen(port, '127.0.0.1');

@@ -1,75 +1,45 @@
-import 'reflect-metadata';
-import type { INestApplication } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { DataSource } from 'typeorm';
-import { OrderServiceModule } from '../../apps/order-service/src/order-service.module';
-import { createTestDatabase, type TestDatabase } from '../support/pg';
-
-interface SagaView {
-  status: string;
-  error: string | null;
-  steps: { name: string; status: string }[];
-}
+/**
+ * order-service's HTTP API on real PostgreSQL, with payment-service beside it on its own database
+ * and an in-memory broker shared by the two (the broker-specific runs are in
+ * order-payment-brokers.e2e-spec.ts).
+ */
+import { InMemoryBroker, SAGA_HEADERS, type DeliveredMessage } from '@sage/saga-outbox';
+import { randomUUID } from 'node:crypto';
+import { SampleApps, stepOf } from './sample-apps';
 
 describe('order-service over HTTP on real PostgreSQL', () => {
-  let db: TestDatabase;
-  let app: INestApplication;
-  let base: string;
-  let ds: DataSource;
+  const broker = new InMemoryBroker();
+  const apps = new SampleApps({
+    label: 'memory',
+    broker,
+    payment: { replyTimeoutMs: 10_000, maxAttempts: 2 },
+  });
 
   beforeAll(async () => {
-    // An empty database: the app's own migrations (Sage's + its business tables) create the schema.
-    db = await createTestDatabase({ migrated: false });
-    const c = db.connection;
-    app = await NestFactory.create(
-      OrderServiceModule.register({
-        databaseUrl: `postgres://${c.user}:${c.password}@${c.host}:${c.port}/${c.database}`,
-        saga: { recoveryIntervalMs: 100 },
-      }),
-      { logger: false },
+    await apps.start();
+    await apps.orderData.query(
+      `INSERT INTO orders.stock (sku, available) VALUES ('widget', 5), ('gadget', 0)`,
     );
-    await app.listen(0, '127.0.0.1');
-    base = (await app.getUrl()).replace('[::1]', '127.0.0.1');
-    ds = app.get(DataSource);
-    await ds.query(`INSERT INTO orders.stock (sku, available) VALUES ('widget', 5), ('gadget', 0)`);
-  });
+  }, 60_000);
 
-  afterAll(async () => {
-    await app?.close();
-    await db?.drop();
-  });
+  afterAll(() => apps.stop(), 30_000);
 
-  const post = (body: unknown, key?: string) =>
-    fetch(`${base}/orders`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...(key ? { 'idempotency-key': key } : {}) },
-      body: JSON.stringify(body),
-    });
-
-  async function settled(orderId: string): Promise<{ order: { status: string }; saga: SagaView }> {
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const res = await fetch(`${base}/orders/${orderId}`);
-      if (res.status === 200) {
-        const view = (await res.json()) as { order: { status: string }; saga: SagaView };
-        if (['completed', 'compensated', 'failed'].includes(view.saga.status)) return view;
-      }
-      if (Date.now() > deadline) throw new Error(`order ${orderId} did not settle`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  const widgets = async (): Promise<number> => {
+    const [{ available }] = (await apps.orderData.query(
+      `SELECT available FROM orders.stock WHERE sku = 'widget'`,
+    )) as [{ available: number }];
+    return available;
+  };
 
   it('places an order: the saga completes and the order is confirmed', async () => {
-    const res = await post(
-      {
-        customer: 'alice',
-        sku: 'widget',
-        quantity: 2,
-        amountCents: 2400,
-        card: '4242424242424242',
-      },
-      'e2e-1',
-    );
+    const body = {
+      customer: 'alice',
+      sku: 'widget',
+      quantity: 2,
+      amountCents: 2400,
+      card: '4242424242424242',
+    };
+    const res = await apps.placeOrder(body, 'e2e-1');
     expect(res.status).toBe(202);
     const { orderId, sagaId, created } = (await res.json()) as {
       orderId: string;
@@ -77,68 +47,168 @@ describe('order-service over HTTP on real PostgreSQL', () => {
       created: boolean;
     };
     expect(created).toBe(true);
-    const view = await settled(orderId);
+    const view = await apps.settled(orderId);
     expect(view.saga.status).toBe('completed');
     expect(view.order.status).toBe('confirmed');
-    expect(view.saga.steps.map((s) => s.status)).toEqual([
-      'completed',
-      'completed',
-      'completed',
-      'completed',
-      'completed',
+    expect(view.saga.steps.map((s) => [s.name, s.status])).toEqual([
+      ['create-order', 'completed'],
+      ['reserve-stock', 'completed'],
+      ['authorize-payment', 'completed'],
+      ['confirm-order', 'completed'],
+      ['record-confirmation', 'completed'],
     ]);
+    const auths = await apps.authorizations(orderId);
+    expect(auths).toHaveLength(1);
+    expect(stepOf(view, 'authorize-payment').result).toEqual({
+      authorization: auths[0]!.authorization_id,
+    });
 
     // The same request again (client retry) starts nothing new.
-    const again = (await (
-      await post(
-        {
-          customer: 'alice',
-          sku: 'widget',
-          quantity: 2,
-          amountCents: 2400,
-          card: '4242424242424242',
-        },
-        'e2e-1',
-      )
-    ).json()) as {
+    const again = (await (await apps.placeOrder(body, 'e2e-1')).json()) as {
       sagaId: string;
       created: boolean;
     };
     expect(again).toMatchObject({ sagaId, created: false });
-    const [{ available }] = (await ds.query(
-      `SELECT available FROM orders.stock WHERE sku = 'widget'`,
-    )) as [{ available: number }];
-    expect(available).toBe(3);
-  });
+    expect(await widgets()).toBe(3);
+  }, 30_000);
 
   it('a declined card compensates: stock released, order cancelled', async () => {
-    const res = await post(
+    const res = await apps.placeOrder(
       { customer: 'erin', sku: 'widget', quantity: 1, amountCents: 1200, card: '4000000000000002' },
       'e2e-2',
     );
     const { orderId } = (await res.json()) as { orderId: string };
-    const view = await settled(orderId);
+    const view = await apps.settled(orderId);
     expect(view.saga.status).toBe('compensated');
     expect(view.saga.error).toMatch(/authorize-payment.*declined/);
     expect(view.order.status).toBe('cancelled');
-    const effects = (await ds.query(
+    const effects = (await apps.orderData.query(
       `SELECT effect FROM orders.effect_log WHERE order_id = $1 ORDER BY id`,
       [orderId],
     )) as { effect: string }[];
     const list = effects.map((e) => e.effect);
     expect(list).toEqual(expect.arrayContaining(['order-created', 'order-cancelled']));
     if (list.includes('stock-reserved')) expect(list).toContain('stock-released');
-    const [{ available }] = (await ds.query(
-      `SELECT available FROM orders.stock WHERE sku = 'widget'`,
-    )) as [{ available: number }];
-    expect(available).toBe(3);
-  });
+    expect(await widgets()).toBe(3);
+    expect((await apps.authorizations(orderId)).map((a) => a.status)).toEqual(['declined']);
+  }, 30_000);
+
+  it('out of stock compensates: the payment authorized in parallel is voided', async () => {
+    const res = await apps.placeOrder(
+      { customer: 'dave', sku: 'gadget', quantity: 1, amountCents: 9900, card: '4242424242424242' },
+      'e2e-3',
+    );
+    const { orderId } = (await res.json()) as { orderId: string };
+    const view = await apps.settled(orderId);
+    expect(view.saga.status).toBe('compensated');
+    expect(view.saga.error).toMatch(/reserve-stock.*not enough stock/);
+    expect(view.order.status).toBe('cancelled');
+    // Whether the authorize or the void reached payment-service first, nothing stays authorized.
+    const auths = await apps.authorizations(orderId);
+    expect(auths).toHaveLength(1);
+    expect(['voided', 'tombstone']).toContain(auths[0]!.status);
+  }, 30_000);
+
+  it('payment-service: a resend gets the same authorization; a void before the authorize refuses it', async () => {
+    // Commands as order-service's saga would send them, straight onto the broker.
+    const replyTo = `${apps.topology.orderReplies}.probe-${randomUUID()}`;
+    const replies: DeliveredMessage[] = [];
+    const sub = await broker.subscribe(replyTo, (m) => {
+      replies.push(m);
+      return Promise.resolve();
+    });
+    const command = (sagaId: string, type: string, phase: string, payload: object) => ({
+      id: randomUUID(),
+      destination: apps.topology.paymentCommands,
+      key: sagaId,
+      type,
+      payload: payload as never,
+      time: new Date(),
+      headers: {
+        [SAGA_HEADERS.sagaId]: sagaId,
+        [SAGA_HEADERS.saga]: 'order-placement',
+        [SAGA_HEADERS.step]: 'authorize-payment',
+        [SAGA_HEADERS.phase]: phase,
+        [SAGA_HEADERS.attempt]: '1',
+        [SAGA_HEADERS.idempotencyKey]: `${sagaId}:authorize-payment${phase === 'compensate' ? ':compensate' : ''}`,
+        [SAGA_HEADERS.replyTo]: replyTo,
+      },
+    });
+    const authorize = (sagaId: string, orderId: string) =>
+      command(sagaId, 'payment.authorize', 'forward', {
+        orderId,
+        amountCents: 500,
+        card: '4242424242424242',
+      });
+    const replyCount = async (n: number) => {
+      const deadline = Date.now() + 10_000;
+      while (replies.length < n) {
+        if (Date.now() > deadline) throw new Error(`${replies.length} of ${n} replies`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    try {
+      // The same authorize twice (a resend: new message id, same idempotency key): one authorization.
+      const first = randomUUID();
+      await broker.publish([authorize(first, 'ord-probe-resend')]);
+      await replyCount(1);
+      await broker.publish([authorize(first, 'ord-probe-resend')]);
+      await replyCount(2);
+      const [a, b] = replies.splice(0, 2);
+      expect(a!.headers[SAGA_HEADERS.outcome]).toBe('success');
+      expect(b!.payload).toEqual(a!.payload);
+      const resent = await apps.authorizations('ord-probe-resend');
+      expect(resent).toHaveLength(1);
+      expect(a!.payload).toEqual({ result: { authorization: resent[0]!.authorization_id } });
+
+      // Void first (the authorize is late): a tombstone; then the authorize is refused.
+      const sagaId = randomUUID();
+      await broker.publish([
+        command(sagaId, 'payment.void', 'compensate', {
+          orderId: 'ord-probe-late',
+          authorizationKey: `${sagaId}:authorize-payment`,
+        }),
+      ]);
+      await replyCount(1);
+      await broker.publish([authorize(sagaId, 'ord-probe-late')]);
+      await replyCount(2);
+      expect(replies.map((r) => r.headers[SAGA_HEADERS.outcome])).toEqual(['success', 'failure']);
+      expect(replies[1]!.payload).toEqual({ error: expect.stringMatching(/voided/) as unknown });
+      expect((await apps.authorizations('ord-probe-late')).map((a) => a.status)).toEqual([
+        'tombstone',
+      ]);
+    } finally {
+      await sub.unsubscribe();
+    }
+  }, 30_000);
+
+  it("payment-service's own refund saga still runs (in its payment_sage schema)", async () => {
+    const res = await fetch(`${apps.paymentUrl}/refunds`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ refundId: 'rf-1', account: 'alice', amountCents: 700 }),
+    });
+    expect(res.status).toBe(202);
+    const { sagaId } = (await res.json()) as { sagaId: string };
+    const deadline = Date.now() + 10_000;
+    let status = '';
+    while (status !== 'completed' && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      const view = await fetch(`${apps.paymentUrl}/refunds/sagas/${sagaId}`);
+      status = ((await view.json()) as { status: string }).status;
+    }
+    expect(status).toBe('completed');
+  }, 30_000);
 
   it('rejects invalid input with 400 and writes nothing', async () => {
-    const [{ n: before }] = (await ds.query(
-      `SELECT count(*)::int AS n FROM sage.saga_instance`,
-    )) as [{ n: number }];
-    const res = await post({
+    const count = async (): Promise<number> => {
+      const [{ n }] = (await apps.orderData.query(
+        `SELECT count(*)::int AS n FROM sage.saga_instance`,
+      )) as [{ n: number }];
+      return n;
+    };
+    const before = await count();
+    const res = await apps.placeOrder({
       customer: 'bob',
       sku: 'widget',
       quantity: 0,
@@ -149,13 +219,10 @@ describe('order-service over HTTP on real PostgreSQL', () => {
     expect(((await res.json()) as { message: string }).message).toMatch(
       /quantity must be a positive integer/,
     );
-    const [{ n: after }] = (await ds.query(
-      `SELECT count(*)::int AS n FROM sage.saga_instance`,
-    )) as [{ n: number }];
-    expect(after).toBe(before);
+    expect(await count()).toBe(before);
   });
 
   it('answers 404 for an unknown order', async () => {
-    expect((await fetch(`${base}/orders/ord-nope`)).status).toBe(404);
+    expect((await fetch(`${apps.orderUrl}/orders/ord-nope`)).status).toBe(404);
   });
 });

@@ -1,33 +1,49 @@
-import { Module, type DynamicModule, type Type } from '@nestjs/common';
+import { Module, type DynamicModule } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import {
   runMigrationsLocked,
   SagaOutboxModule,
   sagaOutboxMigrations,
+  type Broker,
+  type OutboxModuleOptions,
   type SagaEngineTuning,
 } from '@sage/saga-outbox';
 import { DataSource } from 'typeorm';
-import type { Broker } from '@sage/saga-outbox';
+import { sampleObservability } from '../../shared/observability';
+import { sampleTopology, type SampleTopology } from '../../shared/sample-topology';
 import { OrderTables1764230500000 } from './migrations/1764230500000-order-tables';
-import { OrderPlacementSaga } from './orders/order-placement.saga';
+import { orderPlacementSaga } from './orders/order-placement.saga';
 import { OrdersController } from './orders/orders.controller';
-import { FakeCardGateway, PaymentGateway } from './orders/payment-gateway';
 
 export interface OrderServiceConfig {
   /** postgres:// URL of the service's database. */
   databaseUrl: string;
-  saga?: SagaEngineTuning;
+  /** Engine tuning; `replyTo` / `replyConsumer` come from `topology`. */
+  saga?: Omit<SagaEngineTuning, 'replyTo' | 'replyConsumer'>;
   http?: boolean;
-  /** Where the outbox relay publishes (e.g. `order.confirmed`); none → no relay in this process. */
-  broker?: Broker;
-  /** The card processor; default FakeCardGateway. */
-  paymentGateway?: Type<PaymentGateway>;
+  /**
+   * The broker the in-process relay publishes the outbox to (payment commands, `order.confirmed`)
+   * and the saga replies are consumed from: a URL (`kafka://h:9092`, `amqp://u:p@h:5672`,
+   * `nats://h:4222`, `memory://`) or a Broker instance (not closed by the app). None → no relay
+   * and no reply consumer in this process (the standalone relay can publish the outbox).
+   */
+  broker?: Broker | string;
+  /** Destination and consumer names shared with payment-service. Default `sampleTopology()`. */
+  topology?: SampleTopology;
+  /**
+   * The remote `authorize-payment` step: reply timeout per attempt (default 30 s), sends of
+   * `payment.authorize` (default 3) and of its compensation `payment.void` (default 10).
+   */
+  payment?: { replyTimeoutMs?: number; maxAttempts?: number; voidMaxAttempts?: number };
+  /** Outbox relay / retention tuning. */
+  outbox?: OutboxModuleOptions;
 }
 
 /** The order service: its business tables and Sage's share one DataSource, so one transaction covers both. */
 @Module({})
 export class OrderServiceModule {
   static register(config: OrderServiceConfig): DynamicModule {
+    const topology = config.topology ?? sampleTopology();
     return {
       module: OrderServiceModule,
       imports: [
@@ -48,10 +64,16 @@ export class OrderServiceModule {
           inject: [DataSource],
           useFactory: (dataSource: DataSource) => ({
             dataSource,
-            saga: config.saga,
+            saga: {
+              ...config.saga,
+              replyTo: topology.orderReplies,
+              replyConsumer: topology.orderConsumer,
+            },
             broker: config.broker,
+            outbox: config.outbox,
           }),
         }),
+        ...sampleObservability('order-service'),
       ],
       controllers: config.http === false ? [] : [OrdersController],
       providers: [
@@ -60,8 +82,15 @@ export class OrderServiceModule {
           inject: [DataSource],
           useFactory: (ds: DataSource) => runMigrationsLocked(ds),
         },
-        OrderPlacementSaga,
-        { provide: PaymentGateway, useClass: config.paymentGateway ?? FakeCardGateway },
+        orderPlacementSaga({
+          orderEvents: topology.orderEvents,
+          payment: {
+            destination: topology.paymentCommands,
+            replyTimeoutMs: config.payment?.replyTimeoutMs ?? 30_000,
+            maxAttempts: config.payment?.maxAttempts ?? 3,
+            voidMaxAttempts: config.payment?.voidMaxAttempts ?? 10,
+          },
+        }),
       ],
     };
   }

@@ -1,6 +1,12 @@
 import { serveSample } from '../../shared/serve-sample';
+import { sampleTopology } from '../../shared/sample-topology';
 import { PaymentServiceModule } from './payment-service.module';
 
+// SAGE_BROKER_URL: kafka://…, amqp://…, nats://… or memory:// (see README "Two services").
 void serveSample('payment-service', 3001, (databaseUrl) =>
-  PaymentServiceModule.register({ databaseUrl }),
+  PaymentServiceModule.register({
+    databaseUrl,
+    broker: process.env.SAGE_BROKER_URL,
+    topology: sampleTopology(process.env.SAGE_DESTINATION_PREFIX),
+  }),
 );

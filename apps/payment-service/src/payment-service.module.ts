@@ -4,21 +4,43 @@ import {
   runMigrationsLocked,
   SagaOutboxModule,
   sagaOutboxMigrations,
+  type Broker,
+  type OutboxModuleOptions,
   type SagaEngineTuning,
 } from '@sage/saga-outbox';
 import { DataSource } from 'typeorm';
+import { sampleObservability } from '../../shared/observability';
+import { sampleTopology, type SampleTopology } from '../../shared/sample-topology';
+import { AuthorizationsController } from './authorizations/authorizations.controller';
+import { paymentCommandHandlers } from './authorizations/payment-command.handlers';
 import { PaymentTables1764230600000 } from './migrations/1764230600000-payment-tables';
+import { PaymentAuthorizations1764489700000 } from './migrations/1764489700000-payment-authorizations';
 import { RefundSaga } from './refunds/refund.saga';
 import { RefundsController } from './refunds/refunds.controller';
 
 export interface PaymentServiceConfig {
+  /** postgres:// URL of the service's database (may be the one order-service uses: the schemas differ). */
   databaseUrl: string;
   saga?: SagaEngineTuning;
+  /**
+   * The broker payment commands are consumed from and the in-process relay publishes this service's
+   * outbox (the replies) to: a URL (`kafka://`, `amqp://`, `nats://`, `memory://`) or a Broker
+   * instance (not closed by the app). None → no command consumer and no relay in this process.
+   */
+  broker?: Broker | string;
+  /** Destination and consumer names shared with order-service. Default `sampleTopology()`. */
+  topology?: SampleTopology;
+  /** Outbox relay / retention tuning. */
+  outbox?: OutboxModuleOptions;
 }
+
+/** Schema of payment-service's Sage tables (its outbox, inbox and sagas); business tables are in `payments`. */
+export const PAYMENT_SAGE_SCHEMA = 'payment_sage';
 
 @Module({})
 export class PaymentServiceModule {
   static register(config: PaymentServiceConfig): DynamicModule {
+    const topology = config.topology ?? sampleTopology();
     return {
       module: PaymentServiceModule,
       imports: [
@@ -26,7 +48,13 @@ export class PaymentServiceModule {
           type: 'postgres',
           url: config.databaseUrl,
           synchronize: false,
-          migrations: [...sagaOutboxMigrations(), PaymentTables1764230600000],
+          migrations: [
+            ...sagaOutboxMigrations({ schema: PAYMENT_SAGE_SCHEMA }),
+            PaymentTables1764230600000,
+            PaymentAuthorizations1764489700000,
+          ],
+          // Its own migrations table: the service may share a database with order-service.
+          migrationsTableName: 'payment_service_migrations',
           // Run below, serialised across instances (TypeORM's own migrationsRun races on a fresh DB).
           migrationsRun: false,
           migrationsTransactionMode: 'each',
@@ -36,10 +64,17 @@ export class PaymentServiceModule {
         }),
         SagaOutboxModule.forRootAsync({
           inject: [DataSource],
-          useFactory: (dataSource: DataSource) => ({ dataSource, saga: config.saga }),
+          useFactory: (dataSource: DataSource) => ({
+            dataSource,
+            schema: PAYMENT_SAGE_SCHEMA,
+            saga: config.saga,
+            broker: config.broker,
+            outbox: config.outbox,
+          }),
         }),
+        ...sampleObservability('payment-service'),
       ],
-      controllers: [RefundsController],
+      controllers: [RefundsController, AuthorizationsController],
       providers: [
         {
           provide: 'MIGRATIONS',
@@ -47,6 +82,10 @@ export class PaymentServiceModule {
           useFactory: (ds: DataSource) => runMigrationsLocked(ds),
         },
         RefundSaga,
+        paymentCommandHandlers({
+          destination: topology.paymentCommands,
+          consumer: topology.paymentConsumer,
+        }),
       ],
     };
   }

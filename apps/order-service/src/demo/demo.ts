@@ -1,7 +1,11 @@
 /**
- * `npm run demo`: the order-placement saga on embedded PGlite (no servers).
- * Several orders complete, two fail and are compensated, and one is interrupted by a kill -9 of
- * the worker running it and resumed by another worker. Prints a per-saga trace and a summary.
+ * `npm run demo`: order-service and payment-service in one process, each on its own embedded
+ * PGlite database (and its own schemas), sharing one in-memory broker (no servers). The
+ * order-placement saga authorizes payments remotely: a `payment.authorize` command through
+ * order-service's outbox, payment-service handles it once (its inbox) and replies through its own
+ * outbox. Several orders complete, two fail and are compensated (a `payment.void` command undoes a
+ * remote authorization), and one is interrupted by a kill -9 of the worker running it and resumed by
+ * another worker. Prints a per-saga trace and a summary.
  */
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
@@ -16,8 +20,10 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
+import { PaymentServiceModule } from '../../../payment-service/src/payment-service.module';
 import { OrderServiceModule } from '../order-service.module';
 import type { PlaceOrderInput } from '../orders/order.types';
+import { DEMO_ORDER_SERVICE, DEMO_WORKER_LEASE_MS } from './demo-settings';
 
 const c = process.stdout.isTTY
   ? {
@@ -94,31 +100,49 @@ const crashed: PlaceOrderInput & { story: string } = {
   quantity: 1,
   amountCents: 1_200,
   card: '4242424242424242',
-  story: 'worker killed -9 mid-payment → resumed by another worker',
+  story: 'worker killed -9 mid-saga → resumed by another worker',
 };
 
 async function main(): Promise<void> {
   const t0 = Date.now();
-  console.log(`${c.bold}Sage demo${c.reset}: order-placement saga on embedded PGlite\n`);
   console.log(
-    `${c.dim}  create-order ─┬─ reserve-stock ─────┬─ confirm-order (pivot) ── record-confirmation`,
+    `${c.bold}Sage demo${c.reset}: order-service + payment-service on embedded PGlite and an in-memory broker\n`,
   );
-  console.log(`                └─ authorize-payment ─┘${c.reset}\n`);
+  console.log(
+    `${c.dim}  create-order ─┬─ reserve-stock ────────────────┬─ confirm-order (pivot) ── record-confirmation`,
+  );
+  console.log(
+    `                └─ authorize-payment (remote) ───┘   ⇄ payment.authorize / payment.void → payment-service${c.reset}\n`,
+  );
 
+  // One embedded database per service, as deployed (each also in its own schemas).
   const db = await startEmbeddedPostgres({ maxConnections: 16 });
-  // The outbox relay publishes here; the demo subscribes like a downstream service would.
+  const paymentDb = await startEmbeddedPostgres({ maxConnections: 12 });
+  // Both services' relays publish here (commands, replies, order.confirmed); the demo also
+  // subscribes to order.confirmed like a downstream service would.
   const broker = new InMemoryBroker();
   const delivered = new Map<string, string>();
   await broker.subscribe('orders', (m) => {
     delivered.set(m.id, (m.payload as { orderId: string }).orderId);
     return Promise.resolve();
   });
+  // payment-service: Sage tables in payment_sage, business tables in payments.
+  const payments = await NestFactory.createApplicationContext(
+    PaymentServiceModule.register({
+      broker,
+      databaseUrl: paymentDb.url,
+      outbox: DEMO_ORDER_SERVICE.outbox,
+    }),
+    { logger: ['error'] },
+  );
+  // order-service worker B: Sage tables in sage, business tables in orders.
   const app = await NestFactory.createApplicationContext(
     OrderServiceModule.register({
+      ...DEMO_ORDER_SERVICE,
       broker,
       databaseUrl: db.url,
       http: false,
-      saga: { leaseMs: 1500, recoveryIntervalMs: 200, ownerId: 'demo-worker-B' },
+      saga: { leaseMs: DEMO_WORKER_LEASE_MS, recoveryIntervalMs: 200, ownerId: 'demo-worker-B' },
     }),
     { logger: ['error'] },
   );
@@ -141,7 +165,7 @@ async function main(): Promise<void> {
     printTrace(order, saga, events.get(sagaId) ?? []);
   }
 
-  // Worker A (a child process) starts ord-1007; its payment processor hangs; we kill -9 it.
+  // Worker A (a child process) starts ord-1007 and freezes as reserve-stock starts; we kill -9 it.
   const { story: _story, ...crashInput } = crashed;
   const child = spawn(
     process.execPath,
@@ -154,8 +178,8 @@ async function main(): Promise<void> {
     child.once('exit', (code) => reject(new Error(`crash worker exited early (${code})`)));
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
-        const msg = JSON.parse(line) as { paymentStarted?: string };
-        if (msg.paymentStarted) resolve(msg.paymentStarted);
+        const msg = JSON.parse(line) as { stepStarted?: string; sagaId?: string };
+        if (msg.stepStarted && msg.sagaId) resolve(msg.sagaId);
       } catch {
         /* not ours */
       }
@@ -164,7 +188,7 @@ async function main(): Promise<void> {
   child.removeAllListeners('exit');
   child.kill('SIGKILL');
   console.log(
-    `${c.yellow}⚡ worker A (pid ${child.pid}) was running ord-1007's payment step: kill -9${c.reset}`,
+    `${c.yellow}⚡ worker A (pid ${child.pid}) was running ord-1007 (reserve-stock under way): kill -9${c.reset}`,
   );
   const before = await sagas.get(sagaId);
   console.log(
@@ -185,6 +209,19 @@ async function main(): Promise<void> {
   const stock: { sku: string; available: number }[] = await ds.query(
     `SELECT sku, available FROM orders.stock ORDER BY sku`,
   );
+  // payment-service's side: one authorization per authorize command (idempotency key), whatever
+  // the resends; completed orders authorized, compensated ones declined or voided.
+  const authorizations: { order_id: string; status: string; n: string }[] = await payments
+    .get(DataSource)
+    .query(
+      `SELECT order_id, status, count(*) AS n FROM payments.card_authorization GROUP BY order_id, status ORDER BY order_id`,
+    );
+  const paymentsOk = results.every((r) => {
+    const rows = authorizations.filter((a) => a.order_id === r.order.orderId);
+    const expected =
+      r.saga.status === 'completed' ? ['authorized'] : ['declined', 'voided', 'tombstone'];
+    return rows.length === 1 && rows[0]!.n === '1' && expected.includes(rows[0]!.status);
+  });
   const byStatus = new Map<string, number>();
   for (const r of results) byStatus.set(r.saga.status, (byStatus.get(r.saga.status) ?? 0) + 1);
 
@@ -194,6 +231,9 @@ async function main(): Promise<void> {
   for (const [status, n] of byStatus)
     console.log(`  ${colour(status)}${status.padEnd(12)}${c.reset} ${n}`);
   console.log(`  effects:     ${effects.map((e) => `${e.effect}×${e.n}`).join(', ')}`);
+  console.log(
+    `  payments:    ${authorizations.map((a) => `${a.order_id}=${a.status}`).join(' ')}  (payment-service)`,
+  );
   console.log(
     `  stock now:   ${stock.map((s) => `${s.sku}=${s.available}`).join(' ')}  (widget: 10 − 2 − 1 − 3 − 1 = 3; gadget: 1 − 1 = 0)`,
   );
@@ -207,14 +247,17 @@ async function main(): Promise<void> {
   const ok =
     delivered.size === expectedEvents &&
     perOrder.length === 0 &&
+    paymentsOk &&
     results.every((r) => ['completed', 'compensated'].includes(r.saga.status));
   console.log(
     ok
-      ? `  ${c.green}✓ every saga terminal, every local effect exactly once${c.reset}`
-      : `  ${c.red}✗ duplicated effects: ${JSON.stringify(perOrder)}${c.reset}`,
+      ? `  ${c.green}✓ every saga terminal, every local effect exactly once, one authorization per order${c.reset}`
+      : `  ${c.red}✗ duplicated effects: ${JSON.stringify(perOrder)}; payments as expected: ${paymentsOk}; events ${delivered.size}/${expectedEvents}${c.reset}`,
   );
 
   await app.close();
+  await payments.close();
+  await paymentDb.stop();
   await db.stop();
   process.exitCode = ok ? 0 : 1;
 }
@@ -229,13 +272,20 @@ function printTrace(
     `${c.bold}${order.orderId}${c.reset} ${c.dim}(${order.customer}: ${order.story})${c.reset}  saga ${c.dim}${saga.id}${c.reset}  ${colour(saga.status)}${saga.status.toUpperCase()}${c.reset} ${c.dim}${ms} ms${c.reset}`,
   );
   const t0 = saga.createdAt.getTime();
+  let awaiting = false;
   for (const e of events) {
     const at = `${c.dim}+${String(Math.max(0, e.at - t0)).padStart(5)} ms${c.reset}`;
     switch (e.type) {
       case 'saga.resumed':
         console.log(
-          `   ${at}  ${c.yellow}↻ resumed by this worker (completed steps are not re-run)${c.reset}`,
+          awaiting
+            ? `   ${at}  ${c.cyan}←${c.reset} payment-service replied: saga resumed`
+            : `   ${at}  ${c.yellow}↻ resumed by this worker (completed steps are not re-run)${c.reset}`,
         );
+        awaiting = false;
+        break;
+      case 'saga.waiting':
+        awaiting = true;
         break;
       case 'step.completed':
         console.log(
@@ -245,6 +295,11 @@ function printTrace(
       case 'step.retrying':
         console.log(
           `   ${at}  ${c.yellow}↻${c.reset} ${e.step} attempt ${e.attempt} failed: ${e.error}; retry in ${e.delayMs} ms`,
+        );
+        break;
+      case 'step.waiting':
+        console.log(
+          `   ${at}  ${c.cyan}→${c.reset} ${e.step}${e.phase === 'compensate' ? ' (undo)' : ''}: command sent to payment-service, awaiting its reply`,
         );
         break;
       case 'step.failed':

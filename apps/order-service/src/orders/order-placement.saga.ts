@@ -1,137 +1,192 @@
+import type { Type } from '@nestjs/common';
 import {
   Compensate,
   Saga,
   SagaStep,
+  type SagaCommand,
   type SagaCompensationContext,
   type SagaStepContext,
 } from '@sage/saga-outbox';
-import {
-  OutOfStockError,
-  PaymentDeclinedError,
-  validatePlaceOrder,
-  type PlaceOrderInput,
-} from './order.types';
-import { PaymentGateway } from './payment-gateway';
+import { OutOfStockError, validatePlaceOrder, type PlaceOrderInput } from './order.types';
 
-const notRetryable = (e: unknown): boolean =>
-  !(e instanceof OutOfStockError || e instanceof PaymentDeclinedError);
+/** How the saga reaches payment-service (see apps/payment-service). */
+export interface PaymentStepSettings {
+  /** Where `payment.authorize` and `payment.void` go. */
+  destination: string;
+  /** Reply timeout of one attempt; on timeout the command is resent with the same idempotency key. */
+  replyTimeoutMs: number;
+  /** Attempts (sends) before the step is `timed_out` and the order compensated. */
+  maxAttempts: number;
+  /** Sends of `payment.void` before the compensation fails (the saga then parks as `failed`). */
+  voidMaxAttempts: number;
+}
+
+export interface OrderPlacementSettings {
+  payment: PaymentStepSettings;
+  /** Where `order.confirmed` is published. */
+  orderEvents: string;
+}
+
+/** What payment-service answers to `payment.authorize` (the step's result). */
+export interface PaymentAuthorization {
+  authorization: string;
+}
+
+/** The `payment.authorize` command's payload. */
+export interface AuthorizePaymentCommand {
+  orderId: string;
+  amountCents: number;
+  /** Test cards ending in 0002 are declined. */
+  card: string;
+}
+
+/** The `payment.void` command's payload. */
+export interface VoidPaymentCommand {
+  orderId: string;
+  /** Idempotency key of the `payment.authorize` command this voids (`sagaId:authorize-payment`). */
+  authorizationKey: string;
+}
 
 /**
  * Order placement:
  *
- *   create-order ─┬─ reserve-stock ─────┬─ confirm-order (pivot) ── record-confirmation
- *                 └─ authorize-payment ─┘
+ *   create-order ─┬─ reserve-stock ─────────────────┬─ confirm-order (pivot) ── record-confirmation
+ *                 └─ authorize-payment (remote) ────┘
  *
- * Stock and payment run in parallel. A failure before the pivot undoes what completed, in reverse
- * order; after the pivot the confirmation is retried forward.
+ * Stock and payment run in parallel. Payment is a remote step: the saga sends `payment.authorize`
+ * to payment-service through the outbox and waits (parked, no worker held) for the reply. A failure
+ * before the pivot undoes what completed (or timed out), in reverse order, the payment with a
+ * `payment.void` command; after the pivot the confirmation is retried forward.
+ *
+ * A class made per configuration because step options (destination, reply timeout) are decorator
+ * arguments; the step graph, and so the definition version, is the same for every configuration.
  */
-@Saga('order-placement', {
-  failureStrategy: 'WAIT_ALL',
-  timeoutMs: 60_000,
-  validate: validatePlaceOrder,
-})
-export class OrderPlacementSaga {
-  constructor(private readonly gateway: PaymentGateway) {}
+export function orderPlacementSaga({
+  payment,
+  orderEvents,
+}: OrderPlacementSettings): Type<unknown> {
+  const notOutOfStock = (e: unknown): boolean => !(e instanceof OutOfStockError);
 
-  @SagaStep('create-order')
-  async createOrder(ctx: SagaStepContext<PlaceOrderInput>) {
-    const { orderId, customer, sku, quantity, amountCents } = ctx.input;
-    await ctx.manager.query(
-      `INSERT INTO orders.customer_order (id, customer, sku, quantity, amount_cents, status, saga_id)
-       VALUES ($1, $2, $3, $4, $5, 'pending', $6)`,
-      [orderId, customer, sku, quantity, amountCents, ctx.sagaId],
-    );
-    await logEffect(ctx, 'order-created');
-    return { orderId };
-  }
-
-  @Compensate('create-order')
-  async cancelOrder(ctx: SagaCompensationContext<PlaceOrderInput>) {
-    await ctx.manager.query(
-      `UPDATE orders.customer_order SET status = 'cancelled', updated_at = now() WHERE id = $1`,
-      [ctx.input.orderId],
-    );
-    await logEffect(ctx, 'order-cancelled');
-  }
-
-  @SagaStep('reserve-stock', {
-    dependsOn: ['create-order'],
-    retry: { maxAttempts: 3, retryable: notRetryable },
+  @Saga('order-placement', {
+    failureStrategy: 'WAIT_ALL',
+    timeoutMs: 60_000,
+    validate: validatePlaceOrder,
   })
-  async reserveStock(ctx: SagaStepContext<PlaceOrderInput>) {
-    // A CTE so the driver returns the updated rows (a bare UPDATE ... RETURNING yields [rows, count]).
-    const rows: unknown[] = await ctx.manager.query(
-      `WITH reserved AS (UPDATE orders.stock SET available = available - $2 WHERE sku = $1 AND available >= $2 RETURNING available)
-       SELECT available FROM reserved`,
-      [ctx.input.sku, ctx.input.quantity],
-    );
-    if (rows.length === 0) throw new OutOfStockError(ctx.input.sku, ctx.input.quantity);
-    await logEffect(ctx, 'stock-reserved');
-    return { reserved: ctx.input.quantity };
-  }
+  class OrderPlacementSaga {
+    @SagaStep('create-order')
+    async createOrder(ctx: SagaStepContext<PlaceOrderInput>) {
+      const { orderId, customer, sku, quantity, amountCents } = ctx.input;
+      await ctx.manager.query(
+        `INSERT INTO orders.customer_order (id, customer, sku, quantity, amount_cents, status, saga_id)
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6)`,
+        [orderId, customer, sku, quantity, amountCents, ctx.sagaId],
+      );
+      await logEffect(ctx, 'order-created');
+      return { orderId };
+    }
 
-  @Compensate('reserve-stock')
-  async releaseStock(ctx: SagaCompensationContext<PlaceOrderInput>) {
-    await ctx.manager.query(`UPDATE orders.stock SET available = available + $2 WHERE sku = $1`, [
-      ctx.input.sku,
-      ctx.input.quantity,
-    ]);
-    await logEffect(ctx, 'stock-released');
-  }
+    @Compensate('create-order')
+    async cancelOrder(ctx: SagaCompensationContext<PlaceOrderInput>) {
+      await ctx.manager.query(
+        `UPDATE orders.customer_order SET status = 'cancelled', updated_at = now() WHERE id = $1`,
+        [ctx.input.orderId],
+      );
+      await logEffect(ctx, 'order-cancelled');
+    }
 
-  @SagaStep('authorize-payment', {
-    dependsOn: ['create-order'],
-    retry: { maxAttempts: 3, retryable: notRetryable },
-    timeoutMs: 30_000,
-  })
-  async authorizePayment(ctx: SagaStepContext<PlaceOrderInput>) {
-    const { authorization } = await this.gateway.authorize({
-      orderId: ctx.input.orderId,
-      amountCents: ctx.input.amountCents,
-      card: ctx.input.card,
-      idempotencyKey: ctx.idempotencyKey,
-      signal: ctx.signal,
-    });
-    await ctx.manager.query(
-      `INSERT INTO orders.payment (order_id, amount_cents, status) VALUES ($1, $2, 'authorized')`,
-      [ctx.input.orderId, ctx.input.amountCents],
-    );
-    await logEffect(ctx, 'payment-authorized');
-    return { authorization };
-  }
+    @SagaStep('reserve-stock', {
+      dependsOn: ['create-order'],
+      retry: { maxAttempts: 3, retryable: notOutOfStock },
+    })
+    async reserveStock(ctx: SagaStepContext<PlaceOrderInput>) {
+      // A CTE so the driver returns the updated rows (a bare UPDATE ... RETURNING yields [rows, count]).
+      const rows: unknown[] = await ctx.manager.query(
+        `WITH reserved AS (UPDATE orders.stock SET available = available - $2 WHERE sku = $1 AND available >= $2 RETURNING available)
+         SELECT available FROM reserved`,
+        [ctx.input.sku, ctx.input.quantity],
+      );
+      if (rows.length === 0) throw new OutOfStockError(ctx.input.sku, ctx.input.quantity);
+      await logEffect(ctx, 'stock-reserved');
+      return { reserved: ctx.input.quantity };
+    }
 
-  @Compensate('authorize-payment')
-  async voidPayment(ctx: SagaCompensationContext<PlaceOrderInput>) {
-    await ctx.manager.query(`UPDATE orders.payment SET status = 'voided' WHERE order_id = $1`, [
-      ctx.input.orderId,
-    ]);
-    await logEffect(ctx, 'payment-voided');
-  }
+    @Compensate('reserve-stock')
+    async releaseStock(ctx: SagaCompensationContext<PlaceOrderInput>) {
+      await ctx.manager.query(`UPDATE orders.stock SET available = available + $2 WHERE sku = $1`, [
+        ctx.input.sku,
+        ctx.input.quantity,
+      ]);
+      await logEffect(ctx, 'stock-released');
+    }
 
-  @SagaStep('confirm-order', { dependsOn: ['reserve-stock', 'authorize-payment'], pivot: true })
-  async confirmOrder(ctx: SagaStepContext<PlaceOrderInput>) {
-    await ctx.manager.query(
-      `UPDATE orders.customer_order SET status = 'confirmed', updated_at = now() WHERE id = $1`,
-      [ctx.input.orderId],
-    );
-    await logEffect(ctx, 'order-confirmed');
-    // Written to the outbox in this step's transaction: published if and only if the order is confirmed.
-    await ctx.emit({
-      destination: 'orders',
-      type: 'order.confirmed',
-      key: ctx.input.orderId,
-      payload: {
+    /** Remote: the command commits with this step's transaction; payment-service's reply is the result. */
+    @SagaStep('authorize-payment', {
+      kind: 'remote',
+      dependsOn: ['create-order'],
+      timeoutMs: payment.replyTimeoutMs,
+      retry: { maxAttempts: payment.maxAttempts },
+      // The void is resent for longer: an order must not be left with a live authorization.
+      compensationRetry: { maxAttempts: payment.voidMaxAttempts },
+    })
+    authorizePayment(ctx: SagaStepContext<PlaceOrderInput>): SagaCommand {
+      const command: AuthorizePaymentCommand = {
         orderId: ctx.input.orderId,
-        customer: ctx.input.customer,
         amountCents: ctx.input.amountCents,
-      },
-    });
-  }
+        card: ctx.input.card,
+      };
+      return {
+        destination: payment.destination,
+        type: 'payment.authorize',
+        payload: { ...command },
+      };
+    }
 
-  @SagaStep('record-confirmation', { dependsOn: ['confirm-order'] })
-  async recordConfirmation(ctx: SagaStepContext<PlaceOrderInput>) {
-    await logEffect(ctx, 'confirmation-recorded');
+    /**
+     * Also runs when the authorization timed out (its outcome is unknown): payment-service voids it
+     * if it happened, and otherwise makes sure a late `payment.authorize` is refused.
+     */
+    @Compensate('authorize-payment')
+    voidPayment(ctx: SagaCompensationContext<PlaceOrderInput>): SagaCommand {
+      const command: VoidPaymentCommand = {
+        orderId: ctx.input.orderId,
+        // The forward step's StepContext.idempotencyKey, which payment-service stored the authorization under.
+        authorizationKey: `${ctx.sagaId}:authorize-payment`,
+      };
+      return { destination: payment.destination, type: 'payment.void', payload: { ...command } };
+    }
+
+    @SagaStep('confirm-order', { dependsOn: ['reserve-stock', 'authorize-payment'], pivot: true })
+    async confirmOrder(ctx: SagaStepContext<PlaceOrderInput>) {
+      const { authorization } = ctx.results['authorize-payment'] as unknown as PaymentAuthorization;
+      await ctx.manager.query(
+        `UPDATE orders.customer_order SET status = 'confirmed', updated_at = now() WHERE id = $1`,
+        [ctx.input.orderId],
+      );
+      await ctx.manager.query(
+        `INSERT INTO orders.payment (order_id, amount_cents, status) VALUES ($1, $2, 'authorized')`,
+        [ctx.input.orderId, ctx.input.amountCents],
+      );
+      await logEffect(ctx, 'order-confirmed');
+      // Written to the outbox in this step's transaction: published if and only if the order is confirmed.
+      await ctx.emit({
+        destination: orderEvents,
+        type: 'order.confirmed',
+        key: ctx.input.orderId,
+        payload: {
+          orderId: ctx.input.orderId,
+          customer: ctx.input.customer,
+          amountCents: ctx.input.amountCents,
+          authorization,
+        },
+      });
+    }
+
+    @SagaStep('record-confirmation', { dependsOn: ['confirm-order'] })
+    async recordConfirmation(ctx: SagaStepContext<PlaceOrderInput>) {
+      await logEffect(ctx, 'confirmation-recorded');
+    }
   }
+  return OrderPlacementSaga;
 }
 
 async function logEffect(ctx: SagaStepContext<PlaceOrderInput>, effect: string): Promise<void> {

@@ -4,7 +4,7 @@ export interface PlaceOrderInput {
   sku: string;
   quantity: number;
   amountCents: number;
-  /** Test cards ending in 0002 are declined. */
+  /** Sent to payment-service with `payment.authorize`; test cards ending in 0002 are declined. */
   card: string;
 }
 
@@ -12,13 +12,6 @@ export class OutOfStockError extends Error {
   constructor(sku: string, wanted: number) {
     super(`not enough stock for ${sku} (wanted ${wanted})`);
     this.name = 'OutOfStockError';
-  }
-}
-
-export class PaymentDeclinedError extends Error {
-  constructor(card: string) {
-    super(`card ending ${card.slice(-4)} was declined`);
-    this.name = 'PaymentDeclinedError';
   }
 }
 
