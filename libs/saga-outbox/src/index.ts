@@ -215,6 +215,8 @@ export { SageRmqDeserializer } from './nest/microservices/sage-rmq.deserializer'
 export type { SageRmqDeserializerOptions } from './nest/microservices/sage-rmq.deserializer';
 export { SageNatsDeserializer } from './nest/microservices/sage-nats.deserializer';
 export { ackRmqAfter } from './nest/microservices/rmq-ack';
+export { SageBrokerTransport, SageBrokerContext } from './nest/microservices/sage-broker.transport';
+export type { SageBrokerTransportOptions } from './nest/microservices/sage-broker.transport';
 export type { RmqAckContext } from './nest/microservices/rmq-ack';
 
 // Observability

@@ -1,0 +1,116 @@
+import {
+  BaseRpcContext,
+  Server,
+  type CustomTransportStrategy,
+  type MessageHandler,
+} from '@nestjs/microservices';
+import { isObservable, lastValueFrom } from 'rxjs';
+import { InvalidOptionsError } from '../../core/errors';
+import type { Broker, DeliveredMessage, Subscription } from '../../core/ports/broker';
+
+export interface SageBrokerTransportOptions {
+  /** The Sage Broker adapter to consume from (KafkaBroker, RabbitMqBroker, NatsJetStreamBroker, ...). */
+  broker: Broker;
+  /**
+   * Consumer group of every `@EventPattern` subscription (instances with the same group share the
+   * messages), or one per pattern. Default: the adapter's default (the destination).
+   */
+  group?: string | ((pattern: string) => string);
+}
+
+/**
+ * The `@Ctx()` of a handler run by SageBrokerTransport. `InboxService.handle(consumer, ctx, ...)`
+ * reads the message id from `id`.
+ */
+export class SageBrokerContext extends BaseRpcContext<[DeliveredMessage]> {
+  /** The producer's message id (Sage: the outbox row id). */
+  get id(): string {
+    return this.args[0].id;
+  }
+
+  /** The whole delivered message: type, key, headers, time, deliveryAttempt. */
+  getDeliveredMessage(): DeliveredMessage {
+    return this.args[0];
+  }
+}
+
+/**
+ * A Nest microservices transport on top of a Sage Broker adapter, for `@EventPattern` handlers
+ * that need what Nest's own transports do not give Sage's wire format, above all JetStream with
+ * acknowledgements (Nest's `Transport.NATS` is core NATS: no ack, no redelivery):
+ *
+ * ```ts
+ * app.connectMicroservice({ strategy: new SageBrokerTransport({ broker, group: 'payments' }) });
+ *
+ * @EventPattern('orders') // the destination
+ * async onOrder(@Payload() order: OrderPlaced, @Ctx() ctx: SageBrokerContext): Promise<void> {
+ *   await this.inbox.handle('payments.on-order', ctx, ({ manager }) => ...);
+ * }
+ * ```
+ *
+ * Each `@EventPattern` is one `broker.subscribe(pattern, ..., { group })`, so delivery is the
+ * adapter's: the message is acknowledged only after the handler resolves (after the inbox
+ * commit), redelivered when it throws, and a key's messages are handled one at a time, in order.
+ * The handler receives the payload as `@Payload()`. `@MessagePattern` (request/reply) is refused
+ * at startup: Sage messages have no reply channel.
+ */
+export class SageBrokerTransport extends Server implements CustomTransportStrategy {
+  private subscriptions: Subscription[] = [];
+
+  constructor(private readonly options: SageBrokerTransportOptions) {
+    super();
+    if (!options || typeof options.broker?.subscribe !== 'function')
+      throw new InvalidOptionsError('SageBrokerTransport.broker', 'must be a Sage Broker adapter');
+  }
+
+  async listen(callback: (error?: unknown) => void): Promise<void> {
+    try {
+      for (const [pattern, handler] of this.messageHandlers) {
+        if (!handler.isEventHandler)
+          throw new InvalidOptionsError(
+            `@MessagePattern('${pattern}')`,
+            'SageBrokerTransport delivers events only (Sage messages have no reply channel): use @EventPattern',
+          );
+        const group =
+          typeof this.options.group === 'function'
+            ? this.options.group(pattern)
+            : this.options.group;
+        this.subscriptions.push(
+          await this.options.broker.subscribe(
+            pattern,
+            (message) => this.dispatch(handler, message),
+            group === undefined ? {} : { group },
+          ),
+        );
+      }
+    } catch (error) {
+      await this.close();
+      callback(error);
+      return;
+    }
+    callback();
+  }
+
+  /** Stops delivery; resolves once no handler call is running. The broker stays open (it is yours). */
+  async close(): Promise<void> {
+    const subscriptions = this.subscriptions;
+    this.subscriptions = [];
+    await Promise.all(subscriptions.map((s) => s.unsubscribe()));
+  }
+
+  on(): never {
+    throw new Error(
+      'SageBrokerTransport emits no status events; use the broker adapter’s health()',
+    );
+  }
+
+  unwrap<T>(): T {
+    return this.options.broker as T;
+  }
+
+  /** Resolves when the handler (and any Observable it returned) completes; rejects → redelivery. */
+  private async dispatch(handler: MessageHandler, message: DeliveredMessage): Promise<void> {
+    const result: unknown = await handler(message.payload, new SageBrokerContext([message]));
+    if (isObservable(result)) await lastValueFrom(result, { defaultValue: undefined });
+  }
+}

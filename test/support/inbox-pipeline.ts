@@ -1,0 +1,144 @@
+/**
+ * The consumer side of Sage end to end, for the transport, duplicate-delivery and broker-restart
+ * tests: a Nest app with SagaOutboxModule (PostgreSQL + a real broker, relay running), business
+ * rows written in the consumer's inbox transaction into `public.effect`, and helpers to write
+ * outbox rows and read effects back.
+ */
+import type { INestApplication, ModuleMetadata } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import type { EntityManager } from 'typeorm';
+import type { Broker } from '../../libs/saga-outbox/src/core/ports/broker';
+import type { OutboxMessageInput } from '../../libs/saga-outbox/src/core/outbox/outbox-message';
+import { OutboxRepository } from '../../libs/saga-outbox/src/nest/outbox/outbox.providers';
+import { SageDatabase } from '../../libs/saga-outbox/src/nest/sage-database';
+import { SagaOutboxModule } from '../../libs/saga-outbox/src/nest/saga-outbox.module';
+import type { InboxModuleOptions } from '../../libs/saga-outbox/src/nest/inbox/inbox.options';
+import { withClient, type TestDatabase } from './pg';
+
+export { waitUntil } from '../../libs/saga-outbox/src/persistence/postgres/outbox-test-support';
+
+/** One row per business effect: what a handler wrote in its inbox transaction. */
+export const EFFECT_TABLE_SQL = `CREATE TABLE IF NOT EXISTS public.effect (
+  id bigserial PRIMARY KEY,
+  consumer text NOT NULL,
+  message_id text NOT NULL,
+  key text,
+  seq int,
+  data jsonb
+)`;
+
+export async function createEffectTable(db: TestDatabase): Promise<void> {
+  await withClient(db.name, (client) => client.query(EFFECT_TABLE_SQL));
+}
+
+/** Written by a handler inside its inbox transaction (`manager` = InboxContext.manager). */
+export async function insertEffect(
+  manager: EntityManager,
+  effect: {
+    consumer: string;
+    messageId: string;
+    key?: string | null;
+    seq?: number;
+    data?: unknown;
+  },
+): Promise<void> {
+  await manager.query(
+    'INSERT INTO public.effect (consumer, message_id, key, seq, data) VALUES ($1, $2, $3, $4, $5::jsonb)',
+    [
+      effect.consumer,
+      effect.messageId,
+      effect.key ?? null,
+      effect.seq ?? null,
+      JSON.stringify(effect.data ?? null),
+    ],
+  );
+}
+
+export interface EffectRow {
+  message_id: string;
+  key: string | null;
+  seq: number | null;
+  data: unknown;
+}
+
+/** Effects of `consumer`, in the order they were written. */
+export function effects(db: TestDatabase, consumer: string): Promise<EffectRow[]> {
+  return withClient(db.name, async (client) => {
+    const { rows } = await client.query<EffectRow>(
+      'SELECT message_id, key, seq, data FROM public.effect WHERE consumer = $1 ORDER BY id',
+      [consumer],
+    );
+    return rows;
+  });
+}
+
+export function effectCount(db: TestDatabase, consumer: string): Promise<number> {
+  return withClient(db.name, async (client) => {
+    const { rows } = await client.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM public.effect WHERE consumer = $1',
+      [consumer],
+    );
+    return rows[0]!.n;
+  });
+}
+
+/** Outbox rows not yet sent (pending / claimed), across all destinations. */
+export function unsentOutboxRows(db: TestDatabase): Promise<number> {
+  return withClient(db.name, async (client) => {
+    const { rows } = await client.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM sage.outbox_message WHERE status IN ('pending', 'claimed')`,
+    );
+    return rows[0]!.n;
+  });
+}
+
+/** Writes outbox rows the way application code does: in one business transaction. */
+export async function writeOutbox(
+  app: INestApplication,
+  messages: readonly OutboxMessageInput[],
+): Promise<string[]> {
+  const outbox = app.get(OutboxRepository);
+  return app
+    .get(SageDatabase)
+    .dataSource.transaction((manager) => outbox.publish(messages, { manager }));
+}
+
+export interface PipelineAppOptions {
+  db: TestDatabase;
+  /** The broker the relay publishes to (and `@IdempotentHandler`s subscribe through); none → no relay. */
+  broker?: Broker;
+  controllers?: ModuleMetadata['controllers'];
+  providers?: ModuleMetadata['providers'];
+  inbox?: InboxModuleOptions;
+  /** Relay tuning on top of the test defaults. */
+  relay?: Record<string, unknown>;
+}
+
+/** SagaOutboxModule on the test database, with the relay polling fast; not yet initialised. */
+export async function createPipelineApp(options: PipelineAppOptions): Promise<INestApplication> {
+  const c = options.db.connection;
+  const moduleRef = await Test.createTestingModule({
+    imports: [
+      SagaOutboxModule.forRoot({
+        postgres: {
+          host: c.host,
+          port: c.port,
+          user: c.user,
+          password: c.password,
+          database: c.database,
+        },
+        broker: options.broker,
+        inbox: options.inbox,
+        outbox: {
+          relay: { pollIntervalMs: 20, enabled: options.broker !== undefined, ...options.relay },
+          retention: { enabled: false },
+        },
+      }),
+    ],
+    controllers: options.controllers ?? [],
+    providers: options.providers ?? [],
+  }).compile();
+  return moduleRef.createNestApplication({
+    logger: process.env.SAGE_TEST_NEST_LOGS ? ['error', 'warn'] : false,
+  });
+}
