@@ -16,9 +16,11 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { clientConfig, pgTargetFromEnv, prepareDatabase } from './harness/database';
-import { gitInfo, machineInfo } from './harness/machine';
+import { brokerTargets } from './harness/brokers';
+import { gitInfo, machineInfo, sampleLoad } from './harness/machine';
+import { writePlots } from './harness/plots';
 import { installQueryCounter } from './harness/query-counter';
-import { loadResults, renderReport } from './harness/report';
+import { loadResults, renderReport, selectSections } from './harness/report';
 import {
   RESULTS_FORMAT,
   type Profile,
@@ -31,17 +33,23 @@ import { SCENARIOS } from './scenarios';
 const ROOT = path.resolve(__dirname, '..');
 const RESULTS_DIR = path.join(__dirname, 'results');
 const DOCS_FILE = path.join(ROOT, 'docs', 'benchmarks.md');
+const PLOTS_DIR = path.join(ROOT, 'docs', 'benchmarks');
 
 /**
- * quick: a smoke run, well under two minutes. default: the published numbers, about nine minutes on
- * a 2-core machine (the outbox figures vary with how fast that machine drains):
- * - saga-local-3step: per concurrency point each system gets `durationMs` measured in `slices`
- *   alternating slices (engine, raw, raw, engine...): 3 × 2 × (3 s + 20 s + 3 × 1 s) ≈ 3 minutes;
- * - outbox-relay-throughput: 2 relay counts × 2 systems × 5 drains of 50,000 messages ≈ 2 minutes;
- * - outbox-commit-to-publish: 2 modes × 2 systems × 4 slices of (1 s warm-up + 5 s) ≈ 2 minutes;
- * - outbox-retention: 60 s each with retention, with retention + VACUUM, without ≈ 3.3 minutes.
+ * quick: a smoke run, about four minutes. default: the published numbers, about ten minutes on a
+ * 2-core machine (the outbox figures vary with how fast that machine drains):
+ * - saga-local-3step: 3 concurrency points × 2 systems × (3 s warm-up + 10 s + 1 s) ≈ 1.5 minutes;
+ * - outbox-relay-throughput: 2 relay counts × 2 systems × 3 drains of 50,000 messages ≈ 1.2 minutes;
+ * - outbox-commit-to-publish: 2 modes × 2 systems × 2 slices of (1 s warm-up + 5 s) ≈ 1 minute;
+ * - outbox-retention: 30 s each with retention, with retention + VACUUM, without ≈ 1.7 minutes;
+ * - outbox-broker-throughput: 3 brokers × 3 worker counts × (2 relay + 2 raw + 1 raw-relay-loop
+ *   drains of 20,000 messages) ≈ 2 minutes;
+ * - outbox-commit-to-ack: (3 brokers at 1,000 msg/s + 2 more rates on one) × 2 variants (3 with the
+ *   optimistic publisher) × 2 slices of (1 s + 3 s) ≈ 1.5 minutes;
+ * - peer-pg-transactional-outbox: 2,000-message drains and 6 s at 100 msg/s per library ≈ 0.5 minute.
+ * soak: default plus the soak scenario (30 minutes by default).
  */
-const PROFILES: Record<ProfileName, Profile> = {
+const PROFILES: Record<Exclude<ProfileName, 'soak'>, Profile> = {
   quick: {
     name: 'quick',
     warmupMs: 1_000,
@@ -65,35 +73,80 @@ const PROFILES: Record<ProfileName, Profile> = {
       retentionIntervalMs: 1_000,
       retentionVacuumEveryMs: 3_000,
     },
+    brokers: {
+      drainMessages: 5_000,
+      drainRepetitions: 1,
+      workerCounts: [1, 2, 4],
+      rawRelayDrains: true,
+      perBrokerRate: 1_000,
+      matrixBroker: 'kafka',
+      matrixRates: [100, 1_000, 10_000],
+      latencyDurationMs: 3_000,
+      latencySlices: 1,
+      latencyWarmupMs: 500,
+      soakDurationMs: 0,
+      soakRatePerSec: 1_000,
+      soakSampleEveryMs: 1_000,
+    },
   },
   default: {
     name: 'default',
     warmupMs: 3_000,
-    durationMs: 20_000,
-    slices: 4,
+    durationMs: 10_000,
+    slices: 2,
     sliceWarmupMs: 1_000,
     concurrency: [1, 16, 64],
     calibrationSagas: 50,
     outbox: {
       drainMessages: 50_000,
-      drainRepetitions: 5,
+      drainRepetitions: 3,
       relayCounts: [1, 2],
       latencyRatePerSec: 1_000,
-      latencyDurationMs: 20_000,
-      latencySlices: 4,
+      latencyDurationMs: 10_000,
+      latencySlices: 2,
       latencyWarmupMs: 1_000,
       retentionRatePerSec: 2_000,
       retentionMessagesPerTx: 4,
-      retentionDurationMs: 60_000,
+      retentionDurationMs: 30_000,
       retentionMs: 5_000,
       retentionIntervalMs: 1_000,
       retentionVacuumEveryMs: 10_000,
     },
+    brokers: {
+      drainMessages: 20_000,
+      drainRepetitions: 2,
+      workerCounts: [1, 2, 4],
+      rawRelayDrains: true,
+      perBrokerRate: 1_000,
+      matrixBroker: 'kafka',
+      matrixRates: [100, 1_000, 10_000],
+      latencyDurationMs: 6_000,
+      latencySlices: 2,
+      latencyWarmupMs: 1_000,
+      soakDurationMs: 0,
+      soakRatePerSec: 1_000,
+      soakSampleEveryMs: 5_000,
+    },
+  },
+};
+
+/** soak: the default profile plus a long run at a steady rate (RSS and latency over time). */
+const SOAK: Profile = {
+  ...PROFILES.default,
+  name: 'soak',
+  brokers: {
+    ...PROFILES.default.brokers!,
+    soakDurationMs: 30 * 60_000,
+    soakRatePerSec: 1_000,
+    soakSampleEveryMs: 10_000,
   },
 };
 
 const USAGE = `Usage: npm run bench -- [options]
-  --profile quick|default     durations and points (default: default)
+  --profile quick|default|soak  durations and points (default: default); soak adds a 30-minute
+                              run at 1,000 msg/s (--soak-minutes N to change; --scenario soak alone)
+  --brokers kafka,rabbitmq,nats  real brokers to measure (default: every one configured by
+                              SAGE_KAFKA_BROKERS, SAGE_RABBITMQ_URL, SAGE_NATS_URL)
   --scenario NAME             run one scenario (${SCENARIOS.map((s) => s.name).join(', ')})
   --concurrency 1,16,64       override the concurrency points
   --warmup-ms N               override the warm-up per point
@@ -118,11 +171,17 @@ function positiveInt(name: string, value: string | undefined): number | undefine
   return n;
 }
 
-function writeDocs(): void {
+async function writeDocs(): Promise<void> {
   const runs = loadResults(RESULTS_DIR);
   mkdirSync(path.dirname(DOCS_FILE), { recursive: true });
-  writeFileSync(DOCS_FILE, renderReport(runs));
-  console.log(`docs: ${path.relative(ROOT, DOCS_FILE)} from ${runs.length} results file(s)`);
+  const plots = await writePlots(
+    selectSections(runs).sections.map((x) => x.scenario),
+    PLOTS_DIR,
+  );
+  writeFileSync(DOCS_FILE, renderReport(runs, plots));
+  console.log(
+    `docs: ${path.relative(ROOT, DOCS_FILE)} from ${runs.length} results file(s), ${plots.size} plot(s) in ${path.relative(ROOT, PLOTS_DIR)}/`,
+  );
 }
 
 async function main(): Promise<void> {
@@ -138,6 +197,8 @@ async function main(): Promise<void> {
       'max-concurrent-sagas': { type: 'string' },
       messages: { type: 'string' },
       rate: { type: 'string' },
+      brokers: { type: 'string' },
+      'soak-minutes': { type: 'string' },
       'retention-duration-ms': { type: 'string' },
       out: { type: 'string' },
       'no-docs': { type: 'boolean', default: false },
@@ -151,13 +212,18 @@ async function main(): Promise<void> {
     return;
   }
   if (values['docs-only']) {
-    writeDocs();
+    await writeDocs();
     return;
   }
 
-  const base = PROFILES[values.profile as ProfileName];
+  const base =
+    values.profile === 'soak' ? SOAK : PROFILES[values.profile as Exclude<ProfileName, 'soak'>];
   if (!base)
-    throw new Error(`--profile must be quick or default, got ${JSON.stringify(values.profile)}`);
+    throw new Error(
+      `--profile must be quick, default or soak, got ${JSON.stringify(values.profile)}`,
+    );
+  if (values.brokers) process.env.SAGE_BENCH_BROKERS = values.brokers;
+  const soakMinutes = positiveInt('soak-minutes', values['soak-minutes']);
   const profile: Profile = {
     ...base,
     warmupMs: values['warmup-ms'] !== undefined ? Number(values['warmup-ms']) : base.warmupMs,
@@ -176,14 +242,21 @@ async function main(): Promise<void> {
         positiveInt('retention-duration-ms', values['retention-duration-ms']) ??
         base.outbox!.retentionDurationMs,
     },
+    brokers: {
+      ...base.brokers!,
+      soakDurationMs:
+        soakMinutes !== undefined ? soakMinutes * 60_000 : base.brokers!.soakDurationMs,
+    },
   };
+  if (values.scenario === 'soak' && profile.brokers!.soakDurationMs === 0)
+    throw new Error('the soak needs a length: --profile soak, or --soak-minutes N');
   if (!Number.isInteger(profile.warmupMs) || profile.warmupMs < 0)
     throw new Error('--warmup-ms must be an integer >= 0');
   const poolSize = positiveInt('pool-size', values['pool-size']) ?? 10;
   const maxConcurrentSagas = positiveInt('max-concurrent-sagas', values['max-concurrent-sagas']);
   const scenarios = values.scenario
     ? SCENARIOS.filter((s) => s.name === values.scenario)
-    : SCENARIOS;
+    : SCENARIOS.filter((s) => s.enabled?.(profile) ?? true);
   if (!scenarios.length) {
     throw new Error(
       `unknown scenario ${JSON.stringify(values.scenario)}; known: ${SCENARIOS.map((s) => s.name).join(', ')}`,
@@ -205,6 +278,10 @@ async function main(): Promise<void> {
       `load ${machine.loadAvg1mAtStart}, pool ${poolSize}, database ${target.database}`,
   );
 
+  machine.brokers = Object.fromEntries(
+    brokerTargets('info').targets.map((t) => [t.kind, `${t.client} → ${t.address}`]),
+  );
+  const stopLoad = sampleLoad();
   installQueryCounter();
   await prepareDatabase(target);
 
@@ -222,6 +299,7 @@ async function main(): Promise<void> {
     );
   }
 
+  machine.loadAvg1m = stopLoad();
   const run: RunResult = {
     format: RESULTS_FORMAT,
     startedAt: startedAt.toISOString(),
@@ -236,8 +314,21 @@ async function main(): Promise<void> {
   console.log(
     `results: ${path.relative(ROOT, out)} (${((Date.now() - startedAt.getTime()) / 1000).toFixed(0)} s)`,
   );
-  if (!values['no-docs']) writeDocs();
+  if (!values['no-docs']) await writeDocs();
 }
+
+// A broker client can reject a promise nobody awaits when its server goes away mid-run (the shared
+// servers are restarted by other people's chaos tests). The scenario that used it fails on its own
+// deadline and says so; the run goes on instead of dying with the rejection.
+let strayRejections = 0;
+process.on('unhandledRejection', (reason: unknown) => {
+  strayRejections++;
+  console.error(
+    `warning: unhandled rejection #${strayRejections} (a broker client lost its server?): ${
+      reason instanceof Error ? reason.message : String(reason)
+    }`,
+  );
+});
 
 main().catch((error: unknown) => {
   console.error(error instanceof Error ? (error.stack ?? error.message) : error);

@@ -14,6 +14,33 @@ export interface MachineInfo {
   postgresSettings: Record<string, string>;
   /** 1-minute load average when the run started: other work on the box skews every figure. */
   loadAvg1mAtStart: number;
+  /** 1-minute load average sampled every 5 s through the run (absent in older results files). */
+  loadAvg1m?: { min: number; mean: number; max: number; samples: number };
+  /** Broker servers the run published to, by kind (absent in older results files). */
+  brokers?: Record<string, string>;
+}
+
+/** Samples os.loadavg()[0] every `everyMs` until stopped; the summary goes into MachineInfo.loadAvg1m. */
+export function sampleLoad(everyMs = 5000): () => {
+  min: number;
+  mean: number;
+  max: number;
+  samples: number;
+} {
+  const values: number[] = [os.loadavg()[0]!];
+  const timer = setInterval(() => values.push(os.loadavg()[0]!), everyMs);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    values.push(os.loadavg()[0]!);
+    const r = (v: number): number => Math.round(v * 100) / 100;
+    return {
+      min: r(Math.min(...values)),
+      mean: r(values.reduce((a, b) => a + b, 0) / values.length),
+      max: r(Math.max(...values)),
+      samples: values.length,
+    };
+  };
 }
 
 export interface GitInfo {

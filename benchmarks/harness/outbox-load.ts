@@ -51,10 +51,14 @@ export function payloadBytes(): number {
 }
 
 /** Message `n`: keys round-robin over BENCH_KEYS, so consecutive messages have distinct keys. */
-export function benchMessage(n: number, id?: string): OutboxMessageInput {
+export function benchMessage(
+  n: number,
+  id?: string,
+  destination = BENCH_DESTINATION,
+): OutboxMessageInput {
   return {
     id,
-    destination: BENCH_DESTINATION,
+    destination,
     type: BENCH_TYPE,
     key: `customer-${n % BENCH_KEYS}`,
     payload: benchPayload(n),
@@ -62,8 +66,15 @@ export function benchMessage(n: number, id?: string): OutboxMessageInput {
 }
 
 /** insertOutboxMessages (the store's own INSERT) for messages `from .. from + count - 1`. */
-function insertStatement(from: number, count: number, ids: string[]): q.Statement<never> {
-  const messages = Array.from({ length: count }, (_, i) => benchMessage(from + i));
+function insertStatement(
+  from: number,
+  count: number,
+  ids: string[],
+  destination = BENCH_DESTINATION,
+): q.Statement<never> {
+  const messages = Array.from({ length: count }, (_, i) =>
+    benchMessage(from + i, undefined, destination),
+  );
   return q.insertOutboxMessages(OUTBOX_TABLES, {
     ids,
     destinations: messages.map((m) => m.destination),
@@ -80,6 +91,7 @@ export async function preloadOutbox(
   client: pg.Client,
   count: number,
   perStatement = 1000,
+  destination = BENCH_DESTINATION,
 ): Promise<void> {
   for (let from = 0; from < count; from += perStatement) {
     const n = Math.min(perStatement, count - from);
@@ -87,6 +99,7 @@ export async function preloadOutbox(
       from,
       n,
       Array.from({ length: n }, () => uuidv7()),
+      destination,
     );
     await client.query(s.text, [...s.values]);
   }
@@ -113,24 +126,31 @@ export function sageCommit(
   dataSource: DataSource,
   publisher: OutboxPublisher<EntityManager>,
   messagesPerTx: number,
+  destination = BENCH_DESTINATION,
 ): CommitOperation {
   return (n) =>
     dataSource.transaction(async (manager) => {
       const first = n * messagesPerTx;
       await manager.query(INSERT_BUSINESS_ROW, [uuidv7(), 'order']);
       return publisher.publish(
-        Array.from({ length: messagesPerTx }, (_, i) => benchMessage(first + i)),
+        Array.from({ length: messagesPerTx }, (_, i) =>
+          benchMessage(first + i, undefined, destination),
+        ),
         { manager },
       );
     });
 }
 
 /** The same transaction through a plain node-postgres Pool: BEGIN, the same two INSERTs, COMMIT. */
-export function rawCommit(pool: pg.Pool, messagesPerTx: number): CommitOperation {
+export function rawCommit(
+  pool: pg.Pool,
+  messagesPerTx: number,
+  destination = BENCH_DESTINATION,
+): CommitOperation {
   return async (n) => {
     const first = n * messagesPerTx;
     const ids = Array.from({ length: messagesPerTx }, () => uuidv7());
-    const insert = insertStatement(first, messagesPerTx, ids);
+    const insert = insertStatement(first, messagesPerTx, ids, destination);
     const client = await pool.connect();
     try {
       await client.query('BEGIN');

@@ -18,6 +18,11 @@ export interface RawRelayOptions {
   idle: { pollIntervalMs: number; listen: boolean } | 'spin';
   /** Called with the claimed rows the moment the claim returned (before the mark). */
   onClaimed?: (rows: readonly q.OutboxMessageRow[], at: number) => void;
+  /**
+   * Publishes the claimed rows between claim and mark (the raw twin of the relay's broker step);
+   * resolves once the broker acknowledged them. Absent: nothing is published (database only).
+   */
+  publish?: (rows: readonly q.OutboxMessageRow[]) => Promise<void>;
   /** Called after each mark with the running total marked sent. */
   onMarked?: (totalSent: number) => void;
 }
@@ -112,12 +117,14 @@ export class RawRelay {
         this.counters.batches++;
         this.counters.claimed += rows.length;
         this.options.onClaimed?.(rows, t1);
+        if (this.options.publish) await this.options.publish(rows);
+        const tMark = performance.now();
         const mark = q.markOutboxSent(OUTBOX_TABLES, {
           claimToken: token,
           ids: rows.map((r) => r.id),
         });
         const marked = await this.client.query(mark.text, [...mark.values]);
-        this.markMs.push(performance.now() - t1);
+        this.markMs.push(performance.now() - tMark);
         this.counters.sent += marked.rowCount ?? 0;
         this.options.onMarked?.(this.counters.sent);
         continue;

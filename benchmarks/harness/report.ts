@@ -1,5 +1,13 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import {
+  brokerHistoryCell,
+  brokerTargetRows,
+  brokerThroughputSection,
+  commitToAckSection,
+  peerSection,
+  soakSection,
+} from './report-brokers';
 import { ms, num, othersCpu, pct } from './report-format';
 import {
   latencySection,
@@ -21,11 +29,11 @@ import {
  * default-profile run (or, when there is none, the latest run) in full, then one history line per
  * run and scenario. The introduction is part of the generator so a regeneration never loses it.
  */
-export function renderReport(runs: readonly { file: string; run: RunResult }[]): string {
-  const sorted = [...runs].sort((a, b) => a.run.startedAt.localeCompare(b.run.startedAt));
-  const featured =
-    [...sorted].reverse().find((r) => r.run.profile.name === 'default') ??
-    sorted[sorted.length - 1];
+export function renderReport(
+  runs: readonly { file: string; run: RunResult }[],
+  plots: ReadonlySet<string> = new Set(),
+): string {
+  const { sorted, featured, sections } = selectSections(runs);
   const out: string[] = [];
   out.push('# Benchmarks', '');
   out.push(
@@ -47,26 +55,20 @@ export function renderReport(runs: readonly { file: string; run: RunResult }[]):
     '',
   );
   out.push(...machineSection(run), '');
-  // A scenario missing from the featured run (e.g. it ran alone later) comes from the latest
-  // default-profile run that has it, and says so.
-  const shown = new Set<string>();
-  const sections: { scenario: ScenarioResult; from: { file: string; run: RunResult } }[] = [];
-  for (const scenario of run.scenarios) {
-    shown.add(scenario.name);
-    sections.push({ scenario, from: featured });
-  }
-  for (const entry of [...sorted].reverse()) {
-    if (entry.run.profile.name !== 'default') continue;
-    for (const scenario of entry.run.scenarios) {
-      if (shown.has(scenario.name)) continue;
-      shown.add(scenario.name);
-      sections.push({ scenario, from: entry });
-    }
-  }
   const targets = outboxTargetsSection(sections.map((x) => x.scenario));
-  if (targets.length) out.push(...targets, '');
+  const brokerRows = brokerTargetRows(sections.map((x) => x.scenario));
+  if (targets.length) out.push(...targets, ...brokerRows, '');
+  else if (brokerRows.length)
+    out.push(
+      '### Outbox targets',
+      '',
+      '| target | measured | |',
+      '|---|---|---|',
+      ...brokerRows,
+      '',
+    );
   for (const { scenario, from } of sections) {
-    const section = anyScenarioSection(scenario, from.run);
+    const section = anyScenarioSection(scenario, from.run, plots);
     if (from !== featured) {
       section.splice(
         2,
@@ -80,6 +82,40 @@ export function renderReport(runs: readonly { file: string; run: RunResult }[]):
   }
   out.push(...historySection(sorted), '');
   return out.join('\n');
+}
+
+type Entry = { file: string; run: RunResult };
+
+/**
+ * The run shown in full (the latest default-profile run, else the latest run) and the scenario
+ * sections: the featured run's, then any scenario it lacks (e.g. it ran alone later) from the latest
+ * default-profile (or soak) run that has it. The plots are drawn from the same selection.
+ */
+export function selectSections(runs: readonly Entry[]): {
+  sorted: Entry[];
+  featured: Entry | undefined;
+  sections: { scenario: ScenarioResult; from: Entry }[];
+} {
+  const sorted = [...runs].sort((a, b) => a.run.startedAt.localeCompare(b.run.startedAt));
+  const featured =
+    [...sorted].reverse().find((r) => r.run.profile.name === 'default') ??
+    sorted[sorted.length - 1];
+  const sections: { scenario: ScenarioResult; from: Entry }[] = [];
+  if (!featured) return { sorted, featured, sections };
+  const shown = new Set<string>();
+  for (const scenario of featured.run.scenarios) {
+    shown.add(scenario.name);
+    sections.push({ scenario, from: featured });
+  }
+  for (const entry of [...sorted].reverse()) {
+    if (entry.run.profile.name === 'quick') continue;
+    for (const scenario of entry.run.scenarios) {
+      if (shown.has(scenario.name)) continue;
+      shown.add(scenario.name);
+      sections.push({ scenario, from: entry });
+    }
+  }
+  return { sorted, featured, sections };
 }
 
 const INTRO =
@@ -106,13 +142,31 @@ run, and the ratio between the two.
   machine's busy time, so work the run did not cause shows up. Connections are the measured
   side's, sampled from \`pg_stat_activity\` (*active* = running a statement).
 
-Run it with \`npm run bench\` (about nine minutes) or \`npm run bench -- --profile quick\` (under
-two minutes); \`--scenario NAME\`, \`--concurrency 1,16\`, \`--duration-ms\`, \`--slices\`,
+**Real brokers.** The \`outbox-broker-throughput\`, \`outbox-commit-to-ack\`, peer and soak
+scenarios publish to real Kafka, RabbitMQ and NATS JetStream servers on the same machine
+(\`eval "$(bash scripts/services.sh env postgres rabbitmq nats kafka)"\` before \`npm run bench\`;
+a broker whose variable is unset is skipped and listed as such). Each run creates its own topic,
+exchange + queue and stream and deletes them at the end. Their raw ceiling is the *same client
+library* the Sage adapter uses, publishing the same bodies and headers with the same in-flight
+window; the broker servers' CPU is shown separately (processes \`java\`, \`beam.smp\`,
+\`nats-server\`), since on a 2-core machine they compete with Node and PostgreSQL.
+
+**Profiles.**
+
+| profile | what | length on 2 cores |
+|---|---|---|
+| \`quick\` | every scenario, short points, one slice: a smoke run | about 4 minutes |
+| \`default\` | the published numbers (this page) | about 10 minutes |
+| \`soak\` | \`default\` plus a 30-minute run at 1,000 msg/s (\`--soak-minutes N\`; \`--scenario soak\` alone) | about 40 minutes |
+
+Run it with \`npm run bench\` (\`-- --profile quick|default|soak\`); \`--scenario NAME\`,
+\`--brokers kafka,nats\`, \`--concurrency 1,16\`, \`--duration-ms\`, \`--slices\`,
 \`--pool-size\`, \`--messages\`, \`--rate\`, \`--retention-duration-ms\`, \`--out FILE\` and
-\`--docs-only\` (regenerate this page) are accepted too. Results are written to
+\`--docs-only\` (regenerate this page and its plots) are accepted too. Results are written to
 \`benchmarks/results/\`; this page shows the latest \`default\`-profile run in full (a scenario it
-lacks comes from the latest default run that has it) and every kept results file in the history
-at the end.`.split('\n');
+lacks comes from the latest default or soak run that has it), with SVG plots in
+\`docs/benchmarks/\` drawn by vega-lite from the same results, and every kept results file in the
+history at the end.`.split('\n');
 
 const SAGA_METHOD =
   `- *Closed loop.* N workers each start a saga with \`engine.start()\` and start the next one the
@@ -145,6 +199,12 @@ function machineSection(run: RunResult): string[] {
       .map(([k, v]) => `\`${k}=${v}\``)
       .join(', ')} |`,
     `| Load average (1 min) at start | ${m.loadAvg1mAtStart} |`,
+    ...(m.loadAvg1m
+      ? [
+          `| Load average (1 min) during the run | mean ${m.loadAvg1m.mean}, min ${m.loadAvg1m.min}, max ${m.loadAvg1m.max} (${m.loadAvg1m.samples} samples, every 5 s; ${m.cores} cores) |`,
+        ]
+      : []),
+    ...Object.entries(m.brokers ?? {}).map(([k, v]) => `| ${k} | ${v} |`),
   ];
 }
 
@@ -233,7 +293,7 @@ function historySection(runs: readonly { file: string; run: RunResult }[]): stri
                   `c=${p.concurrency}: ${num(p.subject.throughputPerSec)} / ${num(p.ceiling.throughputPerSec)} sagas/s (${p.ratio.throughput.toFixed(2)})`,
               )
               .join('; ')
-          : (outboxHistoryCell(s) ?? '');
+          : (outboxHistoryCell(s) ?? brokerHistoryCell(s) ?? '');
       lines.push(
         `| [${run.startedAt.slice(0, 16).replace('T', ' ')}](../benchmarks/results/${file}) | \`${run.git.commit?.slice(0, 8) ?? '?'}\`${run.git.dirty ? '+' : ''} | ` +
           `${run.profile.name} | ${s.name} | ${run.machine.loadAvg1mAtStart} | ${byC} |`,
@@ -272,7 +332,11 @@ function describeCounts(c: Record<string, number>): string {
   return `${Math.round(total * 100) / 100} (${parts.join(', ')})`;
 }
 
-function anyScenarioSection(s: ScenarioResult, run: RunResult): string[] {
+function anyScenarioSection(
+  s: ScenarioResult,
+  run: RunResult,
+  plots: ReadonlySet<string>,
+): string[] {
   const cores = run.machine.cores;
   switch (s.kind) {
     case undefined:
@@ -284,5 +348,13 @@ function anyScenarioSection(s: ScenarioResult, run: RunResult): string[] {
       return latencySection(s, cores);
     case 'outbox-retention':
       return retentionSection(s, cores);
+    case 'outbox-broker-throughput':
+      return brokerThroughputSection(s, cores, plots);
+    case 'outbox-commit-to-ack':
+      return commitToAckSection(s, cores, plots);
+    case 'soak':
+      return soakSection(s, cores, plots);
+    case 'peer':
+      return peerSection(s, cores);
   }
 }

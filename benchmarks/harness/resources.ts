@@ -18,6 +18,12 @@ export interface ResourceUsage {
    * one core; null off Linux.
    */
   pgServerCpuPct: number | null;
+  /**
+   * The broker servers on this machine (processes named java — Kafka —, beam.smp — RabbitMQ —,
+   * nats-server), % of one core; null off Linux. Part of "other processes", but work the run
+   * caused when it publishes (absent in older results files).
+   */
+  brokerServerCpuPct?: number | null;
   /** Whole machine busy time (/proc/stat), % of ALL cores: shows work this run did not cause. */
   machineCpuPct: number | null;
   /** Connections to the bench database under the measured application_name. */
@@ -36,6 +42,7 @@ interface WindowStart {
   cpu: NodeJS.CpuUsage;
   wall: number;
   pgTicks: Map<number, number> | null;
+  brokerTicks: number | null;
   machine: { busy: number; total: number } | null;
   backendPids: Promise<number[]>;
   /** Set to stop this window's sampling loop. */
@@ -57,6 +64,7 @@ export class ResourceMonitor {
   private wallMs = 0;
   private pgAllTicks: number | null = 0;
   private pgOurTicks: number | null = 0;
+  private brokerTicks: number | null = 0;
   private machineBusy = 0;
   private machineTotal = 0;
   private machineKnown = true;
@@ -78,6 +86,7 @@ export class ResourceMonitor {
       cpu: process.cpuUsage(),
       wall: performance.now(),
       pgTicks: postgresCpuTicks(),
+      brokerTicks: sumTicks(processCpuTicks(BROKER_COMMS)),
       machine: machineTicks(),
       backendPids: this.backendPids(),
       halt,
@@ -92,6 +101,7 @@ export class ResourceMonitor {
     const cpu = process.cpuUsage(w.cpu);
     const wallMs = performance.now() - w.wall;
     const pgTicksEnd = postgresCpuTicks();
+    const brokerTicksEnd = sumTicks(processCpuTicks(BROKER_COMMS));
     const machineEnd = machineTicks();
     w.halt.requested = true;
     this.finished.push(
@@ -111,6 +121,9 @@ export class ResourceMonitor {
         } else {
           this.pgAllTicks = this.pgOurTicks = null;
         }
+        if (w.brokerTicks !== null && brokerTicksEnd !== null && this.brokerTicks !== null)
+          this.brokerTicks += Math.max(0, brokerTicksEnd - w.brokerTicks);
+        else this.brokerTicks = null;
         if (w.machine && machineEnd) {
           this.machineBusy += machineEnd.busy - w.machine.busy;
           this.machineTotal += machineEnd.total - w.machine.total;
@@ -133,6 +146,7 @@ export class ResourceMonitor {
       heapUsedMaxMb: round(this.heapMax / MB, 1),
       pgBackendCpuPct: pctOfCore(this.pgOurTicks),
       pgServerCpuPct: pctOfCore(this.pgAllTicks),
+      brokerServerCpuPct: pctOfCore(this.brokerTicks),
       machineCpuPct:
         this.machineKnown && this.machineTotal > 0
           ? round((this.machineBusy / this.machineTotal) * 100, 1)
@@ -190,8 +204,22 @@ function machineTicks(): { busy: number; total: number } | null {
   }
 }
 
+const BROKER_COMMS = new Set(['java', 'beam.smp', 'nats-server']);
+
+function sumTicks(ticks: Map<number, number> | null): number | null {
+  if (!ticks) return null;
+  let sum = 0;
+  for (const v of ticks.values()) sum += v;
+  return sum;
+}
+
 /** utime + stime (in clock ticks) of every process named `postgres`, or null when /proc is unavailable. */
 function postgresCpuTicks(): Map<number, number> | null {
+  return processCpuTicks(new Set(['postgres']));
+}
+
+/** utime + stime (in clock ticks) per pid of the processes whose comm is in `names`. */
+function processCpuTicks(names: ReadonlySet<string>): Map<number, number> | null {
   let entries: string[];
   try {
     entries = readdirSync('/proc');
@@ -209,7 +237,7 @@ function postgresCpuTicks(): Map<number, number> | null {
     }
     const open = stat.indexOf('(');
     const close = stat.lastIndexOf(')');
-    if (stat.slice(open + 1, close) !== 'postgres') continue;
+    if (!names.has(stat.slice(open + 1, close))) continue;
     // Fields after "(comm) ": state is field 3, utime field 14, stime field 15 (1-based).
     const rest = stat.slice(close + 2).split(' ');
     ticks.set(Number(entry), Number(rest[11]) + Number(rest[12]));

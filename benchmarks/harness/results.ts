@@ -7,7 +7,7 @@ import type { LatencySummary } from './stats';
 /** Bumped when the JSON shape changes incompatibly; the docs generator skips other versions. */
 export const RESULTS_FORMAT = 1;
 
-export type ProfileName = 'quick' | 'default';
+export type ProfileName = 'quick' | 'default' | 'soak';
 
 export interface Profile {
   name: ProfileName;
@@ -23,6 +23,29 @@ export interface Profile {
   calibrationSagas: number;
   /** The outbox scenarios' sizes (absent in results files written before they existed). */
   outbox?: OutboxProfile;
+  /** The real-broker scenarios' sizes (absent in results files written before they existed). */
+  brokers?: BrokerProfile;
+}
+
+export interface BrokerProfile {
+  /** outbox-broker-throughput: messages per drain, drain pairs per point, worker counts. */
+  drainMessages: number;
+  drainRepetitions: number;
+  workerCounts: number[];
+  /** Also drain with the raw relay loop (claim → raw publish → mark), once per point. */
+  rawRelayDrains: boolean;
+  /** outbox-commit-to-ack: every broker at `perBrokerRate`; `matrixBroker` also at `matrixRates`. */
+  perBrokerRate: number;
+  matrixBroker: BrokerKindName;
+  matrixRates: number[];
+  /** Measured time per variant and point, in `latencySlices` alternating slices, each after a warm-up. */
+  latencyDurationMs: number;
+  latencySlices: number;
+  latencyWarmupMs: number;
+  /** soak: length, offered rate, sampling interval (0 duration: no soak). */
+  soakDurationMs: number;
+  soakRatePerSec: number;
+  soakSampleEveryMs: number;
 }
 
 export interface OutboxProfile {
@@ -262,8 +285,170 @@ export interface OutboxRetentionScenarioResult {
   runs: RetentionRun[];
 }
 
+// ---------------------------------------------------------------------------------------------
+// outbox-broker-throughput (real brokers)
+// ---------------------------------------------------------------------------------------------
+
+export interface BrokerDrainTrial {
+  messages: number;
+  elapsedMs: number;
+  perSec: number;
+  /** CPU of the rest of the machine during this drain (% of one core). */
+  otherCpuPct: number | null;
+}
+
+/** One side (relays → Sage adapter, or the raw client) at one worker count, over its drains. */
+export interface BrokerDrainMeasurement {
+  trials: BrokerDrainTrial[];
+  /** Messages over summed drain time. */
+  throughputPerSec: number;
+  resources: ResourceUsage;
+  notes: Record<string, number | string>;
+}
+
+export interface BrokerDrainPoint {
+  /** Relay workers (each its own DataSource and Broker), or raw publishers (each its own client). */
+  workers: number;
+  subject: BrokerDrainMeasurement;
+  ceiling: BrokerDrainMeasurement;
+  /**
+   * The relay's structure without Sage: node-postgres claim → raw client publish (same window) →
+   * mark-sent, in a loop per worker (one drain per point; absent when not measured). Tells the cost
+   * of claim → publish → mark running in series apart from the cost of Sage's code.
+   */
+  rawRelay?: BrokerDrainMeasurement;
+  /** Median over drain pairs (relay drain i ÷ raw drain i), and summed totals. */
+  ratio: { throughput: number; throughputTotals: number; paired: number[] };
+}
+
+export interface BrokerThroughputRun {
+  broker: BrokerKindName;
+  address: string;
+  client: string;
+  points: BrokerDrainPoint[];
+  /** Set when the broker could not be measured (unreachable, setup failed). */
+  error?: string;
+}
+
+export type BrokerKindName = 'kafka' | 'rabbitmq' | 'nats';
+
+export interface OutboxBrokerThroughputScenarioResult {
+  kind: 'outbox-broker-throughput';
+  name: string;
+  description: string;
+  labels: { subject: string; ceiling: string };
+  config: Record<string, number | string | boolean>;
+  brokers: BrokerThroughputRun[];
+  skipped: { broker: BrokerKindName; reason: string }[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// outbox-commit-to-ack (real brokers, open loop)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * relay: OutboxPublisher → OutboxRelay woken by NOTIFY → Sage adapter;
+ * optimistic: the same with `outbox.optimistic` publishing right after commit (relay as fallback);
+ * raw: node-postgres commit → node-postgres claim loop woken by the same NOTIFY → raw client → mark.
+ */
+export type AckVariant = 'relay' | 'optimistic' | 'raw';
+
+export interface AckLatencyMeasurement {
+  windowMs: number;
+  committed: number;
+  achievedRatePerSec: number;
+  /** Commit returned → broker acknowledged, over the messages committed inside the windows. */
+  latencyMs: LatencySummary & { p999: number };
+  missing: number;
+  producerLagMaxMs: number;
+  errors: number;
+  firstError: string | null;
+  resources: ResourceUsage;
+  notes: Record<string, number | string>;
+}
+
+export interface AckLatencyPoint {
+  broker: BrokerKindName;
+  offeredRatePerSec: number;
+  variants: Partial<Record<AckVariant, AckLatencyMeasurement>>;
+  /** relay ÷ raw and optimistic ÷ raw, on p50 / p99 / achieved rate. */
+  ratio: Partial<Record<'relay' | 'optimistic', { p50: number; p99: number; rate: number }>>;
+}
+
+export interface OutboxCommitToAckScenarioResult {
+  kind: 'outbox-commit-to-ack';
+  name: string;
+  description: string;
+  labels: Record<AckVariant, string>;
+  config: Record<string, number | string | boolean>;
+  points: AckLatencyPoint[];
+  /** Variants asked for but not run, and why (e.g. the optimistic publisher is not built yet). */
+  notRun: { variant: AckVariant; reason: string }[];
+  skipped: { broker: BrokerKindName; reason: string }[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// soak (profile soak only)
+// ---------------------------------------------------------------------------------------------
+
+export interface SoakSample {
+  /** Since the load started. */
+  atMs: number;
+  rssMb: number;
+  heapUsedMb: number;
+  /** Commit → ack of the messages acknowledged in this interval. */
+  p50: number;
+  p99: number;
+  acked: number;
+  /** Pending + claimed rows (the relay's backlog). */
+  backlog: number;
+  pgConnections: number;
+  processCpuPct: number;
+  loadAvg1m: number;
+}
+
+export interface SoakScenarioResult {
+  kind: 'soak';
+  name: string;
+  description: string;
+  config: Record<string, number | string | boolean>;
+  samples: SoakSample[];
+  latencyMs: LatencySummary & { p999: number };
+  committed: number;
+  missing: number;
+  errors: number;
+  firstError: string | null;
+  /** Least-squares RSS growth over the second half (MB per minute): a leak shows here. */
+  rssGrowthMbPerMin: number;
+  resources: ResourceUsage;
+}
+
+// ---------------------------------------------------------------------------------------------
+// peer (another outbox library on the same workload)
+// ---------------------------------------------------------------------------------------------
+
+export interface PeerScenarioResult {
+  kind: 'peer';
+  name: string;
+  description: string;
+  peer: { name: string; version: string; listener: string };
+  broker: BrokerKindName;
+  config: Record<string, number | string | boolean>;
+  drain?: { sage: BrokerDrainMeasurement; peer: BrokerDrainMeasurement };
+  latency?: {
+    offeredRatePerSec: number;
+    sage: AckLatencyMeasurement;
+    peer: AckLatencyMeasurement;
+  };
+  error?: string;
+}
+
 export type ScenarioResult =
   | ClosedLoopScenarioResult
+  | PeerScenarioResult
+  | OutboxBrokerThroughputScenarioResult
+  | OutboxCommitToAckScenarioResult
+  | SoakScenarioResult
   | OutboxThroughputScenarioResult
   | OutboxLatencyScenarioResult
   | OutboxRetentionScenarioResult;

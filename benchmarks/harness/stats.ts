@@ -53,3 +53,12 @@ export class SampleBuffer {
     return this.data.subarray(0, this.length);
   }
 }
+
+/** Nearest-rank summary plus p99.9. */
+export function summarise999(samples: Float64Array): LatencySummary & { p999: number } {
+  const s = summarise(samples);
+  const sorted = Float64Array.from(samples).sort();
+  const n = sorted.length;
+  const p999 = n ? round(sorted[Math.min(n - 1, Math.max(0, Math.ceil(0.999 * n) - 1))]!) : NaN;
+  return { ...s, p999 };
+}

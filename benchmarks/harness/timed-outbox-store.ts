@@ -4,6 +4,7 @@ import type {
   OutboxMessage,
 } from '@sage/saga-outbox/core/outbox/outbox-message';
 import type {
+  ClaimByIdsResult,
   DeadLetterFilter,
   DeadLetterPage,
   OutboxFailure,
@@ -34,6 +35,15 @@ export class TimedOutboxStore implements OutboxStore {
     this.claimMs.push(performance.now() - t0);
     if (!rows.length) this.emptyClaims++;
     return rows;
+  }
+
+  /** The optimistic publisher's claim: passed through, not timed (the relay never calls it). */
+  claimByIds(
+    claimToken: string,
+    ids: readonly string[],
+    leaseMs: number,
+  ): Promise<ClaimByIdsResult> {
+    return this.inner.claimByIds(claimToken, ids, leaseMs);
   }
 
   async markSent(claimToken: string, ids: readonly string[]): Promise<string[]> {

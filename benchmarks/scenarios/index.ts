@@ -1,7 +1,11 @@
+import { outboxBrokerThroughput } from './outbox-broker-throughput';
+import { outboxCommitToAck } from './outbox-commit-to-ack';
 import { outboxCommitToPublish } from './outbox-commit-to-publish';
 import { outboxRelayThroughput } from './outbox-relay-throughput';
 import { outboxRetention } from './outbox-retention';
 import { sagaLocal3Step } from './saga-local-3step';
+import { peerPgTransactionalOutbox } from './peer-pg-transactional-outbox';
+import { soak } from './soak';
 import type { Scenario } from './scenario';
 
 /** Every scenario, in the order a full run executes them. */
@@ -10,4 +14,8 @@ export const SCENARIOS: readonly Scenario[] = [
   outboxRelayThroughput,
   outboxCommitToPublish,
   outboxRetention,
+  outboxBrokerThroughput,
+  outboxCommitToAck,
+  peerPgTransactionalOutbox,
+  soak,
 ];

@@ -14,5 +14,7 @@ export interface ScenarioContext {
 export interface Scenario {
   name: string;
   description: string;
+  /** Whether a full run of this profile includes the scenario (default: always). */
+  enabled?: (profile: Profile) => boolean;
   run(ctx: ScenarioContext): Promise<ScenarioResult>;
 }

@@ -1,0 +1,432 @@
+import os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import {
+  DatabaseSetup,
+  getDefaultLogger,
+  getDisabledLogger,
+  initializeMessageStorage,
+  initializePollingMessageListener,
+  type PollingListenerConfig,
+  type TransactionalMessage,
+} from 'pg-transactional-outbox';
+import type { EntityManager } from 'typeorm';
+import { OutboxPublisher } from '@sage/saga-outbox/core/outbox/outbox-publisher';
+import { OutboxRelay } from '@sage/saga-outbox/core/outbox/outbox-relay';
+import type { Broker } from '@sage/saga-outbox/core/ports/broker';
+import { uuidv7 } from '@sage/saga-outbox/core/uuid';
+import { createSagaDataSource } from '@sage/saga-outbox/persistence/postgres/data-source';
+import { PostgresOutboxStore } from '@sage/saga-outbox/persistence/postgres/outbox-postgres-store';
+import { brokerTargets, type BrokerTarget, type RawPublisher } from '../harness/brokers';
+import { clientConfig, INSERT_BUSINESS_ROW } from '../harness/database';
+import { stampedBroker } from '../harness/timed-broker';
+import { runOpenLoop } from '../harness/open-loop';
+import {
+  benchPayload,
+  BENCH_KEYS,
+  BENCH_TYPE,
+  OUTBOX_TABLES,
+  payloadBytes,
+  preloadOutbox,
+  resetOutboxTables,
+  sageCommit,
+  type CommitOperation,
+} from '../harness/outbox-load';
+import { PublishLatencyRecorder } from '../harness/publish-latency';
+import { othersCpu } from '../harness/report-format';
+import { ResourceMonitor } from '../harness/resources';
+import type {
+  AckLatencyMeasurement,
+  BrokerDrainMeasurement,
+  BrokerDrainTrial,
+  BrokerProfile,
+  PeerScenarioResult,
+} from '../harness/results';
+import { round, SampleBuffer, summarise999 } from '../harness/stats';
+import type { Scenario, ScenarioContext } from './scenario';
+
+const NAME = 'peer-pg-transactional-outbox';
+const SAGE_APP = 'sage-bench-peer-sage';
+const PEER_APP = 'sage-bench-peer';
+const SCHEMA = 'peer';
+const TABLE = 'outbox';
+const NEXT_FN = 'next_outbox_messages';
+/** Peer settings (documented defaults: batch 5, polling 500 ms); see the description for why. */
+const PEER_BATCH = 100;
+const PEER_POLL_MS = 50;
+const PRODUCER_POOL = 20;
+const CORES = os.cpus().length;
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- version for the report
+const PEER_VERSION = (require('pg-transactional-outbox/package.json') as { version: string })
+  .version;
+
+export const peerPgTransactionalOutbox: Scenario = {
+  name: NAME,
+  description:
+    `pg-transactional-outbox ${PEER_VERSION} (npm), the established PostgreSQL outbox library, on the ` +
+    'same database, broker and workload as Sage: a drain of pre-loaded messages and commit → broker ' +
+    'ack at a fixed offered rate. Its logical-replication listener needs wal_level=logical, which ' +
+    'the shared server does not have (replica), so its polling listener runs, with batch ' +
+    `${PEER_BATCH} (default 5) and a ${PEER_POLL_MS} ms polling interval (default 500) so neither ` +
+    'figure is decided by its defaults; its handler publishes each message with the raw client ' +
+    '(the library hands over one message per handler call). Segment = the ordering key, as Sage ' +
+    'orders per key. Sage runs one OutboxRelay with its defaults (NOTIFY on). Latency is taken at the ' +
+    'lowest matrix rate: the peer drains about 200 msg/s here, so at 1,000 msg/s its backlog only grows.',
+
+  async run(ctx: ScenarioContext): Promise<PeerScenarioResult> {
+    const { target, poolSize } = ctx;
+    const b: BrokerProfile = ctx.profile.brokers!;
+    // The peer handles one message per transaction (~200 msg/s here): a smaller drain, once each.
+    const n = Math.min(b.drainMessages, 2_000);
+    const runId = `${Date.now().toString(36)}-p`;
+    const bt: BrokerTarget | undefined = brokerTargets(runId).targets.find(
+      (t) => t.kind === b.matrixBroker,
+    );
+    const base = {
+      kind: 'peer' as const,
+      name: NAME,
+      description: this.description,
+      peer: { name: 'pg-transactional-outbox', version: PEER_VERSION, listener: 'polling' },
+      broker: b.matrixBroker,
+    };
+    if (!bt) {
+      ctx.log(`  skipped: ${b.matrixBroker} is not configured`);
+      return { ...base, config: {}, error: `${b.matrixBroker} is not configured` };
+    }
+    const admin = new pg.Client(clientConfig(target, 'sage-bench-loader'));
+    const monitorClient = new pg.Client(clientConfig(target, 'sage-bench-monitor'));
+    const ownMonitorClient = new pg.Client(clientConfig(target, 'sage-bench-monitor'));
+    await Promise.all([admin.connect(), monitorClient.connect(), ownMonitorClient.connect()]);
+    const setup = {
+      outboxOrInbox: 'outbox' as const,
+      database: target.database,
+      schema: SCHEMA,
+      table: TABLE,
+      listenerRole: target.user,
+      nextMessagesName: NEXT_FN,
+    };
+    await admin.query(DatabaseSetup.dropAndCreateTable(setup));
+    await admin.query(DatabaseSetup.createPollingFunction(setup));
+    await admin.query(DatabaseSetup.setupPollingIndexes(setup));
+    const listenerConfig: PollingListenerConfig = {
+      outboxOrInbox: 'outbox',
+      dbListenerConfig: clientConfig(target, PEER_APP),
+      settings: {
+        dbSchema: SCHEMA,
+        dbTable: TABLE,
+        nextMessagesFunctionName: NEXT_FN,
+        nextMessagesFunctionSchema: SCHEMA,
+        nextMessagesBatchSize: PEER_BATCH,
+        nextMessagesPollingIntervalInMs: PEER_POLL_MS,
+        enableMaxAttemptsProtection: false,
+        enablePoisonousMessageProtection: false,
+      },
+    };
+    const logger = process.env.SAGE_BENCH_PEER_LOG ? getDefaultLogger('peer') : getDisabledLogger();
+    const store = initializeMessageStorage(listenerConfig, logger);
+    const peerPool = new pg.Pool({ ...clientConfig(target, PEER_APP), max: PRODUCER_POOL });
+    const dsOptions = {
+      host: target.host,
+      port: target.port,
+      username: target.user,
+      password: target.password,
+      database: target.database,
+      applicationName: SAGE_APP,
+    };
+    const producerDs = createSagaDataSource({ ...dsOptions, poolSize: PRODUCER_POOL });
+    const relayDs = createSagaDataSource({ ...dsOptions, poolSize });
+    await producerDs.initialize();
+    await relayDs.initialize();
+    const publisher = new OutboxPublisher<EntityManager>({
+      writer: new PostgresOutboxStore(producerDs),
+    });
+
+    const peerMessage = (i: number): TransactionalMessage => {
+      const key = `customer-${i % BENCH_KEYS}`;
+      return {
+        id: uuidv7(),
+        aggregateType: bt.destination,
+        aggregateId: key,
+        messageType: BENCH_TYPE,
+        segment: key,
+        payload: benchPayload(i),
+        createdAt: new Date().toISOString(),
+      };
+    };
+    const peerCommit: CommitOperation = async (i) => {
+      const m = peerMessage(i);
+      const client = await peerPool.connect();
+      try {
+        await client.query('BEGIN');
+        try {
+          await client.query(INSERT_BUSINESS_ROW, [uuidv7(), 'order']);
+          await store(m, client);
+          await client.query('COMMIT');
+        } catch (error) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw error;
+        }
+      } finally {
+        client.release();
+      }
+      return [m.id];
+    };
+
+    /** Starts the peer's listener publishing to the broker with the raw client; onAcked per message. */
+    const startPeer = (raw: RawPublisher, onAcked: (id: string, at: number) => void) => {
+      const [shutdown] = initializePollingMessageListener(
+        listenerConfig,
+        {
+          handle: async (message: TransactionalMessage): Promise<void> => {
+            await raw.publish([
+              {
+                id: message.id,
+                destination: message.aggregateType,
+                key: message.segment ?? message.aggregateId,
+                type: message.messageType,
+                payload: message.payload as never,
+                headers: {},
+                time: new Date(message.createdAt ?? Date.now()),
+              },
+            ]);
+            onAcked(message.id, performance.now());
+          },
+        },
+        logger,
+      );
+      return shutdown;
+    };
+
+    const startSage = (broker: Broker, onAcked: (id: string, at: number) => void) => {
+      const relay = new OutboxRelay({
+        store: new PostgresOutboxStore(relayDs),
+        broker: stampedBroker(broker, onAcked),
+      });
+      relay.start();
+      return relay;
+    };
+
+    const resetPeer = async (): Promise<void> => {
+      await admin.query(`TRUNCATE ${SCHEMA}.${TABLE}`);
+      await admin.query(`ANALYZE ${SCHEMA}.${TABLE}`);
+      await admin.query('CHECKPOINT');
+    };
+
+    let broker: Broker | undefined;
+    let raw: RawPublisher | undefined;
+    try {
+      await bt.setup();
+      broker = bt.sage();
+      raw = await bt.raw();
+      const sageBroker = broker;
+      const rawPublisher = raw;
+
+      // ---- drain --------------------------------------------------------------------------
+      const drains = { sage: [] as BrokerDrainTrial[], peer: [] as BrokerDrainTrial[] };
+      const drainMonitors = {
+        sage: new ResourceMonitor(monitorClient, SAGE_APP),
+        peer: new ResourceMonitor(monitorClient, PEER_APP),
+      };
+      const drainOnce = async (side: 'sage' | 'peer'): Promise<void> => {
+        await resetOutboxTables(admin);
+        await resetPeer();
+        await bt.purge();
+        if (side === 'sage') {
+          await preloadOutbox(admin, n, 1000, bt.destination);
+          await admin.query(`VACUUM (ANALYZE) ${OUTBOX_TABLES.outboxMessage}`);
+        } else {
+          for (let from = 0; from < n; from += 1000) {
+            await admin.query('BEGIN');
+            for (let i = from; i < Math.min(n, from + 1000); i++)
+              await store(peerMessage(i), admin);
+            await admin.query('COMMIT');
+          }
+          await admin.query(`VACUUM (ANALYZE) ${SCHEMA}.${TABLE}`);
+        }
+        await admin.query('CHECKPOINT');
+        let acked = 0;
+        let finish: (at: number) => void = () => undefined;
+        const finished = new Promise<number>((resolve) => (finish = resolve));
+        const onAcked = (): void => {
+          if (++acked >= n) finish(performance.now());
+        };
+        const own = new ResourceMonitor(ownMonitorClient, side === 'sage' ? SAGE_APP : PEER_APP);
+        drainMonitors[side].start();
+        own.start();
+        const t0 = performance.now();
+        const stop =
+          side === 'sage'
+            ? (() => {
+                const relay = startSage(sageBroker, onAcked);
+                return () => relay.stop();
+              })()
+            : startPeer(rawPublisher, onAcked);
+        let t1: number;
+        try {
+          t1 = await Promise.race([
+            finished,
+            sleep(n * 24).then(() => {
+              throw new Error(`${side} drain of ${n}: ${acked} acked after ${n * 24} ms`);
+            }),
+          ]);
+        } finally {
+          drainMonitors[side].stop();
+          own.stop();
+          await stop();
+        }
+        drains[side].push({
+          messages: n,
+          elapsedMs: round(t1 - t0, 1),
+          perSec: round(n / ((t1 - t0) / 1000), 1),
+          otherCpuPct: othersCpu(await own.usage(), CORES),
+        });
+      };
+      for (let rep = 0; rep < 1; rep++) {
+        for (const side of rep % 2 === 0
+          ? (['sage', 'peer'] as const)
+          : (['peer', 'sage'] as const))
+          await drainOnce(side);
+      }
+      const drainOf = async (side: 'sage' | 'peer'): Promise<BrokerDrainMeasurement> => {
+        const t = drains[side];
+        const ms = t.reduce((a, x) => a + x.elapsedMs, 0);
+        return {
+          trials: t,
+          throughputPerSec: round((t.length * n) / (ms / 1000), 1),
+          resources: await drainMonitors[side].usage(),
+          notes: {},
+        };
+      };
+      const drain = { sage: await drainOf('sage'), peer: await drainOf('peer') };
+      ctx.log(
+        `  drain ${n} → ${bt.kind}: sage ${drain.sage.throughputPerSec} msg/s | peer ${drain.peer.throughputPerSec} msg/s`,
+      );
+
+      // ---- commit → ack -------------------------------------------------------------------
+      // The lowest matrix rate: 1,000/s is above what the peer drains, so its queue would only grow.
+      const rate = Math.min(...b.matrixRates);
+      const latency = { sage: new SampleBuffer(), peer: new SampleBuffer() };
+      const acc = {
+        sage: {
+          windowMs: 0,
+          committed: 0,
+          missing: 0,
+          lag: 0,
+          errors: 0,
+          firstError: null as string | null,
+        },
+        peer: {
+          windowMs: 0,
+          committed: 0,
+          missing: 0,
+          lag: 0,
+          errors: 0,
+          firstError: null as string | null,
+        },
+      };
+      const latMonitors = {
+        sage: new ResourceMonitor(monitorClient, SAGE_APP),
+        peer: new ResourceMonitor(monitorClient, PEER_APP),
+      };
+      const sliceMs = Math.max(1, Math.round(b.latencyDurationMs / b.latencySlices));
+      for (let s = 0; s < b.latencySlices; s++) {
+        for (const side of s % 2 === 0
+          ? (['sage', 'peer'] as const)
+          : (['peer', 'sage'] as const)) {
+          await resetOutboxTables(admin);
+          await resetPeer();
+          await bt.purge();
+          const recorder = new PublishLatencyRecorder();
+          const onAcked = (id: string, at: number): void => recorder.received(id, at);
+          let stop: () => Promise<void>;
+          let commit: CommitOperation;
+          if (side === 'sage') {
+            const relay = startSage(sageBroker, onAcked);
+            const deadline = performance.now() + 10_000;
+            while (!relay.stats.listening && performance.now() < deadline) await sleep(5);
+            stop = () => relay.stop();
+            commit = sageCommit(producerDs, publisher, 1, bt.destination);
+          } else {
+            stop = startPeer(rawPublisher, onAcked);
+            commit = peerCommit;
+          }
+          try {
+            const loop = await runOpenLoop(commit, {
+              ratePerSec: rate,
+              warmupMs: b.latencyWarmupMs,
+              durationMs: sliceMs,
+              onCommitted: (ids, at, inWindow) => {
+                if (inWindow) recorder.committed(ids, at);
+              },
+              onWindowStart: () => latMonitors[side].start(),
+              onWindowEnd: () => latMonitors[side].stop(),
+            });
+            await recorder.settle(15_000);
+            const a = acc[side];
+            a.windowMs += loop.windowMs;
+            a.committed += loop.committedInWindow;
+            a.lag = Math.max(a.lag, loop.lagMaxMs);
+            a.errors += loop.errors;
+            a.firstError ??= loop.firstError;
+          } finally {
+            await stop();
+          }
+          const r = recorder.result();
+          for (const v of r.samples) latency[side].push(v);
+          acc[side].missing += r.missing;
+        }
+      }
+      const latOf = async (side: 'sage' | 'peer'): Promise<AckLatencyMeasurement> => {
+        const a = acc[side];
+        return {
+          windowMs: a.windowMs,
+          committed: a.committed,
+          achievedRatePerSec: round(a.committed / (a.windowMs / 1000), 1),
+          latencyMs: summarise999(latency[side].values()),
+          missing: a.missing,
+          producerLagMaxMs: round(a.lag, 1),
+          errors: a.errors,
+          firstError: a.firstError,
+          resources: await latMonitors[side].usage(),
+          notes: {},
+        };
+      };
+      const lat = { sage: await latOf('sage'), peer: await latOf('peer') };
+      ctx.log(
+        `  commit → ${bt.kind} ack @ ${rate}/s: sage p50 ${lat.sage.latencyMs.p50} p99 ${lat.sage.latencyMs.p99} ms (${lat.sage.achievedRatePerSec}/s) | ` +
+          `peer p50 ${lat.peer.latencyMs.p50} p99 ${lat.peer.latencyMs.p99} ms (${lat.peer.achievedRatePerSec}/s)` +
+          (lat.peer.missing ? ` missing ${lat.peer.missing}` : ''),
+      );
+      return {
+        ...base,
+        config: {
+          drainMessages: n,
+          repetitions: 1,
+          offeredRatePerSec: rate,
+          durationMsPerSide: b.latencyDurationMs,
+          peerBatchSize: PEER_BATCH,
+          peerPollingIntervalMs: PEER_POLL_MS,
+          peerSegment: 'ordering key (1,000 keys)',
+          keys: BENCH_KEYS,
+          payloadBytes: payloadBytes(),
+        },
+        drain,
+        latency: { offeredRatePerSec: rate, ...lat },
+      };
+    } catch (error) {
+      const text = error instanceof Error ? error.message : String(error);
+      ctx.log(`  FAILED: ${text}`);
+      return { ...base, config: {}, error: text };
+    } finally {
+      await broker?.close().catch(() => undefined);
+      await raw?.close().catch(() => undefined);
+      await bt.teardown().catch(() => undefined);
+      await admin.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`).catch(() => undefined);
+      await producerDs.destroy();
+      await relayDs.destroy();
+      await peerPool.end();
+      await Promise.all([admin.end(), monitorClient.end(), ownMonitorClient.end()]);
+    }
+  },
+};
