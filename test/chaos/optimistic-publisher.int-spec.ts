@@ -4,7 +4,7 @@
  * write and the mark-sent), while a relay races it. The relay then finishes the job: every committed message is published,
  * per-key order of first publications holds, and the duplicates — the crash window — are counted
  * and bounded by what the dead process could hold claimed at once (maxConcurrent attempts × the
- * largest transaction). Publications are counted in a table (TableBroker) so they survive the kill.
+ * ids one attempt takes, 4 × publishBatchSize). Publications are counted in a table (TableBroker) so they survive the kill.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { join } from 'node:path';
@@ -23,7 +23,8 @@ jest.setTimeout(120_000);
 
 const WORKER = join(__dirname, 'workers', 'optimistic-writer-worker.ts');
 const MAX_CONCURRENT = 4;
-const LARGEST_TRANSACTION = 3; // the worker commits 1–3 messages per transaction
+/** Ids one optimistic attempt may hold claimed: 4 × publishBatchSize (1 here, to keep it tight). */
+const IDS_PER_ATTEMPT = 4;
 
 let db: TestDatabase;
 let ctx: OutboxTestContext;
@@ -79,6 +80,7 @@ it('kill -9 of the producing process mid-publish: all published by the relay, du
         PGDATABASE: db.name,
         TS_NODE_TRANSPILE_ONLY: 'true',
         MAX_CONCURRENT: String(MAX_CONCURRENT),
+        PUBLISH_BATCH_SIZE: '1',
         LEASE_MS: '1000',
         TIMEOUT_MS: '800',
         TRANSACTIONS: '1500',
@@ -118,7 +120,7 @@ it('kill -9 of the producing process mid-publish: all published by the relay, du
     const after = await published();
     expect(after.distinct).toBe(committed);
     const duplicates = after.total - after.distinct;
-    const bound = MAX_CONCURRENT * LARGEST_TRANSACTION;
+    const bound = MAX_CONCURRENT * IDS_PER_ATTEMPT;
     console.log(
       `optimistic kill -9: ${committed} committed, ${atKill.total} published at the kill ` +
         `(${await publishedBy('optimistic')} optimistically); duplicates ${duplicates} (bound ${bound}); ` +

@@ -3,7 +3,7 @@
  * 1–3 outbox messages in a loop and publishes each right after its commit through the optimistic
  * publisher (no relay in this process: the test runs one, as another process would). Configured by environment:
  *   PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE   the test database
- *   MAX_CONCURRENT LEASE_MS TIMEOUT_MS           optimistic publisher tuning
+ *   MAX_CONCURRENT LEASE_MS TIMEOUT_MS PUBLISH_BATCH_SIZE  optimistic publisher tuning
  *   PUBLISH_DELAY_MS                             sleep after each broker write (widens the kill window)
  *   KEYS                                         ordering keys to spread messages over
  *   TRANSACTIONS                                 how many to commit (then it idles until killed)
@@ -57,6 +57,7 @@ async function main(): Promise<void> {
     maxConcurrent: Number(env('MAX_CONCURRENT', '4')),
     leaseMs: Number(env('LEASE_MS', '1000')),
     timeoutMs: Number(env('TIMEOUT_MS', '500')),
+    publishBatchSize: Number(env('PUBLISH_BATCH_SIZE', '100')),
   });
   const outbox = new OutboxPublisher<EntityManager>({
     writer: withOptimisticSend(store, new TypeOrmCommitHooks(), optimistic),

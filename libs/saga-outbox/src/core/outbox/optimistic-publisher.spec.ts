@@ -1,4 +1,5 @@
 import { InMemoryBroker } from '../../brokers/memory/in-memory-broker';
+import { waitUntil } from '../../testing/async';
 import { InMemoryOutboxStore } from '../../testing/in-memory-outbox-store';
 import { InvalidOptionsError } from '../errors';
 import type { Broker, BrokerMessage, PublishResult } from '../ports/broker';
@@ -136,7 +137,7 @@ describe('OptimisticPublisher', () => {
     const hanging = hangingBroker(broker);
     setup({ timeoutMs: 50 }, hanging);
     const [id] = await commit([msg(1)]); // resolves although the publish hangs
-    expect(hanging.calls).toBe(1);
+    await waitUntil(() => hanging.calls === 1, 'the optimistic publish to start');
     expect((await store.get(id!))?.status).toBe('claimed');
 
     await optimistic.idle(); // the attempt gives up at its deadline
@@ -151,20 +152,33 @@ describe('OptimisticPublisher', () => {
     expect((await store.get(id!))?.status).toBe('sent');
   });
 
-  it('saturated (maxConcurrent in flight): later commits are skipped and counted; their rows stay for the relay', async () => {
+  it('commits landing together share one attempt (one claim, one publish round)', async () => {
+    setup();
+    const ids = (await Promise.all([commit([msg(1)]), commit([msg(2)]), commit([msg(3)])])).flat();
+    await optimistic.idle();
+    expect(broker.published.map((m) => m.id).sort()).toEqual([...ids].sort());
+    expect(optimistic.stats).toMatchObject({ attempts: 1, sent: 3 });
+  });
+
+  it('saturated (maxConcurrent in flight and the queue full): later commits are skipped and counted; their rows stay for the relay', async () => {
     const hanging = hangingBroker(broker);
-    setup({ maxConcurrent: 1, timeoutMs: 5_000 }, hanging);
+    // One attempt at a time, 4 ids per attempt, so at most 4 ids may wait for it.
+    setup({ maxConcurrent: 1, timeoutMs: 5_000, publishBatchSize: 1 }, hanging);
     const [first] = await commit([msg(1)]);
-    const [second, third] = await commit([msg(2), msg(3)]);
-    expect(optimistic.stats).toMatchObject({ inFlight: 1, skippedSaturated: 2 });
+    await waitUntil(() => hanging.calls === 1, 'the first attempt to hang');
+    const queued = await commit([msg(2), msg(3), msg(4), msg(5)]);
+    const [sixth, seventh] = await commit([msg(6), msg(7)]);
+    expect(optimistic.stats).toMatchObject({ inFlight: 1, queued: 4, skippedSaturated: 2 });
     expect(events).toContainEqual(
       expect.objectContaining({ type: 'outbox.skipped', reason: 'saturated', count: 2 }),
     );
-    expect((await store.get(second!))?.status).toBe('pending');
-    expect((await store.get(third!))?.status).toBe('pending');
+    expect((await store.get(sixth!))?.status).toBe('pending');
+    expect((await store.get(seventh!))?.status).toBe('pending');
     hanging.resume();
     await optimistic.idle();
     expect((await store.get(first!))?.status).toBe('sent');
+    for (const id of queued) expect((await store.get(id))?.status).toBe('sent');
+    expect((await store.get(sixth!))?.status).toBe('pending');
   });
 
   it('rows not claimable yet (commit watermark) are retried within the deadline, then left to the relay', async () => {
@@ -242,6 +256,7 @@ describe('OptimisticPublisher', () => {
     const hanging = hangingBroker(broker);
     setup({ timeoutMs: 60_000 }, hanging);
     const [id] = await commit([msg(1)]);
+    await waitUntil(() => hanging.calls === 1, 'the optimistic publish to start');
     expect((await store.get(id!))?.status).toBe('claimed');
     await optimistic.stop();
     expect((await store.get(id!))?.status).toBe('pending');

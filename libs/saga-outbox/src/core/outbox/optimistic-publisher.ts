@@ -61,7 +61,7 @@ export interface OptimisticPublisherOptions extends OptimisticPublisherSettings 
 }
 
 export interface OptimisticPublisherStats {
-  /** Attempts started (one per committed transaction with selected messages). */
+  /** Attempts started (one claim + publish round for the ids of the commits queued together). */
   attempts: number;
   /** Messages selected by the rollout. */
   selected: number;
@@ -75,8 +75,10 @@ export interface OptimisticPublisherStats {
   staleMarks: number;
   /** Selected but never claimed in time (a relay took them first, or not claimable before the deadline). */
   leftToRelay: number;
-  /** Selected but not tried: `maxConcurrent` attempts were in flight (backpressure). */
+  /** Selected but not tried: `maxConcurrent` attempts in flight and the queue full (backpressure). */
   skippedSaturated: number;
+  /** Ids committed and waiting for a free attempt slot right now. */
+  queued: number;
   /** Attempts that hit a database error (their rows are left to the relay / reaper). */
   errors: number;
   inFlight: number;
@@ -104,7 +106,7 @@ const DEFAULTS: Resolved = {
 
 /** First wait before claiming rows again that were not claimable yet (watermark, key head). */
 const FIRST_RETRY_MS = 2;
-const MAX_RETRY_MS = 50;
+const MAX_RETRY_MS = 20;
 /** At most one warning per this interval for failing optimistic publishes (the relay has them). */
 const WARN_EVERY_MS = 10_000;
 
@@ -128,7 +130,8 @@ export type OptimisticCandidate = Pick<NewOutboxMessage, 'id' | 'type'>;
  * - on a broker error, a timeout or stop, claimed rows are released (back to pending, due now,
  *   attempts unchanged: the single optimistic try is not counted) and the relay publishes them;
  * - it never blocks or fails the committing caller: `afterCommit` returns at once, attempts run in
- *   the background, at most `maxConcurrent` at a time; beyond that, commits are skipped (their rows
+ *   the background, at most `maxConcurrent` at a time, commits landing close together sharing one
+ *   attempt; beyond that and a bounded queue, commits are skipped (their rows
  *   simply wait for the relay) and counted;
  * - if the process dies while holding claims, the rows are freed by a relay's reaper after
  *   `leaseMs` (a message acked by the broker just before the crash is then published twice:
@@ -145,6 +148,9 @@ export class OptimisticPublisher {
   /** Aborted by stop(): in-flight attempts give up and hand their rows back. */
   private readonly stopController = new AbortController();
   private readonly running = new Set<Promise<void>>();
+  /** Committed ids waiting for an attempt (see scheduleFlush). */
+  private readonly queued: string[] = [];
+  private flushScheduled = false;
   private lastWarnAt = -Infinity;
   private readonly counters = {
     attempts: 0,
@@ -185,7 +191,7 @@ export class OptimisticPublisher {
   }
 
   get stats(): OptimisticPublisherStats {
-    return { ...this.counters, inFlight: this.running.size };
+    return { ...this.counters, inFlight: this.running.size, queued: this.queued.length };
   }
 
   /** True when at least one of `messages` would be tried (the flag is on and the rollout may pick it). */
@@ -204,27 +210,73 @@ export class OptimisticPublisher {
     const ids = messages.filter((m) => this.selected(m.type)).map((m) => m.id);
     if (!ids.length) return;
     this.counters.selected += ids.length;
-    if (this.running.size >= this.o.maxConcurrent) {
-      this.counters.skippedSaturated += ids.length;
-      if (this.events.active)
-        this.events.emit({
-          type: 'outbox.skipped',
-          path: 'optimistic',
-          reason: 'saturated',
-          count: ids.length,
-          at: this.clock.now(),
-        });
+    // Backpressure: beyond what the attempts in flight and one queue of the same size can take,
+    // the rows are simply left to the relay (counted), so a burst never grows memory or latency.
+    if (this.queued.length + ids.length > this.maxQueued) {
+      this.skip(ids.length);
       return;
     }
-    this.counters.attempts++;
-    const attempt = this.attempt(ids).catch((error: unknown) => {
-      // attempt() handles its own failures; this is the last line of defence, never reached
-      // in practice, so that nothing escapes to the caller's process as an unhandled rejection.
-      this.counters.errors++;
-      this.warn('optimistic publish failed unexpectedly; the relay publishes its messages', error);
+    this.queued.push(...ids);
+    this.scheduleFlush();
+  }
+
+  /**
+   * Commits that land close together share one attempt (one claim, one publish round, one
+   * mark-sent for all their rows): at a thousand commits a second, a round trip per commit would
+   * cost more than the relay it tries to beat. Queued ids start as soon as the current event-loop
+   * turn ends, or when an attempt frees a slot.
+   */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
     });
-    this.running.add(attempt);
-    void attempt.finally(() => this.running.delete(attempt));
+  }
+
+  private flush(): void {
+    while (this.queued.length && this.running.size < this.o.maxConcurrent && this.enabled) {
+      const ids = this.queued.splice(0, this.maxAttemptIds);
+      this.counters.attempts++;
+      const attempt = this.attempt(ids).catch((error: unknown) => {
+        // attempt() handles its own failures; this is the last line of defence, never reached
+        // in practice, so that nothing escapes to the caller's process as an unhandled rejection.
+        this.counters.errors++;
+        this.warn(
+          'optimistic publish failed unexpectedly; the relay publishes its messages',
+          error,
+        );
+      });
+      this.running.add(attempt);
+      void attempt.finally(() => {
+        this.running.delete(attempt);
+        if (this.queued.length) this.scheduleFlush();
+      });
+    }
+    if (!this.enabled && this.queued.length) this.skip(this.queued.splice(0).length);
+  }
+
+  private skip(count: number): void {
+    this.counters.skippedSaturated += count;
+    if (this.events.active)
+      this.events.emit({
+        type: 'outbox.skipped',
+        path: 'optimistic',
+        reason: 'saturated',
+        count,
+        at: this.clock.now(),
+      });
+  }
+
+  /** Ids one attempt takes at most (several publish chunks). */
+  private get maxAttemptIds(): number {
+    return this.o.publishBatchSize * 4;
+  }
+
+  /** Ids that may wait for a free attempt slot. */
+  private get maxQueued(): number {
+    return this.o.maxConcurrent * this.maxAttemptIds;
   }
 
   /**
@@ -233,12 +285,16 @@ export class OptimisticPublisher {
    */
   async stop(): Promise<void> {
     this.stopController.abort(new Error('optimistic publisher stopped'));
+    if (this.queued.length) this.counters.leftToRelay += this.queued.splice(0).length;
     await Promise.allSettled([...this.running]);
   }
 
   /** Resolves once no attempt is in flight (tests, graceful drains). */
   async idle(): Promise<void> {
-    while (this.running.size) await Promise.allSettled([...this.running]);
+    while (this.running.size || this.queued.length || this.flushScheduled) {
+      if (this.running.size) await Promise.allSettled([...this.running]);
+      else await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 
   private selected(type: string): boolean {
