@@ -113,16 +113,8 @@ export function parseSagaCommand<TPayload = JsonValue>(message: {
   payload: JsonValue;
   headers: Record<string, string>;
 }): ReceivedSagaCommand<TPayload> {
-  const h = message.headers;
-  const need = (name: string): string => {
-    const v = h[name];
-    if (typeof v !== 'string' || v === '')
-      throw new SagaMessageInvalidError(message.id, `header "${name}" is missing`);
-    return v;
-  };
-  const phase = need(SAGA_HEADERS.phase);
-  if (phase !== 'forward' && phase !== 'compensate')
-    throw new SagaMessageInvalidError(message.id, `header "${SAGA_HEADERS.phase}" is "${phase}"`);
+  const need = headerReader(message);
+  const phase = readPhase(message.id, need);
   const attempt = Number(need(SAGA_HEADERS.attempt));
   return {
     messageId: message.id,
@@ -173,16 +165,8 @@ export function parseSagaReply(message: {
   payload: JsonValue;
   headers: Record<string, string>;
 }): SagaReply {
-  const h = message.headers;
-  const need = (name: string): string => {
-    const v = h[name];
-    if (typeof v !== 'string' || v === '')
-      throw new SagaMessageInvalidError(message.id, `header "${name}" is missing`);
-    return v;
-  };
-  const phase = need(SAGA_HEADERS.phase);
-  if (phase !== 'forward' && phase !== 'compensate')
-    throw new SagaMessageInvalidError(message.id, `header "${SAGA_HEADERS.phase}" is "${phase}"`);
+  const need = headerReader(message);
+  const phase = readPhase(message.id, need);
   const outcome = need(SAGA_HEADERS.outcome);
   const payload = (message.payload ?? {}) as { result?: JsonValue; error?: unknown };
   if (outcome !== 'success' && outcome !== 'failure')
@@ -203,4 +187,24 @@ export function parseSagaReply(message: {
               typeof payload.error === 'string' ? payload.error : 'rejected by the participant',
           },
   };
+}
+
+/** A required Sage header of `message`, or SagaMessageInvalidError naming it. */
+function headerReader(message: {
+  id: string;
+  headers: Record<string, string>;
+}): (name: string) => string {
+  return (name) => {
+    const v = message.headers[name];
+    if (typeof v !== 'string' || v === '')
+      throw new SagaMessageInvalidError(message.id, `header "${name}" is missing`);
+    return v;
+  };
+}
+
+function readPhase(messageId: string, need: (name: string) => string): StepPhase {
+  const phase = need(SAGA_HEADERS.phase);
+  if (phase !== 'forward' && phase !== 'compensate')
+    throw new SagaMessageInvalidError(messageId, `header "${SAGA_HEADERS.phase}" is "${phase}"`);
+  return phase;
 }

@@ -12,6 +12,7 @@ import { InboxHandlerFailedError } from '../../core/inbox/inbox-errors';
 import { MAX_INBOX_KEY_LENGTH } from '../../core/inbox/inbox-processor';
 import type { JsonValue } from '../../core/json';
 import type { Broker, DeliveredMessage, Subscription } from '../../core/ports/broker';
+import { discoverDecoratedMethods } from '../discover-methods';
 import { NestSageLogger } from '../nest-sage-logger';
 import { OUTBOX_BROKER } from '../outbox/outbox.providers';
 import {
@@ -59,37 +60,24 @@ export class IdempotentHandlerExplorer
 
   onModuleInit(): void {
     const byConsumer = new Map<string, string>();
-    for (const wrapper of [...this.discovery.getProviders(), ...this.discovery.getControllers()]) {
-      const instance: unknown = wrapper.instance;
-      if (!instance || typeof instance !== 'object') continue;
-      const prototype = Object.getPrototypeOf(instance) as object | null;
-      if (!prototype) continue;
-      for (const methodName of this.scanner.getAllMethodNames(prototype)) {
-        const method = (instance as Record<string, unknown>)[methodName];
-        if (typeof method !== 'function') continue;
-        const meta = this.reflector.get<IdempotentHandlerMetadata | undefined>(
-          IDEMPOTENT_HANDLER_METADATA,
-          method,
+    for (const { name, meta, method } of discoverDecoratedMethods<IdempotentHandlerMetadata>(
+      this.discovery,
+      this.scanner,
+      this.reflector,
+      IDEMPOTENT_HANDLER_METADATA,
+      '@IdempotentHandler',
+      { controllers: true },
+    )) {
+      const handler = this.validate(name, meta, method as IdempotentHandlerMethod);
+      const other = byConsumer.get(handler.consumer);
+      if (other !== undefined) {
+        throw new InvalidOptionsError(
+          '@IdempotentHandler',
+          `consumer "${handler.consumer}" is declared by both ${other} and ${name}. Each handler needs its own consumer name (it is the inbox key and the broker consumer group).`,
         );
-        if (!meta) continue;
-        const name = `${instance.constructor.name}.${methodName}`;
-        if (!wrapper.isDependencyTreeStatic()) {
-          throw new InvalidOptionsError(
-            '@IdempotentHandler',
-            `${name} is on a request-scoped (or transient-dependent) provider; message handlers need a singleton. Move it to a default-scoped provider.`,
-          );
-        }
-        const handler = this.validate(name, meta, method as IdempotentHandlerMethod, instance);
-        const other = byConsumer.get(handler.consumer);
-        if (other !== undefined) {
-          throw new InvalidOptionsError(
-            '@IdempotentHandler',
-            `consumer "${handler.consumer}" is declared by both ${other} and ${name}. Each handler needs its own consumer name (it is the inbox key and the broker consumer group).`,
-          );
-        }
-        byConsumer.set(handler.consumer, name);
-        this.handlers.push(handler);
       }
+      byConsumer.set(handler.consumer, name);
+      this.handlers.push(handler);
     }
   }
 
@@ -181,8 +169,7 @@ export class IdempotentHandlerExplorer
   private validate(
     name: string,
     meta: IdempotentHandlerMetadata,
-    method: IdempotentHandlerMethod,
-    instance: object,
+    run: IdempotentHandlerMethod,
   ): DiscoveredIdempotentHandler {
     if (typeof meta.pattern !== 'string' || meta.pattern.trim() === '') {
       throw new InvalidOptionsError(
@@ -214,7 +201,7 @@ export class IdempotentHandlerExplorer
       pattern: meta.pattern,
       consumer,
       maxAttempts: meta.options.maxAttempts,
-      run: method.bind(instance),
+      run,
     };
   }
 }

@@ -18,6 +18,7 @@ import {
 } from '../../core/saga/saga-command';
 import { INBOX_OPTIONS, type InboxModuleOptions } from '../inbox/inbox.options';
 import { InboxService } from '../inbox/inbox.service';
+import { discoverDecoratedMethods } from '../discover-methods';
 import { NestSageLogger } from '../nest-sage-logger';
 import { withInboxSpan } from '../observability/sage-tracing';
 import { OUTBOX_BROKER, OutboxRepository } from '../outbox/outbox.providers';
@@ -61,28 +62,14 @@ export class SagaCommandHandlerExplorer
   ) {}
 
   onModuleInit(): void {
-    for (const wrapper of this.discovery.getProviders()) {
-      const instance: unknown = wrapper.instance;
-      if (!instance || typeof instance !== 'object') continue;
-      const prototype = Object.getPrototypeOf(instance) as object | null;
-      if (!prototype) continue;
-      for (const methodName of this.scanner.getAllMethodNames(prototype)) {
-        const method = (instance as Record<string, unknown>)[methodName];
-        if (typeof method !== 'function') continue;
-        const meta = this.reflector.get<SagaCommandHandlerMetadata | undefined>(
-          SAGA_COMMAND_HANDLER_METADATA,
-          method,
-        );
-        if (!meta) continue;
-        const name = `${instance.constructor.name}.${methodName}`;
-        if (!wrapper.isDependencyTreeStatic()) {
-          throw new InvalidOptionsError(
-            '@SagaCommandHandler',
-            `${name} is on a request-scoped provider; command handlers need a singleton.`,
-          );
-        }
-        this.add(name, meta, (method as SagaCommandHandlerMethod).bind(instance));
-      }
+    for (const { name, meta, method } of discoverDecoratedMethods<SagaCommandHandlerMetadata>(
+      this.discovery,
+      this.scanner,
+      this.reflector,
+      SAGA_COMMAND_HANDLER_METADATA,
+      '@SagaCommandHandler',
+    )) {
+      this.add(name, meta, method as SagaCommandHandlerMethod);
     }
   }
 
