@@ -225,3 +225,110 @@ export function describeBrokerConformance(
     });
   });
 }
+
+/** What `expectKeyOrderUnderFailure` publishes and which message it makes fail. */
+export interface KeyOrderUnderFailureOptions {
+  /** Keys, each with its own sequence 0, 1, 2, … Default 4. */
+  keys?: number;
+  /** Messages per key. Default 8. */
+  perKey?: number;
+  /** The message whose handler throws: key index and sequence number. Default key 0, seq 2. */
+  failing?: { key: number; seq: number };
+  /** How many times the handler throws for it before it succeeds. Default 2. */
+  failTimes?: number;
+  /** Consumer group of the subscription. Default: the destination's default group. */
+  group?: string;
+  /**
+   * Called in the handler of the failing message: `failed` after each failure (before it throws),
+   * `succeeding` before the delivery that succeeds records it (e.g. to watch committed offsets
+   * while it awaits redelivery). A rejection fails the test.
+   */
+  onFailingMessage?: (phase: 'failed' | 'succeeding') => Promise<void>;
+  timeoutMs?: number;
+}
+
+/**
+ * Per-key order across a handler failure (DESIGN §1): publishes `keys` × `perKey` messages, each
+ * key's in sequence (one message per key per batch, batches in turn, as the relay does), to one
+ * subscription whose handler throws `failTimes` times for one message. Asserts that the messages
+ * handled successfully form, per key, exactly 0, 1, 2, … (a later message of the failing key is
+ * never handled before the failed one succeeded; nothing lost, nothing handled twice), and that
+ * the failing message's `deliveryAttempt` grows with each delivery.
+ *
+ * Not part of `describeBrokerConformance`: the in-memory broker redelivers without holding the key.
+ */
+export async function expectKeyOrderUnderFailure(
+  broker: Broker,
+  destination: string,
+  options: KeyOrderUnderFailureOptions = {},
+): Promise<void> {
+  const keyCount = options.keys ?? 4;
+  const perKey = options.perKey ?? 8;
+  const failing = options.failing ?? { key: 0, seq: 2 };
+  const failTimes = options.failTimes ?? 2;
+  const timeoutMs = options.timeoutMs ?? 20_000;
+  const run = randomUUID().slice(0, 8);
+  const keys = Array.from({ length: keyCount }, (_, i) => `order-${run}-${i}`);
+  const failingKey = keys[failing.key];
+  const handled = new Map<string, number[]>(keys.map((k) => [k, []]));
+  const failingAttempts: number[] = [];
+  let failures = 0;
+  let succeeded = 0;
+  let hookError: Error | undefined;
+  const hook = async (phase: 'failed' | 'succeeding'): Promise<void> => {
+    try {
+      await options.onFailingMessage?.(phase);
+    } catch (error) {
+      hookError ??=
+        error instanceof Error ? error : new Error('onFailingMessage failed', { cause: error });
+    }
+  };
+
+  const sub = await broker.subscribe(
+    destination,
+    async (m) => {
+      const seq = (m.payload as { seq: number }).seq;
+      if (m.key === failingKey && seq === failing.seq) {
+        failingAttempts.push(m.deliveryAttempt);
+        if (failures < failTimes) {
+          failures++;
+          await hook('failed');
+          throw new Error(`handler fails on purpose (${failures} of ${failTimes})`);
+        }
+        await hook('succeeding');
+      }
+      handled.get(m.key ?? '')?.push(seq);
+      succeeded++;
+    },
+    options.group === undefined ? {} : { group: options.group },
+  );
+  try {
+    for (let seq = 0; seq < perKey; seq++) {
+      const results = await broker.publish(
+        keys.map((key) => ({
+          id: randomUUID(),
+          destination,
+          key,
+          type: 'conformance.ordered',
+          payload: { seq },
+          headers: {},
+          time: new Date(),
+        })),
+      );
+      expect(results.every((r) => r.ok)).toBe(true);
+    }
+    const deadline = Date.now() + timeoutMs;
+    while (succeeded < keyCount * perKey && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+  } finally {
+    await sub.unsubscribe();
+  }
+  if (hookError) throw hookError;
+  const expected = Array.from({ length: perKey }, (_, i) => i);
+  for (const key of keys)
+    expect({ key, handled: handled.get(key) }).toEqual({ key, handled: expected });
+  expect(failures).toBe(failTimes);
+  expect(failingAttempts).toHaveLength(failTimes + 1);
+  for (let i = 1; i < failingAttempts.length; i++)
+    expect(failingAttempts[i]).toBeGreaterThan(failingAttempts[i - 1]!);
+}

@@ -5,7 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import type { BrokerMessage, DeliveredMessage } from '../../core/ports/broker';
 import type { SageLogger } from '../../core/ports/logger';
-import { describeBrokerConformance } from '../../testing/broker-conformance';
+import {
+  describeBrokerConformance,
+  expectKeyOrderUnderFailure,
+} from '../../testing/broker-conformance';
 import { KafkaBroker, type KafkaBrokerOptions } from './kafka-broker';
 
 // Real Apache Kafka from scripts/services.sh (`bash scripts/services.sh start kafka`).
@@ -305,6 +308,48 @@ describe('KafkaBroker', () => {
     ]);
     // While message 3 (offset 3) was unhandled, nothing past it was committed.
     expect(committedAtRedelivery).toBe(3n);
+  });
+  it('keeps per-key order when a handler fails: the failed message is handled before the next of its key', async () => {
+    const topic = await createTopic(3);
+    await expectKeyOrderUnderFailure(broker, topic, { group: `order-${randomUUID()}` });
+  });
+
+  it('never commits past a failed offset while it awaits redelivery', async () => {
+    // One partition, so the failing message's offset is known: batches of one message per key,
+    // key 1 of batch 2 → offset 2 × 3 + 1.
+    const topic = await createTopic(1);
+    const group = `no-pass-${randomUUID()}`;
+    const failedOffset = 2n * 3n + 1n;
+    const seen: bigint[] = [];
+    let retrying = false;
+    let poller: Promise<void> | undefined;
+    const poll = async (): Promise<void> => {
+      while (retrying) seen.push((await committedOffsets(group, topic)).get(0) ?? -1n);
+    };
+    await expectKeyOrderUnderFailure(broker, topic, {
+      group,
+      keys: 3,
+      perKey: 6,
+      failing: { key: 1, seq: 2 },
+      onFailingMessage: async (phase) => {
+        if (phase === 'failed') {
+          retrying = true;
+          poller ??= poll();
+          return;
+        }
+        retrying = false;
+        await poller;
+        seen.push((await committedOffsets(group, topic)).get(0) ?? -1n); // just before it succeeds
+      },
+    });
+    expect(seen.length).toBeGreaterThan(1);
+    expect(seen.filter((offset) => offset > failedOffset)).toEqual([]);
+    // Once it succeeded, everything is committed.
+    await waitUntil(
+      async () => (await committedOffsets(group, topic)).get(0) === 18n,
+      15_000,
+      'offset 18 committed',
+    );
   });
 });
 

@@ -118,6 +118,14 @@ interface ConsumerEntry {
   timers: Set<NodeJS.Timeout>;
   /** Failed deliveries per `partition:offset`, so a redelivery knows its attempt number. */
   failures: Map<string, number>;
+  /**
+   * Per partition, the offset whose handler failed and awaits redelivery. Nothing past it is handed
+   * over, resolved or committed until it succeeded (a batch fetched past it is dropped and the
+   * partition seeks back), so a later message of its key never overtakes it and a commit never
+   * skips it. Cleared on a group join: a new assignment starts from the committed offset, which
+   * never passes it.
+   */
+  blocked: Map<number, string>;
   crashed?: string;
 }
 
@@ -135,7 +143,8 @@ interface ConsumerEntry {
  * Messages of a partition are handled one at a time, in order; an offset is committed only after
  * every handler up to it resolved. A rejected handler stops the partition at that offset (seek back),
  * pauses it for a back-off and redelivers from there, with `deliveryAttempt` counted per
- * (partition, offset).
+ * (partition, offset); until it succeeded nothing past it in that partition is handled or committed,
+ * so per-key order holds across handler failures and a crash or rebalance meanwhile redelivers it.
  */
 export class KafkaBroker implements Broker {
   readonly name: string;
@@ -273,7 +282,9 @@ export class KafkaBroker implements Broker {
       running: new Set(),
       timers: new Set(),
       failures: new Map(),
+      blocked: new Map(),
     };
+    consumer.on(consumer.events.GROUP_JOIN, () => entry.blocked.clear());
     consumer.on(consumer.events.CRASH, (event) => {
       if (event.payload.restart) return;
       entry.crashed = event.payload.error.message;
@@ -492,6 +503,23 @@ export class KafkaBroker implements Broker {
       });
     };
 
+    const blocked = entry.blocked.get(partition);
+    const first = payload.batch.messages[0];
+    if (blocked !== undefined && first && BigInt(first.offset) > BigInt(blocked)) {
+      // Fetched past an offset that awaits redelivery: handing it over would let a later message of
+      // the key overtake the failed one, and committing it would skip that one. Go back to it.
+      this.logger.warn('Kafka batch starts past a failed offset; seeking back to it', {
+        broker: this.name,
+        topic,
+        partition,
+        group: entry.group,
+        failedOffset: blocked,
+        batchFirstOffset: first.offset,
+      });
+      entry.consumer.seek({ topic, partition, offset: blocked });
+      return;
+    }
+
     for (const record of payload.batch.messages) {
       if (!entry.active || !payload.isRunning() || payload.isStale()) break;
       const key = `${partition}:${record.offset}`;
@@ -502,6 +530,7 @@ export class KafkaBroker implements Broker {
         await run;
       } catch (error) {
         entry.failures.set(key, attempt);
+        entry.blocked.set(partition, record.offset);
         // Commit what succeeded before it (never past it), then start again from this offset.
         await commit();
         entry.consumer.seek({ topic, partition, offset: record.offset });
@@ -528,6 +557,7 @@ export class KafkaBroker implements Broker {
         entry.running.delete(run);
       }
       entry.failures.delete(key);
+      if (entry.blocked.get(partition) === record.offset) entry.blocked.delete(partition);
       payload.resolveOffset(record.offset);
       handledUpTo = record.offset;
       try {

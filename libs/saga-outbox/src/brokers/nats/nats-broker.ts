@@ -40,7 +40,10 @@ export interface NatsJetStreamBrokerOptions {
   duplicateWindowMs?: number;
   /** How long a delivered message may stay un-acked before redelivery. Default 30 000. */
   ackWaitMs?: number;
-  /** Deliveries before JetStream gives up on a message; -1 = unlimited (the inbox dead-letters). Default -1. */
+  /**
+   * Attempts at a message (in-process retries included) before it is given up on (terminated);
+   * -1 = unlimited (the inbox dead-letters). Also the consumer's `max_deliver`. Default -1.
+   */
   maxDeliver?: number;
   /** How long one publish waits for its PubAck. Default 5 000. */
   publishTimeoutMs?: number;
@@ -52,7 +55,10 @@ export interface NatsJetStreamBrokerOptions {
    * Default 5 000 (the client's own default, 30 000, can stall a subscriber for 30 s).
    */
   pullExpiresMs?: number;
-  /** Delay before a message whose handler failed is redelivered. Default 200 ms doubling, capped at 10 s. */
+  /**
+   * Wait before a failed handler is retried (in-process, before the subscriber takes its next
+   * message, so per-key order holds). Default 200 ms doubling, capped at 10 s.
+   */
   redeliveryDelayMs?: (deliveryAttempt: number) => number;
   /** Timeout of the health check's JetStream round trip. Default 2 000. */
   healthTimeoutMs?: number;
@@ -235,6 +241,7 @@ export class NatsJetStreamBroker implements Broker {
       prefetch: this.prefetch,
       pullExpiresMs: this.pullExpiresMs,
       ackWaitMs: this.ackWaitMs,
+      maxDeliver: this.maxDeliver,
       redeliveryDelayMs: this.redeliveryDelayMs,
       handler,
       logger: this.logger,

@@ -2,6 +2,7 @@ import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstrea
 import type { DeliveredMessage } from '../../core/ports/broker';
 import type { SageLogger } from '../../core/ports/logger';
 import { decodeMessage } from './nats-message-codec';
+import { abortableSleep as sleep } from '../abortable-sleep';
 
 export interface NatsConsumeLoopOptions {
   js: JetStreamClient;
@@ -13,6 +14,9 @@ export interface NatsConsumeLoopOptions {
   /** Lifetime of one pull request; heartbeats are half of it, so a pull lost in a restart is redone within about this long. */
   pullExpiresMs: number;
   ackWaitMs: number;
+  /** Attempts at one message (in-process retries included) before it is terminated; -1 = no limit. */
+  maxDeliver: number;
+  /** Wait before a failed handler is retried. */
   redeliveryDelayMs: (deliveryAttempt: number) => number;
   handler: (message: DeliveredMessage) => Promise<void>;
   logger: SageLogger;
@@ -21,9 +25,14 @@ export interface NatsConsumeLoopOptions {
 /**
  * One subscriber on a durable pull consumer. Single-flight: one handler call at a time, so a
  * subscriber sees a key's messages in stream order. A message is acked only after the handler
- * resolved (the inbox transaction committed); a rejection naks it (with a delay) so JetStream
- * redelivers it, to this member or another of the group. While a handler runs the loop tells
- * JetStream it is still working, so a slow inbox commit does not trigger a duplicate delivery.
+ * resolved (the inbox transaction committed). A rejection is retried here, after
+ * `redeliveryDelayMs`, before the next message is looked at: a nak would let the next message of
+ * the key overtake the failed one. After `maxDeliver` attempts the message is terminated (JetStream
+ * gives up on it, as it would after `max_deliver` deliveries). On `stop()` while waiting to retry,
+ * the message is nak'ed and JetStream redelivers it, possibly to another member; order across that
+ * redelivery (or a crash) is JetStream's. While a handler runs or waits to retry, the loop tells
+ * JetStream it is still working, so neither a slow inbox commit nor a back-off triggers a duplicate
+ * delivery.
  * The loop survives server restarts (the client re-pulls) and restarts itself, with backoff,
  * if the consume iterator ends for any reason other than `stop()`.
  */
@@ -108,20 +117,42 @@ export class NatsConsumeLoop {
       () => m.working(),
       Math.max(Math.floor(this.options.ackWaitMs / 2), 250),
     );
+    const { maxDeliver } = this.options;
+    const signal = this.abort.signal;
     try {
-      await this.options.handler(delivered);
-      m.ack();
-    } catch (error) {
-      const delayMs = this.options.redeliveryDelayMs(delivered.deliveryAttempt);
-      logger.warn('NATS message handler failed; message will be redelivered', {
-        durable,
-        messageId: delivered.id,
-        destination: delivered.destination,
-        deliveryAttempt: delivered.deliveryAttempt,
-        redeliverInMs: delayMs,
-        error: describe(error),
-      });
-      m.nak(delayMs);
+      for (let attempt = delivered.deliveryAttempt; ; attempt++) {
+        if (signal.aborted) {
+          m.nak(); // stopping: JetStream redelivers it
+          return;
+        }
+        try {
+          await this.options.handler({ ...delivered, deliveryAttempt: attempt });
+          m.ack();
+          return;
+        } catch (error) {
+          const giveUp = maxDeliver !== -1 && attempt >= maxDeliver;
+          const delayMs = giveUp ? 0 : this.options.redeliveryDelayMs(attempt);
+          logger[giveUp ? 'error' : 'warn'](
+            giveUp
+              ? 'NATS message handler failed maxDeliver times; terminating the message'
+              : 'NATS message handler failed; retrying it before the next message',
+            {
+              durable,
+              messageId: delivered.id,
+              destination: delivered.destination,
+              key: delivered.key,
+              deliveryAttempt: attempt,
+              ...(giveUp ? { maxDeliver } : { retryInMs: delayMs }),
+              error: describe(error),
+            },
+          );
+          if (giveUp) {
+            m.term(`handler failed ${attempt} times: ${describe(error)}`);
+            return;
+          }
+          await sleep(delayMs, signal);
+        }
+      }
     } finally {
       clearInterval(keepAlive);
     }
@@ -147,16 +178,4 @@ export class NatsConsumeLoop {
 
 function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

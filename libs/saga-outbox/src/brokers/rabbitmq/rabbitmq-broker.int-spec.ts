@@ -4,7 +4,10 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
 import amqplib from 'amqplib';
 import type { BrokerMessage, DeliveredMessage, PublishResult } from '../../core/ports/broker';
-import { describeBrokerConformance } from '../../testing/broker-conformance';
+import {
+  describeBrokerConformance,
+  expectKeyOrderUnderFailure,
+} from '../../testing/broker-conformance';
 import { RabbitMqBroker, type RabbitMqBrokerOptions } from './rabbitmq-broker';
 
 const URL = process.env.SAGE_RABBITMQ_URL ?? 'amqp://sage:sage@127.0.0.1:56729';
@@ -237,6 +240,47 @@ describe('RabbitMqBroker', () => {
       expect(got.filter((m) => m.key === key).map((m) => m.id)).toEqual(
         sent.filter((m) => m.key === key).map((m) => m.id),
       );
+  });
+
+  it.each(['quorum', 'classic'] as const)(
+    'keeps per-key order when a handler fails (%s queue): the failed message is handled before the next of its key',
+    async (queueType) => {
+      const broker = f.broker({ queueType });
+      const destination = `order-failure-${randomUUID()}`;
+      f.queue(destination);
+      await broker.declareQueue(destination);
+      await expectKeyOrderUnderFailure(broker, destination);
+    },
+  );
+
+  it('hands a message waiting for its in-process retry back to the queue on unsubscribe', async () => {
+    const broker = f.broker({ redeliveryDelayMs: 60_000 });
+    const destination = `retry-stop-${randomUUID()}`;
+    f.queue(destination);
+    await broker.declareQueue(destination);
+    let failed = 0;
+    const first = await broker.subscribe(destination, () => {
+      failed++;
+      return Promise.reject(new Error('fails; the retry waits a minute'));
+    });
+    const sent = message(destination);
+    expect((await broker.publish([sent])).every((r) => r.ok)).toBe(true);
+    await eventually(() => failed === 1, 10_000, 'the first failure');
+    const stopping = Date.now();
+    await first.unsubscribe();
+    expect(Date.now() - stopping).toBeLessThan(5_000); // did not wait out the minute
+    const got: DeliveredMessage[] = [];
+    const second = await broker.subscribe(destination, (m) => {
+      got.push(m);
+      return Promise.resolve();
+    });
+    try {
+      await eventually(() => got.length === 1, 10_000, 'the redelivery');
+    } finally {
+      await second.unsubscribe();
+    }
+    expect(got[0]).toMatchObject({ id: sent.id, deliveryAttempt: 2 });
+    expect(failed).toBe(1);
   });
 
   it('survives a broker restart mid-stream: every ok message is delivered, outage publishes fail', async () => {

@@ -13,6 +13,7 @@ import type {
   Subscription,
 } from '../../core/ports/broker';
 import { type SageLogger, silentLogger } from '../../core/ports/logger';
+import { abortableSleep as sleep } from '../abortable-sleep';
 
 export interface RabbitMqBrokerOptions {
   /** One AMQP URL, or several (tried round-robin on reconnect). */
@@ -36,8 +37,18 @@ export interface RabbitMqBrokerOptions {
   queueName?: (destination: string, group: string | undefined) => string;
   /** Unacknowledged deliveries per subscription. Default 32. Handlers run concurrently across keys, in order within a key. */
   prefetch?: number;
-  /** Deliveries of one message before a failing handler sends it to the dead-letter queue. Default 5. */
+  /**
+   * Attempts at one message (in-process retries included) before a failing handler sends it to the
+   * dead-letter queue. Default 5.
+   */
   maxDeliveries?: number;
+  /**
+   * Wait before a failed handler is retried (in-process, holding the message's key), doubling per
+   * attempt. Default 200.
+   */
+  redeliveryDelayMs?: number;
+  /** Upper bound of the retry wait. Default 5000. */
+  maxRedeliveryDelayMs?: number;
   /** How long a publish waits for its confirm (including while reconnecting) before failing, retryable. Default 10000. */
   publishTimeoutMs?: number;
   /** Timeout of topology declarations and of the health check's passive probe. Default 5000. */
@@ -90,6 +101,10 @@ const BROKER_HEADERS = new Set([
 
 interface Consumer {
   active: boolean;
+  /** Aborted on unsubscribe: wakes handlers waiting to retry, which hand their message back. */
+  stopping: AbortController;
+  /** Channels that closed (connection lost): their deliveries are the broker's to redeliver now. */
+  closedChannels: WeakSet<Channel>;
   running: Set<Promise<void>>;
   /** Tail of the handler chain per key: same key → handled in delivery order. */
   tails: Map<string, Promise<void>>;
@@ -103,8 +118,11 @@ interface Consumer {
  * Topology: one durable topic exchange; destination = routing key. Each (destination, group) gets
  * a durable queue bound with routing key = destination, dead-lettering to a direct DLX which routes
  * to `${queue}.dlq`. Publishes go through one confirm channel, `persistent` and `mandatory`; a message
- * is ok only when confirmed and not returned. Consumers ack after the handler resolves, requeue on
- * failure, and dead-letter after `maxDeliveries`.
+ * is ok only when confirmed and not returned. Consumers ack after the handler resolves. A failed
+ * handler is retried in-process with back-off while its key is held (later messages of the key wait),
+ * so per-key order survives handler failures; after `maxDeliveries` attempts the message is
+ * dead-lettered. If the consumer stops or its channel closes while waiting to retry, the message goes
+ * back to the broker (requeue), and order across that redelivery is the broker's.
  */
 export class RabbitMqBroker implements Broker {
   readonly name: string;
@@ -220,6 +238,8 @@ export class RabbitMqBroker implements Broker {
     );
     const consumer: Consumer = {
       active: true,
+      stopping: new AbortController(),
+      closedChannels: new WeakSet(),
       running: new Set(),
       tails: new Map(),
       failures: new Map(),
@@ -236,6 +256,7 @@ export class RabbitMqBroker implements Broker {
             error: reason(error),
           }),
         );
+        channel.on('close', () => consumer.closedChannels.add(channel));
         current = channel;
         await this.assertQueueTopology(channel, destination, queue);
       },
@@ -272,6 +293,7 @@ export class RabbitMqBroker implements Broker {
       unsubscribe: () =>
         (stopping ??= (async () => {
           consumer.active = false;
+          consumer.stopping.abort();
           this.subscriptions.delete(subscription);
           await wrapper.cancel(consumerTag).catch(() => undefined);
           while (consumer.running.size) await Promise.allSettled([...consumer.running]);
@@ -449,6 +471,12 @@ export class RabbitMqBroker implements Broker {
     });
   }
 
+  /**
+   * Runs the handler until it resolves (ack), failing `maxDeliveries` times in all (dead-letter),
+   * or the consumer stops / its channel closes while waiting to retry (requeue: the broker
+   * redelivers). Retries happen here, not through a requeue, because the caller holds the message's
+   * key until this returns: a requeued message would be overtaken by the next of its key.
+   */
   private async handleDelivery(
     consumer: Consumer,
     channel: Channel,
@@ -459,7 +487,7 @@ export class RabbitMqBroker implements Broker {
     const decoded = this.decode(raw);
     const quorum = (this.options.queueType ?? 'quorum') === 'quorum';
     const brokerCount = raw.properties.headers?.['x-delivery-count'] as unknown;
-    const attempt = quorum
+    let attempt = quorum
       ? (typeof brokerCount === 'number' ? brokerCount : 0) + 1
       : (consumer.failures.get(decoded?.id ?? '') ?? (raw.fields.redelivered ? 1 : 0)) + 1;
     const maxDeliveries = this.options.maxDeliveries ?? 5;
@@ -472,35 +500,51 @@ export class RabbitMqBroker implements Broker {
       settle(() => channel.nack(raw, false, false));
       return;
     }
-    if (!consumer.active) {
-      settle(() => channel.nack(raw, false, true));
-      return;
-    }
-    try {
-      await handler({ ...decoded, deliveryAttempt: attempt });
-    } catch (error) {
-      const poison = attempt >= maxDeliveries;
-      this.logger[poison ? 'error' : 'warn'](
-        poison
-          ? 'rabbitmq handler failed too often; dead-lettering the message'
-          : 'rabbitmq handler failed; message will be redelivered',
-        {
-          broker: this.name,
-          queue,
-          messageId: decoded.id,
-          type: decoded.type,
-          deliveryAttempt: attempt,
-          maxDeliveries,
-          error: reason(error),
-        },
-      );
-      if (poison) consumer.failures.delete(decoded.id);
-      else if (!quorum) remember(consumer.failures, decoded.id, attempt);
-      settle(() => channel.nack(raw, false, !poison));
-      return;
+    for (;;) {
+      if (!consumer.active || consumer.closedChannels.has(channel)) {
+        settle(() => channel.nack(raw, false, true));
+        return;
+      }
+      try {
+        await handler({ ...decoded, deliveryAttempt: attempt });
+        break;
+      } catch (error) {
+        const poison = attempt >= maxDeliveries;
+        const delayMs = poison ? 0 : this.retryDelayMs(attempt);
+        this.logger[poison ? 'error' : 'warn'](
+          poison
+            ? 'rabbitmq handler failed too often; dead-lettering the message'
+            : 'rabbitmq handler failed; retrying it (later messages of its key wait)',
+          {
+            broker: this.name,
+            queue,
+            messageId: decoded.id,
+            type: decoded.type,
+            key: decoded.key,
+            deliveryAttempt: attempt,
+            maxDeliveries,
+            ...(poison ? {} : { retryInMs: delayMs }),
+            error: reason(error),
+          },
+        );
+        if (poison) {
+          consumer.failures.delete(decoded.id);
+          settle(() => channel.nack(raw, false, false));
+          return;
+        }
+        // Classic queues do not count deliveries: a requeue after this keeps the attempt number.
+        if (!quorum) remember(consumer.failures, decoded.id, attempt);
+        await sleep(delayMs, consumer.stopping.signal);
+        attempt++;
+      }
     }
     consumer.failures.delete(decoded.id);
     settle(() => channel.ack(raw));
+  }
+
+  private retryDelayMs(attempt: number): number {
+    const first = this.options.redeliveryDelayMs ?? 200;
+    return Math.min(first * 2 ** (attempt - 1), this.options.maxRedeliveryDelayMs ?? 5000);
   }
 
   private decode(raw: ConsumeMessage): BrokerMessage | undefined {
@@ -612,6 +656,8 @@ function validate(options: RabbitMqBrokerOptions): void {
     ['maxDeliveries', options.maxDeliveries, 1],
     ['publishTimeoutMs', options.publishTimeoutMs, 1],
     ['operationTimeoutMs', options.operationTimeoutMs, 1],
+    ['redeliveryDelayMs', options.redeliveryDelayMs, 0],
+    ['maxRedeliveryDelayMs', options.maxRedeliveryDelayMs, 0],
   ] as const) {
     if (value !== undefined && (!Number.isInteger(value) || value < min))
       throw new InvalidOptionsError(name, `must be an integer >= ${min}, got ${String(value)}`);
