@@ -2,7 +2,7 @@
  * A relay in its own process, for chaos tests (kill -9, SIGSTOP). Configured by environment:
  *   PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE   the test database
  *   RELAY_ID                                     publisher name in chaos_published
- *   LEASE_MS BATCH_SIZE PUBLISH_BATCH_SIZE       relay tuning
+ *   LEASE_MS BATCH_SIZE PUBLISH_BATCH_SIZE PIPELINE_DEPTH  relay tuning
  *   PUBLISH_DELAY_MS                             sleep after each broker write (widens the kill window)
  * Prints one JSON line per event on stdout: {"event":"ready"}, {"event":"published","ids":[...]},
  * {"event":"batch", ...OutboxBatchReport}. SIGTERM → graceful stop, then exit.
@@ -50,6 +50,7 @@ async function main(): Promise<void> {
     batchSize: Number(env('BATCH_SIZE', '100')),
     publishBatchSize: Number(env('PUBLISH_BATCH_SIZE', '20')),
     maxInFlight: 1,
+    pipelineDepth: Number(env('PIPELINE_DEPTH', '2')),
     pollIntervalMs: 20,
     reapIntervalMs: 100,
     onBatch: (report) => emit({ event: 'batch', ...report }),

@@ -21,8 +21,14 @@ export interface OutboxRelayOptions {
   batchSize?: number;
   /** Messages per broker `publish()` call. Default 100. */
   publishBatchSize?: number;
-  /** Broker `publish()` calls in flight at once. Default 8. */
+  /** Broker `publish()` calls in flight at once, per round. Default 8. */
   maxInFlight?: number;
+  /**
+   * Claim-publish-mark rounds overlapping in one relay: the next batch is claimed (and marked)
+   * while the previous one is at the broker, so the database and the broker are busy at the same
+   * time. Safe for ordering: a claim never takes a key that has a message in flight. Default 2.
+   */
+  pipelineDepth?: number;
   /** Claim lease on the database clock; must exceed the slowest publish. Default 30000. */
   leaseMs?: number;
   /** Polling interval when idle (the fallback when no NOTIFY arrives). Default 1000. */
@@ -71,6 +77,7 @@ interface ResolvedOptions {
   batchSize: number;
   publishBatchSize: number;
   maxInFlight: number;
+  pipelineDepth: number;
   leaseMs: number;
   pollIntervalMs: number;
   reapIntervalMs: number;
@@ -82,6 +89,7 @@ const DEFAULTS: ResolvedOptions = {
   batchSize: 500,
   publishBatchSize: 100,
   maxInFlight: 8,
+  pipelineDepth: 2,
   leaseMs: 30_000,
   pollIntervalMs: 1000,
   reapIntervalMs: 5000,
@@ -351,12 +359,33 @@ export class OutboxRelay {
     const notified = this.notified;
     this.notified = false;
     let claimed = 0;
-    for (let round = 0; round < MAX_ROUNDS_PER_TICK && !signal.aborted; round++) {
+    let rounds = 0;
+    let drained = false;
+    const round = async (): Promise<void> => {
+      rounds++;
       const report = await this.runOnce();
       claimed += report.claimed;
       // Keep going while there is work: with one message per key per claim, a short batch does
       // not mean the backlog is empty (the next messages of those keys are eligible now).
-      if (report.claimed === 0) break;
+      if (report.claimed === 0) drained = true;
+    };
+    // An idle tick costs one claim. With work, `pipelineDepth` lanes of claim → publish → mark
+    // overlap: while one lane waits for the broker, another claims or marks.
+    await round();
+    if (!drained) {
+      const lane = async (): Promise<void> => {
+        try {
+          while (!drained && rounds < MAX_ROUNDS_PER_TICK && !signal.aborted) await round();
+        } catch (error) {
+          drained = true; // the other lanes stop after their current round
+          throw error;
+        }
+      };
+      const lanes = await Promise.allSettled(
+        Array.from({ length: this.o.pipelineDepth }, () => lane()),
+      );
+      const failed = lanes.find((l): l is PromiseRejectedResult => l.status === 'rejected');
+      if (failed) throw failed.reason;
     }
     this.followUpNotification(notified, claimed, signal);
   }
@@ -517,6 +546,7 @@ function resolveRelayOptions(options: OutboxRelayOptions): ResolvedOptions {
     'batchSize',
     'publishBatchSize',
     'maxInFlight',
+    'pipelineDepth',
     'leaseMs',
     'pollIntervalMs',
     'reapIntervalMs',
@@ -528,7 +558,10 @@ function resolveRelayOptions(options: OutboxRelayOptions): ResolvedOptions {
       typeof v !== 'number' ||
       !Number.isFinite(v) ||
       v <= 0 ||
-      ((key === 'batchSize' || key === 'publishBatchSize' || key === 'maxInFlight') &&
+      ((key === 'batchSize' ||
+        key === 'publishBatchSize' ||
+        key === 'maxInFlight' ||
+        key === 'pipelineDepth') &&
         !Number.isInteger(v))
     ) {
       throw new InvalidOptionsError(
