@@ -182,7 +182,7 @@ function rabbitTarget(url: string, runId: string): BrokerTarget {
   /** The queue RabbitMqBroker declares for `destination` (no group): named after it, quorum. */
   const queue = destination;
   const withChannel = async <T>(work: (ch: amqplib.Channel) => Promise<T>): Promise<T> => {
-    const conn = await amqplib.connect(url);
+    const conn = await amqplib.connect(url, { noDelay: true }); // as the adapter (TCP_NODELAY)
     try {
       const ch = await conn.createChannel();
       return await work(ch);
@@ -208,7 +208,7 @@ function rabbitTarget(url: string, runId: string): BrokerTarget {
     },
     sage: () => new RabbitMqBroker({ url, exchange }),
     async raw() {
-      const conn = await amqplib.connect(url);
+      const conn = await amqplib.connect(url, { noDelay: true }); // as the adapter (TCP_NODELAY)
       const ch = await conn.createConfirmChannel();
       return {
         async publish(batch) {

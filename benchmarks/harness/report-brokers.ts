@@ -5,6 +5,7 @@ import type {
   OutboxBrokerThroughputScenarioResult,
   OutboxCommitToAckScenarioResult,
   PeerScenarioResult,
+  SagaRemoteScenarioResult,
   ScenarioResult,
   SoakScenarioResult,
 } from './results';
@@ -268,8 +269,130 @@ export function peerSection(s: PeerScenarioResult, cores: number): string[] {
   return lines;
 }
 
+const SAGA_REMOTE_METHOD =
+  `- *Closed loop*, as for saga-local-3step: N workers each start a saga (\`SagaService.start()\`) and
+  start the next the moment \`saga.completed\` fires (\`engine.onEvent\`, no polling); latency is
+  start → completed, so it includes both relays' NOTIFY wake-ups, two broker round trips, the
+  participant's inbox transaction and the orchestrator's reply transaction.
+- *Raw side*, same broker, same concurrency, in alternating slices: node-postgres and the adapter's
+  client library (same durability settings, same consumer concurrency: Kafka 4 partitions at once,
+  RabbitMQ prefetch 32, NATS one message at a time), doing the minimal round trip: one transaction
+  inserting the business row, the saga state row and the command row, publish; the participant's
+  transaction inserting its row (idempotent) and the reply row, publish; one transaction updating
+  the state. Three commits; no relay (published right after commit), no inbox rows, no step rows,
+  no leases. The gap is what Sage's durability machinery costs per remote step.`.split('\n');
+
+function countsText(c: Record<string, number>): string {
+  const total = Object.values(c).reduce((a, b) => a + b, 0);
+  const parts = Object.entries(c)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${v} ${k}`);
+  return `${Math.round(total * 100) / 100} (${parts.join(', ')})`;
+}
+
+export function sagaRemoteSection(s: SagaRemoteScenarioResult, cores: number): string[] {
+  const lines: string[] = [`### ${s.name}`, '', s.description, ''];
+  lines.push(...SAGA_REMOTE_METHOD, '');
+  lines.push(`Subject: ${s.labels.subject}. Ceiling: ${s.labels.ceiling}.`, '');
+  lines.push(`${configLine(s.config)}.`, '');
+  const calibrated = s.brokers.filter((b) => b.calibration);
+  if (calibrated.length) {
+    lines.push(
+      `Statements per saga, counted over ${calibrated[0]!.calibration!.operations} sagas run one at a time ` +
+        "(each side's own connections, background loops included; BEGIN..COMMIT pairs are transactions):",
+      '',
+      ...calibrated.map(
+        (b) =>
+          `- ${b.broker}: Sage ${countsText(b.calibration!.subject)}; raw ${countsText(b.calibration!.ceiling)}.`,
+      ),
+      '',
+    );
+  }
+  lines.push(
+    '| broker | concurrency | sagas/s | raw round trips/s | ratio | p50 | p95 | p99 | raw p50 | raw p95 | raw p99 | p50 ratio | p99 ratio | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  );
+  for (const b of s.brokers) {
+    if (!b.points.length) {
+      lines.push(`| ${b.broker} | not measured: ${b.error ?? '?'} | | | | | | | | | | | | |`);
+      continue;
+    }
+    for (const p of b.points) {
+      const a = p.subject;
+      const r = p.ceiling;
+      lines.push(
+        `| ${b.broker} | ${p.concurrency} | ${num(a.throughputPerSec)} | ${num(r.throughputPerSec)} | ${ratio(p.ratio.throughput)} | ` +
+          `${ms(a.latencyMs.p50)} | ${ms(a.latencyMs.p95)} | ${ms(a.latencyMs.p99)} | ${ms(r.latencyMs.p50)} | ${ms(r.latencyMs.p95)} | ` +
+          `${ms(r.latencyMs.p99)} | ${ratio(p.ratio.p50)} | ${ratio(p.ratio.p99)} | ${a.errors} / ${r.errors} |`,
+      );
+    }
+  }
+  lines.push('', 'Latencies in milliseconds. Resources (Sage / raw):', '');
+  lines.push(
+    '| broker | concurrency | statements per saga | node CPU % | PG backends CPU % | broker servers CPU % | other processes CPU % | RSS max MB | PG connections max | active (mean) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  );
+  for (const b of s.brokers) {
+    for (const p of b.points) {
+      const a = p.subject.resources;
+      const r = p.ceiling.resources;
+      lines.push(
+        `| ${b.broker} | ${p.concurrency} | ${p.subject.statementsPerOp} / ${p.ceiling.statementsPerOp} | ` +
+          `${a.processCpuPct} / ${r.processCpuPct} | ${pct(a.pgBackendCpuPct)} / ${pct(r.pgBackendCpuPct)} | ` +
+          `${pct(a.brokerServerCpuPct ?? null)} / ${pct(r.brokerServerCpuPct ?? null)} | ` +
+          `${pct(othersCpu(a, cores))} / ${pct(othersCpu(r, cores))} | ${a.rssMaxMb} / ${r.rssMaxMb} | ` +
+          `${a.pgConnectionsMax} / ${r.pgConnectionsMax} | ${a.pgConnectionsActiveMean} / ${r.pgConnectionsActiveMean} |`,
+      );
+    }
+  }
+  const withLegs = s.brokers.filter((b) => b.legs?.length);
+  if (withLegs.length) {
+    const names = Object.keys(withLegs[0]!.legs![0]!.sage).filter((k) => k !== 'sagas');
+    lines.push(
+      '',
+      'Where the time goes: median milliseconds of each leg of one saga (Sage / raw), over every saga ' +
+        'of the point with all six instants (warm-up included). *Acked* is when the publisher saw the ' +
+        "broker's acknowledgement (Sage: the relay's `publish()` resolved); *delivered* is when the consumer's " +
+        'handler was called. Legs can overlap (a message may be delivered before its ack reaches the publisher).',
+      '',
+      `| broker | concurrency | ${names.join(' | ')} |`,
+      `|---|---:|${names.map(() => '---:').join('|')}|`,
+    );
+    for (const b of withLegs) {
+      for (const l of b.legs!) {
+        lines.push(
+          `| ${b.broker} | ${l.concurrency} | ${names.map((n) => `${ms(l.sage[n] ?? NaN)} / ${ms(l.raw[n] ?? NaN)}`).join(' | ')} |`,
+        );
+      }
+    }
+  }
+  const notes = s.brokers.flatMap((b) =>
+    b.points
+      .filter((p) => Object.keys(p.subject.notes).length)
+      .map(
+        (p) =>
+          `- ${b.broker} c=${p.concurrency} Sage: ${Object.entries(p.subject.notes)
+            .map(([k, v]) => `${k} ${String(v)}`)
+            .join(', ')}.`,
+      ),
+  );
+  if (notes.length) lines.push('', ...notes);
+  if (s.skipped.length)
+    lines.push('', `Skipped: ${s.skipped.map((x) => `${x.broker} (${x.reason})`).join(', ')}.`);
+  return lines;
+}
+
 /** One history-table cell for the real-broker scenarios. */
 export function brokerHistoryCell(s: ScenarioResult): string | null {
+  if (s.kind === 'saga-remote') {
+    return s.brokers
+      .map((b) =>
+        b.points.length
+          ? `${b.broker} ${b.points.map((p) => `c=${p.concurrency} ${num(p.subject.throughputPerSec)} / ${num(p.ceiling.throughputPerSec)} sagas/s (${ratio(p.ratio.throughput)})`).join(', ')}`
+          : `${b.broker} failed`,
+      )
+      .join('; ');
+  }
   if (s.kind === 'outbox-broker-throughput') {
     return s.brokers
       .map((b) =>

@@ -6,6 +6,7 @@ import {
   brokerThroughputSection,
   commitToAckSection,
   peerSection,
+  sagaRemoteSection,
   soakSection,
 } from './report-brokers';
 import { ms, num, othersCpu, pct } from './report-format';
@@ -142,8 +143,8 @@ run, and the ratio between the two.
   machine's busy time, so work the run did not cause shows up. Connections are the measured
   side's, sampled from \`pg_stat_activity\` (*active* = running a statement).
 
-**Real brokers.** The \`outbox-broker-throughput\`, \`outbox-commit-to-ack\`, peer and soak
-scenarios publish to real Kafka, RabbitMQ and NATS JetStream servers on the same machine
+**Real brokers.** The \`outbox-broker-throughput\`, \`outbox-commit-to-ack\`, \`saga-remote-2step\`,
+peer and soak scenarios publish to real Kafka, RabbitMQ and NATS JetStream servers on the same machine
 (\`eval "$(bash scripts/services.sh env postgres rabbitmq nats kafka)"\` before \`npm run bench\`;
 a broker whose variable is unset is skipped and listed as such). Each run creates its own topic,
 exchange + queue and stream and deletes them at the end. Their raw ceiling is the *same client
@@ -356,5 +357,7 @@ function anyScenarioSection(
       return soakSection(s, cores, plots);
     case 'peer':
       return peerSection(s, cores);
+    case 'saga-remote':
+      return sagaRemoteSection(s, cores);
   }
 }

@@ -443,8 +443,40 @@ export interface PeerScenarioResult {
   error?: string;
 }
 
+// ---------------------------------------------------------------------------------------------
+// saga-remote-2step
+// ---------------------------------------------------------------------------------------------
+
+/** One broker: a closed-loop point per concurrency, Sage beside its raw round trip. */
+export interface SagaRemoteRun {
+  broker: BrokerKindName;
+  address: string;
+  client: string;
+  points: PointResult[];
+  /**
+   * Median ms of each leg of the round trip (start → command acked → delivered → reply acked →
+   * delivered → completed) per concurrency, Sage and raw; `sagas` = sagas with every instant.
+   */
+  legs?: { concurrency: number; sage: Record<string, number>; raw: Record<string, number> }[];
+  /** Statements per saga (by leading keyword, this side's application_name only), sagas one at a time. */
+  calibration?: Calibration;
+  /** Why the broker was not measured (setup or a point failed). */
+  error?: string;
+}
+
+export interface SagaRemoteScenarioResult {
+  kind: 'saga-remote';
+  name: string;
+  description: string;
+  labels: { unit: string; subject: string; ceiling: string };
+  config: Record<string, number | string | boolean>;
+  brokers: SagaRemoteRun[];
+  skipped: { broker: BrokerKindName; reason: string }[];
+}
+
 export type ScenarioResult =
   | ClosedLoopScenarioResult
+  | SagaRemoteScenarioResult
   | PeerScenarioResult
   | OutboxBrokerThroughputScenarioResult
   | OutboxCommitToAckScenarioResult

@@ -4,6 +4,7 @@ import { outboxCommitToPublish } from './outbox-commit-to-publish';
 import { outboxRelayThroughput } from './outbox-relay-throughput';
 import { outboxRetention } from './outbox-retention';
 import { sagaLocal3Step } from './saga-local-3step';
+import { sagaRemote2Step } from './saga-remote-2step';
 import { peerPgTransactionalOutbox } from './peer-pg-transactional-outbox';
 import { soak } from './soak';
 import type { Scenario } from './scenario';
@@ -16,6 +17,7 @@ export const SCENARIOS: readonly Scenario[] = [
   outboxRetention,
   outboxBrokerThroughput,
   outboxCommitToAck,
+  sagaRemote2Step,
   peerPgTransactionalOutbox,
   soak,
 ];
