@@ -12,6 +12,7 @@
  */
 import {
   context,
+  isSpanContextValid,
   ROOT_CONTEXT,
   SpanKind,
   SpanStatusCode,
@@ -327,8 +328,10 @@ export function tracedBroker(broker: Broker): Broker {
     batch: readonly BrokerMessage[],
     signal?: AbortSignal,
   ): Promise<PublishResult[]> => {
-    const spans = batch.map((m) =>
-      tracer().startSpan(
+    let newSpans = false;
+    const spans = batch.map((m) => {
+      const parent = traceContextFrom(m.headers);
+      const span = tracer().startSpan(
         `${m.destination} publish`,
         {
           kind: SpanKind.PRODUCER,
@@ -340,13 +343,22 @@ export function tracedBroker(broker: Broker): Broker {
             'sage.message.type': m.type,
           },
         },
-        traceContextFrom(m.headers),
-      ),
-    );
-    const traced = batch.map((m, i) => ({
-      ...m,
-      headers: withTraceHeaders(trace.setSpan(ROOT_CONTEXT, spans[i]!), m.headers),
-    }));
+        parent,
+      );
+      // Without an SDK the span is the parent's (or an invalid) context: nothing new to send on.
+      const own = span.spanContext();
+      if (isSpanContextValid(own) && own.spanId !== trace.getSpanContext(parent)?.spanId)
+        newSpans = true;
+      return span;
+    });
+    // The relay's hot path: with no SDK, publish the batch as it is (its stored traceparent is
+    // what would be injected anyway) instead of copying every message and its headers.
+    const traced = newSpans
+      ? batch.map((m, i) => ({
+          ...m,
+          headers: withTraceHeaders(trace.setSpan(ROOT_CONTEXT, spans[i]!), m.headers),
+        }))
+      : batch;
     try {
       const results = await broker.publish(traced, signal);
       const byId = new Map(results.map((r) => [r.id, r]));
