@@ -11,7 +11,11 @@ import {
   type OutboxEventListener,
   type OutboxFailureReason,
 } from './outbox-events';
-import type { ClaimedOutboxMessage, NewOutboxMessage } from './outbox-message';
+import {
+  toBrokerMessage,
+  type ClaimedOutboxMessage,
+  type NewOutboxMessage,
+} from './outbox-message';
 
 /** The rollout: which share of messages is sent optimistically. */
 export interface OptimisticRollout {
@@ -460,15 +464,7 @@ export class OptimisticPublisher {
     part: readonly ClaimedOutboxMessage[],
     signal: AbortSignal,
   ): Promise<RoundResult[]> {
-    const batch: BrokerMessage[] = part.map((m) => ({
-      id: m.id,
-      destination: m.destination,
-      key: m.key,
-      type: m.type,
-      payload: m.payload,
-      headers: m.headers,
-      time: m.createdAt,
-    }));
+    const batch: BrokerMessage[] = part.map(toBrokerMessage);
     const fail = (error: string, reason: OutboxFailureReason) =>
       part.map(() => ({ ok: false as const, error, reason }));
     if (signal.aborted) return fail(abortMessage(signal), 'timeout');

@@ -1,5 +1,6 @@
 import { InvalidOptionsError } from '../errors';
 import { assertJsonSerializable, type JsonValue } from '../json';
+import type { BrokerMessage } from '../ports/broker';
 import { uuidv7 } from '../uuid';
 import { OutboxMessageInvalidError, OutboxMessageTooLargeError } from './outbox-errors';
 import type { OutboxStatus } from './outbox-transitions';
@@ -53,6 +54,19 @@ export interface OutboxMessage extends NewOutboxMessage {
 export interface ClaimedOutboxMessage extends NewOutboxMessage {
   attempts: number;
   createdAt: Date;
+}
+
+/** What the relay and the optimistic publisher hand the broker for a claimed message. */
+export function toBrokerMessage(m: ClaimedOutboxMessage): BrokerMessage {
+  return {
+    id: m.id,
+    destination: m.destination,
+    key: m.key,
+    type: m.type,
+    payload: m.payload,
+    headers: m.headers,
+    time: m.createdAt,
+  };
 }
 
 export interface OutboxValidationOptions {

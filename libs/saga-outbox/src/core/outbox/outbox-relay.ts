@@ -7,7 +7,7 @@ import { silentLogger, type SageLogger } from '../ports/logger';
 import type { OutboxFailure, OutboxStore, OutboxWakeSubscription } from '../ports/outbox-store';
 import { uuidv7 } from '../uuid';
 import { emitOutcomeEvents, OutboxEventEmitter, type OutboxEventListener } from './outbox-events';
-import type { ClaimedOutboxMessage } from './outbox-message';
+import { toBrokerMessage, type ClaimedOutboxMessage } from './outbox-message';
 import { failureOutcome, resolveOutboxRetryPolicy, type OutboxRetryPolicy } from './outbox-retry';
 
 export interface OutboxRelayOptions {
@@ -419,15 +419,7 @@ export class OutboxRelay {
   }
 
   private async publishChunk(part: readonly ClaimedOutboxMessage[]): Promise<PublishResult[]> {
-    const batch: BrokerMessage[] = part.map((m) => ({
-      id: m.id,
-      destination: m.destination,
-      key: m.key,
-      type: m.type,
-      payload: m.payload,
-      headers: m.headers,
-      time: m.createdAt,
-    }));
+    const batch: BrokerMessage[] = part.map(toBrokerMessage);
     try {
       const results = await this.options.broker.publish(batch, this.hardStop.signal);
       const byId = new Map(results.map((r) => [r.id, r]));

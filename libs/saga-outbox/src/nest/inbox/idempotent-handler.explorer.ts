@@ -10,7 +10,7 @@ import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import { InvalidOptionsError } from '../../core/errors';
 import { InboxHandlerFailedError } from '../../core/inbox/inbox-errors';
 import { MAX_INBOX_KEY_LENGTH } from '../../core/inbox/inbox-processor';
-import type { JsonValue } from '../../core/json';
+import { deliveredMessageSnapshot } from '../../core/inbox/delivered-message-snapshot';
 import type { Broker, DeliveredMessage, Subscription } from '../../core/ports/broker';
 import { discoverDecoratedMethods } from '../discover-methods';
 import { NestSageLogger } from '../nest-sage-logger';
@@ -147,7 +147,11 @@ export class IdempotentHandlerExplorer
   ): Promise<void> {
     try {
       await this.inbox.processor.process(
-        { consumer: handler.consumer, messageId: message.id, message: snapshot(message) },
+        {
+          consumer: handler.consumer,
+          messageId: message.id,
+          message: deliveredMessageSnapshot(message),
+        },
         ({ tx, messageId, consumer, attempt }) =>
           handler.run(message, { manager: tx, messageId, consumer, attempt }),
         { maxAttempts: handler.maxAttempts },
@@ -204,18 +208,4 @@ export class IdempotentHandlerExplorer
       run,
     };
   }
-}
-
-/** The delivered message as kept with a dead letter (JSON; `time` as ISO text). */
-function snapshot(message: DeliveredMessage): JsonValue {
-  const time = message.time instanceof Date ? message.time.toISOString() : String(message.time);
-  return {
-    id: message.id,
-    destination: message.destination,
-    key: message.key,
-    type: message.type,
-    headers: message.headers,
-    payload: message.payload,
-    time,
-  };
 }

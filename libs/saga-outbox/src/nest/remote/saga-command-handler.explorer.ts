@@ -9,7 +9,7 @@ import {
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import { InvalidOptionsError } from '../../core/errors';
 import { InboxHandlerFailedError } from '../../core/inbox/inbox-errors';
-import type { JsonValue } from '../../core/json';
+import { deliveredMessageSnapshot } from '../../core/inbox/delivered-message-snapshot';
 import type { Broker, DeliveredMessage, Subscription } from '../../core/ports/broker';
 import {
   parseSagaCommand,
@@ -136,7 +136,11 @@ export class SagaCommandHandlerExplorer
   private async deliver(endpoint: Endpoint, message: DeliveredMessage): Promise<void> {
     try {
       await this.inbox.processor.process(
-        { consumer: endpoint.consumer, messageId: message.id, message: snapshot(message) },
+        {
+          consumer: endpoint.consumer,
+          messageId: message.id,
+          message: deliveredMessageSnapshot(message),
+        },
         async ({ tx, messageId, consumer, attempt }) => {
           const command = parseSagaCommand(message);
           const handler = endpoint.handlers.get(message.type);
@@ -168,16 +172,4 @@ export class SagaCommandHandlerExplorer
       throw error;
     }
   }
-}
-
-function snapshot(message: DeliveredMessage): JsonValue {
-  return {
-    id: message.id,
-    destination: message.destination,
-    key: message.key,
-    type: message.type,
-    headers: message.headers,
-    payload: message.payload,
-    time: message.time instanceof Date ? message.time.toISOString() : String(message.time),
-  };
 }

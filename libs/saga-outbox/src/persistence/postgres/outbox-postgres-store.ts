@@ -301,17 +301,9 @@ function toClaimed(row: q.OutboxMessageRow): ClaimedOutboxMessage {
 
 function toMessage(row: q.OutboxMessageRow): OutboxMessage {
   return {
-    id: row.id,
-    destination: row.destination,
-    key: row.key,
-    type: row.type,
-    payload: row.payload as JsonValue,
-    headers: row.headers ?? {},
-    sagaId: row.saga_id,
+    ...toClaimed(row),
     status: row.status as OutboxStatus,
-    attempts: row.attempts,
     nextAttemptAt: row.next_attempt_at,
-    createdAt: row.created_at,
     sentAt: row.sent_at,
     lastError: row.last_error,
   };
