@@ -2,6 +2,7 @@ import { LeaseLostError, SagaStoreUnavailableError } from '../core/errors';
 import type { JsonValue } from '../core/json';
 import { systemClock, type Clock } from '../core/ports/clock';
 import {
+  pendingStepRecord,
   TERMINAL_SAGA_STATUSES,
   type ActiveVersionCount,
   type AppliedReply,
@@ -74,18 +75,7 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
       wakeSeq: 0,
       createdAt: now,
       updatedAt: now,
-      steps: saga.stepNames.map((name) => ({
-        name,
-        status: 'pending',
-        attempts: 0,
-        compensationAttempts: 0,
-        result: null,
-        error: null,
-        startedAt: null,
-        completedAt: null,
-        compensatedAt: null,
-        replyDeadline: null,
-      })),
+      steps: saga.stepNames.map(pendingStepRecord),
     };
     if (within) return this.createWithin(record, saga, tx, within);
     if (tx) tx.onCommit(() => this.sagas.set(record.id, record));

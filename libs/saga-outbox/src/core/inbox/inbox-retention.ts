@@ -1,5 +1,5 @@
 import type { InboxStore } from '../ports/inbox-store';
-import { RetentionLoop, type RetentionRun, type RetentionTuning } from '../retention-loop';
+import { RetentionLoop, type RetentionTuning } from '../retention-loop';
 
 /** Default: processed inbox rows are kept a week. */
 export const DEFAULT_INBOX_RETENTION_MS = 7 * 24 * 3_600_000;
@@ -19,34 +19,17 @@ export interface InboxRetentionOptions extends RetentionTuning {
  * failure counters of messages that never came back), in bounded batches, on one process at a time
  * (the inbox maintenance advisory lock). Dead letters are kept until released.
  */
-export class InboxRetention {
-  private readonly loop: RetentionLoop;
-
+export class InboxRetention extends RetentionLoop {
   constructor(options: InboxRetentionOptions) {
-    this.loop = new RetentionLoop(
+    const { store } = options;
+    super(
       {
         name: 'inbox-retention',
         optionPrefix: 'inbox.retention',
         defaultRetentionMs: DEFAULT_INBOX_RETENTION_MS,
       },
-      (olderThanMs, limit) => options.store.deleteProcessedBatch(olderThanMs, limit),
+      (olderThanMs, limit) => store.deleteProcessedBatch(olderThanMs, limit),
       options,
     );
-  }
-
-  start(): void {
-    this.loop.start();
-  }
-
-  stop(): Promise<void> {
-    return this.loop.stop();
-  }
-
-  get stats(): RetentionLoop['stats'] {
-    return this.loop.stats;
-  }
-
-  runOnce(): Promise<RetentionRun> {
-    return this.loop.runOnce();
   }
 }

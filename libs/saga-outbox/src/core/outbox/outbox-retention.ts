@@ -1,5 +1,5 @@
 import type { OutboxStore } from '../ports/outbox-store';
-import { RetentionLoop, type RetentionRun, type RetentionTuning } from '../retention-loop';
+import { RetentionLoop, type RetentionTuning } from '../retention-loop';
 
 export type { RetentionRun } from '../retention-loop';
 
@@ -12,39 +12,18 @@ export interface OutboxRetentionOptions extends RetentionTuning {
 /**
  * Keeps the hot outbox table small: deletes `sent` rows older than the retention period, in
  * bounded batches, on one process at a time (leader = whoever wins the maintenance advisory lock
- * for a batch; the others skip). Dead letters are never deleted here. See docs/outbox.md
- * ("Retention") for why this is delete-in-batches rather than time partitions.
+ * for a batch; the others skip), and vacuums the table after large deletions. Dead letters are
+ * never deleted here. See docs/outbox.md ("Retention") for why this is delete-in-batches rather
+ * than time partitions.
  */
-export class OutboxRetention {
-  private readonly loop: RetentionLoop;
-
+export class OutboxRetention extends RetentionLoop {
   constructor(options: OutboxRetentionOptions) {
-    this.loop = new RetentionLoop(
+    const { store } = options;
+    super(
       { name: 'outbox-retention', optionPrefix: 'outbox.retention', defaultRetentionMs: 3_600_000 },
-      (olderThanMs, limit) => options.store.deleteSentBatch(olderThanMs, limit),
+      (olderThanMs, limit) => store.deleteSentBatch(olderThanMs, limit),
       options,
-      options.store.vacuum ? () => options.store.vacuum!() : undefined,
+      store.vacuum ? () => store.vacuum!() : undefined,
     );
-  }
-
-  get deletedTotal(): number {
-    return this.loop.deletedTotal;
-  }
-
-  start(): void {
-    this.loop.start();
-  }
-
-  stop(): Promise<void> {
-    return this.loop.stop();
-  }
-
-  get stats(): RetentionLoop['stats'] {
-    return this.loop.stats;
-  }
-
-  /** One maintenance run: batches until a short batch, the run bound, or losing leadership. */
-  runOnce(): Promise<RetentionRun> {
-    return this.loop.runOnce();
   }
 }

@@ -42,6 +42,22 @@ export interface StepRecord {
   replyDeadline: Date | null;
 }
 
+/** A step as `create` stores it: pending, never attempted. */
+export function pendingStepRecord(name: string): StepRecord {
+  return {
+    name,
+    status: 'pending',
+    attempts: 0,
+    compensationAttempts: 0,
+    result: null,
+    error: null,
+    startedAt: null,
+    completedAt: null,
+    compensatedAt: null,
+    replyDeadline: null,
+  };
+}
+
 export interface SagaRecord {
   id: string;
   name: string;

@@ -11,7 +11,9 @@ import { SingleFlightLoop } from '../loop';
 import { systemClock, type Clock } from '../ports/clock';
 import { silentLogger, type SageLogger } from '../ports/logger';
 import {
+  pendingStepRecord,
   TERMINAL_SAGA_STATUSES,
+  type AppliedReply,
   type NewSaga,
   type SagaRecord,
   type SagaStore,
@@ -19,7 +21,6 @@ import {
 import { uuidv7 } from '../uuid';
 import type { OutboxPublisher } from '../outbox/outbox-publisher';
 import type { SagaReply } from './saga-command';
-import type { AppliedReply } from '../ports/saga-store';
 import type { SagaDefinition } from './saga-definition';
 import type { SagaEvent, SagaEventListener } from './saga-events';
 import {
@@ -568,18 +569,7 @@ function createdRecord(saga: NewSaga, startedAt: number): SagaRecord {
     wakeSeq: 0,
     createdAt: at,
     updatedAt: at,
-    steps: saga.stepNames.map((name) => ({
-      name,
-      status: 'pending',
-      attempts: 0,
-      compensationAttempts: 0,
-      result: null,
-      error: null,
-      startedAt: null,
-      completedAt: null,
-      compensatedAt: null,
-      replyDeadline: null,
-    })),
+    steps: saga.stepNames.map(pendingStepRecord),
   };
 }
 

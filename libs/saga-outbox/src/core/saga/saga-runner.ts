@@ -322,19 +322,7 @@ export class SagaRunner<TInput, Tx> {
         attempt >= maxAttempts(),
       );
       if (settled) return settled;
-      const delayMs = backoffDelay(step.retry, attempt, this.random);
-      this.emit({
-        type: 'step.retrying',
-        step: step.name,
-        attempt,
-        delayMs,
-        error: describe(overdue),
-      });
-      try {
-        await this.deps.clock.sleep(delayMs, forwardSignal);
-      } catch {
-        return { kind: 'aborted' };
-      }
+      if (!(await this.backOff(step, attempt, overdue, forwardSignal))) return { kind: 'aborted' };
     }
     for (;;) {
       if (forwardSignal.aborted) return { kind: 'aborted' };
@@ -415,19 +403,24 @@ export class SagaRunner<TInput, Tx> {
         this.emit({ type: 'step.failed', step: step.name, attempt, error: describe(error) });
         return { kind: 'failed', error };
       }
-      const delayMs = backoffDelay(step.retry, attempt, this.random);
-      this.emit({
-        type: 'step.retrying',
-        step: step.name,
-        attempt,
-        delayMs,
-        error: describe(error),
-      });
-      try {
-        await this.deps.clock.sleep(delayMs, forwardSignal);
-      } catch {
-        return { kind: 'aborted' };
-      }
+      if (!(await this.backOff(step, attempt, error, forwardSignal))) return { kind: 'aborted' };
+    }
+  }
+
+  /** Reports the retry of a forward step and waits its backoff; false when `signal` aborted the wait. */
+  private async backOff(
+    step: StepDefinition<TInput, Tx>,
+    attempt: number,
+    error: unknown,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const delayMs = backoffDelay(step.retry, attempt, this.random);
+    this.emit({ type: 'step.retrying', step: step.name, attempt, delayMs, error: describe(error) });
+    try {
+      await this.deps.clock.sleep(delayMs, signal);
+      return true;
+    } catch {
+      return false;
     }
   }
 
