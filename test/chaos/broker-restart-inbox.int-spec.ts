@@ -16,12 +16,9 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Injectable, type INestApplication } from '@nestjs/common';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect as amqpConnect } from 'amqplib';
 import { Kafka, logLevel } from 'kafkajs';
 import { KafkaBroker } from '../../libs/saga-outbox/src/brokers/kafka/kafka-broker';
 import { NatsJetStreamBroker } from '../../libs/saga-outbox/src/brokers/nats/nats-broker';
-import { connect as natsConnect } from '../../libs/saga-outbox/src/brokers/nats/nats-client';
 import { RabbitMqBroker } from '../../libs/saga-outbox/src/brokers/rabbitmq/rabbitmq-broker';
 import type { Broker, DeliveredMessage } from '../../libs/saga-outbox/src/core/ports/broker';
 import {
@@ -30,15 +27,17 @@ import {
 } from '../../libs/saga-outbox/src/nest/inbox/idempotent-handler.decorator';
 import { InboxService } from '../../libs/saga-outbox/src/nest/inbox/inbox.service';
 import {
-  createEffectTable,
   createPipelineApp,
+  createPipelineDatabase,
+  deleteNatsStream,
+  deleteRabbitMqTopology,
   effectCount,
   effects,
   insertEffect,
   waitUntil,
   writeOutbox,
 } from '../support/inbox-pipeline';
-import { createTestDatabase, withClient, type TestDatabase } from '../support/pg';
+import { withClient, type TestDatabase } from '../support/pg';
 
 const ROOT = join(__dirname, '../..');
 const KAFKA_BROKERS = (process.env.SAGE_KAFKA_BROKERS ?? '127.0.0.1:19092').split(',');
@@ -115,18 +114,11 @@ const cases: RestartCase[] = [
     destination: `orders-${RUN}`,
     newBroker: () => new RabbitMqBroker({ url: RABBITMQ_URL, exchange: rabbitExchange }),
     prepare: () => Promise.resolve(),
-    cleanup: async (consumer) => {
-      const connection = await amqpConnect(RABBITMQ_URL);
-      try {
-        const channel = await connection.createChannel();
-        await channel.deleteQueue(`${consumer}.orders-${RUN}`);
-        await channel.deleteQueue(`${consumer}.orders-${RUN}.dlq`);
-        await channel.deleteExchange(rabbitExchange);
-        await channel.deleteExchange(`${rabbitExchange}.dlx`);
-      } finally {
-        await connection.close();
-      }
-    },
+    cleanup: (consumer) =>
+      deleteRabbitMqTopology(RABBITMQ_URL, {
+        queue: `${consumer}.orders-${RUN}`,
+        exchange: rabbitExchange,
+      }),
   },
   {
     service: 'nats',
@@ -139,21 +131,13 @@ const cases: RestartCase[] = [
         ackWaitMs: 5_000,
       }),
     prepare: () => Promise.resolve(),
-    cleanup: async () => {
-      const nc = await natsConnect({ servers: NATS_URL });
-      try {
-        await (await jetstreamManager(nc)).streams.delete(natsStream);
-      } finally {
-        await nc.close();
-      }
-    },
+    cleanup: () => deleteNatsStream(NATS_URL, natsStream),
   },
 ];
 
 let db: TestDatabase;
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await createEffectTable(db);
+  db = await createPipelineDatabase();
 });
 afterAll(async () => {
   await db?.drop();

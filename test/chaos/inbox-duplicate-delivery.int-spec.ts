@@ -15,12 +15,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, type INestApplication } from '@nestjs/common';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect as amqpConnect } from 'amqplib';
 import { Kafka, logLevel, Partitioners, type Admin } from 'kafkajs';
 import { KafkaBroker } from '../../libs/saga-outbox/src/brokers/kafka/kafka-broker';
 import { NatsJetStreamBroker } from '../../libs/saga-outbox/src/brokers/nats/nats-broker';
-import { connect as natsConnect } from '../../libs/saga-outbox/src/brokers/nats/nats-client';
 import { RabbitMqBroker } from '../../libs/saga-outbox/src/brokers/rabbitmq/rabbitmq-broker';
 import type {
   Broker,
@@ -33,15 +30,19 @@ import {
 } from '../../libs/saga-outbox/src/nest/inbox/idempotent-handler.decorator';
 import { InboxService } from '../../libs/saga-outbox/src/nest/inbox/inbox.service';
 import {
-  createEffectTable,
   createPipelineApp,
+  createPipelineDatabase,
+  deleteNatsStream,
+  deleteRabbitMqTopology,
   effects,
   insertEffect,
   unsentOutboxRows,
   waitUntil,
+  withAmqpChannel,
+  withJetStreamManager,
   writeOutbox,
 } from '../support/inbox-pipeline';
-import { createTestDatabase, withClient, type TestDatabase } from '../support/pg';
+import { withClient, type TestDatabase } from '../support/pg';
 
 const KAFKA_BROKERS = (process.env.SAGE_KAFKA_BROKERS ?? '127.0.0.1:19092').split(',');
 const RABBITMQ_URL = process.env.SAGE_RABBITMQ_URL ?? 'amqp://sage:sage@127.0.0.1:56729';
@@ -92,8 +93,7 @@ let db: TestDatabase;
 let kafkaAdmin: Admin;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await createEffectTable(db);
+  db = await createPipelineDatabase();
   kafkaAdmin = new Kafka({
     clientId: `dup-admin-${RUN}`,
     brokers: KAFKA_BROKERS,
@@ -127,12 +127,10 @@ const natsPrefix = `sagedup.${RUN}.`;
 const rabbitExchange = `sage-dup-${RUN}`;
 
 async function natsStreamMessages(): Promise<number> {
-  const nc = await natsConnect({ servers: NATS_URL });
-  try {
-    return (await (await jetstreamManager(nc)).streams.info(natsStream)).state.messages;
-  } finally {
-    await nc.close();
-  }
+  return withJetStreamManager(
+    NATS_URL,
+    async (jsm) => (await jsm.streams.info(natsStream)).state.messages,
+  );
 }
 
 const cases: BrokerCase[] = [
@@ -182,14 +180,10 @@ const cases: BrokerCase[] = [
       await waitUntil(
         'two consumers on the queue',
         async () => {
-          const connection = await amqpConnect(RABBITMQ_URL);
-          try {
-            const channel = await connection.createChannel();
-            const { consumerCount } = await channel.checkQueue(`${consumer}.orders-${RUN}`);
-            return consumerCount === 2;
-          } finally {
-            await connection.close();
-          }
+          const { consumerCount } = await withAmqpChannel(RABBITMQ_URL, (channel) =>
+            channel.checkQueue(`${consumer}.orders-${RUN}`),
+          );
+          return consumerCount === 2;
         },
         20_000,
         100,
@@ -198,18 +192,11 @@ const cases: BrokerCase[] = [
     republish: async (producer, copies) => {
       expectAllOk(await producer.publish(copies));
     },
-    cleanup: async (consumer) => {
-      const connection = await amqpConnect(RABBITMQ_URL);
-      try {
-        const channel = await connection.createChannel();
-        await channel.deleteQueue(`${consumer}.orders-${RUN}`);
-        await channel.deleteQueue(`${consumer}.orders-${RUN}.dlq`);
-        await channel.deleteExchange(rabbitExchange);
-        await channel.deleteExchange(`${rabbitExchange}.dlx`);
-      } finally {
-        await connection.close();
-      }
-    },
+    cleanup: (consumer) =>
+      deleteRabbitMqTopology(RABBITMQ_URL, {
+        queue: `${consumer}.orders-${RUN}`,
+        exchange: rabbitExchange,
+      }),
   },
   {
     name: 'nats',
@@ -244,14 +231,7 @@ const cases: BrokerCase[] = [
       expectAllOk(await producer.publish(copies));
       expect(await natsStreamMessages()).toBe(2 * N);
     },
-    cleanup: async () => {
-      const nc = await natsConnect({ servers: NATS_URL });
-      try {
-        await (await jetstreamManager(nc)).streams.delete(natsStream).catch(() => false);
-      } finally {
-        await nc.close();
-      }
-    },
+    cleanup: () => deleteNatsStream(NATS_URL, natsStream), // the caller ignores cleanup failures
   },
 ];
 

@@ -48,6 +48,11 @@ export function dataSourceOptions(
   return { host: c.host, port: c.port, username: c.user, password: c.password, database, ...extra };
 }
 
+/** `SagaOutboxModule.forRoot({ postgres })` options for a connection (tuning such as `poolSize` on top). */
+export function sagePostgresOptions(c: PgConnection): PgConnection {
+  return { host: c.host, port: c.port, user: c.user, password: c.password, database: c.database };
+}
+
 export async function withClient<T>(
   database: string | undefined,
   fn: (client: Client) => Promise<T>,

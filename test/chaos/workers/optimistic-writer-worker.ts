@@ -10,49 +10,28 @@
  * Prints one JSON line per event on stdout: {"event":"ready"}, {"event":"published","ids":[...]}.
  */
 import type { EntityManager } from 'typeorm';
-import { Pool } from 'pg';
 import {
   OptimisticPublisher,
   withOptimisticSend,
 } from '../../../libs/saga-outbox/src/core/outbox/optimistic-publisher';
 import { OutboxPublisher } from '../../../libs/saga-outbox/src/core/outbox/outbox-publisher';
-import { createSagaDataSource } from '../../../libs/saga-outbox/src/persistence/postgres/data-source';
 import { PostgresOutboxStore } from '../../../libs/saga-outbox/src/persistence/postgres/outbox-postgres-store';
 import { TypeOrmCommitHooks } from '../../../libs/saga-outbox/src/persistence/postgres/typeorm-commit-hooks';
+import {
+  emit,
+  env,
+  openWorkerDatabase,
+  reportPublished,
+  runWorker,
+} from '../../support/chaos-worker';
 import { TableBroker } from './outbox-table-broker';
 
-const env = (name: string, fallback?: string): string => {
-  const v = process.env[name] ?? fallback;
-  if (v === undefined) throw new Error(`${name} is required`);
-  return v;
-};
-const emit = (event: Record<string, unknown>): void => {
-  process.stdout.write(`${JSON.stringify(event)}\n`);
-};
-
 async function main(): Promise<void> {
-  const connection = {
-    host: env('PGHOST', '127.0.0.1'),
-    port: Number(env('PGPORT', '54329')),
-    user: env('PGUSER', 'sage'),
-    password: env('PGPASSWORD', 'sage'),
-    database: env('PGDATABASE'),
-  };
-  const dataSource = createSagaDataSource({
-    ...connection,
-    username: connection.user,
-    poolSize: 8,
-  });
-  await dataSource.initialize();
-  const pool = new Pool({ ...connection, max: 4 });
-  const delay = Number(env('PUBLISH_DELAY_MS', '0'));
+  const { dataSource, pool } = await openWorkerDatabase({ poolSize: 8, poolMax: 4 });
   const store = new PostgresOutboxStore(dataSource);
   const optimistic = new OptimisticPublisher({
     store,
-    broker: new TableBroker(pool, 'optimistic', async (batch) => {
-      emit({ event: 'published', ids: batch.map((m) => m.id) });
-      if (delay) await new Promise((resolve) => setTimeout(resolve, delay));
-    }),
+    broker: new TableBroker(pool, 'optimistic', reportPublished()),
     enabled: true,
     maxConcurrent: Number(env('MAX_CONCURRENT', '4')),
     leaseMs: Number(env('LEASE_MS', '1000')),
@@ -83,7 +62,4 @@ async function main(): Promise<void> {
   await new Promise(() => undefined); // idle until killed
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`${String(error instanceof Error ? error.stack : error)}\n`);
-  process.exit(1);
-});
+runWorker(main);

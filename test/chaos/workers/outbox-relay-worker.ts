@@ -7,41 +7,20 @@
  * Prints one JSON line per event on stdout: {"event":"ready"}, {"event":"published","ids":[...]},
  * {"event":"batch", ...OutboxBatchReport}. SIGTERM → graceful stop, then exit.
  */
-import { Pool } from 'pg';
 import { OutboxRelay } from '../../../libs/saga-outbox/src/core/outbox/outbox-relay';
-import { createSagaDataSource } from '../../../libs/saga-outbox/src/persistence/postgres/data-source';
 import { PostgresOutboxStore } from '../../../libs/saga-outbox/src/persistence/postgres/outbox-postgres-store';
+import {
+  emit,
+  env,
+  openWorkerDatabase,
+  reportPublished,
+  runWorker,
+} from '../../support/chaos-worker';
 import { TableBroker } from './outbox-table-broker';
 
-const env = (name: string, fallback?: string): string => {
-  const v = process.env[name] ?? fallback;
-  if (v === undefined) throw new Error(`${name} is required`);
-  return v;
-};
-const emit = (event: Record<string, unknown>): void => {
-  process.stdout.write(`${JSON.stringify(event)}\n`);
-};
-
 async function main(): Promise<void> {
-  const connection = {
-    host: env('PGHOST', '127.0.0.1'),
-    port: Number(env('PGPORT', '54329')),
-    user: env('PGUSER', 'sage'),
-    password: env('PGPASSWORD', 'sage'),
-    database: env('PGDATABASE'),
-  };
-  const dataSource = createSagaDataSource({
-    ...connection,
-    username: connection.user,
-    poolSize: 4,
-  });
-  await dataSource.initialize();
-  const pool = new Pool({ ...connection, max: 2 });
-  const delay = Number(env('PUBLISH_DELAY_MS', '0'));
-  const broker = new TableBroker(pool, env('RELAY_ID'), async (batch) => {
-    emit({ event: 'published', ids: batch.map((m) => m.id) });
-    if (delay) await new Promise((resolve) => setTimeout(resolve, delay));
-  });
+  const { dataSource, pool } = await openWorkerDatabase({ poolSize: 4, poolMax: 2 });
+  const broker = new TableBroker(pool, env('RELAY_ID'), reportPublished());
   const relay = new OutboxRelay({
     store: new PostgresOutboxStore(dataSource),
     broker,
@@ -66,7 +45,4 @@ async function main(): Promise<void> {
   emit({ event: 'ready' });
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`${String(error instanceof Error ? error.stack : error)}\n`);
-  process.exit(1);
-});
+runWorker(main);

@@ -27,7 +27,7 @@ import {
   type SagaCommand,
   type SagaStepContext,
 } from '@sage/saga-outbox';
-import { pgConnection } from '../../support/pg';
+import { pgConnection, sagePostgresOptions } from '../../support/pg';
 
 export const REMOTE_CHAOS_SAGA = 'remote-chaos';
 
@@ -113,19 +113,11 @@ async function main(config: RemoteWorkerConfig): Promise<void> {
     }
   }
 
-  const c = pgConnection(config.database);
   const orchestrating = config.role === 'orchestrator';
   @Module({
     imports: [
       SagaOutboxModule.forRoot({
-        postgres: {
-          host: c.host,
-          port: c.port,
-          user: c.user,
-          password: c.password,
-          database: c.database,
-          poolSize: 8,
-        },
+        postgres: { ...sagePostgresOptions(pgConnection(config.database)), poolSize: 8 },
         schema: orchestrating ? 'orders_sage' : 'cards_sage',
         broker: config.brokerUrl,
         saga: orchestrating

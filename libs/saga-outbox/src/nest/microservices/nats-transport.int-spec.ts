@@ -10,26 +10,21 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Controller, type INestApplication } from '@nestjs/common';
+import { Ctx, EventPattern, NatsContext, Payload, Transport } from '@nestjs/microservices';
 import {
-  Ctx,
-  EventPattern,
-  NatsContext,
-  Payload,
-  Transport,
-  type MicroserviceOptions,
-} from '@nestjs/microservices';
-import { jetstreamManager } from '@nats-io/jetstream';
-import {
-  createEffectTable,
-  createPipelineApp,
+  AWKWARD_PAYLOADS,
+  createPipelineDatabase,
+  deleteNatsStream,
   effects,
   insertEffect,
+  startPipelineApp,
+  waitForEffects,
   waitUntil,
+  withJetStreamManager,
   writeOutbox,
 } from '../../../../../test/support/inbox-pipeline';
-import { createTestDatabase, type TestDatabase } from '../../../../../test/support/pg';
+import type { TestDatabase } from '../../../../../test/support/pg';
 import { NatsJetStreamBroker } from '../../brokers/nats/nats-broker';
-import { connect } from '../../brokers/nats/nats-client';
 import type { JsonValue } from '../../core/json';
 import { InboxService } from '../inbox/inbox.service';
 import { transportMessageId } from '../inbox/transport-message-id';
@@ -71,27 +66,23 @@ let app: INestApplication;
 let broker: NatsJetStreamBroker;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await createEffectTable(db);
+  db = await createPipelineDatabase();
   broker = new NatsJetStreamBroker({ servers: SERVERS, stream: STREAM, subjectPrefix: PREFIX });
-  app = await createPipelineApp({ db, broker, controllers: [OrdersController] });
-  app.connectMicroservice<MicroserviceOptions>({
-    transport: Transport.NATS,
-    options: { servers: [SERVERS], queue: 'payments', deserializer: new SageNatsDeserializer() },
+  app = await startPipelineApp({
+    db,
+    broker,
+    controllers: [OrdersController],
+    microservice: {
+      transport: Transport.NATS,
+      options: { servers: [SERVERS], queue: 'payments', deserializer: new SageNatsDeserializer() },
+    },
   });
-  await app.startAllMicroservices();
-  await app.init();
 }, 60_000);
 
 afterAll(async () => {
   await app?.close();
   await broker?.close();
-  const nc = await connect({ servers: SERVERS });
-  try {
-    await (await jetstreamManager(nc)).streams.delete(STREAM).catch(() => false);
-  } finally {
-    await nc.close();
-  }
+  await deleteNatsStream(SERVERS, STREAM).catch(() => undefined);
   await db?.drop();
 });
 
@@ -104,21 +95,12 @@ const order = (key: string, payload: JsonValue) => ({
 
 describe('@EventPattern over Transport.NATS (core NATS on a JetStream subject), fed by the outbox relay', () => {
   it('delivers every outbox row once, payload intact (incl. a `{ data, pattern }` object Nest’s default would unwrap), in per-key order', async () => {
-    const payloads: JsonValue[] = [
-      { orderId: 'o-1', data: { nested: true }, pattern: 'not-a-nest-packet' },
-      'plain string',
-      42,
-      null,
-    ];
+    const payloads = AWKWARD_PAYLOADS;
     const messages = Array.from({ length: 30 }, (_, i) =>
       order(`order-${i % 3}`, i < payloads.length ? payloads[i]! : { orderId: `o-${i}`, n: i }),
     );
     const ids = await writeOutbox(app, messages);
-    await waitUntil(
-      'every message handled',
-      async () => (await effects(db, CONSUMER)).length >= ids.length,
-      30_000,
-    );
+    await waitForEffects(db, CONSUMER, ids.length);
     const rows = await effects(db, CONSUMER);
     expect(rows.map((r) => r.message_id).sort()).toEqual([...ids].sort());
     const byId = new Map(rows.map((r) => [r.message_id, r]));
@@ -151,12 +133,7 @@ describe('@EventPattern over Transport.NATS (core NATS on a JetStream subject), 
     expect((await effects(db, CONSUMER)).some((r) => r.message_id === failing)).toBe(false);
     expect(await inbox.get({ consumer: CONSUMER, messageId: failing! })).toBeUndefined();
     // JetStream still holds it: a durable (Sage) consumer of the stream would get it.
-    const nc = await connect({ servers: SERVERS });
-    try {
-      const info = await (await jetstreamManager(nc)).streams.info(STREAM);
-      expect(info.state.messages).toBeGreaterThanOrEqual(32);
-    } finally {
-      await nc.close();
-    }
+    const info = await withJetStreamManager(SERVERS, (jsm) => jsm.streams.info(STREAM));
+    expect(info.state.messages).toBeGreaterThanOrEqual(32);
   });
 });

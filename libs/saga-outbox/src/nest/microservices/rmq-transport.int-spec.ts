@@ -6,24 +6,19 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Controller, type INestApplication } from '@nestjs/common';
+import { Ctx, EventPattern, Payload, RmqContext, Transport } from '@nestjs/microservices';
 import {
-  Ctx,
-  EventPattern,
-  Payload,
-  RmqContext,
-  Transport,
-  type MicroserviceOptions,
-} from '@nestjs/microservices';
-import { connect, type Channel } from 'amqplib';
-import {
-  createEffectTable,
-  createPipelineApp,
+  AWKWARD_PAYLOADS,
+  createPipelineDatabase,
+  deleteRabbitMqTopology,
   effects,
   insertEffect,
+  startPipelineApp,
   waitUntil,
+  withAmqpChannel,
   writeOutbox,
 } from '../../../../../test/support/inbox-pipeline';
-import { createTestDatabase, type TestDatabase } from '../../../../../test/support/pg';
+import type { TestDatabase } from '../../../../../test/support/pg';
 import { RabbitMqBroker } from '../../brokers/rabbitmq/rabbitmq-broker';
 import type { JsonValue } from '../../core/json';
 import { InboxService } from '../inbox/inbox.service';
@@ -86,42 +81,36 @@ let app: INestApplication;
 let broker: RabbitMqBroker;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await createEffectTable(db);
+  db = await createPipelineDatabase();
   broker = new RabbitMqBroker({ url: URL, exchange: EXCHANGE });
   // The queue Sage routes `orders` to for group `payments` (with its dead-letter queue), declared
   // before the relay publishes; Nest consumes it as it is (noAssert).
   const queue = await broker.declareQueue(DESTINATION, GROUP);
-  app = await createPipelineApp({
+  app = await startPipelineApp({
     db,
     broker,
     controllers: [PaymentsController],
     inbox: { maxAttempts: MAX_ATTEMPTS },
-  });
-  app.connectMicroservice<MicroserviceOptions>({
-    transport: Transport.RMQ,
-    options: {
-      urls: [URL],
-      queue,
-      noAssert: true,
-      noAck: false,
-      prefetchCount: 8,
-      deserializer: new SageRmqDeserializer(),
+    microservice: {
+      transport: Transport.RMQ,
+      options: {
+        urls: [URL],
+        queue,
+        noAssert: true,
+        noAck: false,
+        prefetchCount: 8,
+        deserializer: new SageRmqDeserializer(),
+      },
     },
   });
-  await app.startAllMicroservices();
-  await app.init();
 }, 60_000);
 
 afterAll(async () => {
   await app?.close();
   await broker?.close();
-  await withAmqpChannel(async (channel) => {
-    const queue = broker.queueName(DESTINATION, GROUP);
-    await channel.deleteQueue(queue);
-    await channel.deleteQueue(`${queue}.dlq`);
-    await channel.deleteExchange(EXCHANGE);
-    await channel.deleteExchange(`${EXCHANGE}.dlx`);
+  await deleteRabbitMqTopology(URL, {
+    queue: broker.queueName(DESTINATION, GROUP),
+    exchange: EXCHANGE,
   }).catch(() => undefined);
   await db?.drop();
 });
@@ -135,12 +124,7 @@ const placed = (key: string, payload: JsonValue) => ({
 
 describe('@EventPattern over Transport.RMQ (noAck: false), fed by the outbox relay', () => {
   it('dispatches by message type, delivers every outbox row once with its payload intact, in per-key order, and acks each', async () => {
-    const payloads: JsonValue[] = [
-      { orderId: 'o-1', data: { nested: true }, pattern: 'not-a-nest-packet' },
-      'plain string',
-      42,
-      null,
-    ];
+    const payloads = AWKWARD_PAYLOADS;
     const messages = [
       ...Array.from({ length: 24 }, (_, i) =>
         placed(`order-${i % 3}`, i < payloads.length ? payloads[i]! : { orderId: `o-${i}` }),
@@ -208,17 +192,7 @@ describe('@EventPattern over Transport.RMQ (noAck: false), fed by the outbox rel
 
 /** Ready messages and consumers of the queue, from a passive declare. */
 function queueState(): Promise<{ messageCount: number; consumerCount: number }> {
-  return withAmqpChannel((channel) => channel.checkQueue(broker.queueName(DESTINATION, GROUP)));
-}
-
-async function withAmqpChannel<T>(work: (channel: Channel) => Promise<T>): Promise<T> {
-  const connection = await connect(URL);
-  try {
-    const channel = await connection.createChannel();
-    const result = await work(channel);
-    await channel.close();
-    return result;
-  } finally {
-    await connection.close();
-  }
+  return withAmqpChannel(URL, (channel) =>
+    channel.checkQueue(broker.queueName(DESTINATION, GROUP)),
+  );
 }

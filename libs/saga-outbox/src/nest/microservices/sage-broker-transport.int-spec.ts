@@ -8,19 +8,20 @@
 import { randomUUID } from 'node:crypto';
 import { Controller, type INestApplication } from '@nestjs/common';
 import { Ctx, EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
-import { jetstreamManager } from '@nats-io/jetstream';
 import {
-  createEffectTable,
   createPipelineApp,
+  createPipelineDatabase,
+  deleteNatsStream,
   effects,
   insertEffect,
+  startPipelineApp,
+  waitForEffects,
   waitUntil,
   writeOutbox,
 } from '../../../../../test/support/inbox-pipeline';
-import { createTestDatabase, type TestDatabase } from '../../../../../test/support/pg';
+import type { TestDatabase } from '../../../../../test/support/pg';
 import { InMemoryBroker } from '../../brokers/memory/in-memory-broker';
 import { NatsJetStreamBroker } from '../../brokers/nats/nats-broker';
-import { connect } from '../../brokers/nats/nats-client';
 import { InvalidOptionsError } from '../../core/errors';
 import { InboxService } from '../inbox/inbox.service';
 import { SageBrokerContext, SageBrokerTransport } from './sage-broker.transport';
@@ -71,26 +72,20 @@ const newBroker = () => {
 };
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  await createEffectTable(db);
-  app = await createPipelineApp({ db, broker: newBroker(), controllers: [OrdersController] });
-  // The consuming side on its own adapter instance, as in another service.
-  app.connectMicroservice({
-    strategy: new SageBrokerTransport({ broker: newBroker(), group: 'payments' }),
+  db = await createPipelineDatabase();
+  app = await startPipelineApp({
+    db,
+    broker: newBroker(),
+    controllers: [OrdersController],
+    // The consuming side on its own adapter instance, as in another service.
+    microservice: { strategy: new SageBrokerTransport({ broker: newBroker(), group: 'payments' }) },
   });
-  await app.startAllMicroservices();
-  await app.init();
 }, 60_000);
 
 afterAll(async () => {
   await app?.close();
   await Promise.allSettled(brokers.map((b) => b.close()));
-  const nc = await connect({ servers: SERVERS });
-  try {
-    await (await jetstreamManager(nc)).streams.delete(STREAM).catch(() => false);
-  } finally {
-    await nc.close();
-  }
+  await deleteNatsStream(SERVERS, STREAM).catch(() => undefined);
   await db?.drop();
 });
 
@@ -103,11 +98,7 @@ describe('@EventPattern on SageBrokerTransport over NATS JetStream, fed by the o
       payload: { seq: Math.floor(i / 4) },
     }));
     const ids = await writeOutbox(app, messages);
-    await waitUntil(
-      'every message handled',
-      async () => (await effects(db, CONSUMER)).length >= ids.length,
-      30_000,
-    );
+    await waitForEffects(db, CONSUMER, ids.length);
     const rows = await effects(db, CONSUMER);
     expect(rows.map((r) => r.message_id).sort()).toEqual([...ids].sort());
     for (let k = 0; k < 4; k++)

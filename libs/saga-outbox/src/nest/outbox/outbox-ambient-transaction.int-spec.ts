@@ -6,11 +6,14 @@
 import 'reflect-metadata';
 import { Injectable, Module, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
-import { ClsPluginTransactional, Transactional, TransactionHost } from '@nestjs-cls/transactional';
+import { Transactional, TransactionHost } from '@nestjs-cls/transactional';
 import { TransactionalAdapterTypeOrm } from '@nestjs-cls/transactional-adapter-typeorm';
-import { ClsModule, ClsService } from 'nestjs-cls';
+import { ClsService } from 'nestjs-cls';
 import { DataSource } from 'typeorm';
+import {
+  clsTransactionalModule,
+  typeOrmTestModule,
+} from '../../../../../test/support/nest-typeorm';
 import { createTestDatabase, type TestDatabase } from '../../../../../test/support/pg';
 import { InMemoryBroker } from '../../brokers/memory/in-memory-broker';
 import { OutboxTransactionRequiredError } from '../../core/outbox/outbox-errors';
@@ -54,33 +57,10 @@ let app: INestApplicationContext;
 let broker: InMemoryBroker;
 
 async function boot(withCls: boolean): Promise<INestApplicationContext> {
-  const c = db.connection;
   @Module({
     imports: [
-      TypeOrmModule.forRoot({
-        type: 'postgres',
-        host: c.host,
-        port: c.port,
-        username: c.user,
-        password: c.password,
-        database: c.database,
-        extra: { max: 6 },
-      }),
-      ...(withCls
-        ? [
-            ClsModule.forRoot({
-              global: true,
-              plugins: [
-                new ClsPluginTransactional({
-                  imports: [TypeOrmModule],
-                  adapter: new TransactionalAdapterTypeOrm({
-                    dataSourceToken: getDataSourceToken(),
-                  }),
-                }),
-              ],
-            }),
-          ]
-        : []),
+      typeOrmTestModule(db.connection),
+      ...(withCls ? [clsTransactionalModule()] : []),
       SagaOutboxModule.forRootAsync({
         inject: [DataSource],
         useFactory: (dataSource: DataSource) => ({

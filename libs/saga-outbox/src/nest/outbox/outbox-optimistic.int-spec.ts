@@ -8,11 +8,12 @@
 import 'reflect-metadata';
 import { Injectable, Module, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
-import { ClsPluginTransactional, Transactional } from '@nestjs-cls/transactional';
-import { TransactionalAdapterTypeOrm } from '@nestjs-cls/transactional-adapter-typeorm';
-import { ClsModule } from 'nestjs-cls';
+import { Transactional } from '@nestjs-cls/transactional';
 import { DataSource, type EntityManager } from 'typeorm';
+import {
+  clsTransactionalModule,
+  typeOrmTestModule,
+} from '../../../../../test/support/nest-typeorm';
 import { createTestDatabase, type TestDatabase } from '../../../../../test/support/pg';
 import { InMemoryBroker } from '../../brokers/memory/in-memory-broker';
 import { InvalidOptionsError } from '../../core/errors';
@@ -104,27 +105,10 @@ const events: OutboxEvent[] = [];
 beforeAll(async () => {
   db = await createTestDatabase({ migrated: true });
   broker = new ControllableBroker();
-  const c = db.connection;
   @Module({
     imports: [
-      TypeOrmModule.forRoot({
-        type: 'postgres',
-        host: c.host,
-        port: c.port,
-        username: c.user,
-        password: c.password,
-        database: c.database,
-        extra: { max: 6 },
-      }),
-      ClsModule.forRoot({
-        global: true,
-        plugins: [
-          new ClsPluginTransactional({
-            imports: [TypeOrmModule],
-            adapter: new TransactionalAdapterTypeOrm({ dataSourceToken: getDataSourceToken() }),
-          }),
-        ],
-      }),
+      typeOrmTestModule(db.connection),
+      clsTransactionalModule(),
       SagaOutboxModule.forRootAsync({
         inject: [DataSource],
         useFactory: (ds: DataSource) => ({

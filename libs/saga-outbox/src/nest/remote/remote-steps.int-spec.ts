@@ -2,7 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { Injectable, Module, type INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import type { EntityManager } from 'typeorm';
-import { createTestDatabase, withClient, type TestDatabase } from '../../../../../test/support/pg';
+import {
+  createTestDatabase,
+  sagePostgresOptions,
+  withClient,
+  type TestDatabase,
+} from '../../../../../test/support/pg';
 import { InMemoryBroker } from '../../brokers/memory/in-memory-broker';
 import type { ReceivedSagaCommand, SagaCommand } from '../../core/saga/saga-command';
 import { waitUntil } from '../../testing/async';
@@ -105,17 +110,10 @@ async function boot(
   providers: unknown[],
   saga: Record<string, unknown> = {},
 ): Promise<INestApplication> {
-  const c = db.connection;
   @Module({
     imports: [
       SagaOutboxModule.forRoot({
-        postgres: {
-          host: c.host,
-          port: c.port,
-          user: c.user,
-          password: c.password,
-          database: c.database,
-        },
+        postgres: sagePostgresOptions(db.connection),
         schema,
         broker,
         saga: { recoveryIntervalMs: 50, ...saga },
