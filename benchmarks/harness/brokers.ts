@@ -31,6 +31,28 @@ export const BROKER_KINDS: readonly BrokerKind[] = ['kafka', 'rabbitmq', 'nats']
 
 /** Kafka partitions of the bench topic (created explicitly, replication factor 1). */
 export const KAFKA_PARTITIONS = 4;
+
+/**
+ * Creates `topics` with KAFKA_PARTITIONS partitions and replication factor 1, waiting for their
+ * leaders, through a short-lived admin client of `kafka`.
+ */
+export async function createKafkaTopics(kafka: Kafka, topics: string[]): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({
+      topics: topics.map((topic) => ({
+        topic,
+        numPartitions: KAFKA_PARTITIONS,
+        replicationFactor: 1,
+      })),
+      waitForLeaders: true,
+    });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** NatsJetStreamBroker's default maxPending: the adapter never has more PubAcks outstanding. */
 export const NATS_MAX_PENDING = 256;
 
@@ -121,16 +143,7 @@ function kafkaTarget(brokers: string[], runId: string): BrokerTarget {
     client: `kafkajs ${version('kafkajs')}`,
     adapterWindow: Infinity,
     async setup() {
-      const admin = kafka.admin();
-      await admin.connect();
-      try {
-        await admin.createTopics({
-          topics: [{ topic, numPartitions: KAFKA_PARTITIONS, replicationFactor: 1 }],
-          waitForLeaders: true,
-        });
-      } finally {
-        await admin.disconnect();
-      }
+      await createKafkaTopics(kafka, [topic]);
     },
     sage: () => new KafkaBroker({ brokers, clientId: 'sage-bench-relay' }),
     async raw() {
@@ -371,6 +384,32 @@ export async function forEachBroker<T>(
     }
   }
   return { results, skipped: skipped.map((s) => ({ broker: s.kind, reason: s.reason })) };
+}
+
+/** A broker's run as a scenario result lists it when forEachBroker reported it failed. */
+export interface FailedBrokerRun {
+  broker: BrokerKind;
+  address: string;
+  client: string;
+  points: [];
+  error: string | undefined;
+}
+
+/** forEachBroker's results as the scenario's per-broker runs: a failed broker as an empty run with its error. */
+export function brokerRuns<T>(
+  results: { target: BrokerTarget; result?: T; error?: string }[],
+): (T | FailedBrokerRun)[] {
+  return results.map((r) =>
+    r.result
+      ? r.result
+      : {
+          broker: r.target.kind,
+          address: r.target.address,
+          client: r.target.client,
+          points: [],
+          error: r.error,
+        },
+  );
 }
 
 /** A message as the relay hands it to the broker, from outbox row fields. */

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import type { DataSource } from 'typeorm';
 import {
   createSagaDataSource,
   runMigrationsLocked,
@@ -42,6 +43,78 @@ export function clientConfig(
   };
 }
 
+/** Sage's DataSource on the bench database, as an app creates it (not yet initialised). */
+export function sagaDataSource(
+  target: PgTarget,
+  poolSize: number,
+  applicationName: string,
+  schema?: string,
+): DataSource {
+  return createSagaDataSource({
+    host: target.host,
+    port: target.port,
+    username: target.user,
+    password: target.password,
+    database: target.database,
+    poolSize,
+    applicationName,
+    ...(schema === undefined ? {} : { schema }),
+  });
+}
+
+/** `count` initialised DataSources (one per relay / worker), opened one after the other. */
+export async function openSagaDataSources(
+  target: PgTarget,
+  count: number,
+  poolSize: number,
+  applicationName: string,
+): Promise<DataSource[]> {
+  const dataSources: DataSource[] = [];
+  for (let i = 0; i < count; i++) {
+    const ds = sagaDataSource(target, poolSize, applicationName);
+    await ds.initialize();
+    dataSources.push(ds);
+  }
+  return dataSources;
+}
+
+/**
+ * The producer's DataSource and the relay's own one (as a standalone relay deployment has):
+ * producer load never delays a claim waiting for a pool slot. Initialised producer first.
+ */
+export async function openProducerAndRelayDataSources(
+  target: PgTarget,
+  applicationName: string,
+  producerPoolSize: number,
+  relayPoolSize: number,
+): Promise<{ producerDs: DataSource; relayDs: DataSource }> {
+  const producerDs = sagaDataSource(target, producerPoolSize, applicationName);
+  const relayDs = sagaDataSource(target, relayPoolSize, applicationName);
+  await producerDs.initialize();
+  await relayDs.initialize();
+  return { producerDs, relayDs };
+}
+
+/** Runs `work` in one transaction on a pooled client: BEGIN, COMMIT (ROLLBACK on error), release. */
+export async function inTransaction(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient) => Promise<void>,
+): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    try {
+      await work(client);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  } finally {
+    client.release();
+  }
+}
+
 /** The business table the saga steps write to: one row per step. `bench` keeps it out of Sage's schema. */
 export const BUSINESS_TABLE = 'bench.business_row';
 
@@ -67,15 +140,7 @@ export async function prepareDatabase(target: PgTarget): Promise<void> {
     await admin.end();
   }
 
-  const dataSource = createSagaDataSource({
-    host: target.host,
-    port: target.port,
-    username: target.user,
-    password: target.password,
-    database: target.database,
-    poolSize: 1,
-    applicationName: 'sage-bench-migrate',
-  });
+  const dataSource = sagaDataSource(target, 1, 'sage-bench-migrate');
   await dataSource.initialize();
   try {
     await runMigrationsLocked(dataSource);

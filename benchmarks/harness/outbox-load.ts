@@ -9,7 +9,7 @@ import {
   type OutboxTables,
 } from '@sage/saga-outbox/persistence/postgres/outbox-tables';
 import { sagaSchema } from '@sage/saga-outbox/persistence/postgres/schema-name';
-import { BUSINESS_TABLE, INSERT_BUSINESS_ROW } from './database';
+import { BUSINESS_TABLE, inTransaction, INSERT_BUSINESS_ROW } from './database';
 
 /** The outbox tables of the default schema, as the store and the raw side both address them. */
 export const OUTBOX_TABLES: OutboxTables = outboxTables(sagaSchema('sage'));
@@ -151,20 +151,10 @@ export function rawCommit(
     const first = n * messagesPerTx;
     const ids = Array.from({ length: messagesPerTx }, () => uuidv7());
     const insert = insertStatement(first, messagesPerTx, ids, destination);
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
-      try {
-        await client.query(INSERT_BUSINESS_ROW, [uuidv7(), 'order']);
-        await client.query(insert.text, [...insert.values]);
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      }
-    } finally {
-      client.release();
-    }
+    await inTransaction(pool, async (client) => {
+      await client.query(INSERT_BUSINESS_ROW, [uuidv7(), 'order']);
+      await client.query(insert.text, [...insert.values]);
+    });
     return ids;
   };
 }

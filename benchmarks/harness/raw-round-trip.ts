@@ -13,7 +13,7 @@ import {
   headers as natsHeaders,
   type MsgHdrs,
 } from '@sage/saga-outbox/brokers/nats/nats-client';
-import { KAFKA_PARTITIONS, type BrokerKind } from './brokers';
+import { createKafkaTopics, type BrokerKind } from './brokers';
 
 /**
  * The raw ceiling's transport for a message round trip (saga-remote-2step): the client library the
@@ -108,20 +108,7 @@ async function kafkaRoundTrip(
 ): Promise<RawRoundTrip> {
   const kafka = new Kafka({ clientId: 'sage-bench-raw-rt', brokers, logLevel: logLevel.NOTHING });
   const topics = destinations.map((d) => rawKafkaTopic(runId, d));
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    await admin.createTopics({
-      topics: topics.map((topic) => ({
-        topic,
-        numPartitions: KAFKA_PARTITIONS,
-        replicationFactor: 1,
-      })),
-      waitForLeaders: true,
-    });
-  } finally {
-    await admin.disconnect();
-  }
+  await createKafkaTopics(kafka, topics);
   // As KafkaBroker configures its producer.
   const producer = kafka.producer({
     idempotent: true,

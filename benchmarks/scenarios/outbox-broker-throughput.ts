@@ -1,13 +1,12 @@
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import type { DataSource } from 'typeorm';
 import { OutboxRelay } from '@sage/saga-outbox/core/outbox/outbox-relay';
 import type { Broker, BrokerMessage } from '@sage/saga-outbox/core/ports/broker';
 import { uuidv7 } from '@sage/saga-outbox/core/uuid';
-import { createSagaDataSource } from '@sage/saga-outbox/persistence/postgres/data-source';
 import { PostgresOutboxStore } from '@sage/saga-outbox/persistence/postgres/outbox-postgres-store';
 import {
+  brokerRuns,
   forEachBroker,
   KAFKA_PARTITIONS,
   NATS_MAX_PENDING,
@@ -15,7 +14,7 @@ import {
   type BrokerTarget,
   type RawPublisher,
 } from '../harness/brokers';
-import { clientConfig } from '../harness/database';
+import { clientConfig, openSagaDataSources } from '../harness/database';
 import { RawRelay } from '../harness/raw-relay';
 import {
   benchMessage,
@@ -36,17 +35,17 @@ import type {
   OutboxBrokerThroughputScenarioResult,
 } from '../harness/results';
 import { round } from '../harness/stats';
+import {
+  BATCH_SIZE,
+  CALLS_IN_FLIGHT,
+  MAX_IN_FLIGHT,
+  PUBLISH_BATCH_SIZE,
+} from '../harness/relay-defaults';
 import type { Scenario, ScenarioContext } from './scenario';
 
 const NAME = 'outbox-broker-throughput';
 const RELAY_APP = 'sage-bench-broker-relay';
 const RAW_RELAY_APP = 'sage-bench-broker-raw-relay';
-/** OutboxRelay's defaults, spelled out because the raw side must use the same window. */
-const BATCH_SIZE = 500;
-const PUBLISH_BATCH_SIZE = 100;
-const MAX_IN_FLIGHT = 8;
-/** publish() calls a relay has in flight at most: a claim of 500 is 5 calls of 100. */
-const CALLS_IN_FLIGHT = Math.min(MAX_IN_FLIGHT, Math.ceil(BATCH_SIZE / PUBLISH_BATCH_SIZE));
 const CORES = os.cpus().length;
 
 function deadline<T>(what: string, ms: number, work: Promise<T>): Promise<T> {
@@ -111,20 +110,7 @@ export const outboxBrokerThroughput: Scenario = {
     const drainMonitorClient = new pg.Client(clientConfig(target, 'sage-bench-monitor'));
     await Promise.all([loader.connect(), monitorClient.connect(), drainMonitorClient.connect()]);
     const maxWorkers = Math.max(...b.workerCounts);
-    const dataSources: DataSource[] = [];
-    for (let i = 0; i < maxWorkers; i++) {
-      const ds = createSagaDataSource({
-        host: target.host,
-        port: target.port,
-        username: target.user,
-        password: target.password,
-        database: target.database,
-        poolSize,
-        applicationName: RELAY_APP,
-      });
-      await ds.initialize();
-      dataSources.push(ds);
-    }
+    const dataSources = await openSagaDataSources(target, maxWorkers, poolSize, RELAY_APP);
     const drainTimeoutMs = Math.max(120_000, n * 5);
 
     const measureBroker = async (bt: BrokerTarget): Promise<BrokerThroughputRun> => {
@@ -323,17 +309,7 @@ export const outboxBrokerThroughput: Scenario = {
           natsStorage: 'file (adapter default)',
           poolSize,
         },
-        brokers: results.map((r) =>
-          r.result
-            ? r.result
-            : {
-                broker: r.target.kind,
-                address: r.target.address,
-                client: r.target.client,
-                points: [],
-                error: r.error,
-              },
-        ),
+        brokers: brokerRuns(results),
         skipped,
       };
     } finally {

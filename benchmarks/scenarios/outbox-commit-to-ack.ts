@@ -6,7 +6,6 @@ import type { EntityManager } from 'typeorm';
 import { OutboxPublisher } from '@sage/saga-outbox/core/outbox/outbox-publisher';
 import { OutboxRelay } from '@sage/saga-outbox/core/outbox/outbox-relay';
 import type { Broker } from '@sage/saga-outbox/core/ports/broker';
-import { createSagaDataSource } from '@sage/saga-outbox/persistence/postgres/data-source';
 import { PostgresOutboxStore } from '@sage/saga-outbox/persistence/postgres/outbox-postgres-store';
 import {
   brokerMessageOf,
@@ -14,7 +13,7 @@ import {
   type BrokerTarget,
   type RawPublisher,
 } from '../harness/brokers';
-import { clientConfig } from '../harness/database';
+import { clientConfig, openProducerAndRelayDataSources } from '../harness/database';
 import { stampedBroker } from '../harness/timed-broker';
 import { runOpenLoop } from '../harness/open-loop';
 import { optimisticVariant, type OptimisticWiring } from '../harness/optimistic';
@@ -39,16 +38,18 @@ import type {
   OutboxCommitToAckScenarioResult,
 } from '../harness/results';
 import { round, SampleBuffer, summarise999 } from '../harness/stats';
+import {
+  BATCH_SIZE,
+  CALLS_IN_FLIGHT,
+  LEASE_MS,
+  POLL_INTERVAL_MS,
+  PUBLISH_BATCH_SIZE,
+} from '../harness/relay-defaults';
 import type { Scenario, ScenarioContext } from './scenario';
 
 const NAME = 'outbox-commit-to-ack';
 const SAGE_APP = 'sage-bench-ack';
 const RAW_APP = 'sage-bench-raw-ack';
-const BATCH_SIZE = 500;
-const PUBLISH_BATCH_SIZE = 100;
-const CALLS_IN_FLIGHT = 5;
-const LEASE_MS = 30_000;
-const POLL_INTERVAL_MS = 1000;
 /** Producer connections, each side: enough for 10,000 commits/s to overlap (group commit). */
 const PRODUCER_POOL = 20;
 const CORES = os.cpus().length;
@@ -84,18 +85,12 @@ export const outboxCommitToAck: Scenario = {
     const { target, poolSize } = ctx;
     const b: BrokerProfile = ctx.profile.brokers!;
     const runId = `${Date.now().toString(36)}-l`;
-    const dsOptions = {
-      host: target.host,
-      port: target.port,
-      username: target.user,
-      password: target.password,
-      database: target.database,
-      applicationName: SAGE_APP,
-    };
-    const producerDs = createSagaDataSource({ ...dsOptions, poolSize: PRODUCER_POOL });
-    const relayDs = createSagaDataSource({ ...dsOptions, poolSize });
-    await producerDs.initialize();
-    await relayDs.initialize();
+    const { producerDs, relayDs } = await openProducerAndRelayDataSources(
+      target,
+      SAGE_APP,
+      PRODUCER_POOL,
+      poolSize,
+    );
     const rawPool = new pg.Pool({ ...clientConfig(target, RAW_APP), max: PRODUCER_POOL });
     const loader = new pg.Client(clientConfig(target, 'sage-bench-loader'));
     const monitorClient = new pg.Client(clientConfig(target, 'sage-bench-monitor'));

@@ -6,9 +6,8 @@ import type { EntityManager } from 'typeorm';
 import { InMemoryBroker } from '@sage/saga-outbox/brokers/memory/in-memory-broker';
 import { OutboxPublisher } from '@sage/saga-outbox/core/outbox/outbox-publisher';
 import { OutboxRelay } from '@sage/saga-outbox/core/outbox/outbox-relay';
-import { createSagaDataSource } from '@sage/saga-outbox/persistence/postgres/data-source';
 import { PostgresOutboxStore } from '@sage/saga-outbox/persistence/postgres/outbox-postgres-store';
-import { clientConfig } from '../harness/database';
+import { clientConfig, openProducerAndRelayDataSources } from '../harness/database';
 import { runOpenLoop } from '../harness/open-loop';
 import {
   BENCH_DESTINATION,
@@ -35,15 +34,12 @@ import type {
 } from '../harness/results';
 import { round, summarise } from '../harness/stats';
 import { TimedOutboxStore } from '../harness/timed-outbox-store';
+import { BATCH_SIZE, LEASE_MS, POLL_INTERVAL_MS } from '../harness/relay-defaults';
 import type { Scenario, ScenarioContext } from './scenario';
 
 const NAME = 'outbox-commit-to-publish';
 const SAGE_APP = 'sage-bench-outbox';
 const RAW_APP = 'sage-bench-raw-outbox';
-/** OutboxRelay's defaults, spelled out because the raw loop must use the same. */
-const BATCH_SIZE = 500;
-const LEASE_MS = 30_000;
-const POLL_INTERVAL_MS = 1000;
 /** Producer connections, each side: enough for 1,000 commits/s to overlap (group commit). */
 const PRODUCER_POOL = 20;
 
@@ -73,20 +69,14 @@ export const outboxCommitToPublish: Scenario = {
   async run(ctx: ScenarioContext): Promise<OutboxLatencyScenarioResult> {
     const { target, poolSize } = ctx;
     const o: OutboxProfile = ctx.profile.outbox!;
-    const dsOptions = {
-      host: target.host,
-      port: target.port,
-      username: target.user,
-      password: target.password,
-      database: target.database,
-      applicationName: SAGE_APP,
-    };
     // The relay gets its own DataSource, as a standalone relay deployment has (and as the raw
     // loop has its own connection): producer load never delays a claim waiting for a pool slot.
-    const producerDs = createSagaDataSource({ ...dsOptions, poolSize: PRODUCER_POOL });
-    const relayDs = createSagaDataSource({ ...dsOptions, poolSize });
-    await producerDs.initialize();
-    await relayDs.initialize();
+    const { producerDs, relayDs } = await openProducerAndRelayDataSources(
+      target,
+      SAGE_APP,
+      PRODUCER_POOL,
+      poolSize,
+    );
     const publisher = new OutboxPublisher<EntityManager>({
       writer: new PostgresOutboxStore(producerDs),
     });

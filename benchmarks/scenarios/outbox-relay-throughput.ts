@@ -1,12 +1,10 @@
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import type { DataSource } from 'typeorm';
 import { InMemoryBroker } from '@sage/saga-outbox/brokers/memory/in-memory-broker';
 import { OutboxRelay } from '@sage/saga-outbox/core/outbox/outbox-relay';
-import { createSagaDataSource } from '@sage/saga-outbox/persistence/postgres/data-source';
 import { PostgresOutboxStore } from '@sage/saga-outbox/persistence/postgres/outbox-postgres-store';
-import { clientConfig } from '../harness/database';
+import { clientConfig, openSagaDataSources } from '../harness/database';
 import {
   BENCH_KEYS,
   OUTBOX_TABLES,
@@ -27,16 +25,12 @@ import type {
 } from '../harness/results';
 import { round, SampleBuffer, summarise } from '../harness/stats';
 import { TimedOutboxStore } from '../harness/timed-outbox-store';
+import { BATCH_SIZE, LEASE_MS, MAX_IN_FLIGHT, PUBLISH_BATCH_SIZE } from '../harness/relay-defaults';
 import type { Scenario, ScenarioContext } from './scenario';
 
 const NAME = 'outbox-relay-throughput';
 const RELAY_APP = 'sage-bench-relay';
 const RAW_APP = 'sage-bench-raw-relay';
-/** OutboxRelay's defaults, spelled out because the raw side must use the same. */
-const BATCH_SIZE = 500;
-const PUBLISH_BATCH_SIZE = 100;
-const MAX_IN_FLIGHT = 8;
-const LEASE_MS = 30_000;
 const CORES = os.cpus().length;
 
 interface DrainOutcome {
@@ -120,20 +114,7 @@ export const outboxRelayThroughput: Scenario = {
     await loader.connect();
     await monitorClient.connect();
     await drainMonitorClient.connect();
-    const dataSources: DataSource[] = [];
-    for (let i = 0; i < maxRelays; i++) {
-      const ds = createSagaDataSource({
-        host: target.host,
-        port: target.port,
-        username: target.user,
-        password: target.password,
-        database: target.database,
-        poolSize,
-        applicationName: RELAY_APP,
-      });
-      await ds.initialize();
-      dataSources.push(ds);
-    }
+    const dataSources = await openSagaDataSources(target, maxRelays, poolSize, RELAY_APP);
     const drainTimeoutMs = Math.max(120_000, n * 2);
 
     /** Same starting state for every drain: N pending rows, vacuumed and analysed, checkpointed. */

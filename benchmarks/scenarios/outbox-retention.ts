@@ -6,9 +6,8 @@ import { InMemoryBroker } from '@sage/saga-outbox/brokers/memory/in-memory-broke
 import { OutboxPublisher } from '@sage/saga-outbox/core/outbox/outbox-publisher';
 import { OutboxRelay } from '@sage/saga-outbox/core/outbox/outbox-relay';
 import { OutboxRetention } from '@sage/saga-outbox/core/outbox/outbox-retention';
-import { createSagaDataSource } from '@sage/saga-outbox/persistence/postgres/data-source';
 import { PostgresOutboxStore } from '@sage/saga-outbox/persistence/postgres/outbox-postgres-store';
-import { clientConfig } from '../harness/database';
+import { clientConfig, openProducerAndRelayDataSources } from '../harness/database';
 import { runOpenLoop } from '../harness/open-loop';
 import {
   BENCH_DESTINATION,
@@ -49,18 +48,12 @@ export const outboxRetention: Scenario = {
     const { target, poolSize } = ctx;
     const o: OutboxProfile = ctx.profile.outbox!;
     const txPerSec = o.retentionRatePerSec / o.retentionMessagesPerTx;
-    const dsOptions = {
-      host: target.host,
-      port: target.port,
-      username: target.user,
-      password: target.password,
-      database: target.database,
-      applicationName: SAGE_APP,
-    };
-    const producerDs = createSagaDataSource({ ...dsOptions, poolSize: PRODUCER_POOL });
-    const relayDs = createSagaDataSource({ ...dsOptions, poolSize });
-    await producerDs.initialize();
-    await relayDs.initialize();
+    const { producerDs, relayDs } = await openProducerAndRelayDataSources(
+      target,
+      SAGE_APP,
+      PRODUCER_POOL,
+      poolSize,
+    );
     const publisher = new OutboxPublisher<EntityManager>({
       writer: new PostgresOutboxStore(producerDs),
     });

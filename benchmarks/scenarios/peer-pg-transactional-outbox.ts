@@ -16,10 +16,14 @@ import { OutboxPublisher } from '@sage/saga-outbox/core/outbox/outbox-publisher'
 import { OutboxRelay } from '@sage/saga-outbox/core/outbox/outbox-relay';
 import type { Broker } from '@sage/saga-outbox/core/ports/broker';
 import { uuidv7 } from '@sage/saga-outbox/core/uuid';
-import { createSagaDataSource } from '@sage/saga-outbox/persistence/postgres/data-source';
 import { PostgresOutboxStore } from '@sage/saga-outbox/persistence/postgres/outbox-postgres-store';
 import { brokerTargets, type BrokerTarget, type RawPublisher } from '../harness/brokers';
-import { clientConfig, INSERT_BUSINESS_ROW } from '../harness/database';
+import {
+  clientConfig,
+  inTransaction,
+  INSERT_BUSINESS_ROW,
+  openProducerAndRelayDataSources,
+} from '../harness/database';
 import { stampedBroker } from '../harness/timed-broker';
 import { runOpenLoop } from '../harness/open-loop';
 import {
@@ -126,18 +130,12 @@ export const peerPgTransactionalOutbox: Scenario = {
     const logger = process.env.SAGE_BENCH_PEER_LOG ? getDefaultLogger('peer') : getDisabledLogger();
     const store = initializeMessageStorage(listenerConfig, logger);
     const peerPool = new pg.Pool({ ...clientConfig(target, PEER_APP), max: PRODUCER_POOL });
-    const dsOptions = {
-      host: target.host,
-      port: target.port,
-      username: target.user,
-      password: target.password,
-      database: target.database,
-      applicationName: SAGE_APP,
-    };
-    const producerDs = createSagaDataSource({ ...dsOptions, poolSize: PRODUCER_POOL });
-    const relayDs = createSagaDataSource({ ...dsOptions, poolSize });
-    await producerDs.initialize();
-    await relayDs.initialize();
+    const { producerDs, relayDs } = await openProducerAndRelayDataSources(
+      target,
+      SAGE_APP,
+      PRODUCER_POOL,
+      poolSize,
+    );
     const publisher = new OutboxPublisher<EntityManager>({
       writer: new PostgresOutboxStore(producerDs),
     });
@@ -156,20 +154,10 @@ export const peerPgTransactionalOutbox: Scenario = {
     };
     const peerCommit: CommitOperation = async (i) => {
       const m = peerMessage(i);
-      const client = await peerPool.connect();
-      try {
-        await client.query('BEGIN');
-        try {
-          await client.query(INSERT_BUSINESS_ROW, [uuidv7(), 'order']);
-          await store(m, client);
-          await client.query('COMMIT');
-        } catch (error) {
-          await client.query('ROLLBACK').catch(() => undefined);
-          throw error;
-        }
-      } finally {
-        client.release();
-      }
+      await inTransaction(peerPool, async (client) => {
+        await client.query(INSERT_BUSINESS_ROW, [uuidv7(), 'order']);
+        await store(m, client);
+      });
       return [m.id];
     };
 

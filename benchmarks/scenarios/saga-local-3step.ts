@@ -1,19 +1,23 @@
-import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import type { EntityManager } from 'typeorm';
 import { defineSaga } from '@sage/saga-outbox/core/saga/saga-builder';
 import type { SagaDefinition } from '@sage/saga-outbox/core/saga/saga-definition';
 import { SagaEngine } from '@sage/saga-outbox/core/saga/saga-engine';
-import type { SagaEvent } from '@sage/saga-outbox/core/saga/saga-events';
 import type { SageLogger } from '@sage/saga-outbox/core/ports/logger';
 import { uuidv7 } from '@sage/saga-outbox/core/uuid';
-import { createSagaDataSource } from '@sage/saga-outbox/persistence/postgres/data-source';
 import { PostgresSagaStore } from '@sage/saga-outbox/persistence/postgres/postgres-saga-store';
 import * as q from '@sage/saga-outbox/persistence/postgres/saga-queries.sql';
 import { sagaSchema } from '@sage/saga-outbox/persistence/postgres/schema-name';
 import type { Operation } from '../harness/closed-loop';
-import { clientConfig, INSERT_BUSINESS_ROW, resetTables } from '../harness/database';
+import {
+  clientConfig,
+  inTransaction,
+  INSERT_BUSINESS_ROW,
+  resetTables,
+  sagaDataSource,
+} from '../harness/database';
 import { measureInterleaved } from '../harness/interleave';
+import { SagaCompletions } from '../harness/saga-completions';
 import { countsDelta, snapshotCounts, totalOf } from '../harness/query-counter';
 import { ResourceMonitor } from '../harness/resources';
 import type { Measurement, PointResult, ScenarioResult } from '../harness/results';
@@ -61,59 +65,6 @@ function definition(): SagaDefinition<Input, EntityManager> {
     .build();
 }
 
-/**
- * Resolves `engine.start()` callers when their saga's terminal event fires (no polling), with the
- * instant it fired. Events can beat `start()`'s own resolution, so early outcomes are parked.
- */
-class CompletionWaiter {
-  private readonly pending = new Map<
-    string,
-    { resolve: (at: number) => void; reject: (e: Error) => void }
-  >();
-  private readonly early = new Map<string, { at: number; error?: string }>();
-  resumed = 0;
-  interrupted = 0;
-
-  readonly listener = (event: SagaEvent): void => {
-    switch (event.type) {
-      case 'saga.completed':
-        return this.settle(event.sagaId, performance.now());
-      case 'saga.failed':
-        return this.settle(event.sagaId, performance.now(), `saga failed: ${event.reason}`);
-      case 'saga.compensated':
-        return this.settle(event.sagaId, performance.now(), 'saga compensated');
-      case 'saga.resumed':
-        this.resumed++;
-        return;
-      case 'saga.interrupted':
-        this.interrupted++;
-        return;
-      default:
-        return;
-    }
-  };
-
-  wait(sagaId: string): Promise<number> {
-    const early = this.early.get(sagaId);
-    if (early) {
-      this.early.delete(sagaId);
-      return early.error ? Promise.reject(new Error(early.error)) : Promise.resolve(early.at);
-    }
-    return new Promise((resolve, reject) => this.pending.set(sagaId, { resolve, reject }));
-  }
-
-  private settle(sagaId: string, at: number, error?: string): void {
-    const waiter = this.pending.get(sagaId);
-    if (!waiter) {
-      this.early.set(sagaId, { at, error });
-      return;
-    }
-    this.pending.delete(sagaId);
-    if (error) waiter.reject(new Error(error));
-    else waiter.resolve(at);
-  }
-}
-
 /** Counts what the engine logs at warn/error: a clean run logs nothing. */
 function countingLogger(): SageLogger & { warnings: number; errors: number; first: string | null } {
   const logger = {
@@ -149,21 +100,6 @@ function rawSaga(
   owner: string,
 ): Operation {
   const t = sagaSchema('sage');
-  const inTx = async (fn: (c: pg.PoolClient) => Promise<void>): Promise<void> => {
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
-      try {
-        await fn(client);
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      }
-    } finally {
-      client.release();
-    }
-  };
   const exec = <Row extends pg.QueryResultRow>(
     c: pg.Pool | pg.PoolClient,
     s: q.Statement<Row>,
@@ -188,7 +124,7 @@ function rawSaga(
     );
     if (inserted.rowCount !== 1) throw new Error('raw: instance not inserted');
     for (const step of def.order) {
-      await inTx(async (c) => {
+      await inTransaction(pool, async (c) => {
         const locked = await exec(c, q.lockStep(t, { sagaId: id, step }));
         if (locked.rows[0]?.status !== 'pending') throw new Error(`raw: step ${step} not pending`);
         await c.query(INSERT_BUSINESS_ROW, [id, step]);
@@ -228,22 +164,14 @@ export const sagaLocal3Step: Scenario = {
   async run(ctx: ScenarioContext): Promise<ScenarioResult> {
     const { target, profile, poolSize } = ctx;
     const def = definition();
-    const dataSource = createSagaDataSource({
-      host: target.host,
-      port: target.port,
-      username: target.user,
-      password: target.password,
-      database: target.database,
-      poolSize,
-      applicationName: ENGINE_APP,
-    });
+    const dataSource = sagaDataSource(target, poolSize, ENGINE_APP);
     await dataSource.initialize();
     const store = new PostgresSagaStore(dataSource);
     const pool = new pg.Pool({ ...clientConfig(target, RAW_APP), max: poolSize });
     const admin = new pg.Client(clientConfig(target, 'sage-bench-monitor'));
     await admin.connect();
 
-    const engineOp = (engine: SagaEngine<EntityManager>, waiter: CompletionWaiter): Operation => {
+    const engineOp = (engine: SagaEngine<EntityManager>, waiter: SagaCompletions): Operation => {
       let n = 0;
       return async () => {
         const { sagaId } = await engine.start(SAGA, { n: n++ } satisfies Input);
@@ -254,7 +182,7 @@ export const sagaLocal3Step: Scenario = {
       maxConcurrentSagas: number | undefined,
     ): {
       engine: SagaEngine<EntityManager>;
-      waiter: CompletionWaiter;
+      waiter: SagaCompletions;
       logger: ReturnType<typeof countingLogger>;
     } => {
       const logger = countingLogger();
@@ -265,7 +193,7 @@ export const sagaLocal3Step: Scenario = {
         maxConcurrentSagas,
       });
       engine.register(def);
-      const waiter = new CompletionWaiter();
+      const waiter = new SagaCompletions();
       engine.onEvent(waiter.listener);
       return { engine, waiter, logger };
     };

@@ -7,6 +7,7 @@ import {
 import { NestFactory } from '@nestjs/core';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
+import type { Kafka } from 'kafkajs';
 import type { DataSource, EntityManager } from 'typeorm';
 import type {
   Broker,
@@ -22,19 +23,30 @@ import {
   type SagaCommand,
 } from '@sage/saga-outbox/core/saga/saga-command';
 import { SagaEngine } from '@sage/saga-outbox/core/saga/saga-engine';
-import type { SagaEvent } from '@sage/saga-outbox/core/saga/saga-events';
 import { uuidv7 } from '@sage/saga-outbox/core/uuid';
 import type { InboxContext } from '@sage/saga-outbox/nest/inbox/idempotent-handler.decorator';
 import { SagaCommandHandler } from '@sage/saga-outbox/nest/remote/saga-command-handler.decorator';
 import { SagaOutboxModule } from '@sage/saga-outbox/nest/saga-outbox.module';
 import { SagaService } from '@sage/saga-outbox/nest/saga.service';
-import { createSagaDataSource } from '@sage/saga-outbox/persistence/postgres/data-source';
-import { forEachBroker, KAFKA_PARTITIONS, type BrokerTarget } from '../harness/brokers';
+import {
+  brokerRuns,
+  createKafkaTopics,
+  forEachBroker,
+  KAFKA_PARTITIONS,
+  type BrokerTarget,
+} from '../harness/brokers';
 import type { Operation } from '../harness/closed-loop';
-import { BUSINESS_TABLE, clientConfig, INSERT_BUSINESS_ROW } from '../harness/database';
+import {
+  BUSINESS_TABLE,
+  clientConfig,
+  inTransaction,
+  INSERT_BUSINESS_ROW,
+  sagaDataSource,
+} from '../harness/database';
 import { measureInterleaved } from '../harness/interleave';
 import { countsDelta, snapshotCounts, totalOf } from '../harness/query-counter';
 import { rawRoundTrip, type RawRoundTrip } from '../harness/raw-round-trip';
+import { SagaCompletions } from '../harness/saga-completions';
 import { ResourceMonitor } from '../harness/resources';
 import type {
   BrokerProfile,
@@ -132,43 +144,6 @@ class CountingNestLogger implements LoggerService {
   }
 }
 
-/** Resolves a started saga's waiter on its terminal event, with the instant it fired. */
-class Completions {
-  private readonly pending = new Map<
-    string,
-    { resolve: (at: number) => void; reject: (e: Error) => void }
-  >();
-  private readonly early = new Map<string, { at: number; error?: string }>();
-
-  readonly listener = (event: SagaEvent): void => {
-    if (event.type === 'saga.completed') this.settle(event.sagaId, performance.now());
-    else if (event.type === 'saga.failed')
-      this.settle(event.sagaId, performance.now(), `saga failed: ${event.reason}`);
-    else if (event.type === 'saga.compensated')
-      this.settle(event.sagaId, performance.now(), 'saga compensated');
-  };
-
-  wait(sagaId: string): Promise<number> {
-    const early = this.early.get(sagaId);
-    if (early) {
-      this.early.delete(sagaId);
-      return early.error ? Promise.reject(new Error(early.error)) : Promise.resolve(early.at);
-    }
-    return new Promise((resolve, reject) => this.pending.set(sagaId, { resolve, reject }));
-  }
-
-  settle(sagaId: string, at: number, error?: string): void {
-    const waiter = this.pending.get(sagaId);
-    if (!waiter) {
-      this.early.set(sagaId, { at, error });
-      return;
-    }
-    this.pending.delete(sagaId);
-    if (error) waiter.reject(new Error(error));
-    else waiter.resolve(at);
-  }
-}
-
 /** The legs of one round trip, in order; each saga's instants are taken at these points. */
 const LEGS = [
   'start → command acked',
@@ -240,22 +215,6 @@ function traced(inner: Broker, legs: Legs): Broker {
   };
 }
 
-async function inTx(pool: pg.Pool, work: (c: pg.PoolClient) => Promise<void>): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    try {
-      await work(client);
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    }
-  } finally {
-    client.release();
-  }
-}
-
 /**
  * The raw ceiling: the same round trip by hand, node-postgres + the broker's client library.
  *   orchestrator tx 1: business row + saga state row + command row (its outbox); COMMIT; publish
@@ -273,12 +232,12 @@ async function rawSide(
   replies: string,
   legs: Legs,
 ): Promise<Operation> {
-  const done = new Completions();
+  const done = new SagaCompletions();
   await transport.consume(commands, async (m) => {
     legs.mark(m.body.sagaId!, 2);
     const replyId = uuidv7();
     const body = { sagaId: m.body.sagaId!, step: 'charge', outcome: 'success' };
-    await inTx(participant, async (c) => {
+    await inTransaction(participant, async (c) => {
       await c.query(INSERT_PARTICIPANT_ROW, [`${m.body.sagaId}:charge`]);
       await c.query(
         `INSERT INTO ${RAW_PART_OUTBOX} (id, destination, key, type, payload) VALUES ($1, $2, $3, $4, $5)`,
@@ -292,7 +251,7 @@ async function rawSide(
     const sagaId = m.body.sagaId!;
     legs.mark(sagaId, 4);
     let applied = 0;
-    await inTx(orchestrator, async (c) => {
+    await inTransaction(orchestrator, async (c) => {
       const r = await c.query(
         `UPDATE ${RAW_SAGA_TABLE} SET status = 'completed', updated_at = now() WHERE id = $1 AND status = 'waiting'`,
         [sagaId],
@@ -312,7 +271,7 @@ async function rawSide(
     const commandId = uuidv7();
     const body = { sagaId, n: String(n++) };
     const finished = done.wait(sagaId);
-    await inTx(orchestrator, async (c) => {
+    await inTransaction(orchestrator, async (c) => {
       await c.query(INSERT_BUSINESS_ROW, [sagaId, 'reserve']);
       await c.query(`INSERT INTO ${RAW_SAGA_TABLE} (id, status) VALUES ($1, 'waiting')`, [sagaId]);
       await c.query(
@@ -378,7 +337,7 @@ export const sagaRemote2Step: Scenario = {
     const measureBroker = async (bt: BrokerTarget): Promise<SagaRemoteRun> => {
       const commands = `${bt.destination}-cmd`;
       const replies = `${bt.destination}-reply`;
-      if (bt.kind === 'kafka') await createKafkaTopics([commands, replies]);
+      if (bt.kind === 'kafka') await createSageKafkaTopics([commands, replies]);
       const dataSources: DataSource[] = [];
       const brokers: Broker[] = [];
       const apps: INestApplicationContext[] = [];
@@ -403,16 +362,7 @@ export const sagaRemote2Step: Scenario = {
         providers: (new () => unknown)[],
         extra: object,
       ): Promise<INestApplicationContext> => {
-        const dataSource = createSagaDataSource({
-          host: target.host,
-          port: target.port,
-          username: target.user,
-          password: target.password,
-          database: target.database,
-          poolSize,
-          applicationName: SAGE_APP,
-          schema,
-        });
+        const dataSource = sagaDataSource(target, poolSize, SAGE_APP, schema);
         dataSources.push(dataSource);
         const broker = traced(bt.sage(), sageLegs);
         brokers.push(broker);
@@ -445,7 +395,7 @@ export const sagaRemote2Step: Scenario = {
         await boot(PARTICIPANT_SCHEMA, [participantProvider(commands)], {});
         const sagas = orchestrator.get(SagaService);
         const engine = orchestrator.get<SagaEngine<EntityManager>>(SagaEngine);
-        const completions = new Completions();
+        const completions = new SagaCompletions();
         const unsubscribe = engine.onEvent(completions.listener);
         let n = 0;
         const sageOp: Operation = async () => {
@@ -573,17 +523,7 @@ export const sagaRemote2Step: Scenario = {
           rabbitQueue: 'quorum, durable, persistent messages',
           natsStorage: 'file',
         },
-        brokers: results.map((r) =>
-          r.result
-            ? r.result
-            : {
-                broker: r.target.kind,
-                address: r.target.address,
-                client: r.target.client,
-                points: [],
-                error: r.error,
-              },
-        ),
+        brokers: brokerRuns(results),
         skipped,
       };
     } finally {
@@ -597,27 +537,18 @@ export const sagaRemote2Step: Scenario = {
  * (the adapter would create them with the broker's default partition count), so the Sage side and
  * the raw side consume the same number of partitions.
  */
-async function createKafkaTopics(topics: string[]): Promise<void> {
+async function createSageKafkaTopics(topics: string[]): Promise<void> {
+  await createKafkaTopics(await adminKafka(), topics);
+}
+
+/** A kafkajs client for topic administration on the configured Kafka (SAGE_KAFKA_BROKERS). */
+async function adminKafka(): Promise<Kafka> {
   const { Kafka, logLevel } = await import('kafkajs');
-  const kafka = new Kafka({
+  return new Kafka({
     clientId: 'sage-bench-admin',
     brokers: (process.env.SAGE_KAFKA_BROKERS ?? '').split(','),
     logLevel: logLevel.NOTHING,
   });
-  const a = kafka.admin();
-  await a.connect();
-  try {
-    await a.createTopics({
-      topics: topics.map((topic) => ({
-        topic,
-        numPartitions: KAFKA_PARTITIONS,
-        replicationFactor: 1,
-      })),
-      waitForLeaders: true,
-    });
-  } finally {
-    await a.disconnect();
-  }
 }
 
 /** Deletes what the Sage side created beyond the target's own topic / queue / stream. */
@@ -627,13 +558,7 @@ async function dropSageDestinations(
   replies: string,
 ): Promise<void> {
   if (bt.kind === 'kafka') {
-    const { Kafka, logLevel } = await import('kafkajs');
-    const kafka = new Kafka({
-      clientId: 'sage-bench-admin',
-      brokers: (process.env.SAGE_KAFKA_BROKERS ?? '').split(','),
-      logLevel: logLevel.NOTHING,
-    });
-    const a = kafka.admin();
+    const a = (await adminKafka()).admin();
     await a.connect();
     try {
       await a.deleteTopics({ topics: [commands, replies], timeout: 10_000 });

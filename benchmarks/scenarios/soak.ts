@@ -6,10 +6,9 @@ import type { EntityManager } from 'typeorm';
 import { OutboxPublisher } from '@sage/saga-outbox/core/outbox/outbox-publisher';
 import { OutboxRelay } from '@sage/saga-outbox/core/outbox/outbox-relay';
 import { OutboxRetention } from '@sage/saga-outbox/core/outbox/outbox-retention';
-import { createSagaDataSource } from '@sage/saga-outbox/persistence/postgres/data-source';
 import { PostgresOutboxStore } from '@sage/saga-outbox/persistence/postgres/outbox-postgres-store';
 import { brokerTargets } from '../harness/brokers';
-import { clientConfig } from '../harness/database';
+import { clientConfig, openProducerAndRelayDataSources } from '../harness/database';
 import { stampedBroker } from '../harness/timed-broker';
 import { runOpenLoop } from '../harness/open-loop';
 import { OUTBOX_TABLES, resetOutboxTables, sageCommit } from '../harness/outbox-load';
@@ -43,18 +42,12 @@ export const soak: Scenario = {
       (t) => t.kind === b.matrixBroker,
     );
     if (!bt) throw new Error(`soak: ${b.matrixBroker} is not configured`);
-    const dsOptions = {
-      host: target.host,
-      port: target.port,
-      username: target.user,
-      password: target.password,
-      database: target.database,
-      applicationName: APP,
-    };
-    const producerDs = createSagaDataSource({ ...dsOptions, poolSize: PRODUCER_POOL });
-    const relayDs = createSagaDataSource({ ...dsOptions, poolSize });
-    await producerDs.initialize();
-    await relayDs.initialize();
+    const { producerDs, relayDs } = await openProducerAndRelayDataSources(
+      target,
+      APP,
+      PRODUCER_POOL,
+      poolSize,
+    );
     const admin = new pg.Client(clientConfig(target, 'sage-bench-loader'));
     const monitorClient = new pg.Client(clientConfig(target, 'sage-bench-monitor'));
     await Promise.all([admin.connect(), monitorClient.connect()]);
