@@ -428,6 +428,16 @@ export class KafkaBroker implements Broker {
     return { key: m.key, value: JSON.stringify(m.payload), headers };
   }
 
+  /**
+   * A client whose connect finished after close() (which disconnected it mid-connect) would keep
+   * its socket, and the process, alive: disconnect it again and fail the caller.
+   */
+  private unlessClosed<C extends { disconnect(): Promise<void> }>(client: C): C {
+    if (!this.closed) return client;
+    void client.disconnect().catch(() => undefined);
+    throw new BrokerPublishError(this.name, 'broker is closed', false);
+  }
+
   private connectedProducer(): Promise<Producer> {
     if (!this.producerReady) {
       const producer = this.kafka.producer({
@@ -439,7 +449,7 @@ export class KafkaBroker implements Broker {
       });
       this.producer = producer;
       this.producerReady = producer.connect().then(
-        () => producer,
+        () => this.unlessClosed(producer),
         (error: unknown) => {
           if (this.producer === producer) {
             this.producer = undefined;
@@ -474,7 +484,7 @@ export class KafkaBroker implements Broker {
     if (!this.adminReady) {
       const admin = (this.admin = this.kafka.admin());
       this.adminReady = admin.connect().then(
-        () => admin,
+        () => this.unlessClosed(admin),
         (error: unknown) => {
           if (this.admin === admin) {
             this.admin = undefined;
