@@ -2,16 +2,25 @@
 //   unit  *.spec.ts      in-memory ports, no servers
 //   int   *.int-spec.ts  real PostgreSQL (scripts/services.sh)
 //   e2e   *.e2e-spec.ts  sample apps end to end, chaos under test/chaos
+// `@sage/saga-outbox` and its subpaths resolve to the library's sources, exactly the entry points the
+// package exports (libs/saga-outbox/package.json): a deep import fails here as it would for users.
+const { exports: packageExports } = require('./libs/saga-outbox/package.json');
+const entryPoints = Object.fromEntries(
+  Object.entries(packageExports)
+    .filter(([subpath]) => subpath !== './package.json')
+    .map(([subpath, target]) => [
+      `^@sage/saga-outbox${subpath.slice(1).replace(/[/.]/g, '\\$&')}$`,
+      `<rootDir>/${target.default.replace('./dist/', 'libs/saga-outbox/src/').replace(/\.js$/, '.ts')}`,
+    ]),
+);
 const base = {
   preset: 'ts-jest',
   testEnvironment: 'node',
   rootDir: __dirname,
-  moduleNameMapper: {
-    '^@sage/saga-outbox$': '<rootDir>/libs/saga-outbox/src/index.ts',
-    '^@sage/saga-outbox/(.*)$': '<rootDir>/libs/saga-outbox/src/$1',
-  },
+  moduleNameMapper: entryPoints,
   transform: { '^.+\\.ts$': 'ts-jest' },
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+  modulePathIgnorePatterns: ['<rootDir>/libs/saga-outbox/dist/', '<rootDir>/dist/'],
 };
 module.exports = {
   // Global only (jest ignores it per project): generous for int/e2e; unit tests finish in ms anyway.

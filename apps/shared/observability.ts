@@ -1,11 +1,8 @@
 import { Controller, Get, Res, type DynamicModule } from '@nestjs/common';
 import { PrometheusController, PrometheusModule } from '@willsoto/nestjs-prometheus';
-import {
-  sagePinoParams,
-  SageEventLogModule,
-  SageHealthModule,
-  SageMetricsModule,
-} from '@sage/saga-outbox';
+import { SageHealthModule } from '@sage/saga-outbox/health';
+import { sagePinoParams, SageEventLogModule } from '@sage/saga-outbox/logging';
+import { SageMetricsModule } from '@sage/saga-outbox/metrics';
 import { LoggerModule } from 'nestjs-pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 

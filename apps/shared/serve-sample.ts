@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { Logger, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { startEmbeddedPostgres } from '@sage/saga-outbox';
+import { startEmbeddedPostgres } from '@sage/saga-outbox/embedded';
 import { Logger as PinoLogger } from 'nestjs-pino';
 
 /**

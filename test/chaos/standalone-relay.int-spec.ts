@@ -1,5 +1,5 @@
 /**
- * The standalone relay entry point (apps/outbox-relay/src/main.ts) as a real child process against
+ * The standalone relay entry point (libs/saga-outbox/src/bin/sage-relay.ts, the sage-relay bin) as a real child process against
  * a test database: it publishes what services wrote, and on SIGTERM / SIGINT it drains within its
  * bound and exits 0, leaving no row `claimed`. Its in-memory broker lives in the child, so every
  * assertion goes through the outbox rows' status.
@@ -16,7 +16,7 @@ import { createTestDatabase, type TestDatabase } from '../support/pg';
 jest.setTimeout(120_000);
 
 const ROOT = join(__dirname, '..', '..');
-const ENTRY = 'apps/outbox-relay/src/main.ts';
+const ENTRY = 'libs/saga-outbox/src/bin/sage-relay.ts';
 
 interface RelayProcess {
   child: ChildProcessWithoutNullStreams;

@@ -8,7 +8,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import type { QueryRunner } from 'typeorm';
-import { sagaOutboxMigrations } from '../../migrations';
+import { sagaOutboxMigrations } from '../../libs/saga-outbox/src/migrations';
 import {
   createSagaDataSource,
   runMigrationsLocked,

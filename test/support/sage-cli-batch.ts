@@ -9,7 +9,7 @@
  * Prints a JSON array of { argv, code, stdout, stderr } on stdout.
  */
 import 'reflect-metadata';
-import { runCli } from '../../apps/sage-cli/src/cli';
+import { runCli } from '../../libs/saga-outbox/src/cli/cli';
 
 export interface CliRun {
   argv: string[];

@@ -8,6 +8,7 @@ import {
   type OutboxModuleOptions,
   type SagaEngineTuning,
 } from '@sage/saga-outbox';
+import { openTelemetryTracing } from '@sage/saga-outbox/tracing';
 import { DataSource } from 'typeorm';
 import { sampleObservability } from '../../shared/observability';
 import { sampleTopology, type SampleTopology } from '../../shared/sample-topology';
@@ -70,6 +71,9 @@ export class PaymentServiceModule {
             saga: config.saga,
             broker: config.broker,
             outbox: config.outbox,
+            // Spans for sagas, steps, outbox writes, publishes and inbox handling (exported when an
+            // OpenTelemetry SDK is registered: apps/shared/tracing.ts).
+            tracing: openTelemetryTracing(),
           }),
         }),
         ...sampleObservability('payment-service'),

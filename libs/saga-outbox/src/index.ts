@@ -1,4 +1,7 @@
-// The curated public API of @sage/saga-outbox. Nothing else is public.
+// The curated public API of @sage/saga-outbox's root entry point. It loads no optional peer (broker
+// clients, PGlite, prom-client, pino, terminus, OpenTelemetry, @nestjs/microservices): those sit
+// behind the subpath entries (./kafka, ./rabbitmq, ./nats, ./microservices, ./embedded, ./metrics,
+// ./health, ./logging, ./tracing, ./testing, ./migrations). entry-points.spec.ts enforces it.
 
 // Errors
 export {
@@ -22,7 +25,10 @@ export {
   OutboxMessageNotFoundError,
   BrokerPublishError,
 } from './core/outbox/outbox-errors';
+export { MissingPeerDependencyError } from './core/errors';
 export type { JsonValue } from './core/json';
+export { uuidv7 } from './core/uuid';
+export type { Clock } from './core/ports/clock';
 
 // Saga definitions
 export { defineSaga, SagaBuilder } from './core/saga/saga-builder';
@@ -85,6 +91,18 @@ export type { OutboxRetryPolicy } from './core/outbox/outbox-retry';
 export { DEFAULT_MAX_MESSAGE_BYTES } from './core/outbox/outbox-message';
 export type { OutboxMessageInput, OutboxMessage } from './core/outbox/outbox-message';
 
+export type {
+  OutboxStore,
+  OutboxWriter,
+  OutboxStats,
+  OutboxFailure,
+  ClaimByIdsResult,
+  DeadLetterFilter,
+  DeadLetterPage,
+  TransactionCommitHooks,
+  OutboxWakeSubscription,
+} from './core/ports/outbox-store';
+
 // Brokers
 export type {
   Broker,
@@ -101,12 +119,11 @@ export type { InMemoryBrokerOptions } from './brokers/memory/in-memory-broker';
 // Persistence
 export { PostgresOutboxStore } from './persistence/postgres/outbox-postgres-store';
 export { TypeOrmCommitHooks } from './persistence/postgres/typeorm-commit-hooks';
-export { sagaOutboxMigrations } from '../../../migrations';
+export { sagaOutboxMigrations } from './migrations';
+export type { SagaOutboxMigrationClass, SagaOutboxMigrationOptions } from './migrations';
 export { PostgresSagaStore } from './persistence/postgres/postgres-saga-store';
 export { createSagaDataSource, runMigrationsLocked } from './persistence/postgres/data-source';
 export type { SagaDataSourceOptions } from './persistence/postgres/data-source';
-export { startEmbeddedPostgres } from './persistence/postgres/embedded-postgres';
-export type { EmbeddedPostgres } from './persistence/postgres/embedded-postgres';
 export {
   PostgresOperatorQueries,
   SAGA_STATUSES,
@@ -209,45 +226,8 @@ export type { InboxHandleOptions, InboxMessageSource } from './nest/inbox/inbox.
 export { INBOX_OPTIONS } from './nest/inbox/inbox.options';
 export type { InboxModuleOptions } from './nest/inbox/inbox.options';
 export { transportMessageId } from './nest/inbox/transport-message-id';
-// @nestjs/microservices transports (Kafka, RMQ, NATS) consuming what Sage's outbox publishes
-export { SageKafkaDeserializer } from './nest/microservices/sage-kafka.deserializer';
-export { SageRmqDeserializer } from './nest/microservices/sage-rmq.deserializer';
-export type { SageRmqDeserializerOptions } from './nest/microservices/sage-rmq.deserializer';
-export { SageNatsDeserializer } from './nest/microservices/sage-nats.deserializer';
-export { ackRmqAfter } from './nest/microservices/rmq-ack';
-export { SageBrokerTransport, SageBrokerContext } from './nest/microservices/sage-broker.transport';
-export type { SageBrokerTransportOptions } from './nest/microservices/sage-broker.transport';
-export type { RmqAckContext } from './nest/microservices/rmq-ack';
 
-// Observability
-export {
-  SageMetricsModule,
-  SageMetricsService,
-  SAGE_METRICS_OPTIONS,
-} from './nest/observability/sage-metrics.module';
-export type { SageMetricsModuleOptions } from './nest/observability/sage-metrics.module';
-export {
-  SageMetrics,
-  SAGE_METRIC_DEFINITIONS,
-  exposedMetricNames,
-} from './nest/observability/sage-metrics';
-export type {
-  SageMetricDefinition,
-  SageMetricName,
-  SageMetricsOptions,
-  SageMetricsSources,
-} from './nest/observability/sage-metrics';
-export { SageHealthModule, SageHealthController } from './nest/observability/sage-health.module';
-export {
-  SageHealthIndicators,
-  SAGE_HEALTH_OPTIONS,
-} from './nest/observability/sage-health.indicators';
-export type { SageHealthModuleOptions } from './nest/observability/sage-health.indicators';
-export { ProbeTimeoutError } from './nest/observability/with-timeout';
-export {
-  SageEventLog,
-  SageEventLogModule,
-  SageEventLogService,
-  sagePinoParams,
-  traceLogFields,
-} from './nest/observability/sage-logging';
+// Tracing (the port; the OpenTelemetry implementation is @sage/saga-outbox/tracing)
+export { NO_TRACING } from './core/ports/tracer';
+export type { SageTracer } from './core/ports/tracer';
+export type { SageLogger } from './core/ports/logger';

@@ -9,13 +9,8 @@
  */
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import {
-  InMemoryBroker,
-  SagaService,
-  startEmbeddedPostgres,
-  type SagaEvent,
-  type SagaRecord,
-} from '@sage/saga-outbox';
+import { InMemoryBroker, SagaService, type SagaEvent, type SagaRecord } from '@sage/saga-outbox';
+import { startEmbeddedPostgres } from '@sage/saga-outbox/embedded';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';

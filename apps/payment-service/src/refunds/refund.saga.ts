@@ -15,7 +15,7 @@ export interface RefundInput {
 /**
  * A local saga of the payment service: record the refund, debit the merchant, credit the customer.
  * Each step's ledger entry carries a unique reference, so the ledger itself rejects duplicates.
- * (The order saga's payment steps reach this service over a broker once broker adapters land.)
+ * (The order saga's payment steps reach this service over a broker: authorizations/.)
  */
 @Saga('payment-refund', {
   validate: (i: RefundInput) =>

@@ -82,6 +82,25 @@ export class InvalidOptionsError extends SagaOutboxError {
   }
 }
 
+/**
+ * A feature was asked for whose optional peer packages are not installed (a `kafka://` broker
+ * without `kafkajs`, the embedded database without PGlite…). The message is one line naming the
+ * packages to install.
+ */
+export class MissingPeerDependencyError extends SagaOutboxError {
+  constructor(
+    readonly feature: string,
+    readonly packages: readonly string[],
+    options?: { cause?: unknown },
+  ) {
+    super(
+      'PEER_DEPENDENCY_MISSING',
+      `${feature} needs ${packages.join(', ')}: npm install ${packages.join(' ')}`,
+      options,
+    );
+  }
+}
+
 /** `get()` / `waitFor()` asked about a saga id that does not exist. */
 export class SagaNotFoundError extends SagaOutboxError {
   constructor(readonly sagaId: string) {

@@ -6,7 +6,8 @@ import { PostgresSagaStore } from '../persistence/postgres/postgres-saga-store';
 import { InMemoryBroker } from '../brokers/memory/in-memory-broker';
 import type { Broker } from '../core/ports/broker';
 import { NestSageLogger } from './nest-sage-logger';
-import { withSagaSpans } from './observability/sage-tracing';
+import { NO_TRACING, type SageTracer } from '../core/ports/tracer';
+import { SAGE_TRACER } from './sage-tracer.token';
 import { INBOX_OPTIONS, type InboxModuleOptions } from './inbox/inbox.options';
 import { inboxProviders } from './inbox/inbox.providers';
 import { InboxService } from './inbox/inbox.service';
@@ -28,7 +29,7 @@ import { SagaService } from './saga.service';
 import { openSageDatabase, SageDatabase } from './sage-database';
 
 /**
- * Durable sagas (and, with later modules, the transactional outbox) for a Nest app.
+ * Durable sagas, the transactional outbox (with its relay) and the consumer inbox for a Nest app.
  *
  * ```ts
  * SagaOutboxModule.forRoot({ postgres: { url: process.env.DATABASE_URL }, isGlobal: true })
@@ -46,18 +47,29 @@ import { openSageDatabase, SageDatabase } from './sage-database';
     },
     {
       provide: SagaEngine,
-      inject: [SageDatabase, SAGA_OUTBOX_OPTIONS, OutboxRepository],
-      useFactory: (db: SageDatabase, options: SagaOutboxModuleOptions, outbox: OutboxRepository) =>
-        // Saga run / step / compensation spans (no-op without an OpenTelemetry SDK).
-        withSagaSpans(
-          new SagaEngine<EntityManager>({
-            store: new PostgresSagaStore(db.dataSource, { schema: db.schema }),
-            outbox: outbox.publisher,
-            logger: new NestSageLogger('Sage'),
-            ...options.saga,
-            lifecycleEvents: options.sagaEvents,
-          }),
-        ),
+      inject: [SageDatabase, SAGA_OUTBOX_OPTIONS, OutboxRepository, SAGE_TRACER],
+      useFactory: (
+        db: SageDatabase,
+        options: SagaOutboxModuleOptions,
+        outbox: OutboxRepository,
+        tracer: SageTracer,
+      ) => {
+        const engine = new SagaEngine<EntityManager>({
+          store: new PostgresSagaStore(db.dataSource, { schema: db.schema }),
+          outbox: outbox.publisher,
+          logger: new NestSageLogger('Sage'),
+          ...options.saga,
+          lifecycleEvents: options.sagaEvents,
+        });
+        // Saga run / step / compensation spans, when the app asked for tracing.
+        if (tracer !== NO_TRACING) engine.onEvent((event) => tracer.onSagaEvent(event));
+        return engine;
+      },
+    },
+    {
+      provide: SAGE_TRACER,
+      inject: [SAGA_OUTBOX_OPTIONS],
+      useFactory: (options: SagaOutboxModuleOptions): SageTracer => options.tracing ?? NO_TRACING,
     },
     {
       provide: OUTBOX_OPTIONS,

@@ -3,6 +3,7 @@ import { resolveOptimisticSettings } from '../core/outbox/optimistic-publisher';
 import type { SagaDefinition } from '../core/saga/saga-definition';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { Broker } from '../core/ports/broker';
+import type { SageTracer } from '../core/ports/tracer';
 import type { OutboxModuleOptions } from './outbox/outbox.providers';
 import type { InboxModuleOptions } from './inbox/inbox.options';
 
@@ -82,6 +83,12 @@ export interface SagaOutboxModuleOptions {
    * the state change it describes. Off by default.
    */
   sagaEvents?: { destination: string };
+  /**
+   * Spans for sagas, steps, outbox writes, publishes and inbox handling:
+   * `openTelemetryTracing()` from `@sage/saga-outbox/tracing`. Default: none (nothing of
+   * OpenTelemetry is loaded).
+   */
+  tracing?: SageTracer;
 }
 
 const KNOWN_KEYS = new Set([
@@ -97,6 +104,7 @@ const KNOWN_KEYS = new Set([
   'outbox',
   'sagaEvents',
   'inbox',
+  'tracing',
 ]);
 
 /** Checks options once, at the module boundary, so a typo fails startup with a message that says what to fix. */
@@ -195,6 +203,7 @@ export function validateModuleOptions(
       throw new InvalidOptionsError('outbox.optimistic', 'must be an object');
     resolveOptimisticSettings(o.outbox.optimistic); // throws InvalidOptionsError naming the option
   }
+  validateTracer(o.tracing);
   if (
     o.sagaEvents !== undefined &&
     (typeof o.sagaEvents !== 'object' ||
@@ -219,4 +228,24 @@ export function validateModuleOptions(
   if (o.sagas !== undefined && !Array.isArray(o.sagas))
     throw new InvalidOptionsError('sagas', 'must be an array of defineSaga(...).build() results');
   return o;
+}
+
+/** `tracing` must implement the SageTracer port (what `openTelemetryTracing()` returns). */
+export function validateTracer(tracing: unknown): void {
+  if (tracing === undefined) return;
+  const hooks: readonly (keyof SageTracer)[] = [
+    'onSagaEvent',
+    'outboxWriter',
+    'broker',
+    'inboxHandling',
+  ];
+  const valid =
+    typeof tracing === 'object' &&
+    tracing !== null &&
+    hooks.every((h) => typeof (tracing as Record<string, unknown>)[h] === 'function');
+  if (!valid)
+    throw new InvalidOptionsError(
+      'tracing',
+      "must implement SageTracer: use openTelemetryTracing() from '@sage/saga-outbox/tracing'",
+    );
 }

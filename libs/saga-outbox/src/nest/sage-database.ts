@@ -1,10 +1,9 @@
 import { DataSource } from 'typeorm';
-import { sagaOutboxMigrations } from '../../../../migrations';
+import { sagaOutboxMigrations } from '../migrations';
 import { createSagaDataSource, runMigrationsLocked } from '../persistence/postgres/data-source';
-import {
-  startEmbeddedPostgres,
-  type EmbeddedPostgres,
-} from '../persistence/postgres/embedded-postgres';
+import type * as EmbeddedModule from '../persistence/postgres/embedded-postgres';
+import type { EmbeddedPostgres } from '../persistence/postgres/embedded-postgres';
+import { loadOptionalPeer } from '../optional-peer';
 import type { SagaOutboxModuleOptions } from './saga-outbox.options';
 
 /** The database Sage keeps its state in: the app's DataSource, its own pool, or embedded PGlite. */
@@ -39,6 +38,13 @@ export async function openSageDatabase(options: SagaOutboxModuleOptions): Promis
   }
   let embedded: EmbeddedPostgres | undefined;
   if (!options.postgres) {
+    // Loaded only here: an app on its own PostgreSQL never loads PGlite (nor needs it installed).
+    const { startEmbeddedPostgres } = loadOptionalPeer(
+      'the embedded database (SagaOutboxModule without `dataSource` or `postgres`)',
+      ['@electric-sql/pglite', '@electric-sql/pglite-socket'],
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy optional peer
+      () => require('../persistence/postgres/embedded-postgres') as typeof EmbeddedModule,
+    );
     embedded = await startEmbeddedPostgres({
       dataDir: options.embedded?.dataDir,
       maxConnections: options.embedded?.maxConnections ?? 8,

@@ -22,7 +22,6 @@ import {
 } from './idempotent-handler.decorator';
 import { INBOX_OPTIONS, type InboxModuleOptions } from './inbox.options';
 import { InboxService } from './inbox.service';
-import { withInboxSpan } from '../observability/sage-tracing';
 
 /** One `@IdempotentHandler` method found at module init. */
 export interface DiscoveredIdempotentHandler {
@@ -114,7 +113,7 @@ export class IdempotentHandlerExplorer
           await broker.subscribe(
             handler.pattern,
             (message) =>
-              withInboxSpan(handler.consumer, message.id, message, () =>
+              this.inbox.tracer.inboxHandling(handler.consumer, message.id, message, () =>
                 this.deliver(handler, message),
               ),
             { group: handler.consumer },

@@ -17,7 +17,8 @@ import type {
 } from '../../core/ports/inbox-store';
 import { PostgresInboxStore } from '../../persistence/postgres/inbox-postgres-store';
 import { NestSageLogger } from '../nest-sage-logger';
-import { withInboxSpan } from '../observability/sage-tracing';
+import { NO_TRACING, type SageTracer } from '../../core/ports/tracer';
+import { SAGE_TRACER } from '../sage-tracer.token';
 import type { InboxContext } from './idempotent-handler.decorator';
 import { INBOX_OPTIONS, type InboxModuleOptions } from './inbox.options';
 import { transportMessageId } from './transport-message-id';
@@ -60,6 +61,7 @@ export class InboxService {
   constructor(
     readonly store: PostgresInboxStore,
     @Optional() @Inject(INBOX_OPTIONS) options?: InboxModuleOptions,
+    @Optional() @Inject(SAGE_TRACER) readonly tracer: SageTracer = NO_TRACING,
   ) {
     this.processor = new InboxProcessor<EntityManager>({
       store,
@@ -88,7 +90,7 @@ export class InboxService {
           'message-id, NATS header Nats-Msg-Id, or an `id` field',
       );
     }
-    return withInboxSpan(name, messageId, source, () =>
+    return this.tracer.inboxHandling(name, messageId, source, () =>
       this.processor.process(
         { consumer: name, messageId, message: options.message },
         ({ tx, attempt }) => handler({ manager: tx, messageId, consumer: name, attempt }),

@@ -1,6 +1,6 @@
 import { Injectable, Module, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import { trace } from '@opentelemetry/api';
+import type * as OtelApi from '@opentelemetry/api';
 import type { Params } from 'nestjs-pino';
 import type { InboxEvent } from '../../core/inbox/inbox-events';
 import type { OutboxEvent } from '../../core/outbox/outbox-events';
@@ -9,12 +9,27 @@ import type { SagaEvent } from '../../core/saga/saga-events';
 import { NestSageLogger } from '../nest-sage-logger';
 import { findSageParts } from './sage-sources';
 
+/** `@opentelemetry/api` when the app has it installed; null (no trace fields) when it has not. */
+let otelApi: typeof OtelApi | null | undefined;
+function openTelemetryApi(): typeof OtelApi | null {
+  if (otelApi === undefined) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- optional peer, loaded on first log line
+      otelApi = require('@opentelemetry/api') as typeof OtelApi;
+    } catch {
+      otelApi = null;
+    }
+  }
+  return otelApi;
+}
+
 /**
  * `traceId` / `spanId` of the active OpenTelemetry span, for pino's `mixin`: every log line
- * written inside a traced request, saga step or inbox handler carries them. Empty without an SDK.
+ * written inside a traced request, saga step or inbox handler carries them. Empty without an SDK
+ * (or without `@opentelemetry/api` installed).
  */
 export function traceLogFields(): { traceId?: string; spanId?: string } {
-  const span = trace.getActiveSpan();
+  const span = openTelemetryApi()?.trace.getActiveSpan();
   if (!span) return {};
   const { traceId, spanId, traceFlags } = span.spanContext();
   if (!traceFlags && traceId === '00000000000000000000000000000000') return {};

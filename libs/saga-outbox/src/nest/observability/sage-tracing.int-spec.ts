@@ -25,6 +25,7 @@ import {
   type SagaStepContext,
 } from '../../index';
 import { waitUntil } from '../../testing/async';
+import { openTelemetryTracing } from '../../tracing';
 
 jest.setTimeout(60_000);
 
@@ -82,6 +83,7 @@ describe('tracing: one trace from the saga step through the outbox and the broke
           postgres: { ...db.connection, poolSize: 4 },
           broker: new InMemoryBroker(),
           outbox: { relay: { pollIntervalMs: 20 }, retention: { enabled: false } },
+          tracing: openTelemetryTracing(),
         }),
       ],
       providers: [TracedOrderSaga, ReceiptsConsumer],

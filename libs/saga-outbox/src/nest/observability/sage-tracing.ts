@@ -33,6 +33,7 @@ import type {
   Subscription,
 } from '../../core/ports/broker';
 import type { OutboxWriter } from '../../core/ports/outbox-store';
+import type { SageTracer } from '../../core/ports/tracer';
 import type { SagaEvent } from '../../core/saga/saga-events';
 
 export const SAGE_TRACER_NAME = '@sage/saga-outbox';
@@ -268,12 +269,20 @@ export class SagaTracing {
 /** The process's saga spans: the outbox writer parents a saga's writes on them. */
 export const sagaTracing = new SagaTracing();
 
-/** Subscribes the process's SagaTracing to `engine`; returns the engine. */
-export function withSagaSpans<E extends { onEvent(listener: (e: SagaEvent) => void): unknown }>(
-  engine: E,
-): E {
-  engine.onEvent(sagaTracing.onSagaEvent);
-  return engine;
+/**
+ * OpenTelemetry spans for Sage, for `SagaOutboxModule.forRoot({ tracing: openTelemetryTracing() })`
+ * (or OutboxRelayModule): saga / step / compensation spans from the engine's events, a write span
+ * per outbox insert whose `traceparent` is stored with the message, a PRODUCER span per publish and
+ * a CONSUMER span per inbox handling, so producer, broker and consumer are one trace. Built on
+ * `@opentelemetry/api` only: register an SDK for the spans to be exported.
+ */
+export function openTelemetryTracing(): SageTracer {
+  return {
+    onSagaEvent: sagaTracing.onSagaEvent,
+    outboxWriter: (writer) => tracedOutboxWriter(writer),
+    broker: tracedBroker,
+    inboxHandling: withInboxSpan,
+  };
 }
 
 // -------------------------------------------------------------------------------------------------

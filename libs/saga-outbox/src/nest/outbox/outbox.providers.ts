@@ -23,7 +23,8 @@ import type { Broker } from '../../core/ports/broker';
 import { PostgresOutboxStore } from '../../persistence/postgres/outbox-postgres-store';
 import { TypeOrmCommitHooks } from '../../persistence/postgres/typeorm-commit-hooks';
 import { NestSageLogger } from '../nest-sage-logger';
-import { tracedBroker, tracedOutboxWriter } from '../observability/sage-tracing';
+import { NO_TRACING, type SageTracer } from '../../core/ports/tracer';
+import { SAGE_TRACER } from '../sage-tracer.token';
 import { SageDatabase } from '../sage-database';
 import { ClsAmbientTransaction } from './cls-ambient-transaction';
 
@@ -86,6 +87,7 @@ export class OutboxRepository {
     @Optional() @Inject(OUTBOX_AMBIENT_TRANSACTION) ambient?: AmbientTransaction,
     @Optional() @Inject(OUTBOX_OPTIONS) options?: OutboxModuleOptions,
     @Optional() @Inject(OUTBOX_OPTIMISTIC) relayService?: OptimisticSending,
+    @Optional() @Inject(SAGE_TRACER) tracer: SageTracer = NO_TRACING,
   ) {
     // The explicit binding wins; otherwise the CLS transaction, looked up on first use.
     const cls = ambient ? undefined : new ClsAmbientTransaction(moduleRef);
@@ -94,7 +96,7 @@ export class OutboxRepository {
     const optimistic = relayService?.optimistic;
     this.publisher = new OutboxPublisher<EntityManager>({
       // Traced outermost: the write span's traceparent is in the headers every layer below stores.
-      writer: tracedOutboxWriter(
+      writer: tracer.outboxWriter(
         optimistic ? withOptimisticSend(store, relayService.commitHooks, optimistic) : store,
       ),
       ambientTransaction: ambient ?? (() => cls?.current()),
@@ -129,6 +131,7 @@ export class OutboxRelayService implements OnApplicationBootstrap, BeforeApplica
     database: SageDatabase,
     @Optional() @Inject(OUTBOX_BROKER) broker?: Broker | null,
     @Optional() @Inject(OUTBOX_OPTIONS) options?: OutboxModuleOptions,
+    @Optional() @Inject(SAGE_TRACER) tracer: SageTracer = NO_TRACING,
   ) {
     const logger = new NestSageLogger('SageOutbox');
     const { enabled: relayEnabled, ...relayOptions } = options?.relay ?? {};
@@ -146,7 +149,7 @@ export class OutboxRelayService implements OnApplicationBootstrap, BeforeApplica
         listen: !database.embedded,
         ...relayOptions,
         store,
-        broker: tracedBroker(broker),
+        broker: tracer.broker(broker),
         logger,
       });
     }
@@ -162,7 +165,7 @@ export class OutboxRelayService implements OnApplicationBootstrap, BeforeApplica
       this.optimistic = new OptimisticPublisher({
         ...options?.optimistic,
         store,
-        broker: tracedBroker(broker),
+        broker: tracer.broker(broker),
         logger,
         // Released rows are announced by NOTIFY; a relay that cannot listen (PGlite) is woken here.
         onHandBack: () => this.relay?.wake(),

@@ -1,9 +1,11 @@
 import { InMemoryBroker } from '../../brokers/memory/in-memory-broker';
 import { InvalidOptionsError } from '../../core/errors';
 import type { Broker } from '../../core/ports/broker';
+import { loadOptionalPeer } from '../../optional-peer';
 
 /* The adapters are loaded only for the scheme asked for, so an app that uses RabbitMQ never loads
- * kafkajs or the NATS client (DESIGN §5: optional brokers stay optional). The type-only imports
+ * kafkajs or the NATS client (DESIGN §5: optional brokers stay optional), and one whose client is
+ * not installed fails with MissingPeerDependencyError naming the packages. The type-only imports
  * below are erased at compile time. */
 import type * as KafkaModule from '../../brokers/kafka/kafka-broker';
 import type * as RabbitModule from '../../brokers/rabbitmq/rabbitmq-broker';
@@ -81,7 +83,12 @@ export function brokerFromUrl(url: string, option = 'SAGE_BROKER_URL'): Broker {
     }
     case 'kafka': {
       const p = params(['clientId']);
-      const { KafkaBroker } = load<typeof KafkaModule>('../../brokers/kafka/kafka-broker');
+      const { KafkaBroker } = loadOptionalPeer(
+        `${option}=kafka://`,
+        ['kafkajs'],
+        // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy: only the adapter in use is loaded
+        () => require('../../brokers/kafka/kafka-broker') as typeof KafkaModule,
+      );
       return new KafkaBroker({ brokers: hosts(9092), clientId: p.get('clientId') });
     }
     case 'amqp':
@@ -92,8 +99,11 @@ export function brokerFromUrl(url: string, option = 'SAGE_BROKER_URL'): Broker {
         throw new InvalidOptionsError(option, 'queueType must be quorum or classic');
       const clean = new URL(url);
       clean.search = '';
-      const { RabbitMqBroker } = load<typeof RabbitModule>(
-        '../../brokers/rabbitmq/rabbitmq-broker',
+      const { RabbitMqBroker } = loadOptionalPeer(
+        `${option}=${scheme}://`,
+        ['amqplib', 'amqp-connection-manager'],
+        // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy: only the adapter in use is loaded
+        () => require('../../brokers/rabbitmq/rabbitmq-broker') as typeof RabbitModule,
       );
       return new RabbitMqBroker({
         url: clean.toString(),
@@ -103,7 +113,12 @@ export function brokerFromUrl(url: string, option = 'SAGE_BROKER_URL'): Broker {
     }
     case 'nats': {
       const p = params(['stream', 'prefix']);
-      const { NatsJetStreamBroker } = load<typeof NatsModule>('../../brokers/nats/nats-broker');
+      const { NatsJetStreamBroker } = loadOptionalPeer(
+        `${option}=nats://`,
+        ['@nats-io/transport-node', '@nats-io/jetstream'],
+        // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy: only the adapter in use is loaded
+        () => require('../../brokers/nats/nats-broker') as typeof NatsModule,
+      );
       return new NatsJetStreamBroker({
         servers: hosts(4222).map((h) => `nats://${h}`),
         stream: p.get('stream'),
@@ -116,9 +131,4 @@ export function brokerFromUrl(url: string, option = 'SAGE_BROKER_URL'): Broker {
         `unsupported broker scheme "${scheme}://"; supported: ${SCHEMES}`,
       );
   }
-}
-
-function load<T>(path: string): T {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy: load only the adapter (and client library) that is used
-  return require(path) as T;
 }

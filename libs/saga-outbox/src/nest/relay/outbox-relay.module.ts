@@ -6,6 +6,8 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import type { Broker } from '../../core/ports/broker';
+import { NO_TRACING, type SageTracer } from '../../core/ports/tracer';
+import { SAGE_TRACER } from '../sage-tracer.token';
 import { NestSageLogger } from '../nest-sage-logger';
 import {
   OUTBOX_BROKER,
@@ -72,7 +74,7 @@ export class OutboxRelayLifecycle implements OnApplicationBootstrap, OnApplicati
  * ```
  * The relay starts on application bootstrap and drains on shutdown within `outbox.relay.shutdownTimeoutMs`
  * (call `app.enableShutdownHooks()`); the broker and Sage's own pool are closed after it.
- * `apps/outbox-relay` is a ready-made entry point.
+ * The package's `sage-relay` bin is a ready-made entry point.
  */
 @Module({
   providers: [
@@ -97,6 +99,11 @@ export class OutboxRelayLifecycle implements OnApplicationBootstrap, OnApplicati
       provide: OUTBOX_BROKER,
       inject: [VALIDATED_OPTIONS],
       useFactory: (options: OutboxRelayModuleOptions): Broker => options.broker,
+    },
+    {
+      provide: SAGE_TRACER,
+      inject: [VALIDATED_OPTIONS],
+      useFactory: (options: OutboxRelayModuleOptions): SageTracer => options.tracing ?? NO_TRACING,
     },
     ...outboxProviders,
     OutboxRelayLifecycle,

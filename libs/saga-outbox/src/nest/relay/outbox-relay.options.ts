@@ -1,6 +1,7 @@
 import type { DataSource } from 'typeorm';
 import { InvalidOptionsError } from '../../core/errors';
 import type { Broker } from '../../core/ports/broker';
+import type { SageTracer } from '../../core/ports/tracer';
 import type { OutboxModuleOptions } from '../outbox/outbox.providers';
 import { validateModuleOptions, type SagaOutboxPostgresOptions } from '../saga-outbox.options';
 
@@ -21,6 +22,8 @@ export interface OutboxRelayModuleOptions {
   broker: Broker;
   /** Relay and retention tuning, size limit. `relay.enabled: false` makes no sense here. */
   outbox?: OutboxModuleOptions;
+  /** Publish spans: `openTelemetryTracing()` from `@sage/saga-outbox/tracing`. Default: none. */
+  tracing?: SageTracer;
 }
 
 const KNOWN_KEYS = new Set([
@@ -30,6 +33,7 @@ const KNOWN_KEYS = new Set([
   'runMigrations',
   'broker',
   'outbox',
+  'tracing',
 ]);
 
 /** Checks options once, at the module boundary, before anything is opened. */

@@ -20,7 +20,6 @@ import { INBOX_OPTIONS, type InboxModuleOptions } from '../inbox/inbox.options';
 import { InboxService } from '../inbox/inbox.service';
 import { discoverDecoratedMethods } from '../discover-methods';
 import { NestSageLogger } from '../nest-sage-logger';
-import { withInboxSpan } from '../observability/sage-tracing';
 import { OUTBOX_BROKER, OutboxRepository } from '../outbox/outbox.providers';
 import {
   isRejection,
@@ -89,7 +88,10 @@ export class SagaCommandHandlerExplorer
           await broker.subscribe(
             endpoint.destination,
             // The command's traceparent makes the handler (and its reply) part of the saga's trace.
-            (m) => withInboxSpan(endpoint.consumer, m.id, m, () => this.deliver(endpoint, m)),
+            (m) =>
+              this.inbox.tracer.inboxHandling(endpoint.consumer, m.id, m, () =>
+                this.deliver(endpoint, m),
+              ),
             { group: endpoint.consumer },
           ),
         );

@@ -12,7 +12,6 @@ import { parseSagaReply, type SagaReply } from '../../core/saga/saga-command';
 import { SagaEngine } from '../../core/saga/saga-engine';
 import { InboxService } from '../inbox/inbox.service';
 import { NestSageLogger } from '../nest-sage-logger';
-import { withInboxSpan } from '../observability/sage-tracing';
 import { OUTBOX_BROKER } from '../outbox/outbox.providers';
 import { SAGA_OUTBOX_OPTIONS } from '../saga-outbox.module-definition';
 import type { SagaOutboxModuleOptions } from '../saga-outbox.options';
@@ -57,7 +56,7 @@ export class SagaReplyConsumer implements OnApplicationBootstrap, BeforeApplicat
     }
     this.subscription = await this.broker.subscribe(
       replyTo,
-      (m) => withInboxSpan(this.consumer, m.id, m, () => this.deliver(m)),
+      (m) => this.inbox.tracer.inboxHandling(this.consumer, m.id, m, () => this.deliver(m)),
       { group: this.consumer },
     );
   }

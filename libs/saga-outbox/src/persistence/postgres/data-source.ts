@@ -1,6 +1,6 @@
 import type { TlsOptions } from 'node:tls';
 import { DataSource, MigrationExecutor, type Migration } from 'typeorm';
-import { sagaOutboxMigrations } from '../../../../../migrations';
+import { sagaOutboxMigrations } from '../../migrations';
 import { InvalidOptionsError } from '../../core/errors';
 import { LOCK_MIGRATIONS_FOR_SESSION, UNLOCK_MIGRATIONS_FOR_SESSION } from './migration-lock.sql';
 

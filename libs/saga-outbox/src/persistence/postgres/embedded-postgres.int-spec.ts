@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import type { DataSource } from 'typeorm';
-import { sagaOutboxMigrations } from '../../../../../migrations';
+import { sagaOutboxMigrations } from '../../migrations';
 import { LeaseLostError } from '../../core/errors';
 import type { NewSaga } from '../../core/ports/saga-store';
 import { describeSagaStoreConformance } from '../../testing/saga-store-conformance';

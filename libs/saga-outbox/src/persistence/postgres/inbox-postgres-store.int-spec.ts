@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
-import { inboxMigration } from '../../../../../migrations/1764403200000-inbox';
-import { outboxMigration } from '../../../../../migrations/1764316800000-outbox';
-import { sagaStateMigration } from '../../../../../migrations/1764230400000-saga-state';
+import { inboxMigration } from '../../migrations/1764403200000-inbox';
+import { outboxMigration } from '../../migrations/1764316800000-outbox';
+import { sagaStateMigration } from '../../migrations/1764230400000-saga-state';
 import {
   createTestDatabase,
   dataSourceOptions,

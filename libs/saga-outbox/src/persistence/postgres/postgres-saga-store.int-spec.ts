@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { DataSource, EntityManager } from 'typeorm';
-import { sagaOutboxMigrations } from '../../../../../migrations';
+import { sagaOutboxMigrations } from '../../migrations';
 import {
   createTestDatabase,
   dataSourceOptions,

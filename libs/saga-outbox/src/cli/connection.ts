@@ -1,0 +1,114 @@
+import { OutboxDeadLetters } from '../core/outbox/outbox-dead-letters';
+import { createSagaDataSource } from '../persistence/postgres/data-source';
+import { PostgresInboxStore } from '../persistence/postgres/inbox-postgres-store';
+import { PostgresOperatorQueries } from '../persistence/postgres/postgres-operator-queries';
+import { PostgresOutboxStore } from '../persistence/postgres/outbox-postgres-store';
+import { PostgresSagaStore } from '../persistence/postgres/postgres-saga-store';
+import type { DataSource } from 'typeorm';
+import { UsageError } from './cli-errors';
+
+/** What every command may use: one small pool and the library's stores over it. */
+export interface SageConnection {
+  readonly dataSource: DataSource;
+  readonly schema: string;
+  readonly outbox: PostgresOutboxStore;
+  readonly deadLetters: OutboxDeadLetters;
+  readonly inbox: PostgresInboxStore;
+  readonly sagas: PostgresSagaStore;
+  readonly operator: PostgresOperatorQueries;
+  close(): Promise<void>;
+}
+
+export interface ConnectionSettings {
+  url: string;
+  schema: string;
+  /** TypeORM's migrations table (the app's DataSource option `migrationsTableName`). */
+  migrationsTableName?: string;
+  stalledAfterSeconds?: number;
+}
+
+/**
+ * `--database-url` or DATABASE_URL, checked before anything connects. Returns the URL and the
+ * secrets in it (the password, raw and decoded) so error messages can be scrubbed of them.
+ */
+export function readDatabaseUrl(
+  option: string | undefined,
+  env: NodeJS.ProcessEnv,
+): { url: string; secrets: string[] } {
+  const url = (option ?? env.DATABASE_URL ?? '').trim();
+  if (!url)
+    throw new UsageError(
+      'no database: set DATABASE_URL or pass --database-url postgres://user:password@host:5432/db',
+    );
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    // Never echo the value: it may hold a password.
+    throw new UsageError(
+      'the database URL is not a valid URL (expected postgres://user:password@host:5432/db)',
+    );
+  }
+  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:')
+    throw new UsageError(
+      `the database URL must start with postgres:// or postgresql://, not ${parsed.protocol}//`,
+    );
+  // The whole URL and its `:password@` part always; the bare password only when long enough not
+  // to be an ordinary word of the message too (a dev password "sage" would mangle every schema name).
+  const secrets = [url];
+  if (parsed.password) {
+    secrets.push(`:${parsed.password}@`);
+    for (const p of new Set([parsed.password, safeDecode(parsed.password)]))
+      if (p.length >= 8) secrets.push(p);
+  }
+  return { url, secrets };
+}
+
+/** Where we connect, for messages: host, port and database, never user or password. */
+export function describeTarget(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname || 'localhost'}:${u.port || '5432'}${u.pathname || '/'}`;
+  } catch {
+    return 'the database';
+  }
+}
+
+export async function openConnection(settings: ConnectionSettings): Promise<SageConnection> {
+  const dataSource = createSagaDataSource({
+    url: settings.url,
+    schema: settings.schema,
+    poolSize: 4,
+    applicationName: 'sage-cli',
+    connectTimeoutMS: 10_000,
+    migrationsTableName: settings.migrationsTableName,
+  });
+  // The stores validate the schema name before anything connects.
+  const options = { schema: settings.schema };
+  const outbox = new PostgresOutboxStore(dataSource, options);
+  const connection: SageConnection = {
+    dataSource,
+    schema: settings.schema,
+    outbox,
+    deadLetters: new OutboxDeadLetters(outbox),
+    inbox: new PostgresInboxStore(dataSource, options),
+    sagas: new PostgresSagaStore(dataSource, options),
+    operator: new PostgresOperatorQueries(dataSource, {
+      ...options,
+      stalledAfterSeconds: settings.stalledAfterSeconds,
+    }),
+    close: async () => {
+      if (dataSource.isInitialized) await dataSource.destroy();
+    },
+  };
+  await dataSource.initialize();
+  return connection;
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}

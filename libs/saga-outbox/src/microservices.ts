@@ -1,0 +1,12 @@
+// @sage/saga-outbox/microservices: consuming what Sage publishes with @nestjs/microservices
+// (`@EventPattern` handlers): deserializers for Nest's own Kafka, RMQ and NATS transports, and
+// SageBrokerTransport on Sage's adapters. Needs `@nestjs/microservices` (plus the client library of
+// the Nest transport you use).
+export { SageKafkaDeserializer } from './nest/microservices/sage-kafka.deserializer';
+export { SageRmqDeserializer } from './nest/microservices/sage-rmq.deserializer';
+export type { SageRmqDeserializerOptions } from './nest/microservices/sage-rmq.deserializer';
+export { SageNatsDeserializer } from './nest/microservices/sage-nats.deserializer';
+export { ackRmqAfter } from './nest/microservices/rmq-ack';
+export type { RmqAckContext } from './nest/microservices/rmq-ack';
+export { SageBrokerTransport, SageBrokerContext } from './nest/microservices/sage-broker.transport';
+export type { SageBrokerTransportOptions } from './nest/microservices/sage-broker.transport';

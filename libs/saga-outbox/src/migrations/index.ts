@@ -1,0 +1,30 @@
+import { sagaSchema } from '../persistence/postgres/schema-name';
+import { sagaStateMigration } from './1764230400000-saga-state';
+import { outboxMigration } from './1764316800000-outbox';
+import { inboxMigration } from './1764403200000-inbox';
+import { remoteStepsMigration } from './1764489600000-remote-steps';
+import type { SagaOutboxMigrationClass } from './migration-support';
+
+export type { SagaOutboxMigrationClass } from './migration-support';
+
+export interface SagaOutboxMigrationOptions {
+  /** Schema holding Sage's tables (default `sage`); must match the store's `schema` option. */
+  schema?: string;
+}
+
+/**
+ * Sage's migrations, oldest first, for the app's DataSource:
+ * `migrations: [...appMigrations, ...sagaOutboxMigrations({ schema: 'sage' })]`.
+ * Throws InvalidOptionsError for an invalid schema name, before anything touches the database.
+ */
+export function sagaOutboxMigrations(
+  options: SagaOutboxMigrationOptions = {},
+): SagaOutboxMigrationClass[] {
+  const schema = sagaSchema(options.schema);
+  return [
+    sagaStateMigration(schema),
+    outboxMigration(schema),
+    inboxMigration(schema),
+    remoteStepsMigration(schema),
+  ];
+}

@@ -1,0 +1,4 @@
+// @sage/saga-outbox/nats: the NATS JetStream broker adapter. Needs `@nats-io/transport-node` and
+// `@nats-io/jetstream`.
+export { NatsJetStreamBroker } from './brokers/nats/nats-broker';
+export type { NatsJetStreamBrokerOptions } from './brokers/nats/nats-broker';

@@ -1,0 +1,3 @@
+// @sage/saga-outbox/rabbitmq: the RabbitMQ broker adapter. Needs `amqplib` and `amqp-connection-manager`.
+export { RabbitMqBroker, RabbitMqTopologyError } from './brokers/rabbitmq/rabbitmq-broker';
+export type { RabbitMqBrokerOptions } from './brokers/rabbitmq/rabbitmq-broker';

@@ -1,0 +1,35 @@
+import { InvalidOptionsError } from '../core/errors';
+import { DEFAULT_SHUTDOWN_TIMEOUT_MS, readRelayConfig } from './relay-config';
+
+const base = { DATABASE_URL: 'postgres://u:p@db:5432/app', SAGE_BROKER_URL: 'memory://' };
+
+describe('readRelayConfig', () => {
+  it('reads the environment, with defaults', () => {
+    expect(readRelayConfig(base)).toEqual({
+      databaseUrl: base.DATABASE_URL,
+      brokerUrl: 'memory://',
+      schema: undefined,
+      runMigrations: true,
+      shutdownTimeoutMs: DEFAULT_SHUTDOWN_TIMEOUT_MS,
+    });
+    expect(
+      readRelayConfig({
+        ...base,
+        SAGE_SCHEMA: 'outbox',
+        SAGE_RUN_MIGRATIONS: 'false',
+        SAGE_RELAY_SHUTDOWN_TIMEOUT_MS: '2500',
+      }),
+    ).toMatchObject({ schema: 'outbox', runMigrations: false, shutdownTimeoutMs: 2500 });
+  });
+
+  it.each([
+    [{ SAGE_BROKER_URL: 'memory://' }, 'DATABASE_URL'],
+    [{ ...base, DATABASE_URL: '  ' }, 'DATABASE_URL'],
+    [{ DATABASE_URL: base.DATABASE_URL }, 'SAGE_BROKER_URL'],
+    [{ ...base, SAGE_RUN_MIGRATIONS: 'yes' }, 'SAGE_RUN_MIGRATIONS'],
+    [{ ...base, SAGE_RELAY_SHUTDOWN_TIMEOUT_MS: '10s' }, 'SAGE_RELAY_SHUTDOWN_TIMEOUT_MS'],
+  ])('%j → InvalidOptionsError naming %s', (env, option) => {
+    expect(() => readRelayConfig(env)).toThrow(InvalidOptionsError);
+    expect(() => readRelayConfig(env)).toThrow(expect.objectContaining({ option }) as Error);
+  });
+});

@@ -1,0 +1,54 @@
+/** The standalone relay's process: configuration from the environment, the Nest app, signals. */
+import type { Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { brokerFromUrl } from '../nest/relay/broker-url';
+import { Logger as PinoLogger } from 'nestjs-pino';
+import { readHealthPort } from './health-port';
+import { readRelayConfig } from './relay-config';
+import { RelayAppModule } from './relay-app.module';
+
+/** Time beyond the relay's own bound for closing the broker and the pool. */
+const SHUTDOWN_MARGIN_MS = 5_000;
+const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+
+/** Runs the relay until SIGTERM / SIGINT (see the `sage-relay` bin for the environment it reads). */
+export async function runStandaloneRelay(logger: Logger): Promise<void> {
+  const config = readRelayConfig(process.env);
+  const healthPort = readHealthPort(process.env);
+  const broker = brokerFromUrl(config.brokerUrl);
+  if (config.brokerUrl.startsWith('memory:'))
+    logger.warn(
+      'SAGE_BROKER_URL is memory://: messages are marked sent but only this process sees them (tests and demos only)',
+    );
+  const app = await NestFactory.create(
+    RelayAppModule.register({
+      postgres: { url: config.databaseUrl },
+      schema: config.schema,
+      runMigrations: config.runMigrations,
+      broker,
+      outbox: { relay: { shutdownTimeoutMs: config.shutdownTimeoutMs } },
+    }),
+    // Throw instead of aborting the process, so the error below is printed and the exit code is 1.
+    { abortOnError: false, bufferLogs: true },
+  );
+  app.useLogger(app.get(PinoLogger));
+  app.flushLogs(); // JSON from here on (listen() would flush too, but without HEALTH_PORT there is none)
+  for (const signal of SIGNALS) {
+    process.once(signal, () => {
+      logger.log(`${signal}: draining the relay (at most ${config.shutdownTimeoutMs} ms)`);
+      setTimeout(() => {
+        logger.error('shutdown did not finish within its bound; exiting without it');
+        process.exit(1);
+      }, config.shutdownTimeoutMs + SHUTDOWN_MARGIN_MS).unref();
+    });
+  }
+  // Exit 0 once the shutdown hooks ran (Nest re-raises the signal otherwise: exit by signal).
+  app.enableShutdownHooks([...SIGNALS], { useProcessExit: true });
+  if (healthPort === undefined) {
+    await app.init();
+  } else {
+    await app.listen(healthPort, '0.0.0.0');
+    const url = await app.getUrl();
+    logger.log(`health and metrics on ${url} (/health/live, /health/ready, /metrics)`);
+  }
+}
