@@ -13,6 +13,10 @@ export default tseslint.config(
       'coverage/**',
       '**/*.js',
       '**/*.mjs',
+      '**/*.cjs',
+      // A user's app with its own tsconfig and node_modules: the consumer test installs them and
+      // compiles it with strict, and the root type-check compiles it against the sources.
+      'test/consumer-app/**',
     ],
   },
   eslint.configs.recommended,

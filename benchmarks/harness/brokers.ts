@@ -3,15 +3,11 @@ import amqplib from 'amqplib';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Kafka, Partitioners, logLevel, type Message, type Producer } from 'kafkajs';
-import { KafkaBroker } from '@sage/saga-outbox/brokers/kafka/kafka-broker';
-import {
-  connect as natsConnect,
-  headers as natsHeaders,
-} from '@sage/saga-outbox/brokers/nats/nats-client';
-import type { NatsConnection } from '@sage/saga-outbox/brokers/nats/nats-client';
-import { NatsJetStreamBroker } from '@sage/saga-outbox/brokers/nats/nats-broker';
-import { RabbitMqBroker } from '@sage/saga-outbox/brokers/rabbitmq/rabbitmq-broker';
-import type { Broker, BrokerMessage } from '@sage/saga-outbox/core/ports/broker';
+import type { Broker, BrokerMessage } from '@sage/saga-outbox';
+import { KafkaBroker } from '@sage/saga-outbox/kafka';
+import { NatsJetStreamBroker } from '@sage/saga-outbox/nats';
+import { RabbitMqBroker } from '@sage/saga-outbox/rabbitmq';
+import { connect as natsConnect, headers as natsHeaders, type NatsConnection } from './nats-client';
 
 /**
  * The real brokers the harness publishes to (scripts/services.sh starts them; `eval "$(bash

@@ -1,9 +1,6 @@
 import pg from 'pg';
 import type { DataSource } from 'typeorm';
-import {
-  createSagaDataSource,
-  runMigrationsLocked,
-} from '@sage/saga-outbox/persistence/postgres/data-source';
+import { createSagaDataSource, runMigrationsLocked } from '@sage/saga-outbox';
 
 /** Where the benchmark runs. Defaults match `scripts/services.sh` (PGPORT/PGUSER/PGPASSWORD honoured). */
 export interface PgTarget {

@@ -1,12 +1,12 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import {
   OptimisticPublisher,
+  OutboxPublisher,
+  PostgresOutboxStore,
+  TypeOrmCommitHooks,
   withOptimisticSend,
-} from '@sage/saga-outbox/core/outbox/optimistic-publisher';
-import { OutboxPublisher } from '@sage/saga-outbox/core/outbox/outbox-publisher';
-import type { Broker } from '@sage/saga-outbox/core/ports/broker';
-import { PostgresOutboxStore } from '@sage/saga-outbox/persistence/postgres/outbox-postgres-store';
-import { TypeOrmCommitHooks } from '@sage/saga-outbox/persistence/postgres/typeorm-commit-hooks';
+  type Broker,
+} from '@sage/saga-outbox';
 import { sageCommit } from './outbox-load';
 
 /**

@@ -1,18 +1,11 @@
 import type pg from 'pg';
 import type { DataSource, EntityManager } from 'typeorm';
-import type { OutboxMessageInput } from '@sage/saga-outbox/core/outbox/outbox-message';
-import type { OutboxPublisher } from '@sage/saga-outbox/core/outbox/outbox-publisher';
-import { uuidv7 } from '@sage/saga-outbox/core/uuid';
-import * as q from '@sage/saga-outbox/persistence/postgres/outbox-queries.sql';
-import {
-  outboxTables,
-  type OutboxTables,
-} from '@sage/saga-outbox/persistence/postgres/outbox-tables';
-import { sagaSchema } from '@sage/saga-outbox/persistence/postgres/schema-name';
+import { uuidv7, type OutboxMessageInput, type OutboxPublisher } from '@sage/saga-outbox';
 import { BUSINESS_TABLE, inTransaction, INSERT_BUSINESS_ROW } from './database';
+import * as q from './raw-sql';
 
 /** The outbox tables of the default schema, as the store and the raw side both address them. */
-export const OUTBOX_TABLES: OutboxTables = outboxTables(sagaSchema('sage'));
+export const OUTBOX_TABLES: q.BenchTables = q.benchTables('sage');
 
 export const BENCH_DESTINATION = 'orders';
 export const BENCH_TYPE = 'order.placed';

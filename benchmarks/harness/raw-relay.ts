@@ -1,9 +1,9 @@
 import { performance } from 'node:perf_hooks';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import pg from 'pg';
-import { uuidv7 } from '@sage/saga-outbox/core/uuid';
-import * as q from '@sage/saga-outbox/persistence/postgres/outbox-queries.sql';
+import { uuidv7 } from '@sage/saga-outbox';
 import { OUTBOX_TABLES } from './outbox-load';
+import * as q from './raw-sql';
 import { SampleBuffer } from './stats';
 
 export interface RawRelayOptions {
@@ -37,8 +37,8 @@ export interface RawRelayStats {
 }
 
 /**
- * The raw ceiling of the relay: the very claim and mark-sent statements OutboxRelay sends (taken
- * from outbox-queries.sql.ts, same batch size and lease), on one plain node-postgres connection,
+ * The raw ceiling of the relay: the very claim and mark-sent statements OutboxRelay sends (their
+ * copies in raw-sql.ts, same batch size and lease), on one plain node-postgres connection,
  * in a loop — no TypeORM, no broker, no row mapping. Idle behaviour mirrors SingleFlightLoop: a
  * wake-up that arrives while a round runs makes the next wait return at once.
  */

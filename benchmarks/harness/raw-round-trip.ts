@@ -8,12 +8,8 @@ import {
 import type { ConsumerMessages } from '@nats-io/jetstream';
 import amqplib from 'amqplib';
 import { Kafka, Partitioners, logLevel, type Consumer } from 'kafkajs';
-import {
-  connect as natsConnect,
-  headers as natsHeaders,
-  type MsgHdrs,
-} from '@sage/saga-outbox/brokers/nats/nats-client';
 import { createKafkaTopics, type BrokerKind } from './brokers';
+import { connect as natsConnect, headers as natsHeaders, type MsgHdrs } from './nats-client';
 
 /**
  * The raw ceiling's transport for a message round trip (saga-remote-2step): the client library the

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { SagaEvent } from '@sage/saga-outbox/core/saga/saga-events';
+import type { SagaEvent } from '@sage/saga-outbox';
 
 /**
  * Resolves a started saga's waiter when its terminal event fires (no polling), with the instant it

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { Broker } from '@sage/saga-outbox/core/ports/broker';
+import type { Broker } from '@sage/saga-outbox';
 
 /**
  * The shared Sage adapter seen through a wrapper that stamps the instant the broker acknowledged

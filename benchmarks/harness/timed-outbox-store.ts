@@ -1,18 +1,21 @@
 import { performance } from 'node:perf_hooks';
 import type {
-  ClaimedOutboxMessage,
-  OutboxMessage,
-} from '@sage/saga-outbox/core/outbox/outbox-message';
-import type {
   ClaimByIdsResult,
   DeadLetterFilter,
   DeadLetterPage,
   OutboxFailure,
+  OutboxMessage,
   OutboxStats,
   OutboxStore,
   OutboxWakeSubscription,
-} from '@sage/saga-outbox/core/ports/outbox-store';
+} from '@sage/saga-outbox';
 import { SampleBuffer } from './stats';
+
+/**
+ * A claimed message as `OutboxStore.claim` returns it. The library does not export the name
+ * `ClaimedOutboxMessage` from its public entry points (yet), so it is derived from the port.
+ */
+type ClaimedOutboxMessage = Awaited<ReturnType<OutboxStore['claim']>>[number];
 
 type Selector = { ids: readonly string[] } | { filter: DeadLetterFilter; limit: number };
 

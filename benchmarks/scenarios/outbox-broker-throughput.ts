@@ -1,10 +1,13 @@
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import { OutboxRelay } from '@sage/saga-outbox/core/outbox/outbox-relay';
-import type { Broker, BrokerMessage } from '@sage/saga-outbox/core/ports/broker';
-import { uuidv7 } from '@sage/saga-outbox/core/uuid';
-import { PostgresOutboxStore } from '@sage/saga-outbox/persistence/postgres/outbox-postgres-store';
+import {
+  OutboxRelay,
+  PostgresOutboxStore,
+  uuidv7,
+  type Broker,
+  type BrokerMessage,
+} from '@sage/saga-outbox';
 import {
   brokerRuns,
   forEachBroker,

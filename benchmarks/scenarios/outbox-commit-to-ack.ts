@@ -3,10 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { EntityManager } from 'typeorm';
-import { OutboxPublisher } from '@sage/saga-outbox/core/outbox/outbox-publisher';
-import { OutboxRelay } from '@sage/saga-outbox/core/outbox/outbox-relay';
-import type { Broker } from '@sage/saga-outbox/core/ports/broker';
-import { PostgresOutboxStore } from '@sage/saga-outbox/persistence/postgres/outbox-postgres-store';
+import { OutboxPublisher, OutboxRelay, PostgresOutboxStore, type Broker } from '@sage/saga-outbox';
 import {
   brokerMessageOf,
   forEachBroker,

@@ -3,10 +3,12 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { EntityManager } from 'typeorm';
-import { InMemoryBroker } from '@sage/saga-outbox/brokers/memory/in-memory-broker';
-import { OutboxPublisher } from '@sage/saga-outbox/core/outbox/outbox-publisher';
-import { OutboxRelay } from '@sage/saga-outbox/core/outbox/outbox-relay';
-import { PostgresOutboxStore } from '@sage/saga-outbox/persistence/postgres/outbox-postgres-store';
+import {
+  InMemoryBroker,
+  OutboxPublisher,
+  OutboxRelay,
+  PostgresOutboxStore,
+} from '@sage/saga-outbox';
 import { clientConfig, openProducerAndRelayDataSources } from '../harness/database';
 import { runOpenLoop } from '../harness/open-loop';
 import {

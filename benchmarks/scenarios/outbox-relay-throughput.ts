@@ -1,9 +1,7 @@
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import { InMemoryBroker } from '@sage/saga-outbox/brokers/memory/in-memory-broker';
-import { OutboxRelay } from '@sage/saga-outbox/core/outbox/outbox-relay';
-import { PostgresOutboxStore } from '@sage/saga-outbox/persistence/postgres/outbox-postgres-store';
+import { InMemoryBroker, OutboxRelay, PostgresOutboxStore } from '@sage/saga-outbox';
 import { clientConfig, openSagaDataSources } from '../harness/database';
 import {
   BENCH_KEYS,

@@ -12,11 +12,13 @@ import {
   type TransactionalMessage,
 } from 'pg-transactional-outbox';
 import type { EntityManager } from 'typeorm';
-import { OutboxPublisher } from '@sage/saga-outbox/core/outbox/outbox-publisher';
-import { OutboxRelay } from '@sage/saga-outbox/core/outbox/outbox-relay';
-import type { Broker } from '@sage/saga-outbox/core/ports/broker';
-import { uuidv7 } from '@sage/saga-outbox/core/uuid';
-import { PostgresOutboxStore } from '@sage/saga-outbox/persistence/postgres/outbox-postgres-store';
+import {
+  OutboxPublisher,
+  OutboxRelay,
+  PostgresOutboxStore,
+  uuidv7,
+  type Broker,
+} from '@sage/saga-outbox';
 import { brokerTargets, type BrokerTarget, type RawPublisher } from '../harness/brokers';
 import {
   clientConfig,

@@ -1,13 +1,13 @@
 import pg from 'pg';
 import type { EntityManager } from 'typeorm';
-import { defineSaga } from '@sage/saga-outbox/core/saga/saga-builder';
-import type { SagaDefinition } from '@sage/saga-outbox/core/saga/saga-definition';
-import { SagaEngine } from '@sage/saga-outbox/core/saga/saga-engine';
-import type { SageLogger } from '@sage/saga-outbox/core/ports/logger';
-import { uuidv7 } from '@sage/saga-outbox/core/uuid';
-import { PostgresSagaStore } from '@sage/saga-outbox/persistence/postgres/postgres-saga-store';
-import * as q from '@sage/saga-outbox/persistence/postgres/saga-queries.sql';
-import { sagaSchema } from '@sage/saga-outbox/persistence/postgres/schema-name';
+import {
+  defineSaga,
+  PostgresSagaStore,
+  SagaEngine,
+  uuidv7,
+  type SagaDefinition,
+  type SageLogger,
+} from '@sage/saga-outbox';
 import type { Operation } from '../harness/closed-loop';
 import {
   clientConfig,
@@ -17,6 +17,7 @@ import {
   sagaDataSource,
 } from '../harness/database';
 import { measureInterleaved } from '../harness/interleave';
+import * as q from '../harness/raw-sql';
 import { SagaCompletions } from '../harness/saga-completions';
 import { countsDelta, snapshotCounts, totalOf } from '../harness/query-counter';
 import { ResourceMonitor } from '../harness/resources';
@@ -86,8 +87,8 @@ function countingLogger(): SageLogger & { warnings: number; errors: number; firs
 }
 
 /**
- * The raw ceiling: what PostgresSagaStore sends for one saga, statement for statement (the very
- * same SQL, from saga-queries.sql.ts), through a plain node-postgres Pool — no TypeORM, no engine.
+ * The raw ceiling: what PostgresSagaStore sends for one saga, statement for statement (the same
+ * SQL, copied into harness/raw-sql.ts), through a plain node-postgres Pool — no TypeORM, no engine.
  *   autocommit insert instance + 3 step rows, one statement                (store.create)
  *   (no read back: engine.start() runs the saga from the state it just wrote)
  *   tx 1..3   BEGIN; lock step; business insert; fenced complete step; COMMIT   (runStepTransaction × 3)
@@ -99,7 +100,7 @@ function rawSaga(
   def: SagaDefinition<Input, EntityManager>,
   owner: string,
 ): Operation {
-  const t = sagaSchema('sage');
+  const t = q.benchTables('sage');
   const exec = <Row extends pg.QueryResultRow>(
     c: pg.Pool | pg.PoolClient,
     s: q.Statement<Row>,

@@ -9,25 +9,23 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import type { Kafka } from 'kafkajs';
 import type { DataSource, EntityManager } from 'typeorm';
-import type {
-  Broker,
-  BrokerMessage,
-  DeliveredMessage,
-  SubscribeOptions,
-} from '@sage/saga-outbox/core/ports/broker';
-import { defineSaga } from '@sage/saga-outbox/core/saga/saga-builder';
 import {
+  defineSaga,
   SAGA_HEADERS,
   SAGA_REPLY_TYPE,
+  SagaCommandHandler,
+  SagaEngine,
+  SagaOutboxModule,
+  SagaService,
+  uuidv7,
+  type Broker,
+  type BrokerMessage,
+  type DeliveredMessage,
+  type InboxContext,
   type ReceivedSagaCommand,
   type SagaCommand,
-} from '@sage/saga-outbox/core/saga/saga-command';
-import { SagaEngine } from '@sage/saga-outbox/core/saga/saga-engine';
-import { uuidv7 } from '@sage/saga-outbox/core/uuid';
-import type { InboxContext } from '@sage/saga-outbox/nest/inbox/idempotent-handler.decorator';
-import { SagaCommandHandler } from '@sage/saga-outbox/nest/remote/saga-command-handler.decorator';
-import { SagaOutboxModule } from '@sage/saga-outbox/nest/saga-outbox.module';
-import { SagaService } from '@sage/saga-outbox/nest/saga.service';
+  type SubscribeOptions,
+} from '@sage/saga-outbox';
 import {
   brokerRuns,
   createKafkaTopics,

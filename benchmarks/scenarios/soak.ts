@@ -3,10 +3,12 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { EntityManager } from 'typeorm';
-import { OutboxPublisher } from '@sage/saga-outbox/core/outbox/outbox-publisher';
-import { OutboxRelay } from '@sage/saga-outbox/core/outbox/outbox-relay';
-import { OutboxRetention } from '@sage/saga-outbox/core/outbox/outbox-retention';
-import { PostgresOutboxStore } from '@sage/saga-outbox/persistence/postgres/outbox-postgres-store';
+import {
+  OutboxPublisher,
+  OutboxRelay,
+  OutboxRetention,
+  PostgresOutboxStore,
+} from '@sage/saga-outbox';
 import { brokerTargets } from '../harness/brokers';
 import { clientConfig, openProducerAndRelayDataSources } from '../harness/database';
 import { stampedBroker } from '../harness/timed-broker';

@@ -89,7 +89,11 @@ export type { OutboxStatus } from './core/outbox/outbox-transitions';
 export { DEFAULT_OUTBOX_RETRY } from './core/outbox/outbox-retry';
 export type { OutboxRetryPolicy } from './core/outbox/outbox-retry';
 export { DEFAULT_MAX_MESSAGE_BYTES } from './core/outbox/outbox-message';
-export type { OutboxMessageInput, OutboxMessage } from './core/outbox/outbox-message';
+export type {
+  OutboxMessageInput,
+  OutboxMessage,
+  ClaimedOutboxMessage,
+} from './core/outbox/outbox-message';
 
 export type {
   OutboxStore,

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The consumer test: @sage/saga-outbox as a user gets it. Packs the library, creates a fresh Nest 11
+# app outside the repository from test/consumer-app (the very files docs/getting-started.md shows),
+# installs the tarball with only its required peers and checks the bare install
+# (test/consumer/bare-install.cjs), then installs the peers the app uses, compiles it with
+# `strict`, checks there is one copy of each Nest package, and runs it:
+#   (a) on embedded PGlite with memory://, and
+#   (b) on the real PostgreSQL with each real broker (SAGE_CONSUMER_BROKERS, default
+#       "kafka rabbitmq nats"),
+# driving it over HTTP with test/consumer/drive.mjs.
+#
+# Needs the services (scripts/services.sh env postgres rabbitmq nats kafka) and the npm registry
+# (or a warm npm cache). SAGE_TARBALL=path reuses a packed tarball; SAGE_KEEP_CONSUMER=1 keeps the
+# work directory for a look afterwards.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/sage-consumer.XXXXXX")"
+APP="$WORK/app"
+PEERS="$ROOT/test/consumer/peers.json"
+RUN_ID="sage_consumer_$$_$RANDOM"
+DATABASES=()
+APP_PID=""
+
+cleanup() {
+  [ -n "$APP_PID" ] && kill "$APP_PID" 2>/dev/null || true
+  for db in "${DATABASES[@]:-}"; do
+    [ -n "$db" ] && dropdb --if-exists "$db" >/dev/null 2>&1 || true
+  done
+  if [ -n "${SAGE_KEEP_CONSUMER:-}" ]; then echo "consumer app kept in $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+if [ -z "${PGHOST:-}" ]; then eval "$(bash "$ROOT/scripts/services.sh" env postgres rabbitmq nats kafka)"; fi
+
+peers() { node -e 'const p=require(process.argv[1]);const v=process.argv[2].split(".").reduce((o,k)=>o[k],p);console.log(v.join(" "))' "$PEERS" "$1"; }
+free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+new_database() {
+  local name="${RUN_ID}_$1"
+  createdb "$name"
+  DATABASES+=("$name")
+  echo "postgres://$PGUSER:$PGPASSWORD@$PGHOST:$PGPORT/$name"
+}
+npm_install() {
+  # Engine warnings (a dependency that wants another Node) fail the test: users would see them.
+  local log="$WORK/npm-install.log"
+  npm install --no-audit --no-fund --prefer-offline "$@" >"$log" 2>&1 || { cat "$log"; return 1; }
+  if grep -q EBADENGINE "$log"; then cat "$log"; echo "consumer: npm install printed an engine warning" >&2; return 1; fi
+}
+
+echo "== consumer: pack"
+if [ -z "${SAGE_TARBALL:-}" ]; then
+  (cd "$ROOT" && npm run --silent build:lib)
+  SAGE_TARBALL="$WORK/$(cd "$ROOT" && npm pack ./libs/saga-outbox --pack-destination "$WORK" --silent | tail -1)"
+fi
+echo "tarball: $SAGE_TARBALL ($(du -k "$SAGE_TARBALL" | cut -f1) kB)"
+
+echo "== consumer: a fresh Nest 11 app in $APP, with the tarball and only its required peers"
+cp -r "$ROOT/test/consumer-app" "$APP"
+rm -rf "$APP/node_modules" "$APP/dist"
+cd "$APP"
+# shellcheck disable=SC2046
+npm_install "$SAGE_TARBALL" $(peers required)
+# Run from inside the app, so that require() resolves from its node_modules, not the repository's.
+mkdir -p "$APP/checks" && cp "$ROOT/test/consumer/bare-install.cjs" "$APP/checks/"
+DATABASE_URL="$(new_database bare)" node checks/bare-install.cjs
+
+echo "== consumer: the app's peers, compiled with strict"
+# shellcheck disable=SC2046
+npm_install $(peers app) $(peers brokers.kafka) $(peers brokers.rabbitmq) $(peers brokers.nats)
+# shellcheck disable=SC2046
+npm_install --save-dev $(peers dev)
+npx tsc -p tsconfig.json
+for package in @nestjs/common @nestjs/core typeorm @nestjs/terminus amqplib reflect-metadata; do
+  copies="$(find . -path "*/node_modules/$package/package.json" | wc -l)"
+  [ "$copies" = 1 ] || { npm ls "$package"; echo "consumer: $copies copies of $package" >&2; exit 1; }
+done
+npm ls @nestjs/core
+
+run_app() {
+  local label="$1"; shift
+  local port; port="$(free_port)"
+  env "$@" PORT="$port" node dist/main.js >"$WORK/$label.log" 2>&1 &
+  APP_PID=$!
+  if ! node "$ROOT/test/consumer/drive.mjs" "http://127.0.0.1:$port" "$label" "$APP_PID"; then
+    echo "--- $label log (last 60 lines)"; tail -n 60 "$WORK/$label.log"; exit 1
+  fi
+  kill -TERM "$APP_PID"; wait "$APP_PID" 2>/dev/null || true; APP_PID=""
+}
+
+echo "== consumer: (a) embedded PGlite + memory://"
+run_app embedded -u DATABASE_URL SAGE_BROKER_URL=memory://
+
+for broker in ${SAGE_CONSUMER_BROKERS:-kafka rabbitmq nats}; do
+  case "$broker" in
+    kafka) url="kafka://$SAGE_KAFKA_BROKERS" ;;
+    rabbitmq) url="$SAGE_RABBITMQ_URL" ;;
+    nats) url="$SAGE_NATS_URL" ;;
+    *) echo "consumer: unknown broker $broker (kafka, rabbitmq, nats)" >&2; exit 2 ;;
+  esac
+  echo "== consumer: (b) PostgreSQL + $broker"
+  run_app "$broker" DATABASE_URL="$(new_database "$broker")" SAGE_BROKER_URL="$url"
+done
+echo "consumer test: passed"

@@ -1,0 +1,43 @@
+import {
+  Body,
+  Controller,
+  Get,
+  NotFoundException,
+  Param,
+  ParseUUIDPipe,
+  Post,
+} from '@nestjs/common';
+import { SagaService } from '@sage/saga-outbox';
+import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import type { PlaceOrder } from './place-order.saga';
+
+@Controller('orders')
+export class OrdersController {
+  constructor(
+    private readonly sagas: SagaService,
+    private readonly dataSource: DataSource,
+  ) {}
+
+  @Post()
+  async place(@Body() body: { customer: string; amountCents: number }) {
+    const orderId = randomUUID();
+    const input: PlaceOrder = { orderId, customer: body.customer, amountCents: body.amountCents };
+    const { sagaId } = await this.sagas.start('place-order', input);
+    return { orderId, sagaId };
+  }
+
+  @Get(':id')
+  async get(@Param('id', ParseUUIDPipe) id: string) {
+    const rows: { status: string; saga_id: string; shipments: number }[] =
+      await this.dataSource.query(
+        `SELECT status, saga_id, (SELECT count(*)::int FROM shipments WHERE order_id = o.id) AS shipments
+         FROM orders o WHERE id = $1`,
+        [id],
+      );
+    const order = rows[0];
+    if (!order) throw new NotFoundException(`no order ${id}`);
+    const saga = await this.sagas.get(order.saga_id);
+    return { id, status: order.status, saga: saga.status, shipments: order.shipments };
+  }
+}
