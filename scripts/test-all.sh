@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls `npm test`, which runs this):
-# installs dependencies, provisions PostgreSQL and the brokers, then lint, type-check, and all
-# three jest tiers.
+# installs dependencies, provisions PostgreSQL and the brokers, then lint, type-check, all three
+# jest tiers, the package checks and the consumer test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,4 +32,12 @@ node -e '
   console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`);
 ' "$report" || true
 rm -f "$report"
-exit "$status"
+[ "$status" = 0 ] || exit "$status"
+
+# The package as users get it: the packed tarball's checks (publint, attw, contents, API report and
+# reference), then the consumer test on that same tarball (a fresh Nest 11 app outside the
+# repository, on PGlite and on PostgreSQL with each broker).
+pack_dir="$(mktemp -d "${TMPDIR:-/tmp}/sage-pack.XXXXXX")"
+echo "== package checks"; SAGE_PACK_DIR="$pack_dir" bash scripts/check-package.sh
+echo "== consumer test"; SAGE_TARBALL="$(cat "$pack_dir/tarball-path")" bash scripts/consumer-test.sh
+rm -rf "$pack_dir"

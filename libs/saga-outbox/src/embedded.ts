@@ -1,6 +1,10 @@
-// @sage/saga-outbox/embedded: PostgreSQL in the process (PGlite behind a wire-protocol socket), for
-// demos, local development and tests. Needs `@electric-sql/pglite` and `@electric-sql/pglite-socket`.
-// (SagaOutboxModule without `dataSource` or `postgres` starts it by itself.)
+/**
+ * `@sage/saga-outbox/embedded`: PostgreSQL in the process (PGlite behind a wire-protocol socket), for
+ * demos, local development and tests. Needs `@electric-sql/pglite` and `@electric-sql/pglite-socket`.
+ * (SagaOutboxModule without `dataSource` or `postgres` starts it by itself.)
+ *
+ * @packageDocumentation
+ */
 export { startEmbeddedPostgres } from './persistence/postgres/embedded-postgres';
 export type {
   EmbeddedPostgres,

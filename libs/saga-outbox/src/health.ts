@@ -1,5 +1,9 @@
-// @sage/saga-outbox/health: liveness and readiness checks (@nestjs/terminus) for the database, the
-// broker, the relay and the backlog. Needs `@nestjs/terminus`.
+/**
+ * `@sage/saga-outbox/health`: liveness and readiness checks (@nestjs/terminus) for the database, the
+ * broker, the relay and the backlog. Needs `@nestjs/terminus`.
+ *
+ * @packageDocumentation
+ */
 export { SageHealthModule, SageHealthController } from './nest/observability/sage-health.module';
 export {
   SageHealthIndicators,

@@ -1,7 +1,13 @@
-// The curated public API of @sage/saga-outbox's root entry point. It loads no optional peer (broker
-// clients, PGlite, prom-client, pino, terminus, OpenTelemetry, @nestjs/microservices): those sit
-// behind the subpath entries (./kafka, ./rabbitmq, ./nats, ./microservices, ./embedded, ./metrics,
-// ./health, ./logging, ./tracing, ./testing, ./migrations). entry-points.spec.ts enforces it.
+/**
+ * `@sage/saga-outbox`: durable sagas, the transactional outbox and the consumer inbox for NestJS on
+ * PostgreSQL — the module, decorators, services, errors, the engine, the Postgres stores and the
+ * ports. This entry point loads no optional peer (broker clients, PGlite, prom-client, pino,
+ * terminus, OpenTelemetry, `@nestjs/microservices`): those sit behind the subpath entry points
+ * (`/kafka`, `/rabbitmq`, `/nats`, `/microservices`, `/embedded`, `/metrics`, `/health`, `/logging`,
+ * `/tracing`, `/testing`, `/migrations`); entry-points.spec.ts enforces it.
+ *
+ * @packageDocumentation
+ */
 
 // Errors
 export {
@@ -42,10 +48,32 @@ export type {
   StepContext,
   CompensationContext,
   SagaMessage,
+  SagaSpec,
+  StepSpec,
+  StepBody,
+  CompensationBody,
 } from './core/saga/saga-definition';
 export type { RetryPolicy, RetryPolicyInput } from './core/saga/retry-policy';
 export type { SagaEvent, SagaEventListener } from './core/saga/saga-events';
-export type { SagaRecord, StepRecord, SagaStatus, StepStatus } from './core/ports/saga-store';
+export type {
+  SagaRecord,
+  StepRecord,
+  SagaStatus,
+  StepStatus,
+  StepPhase,
+  SagaStore,
+  NewSaga,
+  Fence,
+  SagaVersionRef,
+  ActiveVersionCount,
+  StepTxOutcome,
+  AwaitReply,
+  AppliedReply,
+  ParkOutcome,
+  WithinTransaction,
+} from './core/ports/saga-store';
+export type { SagaLifecycleEventsOptions } from './core/saga/saga-lifecycle-events';
+export type { LoopStats } from './core/loop';
 export { SagaEngine } from './core/saga/saga-engine';
 export type {
   SagaEngineOptions,
@@ -93,6 +121,8 @@ export type {
   OutboxMessageInput,
   OutboxMessage,
   ClaimedOutboxMessage,
+  NewOutboxMessage,
+  OutboxValidationOptions,
 } from './core/outbox/outbox-message';
 
 export type {
@@ -122,10 +152,12 @@ export type { InMemoryBrokerOptions } from './brokers/memory/in-memory-broker';
 
 // Persistence
 export { PostgresOutboxStore } from './persistence/postgres/outbox-postgres-store';
+export type { PostgresOutboxStoreOptions } from './persistence/postgres/outbox-postgres-store';
 export { TypeOrmCommitHooks } from './persistence/postgres/typeorm-commit-hooks';
 export { sagaOutboxMigrations } from './migrations';
 export type { SagaOutboxMigrationClass, SagaOutboxMigrationOptions } from './migrations';
 export { PostgresSagaStore } from './persistence/postgres/postgres-saga-store';
+export type { PostgresSagaStoreOptions } from './persistence/postgres/postgres-saga-store';
 export { createSagaDataSource, runMigrationsLocked } from './persistence/postgres/data-source';
 export type { SagaDataSourceOptions } from './persistence/postgres/data-source';
 export {
@@ -216,6 +248,8 @@ export type {
   InboxStatus,
   InboxFailureRecord,
   InboxDeadLetterPage,
+  InboxFailure,
+  InboxFailureOutcome,
 } from './core/ports/inbox-store';
 export { PostgresInboxStore } from './persistence/postgres/inbox-postgres-store';
 export type { PostgresInboxStoreOptions } from './persistence/postgres/inbox-postgres-store';

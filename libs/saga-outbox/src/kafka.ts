@@ -1,4 +1,8 @@
-// @sage/saga-outbox/kafka: the Kafka broker adapter. Needs `kafkajs`.
+/**
+ * `@sage/saga-outbox/kafka`: the Kafka broker adapter. Needs `kafkajs`.
+ *
+ * @packageDocumentation
+ */
 export { KafkaBroker } from './brokers/kafka/kafka-broker';
 export type {
   KafkaBrokerOptions,

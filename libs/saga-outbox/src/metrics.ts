@@ -1,5 +1,9 @@
-// @sage/saga-outbox/metrics: Prometheus metrics for sagas, the outbox, the relay and the inbox.
-// Needs `prom-client` and `@willsoto/nestjs-prometheus`.
+/**
+ * `@sage/saga-outbox/metrics`: Prometheus metrics for sagas, the outbox, the relay and the inbox.
+ * Needs `prom-client` and `@willsoto/nestjs-prometheus`.
+ *
+ * @packageDocumentation
+ */
 export {
   SageMetricsModule,
   SageMetricsService,
@@ -16,4 +20,6 @@ export type {
   SageMetricName,
   SageMetricsOptions,
   SageMetricsSources,
+  MetricKind,
 } from './nest/observability/sage-metrics';
+export type { OutboxBacklog, PoolStats } from './persistence/postgres/postgres-observability-probe';

@@ -1,7 +1,11 @@
-// @sage/saga-outbox/microservices: consuming what Sage publishes with @nestjs/microservices
-// (`@EventPattern` handlers): deserializers for Nest's own Kafka, RMQ and NATS transports, and
-// SageBrokerTransport on Sage's adapters. Needs `@nestjs/microservices` (plus the client library of
-// the Nest transport you use).
+/**
+ * `@sage/saga-outbox/microservices`: consuming what Sage publishes with `@nestjs/microservices`
+ * (`@EventPattern` handlers): deserializers for Nest's own Kafka, RMQ and NATS transports, and
+ * SageBrokerTransport on Sage's adapters. Needs `@nestjs/microservices` (plus the client library of
+ * the Nest transport you use).
+ *
+ * @packageDocumentation
+ */
 export { SageKafkaDeserializer } from './nest/microservices/sage-kafka.deserializer';
 export { SageRmqDeserializer } from './nest/microservices/sage-rmq.deserializer';
 export type { SageRmqDeserializerOptions } from './nest/microservices/sage-rmq.deserializer';

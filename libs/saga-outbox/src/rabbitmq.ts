@@ -1,3 +1,7 @@
-// @sage/saga-outbox/rabbitmq: the RabbitMQ broker adapter. Needs `amqplib` and `amqp-connection-manager`.
+/**
+ * `@sage/saga-outbox/rabbitmq`: the RabbitMQ broker adapter. Needs `amqplib` and `amqp-connection-manager`.
+ *
+ * @packageDocumentation
+ */
 export { RabbitMqBroker, RabbitMqTopologyError } from './brokers/rabbitmq/rabbitmq-broker';
 export type { RabbitMqBrokerOptions } from './brokers/rabbitmq/rabbitmq-broker';

@@ -1,3 +1,9 @@
+/**
+ * `@sage/saga-outbox/migrations`: Sage's TypeORM migrations, for the app's DataSource
+ * (`migrations: [...sagaOutboxMigrations(), ...appMigrations]`). Also exported from the root.
+ *
+ * @packageDocumentation
+ */
 import { sagaSchema } from '../persistence/postgres/schema-name';
 import { sagaStateMigration } from './1764230400000-saga-state';
 import { outboxMigration } from './1764316800000-outbox';

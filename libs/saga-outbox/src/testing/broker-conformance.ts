@@ -14,7 +14,7 @@ export interface BrokerConformanceHarness {
 }
 
 /**
- * The tests every Broker adapter must pass, through the port only (DESIGN §5): one result per
+ * The tests every Broker adapter must pass, through the port only: one result per
  * message in batch order, acknowledged messages delivered intact with the outbox id as message id,
  * consumer groups share work, a failing handler gets the message again, health, close.
  */
@@ -248,7 +248,7 @@ export interface KeyOrderUnderFailureOptions {
 }
 
 /**
- * Per-key order across a handler failure (DESIGN §1): publishes `keys` × `perKey` messages, each
+ * Per-key order across a handler failure: publishes `keys` × `perKey` messages, each
  * key's in sequence (one message per key per batch, batches in turn, as the relay does), to one
  * subscription whose handler throws `failTimes` times for one message. Asserts that the messages
  * handled successfully form, per key, exactly 0, 1, 2, … (a later message of the failing key is

@@ -1,5 +1,9 @@
-// Test helpers for users of the library: `@sage/saga-outbox/testing` (imports jest globals, so it
-// is kept out of the main entry point).
+/**
+ * `@sage/saga-outbox/testing`: in-memory stores and the conformance suites every store and broker
+ * adapter passes. Imports `@jest/globals`, so it is kept out of the root entry point.
+ *
+ * @packageDocumentation
+ */
 export { InMemorySagaStore, InMemoryTx } from './in-memory-saga-store';
 export type { StepFaultStage } from './in-memory-saga-store';
 export { describeSagaStoreConformance } from './saga-store-conformance';

@@ -130,7 +130,7 @@ interface ConsumerEntry {
 }
 
 /**
- * The Kafka Broker (DESIGN §5) on kafkajs.
+ * The Kafka Broker on kafkajs.
  *
  * Publishing: an idempotent producer with `acks: -1`; the outbox key is the record key (same key →
  * same partition → per-key order); the value is the JSON payload; CloudEvents 1.0 binary-mode

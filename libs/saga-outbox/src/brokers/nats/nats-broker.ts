@@ -84,7 +84,7 @@ const ABORTED = Symbol('aborted');
 const MESSAGE_TOO_LARGE = 10054;
 
 /**
- * The NATS JetStream Broker (DESIGN §5), on the maintained `@nats-io/*` v3 client.
+ * The NATS JetStream Broker, on the maintained `@nats-io/*` v3 client.
  *
  * Publishing: every destination is a subject under `subjectPrefix`, captured by one file-backed
  * stream this adapter provisions. Each message is published with `Nats-Msg-Id` = the outbox id, so

@@ -113,7 +113,7 @@ interface Consumer {
 }
 
 /**
- * The RabbitMQ Broker (DESIGN §5), on amqp-connection-manager (reconnects, re-declares, re-consumes).
+ * The RabbitMQ Broker, on amqp-connection-manager (reconnects, re-declares, re-consumes).
  *
  * Topology: one durable topic exchange; destination = routing key. Each (destination, group) gets
  * a durable queue bound with routing key = destination, dead-lettering to a direct DLX which routes

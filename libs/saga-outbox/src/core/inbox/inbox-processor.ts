@@ -62,7 +62,7 @@ export interface InboxProcessorStats {
 const DUPLICATE = Symbol('duplicate');
 
 /**
- * The consumer inbox (DESIGN §1 "consuming": effectively exactly-once DB effects). For one delivery:
+ * The consumer inbox (effectively exactly-once DB effects). For one delivery:
  *
  * 1. one transaction: record (consumer, message id) in the inbox; if it was already there, the
  *    handler is skipped (duplicate, acknowledged); else the handler runs with that transaction, so

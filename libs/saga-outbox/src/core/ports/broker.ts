@@ -48,7 +48,7 @@ export interface Subscription {
 }
 
 /**
- * The one Broker port (DESIGN §5). Adapters: kafka, rabbitmq, nats, memory.
+ * The one Broker port. Adapters: kafka, rabbitmq, nats, memory.
  *
  * Contract (checked by testing/broker-conformance.ts):
  * - `publish` returns exactly one result per input message, same order, same ids; it resolves only

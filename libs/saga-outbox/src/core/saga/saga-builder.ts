@@ -9,7 +9,7 @@ import {
 } from './saga-definition';
 
 /**
- * The plain (decorator-free) way to declare a saga. Produces the same definition as @Saga.
+ * The plain (decorator-free) way to declare a saga. Produces the same definition as the `@Saga` decorator.
  *
  * ```ts
  * const placement = defineSaga<Order, EntityManager>('order-placement')

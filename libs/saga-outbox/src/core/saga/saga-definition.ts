@@ -67,7 +67,7 @@ export const DEFAULT_REMOTE_STEP_TIMEOUT_MS = 60_000;
 
 export interface StepOptions {
   /**
-   * `remote`: the action returns a SagaCommand ({ destination, type, payload }); Sage writes it to
+   * `remote`: the action returns a SagaCommand (`{ destination, type, payload }`); Sage writes it to
    * the outbox in the step's transaction (with any writes the action made through `ctx.manager`)
    * and parks the saga (`waiting`) until the participant's reply resumes it; the reply's result is
    * the step's result. `timeoutMs` is then the reply timeout of each attempt (default 60 s): on

@@ -1,4 +1,4 @@
-/** The part of Nest's `RmqContext` this needs (duck-typed: no runtime import of @nestjs/microservices). */
+/** The part of Nest's `RmqContext` this needs (duck-typed: no runtime import of `@nestjs/microservices`). */
 export interface RmqAckContext {
   getChannelRef(): {
     ack(message: never): void;

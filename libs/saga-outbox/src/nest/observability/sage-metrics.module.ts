@@ -15,7 +15,7 @@ import { findSageParts } from './sage-sources';
 export interface SageMetricsModuleOptions {
   /**
    * Registry to register on. Default: prom-client's global registry, the one
-   * `PrometheusModule.register()` (@willsoto/nestjs-prometheus) serves at `/metrics`.
+   * `PrometheusModule.register()` (`@willsoto/nestjs-prometheus`) serves at `/metrics`.
    */
   registry?: Registry;
   /** Bound on each scrape-time database query (backlog, active sagas). Default 2000 ms. */

@@ -10,7 +10,7 @@ import type {
 } from '../../persistence/postgres/postgres-observability-probe';
 import { withTimeout } from './with-timeout';
 
-type MetricKind = 'counter' | 'gauge' | 'histogram';
+export type MetricKind = 'counter' | 'gauge' | 'histogram';
 
 export interface SageMetricDefinition {
   readonly kind: MetricKind;

@@ -36,8 +36,11 @@ export const OUTBOX_OPTIONS = Symbol('SAGE_OUTBOX_OPTIONS');
  * Optional `() => EntityManager | undefined` returning the ambient transaction. Not needed with
  * `@nestjs-cls/transactional` (TypeORM adapter, default connection): its TransactionHost is found
  * on its own. Provide it to override that, e.g. for a named connection:
- * `{ provide: OUTBOX_AMBIENT_TRANSACTION, inject: [getTransactionHostToken('orders')],
- * useFactory: (host) => () => (host.isTransactionActive() ? host.tx : undefined) }`.
+ *
+ * ```ts
+ * { provide: OUTBOX_AMBIENT_TRANSACTION, inject: [getTransactionHostToken('orders')],
+ *   useFactory: (host) => () => (host.isTransactionActive() ? host.tx : undefined) }
+ * ```
  */
 export const OUTBOX_AMBIENT_TRANSACTION = Symbol('SAGE_OUTBOX_AMBIENT_TRANSACTION');
 

@@ -4,7 +4,7 @@ import type { Broker } from '../../core/ports/broker';
 import { loadOptionalPeer } from '../../optional-peer';
 
 /* The adapters are loaded only for the scheme asked for, so an app that uses RabbitMQ never loads
- * kafkajs or the NATS client (DESIGN §5: optional brokers stay optional), and one whose client is
+ * kafkajs or the NATS client (optional brokers stay optional), and one whose client is
  * not installed fails with MissingPeerDependencyError naming the packages. The type-only imports
  * below are erased at compile time. */
 import type * as KafkaModule from '../../brokers/kafka/kafka-broker';

@@ -35,7 +35,7 @@ export interface EmbeddedPostgres {
  * socket, so the same `pg`/TypeORM code and SQL run against it as against a server. The zero-setup
  * default for demos and local development.
  *
- * What differs from a server (DESIGN.md §6): there is a single backend session. Transactions from
+ * What differs from a server: there is a single backend session. Transactions from
  * different connections are serialised by the socket multiplexer — while one connection is inside a
  * transaction, the others' queries wait — so code must never hold a transaction open while waiting
  * on another connection (it would wait forever). Row locks and SKIP LOCKED work; session-level state
