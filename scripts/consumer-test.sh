@@ -62,7 +62,19 @@ cd "$APP"
 npm_install "$SAGE_TARBALL" $(peers required)
 # Run from inside the app, so that require() resolves from its node_modules, not the repository's.
 mkdir -p "$APP/checks" && cp "$ROOT/test/consumer/bare-install.cjs" "$APP/checks/"
-DATABASE_URL="$(new_database bare)" node checks/bare-install.cjs
+bare_db="$(new_database bare)"
+DATABASE_URL="$bare_db" node checks/bare-install.cjs
+# The bins: sage-relay names the packages it needs; sage works with the required peers only.
+if relay_out="$(DATABASE_URL="$bare_db" SAGE_BROKER_URL=memory:// npx --no-install sage-relay 2>&1)"; then
+  echo "consumer: sage-relay started without its peers" >&2; exit 1
+fi
+echo "$relay_out" | grep -q 'sage-relay needs .*npm install @nestjs/platform-express' \
+  || { echo "$relay_out"; echo "consumer: sage-relay did not name its missing peers" >&2; exit 1; }
+echo "sage-relay without its peers: $(echo "$relay_out" | grep -o 'sage-relay needs.*' | cut -c1-100)…"
+DATABASE_URL="$bare_db" npx --no-install sage migrate
+DATABASE_URL="$bare_db" npx --no-install sage migrate --check
+DATABASE_URL="$bare_db" npx --no-install sage status --json | node -e \
+  'let t="";process.stdin.on("data",(d)=>(t+=d)).on("end",()=>{JSON.parse(t);console.log("sage status --json: ok")})' 
 
 echo "== consumer: the app's peers, compiled with strict"
 # shellcheck disable=SC2046

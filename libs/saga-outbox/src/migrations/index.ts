@@ -20,7 +20,8 @@ export interface SagaOutboxMigrationOptions {
 
 /**
  * Sage's migrations, oldest first, for the app's DataSource:
- * `migrations: [...appMigrations, ...sagaOutboxMigrations({ schema: 'sage' })]`.
+ * `migrations: [...sagaOutboxMigrations({ schema: 'sage' }), ...appMigrations]` (TypeORM orders them by
+ * timestamp either way).
  * Throws InvalidOptionsError for an invalid schema name, before anything touches the database.
  */
 export function sagaOutboxMigrations(
