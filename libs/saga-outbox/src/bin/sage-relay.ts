@@ -20,6 +20,7 @@ import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { loadOptionalPeer } from '../optional-peer';
 import type * as StandaloneRelay from '../standalone-relay/run-standalone-relay';
+import { errorText } from '../core/error-text';
 
 /** What the relay's HTTP server, metrics and JSON logs are built on (optional peers of the package). */
 const RELAY_PEERS = [
@@ -45,6 +46,6 @@ try {
 }
 
 function fail(error: unknown): void {
-  logger.error(error instanceof Error ? error.message : String(error));
+  logger.error(errorText(error));
   process.exit(1);
 }

@@ -14,6 +14,7 @@ import { sagasListCommand, sagasShowCommand } from './commands/sagas.command';
 import { statusCommand } from './commands/status.command';
 import { describeTarget, openConnection, readDatabaseUrl, type SageConnection } from './connection';
 import type { CliIo } from './io';
+import { errorText } from '../core/error-text';
 
 export const COMMANDS: readonly CommandSpec[] = [
   statusCommand,
@@ -172,7 +173,7 @@ function report(
     return EXIT_FAILURE;
   }
   const pg = error as { code?: unknown; message?: unknown };
-  const message = scrub(error instanceof Error ? error.message : String(error));
+  const message = scrub(errorText(error));
   if (typeof pg.code === 'string') {
     if (pg.code === '42P01' || pg.code === '3F000')
       io.err(

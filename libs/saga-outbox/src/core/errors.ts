@@ -1,3 +1,5 @@
+import { errorText } from './error-text';
+
 /**
  * Every error Sage throws on purpose is a SagaOutboxError. Each subclass is a failure a user can
  * act on; its message names the saga / step / option involved and says what to do.
@@ -184,7 +186,7 @@ export class SagaStoreUnavailableError extends SagaOutboxError {
     super(
       'SAGA_STORE_UNAVAILABLE',
       `Saga "${sagaId}", step "${stepName}" (${phase === 'forward' ? 'forward' : 'compensation'}): ` +
-        `the saga store failed at ${operation}: ${cause instanceof Error ? cause.message : String(cause)}. ` +
+        `the saga store failed at ${operation}: ${errorText(cause)}. ` +
         'The step is not counted as failed; the saga is resumed by recovery once its lease expires. ' +
         'If this persists, check the database and the connection pool.',
       { cause },

@@ -1,5 +1,6 @@
 import type { Clock } from './ports/clock';
 import type { SageLogger } from './ports/logger';
+import { errorText } from './error-text';
 
 export interface LoopStats {
   ticks: number;
@@ -59,7 +60,7 @@ export class SingleFlightLoop {
         if (signal.aborted) break;
         this.stats.errors++;
         this.stats.consecutiveErrors++;
-        this.stats.lastError = error instanceof Error ? error.message : String(error);
+        this.stats.lastError = errorText(error);
         this.logger.error(`${this.name} tick failed`, {
           event: `${this.name}.error`,
           error: this.stats.lastError,

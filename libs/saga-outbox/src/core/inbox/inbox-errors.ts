@@ -1,4 +1,5 @@
 import { SagaOutboxError } from '../errors';
+import { errorText } from '../error-text';
 
 /**
  * A consumer's handler failed (or its transaction could not commit). The transaction was rolled
@@ -44,7 +45,4 @@ export class InboxMessageIdMissingError extends SagaOutboxError {
   }
 }
 
-export function errorText(error: unknown): string {
-  if (error instanceof Error) return error.message || error.name;
-  return String(error);
-}
+export { errorText };

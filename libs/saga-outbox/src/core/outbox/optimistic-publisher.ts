@@ -16,6 +16,7 @@ import {
   type ClaimedOutboxMessage,
   type NewOutboxMessage,
 } from './outbox-message';
+import { errorText } from '../error-text';
 
 /** The rollout: which share of messages is sent optimistically. */
 export interface OptimisticRollout {
@@ -498,7 +499,7 @@ export class OptimisticPublisher {
       });
     } catch (error) {
       if (signal.aborted) return fail(abortMessage(signal), 'timeout');
-      const message = error instanceof Error ? error.message : String(error);
+      const message = errorText(error);
       return fail(
         `broker "${this.options.broker.name}" publish failed: ${message}`,
         'broker_error',
@@ -512,7 +513,7 @@ export class OptimisticPublisher {
     const now = this.clock.now();
     const fields = {
       event: 'outbox.optimistic.failed',
-      error: error instanceof Error ? error.message : String(error),
+      error: errorText(error),
     };
     if (now - this.lastWarnAt < WARN_EVERY_MS) {
       this.logger.debug(message, fields);

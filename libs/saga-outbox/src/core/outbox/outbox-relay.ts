@@ -9,6 +9,7 @@ import { uuidv7 } from '../uuid';
 import { emitOutcomeEvents, OutboxEventEmitter, type OutboxEventListener } from './outbox-events';
 import { toBrokerMessage, type ClaimedOutboxMessage } from './outbox-message';
 import { failureOutcome, resolveOutboxRetryPolicy, type OutboxRetryPolicy } from './outbox-retry';
+import { errorText } from '../error-text';
 
 export interface OutboxRelayOptions {
   store: OutboxStore;
@@ -433,7 +434,7 @@ export class OutboxRelay {
           },
       );
     } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
+      const reason = errorText(error);
       const retryable = (error as { retryable?: unknown } | null)?.retryable !== false;
       return part.map((m) => ({
         id: m.id,
@@ -460,7 +461,7 @@ export class OutboxRelay {
           this.logger.warn('outbox LISTEN connection failed; polling until it is re-established', {
             event: 'outbox.relay.listen_error',
             relayId: this.relayId,
-            error: error instanceof Error ? error.message : String(error),
+            error: errorText(error),
           });
           void this.closeSubscription();
         },
@@ -475,7 +476,7 @@ export class OutboxRelay {
       this.logger.warn('outbox LISTEN failed; polling only for now', {
         event: 'outbox.relay.listen_error',
         relayId: this.relayId,
-        error: error instanceof Error ? error.message : String(error),
+        error: errorText(error),
       });
     }
   }

@@ -3,6 +3,7 @@ import { ModuleRef } from '@nestjs/core';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import { withTimeout } from './with-timeout';
 import { findSageParts, type SageParts } from './sage-sources';
+import { errorText } from '../../core/error-text';
 
 export interface SageHealthModuleOptions {
   /** Bound on every check; a check that takes longer reports down. Default 3000 ms. */
@@ -26,8 +27,7 @@ export interface SageHealthModuleOptions {
 
 export const SAGE_HEALTH_OPTIONS = Symbol('SAGE_HEALTH_OPTIONS');
 
-const message = (error: unknown): string =>
-  error instanceof Error ? error.message : String(error);
+const message = errorText;
 
 /**
  * Sage's health indicators (terminus HealthIndicatorService API), each bounded by `timeoutMs`:

@@ -9,6 +9,7 @@ import type {
   PoolStats,
 } from '../../persistence/postgres/postgres-observability-probe';
 import { withTimeout } from './with-timeout';
+import { errorText } from '../../core/error-text';
 
 export type MetricKind = 'counter' | 'gauge' | 'histogram';
 
@@ -505,7 +506,7 @@ export class SageMetrics {
     this.logger.warn('metrics probe failed; its gauges keep their last value', {
       event: 'sage.metrics.probe_failed',
       probe,
-      error: error instanceof Error ? error.message : String(error),
+      error: errorText(error),
     });
   }
 

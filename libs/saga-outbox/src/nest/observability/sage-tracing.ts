@@ -35,6 +35,7 @@ import type {
 import type { OutboxWriter } from '../../core/ports/outbox-store';
 import type { SageTracer } from '../../core/ports/tracer';
 import type { SagaEvent } from '../../core/saga/saga-events';
+import { errorText } from '../../core/error-text';
 
 export const SAGE_TRACER_NAME = '@sage/saga-outbox';
 
@@ -104,7 +105,7 @@ function fail(span: Span, error: unknown): void {
   span.recordException(error instanceof Error ? error : new Error(String(error)));
   span.setStatus({
     code: SpanStatusCode.ERROR,
-    message: error instanceof Error ? error.message : String(error),
+    message: errorText(error),
   });
 }
 
