@@ -17,7 +17,8 @@ const base = {
   preset: 'ts-jest',
   testEnvironment: 'node',
   rootDir: __dirname,
-  moduleNameMapper: entryPoints,
+  // `@test/…`: the repository's test support (test/support, test/chaos workers), from any depth.
+  moduleNameMapper: { ...entryPoints, '^@test/(.*)$': '<rootDir>/test/$1' },
   transform: { '^.+\\.ts$': 'ts-jest' },
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
   modulePathIgnorePatterns: ['<rootDir>/libs/saga-outbox/dist/', '<rootDir>/dist/'],
