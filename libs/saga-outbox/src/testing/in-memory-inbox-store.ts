@@ -58,14 +58,17 @@ export class InMemoryInboxStore implements InboxStore<InMemoryTx> {
   async markProcessed(tx: InMemoryTx, key: InboxKey): Promise<number | null> {
     const k = keyOf(key);
     this.throwFault('markProcessed', key);
+    const state = this.open.get(tx);
+    if (!state) throw new Error('InMemoryInboxStore.markProcessed: tx is not an open transaction');
+    // This transaction recorded the key already (PostgreSQL: ON CONFLICT with its own row): a
+    // duplicate, never a wait on itself.
+    if (state.keys.some((held) => keyOf(held) === k)) return null;
     for (;;) {
       if (this.entries.has(k)) return null;
       const open = this.uncommitted.get(k);
       if (!open) break;
       await open; // another transaction holds the key: wait for it to end, then look again
     }
-    const state = this.open.get(tx);
-    if (!state) throw new Error('InMemoryInboxStore.markProcessed: tx is not an open transaction');
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
     this.uncommitted.set(k, held);
@@ -159,22 +162,18 @@ export class InMemoryInboxStore implements InboxStore<InMemoryTx> {
 
   deleteProcessedBatch(olderThanMs: number, limit: number): Promise<number | null> {
     const cutoff = this.clock.now() - olderThanMs;
-    let deleted = 0;
-    for (const [k, entry] of this.entries) {
-      if (deleted >= limit) break;
-      if (entry.status === 'processed' && entry.processedAt.getTime() < cutoff) {
-        this.entries.delete(k);
-        deleted++;
-      }
-    }
-    for (const [k, failure] of this.failures) {
-      if (deleted >= 2 * limit) break;
-      if (failure.lastFailedAt.getTime() < cutoff) {
-        this.failures.delete(k);
-        deleted++;
-      }
-    }
-    return Promise.resolve(deleted);
+    // Up to `limit` of each kind, oldest first, as the PostgreSQL statement does.
+    const processed = [...this.entries]
+      .filter(([, e]) => e.status === 'processed' && e.processedAt.getTime() < cutoff)
+      .sort(([, a], [, b]) => a.processedAt.getTime() - b.processedAt.getTime())
+      .slice(0, limit);
+    const stale = [...this.failures]
+      .filter(([, f]) => f.lastFailedAt.getTime() < cutoff)
+      .sort(([, a], [, b]) => a.lastFailedAt.getTime() - b.lastFailedAt.getTime())
+      .slice(0, limit);
+    for (const [k] of processed) this.entries.delete(k);
+    for (const [k] of stale) this.failures.delete(k);
+    return Promise.resolve(processed.length + stale.length);
   }
 
   /** Every inbox row (processed and dead-lettered), for assertions. */

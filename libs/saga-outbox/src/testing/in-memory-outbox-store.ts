@@ -55,6 +55,10 @@ export class InMemoryOutboxStore
       const value = await body(tx);
       const written = this.openTx.get(tx) ?? [];
       this.openTx.delete(tx);
+      // Another transaction committed one of these ids meanwhile (PostgreSQL: the INSERT waits for
+      // it, then fails on the primary key): this one fails and writes nothing.
+      const taken = written.find((m) => this.rows.has(m.id));
+      if (taken) throw duplicateId(taken.id);
       // The rows first (a commit makes them all visible at once), then the onCommit effects.
       const createdAt = new Date(this.clock.now());
       for (const m of written) {
@@ -105,6 +109,13 @@ export class InMemoryOutboxStore
     this.throwFault('insert');
     const written = this.openTx.get(tx);
     if (!written) return Promise.reject(new Error('InMemoryOutboxStore: not an open transaction'));
+    // The id is the primary key: an id already stored, written earlier in this transaction or
+    // twice in this call fails the insert (and with it the transaction), as on PostgreSQL.
+    const ids = new Set([...this.rows.keys(), ...written.map((m) => m.id)]);
+    for (const m of messages) {
+      if (ids.has(m.id)) return Promise.reject(duplicateId(m.id));
+      ids.add(m.id);
+    }
     written.push(...messages.map((m) => ({ ...m, headers: { ...m.headers } })));
     return Promise.resolve();
   }
@@ -345,7 +356,7 @@ export class InMemoryOutboxStore
 
   private select(selector: Selector): Row[] {
     if ('ids' in selector) {
-      return selector.ids
+      return [...new Set(selector.ids)]
         .map((id) => this.rows.get(id))
         .filter((r): r is Row => r?.status === 'dead_letter');
     }
@@ -356,6 +367,10 @@ export class InMemoryOutboxStore
     const error = this.fault?.(operation);
     if (error) throw error;
   }
+}
+
+function duplicateId(id: string): Error {
+  return new Error(`InMemoryOutboxStore: an outbox message with id ${id} already exists`);
 }
 
 function toMessage(r: Row): OutboxMessage {

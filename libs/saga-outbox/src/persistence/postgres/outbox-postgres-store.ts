@@ -113,7 +113,7 @@ export class PostgresOutboxStore implements OutboxStore, OutboxWriter<EntityMana
         q.markOutboxFailed(this.tables, {
           claimToken,
           ids: failures.map((f) => f.id),
-          errors: failures.map((f) => f.error.slice(0, MAX_ERROR_LENGTH)),
+          errors: failures.map((f) => storableError(f.error)),
           delaysMs: failures.map((f) => f.delayMs),
         }),
       ),
@@ -262,6 +262,16 @@ interface PgEventSource {
 }
 
 const ids_ = (rows: { id: string }[]): string[] => rows.map((r) => r.id);
+
+/**
+ * A broker's error text as `last_error` can hold it: NUL (which a text column rejects, failing the
+ * whole statement) written as `\0`, cut to MAX_ERROR_LENGTH. An error the store could not record
+ * would leave its message claimed, reaped and failed again forever: never counted, never
+ * dead-lettered, its key blocked.
+ */
+function storableError(error: string): string {
+  return error.replaceAll('\u0000', '\\0').slice(0, MAX_ERROR_LENGTH);
+}
 
 function byPublishOrder(a: q.OutboxMessageRow, b: q.OutboxMessageRow): number {
   const tx = BigInt(a.txid) - BigInt(b.txid);

@@ -1,0 +1,109 @@
+/**
+ * The outbox store conformance suite on PostgreSQL (a database of its own, cloned from the migrated
+ * template) and on embedded PGlite (over its socket, the way apps use it), the same SQL on both.
+ */
+import type { DataSource, EntityManager } from 'typeorm';
+import { createTestDatabase, dataSourceOptions } from '../../../../../test/support/pg';
+import { spawnEmbeddedPostgres } from '../../../../../test/support/embedded-postgres-process';
+import {
+  describeOutboxStoreConformance,
+  type OutboxStoreConformanceHarness,
+} from '../../testing/outbox-store-conformance';
+import { createSagaDataSource, runMigrationsLocked } from './data-source';
+import { PostgresOutboxStore } from './outbox-postgres-store';
+import { waitUntil } from './outbox-test-support';
+
+/** An open, migrated database for the whole file, and how to let it go. */
+interface OpenDatabase {
+  dataSource: DataSource;
+  close(): Promise<void>;
+}
+
+/**
+ * Each test gets a new PostgresOutboxStore on an emptied outbox table. After a commit the suite
+ * waits for the rows to pass the commit watermark: the snapshot xmin is server-wide, so a
+ * transaction open anywhere on the server (other test files) holds fresh rows back for a moment.
+ */
+function postgresHarness(
+  open: () => Promise<OpenDatabase>,
+  capabilities: Pick<OutboxStoreConformanceHarness, 'concurrentTransactions' | 'notifications'>,
+): OutboxStoreConformanceHarness<EntityManager> {
+  let db: OpenDatabase | undefined;
+  return {
+    ...capabilities,
+    setup: async () => {
+      db = await open();
+    },
+    teardown: async () => {
+      await db?.close();
+    },
+    create: async () => {
+      const dataSource = db!.dataSource;
+      const store = new PostgresOutboxStore(dataSource);
+      await dataSource.query(`TRUNCATE ${store.tables.outboxMessage}`);
+      return {
+        store,
+        writer: store,
+        transaction: (body) => dataSource.transaction(body),
+        notATransaction: dataSource.manager,
+        untilCommittedClaimable: () =>
+          waitUntil('committed messages below the commit watermark', async () => {
+            const [row] = (await dataSource.query(
+              `SELECT NOT EXISTS (
+                 SELECT 1 FROM ${store.tables.outboxMessage}
+                 WHERE txid >= pg_snapshot_xmin(pg_current_snapshot())) AS below`,
+            )) as { below: boolean }[];
+            return row?.below === true;
+          }),
+      };
+    },
+  };
+}
+
+describeOutboxStoreConformance(
+  'PostgreSQL',
+  postgresHarness(
+    async () => {
+      const database = await createTestDatabase();
+      const dataSource = await createSagaDataSource(
+        dataSourceOptions(database.name, { poolSize: 10 }),
+      ).initialize();
+      return {
+        dataSource,
+        close: async () => {
+          await dataSource.destroy();
+          await database.drop();
+        },
+      };
+    },
+    { concurrentTransactions: true, notifications: true },
+  ),
+);
+
+// PGlite serialises transactions of different connections and delivers no NOTIFY across its
+// socket multiplexer (see embedded-postgres.ts): the two capabilities the suite asks about.
+describeOutboxStoreConformance(
+  'PGlite (embedded)',
+  postgresHarness(
+    async () => {
+      const pg = await spawnEmbeddedPostgres({ maxConnections: 12 });
+      const dataSource = await createSagaDataSource({
+        host: pg.host,
+        port: pg.port,
+        username: pg.username,
+        password: pg.password,
+        database: pg.database,
+        poolSize: 10,
+      }).initialize();
+      await runMigrationsLocked(dataSource);
+      return {
+        dataSource,
+        close: async () => {
+          await dataSource.destroy();
+          await pg.stop();
+        },
+      };
+    },
+    { concurrentTransactions: false, notifications: false },
+  ),
+);
