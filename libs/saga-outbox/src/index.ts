@@ -215,6 +215,9 @@ export { SageDatabase } from './nest/sage-database';
 export {
   OutboxRepository,
   OutboxRelayService,
+  OutboxRelayProvider,
+  OutboxRetentionProvider,
+  OptimisticSendingProvider,
   OutboxDeadLettersService,
   OUTBOX_BROKER,
   OUTBOX_OPTIONS,

@@ -13,7 +13,7 @@ import { SAGA_OUTBOX_OPTIONS } from './saga-outbox.module-definition';
 import type { SagaOutboxModuleOptions } from './saga-outbox.options';
 import { SageDatabase } from './sage-database';
 import type { Broker } from '../core/ports/broker';
-import { OUTBOX_BROKER } from './outbox/outbox.providers';
+import { OUTBOX_BROKER } from './outbox/outbox.options';
 
 /** Registers builder sagas, starts the engine's loops on bootstrap and drains them on shutdown. */
 @Injectable()

@@ -7,8 +7,11 @@ import { createTestDatabase, type TestDatabase } from '../../../../test/support/
 import {
   Compensate,
   defineSaga,
+  InMemoryBroker,
   InvalidOptionsError,
   NotSerializableError,
+  OutboxRelayService,
+  OutboxRepository,
   Saga,
   SagaDefinitionError,
   SagaInputInvalidError,
@@ -193,6 +196,36 @@ describe('SagaOutboxModule on real PostgreSQL', () => {
         .get(SageDatabase)
         .dataSource.query(`SELECT name FROM public.greeting`)) as { name: string }[];
       expect(rows).toEqual([{ name: 'pg-lite' }]);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('autoStart: false builds the relay and retention but starts neither; started by hand, the relay publishes', async () => {
+    const broker = new InMemoryBroker();
+    const pollIntervalMs = 20;
+    const app = await boot({
+      postgres,
+      broker,
+      autoStart: false,
+      outbox: { relay: { pollIntervalMs } },
+    });
+    try {
+      const { relay, retention } = app.get(OutboxRelayService);
+      const ds: DataSource = app.get(SageDatabase).dataSource;
+      const [id] = await ds.transaction((manager) =>
+        app
+          .get(OutboxRepository)
+          .publish({ destination: 'auto-start', type: 'idle', payload: null }, { manager }),
+      );
+      // Proving a negative takes a window: ten poll intervals in which a started relay would tick.
+      await new Promise((resolve) => setTimeout(resolve, 10 * pollIntervalMs));
+      expect(relay?.stats.loop.ticks).toBe(0);
+      expect(retention?.stats.loop.ticks).toBe(0);
+      expect(broker.published).toEqual([]);
+
+      relay!.start();
+      await broker.waitFor((published) => published.some((m) => m.id === id), 5_000);
     } finally {
       await app.close();
     }

@@ -12,13 +12,9 @@ import { INBOX_OPTIONS, type InboxModuleOptions } from './inbox/inbox.options';
 import { inboxProviders } from './inbox/inbox.providers';
 import { InboxService } from './inbox/inbox.service';
 import { brokerFromUrl } from './relay/broker-url';
-import {
-  OUTBOX_BROKER,
-  OUTBOX_OPTIONS,
-  OutboxDeadLettersService,
-  OutboxRepository,
-  outboxProviders,
-} from './outbox/outbox.providers';
+import { OUTBOX_AUTO_START, OUTBOX_BROKER, OUTBOX_OPTIONS } from './outbox/outbox.options';
+import { OutboxDeadLettersService, outboxProviders } from './outbox/outbox.providers';
+import { OutboxRepository } from './outbox/outbox.repository';
 import { SagaCommandHandlerExplorer } from './remote/saga-command-handler.explorer';
 import { SagaReplyConsumer } from './remote/saga-reply.consumer';
 import { SagaExplorer } from './saga-explorer';
@@ -75,6 +71,12 @@ import { openSageDatabase, SageDatabase } from './sage-database';
       provide: OUTBOX_OPTIONS,
       inject: [SAGA_OUTBOX_OPTIONS],
       useFactory: (options: SagaOutboxModuleOptions) => options.outbox ?? {},
+    },
+    {
+      // `autoStart: false`: the relay and retention loops are built but not started.
+      provide: OUTBOX_AUTO_START,
+      inject: [SAGA_OUTBOX_OPTIONS],
+      useFactory: (options: SagaOutboxModuleOptions): boolean => options.autoStart !== false,
     },
     {
       provide: OUTBOX_BROKER,

@@ -1,10 +1,16 @@
 import { InvalidOptionsError } from '../core/errors';
+import {
+  optionalName,
+  optionalPositiveInteger,
+  optionalPositiveNumber,
+  requiredName,
+} from '../core/options';
 import { resolveOptimisticSettings } from '../core/outbox/optimistic-publisher';
 import type { SagaDefinition } from '../core/saga/saga-definition';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { Broker } from '../core/ports/broker';
 import type { SageTracer } from '../core/ports/tracer';
-import type { OutboxModuleOptions } from './outbox/outbox.providers';
+import type { OutboxModuleOptions } from './outbox/outbox.options';
 import type { InboxModuleOptions } from './inbox/inbox.options';
 
 export interface SagaOutboxPostgresOptions {
@@ -63,7 +69,13 @@ export interface SagaOutboxModuleOptions {
   saga?: SagaEngineTuning;
   /** Sagas declared with `defineSaga()` instead of decorators. */
   sagas?: SagaDefinition<never, EntityManager>[];
-  /** Start the recovery, lease and relay loops on application bootstrap. Default true. */
+  /**
+   * Start the background work on application bootstrap: saga recovery and leases, the outbox relay
+   * and retention, the inbox subscriptions (`@IdempotentHandler`, `@SagaCommandHandler`, saga
+   * replies) and inbox retention. Default true. With false nothing of it starts on its own:
+   * `SagaEngine.startBackground()`, `OutboxRelayService.relay?.start()` and
+   * `IdempotentHandlerExplorer.subscribeAll()` start their part.
+   */
   autoStart?: boolean;
   /**
    * Where the relay publishes outbox messages (and `@IdempotentHandler`s consume from): a Broker
@@ -133,22 +145,10 @@ export function validateModuleOptions(
     if (p.url !== undefined && !/^postgres(ql)?:\/\//.test(p.url)) {
       throw new InvalidOptionsError('postgres.url', 'must start with postgres:// or postgresql://');
     }
-    if (p.port !== undefined && (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535)) {
-      throw new InvalidOptionsError(
-        'postgres.port',
-        `must be an integer port number, got ${String(p.port)}`,
-      );
-    }
-    if (p.poolSize !== undefined && (!Number.isInteger(p.poolSize) || p.poolSize < 1)) {
-      throw new InvalidOptionsError('postgres.poolSize', 'must be an integer >= 1');
-    }
+    optionalPositiveInteger('postgres.port', p.port, 65535);
+    optionalPositiveInteger('postgres.poolSize', p.poolSize);
   }
-  if (
-    o.embedded?.maxConnections !== undefined &&
-    (!Number.isInteger(o.embedded.maxConnections) || o.embedded.maxConnections < 1)
-  ) {
-    throw new InvalidOptionsError('embedded.maxConnections', 'must be an integer >= 1');
-  }
+  optionalPositiveInteger('embedded.maxConnections', o.embedded?.maxConnections);
   if (
     o.schema !== undefined &&
     (typeof o.schema !== 'string' || !/^[a-z_][a-z0-9_]{0,62}$/.test(o.schema))
@@ -164,21 +164,10 @@ export function validateModuleOptions(
     'recoveryIntervalMs',
     'maxConcurrentSagas',
     'shutdownTimeoutMs',
-  ] as const) {
-    const v = tuning[key];
-    if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)) {
-      throw new InvalidOptionsError(`saga.${key}`, `must be a positive number, got ${String(v)}`);
-    }
-  }
-  for (const key of ['replyTo', 'replyConsumer'] as const) {
-    const v = tuning[key];
-    if (v !== undefined && (typeof v !== 'string' || v.trim() === '' || v.length > 255)) {
-      throw new InvalidOptionsError(
-        `saga.${key}`,
-        `must be a non-empty name of at most 255 characters, got ${JSON.stringify(v)}`,
-      );
-    }
-  }
+  ] as const)
+    optionalPositiveNumber(`saga.${key}`, tuning[key]);
+  for (const key of ['replyTo', 'replyConsumer'] as const)
+    optionalName(`saga.${key}`, tuning[key], { maxLength: 255 });
   if (
     o.broker !== undefined &&
     typeof o.broker !== 'string' &&
@@ -189,42 +178,22 @@ export function validateModuleOptions(
       'must be a broker URL or implement the Broker port (publish, subscribe, health, close)',
     );
   }
-  if (
-    o.outbox?.maxMessageBytes !== undefined &&
-    (!Number.isInteger(o.outbox.maxMessageBytes) || o.outbox.maxMessageBytes < 1)
-  ) {
-    throw new InvalidOptionsError(
-      'outbox.maxMessageBytes',
-      `must be a positive integer, got ${String(o.outbox.maxMessageBytes)}`,
-    );
-  }
+  optionalPositiveInteger('outbox.maxMessageBytes', o.outbox?.maxMessageBytes);
   if (o.outbox?.optimistic !== undefined) {
     if (typeof o.outbox.optimistic !== 'object' || o.outbox.optimistic === null)
       throw new InvalidOptionsError('outbox.optimistic', 'must be an object');
     resolveOptimisticSettings(o.outbox.optimistic); // throws InvalidOptionsError naming the option
   }
   validateTracer(o.tracing);
-  if (
-    o.sagaEvents !== undefined &&
-    (typeof o.sagaEvents !== 'object' ||
-      o.sagaEvents === null ||
-      typeof o.sagaEvents.destination !== 'string' ||
-      o.sagaEvents.destination.trim() === '')
-  ) {
-    throw new InvalidOptionsError(
-      'sagaEvents',
-      'must be { destination: string } (the topic / exchange / subject the events go to)',
-    );
+  if (o.sagaEvents !== undefined) {
+    if (typeof o.sagaEvents !== 'object' || o.sagaEvents === null)
+      throw new InvalidOptionsError(
+        'sagaEvents',
+        'must be { destination: string } (the topic / exchange / subject the events go to)',
+      );
+    requiredName({ option: 'sagaEvents', field: 'destination' }, o.sagaEvents.destination);
   }
-  if (
-    o.inbox?.maxAttempts !== undefined &&
-    (!Number.isInteger(o.inbox.maxAttempts) || o.inbox.maxAttempts < 1)
-  ) {
-    throw new InvalidOptionsError(
-      'inbox.maxAttempts',
-      `must be an integer >= 1, got ${String(o.inbox.maxAttempts)}`,
-    );
-  }
+  optionalPositiveInteger('inbox.maxAttempts', o.inbox?.maxAttempts);
   if (o.sagas !== undefined && !Array.isArray(o.sagas))
     throw new InvalidOptionsError('sagas', 'must be an array of defineSaga(...).build() results');
   return o;

@@ -7,14 +7,15 @@ import {
   type OnModuleInit,
 } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
+import type { EntityManager } from 'typeorm';
 import { InvalidOptionsError } from '../../core/errors';
-import { InboxHandlerFailedError } from '../../core/inbox/inbox-errors';
 import { MAX_INBOX_KEY_LENGTH } from '../../core/inbox/inbox-processor';
-import { deliveredMessageSnapshot } from '../../core/inbox/delivered-message-snapshot';
-import type { Broker, DeliveredMessage, Subscription } from '../../core/ports/broker';
+import { InboxSubscriptions, type InboxEndpoint } from '../../core/inbox/inbox-subscription';
+import { optionalPositiveInteger, requiredName } from '../../core/options';
+import type { Broker } from '../../core/ports/broker';
 import { discoverDecoratedMethods } from '../discover-methods';
 import { NestSageLogger } from '../nest-sage-logger';
-import { OUTBOX_BROKER } from '../outbox/outbox.providers';
+import { OUTBOX_BROKER } from '../outbox/outbox.options';
 import {
   IDEMPOTENT_HANDLER_METADATA,
   type IdempotentHandlerMetadata,
@@ -36,26 +37,32 @@ export interface DiscoveredIdempotentHandler {
 /**
  * Finds `@IdempotentHandler` methods on providers and controllers at module init (validating them:
  * a bad pattern, consumer name or maxAttempts, a duplicate consumer name or a request-scoped class
- * fails startup naming the method), subscribes each to the Broker on application bootstrap with
- * the consumer name as its group, and unsubscribes them before shutdown (waiting for running
- * handlers, so the database is still open for them).
+ * fails startup naming the method), subscribes each to the Broker through the inbox on application
+ * bootstrap with the consumer name as its group (see InboxSubscriptions), and unsubscribes them
+ * before shutdown (waiting for running handlers, so the database is still open for them).
  */
 @Injectable()
 export class IdempotentHandlerExplorer
   implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown
 {
   readonly handlers: DiscoveredIdempotentHandler[] = [];
-  private subscriptions: Subscription[] = [];
   private readonly logger = new NestSageLogger('SageInbox');
+  private readonly subscriptions: InboxSubscriptions<EntityManager>;
 
   constructor(
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
     private readonly reflector: Reflector,
-    private readonly inbox: InboxService,
+    inbox: InboxService,
     @Optional() @Inject(OUTBOX_BROKER) private readonly broker?: Broker | null,
     @Optional() @Inject(INBOX_OPTIONS) private readonly options?: InboxModuleOptions,
-  ) {}
+  ) {
+    this.subscriptions = new InboxSubscriptions({
+      inbox: inbox.processor,
+      tracer: inbox.tracer,
+      logger: this.logger,
+    });
+  }
 
   onModuleInit(): void {
     const byConsumer = new Map<string, string>();
@@ -67,7 +74,7 @@ export class IdempotentHandlerExplorer
       '@IdempotentHandler',
       { controllers: true },
     )) {
-      const handler = this.validate(name, meta, method as IdempotentHandlerMethod);
+      const handler = validate(name, meta, method as IdempotentHandlerMethod);
       const other = byConsumer.get(handler.consumer);
       if (other !== undefined) {
         throw new InvalidOptionsError(
@@ -91,12 +98,12 @@ export class IdempotentHandlerExplorer
 
   /** How many handlers are subscribed to the broker right now. */
   get subscribed(): number {
-    return this.subscriptions.length;
+    return this.subscriptions.size;
   }
 
   /** Subscribes every handler (idempotent: a second call does nothing while subscribed). */
   async subscribeAll(): Promise<void> {
-    if (this.subscriptions.length || !this.handlers.length) return;
+    if (this.subscriptions.size || !this.handlers.length) return;
     const broker = this.broker;
     if (!broker) {
       this.logger.warn(
@@ -107,104 +114,52 @@ export class IdempotentHandlerExplorer
       );
       return;
     }
-    try {
-      for (const handler of this.handlers) {
-        this.subscriptions.push(
-          await broker.subscribe(
-            handler.pattern,
-            (message) =>
-              this.inbox.tracer.inboxHandling(handler.consumer, message.id, message, () =>
-                this.deliver(handler, message),
-              ),
-            { group: handler.consumer },
-          ),
-        );
-        this.logger.info(`subscribed ${handler.name} to "${handler.pattern}"`, {
-          event: 'inbox.subscribed',
-          consumer: handler.consumer,
-          pattern: handler.pattern,
-          broker: broker.name,
-        });
-      }
-    } catch (error) {
-      // Not half-subscribed: undo what succeeded, then fail startup.
-      await this.unsubscribeAll();
-      throw error;
-    }
+    const endpoints = this.handlers.map((handler) => ({ ...inboxEndpoint(handler), handler }));
+    // All or none: a failure undoes what succeeded, then fails startup.
+    await this.subscriptions.subscribe(broker, endpoints, ({ handler }) => {
+      this.logger.info(`subscribed ${handler.name} to "${handler.pattern}"`, {
+        event: 'inbox.subscribed',
+        consumer: handler.consumer,
+        pattern: handler.pattern,
+        broker: broker.name,
+      });
+    });
   }
 
   /** Stops every subscription; resolves once no handler call is running. */
   async unsubscribeAll(): Promise<void> {
-    const subscriptions = this.subscriptions;
-    this.subscriptions = [];
-    await Promise.all(subscriptions.map((s) => s.unsubscribe()));
+    await this.subscriptions.unsubscribeAll();
   }
+}
 
-  private async deliver(
-    handler: DiscoveredIdempotentHandler,
-    message: DeliveredMessage,
-  ): Promise<void> {
-    try {
-      await this.inbox.processor.process(
-        {
-          consumer: handler.consumer,
-          messageId: message.id,
-          message: deliveredMessageSnapshot(message),
-        },
-        ({ tx, messageId, consumer, attempt }) =>
-          handler.run(message, { manager: tx, messageId, consumer, attempt }),
-        { maxAttempts: handler.maxAttempts },
-      );
-    } catch (error) {
-      // Counted and logged by the inbox: the throw is for the broker, which redelivers.
-      if (!(error instanceof InboxHandlerFailedError)) {
-        this.logger.error(`${handler.name} could not take a message`, {
-          event: 'inbox.delivery_error',
-          consumer: handler.consumer,
-          messageId: message.id,
-          error: error instanceof Error ? error.message : String(error),
-        });
-      }
-      throw error;
-    }
-  }
+/** The handler as an inbox endpoint: its method runs with the inbox transaction as `manager`. */
+function inboxEndpoint(
+  handler: DiscoveredIdempotentHandler,
+): InboxEndpoint<EntityManager, unknown> {
+  return {
+    destination: handler.pattern,
+    consumer: handler.consumer,
+    maxAttempts: handler.maxAttempts,
+    handle: (message, { tx, messageId, consumer, attempt }) =>
+      handler.run(message, { manager: tx, messageId, consumer, attempt }),
+    deliveryError: {
+      message: `${handler.name} could not take a message`,
+      event: 'inbox.delivery_error',
+    },
+  };
+}
 
-  private validate(
-    name: string,
-    meta: IdempotentHandlerMetadata,
-    run: IdempotentHandlerMethod,
-  ): DiscoveredIdempotentHandler {
-    if (typeof meta.pattern !== 'string' || meta.pattern.trim() === '') {
-      throw new InvalidOptionsError(
-        '@IdempotentHandler',
-        `${name}: the pattern (topic / queue / subject) must be a non-empty string, got ${JSON.stringify(meta.pattern)}`,
-      );
-    }
-    const consumer = meta.options.consumer ?? name;
-    if (
-      typeof consumer !== 'string' ||
-      consumer.trim() === '' ||
-      consumer.length > MAX_INBOX_KEY_LENGTH ||
-      consumer.includes('\u0000')
-    ) {
-      throw new InvalidOptionsError(
-        '@IdempotentHandler',
-        `${name}: consumer must be a non-empty string of at most ${MAX_INBOX_KEY_LENGTH} characters without NUL, got ${JSON.stringify(consumer)}`,
-      );
-    }
-    const { maxAttempts } = meta.options;
-    if (maxAttempts !== undefined && (!Number.isInteger(maxAttempts) || maxAttempts < 1)) {
-      throw new InvalidOptionsError(
-        '@IdempotentHandler',
-        `${name}: maxAttempts must be an integer >= 1, got ${String(maxAttempts)}`,
-      );
-    }
-    return {
-      name,
-      pattern: meta.pattern,
-      consumer,
-      maxAttempts: meta.options.maxAttempts,
-      run,
-    };
-  }
+function validate(
+  name: string,
+  meta: IdempotentHandlerMetadata,
+  run: IdempotentHandlerMethod,
+): DiscoveredIdempotentHandler {
+  const at = (field: string) => ({ option: '@IdempotentHandler', field: `${name}: ${field}` });
+  const pattern = requiredName(at('the pattern (topic / queue / subject)'), meta.pattern);
+  const consumer = requiredName(at('consumer'), meta.options.consumer ?? name, {
+    maxLength: MAX_INBOX_KEY_LENGTH,
+    noNul: true,
+  });
+  optionalPositiveInteger(at('maxAttempts'), meta.options.maxAttempts);
+  return { name, pattern, consumer, maxAttempts: meta.options.maxAttempts, run };
 }

@@ -1,179 +1,62 @@
-import {
-  Inject,
-  Injectable,
-  Optional,
-  type BeforeApplicationShutdown,
-  type OnApplicationBootstrap,
-  type Provider,
-} from '@nestjs/common';
-import { ModuleRef } from '@nestjs/core';
-import type { EntityManager } from 'typeorm';
-import {
-  OptimisticPublisher,
-  withOptimisticSend,
-  type OptimisticPublisherSettings,
-} from '../../core/outbox/optimistic-publisher';
+import { Injectable, type Provider } from '@nestjs/common';
+import type { OptimisticPublisher } from '../../core/outbox/optimistic-publisher';
 import { OutboxDeadLetters } from '../../core/outbox/outbox-dead-letters';
 import type { OutboxEventListener } from '../../core/outbox/outbox-events';
-import type { OutboxMessageInput } from '../../core/outbox/outbox-message';
-import { OutboxPublisher } from '../../core/outbox/outbox-publisher';
-import { OutboxRelay, type OutboxRelayOptions } from '../../core/outbox/outbox-relay';
-import { OutboxRetention, type OutboxRetentionOptions } from '../../core/outbox/outbox-retention';
-import type { Broker } from '../../core/ports/broker';
+import type { OutboxRelay } from '../../core/outbox/outbox-relay';
+import type { OutboxRetention } from '../../core/outbox/outbox-retention';
 import { PostgresOutboxStore } from '../../persistence/postgres/outbox-postgres-store';
-import { TypeOrmCommitHooks } from '../../persistence/postgres/typeorm-commit-hooks';
+import type { TypeOrmCommitHooks } from '../../persistence/postgres/typeorm-commit-hooks';
 import { NestSageLogger } from '../nest-sage-logger';
-import { NO_TRACING, type SageTracer } from '../../core/ports/tracer';
-import { SAGE_TRACER } from '../sage-tracer.token';
 import { SageDatabase } from '../sage-database';
-import { ClsAmbientTransaction } from './cls-ambient-transaction';
+import { OptimisticSendingProvider } from './optimistic-sending.provider';
+import { outboxPublishingBrokerProvider } from './outbox-publishing-broker';
+import { OutboxRelayProvider } from './outbox-relay.provider';
+import { OutboxRetentionProvider } from './outbox-retention.provider';
+import { OutboxRepository } from './outbox.repository';
 
-/** The Broker the relay publishes to (provide an adapter instance under this token). */
-export const OUTBOX_BROKER = Symbol('SAGE_OUTBOX_BROKER');
-/** Outbox tuning (OutboxModuleOptions); optional. */
-export const OUTBOX_OPTIONS = Symbol('SAGE_OUTBOX_OPTIONS');
-/**
- * Optional `() => EntityManager | undefined` returning the ambient transaction. Not needed with
- * `@nestjs-cls/transactional` (TypeORM adapter, default connection): its TransactionHost is found
- * on its own. Provide it to override that, e.g. for a named connection:
- *
- * ```ts
- * { provide: OUTBOX_AMBIENT_TRANSACTION, inject: [getTransactionHostToken('orders')],
- *   useFactory: (host) => () => (host.isTransactionActive() ? host.tx : undefined) }
- * ```
- */
-export const OUTBOX_AMBIENT_TRANSACTION = Symbol('SAGE_OUTBOX_AMBIENT_TRANSACTION');
-
-export interface OutboxModuleOptions {
-  /** Largest message (payload + headers as JSON bytes). Default 1 MiB. */
-  maxMessageBytes?: number;
-  /** Relay tuning; `enabled: false` runs no relay in this process (e.g. relays deployed separately). */
-  relay?: Omit<OutboxRelayOptions, 'store' | 'broker' | 'clock' | 'logger' | 'onBatch'> & {
-    enabled?: boolean;
-  };
-  /** Retention of sent rows; `enabled: false` to leave it to another deployment. */
-  retention?: Omit<OutboxRetentionOptions, 'store' | 'clock' | 'logger'> & { enabled?: boolean };
-  /**
-   * Optimistic sending: right after a transaction that wrote outbox rows commits, this process
-   * claims and publishes them at once (the relay's claim, restricted to those rows); on failure or
-   * timeout the relay takes over. Off by default; `{ enabled: true, percent: 10 }` rolls it out
-   * to 10 % of messages; `types` overrides the percentage per message type. Needs a broker.
-   * See docs/outbox.md, "Optimistic sending".
-   */
-  optimistic?: OptimisticPublisherSettings;
-}
-
-type AmbientTransaction = () => EntityManager | undefined;
-
-/** OutboxRelayService under another name: the write side needs its optimistic publisher. */
-const OUTBOX_OPTIMISTIC = Symbol('SAGE_OUTBOX_OPTIMISTIC');
-interface OptimisticSending {
-  readonly optimistic: OptimisticPublisher | undefined;
-  readonly commitHooks: TypeOrmCommitHooks;
-}
+export {
+  OUTBOX_AMBIENT_TRANSACTION,
+  OUTBOX_BROKER,
+  OUTBOX_OPTIONS,
+  type OutboxModuleOptions,
+} from './outbox.options';
+export { OutboxRepository } from './outbox.repository';
+export { OutboxRelayProvider } from './outbox-relay.provider';
+export { OutboxRetentionProvider } from './outbox-retention.provider';
+export { OptimisticSendingProvider } from './optimistic-sending.provider';
 
 /**
- * The write side for application code: `outbox.publish(message | messages, { manager })` inside
- * the business transaction, or with no manager inside the ambient transaction: the one
- * OUTBOX_AMBIENT_TRANSACTION returns when provided, else the current `@nestjs-cls/transactional`
- * transaction (`@Transactional()`) when the app registered ClsModule with ClsPluginTransactional.
- * Outside any transaction: OutboxTransactionRequiredError.
+ * This process's outbox machinery in one place: the relay, the leader-only retention and the
+ * optimistic publisher (each started and drained by its own provider: OutboxRelayProvider,
+ * OutboxRetentionProvider, OptimisticSendingProvider), and where their outbox events are
+ * subscribed to (`onEvent`).
  */
 @Injectable()
-export class OutboxRepository {
-  /** The core publisher (saga steps' ctx.emit writes through it). */
-  readonly publisher: OutboxPublisher<EntityManager>;
-
+export class OutboxRelayService {
   constructor(
-    store: PostgresOutboxStore,
-    moduleRef: ModuleRef,
-    @Optional() @Inject(OUTBOX_AMBIENT_TRANSACTION) ambient?: AmbientTransaction,
-    @Optional() @Inject(OUTBOX_OPTIONS) options?: OutboxModuleOptions,
-    @Optional() @Inject(OUTBOX_OPTIMISTIC) relayService?: OptimisticSending,
-    @Optional() @Inject(SAGE_TRACER) tracer: SageTracer = NO_TRACING,
-  ) {
-    // The explicit binding wins; otherwise the CLS transaction, looked up on first use.
-    const cls = ambient ? undefined : new ClsAmbientTransaction(moduleRef);
-    // With optimistic sending on, every write (publish(), saga steps' ctx.emit) registers its rows
-    // for the after-commit hook of its transaction.
-    const optimistic = relayService?.optimistic;
-    this.publisher = new OutboxPublisher<EntityManager>({
-      // Traced outermost: the write span's traceparent is in the headers every layer below stores.
-      writer: tracer.outboxWriter(
-        optimistic ? withOptimisticSend(store, relayService.commitHooks, optimistic) : store,
-      ),
-      ambientTransaction: ambient ?? (() => cls?.current()),
-      maxMessageBytes: options?.maxMessageBytes,
-    });
+    private readonly relays: OutboxRelayProvider,
+    private readonly retentions: OutboxRetentionProvider,
+    private readonly sending: OptimisticSendingProvider,
+  ) {}
+
+  /** Absent when `outbox.relay.enabled` is false or no broker is configured. */
+  get relay(): OutboxRelay | undefined {
+    return this.relays.relay;
   }
 
-  publish(
-    messages: OutboxMessageInput | readonly OutboxMessageInput[],
-    options: { manager?: EntityManager } = {},
-  ): Promise<string[]> {
-    return this.publisher.publish(messages, options);
+  /** Absent when `outbox.retention.enabled` is false. */
+  get retention(): OutboxRetention | undefined {
+    return this.retentions.retention;
   }
-}
 
-/**
- * Starts the relay (and leader-only retention) on bootstrap; drains them on shutdown. Owns the
- * optimistic publisher too (when `outbox.optimistic.enabled`), and is where this process's outbox
- * events are subscribed to (`onEvent`).
- */
-@Injectable()
-export class OutboxRelayService implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  readonly relay: OutboxRelay | undefined;
-  readonly retention: OutboxRetention | undefined;
   /** Present when `outbox.optimistic.enabled` and a broker is configured. */
-  readonly optimistic: OptimisticPublisher | undefined;
-  /** After-commit hooks on TypeORM transactions (what the optimistic publisher runs from). */
-  readonly commitHooks = new TypeOrmCommitHooks();
+  get optimistic(): OptimisticPublisher | undefined {
+    return this.sending.optimistic;
+  }
 
-  constructor(
-    store: PostgresOutboxStore,
-    database: SageDatabase,
-    @Optional() @Inject(OUTBOX_BROKER) broker?: Broker | null,
-    @Optional() @Inject(OUTBOX_OPTIONS) options?: OutboxModuleOptions,
-    @Optional() @Inject(SAGE_TRACER) tracer: SageTracer = NO_TRACING,
-  ) {
-    const logger = new NestSageLogger('SageOutbox');
-    const { enabled: relayEnabled, ...relayOptions } = options?.relay ?? {};
-    const { enabled: retentionEnabled, ...retentionOptions } = options?.retention ?? {};
-    const optimisticEnabled = options?.optimistic?.enabled === true;
-    if (relayEnabled !== false && !broker) {
-      logger.warn(
-        'no broker configured: this process runs no outbox relay; messages wait in the outbox until a relay with a broker runs (pass `broker` to SagaOutboxModule.forRoot, or run the standalone relay)',
-        { event: 'outbox.relay.disabled' },
-      );
-    }
-    if (relayEnabled !== false && broker) {
-      // LISTEN/NOTIFY does not cross PGlite's socket multiplexer: poll only there.
-      this.relay = new OutboxRelay({
-        listen: !database.embedded,
-        ...relayOptions,
-        store,
-        broker: tracer.broker(broker),
-        logger,
-      });
-    }
-    if (retentionEnabled !== false)
-      this.retention = new OutboxRetention({ ...retentionOptions, store, logger });
-    if (optimisticEnabled && !broker) {
-      logger.warn(
-        'outbox.optimistic.enabled is set but no broker is configured: nothing is sent optimistically',
-        { event: 'outbox.optimistic.disabled' },
-      );
-    }
-    if (optimisticEnabled && broker) {
-      this.optimistic = new OptimisticPublisher({
-        ...options?.optimistic,
-        store,
-        broker: tracer.broker(broker),
-        logger,
-        // Released rows are announced by NOTIFY; a relay that cannot listen (PGlite) is woken here.
-        onHandBack: () => this.relay?.wake(),
-      });
-    }
+  /** After-commit hooks on TypeORM transactions (what the optimistic publisher runs from). */
+  get commitHooks(): TypeOrmCommitHooks {
+    return this.sending.commitHooks;
   }
 
   /**
@@ -184,18 +67,6 @@ export class OutboxRelayService implements OnApplicationBootstrap, BeforeApplica
   onEvent(listener: OutboxEventListener): () => void {
     const offs = [this.relay?.onEvent(listener), this.optimistic?.onEvent(listener)];
     return () => offs.forEach((off) => off?.());
-  }
-
-  onApplicationBootstrap(): void {
-    this.relay?.start();
-    this.retention?.start();
-  }
-
-  async beforeApplicationShutdown(): Promise<void> {
-    // The optimistic publisher first: what it hands back is published by the relay while it drains.
-    await this.optimistic?.stop();
-    this.commitHooks.detachAll();
-    await Promise.all([this.relay?.stop(), this.retention?.stop()]);
   }
 }
 
@@ -210,7 +81,8 @@ export class OutboxDeadLettersService extends OutboxDeadLetters {
 /**
  * Providers to add to SagaOutboxModule (with an OUTBOX_BROKER provider, e.g.
  * `{ provide: OUTBOX_BROKER, useValue: new InMemoryBroker() }`, and optionally OUTBOX_OPTIONS /
- * OUTBOX_AMBIENT_TRANSACTION). Export OutboxRepository and OutboxDeadLettersService.
+ * OUTBOX_AMBIENT_TRANSACTION / OUTBOX_AUTO_START / SAGE_TRACER). Export OutboxRepository and
+ * OutboxDeadLettersService.
  */
 export const outboxProviders: Provider[] = [
   {
@@ -218,12 +90,11 @@ export const outboxProviders: Provider[] = [
     inject: [SageDatabase],
     useFactory: (db: SageDatabase) => new PostgresOutboxStore(db.dataSource, { schema: db.schema }),
   },
+  outboxPublishingBrokerProvider,
+  OutboxRelayProvider,
+  OutboxRetentionProvider,
+  OptimisticSendingProvider,
   OutboxRepository,
   OutboxRelayService,
-  {
-    provide: OUTBOX_OPTIMISTIC,
-    inject: [OutboxRelayService],
-    useFactory: (service: OutboxRelayService): OptimisticSending => service,
-  },
   OutboxDeadLettersService,
 ];

@@ -9,9 +9,8 @@ import type { Broker } from '../../core/ports/broker';
 import { NO_TRACING, type SageTracer } from '../../core/ports/tracer';
 import { SAGE_TRACER } from '../sage-tracer.token';
 import { NestSageLogger } from '../nest-sage-logger';
+import { OUTBOX_BROKER, OUTBOX_OPTIONS } from '../outbox/outbox.options';
 import {
-  OUTBOX_BROKER,
-  OUTBOX_OPTIONS,
   OutboxDeadLettersService,
   OutboxRelayService,
   outboxProviders,
@@ -26,7 +25,7 @@ import { validateRelayModuleOptions, type OutboxRelayModuleOptions } from './out
 const VALIDATED_OPTIONS = Symbol('SAGE_OUTBOX_RELAY_VALIDATED_OPTIONS');
 
 /**
- * Closes what the relay module owns once the relay has drained (OutboxRelayService stops it in
+ * Closes what the relay module owns once the relay has drained (OutboxRelayProvider stops it in
  * beforeApplicationShutdown, before this runs): the broker, then the database.
  */
 @Injectable()

@@ -2,7 +2,7 @@ import type { DataSource } from 'typeorm';
 import { InvalidOptionsError } from '../../core/errors';
 import type { Broker } from '../../core/ports/broker';
 import type { SageTracer } from '../../core/ports/tracer';
-import type { OutboxModuleOptions } from '../outbox/outbox.providers';
+import type { OutboxModuleOptions } from '../outbox/outbox.options';
 import { validateModuleOptions, type SagaOutboxPostgresOptions } from '../saga-outbox.options';
 
 /**

@@ -1,5 +1,5 @@
 import { SetMetadata } from '@nestjs/common';
-import type { JsonValue } from '../../core/json';
+import type { SagaCommandAnswer } from '../../core/remote/participant-protocol';
 import type { ReceivedSagaCommand } from '../../core/saga/saga-command';
 import type { InboxContext } from '../inbox/idempotent-handler.decorator';
 
@@ -22,33 +22,14 @@ export interface SagaCommandHandlerMetadata {
   options: SagaCommandHandlerOptions;
 }
 
-const REJECTION = Symbol('sage.saga-command-rejection');
-
-/** A participant's refusal: the orchestrating step fails (and its saga compensates) with `reason`. */
-export interface SagaCommandRejection {
-  readonly [REJECTION]: true;
-  readonly reason: string;
-}
-
-/**
- * Return this from a `@SagaCommandHandler` to refuse the command (e.g. a declined card). What the
- * handler wrote through `manager` still commits (record the refusal if you keep one), together
- * with the inbox row and the failure reply. Throwing instead means "could not handle it now": the
- * transaction rolls back and the broker redelivers.
- */
-export function rejectCommand(reason: string): SagaCommandRejection {
-  return { [REJECTION]: true, reason };
-}
-
-export function isRejection(value: unknown): value is SagaCommandRejection {
-  return typeof value === 'object' && value !== null && REJECTION in value;
-}
+export { rejectCommand, isRejection } from '../../core/remote/participant-protocol';
+export type { SagaCommandRejection } from '../../core/remote/participant-protocol';
 
 /** What a `@SagaCommandHandler` method looks like. */
 export type SagaCommandHandlerMethod = (
   command: ReceivedSagaCommand,
   context: InboxContext,
-) => Promise<JsonValue | SagaCommandRejection | undefined | void>;
+) => Promise<SagaCommandAnswer>;
 
 /**
  * Makes a provider method the participant side of a remote saga step: it receives commands of

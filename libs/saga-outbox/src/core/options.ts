@@ -1,0 +1,82 @@
+import { InvalidOptionsError } from './errors';
+
+/**
+ * The option checks Sage repeats at its boundaries (module options, decorator metadata), once.
+ * Each throws InvalidOptionsError naming the option and what it got; `undefined` passes the
+ * `optional…` checks (the default applies).
+ */
+
+/**
+ * Where a checked value comes from, as the error names it: an option path (`postgres.poolSize`),
+ * or an option and the field in it (`{ option: '@IdempotentHandler', field: 'A.b: maxAttempts' }`,
+ * read "A.b: maxAttempts must be …").
+ */
+export type OptionPath = string | { readonly option: string; readonly field: string };
+
+export function invalidOption(at: OptionPath, problem: string): InvalidOptionsError {
+  return typeof at === 'string'
+    ? new InvalidOptionsError(at, problem)
+    : new InvalidOptionsError(at.option, `${at.field} ${problem}`);
+}
+
+/** Undefined, or an integer from 1 (to `max`, when given). */
+export function optionalPositiveInteger(at: OptionPath, value: unknown, max?: number): void {
+  if (value === undefined) return;
+  if (
+    typeof value !== 'number' ||
+    !Number.isInteger(value) ||
+    value < 1 ||
+    (max !== undefined && value > max)
+  )
+    throw invalidOption(
+      at,
+      `must be an integer >= 1${max === undefined ? '' : ` and <= ${max}`}, got ${shown(value)}`,
+    );
+}
+
+/** Undefined, or a finite number above 0. */
+export function optionalPositiveNumber(at: OptionPath, value: unknown): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)
+    throw invalidOption(at, `must be a positive number, got ${shown(value)}`);
+}
+
+export interface NameLimits {
+  /** Longest accepted name. */
+  maxLength?: number;
+  /** Reject NUL (a PostgreSQL text column cannot hold it). */
+  noNul?: boolean;
+}
+
+/** A name (destination, consumer, type…): a string that is not blank, within `limits`. */
+export function requiredName(at: OptionPath, value: unknown, limits: NameLimits = {}): string {
+  const { maxLength, noNul } = limits;
+  if (
+    typeof value !== 'string' ||
+    value.trim() === '' ||
+    (maxLength !== undefined && value.length > maxLength) ||
+    (noNul === true && value.includes('\u0000'))
+  ) {
+    throw invalidOption(
+      at,
+      `must be a non-empty string${maxLength === undefined ? '' : ` of at most ${maxLength} characters`}${noNul ? ' without NUL' : ''}, got ${shown(value)}`,
+    );
+  }
+  return value;
+}
+
+/** Undefined, or a name as requiredName checks it. */
+export function optionalName(at: OptionPath, value: unknown, limits: NameLimits = {}): void {
+  if (value !== undefined) requiredName(at, value, limits);
+}
+
+/** A rejected value as an error shows it: strings and objects as JSON, anything else as text. */
+function shown(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value !== 'object' || value === null) return String(value);
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}

@@ -1,0 +1,62 @@
+import { Inject, Injectable, Optional, type BeforeApplicationShutdown } from '@nestjs/common';
+import { OptimisticPublisher } from '../../core/outbox/optimistic-publisher';
+import type { Broker } from '../../core/ports/broker';
+import { PostgresOutboxStore } from '../../persistence/postgres/outbox-postgres-store';
+import { TypeOrmCommitHooks } from '../../persistence/postgres/typeorm-commit-hooks';
+import { NestSageLogger } from '../nest-sage-logger';
+import { OutboxRelayProvider } from './outbox-relay.provider';
+import { OUTBOX_PUBLISHING_BROKER } from './outbox-publishing-broker';
+import { OUTBOX_OPTIONS, type OutboxModuleOptions } from './outbox.options';
+
+/**
+ * Optimistic sending (when `outbox.optimistic.enabled` and a broker is configured): the publisher
+ * the write side hands committed rows to, and the TypeORM after-commit hooks it runs from. Stopped
+ * on shutdown before the relay drains, so the relay publishes what it hands back.
+ */
+@Injectable()
+export class OptimisticSendingProvider implements BeforeApplicationShutdown {
+  /** Present when `outbox.optimistic.enabled` and a broker is configured. */
+  readonly optimistic: OptimisticPublisher | undefined;
+  /** After-commit hooks on TypeORM transactions (what the optimistic publisher runs from). */
+  readonly commitHooks = new TypeOrmCommitHooks();
+  private stopped: Promise<void> | undefined;
+
+  constructor(
+    store: PostgresOutboxStore,
+    relay: OutboxRelayProvider,
+    @Optional() @Inject(OUTBOX_PUBLISHING_BROKER) broker?: Broker | null,
+    @Optional() @Inject(OUTBOX_OPTIONS) options?: OutboxModuleOptions,
+  ) {
+    if (options?.optimistic?.enabled !== true) return;
+    const logger = new NestSageLogger('SageOutbox');
+    if (!broker) {
+      logger.warn(
+        'outbox.optimistic.enabled is set but no broker is configured: nothing is sent optimistically',
+        { event: 'outbox.optimistic.disabled' },
+      );
+      return;
+    }
+    this.optimistic = new OptimisticPublisher({
+      ...options.optimistic,
+      store,
+      broker,
+      logger,
+      // Released rows are announced by NOTIFY; a relay that cannot listen (PGlite) is woken here.
+      onHandBack: () => relay.relay?.wake(),
+    });
+    relay.drainBefore(() => this.stop());
+  }
+
+  /** No new attempts; in-flight ones hand their rows back; the commit hooks are detached. Idempotent. */
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      await this.optimistic?.stop();
+      this.commitHooks.detachAll();
+    })();
+    return this.stopped;
+  }
+
+  beforeApplicationShutdown(): Promise<void> {
+    return this.stop();
+  }
+}

@@ -1,0 +1,71 @@
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import type { EntityManager } from 'typeorm';
+import {
+  withOptimisticSend,
+  type OptimisticPublisher,
+} from '../../core/outbox/optimistic-publisher';
+import type { OutboxMessageInput } from '../../core/outbox/outbox-message';
+import { OutboxPublisher } from '../../core/outbox/outbox-publisher';
+import { NO_TRACING, type SageTracer } from '../../core/ports/tracer';
+import { PostgresOutboxStore } from '../../persistence/postgres/outbox-postgres-store';
+import type { TypeOrmCommitHooks } from '../../persistence/postgres/typeorm-commit-hooks';
+import { SAGE_TRACER } from '../sage-tracer.token';
+import { ClsAmbientTransaction } from './cls-ambient-transaction';
+import { OptimisticSendingProvider } from './optimistic-sending.provider';
+import {
+  OUTBOX_AMBIENT_TRANSACTION,
+  OUTBOX_OPTIONS,
+  type OutboxModuleOptions,
+} from './outbox.options';
+
+type AmbientTransaction = () => EntityManager | undefined;
+
+/** What the write side needs of optimistic sending (OptimisticSendingProvider). */
+interface OptimisticSending {
+  readonly optimistic: OptimisticPublisher | undefined;
+  readonly commitHooks: TypeOrmCommitHooks;
+}
+
+/**
+ * The write side for application code: `outbox.publish(message | messages, { manager })` inside
+ * the business transaction, or with no manager inside the ambient transaction: the one
+ * OUTBOX_AMBIENT_TRANSACTION returns when provided, else the current `@nestjs-cls/transactional`
+ * transaction (`@Transactional()`) when the app registered ClsModule with ClsPluginTransactional.
+ * Outside any transaction: OutboxTransactionRequiredError.
+ */
+@Injectable()
+export class OutboxRepository {
+  /** The core publisher (saga steps' ctx.emit writes through it). */
+  readonly publisher: OutboxPublisher<EntityManager>;
+
+  constructor(
+    store: PostgresOutboxStore,
+    moduleRef: ModuleRef,
+    @Optional() @Inject(OUTBOX_AMBIENT_TRANSACTION) ambient?: AmbientTransaction,
+    @Optional() @Inject(OUTBOX_OPTIONS) options?: OutboxModuleOptions,
+    @Optional() @Inject(OptimisticSendingProvider) sending?: OptimisticSending,
+    @Optional() @Inject(SAGE_TRACER) tracer: SageTracer = NO_TRACING,
+  ) {
+    // The explicit binding wins; otherwise the CLS transaction, looked up on first use.
+    const cls = ambient ? undefined : new ClsAmbientTransaction(moduleRef);
+    // With optimistic sending on, every write (publish(), saga steps' ctx.emit) registers its rows
+    // for the after-commit hook of its transaction.
+    const optimistic = sending?.optimistic;
+    this.publisher = new OutboxPublisher<EntityManager>({
+      // Traced outermost: the write span's traceparent is in the headers every layer below stores.
+      writer: tracer.outboxWriter(
+        optimistic ? withOptimisticSend(store, sending.commitHooks, optimistic) : store,
+      ),
+      ambientTransaction: ambient ?? (() => cls?.current()),
+      maxMessageBytes: options?.maxMessageBytes,
+    });
+  }
+
+  publish(
+    messages: OutboxMessageInput | readonly OutboxMessageInput[],
+    options: { manager?: EntityManager } = {},
+  ): Promise<string[]> {
+    return this.publisher.publish(messages, options);
+  }
+}
