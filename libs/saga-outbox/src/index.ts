@@ -23,6 +23,10 @@ export {
   SagaTimeoutError,
   LeaseLostError,
   SagaStoreUnavailableError,
+  SagaTransactionInactiveError,
+  SagaCreateConflictError,
+  SagaStepUnknownError,
+  SagaCommandInvalidError,
 } from './core/errors';
 export {
   OutboxTransactionRequiredError,
@@ -72,6 +76,9 @@ export type {
   ParkOutcome,
   WithinTransaction,
 } from './core/ports/saga-store';
+export { StepFailure } from './core/ports/saga-store';
+export { STEP_TRANSITIONS, STEP_STATUSES, stepStateDiagram } from './core/saga/step-transitions';
+export { SAGA_TRANSITIONS, sagaStateDiagram } from './core/saga/saga-transitions';
 export type { SagaLifecycleEventsOptions } from './core/saga/saga-lifecycle-events';
 export type { LoopStats } from './core/loop';
 export { SagaEngine } from './core/saga/saga-engine';

@@ -149,8 +149,8 @@ export function orderPlacementSaga({
     voidPayment(ctx: SagaCompensationContext<PlaceOrderInput>): SagaCommand {
       const command: VoidPaymentCommand = {
         orderId: ctx.input.orderId,
-        // The forward step's StepContext.idempotencyKey, which payment-service stored the authorization under.
-        authorizationKey: `${ctx.sagaId}:authorize-payment`,
+        // The forward step's idempotency key, which payment-service stored the authorization under.
+        authorizationKey: ctx.forwardIdempotencyKey,
       };
       return { destination: payment.destination, type: 'payment.void', payload: { ...command } };
     }

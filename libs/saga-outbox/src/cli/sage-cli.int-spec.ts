@@ -17,6 +17,7 @@ import {
   PostgresInboxStore,
   PostgresOutboxStore,
   PostgresSagaStore,
+  StepFailure,
   type SagaRecord,
 } from '@sage/saga-outbox';
 import {
@@ -136,7 +137,10 @@ describe('sage CLI on PostgreSQL', () => {
     // failed: `charge` failed for good and the saga was parked as failed with the reason.
     await saga(ids.failed, 'order-placement', 'w1');
     const failed = { sagaId: ids.failed, owner: 'w1' };
-    await sagas.recordStepFailure(failed, 'charge', 'forward', 3, 'card declined', true);
+    await sagas.recordStepFailure(
+      failed,
+      StepFailure.final('charge', 'forward', 3, 'card declined'),
+    );
     await sagas.transition(failed, ['running'], 'failed', {
       error: 'compensation of reserve kept failing',
       failedStep: 'charge',

@@ -193,3 +193,55 @@ export class SagaStoreUnavailableError extends SagaOutboxError {
     );
   }
 }
+
+/**
+ * A saga was started, or a reply applied, with an EntityManager that is not inside a transaction
+ * (code `SAGA_TX_INACTIVE`): pass the manager `dataSource.transaction(...)` gives, or none.
+ */
+export class SagaTransactionInactiveError extends SagaOutboxError {
+  constructor(message: string) {
+    super('SAGA_TX_INACTIVE', message);
+  }
+}
+
+/**
+ * Starting a saga with an idempotency key kept conflicting with a row that then disappeared
+ * (code `SAGA_CREATE_CONFLICT`): a concurrent start rolled back; retrying the start is safe.
+ */
+export class SagaCreateConflictError extends SagaOutboxError {
+  constructor(
+    readonly sagaName: string,
+    readonly idempotencyKey: string,
+  ) {
+    super(
+      'SAGA_CREATE_CONFLICT',
+      `Saga "${sagaName}" with idempotency key "${idempotencyKey}" kept conflicting with a row that then disappeared; retry the start.`,
+    );
+  }
+}
+
+/**
+ * The store has no such step for the saga (code `SAGA_STEP_UNKNOWN`): the saga does not exist,
+ * or the definition version it started on has no such step.
+ */
+export class SagaStepUnknownError extends SagaOutboxError {
+  constructor(
+    readonly sagaId: string,
+    readonly stepName: string,
+  ) {
+    super(
+      'SAGA_STEP_UNKNOWN',
+      `Saga "${sagaId}" has no step "${stepName}": the saga does not exist, or the definition version it was started with has no such step.`,
+    );
+  }
+}
+
+/**
+ * A remote step's action did not return a valid command (code `SAGA_COMMAND_INVALID`): it must
+ * return `{ destination, type, payload }` with non-empty names.
+ */
+export class SagaCommandInvalidError extends SagaOutboxError {
+  constructor(message: string) {
+    super('SAGA_COMMAND_INVALID', message);
+  }
+}

@@ -3,6 +3,7 @@ import type { JsonValue } from '../core/json';
 import { systemClock, type Clock } from '../core/ports/clock';
 import {
   pendingStepRecord,
+  type StepFailure,
   TERMINAL_SAGA_STATUSES,
   type ActiveVersionCount,
   type AppliedReply,
@@ -19,6 +20,20 @@ import {
   type StepTxOutcome,
   type WithinTransaction,
 } from '../core/ports/saga-store';
+import {
+  DRIVEN_SAGA_STATUSES,
+  LIVE_SAGA_STATUSES,
+  SAGA_TRANSITIONS,
+  canSagaTransition,
+} from '../core/saga/saga-transitions';
+import {
+  STEP_PHASE_TRANSITIONS,
+  STEP_TRANSITIONS,
+  awaitingReplyStatus,
+  canStepTransition,
+  stepFailureTransition,
+  stepPhaseOpen,
+} from '../core/saga/step-transitions';
 
 /**
  * The transaction handle of the in-memory store. Register effects with `onCommit`: they run only
@@ -38,7 +53,10 @@ export class InMemoryTx {
 /** Where an injected store fault strikes in a step transaction (see `injectStepFault`). */
 export type StepFaultStage = 'before-body' | 'before-commit' | 'after-commit';
 
-/** A SagaStore in memory, with the PostgreSQL store's semantics (fencing, leases, step locks). */
+/**
+ * A SagaStore in memory, with the PostgreSQL store's semantics (fencing, leases, step locks). Its
+ * status changes follow STEP_TRANSITIONS and SAGA_TRANSITIONS, like the SQL's.
+ */
 export class InMemorySagaStore implements SagaStore<InMemoryTx> {
   private readonly sagas = new Map<string, SagaRecord>();
   private readonly locks = new Map<string, Promise<void>>();
@@ -133,44 +151,12 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
     failAt('before-body', 'BEGIN');
     return this.withLock(`${fence.sagaId}/${stepName}`, async () => {
       const step = this.step(fence.sagaId, stepName);
-      if (phaseDone(step, phase)) return { kind: 'already-done' };
+      if (!stepPhaseOpen(phase, step.status)) return { kind: 'already-done' };
       const tx = new InMemoryTx();
       const { result, value, awaitReply } = await body(tx);
       failAt('before-commit', 'recording the step');
       this.checkFence(fence);
-      const now = new Date(this.clock.now());
-      if (awaitReply) {
-        const replyDeadline =
-          awaitReply.timeoutMs === null ? null : new Date(this.clock.now() + awaitReply.timeoutMs);
-        if (phase === 'forward') {
-          Object.assign(step, {
-            status: 'waiting',
-            attempts: attempt,
-            startedAt: step.startedAt ?? now,
-            replyDeadline,
-          });
-        } else {
-          Object.assign(step, {
-            status: 'compensating',
-            compensationAttempts: attempt,
-            replyDeadline,
-          });
-        }
-      } else if (phase === 'forward') {
-        Object.assign(step, {
-          status: 'completed',
-          result: clone(result),
-          attempts: attempt,
-          completedAt: now,
-          startedAt: step.startedAt ?? now,
-        });
-      } else {
-        Object.assign(step, {
-          status: 'compensated',
-          compensationAttempts: attempt,
-          compensatedAt: now,
-        });
-      }
+      this.recordPhase(step, phase, attempt, result, awaitReply);
       tx.commit();
       // Committed, but the caller is told the store failed: COMMIT's outcome is unknown to it.
       failAt('after-commit', 'COMMIT');
@@ -178,48 +164,62 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
     });
   }
 
-  async recordStepFailure(
-    fence: Fence,
-    stepName: string,
+  /** The phase's transaction commits: done, or (a remote phase) awaiting its reply. */
+  private recordPhase(
+    step: StepRecord,
     phase: StepPhase,
     attempt: number,
-    error: string,
-    final: boolean,
-    outcomeUnknown = false,
-  ): Promise<void> {
-    this.checkFence(fence);
-    const step = this.step(fence.sagaId, stepName);
-    // A step that already moved past this phase (a reply landed) is left as it is.
-    if (phaseDone(step, phase)) return;
-    step.error = error;
-    step.startedAt ??= new Date(this.clock.now());
+    result: JsonValue,
+    awaitReply: AwaitReply | undefined,
+  ): void {
+    const transitions = STEP_PHASE_TRANSITIONS[phase];
+    const now = new Date(this.clock.now());
+    step.status = STEP_TRANSITIONS[awaitReply ? transitions.awaitReply : transitions.done].to;
     if (phase === 'forward') {
       step.attempts = attempt;
-      if (final) step.status = outcomeUnknown ? 'timed_out' : 'failed';
-    } else {
-      step.compensationAttempts = attempt;
-      if (final) step.status = 'compensation_failed';
+      step.startedAt ??= now;
+    } else step.compensationAttempts = attempt;
+    if (awaitReply) {
+      step.replyDeadline =
+        awaitReply.timeoutMs === null ? null : new Date(this.clock.now() + awaitReply.timeoutMs);
+    } else if (phase === 'forward') {
+      step.result = clone(result);
+      step.completedAt = now;
+    } else step.compensatedAt = now;
+  }
+
+  async recordStepFailure(fence: Fence, failure: StepFailure): Promise<void> {
+    this.checkFence(fence);
+    const step = this.step(fence.sagaId, failure.step);
+    // A step that already moved past this phase (a reply landed) is left as it is.
+    if (!stepPhaseOpen(failure.phase, step.status)) return;
+    step.error = failure.error;
+    step.startedAt ??= new Date(this.clock.now());
+    if (failure.phase === 'forward') step.attempts = failure.attempt;
+    else step.compensationAttempts = failure.attempt;
+    const ends = stepFailureTransition(failure);
+    if (ends && canStepTransition(ends, step.status)) {
+      step.status = STEP_TRANSITIONS[ends].to;
+      step.replyDeadline = null;
     }
-    if (final) step.replyDeadline = null;
     await Promise.resolve();
   }
 
   park(fence: Fence, seenWakeSeq: number): Promise<ParkOutcome> {
     const s = this.sagas.get(fence.sagaId);
-    if (
-      !s ||
-      !this.holds(s, fence.owner) ||
-      (s.status !== 'running' && s.status !== 'compensating')
-    )
+    if (!s || !this.holds(s, fence.owner) || !DRIVEN_SAGA_STATUSES.includes(s.status))
       return Promise.resolve('lost');
     if (s.wakeSeq !== seenWakeSeq) return Promise.resolve('woken');
-    const awaiting = s.steps.filter((x) =>
-      s.status === 'running' ? x.status === 'waiting' : x.status === 'compensating',
-    );
-    const deadlines = awaiting.map((x) => x.replyDeadline?.getTime() ?? Infinity);
-    if (s.status === 'running' && s.deadlineAt) deadlines.push(s.deadlineAt.getTime());
+    // Parking going forward (running → waiting): forward replies and the saga's deadline; a
+    // compensating saga keeps its status and waits on its compensation replies.
+    const forward = canSagaTransition('park', s.status);
+    const awaiting = awaitingReplyStatus(forward ? 'forward' : 'compensate');
+    const deadlines = s.steps
+      .filter((x) => x.status === awaiting)
+      .map((x) => x.replyDeadline?.getTime() ?? Infinity);
+    if (forward && s.deadlineAt) deadlines.push(s.deadlineAt.getTime());
     const wake = Math.min(...deadlines);
-    s.status = s.status === 'running' ? 'waiting' : s.status;
+    if (forward) s.status = SAGA_TRANSITIONS.park.to;
     s.owner = null;
     s.leaseUntil = null;
     s.wakeAt = Number.isFinite(wake) ? new Date(wake) : new Date(Date.UTC(9999, 11, 31));
@@ -238,22 +238,18 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
   ): Promise<AppliedReply | undefined> {
     const s = this.sagas.get(reply.sagaId);
     const step = s?.steps.find((x) => x.name === reply.step);
-    const expected = reply.phase === 'forward' ? 'waiting' : 'compensating';
-    if (!s || !step || step.status !== expected) return Promise.resolve(undefined);
+    const transitions = STEP_PHASE_TRANSITIONS[reply.phase];
+    const applies = reply.outcome.ok ? transitions.replySucceeded : transitions.replyRejected;
+    if (!s || !step || !canStepTransition(applies, step.status)) return Promise.resolve(undefined);
     tx.onCommit(() => {
-      if (step.status !== expected) return;
+      if (!canStepTransition(applies, step.status)) return;
       const now = new Date(this.clock.now());
-      if (reply.phase === 'forward') {
-        if (reply.outcome.ok)
-          Object.assign(step, {
-            status: 'completed',
-            result: clone(reply.outcome.result),
-            completedAt: now,
-          });
-        else Object.assign(step, { status: 'failed', error: reply.outcome.error });
-      } else if (reply.outcome.ok)
-        Object.assign(step, { status: 'compensated', compensatedAt: now });
-      else Object.assign(step, { status: 'compensation_failed', error: reply.outcome.error });
+      step.status = STEP_TRANSITIONS[applies].to;
+      if (!reply.outcome.ok) step.error = reply.outcome.error;
+      else if (reply.phase === 'forward') {
+        step.result = clone(reply.outcome.result);
+        step.completedAt = now;
+      } else step.compensatedAt = now;
       step.replyDeadline = null;
       // Parked: claimable at once. Owned: the owner sees wakeSeq move and does not park.
       if (s.owner === null) s.wakeAt = now;
@@ -318,12 +314,7 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
     const held: string[] = [];
     for (const id of sagaIds) {
       const s = this.sagas.get(id);
-      if (
-        s &&
-        s.owner === owner &&
-        !TERMINAL_SAGA_STATUSES.includes(s.status) &&
-        s.status !== 'waiting'
-      ) {
+      if (s && s.owner === owner && DRIVEN_SAGA_STATUSES.includes(s.status)) {
         s.leaseUntil = new Date(this.clock.now() + leaseMs);
         held.push(id);
       }
@@ -344,11 +335,11 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
     );
     for (const s of candidates) {
       if (claimed.length >= limit) break;
-      if (TERMINAL_SAGA_STATUSES.includes(s.status)) continue;
+      if (!LIVE_SAGA_STATUSES.includes(s.status)) continue;
       if (!versions.some((v) => v.name === s.name && v.version === s.version)) continue;
       if (s.leaseUntil && s.leaseUntil.getTime() >= now) continue;
       if (s.wakeAt && s.wakeAt.getTime() > now) continue;
-      if (s.status === 'waiting') s.status = 'running';
+      if (canSagaTransition('wake', s.status)) s.status = SAGA_TRANSITIONS.wake.to;
       s.wakeAt = null;
       s.owner = owner;
       s.leaseUntil = new Date(now + leaseMs);
@@ -371,7 +362,7 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
   activeVersions(): Promise<ActiveVersionCount[]> {
     const counts = new Map<string, ActiveVersionCount>();
     for (const s of this.sagas.values()) {
-      if (TERMINAL_SAGA_STATUSES.includes(s.status)) continue;
+      if (!LIVE_SAGA_STATUSES.includes(s.status)) continue;
       const k = `${s.name}\u0000${s.version}`;
       const c = counts.get(k) ?? { name: s.name, version: s.version, count: 0 };
       c.count++;
@@ -444,12 +435,6 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
       if (this.locks.get(key) === chained) this.locks.delete(key);
     }
   }
-}
-
-/** The step is past `phase` (see SagaStore.runStepTransaction). */
-function phaseDone(step: StepRecord, phase: StepPhase): boolean {
-  if (phase === 'forward') return step.status !== 'pending' && step.status !== 'waiting';
-  return step.status === 'compensated' || step.status === 'compensation_failed';
 }
 
 function clone<T>(v: T): T {

@@ -2,13 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { LeaseLostError } from '../core/errors';
 import type { JsonValue } from '../core/json';
-import type {
-  Fence,
-  NewSaga,
-  SagaRecord,
-  SagaStore,
-  StepRecord,
-  StepTxOutcome,
+import {
+  StepFailure,
+  type Fence,
+  type NewSaga,
+  type SagaRecord,
+  type SagaStore,
+  type StepRecord,
+  type StepTxOutcome,
 } from '../core/ports/saga-store';
 
 /** What a store adapter hands the conformance suite. */
@@ -363,13 +364,16 @@ export function describeSagaStoreConformance<Tx>(
         // A failure a participant replied with must never be overwritten by a late resend.
         const saga = await start();
         const fence = fenceOf(saga);
-        await store().recordStepFailure(fence, 'a', 'forward', 3, 'gave up', true);
+        await store().recordStepFailure(fence, StepFailure.final('a', 'forward', 3, 'gave up'));
         expect(await step(saga.id, 'a')).toMatchObject({ status: 'failed' });
         await expect(complete(fence, 'a')).resolves.toEqual({ kind: 'already-done' });
         expect(await step(saga.id, 'a')).toMatchObject({ status: 'failed', error: 'gave up' });
 
         await complete(fence, 'b');
-        await store().recordStepFailure(fence, 'b', 'compensate', 2, 'undo failed', true);
+        await store().recordStepFailure(
+          fence,
+          StepFailure.final('b', 'compensate', 2, 'undo failed'),
+        );
         expect(await step(saga.id, 'b')).toMatchObject({ status: 'compensation_failed' });
         await expect(complete(fence, 'b')).resolves.toEqual({ kind: 'already-done' });
         await expect(
@@ -439,13 +443,16 @@ export function describeSagaStoreConformance<Tx>(
       it('records attempts and the error, and the failed status only when final', async () => {
         const saga = await start();
         const fence = fenceOf(saga);
-        await store().recordStepFailure(fence, 'a', 'forward', 1, 'timeout', false);
+        await store().recordStepFailure(fence, StepFailure.retryable('a', 'forward', 1, 'timeout'));
         expect(await step(saga.id, 'a')).toMatchObject({
           status: 'pending',
           attempts: 1,
           error: 'timeout',
         });
-        await store().recordStepFailure(fence, 'a', 'forward', 3, 'card declined', true);
+        await store().recordStepFailure(
+          fence,
+          StepFailure.final('a', 'forward', 3, 'card declined'),
+        );
         expect(await step(saga.id, 'a')).toMatchObject({
           status: 'failed',
           attempts: 3,
@@ -453,14 +460,20 @@ export function describeSagaStoreConformance<Tx>(
         });
 
         await complete(fence, 'b');
-        await store().recordStepFailure(fence, 'b', 'compensate', 1, 'refund timed out', false);
+        await store().recordStepFailure(
+          fence,
+          StepFailure.retryable('b', 'compensate', 1, 'refund timed out'),
+        );
         expect(await step(saga.id, 'b')).toMatchObject({
           status: 'completed',
           attempts: 1,
           compensationAttempts: 1,
           error: 'refund timed out',
         });
-        await store().recordStepFailure(fence, 'b', 'compensate', 5, 'refund refused', true);
+        await store().recordStepFailure(
+          fence,
+          StepFailure.final('b', 'compensate', 5, 'refund refused'),
+        );
         expect(await step(saga.id, 'b')).toMatchObject({
           status: 'compensation_failed',
           compensationAttempts: 5,
@@ -473,16 +486,12 @@ export function describeSagaStoreConformance<Tx>(
         await expect(
           store().recordStepFailure(
             { sagaId: saga.id, owner: 'worker-b' },
-            'a',
-            'forward',
-            1,
-            'x',
-            true,
+            StepFailure.final('a', 'forward', 1, 'x'),
           ),
         ).rejects.toBeInstanceOf(LeaseLostError);
         await leaseExpired(fenceOf(saga));
         await expect(
-          store().recordStepFailure(fenceOf(saga), 'a', 'forward', 1, 'x', true),
+          store().recordStepFailure(fenceOf(saga), StepFailure.final('a', 'forward', 1, 'x')),
         ).rejects.toBeInstanceOf(LeaseLostError);
         expect(await step(saga.id, 'a')).toMatchObject({
           status: 'pending',
@@ -947,7 +956,10 @@ export function describeSagaStoreConformance<Tx>(
         const fence = fenceOf(saga);
         await send(fence, 'a');
         await reply(saga.id, 'a', { ok: true, result: 'ok' });
-        await store().recordStepFailure(fence, 'a', 'forward', 1, 'no reply', true, true);
+        await store().recordStepFailure(
+          fence,
+          StepFailure.unanswered('a', 'forward', 1, 'no reply'),
+        );
         expect(await step(saga.id, 'a')).toMatchObject({
           status: 'completed',
           result: 'ok',
@@ -955,9 +967,15 @@ export function describeSagaStoreConformance<Tx>(
         });
         // Without a reply, the final timeout is timed_out (outcome unknown), not failed.
         await send(fence, 'b');
-        await store().recordStepFailure(fence, 'b', 'forward', 1, 'no reply', false, true);
+        await store().recordStepFailure(
+          fence,
+          StepFailure.retryable('b', 'forward', 1, 'no reply'),
+        );
         expect(await step(saga.id, 'b')).toMatchObject({ status: 'waiting', error: 'no reply' });
-        await store().recordStepFailure(fence, 'b', 'forward', 3, 'no reply', true, true);
+        await store().recordStepFailure(
+          fence,
+          StepFailure.unanswered('b', 'forward', 3, 'no reply'),
+        );
         expect(await step(saga.id, 'b')).toMatchObject({
           status: 'timed_out',
           attempts: 3,

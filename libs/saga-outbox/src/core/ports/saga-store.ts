@@ -3,7 +3,8 @@ import type { JsonValue } from '../json';
 /**
  * Instance lifecycle. `completed`, `compensated` and `failed` are terminal. `waiting`: parked with
  * no owner until a remote step's reply (or its timeout) wakes it; a compensating saga waiting for a
- * remote compensation's reply stays `compensating` (its step says `compensating`).
+ * remote compensation's reply stays `compensating` (its step says `compensating`). The transitions
+ * are defined once, in SAGA_TRANSITIONS (core/saga/saga-transitions.ts).
  */
 export type SagaStatus =
   'running' | 'waiting' | 'compensating' | 'completed' | 'compensated' | 'failed';
@@ -14,7 +15,8 @@ export const TERMINAL_SAGA_STATUSES: readonly SagaStatus[] = ['completed', 'comp
  * step goes `pending → waiting` (command sent) `→ completed | failed` (the reply) or `timed_out`
  * (no reply within its attempts: outcome unknown, so it is compensated like a completed step).
  * Backward: `completed | timed_out → compensated` (or `compensation_failed`); a remote compensation
- * passes through `compensating` (command sent, awaiting the reply).
+ * passes through `compensating` (command sent, awaiting the reply). The transitions are defined once,
+ * in STEP_TRANSITIONS (core/saga/step-transitions.ts).
  */
 export type StepStatus =
   | 'pending'
@@ -115,6 +117,41 @@ export interface ActiveVersionCount extends SagaVersionRef {
  */
 export type StepTxOutcome<T> = { kind: 'done'; value: T } | { kind: 'already-done' };
 
+/**
+ * A failed attempt of one step phase, as `recordStepFailure` records it. Made with the named
+ * constructors, so a call reads as what happened:
+ * `store.recordStepFailure(fence, StepFailure.retryable('charge', 'forward', 1, 'card service down'))`.
+ */
+export interface StepFailure {
+  readonly step: string;
+  readonly phase: StepPhase;
+  /** The attempt (forward) or compensation attempt that failed, 1-based. */
+  readonly attempt: number;
+  readonly error: string;
+  /** The phase ends: no attempts left, or an error retrying cannot fix. */
+  readonly final: boolean;
+  /** Forward only: whether the attempt took effect is unknown (its reply never came). */
+  readonly outcomeUnknown: boolean;
+}
+
+export const StepFailure = {
+  /** The attempt failed and another follows: the phase stays open (the status is unchanged). */
+  retryable(step: string, phase: StepPhase, attempt: number, error: string): StepFailure {
+    return { step, phase, attempt, error, final: false, outcomeUnknown: false };
+  },
+  /** The last attempt failed, or with an error retrying cannot fix: `failed` / `compensation_failed`. */
+  final(step: string, phase: StepPhase, attempt: number, error: string): StepFailure {
+    return { step, phase, attempt, error, final: true, outcomeUnknown: false };
+  },
+  /**
+   * The last send of a remote phase got no reply. Forward: `timed_out`, since the participant may
+   * have acted (so the step is compensated); compensation: `compensation_failed`.
+   */
+  unanswered(step: string, phase: StepPhase, attempt: number, error: string): StepFailure {
+    return { step, phase, attempt, error, final: true, outcomeUnknown: phase === 'forward' };
+  },
+} as const;
+
 /** A remote phase: instead of completing, the step is recorded as awaiting its reply. */
 export interface AwaitReply {
   /** Reply timeout of this attempt; null waits for ever. */
@@ -194,18 +231,13 @@ export interface SagaStore<Tx = unknown> {
   ): Promise<StepTxOutcome<T>>;
 
   /**
-   * Records a failed attempt (and `failed` / `compensation_failed` when `final`; `timed_out` for a
-   * final forward failure with `outcomeUnknown`: a remote step whose reply never came).
+   * Records a failed attempt: its number and error, and, when `final`, the status that ends the
+   * phase: `failed` / `compensation_failed`, or `timed_out` for a final forward failure with
+   * `outcomeUnknown` (a remote step whose reply never came). Fenced: throws LeaseLostError when
+   * another owner holds the saga. A step already past the phase (a reply landed first) is left as
+   * it is.
    */
-  recordStepFailure(
-    fence: Fence,
-    step: string,
-    phase: StepPhase,
-    attempt: number,
-    error: string,
-    final: boolean,
-    outcomeUnknown?: boolean,
-  ): Promise<void>;
+  recordStepFailure(fence: Fence, failure: StepFailure): Promise<void>;
 
   /**
    * Parks a saga whose remaining work is awaiting replies: gives up ownership, `running → waiting`

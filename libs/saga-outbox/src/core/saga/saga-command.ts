@@ -1,4 +1,4 @@
-import { SagaOutboxError } from '../errors';
+import { SagaCommandInvalidError, SagaOutboxError } from '../errors';
 import { assertJsonSerializable, type JsonValue } from '../json';
 import type { StepPhase } from '../ports/saga-store';
 
@@ -81,8 +81,7 @@ const NAME_LIMIT = 255;
 /** Validates what a remote step returned; throws a plain Error the runner records as the step's failure. */
 export function assertSagaCommand(value: unknown, where: string): SagaCommand {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new SagaOutboxError(
-      'SAGA_COMMAND_INVALID',
+    throw new SagaCommandInvalidError(
       `${where} must return the command to send ({ destination, type, payload }), got ${value === null ? 'null' : typeof value}`,
     );
   }
@@ -90,8 +89,7 @@ export function assertSagaCommand(value: unknown, where: string): SagaCommand {
   for (const field of ['destination', 'type'] as const) {
     const v = c[field];
     if (typeof v !== 'string' || v.trim() === '' || v.length > NAME_LIMIT) {
-      throw new SagaOutboxError(
-        'SAGA_COMMAND_INVALID',
+      throw new SagaCommandInvalidError(
         `${where} returned a command whose ${field} is not a non-empty string of at most ${NAME_LIMIT} characters`,
       );
     }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { InvalidOptionsError, SagaDefinitionError } from '../errors';
 import type { JsonValue } from '../json';
 import type { OutboxMessageInput } from '../outbox/outbox-message';
+import type { StepPhase } from '../ports/saga-store';
 import {
   DEFAULT_COMPENSATION_RETRY,
   DEFAULT_STEP_RETRY,
@@ -53,6 +54,25 @@ export interface CompensationContext<TInput = unknown, Tx = unknown> extends Ste
   readonly result: JsonValue;
   /** Why the saga is compensating. */
   readonly reason: string;
+  /**
+   * This compensation's own key, stable across its retries and crashes:
+   * `sagaId:stepName:compensate`. Send it with anything the compensation calls.
+   */
+  readonly idempotencyKey: string;
+  /**
+   * The key the step's forward action was given as `ctx.idempotencyKey` (`sagaId:stepName`), and
+   * that its remote command carried: what the forward call did is known by it, so pass it to name
+   * what to undo (e.g. refund the charge made under it) instead of rebuilding it.
+   */
+  readonly forwardIdempotencyKey: string;
+}
+
+/**
+ * The idempotency key of a step phase: `sagaId:stepName` forward (StepContext.idempotencyKey),
+ * `sagaId:stepName:compensate` for its compensation. Stable across retries, resends and crashes.
+ */
+export function stepIdempotencyKey(sagaId: string, step: string, phase: StepPhase): string {
+  return phase === 'forward' ? `${sagaId}:${step}` : `${sagaId}:${step}:compensate`;
 }
 
 /** May return a value (or a promise of one): the step's stored result. */

@@ -516,6 +516,41 @@ describe('compensation', () => {
     for (const s of ['a', 'b', 'c', 'd', 'f']) expect(stepOf(record, s).status).toBe('compensated');
   });
 
+  it('gives a compensation the key its forward action was given (ctx.forwardIdempotencyKey), on every attempt', async () => {
+    const forwardKeys: string[] = [];
+    const seen: { key: string; forwardKey: string; attempt: number }[] = [];
+    const { engine } = setup((b) =>
+      b
+        .step('charge', {
+          run: (ctx) => {
+            forwardKeys.push(ctx.idempotencyKey);
+            return { charged: true };
+          },
+          compensationRetry: { maxAttempts: 2, initialDelayMs: 0 },
+          compensate: (ctx) => {
+            seen.push({
+              key: ctx.idempotencyKey,
+              forwardKey: ctx.forwardIdempotencyKey,
+              attempt: ctx.attempt,
+            });
+            if (ctx.attempt === 1) throw new Error('refund service unavailable');
+          },
+        })
+        .step('ship', {
+          dependsOn: ['charge'],
+          retry: fast,
+          compensatable: false,
+          run: () => Promise.reject(new Error('no stock')),
+        }),
+    );
+    const record = await runToEnd(engine, {}, 'compensated');
+    expect(forwardKeys).toEqual([`${record.id}:charge`]);
+    expect(seen).toEqual([
+      { key: `${record.id}:charge:compensate`, forwardKey: `${record.id}:charge`, attempt: 1 },
+      { key: `${record.id}:charge:compensate`, forwardKey: `${record.id}:charge`, attempt: 2 },
+    ]);
+  });
+
   it('retries a compensation with its own policy, not the forward one', async () => {
     const j = new Journal();
     const { engine, events } = setup((b) =>

@@ -106,3 +106,8 @@ export type SagaEvent =
     };
 
 export type SagaEventListener = (event: SagaEvent) => void;
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** A SagaEvent without what the runner adds to every one (`sagaId`, `saga`, `at`). */
+export type SagaEventBody = DistributiveOmit<SagaEvent, 'sagaId' | 'saga' | 'at'>;

@@ -1,6 +1,6 @@
 import { LeaseLostError, SagaStoreUnavailableError } from '../errors';
 import type { SageLogger } from '../ports/logger';
-import type { SagaRecord, SagaStore } from '../ports/saga-store';
+import { StepFailure, type SagaRecord, type SagaStore } from '../ports/saga-store';
 import { InMemorySagaStore, InMemoryTx } from '../../testing/in-memory-saga-store';
 import { defineSaga, type SagaBuilder } from './saga-builder';
 import type { SagaDefinition, StepContext } from './saga-definition';
@@ -377,7 +377,7 @@ describe('crash and takeover', () => {
       fx.commit({ manager: tx }, 'do:a');
       return Promise.resolve({ result: 'a', value: null });
     });
-    await store.recordStepFailure(ghost, 'b', 'forward', 1, 'card declined', true);
+    await store.recordStepFailure(ghost, StepFailure.final('b', 'forward', 1, 'card declined'));
     store.expireLease(ghost.sagaId);
 
     const B = newEngine(store, 'B');

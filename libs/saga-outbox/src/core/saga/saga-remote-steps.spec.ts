@@ -209,6 +209,46 @@ describe('remote (command/reply) steps', () => {
     expect(journal).toEqual(['do:reserve', 'undo:reserve']);
   });
 
+  it("a remote step's compensation names what to undo by ctx.forwardIdempotencyKey, the forward command's key", async () => {
+    const { outbox, engine, reply } = setup();
+    engine.register(
+      defineSaga<{ amount: number }, InMemoryTx>('charge-then-ship')
+        .step('pay', {
+          kind: 'remote',
+          retry: { maxAttempts: 1, initialDelayMs: 0 },
+          run: (ctx) => ({
+            destination: 'payments.commands',
+            type: 'payment.authorize',
+            payload: { amount: ctx.input.amount },
+          }),
+          compensate: (ctx) => ({
+            destination: 'payments.commands',
+            type: 'payment.void',
+            payload: { authorizationKey: ctx.forwardIdempotencyKey },
+          }),
+        })
+        .step('ship', {
+          dependsOn: ['pay'],
+          compensatable: false,
+          retry: { maxAttempts: 1, initialDelayMs: 0 },
+          run: () => Promise.reject(new Error('no stock')),
+        })
+        .build(),
+    );
+    await engine.startBackground();
+    const { sagaId } = await engine.start('charge-then-ship', { amount: 3 });
+    await waitStatus(engine, sagaId, 'waiting');
+    const [authorize] = outbox.commands('payment.authorize');
+    await reply(authorize!, { ok: true, result: { authorizationId: 'au-3' } });
+    await waitUntil(() => outbox.commands('payment.void').length === 1, 'the void command', 5_000);
+    const [voidCommand] = outbox.commands('payment.void');
+    expect(voidCommand).toMatchObject({
+      idempotencyKey: `${sagaId}:pay:compensate`,
+      payload: { authorizationKey: authorize!.idempotencyKey },
+    });
+    expect(authorize!.idempotencyKey).toBe(`${sagaId}:pay`);
+  });
+
   it('accepts the reply to an earlier attempt after a resend', async () => {
     const journal: string[] = [];
     const { outbox, engine, reply } = setup({ recoveryIntervalMs: 10 });

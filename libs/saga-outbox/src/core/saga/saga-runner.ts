@@ -1,30 +1,23 @@
-import {
-  InvalidOptionsError,
-  LeaseLostError,
-  NotSerializableError,
-  SagaOutboxError,
-  SagaStoreUnavailableError,
-  SagaTimeoutError,
-  StepTimeoutError,
-} from '../errors';
+import { InvalidOptionsError, LeaseLostError, SagaTimeoutError } from '../errors';
 import { assertJsonSerializable, type JsonValue } from '../json';
 import type { Clock } from '../ports/clock';
 import type { SageLogger } from '../ports/logger';
-import type {
-  AwaitReply,
-  Fence,
-  SagaRecord,
-  SagaStore,
-  StepPhase,
-  StepRecord,
-  StepTxOutcome,
-} from '../ports/saga-store';
+import type { Fence, SagaRecord, SagaStore, StepPhase, StepRecord } from '../ports/saga-store';
 import { assertSagaCommand, SAGA_HEADERS, type SagaCommand } from './saga-command';
-import { backoffDelay, isRetryable, type RetryPolicy } from './retry-policy';
 import type { OutboxPublisher } from '../outbox/outbox-publisher';
-import type { SagaDefinition, SagaMessage, StepDefinition } from './saga-definition';
-import type { SagaEvent } from './saga-events';
+import {
+  stepIdempotencyKey,
+  type SagaDefinition,
+  type SagaMessage,
+  type StepContext,
+  type StepDefinition,
+} from './saga-definition';
+import type { SagaEvent, SagaEventBody } from './saga-events';
 import { SAGA_LIFECYCLE_EVENT_TYPES, type SagaLifecycleEvents } from './saga-lifecycle-events';
+import { SAGA_TRANSITIONS, canSagaTransition } from './saga-transitions';
+import { stepErrorText as describe } from './step-errors';
+import { StepPhaseLoop, type PhaseBody, type PhaseResult } from './step-phase-loop';
+import { STEP_STATUSES_TO_COMPENSATE, awaitingReplyStatus } from './step-transitions';
 
 export interface SagaRunnerDeps<Tx> {
   store: SagaStore<Tx>;
@@ -44,33 +37,55 @@ export interface SagaRunnerDeps<Tx> {
 export type RunOutcome = 'completed' | 'compensated' | 'failed' | 'waiting' | 'interrupted';
 type StopReason = 'lease-lost' | 'shutdown' | 'store-error';
 
-type StepResult =
-  | { kind: 'done'; result: JsonValue }
-  | { kind: 'failed'; error: unknown }
-  /** A remote phase's command is out; its reply is awaited. */
-  | { kind: 'waiting' }
-  | { kind: 'aborted' };
+/** Why the saga failed, and at which step (none: the whole saga, e.g. its timeout). */
+interface Failure {
+  reason: string;
+  step?: string;
+}
 
 type ForwardOutcome =
   | { kind: 'completed' }
-  | { kind: 'compensate'; reason: string; step?: string }
-  | { kind: 'failed'; reason: string; step?: string }
+  | ({ kind: 'compensate' } & Failure)
+  | ({ kind: 'failed' } & Failure)
   /** Nothing left to run here: every unfinished step awaits a reply. */
   | { kind: 'park'; steps: string[] }
   | { kind: 'interrupted' };
+
+/** The saga transitions that end it. */
+type Ending = 'complete' | 'fail' | 'compensated' | 'failCompensation';
+
+/** One forward pass over the DAG: what is done, running and awaited, and what went wrong. */
+interface ForwardPass {
+  /** The steps as stored when the pass began. */
+  readonly stored: ReadonlyMap<string, StepRecord>;
+  readonly completed: Set<string>;
+  /** Remote steps whose command is out and whose reply is not due yet. */
+  readonly waiting: Set<string>;
+  readonly results: Record<string, JsonValue>;
+  readonly inFlight: Map<string, Promise<void>>;
+  /** Aborts running steps on saga timeout or a sibling's failure (per strategy), and on stop. */
+  readonly controller: AbortController;
+  failure?: { step: string; error: unknown };
+  timedOut: boolean;
+  graceTimer?: NodeJS.Timeout;
+}
 
 /**
  * Drives one saga instance from its stored state to a terminal status: forward over the DAG
  * (independent steps concurrently), then, on failure before a pivot, compensation of completed
  * steps in reverse topological order. Every decision is checkpointed through the store, so a new
- * owner can resume from any point; completed steps are never re-run.
+ * owner can resume from any point; completed steps are never re-run. Each step phase (attempts,
+ * retries, timeouts, remote replies) runs in the StepPhaseLoop; the saga's own status changes are
+ * SAGA_TRANSITIONS.
  */
 export class SagaRunner<TInput, Tx> {
   /** Aborted when this process must stop driving the saga (lease lost, shutdown). */
   private readonly stopController = new AbortController();
   private stopReason: StopReason | undefined;
   private readonly fence: Fence;
-  private readonly random: () => number;
+  private readonly phases: StepPhaseLoop<Tx>;
+  /** When `run` began: saga durations count from it. */
+  private startedAt = 0;
 
   constructor(
     private readonly def: SagaDefinition<TInput, Tx>,
@@ -79,7 +94,17 @@ export class SagaRunner<TInput, Tx> {
     private readonly deps: SagaRunnerDeps<Tx>,
   ) {
     this.fence = { sagaId: record.id, owner };
-    this.random = deps.random ?? Math.random;
+    this.phases = new StepPhaseLoop<Tx>({
+      store: deps.store,
+      fence: this.fence,
+      sagaName: def.name,
+      clock: deps.clock,
+      logger: deps.logger,
+      random: deps.random ?? Math.random,
+      emit: (event) => this.emit(event),
+      stop: (reason) => this.stop(reason),
+      stopped: () => this.stopReason !== undefined,
+    });
   }
 
   get sagaId(): string {
@@ -94,55 +119,14 @@ export class SagaRunner<TInput, Tx> {
   }
 
   async run(): Promise<RunOutcome> {
-    const startedAt = this.deps.clock.now();
+    this.startedAt = this.deps.clock.now();
     try {
-      // A saga claimed while parked (`waiting`) was made `running` by the claim; as loaded it may
-      // still say `waiting`.
-      if (this.record.status === 'waiting') this.record = { ...this.record, status: 'running' };
+      this.record = claimed(this.record);
       if (this.record.status === 'running') {
-        let forward = await this.forward();
-        while (forward.kind === 'park') {
-          const parked = await this.park(forward.steps);
-          if (parked !== 'woken') return parked;
-          forward = await this.forward();
-        }
-        if (forward.kind === 'interrupted') return this.interrupted();
-        if (forward.kind === 'completed') {
-          return (await this.finish('running', 'completed', startedAt))
-            ? 'completed'
-            : this.interrupted();
-        }
-        if (forward.kind === 'failed') {
-          return (await this.finish('running', 'failed', startedAt, forward.reason, forward.step))
-            ? 'failed'
-            : this.interrupted();
-        }
-        const moved = await this.deps.store.transition(this.fence, ['running'], 'compensating', {
-          error: forward.reason,
-          failedStep: forward.step,
-        });
-        if (!moved) return this.interrupted();
-        this.record = {
-          ...this.record,
-          status: 'compensating',
-          error: forward.reason,
-          failedStep: forward.step ?? null,
-        };
-        this.emit({ type: 'saga.compensating', reason: forward.reason });
+        const ended = await this.driveForward();
+        if (ended) return ended;
       }
-      while (this.record.status === 'compensating') {
-        // Compensation works from the durable step states, not from what forward() saw in memory.
-        const fresh = await this.deps.store.load(this.record.id);
-        if (!fresh) return this.interrupted();
-        this.record = fresh;
-        const outcome = await this.compensate(startedAt);
-        if (outcome !== 'park') return outcome;
-        const parked = await this.park(
-          this.record.steps.filter((s) => s.status === 'compensating').map((s) => s.name),
-        );
-        if (parked !== 'woken') return parked;
-      }
-      return this.record.status as RunOutcome;
+      return await this.driveCompensation();
     } catch (error) {
       if (error instanceof LeaseLostError) this.stop('lease-lost');
       if (this.stopReason) return this.interrupted();
@@ -154,6 +138,58 @@ export class SagaRunner<TInput, Tx> {
       });
       return this.interrupted();
     }
+  }
+
+  /**
+   * Runs the DAG forward, parking while replies are awaited, to its end: completed, failed past a
+   * pivot, parked, or interrupted. Undefined when the saga moved to `compensating`.
+   */
+  private async driveForward(): Promise<RunOutcome | undefined> {
+    let forward = await this.forward();
+    while (forward.kind === 'park') {
+      const parked = await this.park(forward.steps);
+      if (parked !== 'woken') return parked;
+      forward = await this.forward();
+    }
+    if (forward.kind === 'interrupted') return this.interrupted();
+    if (forward.kind === 'completed') {
+      return (await this.finish('complete')) ? 'completed' : this.interrupted();
+    }
+    if (forward.kind === 'failed') {
+      return (await this.finish('fail', forward)) ? 'failed' : this.interrupted();
+    }
+    const { from, to } = SAGA_TRANSITIONS.compensate;
+    const moved = await this.deps.store.transition(this.fence, from, to, {
+      error: forward.reason,
+      failedStep: forward.step,
+    });
+    if (!moved) return this.interrupted();
+    this.record = {
+      ...this.record,
+      status: to,
+      error: forward.reason,
+      failedStep: forward.step ?? null,
+    };
+    this.emit({ type: 'saga.compensating', reason: forward.reason });
+    return undefined;
+  }
+
+  /** Compensates while the saga is `compensating`, parking while compensation replies are awaited. */
+  private async driveCompensation(): Promise<RunOutcome> {
+    while (this.record.status === 'compensating') {
+      // Compensation works from the durable step states, not from what forward() saw in memory.
+      const fresh = await this.deps.store.load(this.record.id);
+      if (!fresh) return this.interrupted();
+      this.record = fresh;
+      const outcome = await this.compensate();
+      if (outcome !== 'park') return outcome;
+      const awaiting = awaitingReplyStatus('compensate');
+      const parked = await this.park(
+        this.record.steps.filter((s) => s.status === awaiting).map((s) => s.name),
+      );
+      if (parked !== 'woken') return parked;
+    }
+    return this.record.status as RunOutcome;
   }
 
   /**
@@ -169,7 +205,7 @@ export class SagaRunner<TInput, Tx> {
     if (outcome === 'woken') {
       const fresh = await this.deps.store.load(this.record.id);
       if (!fresh) return this.interrupted();
-      this.record = { ...fresh, status: fresh.status === 'waiting' ? 'running' : fresh.status };
+      this.record = claimed(fresh);
       return 'woken';
     }
     this.emit({ type: 'saga.waiting', steps });
@@ -178,250 +214,199 @@ export class SagaRunner<TInput, Tx> {
 
   // ---------------------------------------------------------------- forward
 
+  /** One pass over the DAG: launches every step whose dependencies completed, until none is left. */
   private async forward(): Promise<ForwardOutcome> {
-    const { def } = this;
-    const stepState = new Map(this.record.steps.map((s) => [s.name, s]));
-    const completed = new Set<string>();
-    /** Remote steps whose command is out and whose reply is not due yet. */
-    const waiting = new Set<string>();
-    const results: Record<string, JsonValue> = {};
-    let failure: { step: string; error: unknown } | undefined;
-    for (const s of this.record.steps) {
-      if (s.status === 'completed') {
-        completed.add(s.name);
-        results[s.name] = s.result;
-      } else if ((s.status === 'failed' || s.status === 'timed_out') && !failure) {
-        // The final failure was recorded (or a participant replied with one) but not acted on yet.
-        failure = { step: s.name, error: new Error(s.error ?? 'step failed') };
-      }
-    }
-    const pivotDone = (): boolean => [...completed].some((n) => def.steps.get(n)!.pivot);
-
-    // Aborts running steps on saga timeout or a sibling's failure (per strategy), and on stop.
-    const forwardController = new AbortController();
-    const onStop = (): void => forwardController.abort(this.stopController.signal.reason);
+    const pass = this.newForwardPass();
+    const onStop = (): void => pass.controller.abort(this.stopController.signal.reason);
     this.stopController.signal.addEventListener('abort', onStop, { once: true });
-    let timedOut = false;
-    let deadlineTimer: NodeJS.Timeout | undefined;
-    let graceTimer: NodeJS.Timeout | undefined;
-    if (this.record.deadlineAt) {
-      const left = this.record.deadlineAt.getTime() - this.deps.clock.now();
-      const onDeadline = (): void => {
-        timedOut = true;
-        forwardController.abort(new SagaTimeoutError(def.name, this.record.id));
-      };
-      if (left <= 0) onDeadline();
-      else deadlineTimer = setTimeout(onDeadline, left);
-    }
-
-    const inFlight = new Map<string, Promise<void>>();
-    const launch = (step: StepDefinition<TInput, Tx>): void => {
-      const task = this.runForwardStep(
-        step,
-        stepState.get(step.name),
-        results,
-        forwardController.signal,
-        pivotDone,
-      )
-        .catch((error: unknown): StepResult => {
-          // The store failed to record an outcome: stop driving the saga; recovery resumes it.
-          this.stop(error instanceof LeaseLostError ? 'lease-lost' : 'store-error');
-          this.deps.logger.error('saga step bookkeeping failed', {
-            event: 'saga.store_error',
-            sagaId: this.record.id,
-            step: step.name,
-            error: describe(error),
-          });
-          return { kind: 'aborted' };
-        })
-        .then((r) => {
-          inFlight.delete(step.name);
-          if (r.kind === 'done') {
-            completed.add(step.name);
-            results[step.name] = r.result;
-          } else if (r.kind === 'waiting') {
-            waiting.add(step.name);
-          } else if (r.kind === 'failed' && !failure) {
-            failure = { step: step.name, error: r.error };
-            if (def.failureStrategy === 'FAIL_FAST')
-              forwardController.abort(new SiblingFailed(step.name));
-            else if (def.failureStrategy === 'FAIL_FAST_WITH_GRACE') {
-              graceTimer = setTimeout(
-                () => forwardController.abort(new SiblingFailed(step.name)),
-                def.graceMs,
-              );
-            }
-          }
-        });
-      inFlight.set(step.name, task);
-    };
-
+    const deadlineTimer = this.armDeadline(pass);
     try {
       for (;;) {
-        if (!failure && !forwardController.signal.aborted) {
-          for (const name of def.order) {
-            if (completed.has(name) || inFlight.has(name) || waiting.has(name)) continue;
-            const step = def.steps.get(name)!;
-            if (step.dependsOn.every((d) => completed.has(d))) launch(step);
-          }
-        }
-        if (inFlight.size === 0) break;
-        await Promise.race(inFlight.values());
+        if (!pass.failure && !pass.controller.signal.aborted) this.launchReady(pass);
+        if (pass.inFlight.size === 0) break;
+        await Promise.race(pass.inFlight.values());
       }
     } finally {
       clearTimeout(deadlineTimer);
-      clearTimeout(graceTimer);
+      clearTimeout(pass.graceTimer);
       this.stopController.signal.removeEventListener('abort', onStop);
     }
+    return this.forwardOutcome(pass);
+  }
 
+  private newForwardPass(): ForwardPass {
+    const pass: ForwardPass = {
+      stored: new Map(this.record.steps.map((s) => [s.name, s])),
+      completed: new Set(),
+      waiting: new Set(),
+      results: {},
+      inFlight: new Map(),
+      controller: new AbortController(),
+      timedOut: false,
+    };
+    for (const s of this.record.steps) {
+      if (s.status === 'completed') {
+        pass.completed.add(s.name);
+        pass.results[s.name] = s.result;
+      } else if ((s.status === 'failed' || s.status === 'timed_out') && !pass.failure) {
+        // The final failure was recorded (or a participant replied with one) but not acted on yet.
+        pass.failure = { step: s.name, error: new Error(s.error ?? 'step failed') };
+      }
+    }
+    return pass;
+  }
+
+  /** Aborts the pass at the saga's deadline; returns the timer to clear. */
+  private armDeadline(pass: ForwardPass): NodeJS.Timeout | undefined {
+    if (!this.record.deadlineAt) return undefined;
+    const onDeadline = (): void => {
+      pass.timedOut = true;
+      pass.controller.abort(new SagaTimeoutError(this.def.name, this.record.id));
+    };
+    const left = this.record.deadlineAt.getTime() - this.deps.clock.now();
+    if (left > 0) return setTimeout(onDeadline, left);
+    onDeadline();
+    return undefined;
+  }
+
+  private launchReady(pass: ForwardPass): void {
+    for (const name of this.def.order) {
+      if (pass.completed.has(name) || pass.inFlight.has(name) || pass.waiting.has(name)) continue;
+      const step = this.def.steps.get(name)!;
+      if (step.dependsOn.every((d) => pass.completed.has(d))) this.launch(pass, step);
+    }
+  }
+
+  private launch(pass: ForwardPass, step: StepDefinition<TInput, Tx>): void {
+    const task = this.runForwardStep(pass, step)
+      .catch((error: unknown): PhaseResult => {
+        // The store failed to record an outcome: stop driving the saga; recovery resumes it.
+        this.stop(error instanceof LeaseLostError ? 'lease-lost' : 'store-error');
+        this.deps.logger.error('saga step bookkeeping failed', {
+          event: 'saga.store_error',
+          sagaId: this.record.id,
+          step: step.name,
+          error: describe(error),
+        });
+        return { kind: 'aborted' };
+      })
+      .then((r) => {
+        pass.inFlight.delete(step.name);
+        this.settle(pass, step.name, r);
+      });
+    pass.inFlight.set(step.name, task);
+  }
+
+  private runForwardStep(
+    pass: ForwardPass,
+    step: StepDefinition<TInput, Tx>,
+  ): Promise<PhaseResult> {
+    return this.phases.run({
+      step,
+      phase: 'forward',
+      state: pass.stored.get(step.name),
+      retry: step.retry,
+      // Past the point of no return a failing step is retried forward, never compensated. That
+      // includes a pivot that follows (or runs beside) a completed pivot: nothing can be undone.
+      maxAttempts: () =>
+        step.afterPivot || this.pivotDone(pass)
+          ? Math.max(step.retry.maxAttempts, this.def.afterPivotMaxAttempts)
+          : step.retry.maxAttempts,
+      signal: pass.controller.signal,
+      body: this.forwardBody(step, pass.results),
+    });
+  }
+
+  /** Takes in how a step's phase ended; the first failure aborts its siblings per the strategy. */
+  private settle(pass: ForwardPass, step: string, r: PhaseResult): void {
+    if (r.kind === 'done') {
+      pass.completed.add(step);
+      pass.results[step] = r.result;
+    } else if (r.kind === 'waiting') {
+      pass.waiting.add(step);
+    } else if (r.kind === 'failed' && !pass.failure) {
+      pass.failure = { step, error: r.error };
+      if (this.def.failureStrategy === 'FAIL_FAST') pass.controller.abort(new SiblingFailed(step));
+      else if (this.def.failureStrategy === 'FAIL_FAST_WITH_GRACE') {
+        pass.graceTimer = setTimeout(
+          () => pass.controller.abort(new SiblingFailed(step)),
+          this.def.graceMs,
+        );
+      }
+    }
+  }
+
+  private pivotDone(pass: ForwardPass): boolean {
+    return [...pass.completed].some((n) => this.def.steps.get(n)!.pivot);
+  }
+
+  /** What the pass comes to: compensate before a pivot, fail past one, park, or complete. */
+  private forwardOutcome(pass: ForwardPass): ForwardOutcome {
     if (this.stopReason) return { kind: 'interrupted' };
-    if (failure) {
-      const reason = `step "${failure.step}" failed: ${describe(failure.error)}`;
-      if (pivotDone()) {
+    if (pass.failure) {
+      const { step } = pass.failure;
+      const reason = `step "${step}" failed: ${describe(pass.failure.error)}`;
+      if (this.pivotDone(pass)) {
         return {
           kind: 'failed',
-          step: failure.step,
+          step,
           reason: `${reason}; the saga is past its pivot, so it cannot be compensated: fix the cause and resume it manually`,
         };
       }
-      return { kind: 'compensate', step: failure.step, reason };
+      return { kind: 'compensate', step, reason };
     }
-    if (timedOut) {
-      const reason = `saga timed out after ${def.timeoutMs ?? 0} ms`;
-      if (pivotDone())
+    if (pass.timedOut) {
+      const reason = `saga timed out after ${this.def.timeoutMs ?? 0} ms`;
+      if (this.pivotDone(pass))
         return { kind: 'failed', reason: `${reason} past its pivot; it cannot be compensated` };
       return { kind: 'compensate', reason };
     }
-    if (waiting.size) return { kind: 'park', steps: [...waiting] };
+    if (pass.waiting.size) return { kind: 'park', steps: [...pass.waiting] };
     return { kind: 'completed' };
   }
 
-  private async runForwardStep(
+  /** A forward attempt: the step's action, then its result (local) or its command (remote). */
+  private forwardBody(
     step: StepDefinition<TInput, Tx>,
-    state: StepRecord | undefined,
     results: Readonly<Record<string, JsonValue>>,
-    forwardSignal: AbortSignal,
-    pivotDone: () => boolean,
-  ): Promise<StepResult> {
-    let attempt = state?.attempts ?? 0;
-    // Past the point of no return a failing step is retried forward, never compensated. That
-    // includes a pivot that follows (or runs beside) a completed pivot: nothing can be undone.
-    const maxAttempts = (): number =>
-      step.afterPivot || pivotDone()
-        ? Math.max(step.retry.maxAttempts, this.def.afterPivotMaxAttempts)
-        : step.retry.maxAttempts;
-    if (state?.status === 'waiting') {
-      // Resumed with a command out: wait on, or treat the overdue reply as a timed-out attempt.
-      const overdue = this.replyOverdue(step, state, 'forward', attempt);
-      if (!overdue) return { kind: 'waiting' };
-      const settled = await this.recordReplyTimeout(
-        step,
-        'forward',
+  ): PhaseBody<Tx> {
+    return async (tx, signal, attempt) => {
+      const idempotencyKey = stepIdempotencyKey(this.record.id, step.name, 'forward');
+      const ctx: StepContext<TInput, Tx> = {
+        sagaId: this.record.id,
+        sagaName: this.def.name,
+        stepName: step.name,
+        // Copies: a step mutating what it was given must not change what other steps see.
+        input: structuredClone(this.record.input) as TInput,
+        results: structuredClone(results),
+        idempotencyKey,
         attempt,
-        overdue,
-        attempt >= maxAttempts(),
-      );
-      if (settled) return settled;
-      if (!(await this.backOff(step, attempt, overdue, forwardSignal))) return { kind: 'aborted' };
-    }
-    for (;;) {
-      if (forwardSignal.aborted) return { kind: 'aborted' };
-      attempt++;
-      const began = this.deps.clock.now();
-      this.emit({ type: 'step.started', step: step.name, attempt });
-      const attemptResult = await this.attempt(
-        step,
-        'forward',
-        attempt,
-        forwardSignal,
-        async (tx, signal) => {
-          const ctx = {
-            sagaId: this.record.id,
-            sagaName: this.def.name,
-            stepName: step.name,
-            // Copies: a step mutating what it was given must not change what other steps see.
-            input: structuredClone(this.record.input) as TInput,
-            results: structuredClone(results),
-            idempotencyKey: `${this.record.id}:${step.name}`,
-            attempt,
-            signal,
-            manager: tx,
-            emit: (messages: SagaMessage | readonly SagaMessage[]) =>
-              this.emitMessages(tx, step.name, `${this.record.id}:${step.name}`, messages),
-          };
-          const value = await step.run(ctx);
-          if (step.kind === 'remote') {
-            const command = assertSagaCommand(
-              value,
-              `Remote step "${step.name}" of saga "${this.def.name}"`,
-            );
-            await this.sendCommand(tx, step, 'forward', attempt, command);
-            return { result: null, awaitReply: { timeoutMs: step.timeoutMs } };
-          }
-          const result = value === undefined ? null : value;
-          assertJsonSerializable(
-            result,
-            `Result of step "${step.name}" of saga "${this.def.name}"`,
-          );
-          // In the step's transaction: the event commits with the step's completion, or not at all.
-          await this.deps.lifecycle?.write(tx, SAGA_LIFECYCLE_EVENT_TYPES.stepCompleted, {
-            sagaId: this.record.id,
-            saga: this.def.name,
-            step: step.name,
-            status: 'running',
-          });
-          // What later steps see is what the store keeps (and what a resumed run would load):
-          // a detached JSON copy, without `undefined` fields.
-          return { result: JSON.parse(JSON.stringify(result)) as JsonValue };
-        },
-      );
-      if (attemptResult.kind === 'waiting') {
-        this.emit({ type: 'step.waiting', step: step.name, attempt, phase: 'forward' });
-        return attemptResult;
+        signal,
+        manager: tx,
+        emit: (messages) => this.emitMessages(tx, step.name, idempotencyKey, messages),
+      };
+      const value = await step.run(ctx);
+      if (step.kind === 'remote') {
+        const command = assertSagaCommand(
+          value,
+          `Remote step "${step.name}" of saga "${this.def.name}"`,
+        );
+        await this.sendCommand(tx, command, { step: step.name, phase: 'forward', attempt });
+        return { result: null, awaitReply: { timeoutMs: step.timeoutMs } };
       }
-      if (attemptResult.kind === 'done') {
-        this.emit({
-          type: 'step.completed',
-          step: step.name,
-          attempt,
-          durationMs: this.deps.clock.now() - began,
-        });
-        return attemptResult;
-      }
-      if (attemptResult.kind === 'aborted') return attemptResult;
-      const error = attemptResult.error;
-      const final = !retryableError(step.retry, error) || attempt >= maxAttempts();
-      await this.deps.store.recordStepFailure(
-        this.fence,
-        step.name,
-        'forward',
-        attempt,
-        describe(error),
-        final,
-      );
-      if (final) {
-        this.emit({ type: 'step.failed', step: step.name, attempt, error: describe(error) });
-        return { kind: 'failed', error };
-      }
-      if (!(await this.backOff(step, attempt, error, forwardSignal))) return { kind: 'aborted' };
-    }
-  }
-
-  /** Reports the retry of a forward step and waits its backoff; false when `signal` aborted the wait. */
-  private async backOff(
-    step: StepDefinition<TInput, Tx>,
-    attempt: number,
-    error: unknown,
-    signal: AbortSignal,
-  ): Promise<boolean> {
-    const delayMs = backoffDelay(step.retry, attempt, this.random);
-    this.emit({ type: 'step.retrying', step: step.name, attempt, delayMs, error: describe(error) });
-    try {
-      await this.deps.clock.sleep(delayMs, signal);
-      return true;
-    } catch {
-      return false;
-    }
+      const result = value === undefined ? null : value;
+      assertJsonSerializable(result, `Result of step "${step.name}" of saga "${this.def.name}"`);
+      // In the step's transaction: the event commits with the step's completion, or not at all.
+      await this.deps.lifecycle?.write(tx, SAGA_LIFECYCLE_EVENT_TYPES.stepCompleted, {
+        sagaId: this.record.id,
+        saga: this.def.name,
+        step: step.name,
+        status: 'running',
+      });
+      // What later steps see is what the store keeps (and what a resumed run would load):
+      // a detached JSON copy, without `undefined` fields.
+      return { result: JSON.parse(JSON.stringify(result)) as JsonValue };
+    };
   }
 
   // ----------------------------------------------------------- compensation
@@ -431,7 +416,7 @@ export class SagaRunner<TInput, Tx> {
    * reverse topological order, one at a time. Returns `park` when a remote compensation's reply is
    * awaited.
    */
-  private async compensate(startedAt: number): Promise<RunOutcome | 'park'> {
+  private async compensate(): Promise<RunOutcome | 'park'> {
     const reason = this.record.error ?? 'saga is compensating';
     const byName = new Map(this.record.steps.map((s) => [s.name, s]));
     const results: Record<string, JsonValue> = {};
@@ -443,212 +428,97 @@ export class SagaRunner<TInput, Tx> {
       const state = byName.get(name);
       if (!state) continue;
       if (state.status === 'compensation_failed') {
-        return this.failCompensation(step.name, state.error ?? 'compensation failed', startedAt);
+        return this.failCompensation(step.name, state.error ?? 'compensation failed');
       }
-      if (!needsCompensation(state) || !step.compensatable || !step.compensate) continue;
-      const compensate = step.compensate;
-      let attempt = state.compensationAttempts;
-      if (state.status === 'compensating') {
-        // Resumed with a compensation command out.
-        const overdue = this.replyOverdue(step, state, 'compensate', attempt);
-        if (!overdue) return 'park';
-        const final = attempt >= step.compensationRetry.maxAttempts;
-        const settled = await this.recordReplyTimeout(step, 'compensate', attempt, overdue, final);
-        if (settled?.kind === 'failed')
-          return this.failCompensation(step.name, describe(settled.error), startedAt, attempt);
-        if (settled?.kind === 'done') continue;
-      }
-      for (;;) {
-        if (this.stopReason) return this.interrupted();
-        attempt++;
-        const r = await this.attempt(
-          step,
-          'compensate',
-          attempt,
-          this.stopController.signal,
-          async (tx, signal) => {
-            const value = await compensate({
-              sagaId: this.record.id,
-              sagaName: this.def.name,
-              stepName: step.name,
-              input: this.record.input as TInput,
-              results: { ...results },
-              result: state.result,
-              reason,
-              idempotencyKey: `${this.record.id}:${step.name}:compensate`,
-              attempt,
-              signal,
-              manager: tx,
-              emit: (messages) =>
-                this.emitMessages(
-                  tx,
-                  step.name,
-                  `${this.record.id}:${step.name}:compensate`,
-                  messages,
-                ),
-            });
-            // A remote step's compensation may send a command (awaited like the step's own) or
-            // return nothing (its undo was local).
-            if (step.kind === 'remote' && value !== undefined && value !== null) {
-              const command = assertSagaCommand(
-                value,
-                `Compensation of remote step "${step.name}" of saga "${this.def.name}"`,
-              );
-              await this.sendCommand(tx, step, 'compensate', attempt, command);
-              return { result: null, awaitReply: { timeoutMs: step.timeoutMs } };
-            }
-            return { result: null };
-          },
-        );
-        if (r.kind === 'waiting') {
-          this.emit({ type: 'step.waiting', step: step.name, attempt, phase: 'compensate' });
-          return 'park';
-        }
-        if (r.kind === 'done') {
-          this.emit({ type: 'compensation.completed', step: step.name, attempt });
-          break;
-        }
-        if (r.kind === 'aborted') return this.interrupted();
-        const final =
-          !retryableError(step.compensationRetry, r.error) ||
-          attempt >= step.compensationRetry.maxAttempts;
-        await this.deps.store.recordStepFailure(
-          this.fence,
-          step.name,
-          'compensate',
-          attempt,
-          describe(r.error),
-          final,
-        );
-        if (final) {
-          this.emit({
-            type: 'compensation.failed',
-            step: step.name,
-            attempt,
-            error: describe(r.error),
-          });
-          return this.failCompensation(step.name, describe(r.error), startedAt, attempt);
-        }
-        const delayMs = backoffDelay(step.compensationRetry, attempt, this.random);
-        this.emit({
-          type: 'compensation.retrying',
-          step: step.name,
-          attempt,
-          delayMs,
-          error: describe(r.error),
-        });
-        try {
-          await this.deps.clock.sleep(delayMs, this.stopController.signal);
-        } catch {
-          return this.interrupted();
-        }
-      }
+      if (!STEP_STATUSES_TO_COMPENSATE.includes(state.status) || !step.compensatable) continue;
+      const body = this.compensationBody(step, state, reason, results);
+      if (!body) continue;
+      const r = await this.phases.run({
+        step,
+        phase: 'compensate',
+        state,
+        retry: step.compensationRetry,
+        maxAttempts: () => step.compensationRetry.maxAttempts,
+        signal: this.stopController.signal,
+        body,
+      });
+      if (r.kind === 'waiting') return 'park';
+      if (r.kind === 'aborted') return this.interrupted();
+      if (r.kind === 'failed')
+        return this.failCompensation(step.name, describe(r.error), r.attempt);
     }
-    return (await this.finish('compensating', 'compensated', startedAt))
-      ? 'compensated'
-      : this.interrupted();
+    return (await this.finish('compensated')) ? 'compensated' : this.interrupted();
+  }
+
+  /**
+   * A compensation attempt: the step's compensation, which for a remote step may return a command
+   * (awaited like the step's own) or nothing (its undo was local). Undefined: nothing to undo with.
+   */
+  private compensationBody(
+    step: StepDefinition<TInput, Tx>,
+    state: StepRecord,
+    reason: string,
+    results: Readonly<Record<string, JsonValue>>,
+  ): PhaseBody<Tx> | undefined {
+    const compensate = step.compensate;
+    if (!compensate) return undefined;
+    return async (tx, signal, attempt) => {
+      const idempotencyKey = stepIdempotencyKey(this.record.id, step.name, 'compensate');
+      const value = await compensate({
+        sagaId: this.record.id,
+        sagaName: this.def.name,
+        stepName: step.name,
+        input: this.record.input as TInput,
+        results: { ...results },
+        result: state.result,
+        reason,
+        idempotencyKey,
+        forwardIdempotencyKey: stepIdempotencyKey(this.record.id, step.name, 'forward'),
+        attempt,
+        signal,
+        manager: tx,
+        emit: (messages) => this.emitMessages(tx, step.name, idempotencyKey, messages),
+      });
+      if (step.kind === 'remote' && value !== undefined && value !== null) {
+        const command = assertSagaCommand(
+          value,
+          `Compensation of remote step "${step.name}" of saga "${this.def.name}"`,
+        );
+        await this.sendCommand(tx, command, { step: step.name, phase: 'compensate', attempt });
+        return { result: null, awaitReply: { timeoutMs: step.timeoutMs } };
+      }
+      return { result: null };
+    };
   }
 
   private async failCompensation(
     step: string,
     error: string,
-    startedAt: number,
     attempts?: number,
   ): Promise<RunOutcome> {
     const reason =
       `compensation of step "${step}" failed${attempts ? ` after ${attempts} attempts` : ''}: ${error}. ` +
       `Earlier failure: ${this.record.error ?? 'unknown'}. The saga is parked as failed; undo the step by hand.`;
-    return (await this.finish('compensating', 'failed', startedAt, reason, step))
+    return (await this.finish('failCompensation', { reason, step }))
       ? 'failed'
       : this.interrupted();
   }
 
-  // ------------------------------------------------------------ remote steps
-
-  /** The reply of a resumed remote phase is overdue: the timeout error, or undefined while it is not. */
-  private replyOverdue(
-    step: StepDefinition<TInput, Tx>,
-    state: StepRecord,
-    phase: StepPhase,
-    attempt: number,
-  ): StepTimeoutError | undefined {
-    const due = state.replyDeadline;
-    if (due === null || due.getTime() > this.deps.clock.now()) return undefined;
-    return new StepTimeoutError(
-      this.def.name,
-      phase === 'forward' ? step.name : `${step.name} (compensation)`,
-      step.timeoutMs ?? 0,
-      `no reply to attempt ${attempt}`,
-    );
-  }
-
-  /**
-   * Records a remote attempt whose reply never came. A reply may land at the same moment: the store
-   * leaves a step that already moved on untouched, and the step's stored state decides. Returns the
-   * settled outcome (the reply's, or the final failure), or undefined to send the command again.
-   */
-  private async recordReplyTimeout(
-    step: StepDefinition<TInput, Tx>,
-    phase: StepPhase,
-    attempt: number,
-    error: StepTimeoutError,
-    final: boolean,
-  ): Promise<StepResult | undefined> {
-    await this.deps.store.recordStepFailure(
-      this.fence,
-      step.name,
-      phase,
-      attempt,
-      describe(error),
-      final,
-      // No reply: the participant may or may not have acted, so a final timeout is compensated.
-      phase === 'forward',
-    );
-    const settled = await this.storedOutcome(step.name, phase);
-    if (settled) return settled;
-    if (!final) return undefined;
-    this.emit({
-      type: phase === 'forward' ? 'step.failed' : 'compensation.failed',
-      step: step.name,
-      attempt,
-      error: describe(error),
-    });
-    return { kind: 'failed', error };
-  }
-
-  /** How a phase ended, as stored (after `already-done`, or a reply racing a timeout); undefined while open. */
-  private async storedOutcome(step: string, phase: StepPhase): Promise<StepResult | undefined> {
-    const fresh = await this.deps.store.load(this.record.id);
-    const state = fresh?.steps.find((x) => x.name === step);
-    if (!state) return undefined;
-    if (phase === 'forward') {
-      if (state.status === 'pending' || state.status === 'waiting') return undefined;
-      if (state.status === 'failed' || state.status === 'timed_out')
-        return { kind: 'failed', error: new Error(state.error ?? 'step failed') };
-      return { kind: 'done', result: state.result };
-    }
-    if (state.status === 'compensated') return { kind: 'done', result: null };
-    if (state.status === 'compensation_failed')
-      return { kind: 'failed', error: new Error(state.error ?? 'compensation failed') };
-    return undefined;
-  }
+  // ------------------------------------------------------------------ shared
 
   /** A remote phase's command, written to the outbox in the step's transaction. */
   private async sendCommand(
     tx: Tx,
-    step: StepDefinition<TInput, Tx>,
-    phase: StepPhase,
-    attempt: number,
     command: SagaCommand,
+    from: { step: string; phase: StepPhase; attempt: number },
   ): Promise<void> {
     const { outbox, replyTo } = this.deps;
     if (!outbox || !replyTo) {
       throw new InvalidOptionsError(
         'replyTo',
-        `remote step "${step.name}" of saga "${this.def.name}" needs an outbox and a reply destination (saga.replyTo)`,
+        `remote step "${from.step}" of saga "${this.def.name}" needs an outbox and a reply destination (saga.replyTo)`,
       );
     }
-    const idempotencyKey = `${this.record.id}:${step.name}${phase === 'compensate' ? ':compensate' : ''}`;
     await outbox.publish(
       [
         {
@@ -662,102 +532,20 @@ export class SagaRunner<TInput, Tx> {
             ...command.headers,
             [SAGA_HEADERS.sagaId]: this.record.id,
             [SAGA_HEADERS.saga]: this.def.name,
-            [SAGA_HEADERS.step]: step.name,
-            [SAGA_HEADERS.phase]: phase,
-            [SAGA_HEADERS.attempt]: String(attempt),
-            [SAGA_HEADERS.idempotencyKey]: idempotencyKey,
+            [SAGA_HEADERS.step]: from.step,
+            [SAGA_HEADERS.phase]: from.phase,
+            [SAGA_HEADERS.attempt]: String(from.attempt),
+            [SAGA_HEADERS.idempotencyKey]: stepIdempotencyKey(
+              this.record.id,
+              from.step,
+              from.phase,
+            ),
             [SAGA_HEADERS.replyTo]: replyTo,
           },
         },
       ],
       { manager: tx },
     );
-  }
-
-  // ------------------------------------------------------------------ shared
-
-  /**
-   * One attempt of one phase in its own transaction. The per-attempt timeout aborts `signal`; the
-   * transaction ends only after the body settles, and a timed-out attempt is rolled back even if
-   * its body finished late, so no write escapes the step's transaction.
-   *
-   * Only what the body throws (or its timeout) is a failed attempt. When the store's own
-   * bookkeeping fails (SagaStoreUnavailableError) or the lease is lost, the saga stops here without
-   * counting an attempt: a database outage must not burn the retry budget and start compensation.
-   * Recovery resumes the saga once its lease expires.
-   */
-  private async attempt(
-    step: StepDefinition<TInput, Tx>,
-    phase: StepPhase,
-    attempt: number,
-    parent: AbortSignal,
-    body: (tx: Tx, signal: AbortSignal) => Promise<{ result: JsonValue; awaitReply?: AwaitReply }>,
-  ): Promise<StepResult> {
-    const controller = new AbortController();
-    const onParent = (): void => controller.abort(parent.reason);
-    if (parent.aborted) return { kind: 'aborted' };
-    parent.addEventListener('abort', onParent, { once: true });
-    const timer =
-      step.timeoutMs !== null
-        ? setTimeout(
-            () => controller.abort(new StepTimeoutError(this.def.name, step.name, step.timeoutMs!)),
-            step.timeoutMs,
-          )
-        : undefined;
-    let bodyFailed = false;
-    let outcome: StepTxOutcome<{ result: JsonValue; awaiting: boolean }>;
-    try {
-      outcome = await this.deps.store.runStepTransaction(
-        this.fence,
-        step.name,
-        phase,
-        attempt,
-        async (tx) => {
-          try {
-            const { result, awaitReply } = await body(tx, controller.signal);
-            if (controller.signal.aborted) throw controller.signal.reason;
-            return { result, awaitReply, value: { result, awaiting: awaitReply !== undefined } };
-          } catch (error) {
-            bodyFailed = true;
-            throw error;
-          }
-        },
-      );
-    } catch (error) {
-      // Store signals count only from the store: a body that throws one has simply failed.
-      if (!bodyFailed && error instanceof LeaseLostError) {
-        this.stop('lease-lost');
-        return { kind: 'aborted' };
-      }
-      if (!bodyFailed && error instanceof SagaStoreUnavailableError) {
-        this.stop('store-error');
-        this.deps.logger.error('saga store failed around a step; recovery will resume the saga', {
-          event: 'saga.store_error',
-          sagaId: this.record.id,
-          step: step.name,
-          phase,
-          attempt,
-          error: describe(error),
-        });
-        return { kind: 'aborted' };
-      }
-      if (this.stopReason) return { kind: 'aborted' };
-      const reason: unknown = controller.signal.aborted ? controller.signal.reason : undefined;
-      if (reason instanceof StepTimeoutError) return { kind: 'failed', error: reason };
-      if (parent.aborted) return { kind: 'aborted' };
-      return { kind: 'failed', error };
-    } finally {
-      clearTimeout(timer);
-      parent.removeEventListener('abort', onParent);
-    }
-    if (outcome.kind === 'done') {
-      return outcome.value.awaiting
-        ? { kind: 'waiting' }
-        : { kind: 'done', result: outcome.value.result };
-    }
-    // Ended earlier (by a previous owner, a COMMIT whose outcome we never heard, or a reply): as
-    // stored. A failing load is store trouble and propagates as such to the caller.
-    return (await this.storedOutcome(step.name, phase)) ?? { kind: 'done', result: null };
   }
 
   /** ctx.emit: outbox rows in the step's own transaction. */
@@ -793,36 +581,32 @@ export class SagaRunner<TInput, Tx> {
     );
   }
 
-  private async finish(
-    from: 'running' | 'compensating',
-    to: 'completed' | 'compensated' | 'failed',
-    startedAt: number,
-    reason?: string,
-    step?: string,
-  ): Promise<boolean> {
+  /** Ends the saga with `name`, and the lifecycle event of it in the same transaction. */
+  private async finish(name: Ending, failure?: Failure): Promise<boolean> {
+    const { from, to } = SAGA_TRANSITIONS[name];
     const moved = await this.deps.store.transition(
       this.fence,
-      [from],
+      from,
       to,
-      reason ? { error: reason, failedStep: step } : undefined,
+      failure ? { error: failure.reason, failedStep: failure.step } : undefined,
       // Compensated: the failure that started compensation is the reason.
       this.deps.lifecycle?.within(SAGA_LIFECYCLE_EVENT_TYPES[to], {
         sagaId: this.record.id,
         saga: this.def.name,
         status: to,
-        step: step ?? (to === 'compensated' ? this.record.failedStep : null),
-        error: reason ?? (to === 'compensated' ? this.record.error : null),
+        step: failure?.step ?? (to === 'compensated' ? this.record.failedStep : null),
+        error: failure?.reason ?? (to === 'compensated' ? this.record.error : null),
       }),
     );
     if (!moved) return false;
-    const durationMs = this.deps.clock.now() - startedAt;
+    const durationMs = this.deps.clock.now() - this.startedAt;
     if (to === 'failed') {
       this.deps.logger.error(`saga ${this.def.name} failed`, {
         event: 'saga.failed',
         sagaId: this.record.id,
-        reason,
+        reason: failure?.reason,
       });
-      this.emit({ type: 'saga.failed', reason: reason ?? 'failed', durationMs });
+      this.emit({ type: 'saga.failed', reason: failure?.reason ?? 'failed', durationMs });
     } else if (to === 'completed') this.emit({ type: 'saga.completed', durationMs });
     else this.emit({ type: 'saga.compensated', durationMs });
     return true;
@@ -833,7 +617,7 @@ export class SagaRunner<TInput, Tx> {
     return 'interrupted';
   }
 
-  private emit(event: DistributiveOmit<SagaEvent, 'sagaId' | 'saga' | 'at'>): void {
+  private emit(event: SagaEventBody): void {
     this.deps.emit({
       ...event,
       sagaId: this.record.id,
@@ -843,7 +627,15 @@ export class SagaRunner<TInput, Tx> {
   }
 }
 
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/**
+ * A saga claimed while parked was made `running` by the claim (SAGA_TRANSITIONS.wake); as loaded
+ * it may still say `waiting`.
+ */
+function claimed(record: SagaRecord): SagaRecord {
+  return canSagaTransition('wake', record.status)
+    ? { ...record, status: SAGA_TRANSITIONS.wake.to }
+    : record;
+}
 
 class SagaInterrupted extends Error {
   constructor(readonly reason: StopReason) {
@@ -855,31 +647,4 @@ class SiblingFailed extends Error {
   constructor(readonly step: string) {
     super(`aborted because step "${step}" failed`);
   }
-}
-
-/** A step that took effect, or may have (a remote step whose reply never came, or is still out). */
-function needsCompensation(state: StepRecord): boolean {
-  return (
-    state.status === 'completed' ||
-    state.status === 'timed_out' ||
-    state.status === 'waiting' ||
-    state.status === 'compensating'
-  );
-}
-
-/** Codes of errors retrying cannot fix. */
-const PERMANENT_CODES = new Set(['SAGA_DEFINITION_INVALID', 'SAGA_COMMAND_INVALID']);
-
-function retryableError(policy: RetryPolicy, error: unknown): boolean {
-  // Retrying cannot make a result serialisable or a definition valid.
-  if (error instanceof NotSerializableError) return false;
-  if (error instanceof SagaOutboxError && !(error instanceof StepTimeoutError))
-    return isRetryable(policy, error) && !PERMANENT_CODES.has(error.code);
-  return isRetryable(policy, error);
-}
-
-function describe(error: unknown): string {
-  if (error instanceof Error)
-    return `${error.name === 'Error' ? '' : `${error.name}: `}${error.message}`;
-  return String(error);
 }

@@ -13,9 +13,11 @@ import type { InboxTables } from './inbox-tables';
 import type { OutboxTables } from './outbox-tables';
 import type { Statement } from './saga-queries.sql';
 import type { SagaSchema } from './schema-name';
+import { LIVE_SAGA_STATUSES as LIVE_STATUSES } from '../../core/saga/saga-transitions';
 
 /** The statuses a saga can still leave (the claim index's predicate, saga_instance_claim_idx). */
-const LIVE_SAGA_STATUSES = `('running', 'waiting', 'compensating')`;
+/** The live statuses as an SQL list, from the saga transition table. */
+const LIVE_SAGA_STATUSES = `(${LIVE_STATUSES.map((s) => `'${s}'`).join(', ')})`;
 
 /**
  * "Nobody is driving this saga although it is due", for longer than the grace `$param` (seconds):

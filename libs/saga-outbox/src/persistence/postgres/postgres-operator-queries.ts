@@ -6,15 +6,9 @@ import * as q from './operator-queries.sql';
 import { outboxTables, type OutboxTables } from './outbox-tables';
 import { queryOnce } from './run-statement';
 import { sagaSchema, type SagaSchema } from './schema-name';
+import { SAGA_STATUSES } from '../../core/saga/saga-transitions';
 
-export const SAGA_STATUSES: readonly SagaStatus[] = [
-  'running',
-  'waiting',
-  'compensating',
-  'completed',
-  'compensated',
-  'failed',
-];
+export { SAGA_STATUSES } from '../../core/saga/saga-transitions';
 
 /** How long a due saga may go unclaimed before it counts as stalled, by default (seconds). */
 export const DEFAULT_STALLED_AFTER_SECONDS = 60;

@@ -2,7 +2,9 @@ import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import {
   InvalidOptionsError,
   LeaseLostError,
-  SagaOutboxError,
+  SagaCreateConflictError,
+  SagaStepUnknownError,
+  SagaTransactionInactiveError,
   SagaStoreUnavailableError,
 } from '../../core/errors';
 import type { JsonValue } from '../../core/json';
@@ -23,6 +25,8 @@ import type {
   StepTxOutcome,
   WithinTransaction,
 } from '../../core/ports/saga-store';
+import type { StepFailure } from '../../core/ports/saga-store';
+import { stepPhaseOpen } from '../../core/saga/step-transitions';
 import * as q from './saga-queries.sql';
 import { sagaSchema, type SagaSchema } from './schema-name';
 import { runStatement as run } from './run-statement';
@@ -69,8 +73,7 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
     }
     const runner = tx.queryRunner;
     if (!runner?.isTransactionActive) {
-      throw new SagaOutboxError(
-        'SAGA_TX_INACTIVE',
+      throw new SagaTransactionInactiveError(
         `Saga "${saga.name}" was started with an EntityManager that is not inside a transaction, so it could not join it. ` +
           'Pass the manager given by dataSource.transaction(...) (or the current @nestjs-cls/transactional one), or pass none.',
       );
@@ -116,7 +119,7 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
           run(runner, q.lockStep(this.schema, { sagaId: fence.sagaId, step })),
         );
         if (!locked) throw unknownStep(fence.sagaId, step);
-        if (phaseDone(phase, locked.status as StepStatus)) {
+        if (!stepPhaseOpen(phase, locked.status as StepStatus)) {
           // Nothing was written; whether or not ROLLBACK gets through, the phase is done.
           await rollbackQuietly(runner);
           return { kind: 'already-done' };
@@ -151,33 +154,16 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
     }
   }
 
-  async recordStepFailure(
-    fence: Fence,
-    step: string,
-    phase: StepPhase,
-    attempt: number,
-    error: string,
-    final: boolean,
-    outcomeUnknown = false,
-  ): Promise<void> {
+  async recordStepFailure(fence: Fence, failure: StepFailure): Promise<void> {
     if (!isUuid(fence.sagaId)) throw new LeaseLostError(fence.sagaId, fence.owner);
     const [outcome] = await this.withRunner((runner) =>
       run(
         runner,
-        q.recordStepFailure(this.schema, {
-          sagaId: fence.sagaId,
-          owner: fence.owner,
-          step,
-          phase,
-          attempt,
-          error,
-          final,
-          outcomeUnknown,
-        }),
+        q.recordStepFailure(this.schema, { sagaId: fence.sagaId, owner: fence.owner, ...failure }),
       ),
     );
     if (!outcome?.fenced) throw new LeaseLostError(fence.sagaId, fence.owner);
-    if (!outcome.updated) throw unknownStep(fence.sagaId, step);
+    if (!outcome.updated) throw unknownStep(fence.sagaId, failure.step);
   }
 
   async park(fence: Fence, seenWakeSeq: number): Promise<ParkOutcome> {
@@ -204,8 +190,7 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
     if (!isUuid(reply.sagaId)) return undefined;
     const runner = tx.queryRunner;
     if (!runner?.isTransactionActive) {
-      throw new SagaOutboxError(
-        'SAGA_TX_INACTIVE',
+      throw new SagaTransactionInactiveError(
         `The reply to step "${reply.step}" of saga ${reply.sagaId} must be applied inside the inbox transaction that deduplicates it.`,
       );
     }
@@ -315,10 +300,7 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
       );
       if (existing) return { id: existing.id, created: false };
     }
-    throw new SagaOutboxError(
-      'SAGA_CREATE_CONFLICT',
-      `Saga "${saga.name}" with idempotency key "${saga.idempotencyKey}" kept conflicting with a row that then disappeared; retry the start.`,
-    );
+    throw new SagaCreateConflictError(saga.name, saga.idempotencyKey ?? '');
   }
 
   private async withRunner<T>(fn: (runner: QueryRunner) => Promise<T>): Promise<T> {
@@ -371,18 +353,8 @@ function refusedWrites(error: unknown): boolean {
   return typeof code === 'string' && /^(23|40)[0-9A-Z]{3}$/.test(code);
 }
 
-/** The step is past `phase` (see SagaStore.runStepTransaction). */
-function phaseDone(phase: StepPhase, status: StepStatus): boolean {
-  return phase === 'forward'
-    ? status !== 'pending' && status !== 'waiting'
-    : status === 'compensated' || status === 'compensation_failed';
-}
-
-function unknownStep(sagaId: string, step: string): SagaOutboxError {
-  return new SagaOutboxError(
-    'SAGA_STEP_UNKNOWN',
-    `Saga "${sagaId}" has no step "${step}": the saga does not exist, or the definition version it was started with has no such step.`,
-  );
+function unknownStep(sagaId: string, step: string): SagaStepUnknownError {
+  return new SagaStepUnknownError(sagaId, step);
 }
 
 /** The textual forms PostgreSQL's uuid input accepts that we need (canonical, any case, or 32 hex digits). */

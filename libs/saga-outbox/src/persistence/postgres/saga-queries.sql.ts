@@ -1,11 +1,28 @@
 /**
  * Every statement the PostgreSQL saga store runs, one per export, each saying why it is shaped the
  * way it is. Values always travel as parameters; the only spliced text is the table identifiers
- * from `SagaSchema` (validated and quoted once, in schema-name.ts).
+ * from `SagaSchema` (validated and quoted once, in schema-name.ts) and status constants from
+ * STEP_TRANSITIONS and SAGA_TRANSITIONS, so the SQL enforces exactly the transitions
+ * core/saga/step-transitions.ts and core/saga/saga-transitions.ts define.
  *
  * Time: leases and fences use `clock_timestamp()` (the database clock *now*), never `now()` (the
  * start of the transaction, which may be long past inside a step) and never the app's clock.
  */
+import { TERMINAL_SAGA_STATUSES, type StepFailure } from '../../core/ports/saga-store';
+import {
+  DRIVEN_SAGA_STATUSES,
+  LIVE_SAGA_STATUSES,
+  SAGA_TRANSITIONS,
+  type SagaTransitionName,
+} from '../../core/saga/saga-transitions';
+import {
+  STEP_PHASE_OPEN,
+  STEP_PHASE_TRANSITIONS,
+  STEP_TRANSITIONS,
+  awaitingReplyStatus,
+  stepFailureTransition,
+  type StepTransitionName,
+} from '../../core/saga/step-transitions';
 import type { SagaSchema } from './schema-name';
 
 /** A statement ready to run: SQL text, its positional parameters, and (for typing) its row shape. */
@@ -19,6 +36,15 @@ export interface Statement<Row> {
 /** `leaseMs` as an interval, computed in SQL so lease arithmetic stays on the database clock. */
 const msInterval = (param: string): string =>
   `(${param}::double precision * interval '1 millisecond')`;
+
+/** `('a', 'b')`: status constants from the transition tables (never input). */
+const statuses = (list: readonly string[]): string => `(${list.map((s) => `'${s}'`).join(', ')})`;
+/** A step transition's `from` statuses and its `to` status, as SQL. */
+const stepFrom = (name: StepTransitionName): string => statuses(STEP_TRANSITIONS[name].from);
+const stepTo = (name: StepTransitionName): string => `'${STEP_TRANSITIONS[name].to}'`;
+/** The same for a saga transition. */
+const sagaFrom = (name: SagaTransitionName): string => statuses(SAGA_TRANSITIONS[name].from);
+const sagaTo = (name: SagaTransitionName): string => `'${SAGA_TRANSITIONS[name].to}'`;
 
 // ---------------------------------------------------------------------------------------------
 // Rows as PostgreSQL returns them (pg parses jsonb, timestamptz → Date, int4 → number).
@@ -169,7 +195,7 @@ export function selectActiveVersions(
     text: `
       SELECT name, version, count(*)::int AS count
       FROM ${t.sagaInstance}
-      WHERE status IN ('running', 'waiting', 'compensating')
+      WHERE status IN ${statuses(LIVE_SAGA_STATUSES)}
       GROUP BY name, version
       ORDER BY name, version`,
     values: [],
@@ -236,7 +262,7 @@ export function completeStep(
   return {
     text: fencedStepUpdate(
       t,
-      `status = 'completed', result = $4::jsonb, attempts = $5,
+      `status = ${stepTo('complete')}, result = $4::jsonb, attempts = $5,
             started_at = coalesce(s.started_at, now()), completed_at = clock_timestamp()`,
     ),
     values: [
@@ -270,9 +296,9 @@ export function awaitStepReply(
     text: fencedStepUpdate(
       t,
       p.phase === 'forward'
-        ? `status = 'waiting', attempts = $4, started_at = coalesce(s.started_at, now()),
+        ? `status = ${stepTo('awaitReply')}, attempts = $4, started_at = coalesce(s.started_at, now()),
             reply_deadline = ${deadline}`
-        : `status = 'compensating', compensation_attempts = $4, reply_deadline = ${deadline}`,
+        : `status = ${stepTo('awaitCompensationReply')}, compensation_attempts = $4, reply_deadline = ${deadline}`,
     ),
     values: [p.sagaId, p.owner, p.step, p.attempt, p.timeoutMs],
   };
@@ -286,7 +312,7 @@ export function compensateStep(
   return {
     text: fencedStepUpdate(
       t,
-      `status = 'compensated', compensation_attempts = $4, compensated_at = clock_timestamp()`,
+      `status = ${stepTo('compensate')}, compensation_attempts = $4, compensated_at = clock_timestamp()`,
     ),
     values: [p.sagaId, p.owner, p.step, p.attempt],
   };
@@ -299,36 +325,29 @@ export function compensateStep(
 /**
  * Records a failed attempt, fenced in the same statement: the fence CTE locks the instance FOR
  * SHARE (same reasoning as fencedStepUpdate) and the step is only updated when the fence held. Returns
- * both facts so the caller can tell a lost lease from an unknown step.
+ * both facts so the caller can tell a lost lease from an unknown step. A final failure also makes
+ * its transition (stepFailureTransition: `failed`, `timed_out` or `compensation_failed`).
  */
 export function recordStepFailure(
   t: SagaSchema,
-  p: {
-    sagaId: string;
-    owner: string;
-    step: string;
-    phase: 'forward' | 'compensate';
-    attempt: number;
-    error: string;
-    final: boolean;
-    /** A final forward failure whose outcome is unknown (no reply): `timed_out`, not `failed`. */
-    outcomeUnknown: boolean;
-  },
+  p: { sagaId: string; owner: string } & StepFailure,
 ): Statement<{ fenced: number; updated: number }> {
   // A step already past this phase (a participant's reply landed first) is left as it is: the
   // guard is in the SET, not the WHERE, so `updated` still tells an unknown step apart.
-  const open =
-    p.phase === 'forward'
-      ? `s.status IN ('pending', 'waiting')`
-      : `s.status NOT IN ('compensated', 'compensation_failed')`;
-  const final =
-    p.phase === 'forward'
-      ? `CASE WHEN $7::boolean THEN 'timed_out' ELSE 'failed' END`
-      : `'compensation_failed'`;
+  const open = `s.status IN ${statuses(STEP_PHASE_OPEN[p.phase])}`;
   const counter = p.phase === 'forward' ? 'attempts' : 'compensation_attempts';
-  const set = `${counter} = CASE WHEN ${open} THEN $4 ELSE s.${counter} END,
-          status = CASE WHEN $6::boolean AND ${open} THEN ${final} ELSE s.status END,
-          reply_deadline = CASE WHEN $6::boolean AND ${open} THEN NULL ELSE s.reply_deadline END`;
+  const ends = stepFailureTransition(p);
+  const set = [
+    `${counter} = CASE WHEN ${open} THEN $4 ELSE s.${counter} END`,
+    ...(ends
+      ? [
+          `status = CASE WHEN s.status IN ${stepFrom(ends)} THEN ${stepTo(ends)} ELSE s.status END`,
+          `reply_deadline = CASE WHEN s.status IN ${stepFrom(ends)} THEN NULL ELSE s.reply_deadline END`,
+        ]
+      : []),
+    `error = CASE WHEN ${open} THEN $5 ELSE s.error END`,
+    'started_at = coalesce(s.started_at, clock_timestamp())',
+  ].join(',\n            ');
   return {
     text: `
       WITH fence AS (
@@ -337,23 +356,13 @@ export function recordStepFailure(
         FOR SHARE
       ), updated AS (
         UPDATE ${t.sagaStep} s
-        SET ${set}, error = CASE WHEN ${open} THEN $5 ELSE s.error END,
-            started_at = coalesce(s.started_at, clock_timestamp())
+        SET ${set}
         FROM fence
         WHERE s.saga_id = fence.id AND s.name = $3
         RETURNING s.name
       )
       SELECT (SELECT count(*) FROM fence)::int AS fenced, (SELECT count(*) FROM updated)::int AS updated`,
-    values: [
-      p.sagaId,
-      p.owner,
-      p.step,
-      p.attempt,
-      p.error,
-      p.final,
-      // $7 appears in the forward statement only.
-      ...(p.phase === 'forward' ? [p.outcomeUnknown] : []),
-    ],
+    values: [p.sagaId, p.owner, p.step, p.attempt, p.error],
   };
 }
 
@@ -384,8 +393,8 @@ export function transitionSaga(
           error = coalesce($5, error),
           failed_step = coalesce($6, failed_step),
           updated_at = clock_timestamp(),
-          owner = CASE WHEN $4 IN ('completed', 'compensated', 'failed') THEN NULL ELSE owner END,
-          lease_until = CASE WHEN $4 IN ('completed', 'compensated', 'failed') THEN NULL ELSE lease_until END
+          owner = CASE WHEN $4 IN ${statuses(TERMINAL_SAGA_STATUSES)} THEN NULL ELSE owner END,
+          lease_until = CASE WHEN $4 IN ${statuses(TERMINAL_SAGA_STATUSES)} THEN NULL ELSE lease_until END
       WHERE id = $1 AND owner = $2 AND status = ANY($3::text[]) AND lease_until > clock_timestamp()
       RETURNING id`,
     values: [p.sagaId, p.owner, [...p.from], p.to, p.error, p.failedStep],
@@ -405,7 +414,7 @@ export function renewLeases(
     text: `
       UPDATE ${t.sagaInstance}
       SET lease_until = clock_timestamp() + ${msInterval('$3')}
-      WHERE owner = $1 AND id = ANY($2::uuid[]) AND status IN ('running', 'compensating')
+      WHERE owner = $1 AND id = ANY($2::uuid[]) AND status IN ${statuses(DRIVEN_SAGA_STATUSES)}
       RETURNING id`,
     values: [p.owner, [...p.sagaIds], p.leaseMs],
   };
@@ -433,7 +442,7 @@ export function claimOrphans(
       WITH orphan AS (
         SELECT i.id
         FROM ${t.sagaInstance} i
-        WHERE i.status IN ('running', 'waiting', 'compensating')
+        WHERE i.status IN ${statuses(LIVE_SAGA_STATUSES)}
           -- Unowned, lease expired, or parked and due. The claim index's expression, verbatim.
           AND coalesce(i.wake_at, i.lease_until, '-infinity'::timestamptz) < clock_timestamp()
           AND (i.name, i.version) IN (SELECT v.name, v.version FROM unnest($2::text[], $3::text[]) AS v (name, version))
@@ -443,7 +452,7 @@ export function claimOrphans(
       )
       UPDATE ${t.sagaInstance} i
       SET owner = $1, lease_until = clock_timestamp() + ${msInterval('$5')}, updated_at = clock_timestamp(),
-          status = CASE WHEN i.status = 'waiting' THEN 'running' ELSE i.status END,
+          status = CASE WHEN i.status IN ${sagaFrom('wake')} THEN ${sagaTo('wake')} ELSE i.status END,
           wake_at = NULL
       FROM orphan
       WHERE i.id = orphan.id
@@ -484,25 +493,30 @@ export function parkSaga(
   t: SagaSchema,
   p: { sagaId: string; owner: string; seenWakeSeq: number },
 ): Statement<{ fenced: boolean; parked: boolean }> {
+  // A saga that parks going forward (running → waiting) waits on its forward replies and its own
+  // deadline; a compensating one on its compensation replies only.
+  const forward = sagaFrom('park');
   return {
     text: `
       WITH saga AS (
         SELECT id, status, deadline_at,
                owner = $2 AND lease_until > clock_timestamp()
-                 AND status IN ('running', 'compensating') AS fenced
+                 AND status IN ${statuses(DRIVEN_SAGA_STATUSES)} AS fenced
         FROM ${t.sagaInstance}
         WHERE id = $1
         FOR UPDATE
       ), parked AS (
         UPDATE ${t.sagaInstance} i
-        SET status = CASE WHEN i.status = 'running' THEN 'waiting' ELSE i.status END,
+        SET status = CASE WHEN i.status IN ${sagaFrom('park')} THEN ${sagaTo('park')} ELSE i.status END,
             owner = NULL, lease_until = NULL, updated_at = clock_timestamp(),
             wake_at = coalesce(
               (SELECT least(min(st.reply_deadline),
-                            CASE WHEN saga.status = 'running' THEN saga.deadline_at END)
+                            CASE WHEN saga.status IN ${forward} THEN saga.deadline_at END)
                FROM ${t.sagaStep} st
                WHERE st.saga_id = i.id
-                 AND st.status = CASE WHEN saga.status = 'running' THEN 'waiting' ELSE 'compensating' END),
+                 AND st.status = CASE WHEN saga.status IN ${forward}
+                                      THEN '${awaitingReplyStatus('forward')}'
+                                      ELSE '${awaitingReplyStatus('compensate')}' END),
               -- No deadline: never on its own (a far date, not 'infinity', which pg reads back as a number).
               '9999-12-31T00:00:00Z'::timestamptz)
         FROM saga
@@ -531,15 +545,20 @@ export function applyStepReply(
     error: string | null;
   },
 ): Statement<{ attempt: number; started_at: Date | null }> {
+  // Both replies of a phase leave the same awaiting status (step-transitions.spec holds the table
+  // to it); which one applies is $3.
+  const reply = STEP_PHASE_TRANSITIONS[p.phase];
+  const status = `CASE WHEN $3::boolean THEN ${stepTo(reply.replySucceeded)} ELSE ${stepTo(reply.replyRejected)} END`;
+  const awaiting = `s.status IN ${stepFrom(reply.replySucceeded)}`;
   if (p.phase === 'compensate') {
     return {
       text: `
       UPDATE ${t.sagaStep} s
-      SET status = CASE WHEN $3::boolean THEN 'compensated' ELSE 'compensation_failed' END,
+      SET status = ${status},
           error = CASE WHEN $3::boolean THEN s.error ELSE $4::text END,
           compensated_at = CASE WHEN $3::boolean THEN clock_timestamp() ELSE s.compensated_at END,
           reply_deadline = NULL
-      WHERE s.saga_id = $1 AND s.name = $2 AND s.status = 'compensating'
+      WHERE s.saga_id = $1 AND s.name = $2 AND ${awaiting}
       RETURNING s.compensation_attempts AS attempt, s.started_at`,
       values: [p.sagaId, p.step, p.ok, p.error],
     };
@@ -547,12 +566,12 @@ export function applyStepReply(
   return {
     text: `
       UPDATE ${t.sagaStep} s
-      SET status = CASE WHEN $3::boolean THEN 'completed' ELSE 'failed' END,
+      SET status = ${status},
           result = CASE WHEN $3::boolean THEN $4::jsonb ELSE s.result END,
           error = CASE WHEN $3::boolean THEN NULL ELSE $5::text END,
           completed_at = CASE WHEN $3::boolean THEN clock_timestamp() ELSE s.completed_at END,
           reply_deadline = NULL
-      WHERE s.saga_id = $1 AND s.name = $2 AND s.status = 'waiting'
+      WHERE s.saga_id = $1 AND s.name = $2 AND ${awaiting}
       RETURNING s.attempts AS attempt, s.started_at`,
     values: [p.sagaId, p.step, p.ok, p.ok ? JSON.stringify(p.result ?? null) : null, p.error],
   };
@@ -569,7 +588,7 @@ export function wakeSaga(t: SagaSchema, p: { sagaId: string }): Statement<{ name
       UPDATE ${t.sagaInstance}
       SET wake_seq = wake_seq + 1,
           wake_at = CASE WHEN owner IS NULL THEN clock_timestamp() ELSE wake_at END
-      WHERE id = $1 AND status IN ('running', 'waiting', 'compensating')
+      WHERE id = $1 AND status IN ${statuses(LIVE_SAGA_STATUSES)}
       RETURNING name`,
     values: [p.sagaId],
   };
