@@ -89,7 +89,6 @@ for (const bin of Object.values(pkg.bin ?? {})) {
 const forbidden = [
   /\.(spec|int-spec|e2e-spec)\.(ts|js|d\.ts|js\.map|d\.ts\.map)$/,
   /-test-support\.(ts|js|d\.ts)$/,
-  /^src\/testing\/async\.ts$/,
   /(^|\/)(__tests__|__mocks__|fixtures)\//,
 ];
 for (const file of files) {

@@ -175,8 +175,8 @@ describe.each(cases)('$service restart mid-stream, outbox → relay → broker �
     const startedAt = Date.now();
     while (ids.length < TOTAL) {
       await waitUntil(
-        'the consumer keeps up',
         async () => ids.length - (await effectCount(db, consumer)) < AHEAD,
+        'the consumer keeps up',
         60_000,
         20,
       );
@@ -199,8 +199,8 @@ describe.each(cases)('$service restart mid-stream, outbox → relay → broker �
     expect(restartedAt).toBeGreaterThan(0);
 
     await waitUntil(
-      `all ${TOTAL} handled`,
       async () => (await effectCount(db, consumer)) >= TOTAL,
+      `all ${TOTAL} handled`,
       90_000,
       100,
     );

@@ -152,12 +152,12 @@ const cases: BrokerCase[] = [
     },
     ready: async (consumer) => {
       await waitUntil(
-        'both members hold partitions',
         async () => {
           const { groups } = await kafkaAdmin.describeGroups([consumer]);
           const group = groups[0];
           return group?.state === 'Stable' && group.members.length === 2;
         },
+        'both members hold partitions',
         30_000,
         100,
       );
@@ -178,13 +178,13 @@ const cases: BrokerCase[] = [
     prepare: () => Promise.resolve(),
     ready: async (consumer) => {
       await waitUntil(
-        'two consumers on the queue',
         async () => {
           const { consumerCount } = await withAmqpChannel(RABBITMQ_URL, (channel) =>
             channel.checkQueue(`${consumer}.orders-${RUN}`),
           );
           return consumerCount === 2;
         },
+        'two consumers on the queue',
         20_000,
         100,
       );
@@ -213,8 +213,8 @@ const cases: BrokerCase[] = [
     ready: () => Promise.resolve(),
     republish: async (producer, copies) => {
       await waitUntil(
-        'the relay published every row',
         async () => (await unsentOutboxRows(db)) === 0,
+        'the relay published every row',
       );
       const relayDoneAt = Date.now();
       // Inside the duplicate window: JetStream acknowledges the copies but does not store them.
@@ -223,8 +223,8 @@ const cases: BrokerCase[] = [
       expect(await natsStreamMessages()).toBe(N);
       // After the window (a relay that lost its acks for longer): stored, and delivered again.
       await waitUntil(
-        'the duplicate window of the last stored message has passed',
         () => Date.now() > relayDoneAt + NATS_DUPLICATE_WINDOW_MS + 250,
+        'the duplicate window of the last stored message has passed',
         NATS_DUPLICATE_WINDOW_MS + 2_000,
         50,
       );
@@ -296,7 +296,6 @@ describe.each(cases)('duplicate and concurrent delivery over $name → one effec
 
     const stats = () => apps.map((app) => app.get(InboxService).stats);
     await waitUntil(
-      'every id handled and every copy seen',
       () => {
         const all = stats();
         return (
@@ -304,6 +303,7 @@ describe.each(cases)('duplicate and concurrent delivery over $name → one effec
           all.reduce((n, s) => n + s.duplicates, 0) >= N
         );
       },
+      'every id handled and every copy seen',
       45_000,
       20,
     );

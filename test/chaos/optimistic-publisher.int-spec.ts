@@ -10,11 +10,8 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { join } from 'node:path';
 import { Pool } from 'pg';
 import { OutboxRelay } from '../../libs/saga-outbox/src/core/outbox/outbox-relay';
-import {
-  openOutboxTestContext,
-  waitUntil,
-  type OutboxTestContext,
-} from '../../libs/saga-outbox/src/persistence/postgres/outbox-test-support';
+import { waitUntil } from '@sage/saga-outbox/testing';
+import { openOutboxTestContext, type OutboxTestContext } from '@test/support/outbox-test-support';
 import { analysePublications } from '../../libs/saga-outbox/src/testing/recording-broker';
 import { createTestDatabase, type TestDatabase } from '../support/pg';
 import { CREATE_PUBLISHED_TABLE, TableBroker } from './workers/outbox-table-broker';
@@ -95,8 +92,8 @@ it('kill -9 of the producing process mid-publish: all published by the relay, du
     exited = new Promise((resolve) => victim.on('exit', (code) => resolve(code)));
 
     await waitUntil(
-      'the victim published optimistically for a while',
       async () => (await publishedBy('optimistic')) >= 200,
+      'the victim published optimistically for a while',
       60_000,
       5,
     );
@@ -111,8 +108,8 @@ it('kill -9 of the producing process mid-publish: all published by the relay, du
       }[]
     )[0]!.n;
     await waitUntil(
-      'every committed message sent',
       async () => (await ctx.store.stats()).sent === committed,
+      'every committed message sent',
       60_000,
       20,
     );

@@ -10,11 +10,8 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { join } from 'node:path';
 import { Pool } from 'pg';
 import { OutboxRelay } from '../../libs/saga-outbox/src/core/outbox/outbox-relay';
-import {
-  openOutboxTestContext,
-  waitUntil,
-  type OutboxTestContext,
-} from '../../libs/saga-outbox/src/persistence/postgres/outbox-test-support';
+import { waitUntil } from '@sage/saga-outbox/testing';
+import { openOutboxTestContext, type OutboxTestContext } from '@test/support/outbox-test-support';
 import { createTestDatabase, type TestDatabase } from '../support/pg';
 import { CREATE_PUBLISHED_TABLE, TableBroker } from './workers/outbox-table-broker';
 
@@ -118,8 +115,8 @@ it('kill -9 mid-batch: everything is eventually published, duplicates bounded by
   });
   // Kill once it is well into the work, and mid-batch: between a broker write and the batch's mark.
   await waitUntil(
-    'victim published a few batches',
     async () => (await published()).total >= 250,
+    'victim published a few batches',
     60_000,
     5,
   );
@@ -139,8 +136,8 @@ it('kill -9 mid-batch: everything is eventually published, duplicates bounded by
   survivor.start();
   try {
     await waitUntil(
-      'all sent',
       async () => (await ctx.store.stats()).sent === ids.length,
+      'all sent',
       30_000,
       20,
     );
@@ -180,8 +177,8 @@ it('SIGSTOP past the lease, SIGCONT: the stale relay’s mark-sent is rejected b
     PUBLISH_DELAY_MS: '1500',
   });
   await waitUntil(
-    'stalled relay published its batch',
     () => stalled.events.some((e) => e.event === 'published'),
+    'stalled relay published its batch',
     60_000,
     5,
   );
@@ -198,8 +195,8 @@ it('SIGSTOP past the lease, SIGCONT: the stale relay’s mark-sent is rejected b
   takeover.start();
   try {
     await waitUntil(
-      'takeover sent everything',
       async () => (await ctx.store.stats()).sent === ids.length,
+      'takeover sent everything',
       20_000,
       20,
     );
@@ -210,8 +207,8 @@ it('SIGSTOP past the lease, SIGCONT: the stale relay’s mark-sent is rejected b
 
   stalled.child.kill('SIGCONT');
   await waitUntil(
-    'stalled relay reported its batch',
     () => stalled.events.some((e) => e.event === 'batch'),
+    'stalled relay reported its batch',
     20_000,
     10,
   );

@@ -6,11 +6,8 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { join } from 'node:path';
-import {
-  openOutboxTestContext,
-  waitUntil,
-  type OutboxTestContext,
-} from '../../libs/saga-outbox/src/persistence/postgres/outbox-test-support';
+import { waitUntil } from '@sage/saga-outbox/testing';
+import { openOutboxTestContext, type OutboxTestContext } from '@test/support/outbox-test-support';
 import { createTestDatabase, type TestDatabase } from '../support/pg';
 
 jest.setTimeout(120_000);
@@ -72,12 +69,12 @@ function startRelay(env: Record<string, string | undefined>): RelayProcess {
 
 const ready = (relay: RelayProcess): Promise<void> =>
   waitUntil(
-    'the relay to report it is running',
     () => {
       if (relay.child.exitCode !== null)
         throw new Error(`relay exited early (${relay.child.exitCode}):\n${relay.output()}`);
       return relay.output().includes('outbox relay running');
     },
+    'the relay to report it is running',
     60_000,
     20,
   );
@@ -100,16 +97,16 @@ it('publishes what services write, then exits 0 on SIGTERM with nothing claimed'
   });
   await ready(relay);
   await waitUntil(
-    'the backlog to be sent',
     async () => (await ctx.store.stats()).sent === before.length,
+    'the backlog to be sent',
     30_000,
     20,
   );
   // Written while the relay runs: its LISTEN (or poll) picks them up.
   const after = await ctx.commit(messages(40, 'after'));
   await waitUntil(
-    'new messages to be sent',
     async () => (await ctx.store.stats()).sent === before.length + after.length,
+    'new messages to be sent',
     30_000,
     20,
   );
@@ -140,8 +137,8 @@ it('SIGTERM mid-drain: in-flight publishes are recorded, the rest handed back, e
   });
   await ready(slow);
   await waitUntil(
-    'the relay to be well into the backlog',
     async () => (await ctx.store.stats()).sent >= 1_000,
+    'the relay to be well into the backlog',
     60_000,
     5,
   );
@@ -161,8 +158,8 @@ it('SIGTERM mid-drain: in-flight publishes are recorded, the rest handed back, e
   const next = startRelay({ DATABASE_URL: databaseUrl(), SAGE_BROKER_URL: 'memory://' });
   await ready(next);
   await waitUntil(
-    'everything to be sent',
     async () => (await ctx.store.stats()).sent === total,
+    'everything to be sent',
     60_000,
     20,
   );

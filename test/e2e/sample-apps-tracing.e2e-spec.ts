@@ -13,7 +13,7 @@ import {
   type ReadableSpan,
 } from '@opentelemetry/sdk-trace-base';
 import { InMemoryBroker } from '@sage/saga-outbox';
-import { waitUntil } from '../../libs/saga-outbox/src/testing/async';
+import { waitUntil } from '@sage/saga-outbox/testing';
 import { SampleApps } from './sample-apps';
 
 describe('tracing across order-service and payment-service', () => {

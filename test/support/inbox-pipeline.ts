@@ -18,7 +18,7 @@ import { OutboxRepository } from '../../libs/saga-outbox/src/nest/outbox/outbox.
 import { SageDatabase } from '../../libs/saga-outbox/src/nest/sage-database';
 import { SagaOutboxModule } from '../../libs/saga-outbox/src/nest/saga-outbox.module';
 import type { InboxModuleOptions } from '../../libs/saga-outbox/src/nest/inbox/inbox.options';
-import { waitUntil } from '../../libs/saga-outbox/src/persistence/postgres/outbox-test-support';
+import { waitUntil } from '@sage/saga-outbox/testing';
 import { createTestDatabase, sagePostgresOptions, withClient, type TestDatabase } from './pg';
 
 export { waitUntil };
@@ -111,8 +111,8 @@ export function waitForEffects(
   timeoutMs = 30_000,
 ): Promise<void> {
   return waitUntil(
-    'every message handled',
     async () => (await effects(db, consumer)).length >= count,
+    'every message handled',
     timeoutMs,
   );
 }

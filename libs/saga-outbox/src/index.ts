@@ -158,8 +158,8 @@ export { InMemoryBroker } from './brokers/memory/in-memory-broker';
 export type { InMemoryBrokerOptions } from './brokers/memory/in-memory-broker';
 
 // Persistence
-export { PostgresOutboxStore } from './persistence/postgres/outbox-postgres-store';
-export type { PostgresOutboxStoreOptions } from './persistence/postgres/outbox-postgres-store';
+export { PostgresOutboxStore } from './persistence/postgres/postgres-outbox-store';
+export type { PostgresOutboxStoreOptions } from './persistence/postgres/postgres-outbox-store';
 export { TypeOrmCommitHooks } from './persistence/postgres/typeorm-commit-hooks';
 export { sagaOutboxMigrations } from './migrations';
 export type { SagaOutboxMigrationClass, SagaOutboxMigrationOptions } from './migrations';
@@ -261,8 +261,8 @@ export type {
   InboxFailure,
   InboxFailureOutcome,
 } from './core/ports/inbox-store';
-export { PostgresInboxStore } from './persistence/postgres/inbox-postgres-store';
-export type { PostgresInboxStoreOptions } from './persistence/postgres/inbox-postgres-store';
+export { PostgresInboxStore } from './persistence/postgres/postgres-inbox-store';
+export type { PostgresInboxStoreOptions } from './persistence/postgres/postgres-inbox-store';
 export { IdempotentHandler } from './nest/inbox/idempotent-handler.decorator';
 export type {
   IdempotentHandlerOptions,

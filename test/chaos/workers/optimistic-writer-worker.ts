@@ -15,7 +15,7 @@ import {
   withOptimisticSend,
 } from '../../../libs/saga-outbox/src/core/outbox/optimistic-publisher';
 import { OutboxPublisher } from '../../../libs/saga-outbox/src/core/outbox/outbox-publisher';
-import { PostgresOutboxStore } from '../../../libs/saga-outbox/src/persistence/postgres/outbox-postgres-store';
+import { PostgresOutboxStore } from '../../../libs/saga-outbox/src/persistence/postgres/postgres-outbox-store';
 import { TypeOrmCommitHooks } from '../../../libs/saga-outbox/src/persistence/postgres/typeorm-commit-hooks';
 import {
   emit,

@@ -8,7 +8,7 @@
  * {"event":"batch", ...OutboxBatchReport}. SIGTERM → graceful stop, then exit.
  */
 import { OutboxRelay } from '../../../libs/saga-outbox/src/core/outbox/outbox-relay';
-import { PostgresOutboxStore } from '../../../libs/saga-outbox/src/persistence/postgres/outbox-postgres-store';
+import { PostgresOutboxStore } from '../../../libs/saga-outbox/src/persistence/postgres/postgres-outbox-store';
 import {
   emit,
   env,

@@ -1,8 +1,8 @@
 import { OutboxDeadLetters } from '../core/outbox/outbox-dead-letters';
 import { createSagaDataSource } from '../persistence/postgres/data-source';
-import { PostgresInboxStore } from '../persistence/postgres/inbox-postgres-store';
+import { PostgresInboxStore } from '../persistence/postgres/postgres-inbox-store';
 import { PostgresOperatorQueries } from '../persistence/postgres/postgres-operator-queries';
-import { PostgresOutboxStore } from '../persistence/postgres/outbox-postgres-store';
+import { PostgresOutboxStore } from '../persistence/postgres/postgres-outbox-store';
 import { PostgresSagaStore } from '../persistence/postgres/postgres-saga-store';
 import type { DataSource } from 'typeorm';
 import { UsageError } from './cli-errors';

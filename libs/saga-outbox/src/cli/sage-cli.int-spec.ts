@@ -25,8 +25,8 @@ import {
   dataSourceOptions,
   withClient,
   type TestDatabase,
-} from '../../../../test/support/pg';
-import type { CliRun } from '../../../../test/support/sage-cli-batch';
+} from '@test/support/pg';
+import type { CliRun } from '@test/support/sage-cli-batch';
 
 jest.setTimeout(120_000);
 

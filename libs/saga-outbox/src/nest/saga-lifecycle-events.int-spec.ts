@@ -7,12 +7,12 @@ import 'reflect-metadata';
 import { Module, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { EntityManager } from 'typeorm';
-import { createTestDatabase, type TestDatabase } from '../../../../test/support/pg';
+import { createTestDatabase, type TestDatabase } from '@test/support/pg';
 import { InMemoryBroker } from '../brokers/memory/in-memory-broker';
 import { InvalidOptionsError } from '../core/errors';
 import { defineSaga } from '../core/saga/saga-builder';
 import type { SagaLifecycleEventPayload } from '../core/saga/saga-lifecycle-events';
-import { waitUntil } from '../persistence/postgres/outbox-test-support';
+import { waitUntil } from '../testing/async';
 import { SagaOutboxModule } from './saga-outbox.module';
 import type { SagaOutboxModuleOptions } from './saga-outbox.options';
 import { SagaService } from './saga.service';
@@ -282,7 +282,6 @@ it('writes no lifecycle events unless enabled, and rejects a bad sagaEvents opti
 
 it('keeps every event sent (relay) and none claimed or dead', async () => {
   await waitUntil(
-    'all lifecycle events to be sent',
     async () => {
       const [row] = (await app
         .get(SageDatabase)
@@ -292,6 +291,7 @@ it('keeps every event sent (relay) and none claimed or dead', async () => {
         )) as [{ unsent: number }];
       return row.unsent === 0;
     },
+    'all lifecycle events to be sent',
     10_000,
   );
 });

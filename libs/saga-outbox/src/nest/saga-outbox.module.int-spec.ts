@@ -3,7 +3,7 @@ import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { INestApplicationContext } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
-import { createTestDatabase, type TestDatabase } from '../../../../test/support/pg';
+import { createTestDatabase, type TestDatabase } from '@test/support/pg';
 import {
   Compensate,
   defineSaga,

@@ -17,16 +17,22 @@ export function deferred<T = void>(): Deferred<T> {
   return { promise, resolve, reject };
 }
 
-/** Polls `cond` every millisecond; throws naming `what` if it does not hold within `timeoutMs`. */
+/**
+ * Polls `check` every `everyMs` until it holds; throws naming `what` (and the bound) if it does not
+ * within `timeoutMs`. The one condition wait of the tests and the conformance suites: wait on a
+ * condition, never a fixed sleep.
+ */
 export async function waitUntil(
-  cond: () => boolean | Promise<boolean>,
+  check: () => boolean | Promise<boolean>,
   what: string,
-  timeoutMs = 2_000,
+  timeoutMs = 10_000,
+  everyMs = 5,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 1));
+  while (!(await check())) {
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
 }
 

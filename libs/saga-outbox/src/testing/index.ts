@@ -23,3 +23,4 @@ export type { PublicationAnalysis } from './recording-broker';
 export { InMemoryInboxStore } from './in-memory-inbox-store';
 export { InMemoryOutboxStore } from './in-memory-outbox-store';
 export type { InMemoryInboxFaultPoint } from './in-memory-inbox-store';
+export { waitUntil } from './async';

@@ -11,6 +11,7 @@ import {
   type StepRecord,
   type StepTxOutcome,
 } from '../core/ports/saga-store';
+import { waitUntil } from './async';
 
 /** What a store adapter hands the conformance suite. */
 export interface SagaStoreConformanceHarness<Tx = unknown> {
@@ -74,7 +75,7 @@ export function describeSagaStoreConformance<Tx>(
       );
     /** Resolves once the fence no longer holds (the lease ran out on the store's clock). */
     const leaseExpired = (fence: Fence): Promise<void> =>
-      waitFor(
+      waitUntil(
         async () => !(await store().transition(fence, ['running'], 'running')),
         `lease of ${fence.sagaId} to expire`,
       );
@@ -643,7 +644,7 @@ export function describeSagaStoreConformance<Tx>(
       it('claims a saga whose owner let its lease expire, fencing the old owner out', async () => {
         const name = uniqueName();
         const saga = await start({ name, leaseMs: 50 });
-        await waitFor(async () => {
+        await waitUntil(async () => {
           const claimed = await store().claimOrphans(
             'worker-b',
             [{ name, version: 'v1' }],
@@ -999,7 +1000,7 @@ export function describeSagaStoreConformance<Tx>(
         );
         // The reply wakes it: claimable at once, and running again when claimed.
         await reply(saga.id, 'b', { ok: true, result: 'b' });
-        await waitFor(
+        await waitUntil(
           async () =>
             (await store().claimOrphans('worker-b', [ref(saga)], 10, 60_000)).includes(saga.id),
           'the woken saga to be claimed',
@@ -1028,7 +1029,7 @@ export function describeSagaStoreConformance<Tx>(
         const due = await start();
         await send(fenceOf(due), 'a', 1, 30);
         await store().park(fenceOf(due), 0);
-        await waitFor(
+        await waitUntil(
           async () =>
             (await store().claimOrphans('worker-c', [ref(due)], 10, 60_000)).includes(due.id),
           'the overdue saga to be claimed',
@@ -1064,7 +1065,7 @@ export function describeSagaStoreConformance<Tx>(
           status: 'compensated',
           result: { ok: 'b' },
         });
-        await waitFor(
+        await waitUntil(
           async () =>
             (await store().claimOrphans('worker-a', [ref(saga)], 10, 60_000)).includes(saga.id),
           'the woken compensating saga to be claimed',
@@ -1138,20 +1139,6 @@ function fenceOf(saga: SagaRecord): Fence {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `condition` every 10 ms until it holds; fails after `timeoutMs` naming what it waited for. */
-async function waitFor(
-  condition: () => Promise<boolean>,
-  what: string,
-  timeoutMs = 5_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await delay(10);
-  }
 }
 
 function ref(saga: SagaRecord): { name: string; version: string } {

@@ -60,7 +60,7 @@ export interface InboxDeadLetterPage {
 }
 
 /**
- * Storage of the consumer inbox (PostgreSQL: persistence/postgres/inbox-postgres-store.ts; memory:
+ * Storage of the consumer inbox (PostgreSQL: persistence/postgres/postgres-inbox-store.ts; memory:
  * testing/in-memory-inbox-store.ts). `Tx` is the transaction handle the handler writes through (a
  * TypeORM EntityManager on PostgreSQL).
  *

@@ -6,14 +6,7 @@ import { defineSaga, type SagaBuilder } from './saga-builder';
 import type { SagaDefinition, StepContext } from './saga-definition';
 import { SagaEngine, type SagaEngineOptions } from './saga-engine';
 import type { SagaEvent } from './saga-events';
-import { deferred, settle, untilAborted, waitUntil as waitUntilWithin } from '../../testing/async';
-
-/** These scenarios involve loops and leases: a longer default wait than the executor tests. */
-const waitUntil = (
-  cond: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 3_000,
-): Promise<void> => waitUntilWithin(cond, what, timeoutMs);
+import { deferred, settle, untilAborted, waitUntil } from '../../testing/async';
 
 // Durability: crashes (simulated by expiring a lease while the old owner is still alive, i.e. the
 // worst case: a zombie), takeover by another engine, fencing of the zombie's late writes,

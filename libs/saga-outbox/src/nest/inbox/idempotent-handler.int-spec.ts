@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { Injectable, Logger, Module, Scope, type INestApplication } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
-import { createTestDatabase, withClient, type TestDatabase } from '../../../../../test/support/pg';
+import { createTestDatabase, withClient, type TestDatabase } from '@test/support/pg';
 import { InMemoryBroker } from '../../brokers/memory/in-memory-broker';
 import { InvalidOptionsError } from '../../core/errors';
 import { InboxHandlerFailedError, InboxMessageIdMissingError } from '../../core/inbox/inbox-errors';
 import type { BrokerMessage, DeliveredMessage } from '../../core/ports/broker';
-import { waitUntil } from '../../persistence/postgres/outbox-test-support';
+import { waitUntil } from '../../testing/async';
 import { OutboxRepository } from '../outbox/outbox.providers';
 import { SagaOutboxModule } from '../saga-outbox.module';
 import type { SagaOutboxModuleOptions } from '../saga-outbox.options';
@@ -200,12 +200,12 @@ describe('@IdempotentHandler', () => {
 
     const message = order();
     await broker.publish([message]);
-    await waitUntil('both consumers handled it', async () => {
+    await waitUntil(async () => {
       return (
         (await effects('payments.charge', message.id)).length === 1 &&
         (await effects('PaymentsConsumer.audit', message.id)).length === 1
       );
-    });
+    }, 'both consumers handled it');
   });
 
   it('the same message delivered twice → one effect; the duplicate is acknowledged and counted', async () => {
@@ -214,9 +214,9 @@ describe('@IdempotentHandler', () => {
     const inbox = app.get(InboxService);
     const message = order();
     await broker.publish([message]);
-    await waitUntil('processed', () => inbox.stats.processed === 2); // charge + audit
+    await waitUntil(() => inbox.stats.processed === 2, 'processed'); // charge + audit
     await broker.publish([message]);
-    await waitUntil('duplicates counted', () => inbox.stats.duplicates === 2);
+    await waitUntil(() => inbox.stats.duplicates === 2, 'duplicates counted');
     expect(await effects('payments.charge', message.id)).toEqual(['order.placed attempt 1']);
     expect(await effects('PaymentsConsumer.audit', message.id)).toEqual(['audited']);
     expect(broker.undeliverable).toEqual([]);
@@ -240,25 +240,27 @@ describe('@IdempotentHandler', () => {
     await broker.publish([message]);
     await firstRunning;
     await broker.publish([message]);
-    await waitUntil('the second delivery waits on the first transaction’s inbox row', () =>
-      withClient(db.name, async (client) => {
-        const { rows } = await client.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM pg_stat_activity
+    await waitUntil(
+      () =>
+        withClient(db.name, async (client) => {
+          const { rows } = await client.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%inbox_failure%'`,
-        );
-        return rows[0]!.n >= 1;
-      }),
+          );
+          return rows[0]!.n >= 1;
+        }),
+      'the second delivery waits on the first transaction’s inbox row',
     );
     release();
     const stats = () => [a, b].map((app) => app.get(InboxService).stats);
     // Per consumer (charge, audit): one copy processed by one instance, one duplicate on the other.
-    await waitUntil('each consumer: one processed, one duplicate', () => {
+    await waitUntil(() => {
       const all = stats();
       return (
         all.reduce((n, s) => n + s.processed, 0) === 2 &&
         all.reduce((n, s) => n + s.duplicates, 0) === 2
       );
-    });
+    }, 'each consumer: one processed, one duplicate');
     expect(stats().map((s) => s.processed + s.duplicates)).toEqual([2, 2]);
     expect(await effects('payments.charge', message.id)).toEqual(['order.placed attempt 1']);
     expect(await effects('PaymentsConsumer.audit', message.id)).toEqual(['audited']);
@@ -275,8 +277,8 @@ describe('@IdempotentHandler', () => {
     });
     await broker.publish([message]);
     await waitUntil(
-      'processed on the retry',
       async () => (await inboxStatus(app, 'payments.charge', message.id))?.status === 'processed',
+      'processed on the retry',
     );
     expect(attemptsSeen.get(message.id)).toEqual([1, 2]);
     // The first attempt's effect row and outbox message were rolled back with it.
@@ -317,8 +319,9 @@ describe('@IdempotentHandler', () => {
     const message = order();
     behaviour.set(message.id, { failTimes: 1, publish: true });
     await broker.publish([message]);
-    await waitUntil('the broker saw the failure', () =>
-      broker.undeliverable.some((u) => u.message.id === message.id),
+    await waitUntil(
+      () => broker.undeliverable.some((u) => u.message.id === message.id),
+      'the broker saw the failure',
     );
     expect(await effects('payments.charge', message.id)).toEqual([]);
     await expect(inbox.get({ consumer: 'payments.charge', messageId: message.id })).resolves.toBe(
@@ -336,8 +339,8 @@ describe('@IdempotentHandler', () => {
 
     await broker.publish([message]); // redelivered (e.g. replayed from the broker)
     await waitUntil(
-      'handled on the second attempt',
       async () => (await effects('payments.charge', message.id)).length === 1,
+      'handled on the second attempt',
     );
     expect(await effects('payments.charge', message.id)).toEqual(['order.placed attempt 2']);
     await expect(
@@ -354,13 +357,13 @@ describe('@IdempotentHandler', () => {
     behaviour.set(poison.id, { failTimes: -1 });
     await broker.publish([poison]);
     await waitUntil(
-      'dead-lettered',
       async () => (await inboxStatus(app, 'payments.charge', poison.id))?.status === 'dead_letter',
+      'dead-lettered',
     );
     await broker.publish([after]);
     await waitUntil(
-      'the next message is handled',
       async () => (await effects('payments.charge', after.id)).length === 1,
+      'the next message is handled',
     );
     expect(attemptsSeen.get(poison.id)).toEqual([1, 2, 3]);
     expect(await effects('payments.charge', poison.id)).toEqual([]);
@@ -394,8 +397,8 @@ describe('@IdempotentHandler', () => {
     ]);
     await broker.publish([poison]);
     await waitUntil(
-      'handled after release',
       async () => (await effects('payments.charge', poison.id)).length === 1,
+      'handled after release',
     );
   });
 

@@ -7,7 +7,7 @@ import {
   type Provider,
 } from '@nestjs/common';
 import { InboxRetention } from '../../core/inbox/inbox-retention';
-import { PostgresInboxStore } from '../../persistence/postgres/inbox-postgres-store';
+import { PostgresInboxStore } from '../../persistence/postgres/postgres-inbox-store';
 import { SageDatabase } from '../sage-database';
 import { NestSageLogger } from '../nest-sage-logger';
 import { IdempotentHandlerExplorer } from './idempotent-handler.explorer';

@@ -15,7 +15,7 @@ import type {
   InboxFailureRecord,
   InboxKey,
 } from '../../core/ports/inbox-store';
-import { PostgresInboxStore } from '../../persistence/postgres/inbox-postgres-store';
+import { PostgresInboxStore } from '../../persistence/postgres/postgres-inbox-store';
 import { NestSageLogger } from '../nest-sage-logger';
 import { NO_TRACING, type SageTracer } from '../../core/ports/tracer';
 import { SAGE_TRACER } from '../sage-tracer.token';

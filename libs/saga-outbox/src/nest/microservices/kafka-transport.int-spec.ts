@@ -16,8 +16,8 @@ import {
   waitForEffects,
   waitUntil,
   writeOutbox,
-} from '../../../../../test/support/inbox-pipeline';
-import type { TestDatabase } from '../../../../../test/support/pg';
+} from '@test/support/inbox-pipeline';
+import type { TestDatabase } from '@test/support/pg';
 import { KafkaBroker } from '../../brokers/kafka/kafka-broker';
 import type { JsonValue } from '../../core/json';
 import { InboxService } from '../inbox/inbox.service';
@@ -146,11 +146,11 @@ describe('@EventPattern over Transport.KAFKA, fed by the outbox relay', () => {
       { destination: TOPIC, type: 'order.placed', key: 'order-fail', payload: { n: 2 } },
     ]);
     await waitUntil(
-      'both handled',
       async () => {
         const ids = (await effects(db, CONSUMER)).map((r) => r.message_id);
         return ids.includes(id!) && ids.includes(after!);
       },
+      'both handled',
       30_000,
     );
     expect(attempts.filter((a) => a.id === id).map((a) => a.attempt)).toEqual([1, 2, 3]);

@@ -22,8 +22,8 @@ import {
   waitUntil,
   withJetStreamManager,
   writeOutbox,
-} from '../../../../../test/support/inbox-pipeline';
-import type { TestDatabase } from '../../../../../test/support/pg';
+} from '@test/support/inbox-pipeline';
+import type { TestDatabase } from '@test/support/pg';
 import { NatsJetStreamBroker } from '../../brokers/nats/nats-broker';
 import type { JsonValue } from '../../core/json';
 import { InboxService } from '../inbox/inbox.service';
@@ -123,12 +123,12 @@ describe('@EventPattern over Transport.NATS (core NATS on a JetStream subject), 
     ]);
     failFirst.set(failing!, 1);
     const inbox = app.get(InboxService);
-    await waitUntil('the failure is recorded and the next message handled', async () => {
+    await waitUntil(async () => {
       const failure = await inbox.getFailure({ consumer: CONSUMER, messageId: failing! });
       return (
         failure !== undefined && (await effects(db, CONSUMER)).some((r) => r.message_id === next)
       );
-    });
+    }, 'the failure is recorded and the next message handled');
     expect(attempts.filter((a) => a.id === failing).map((a) => a.attempt)).toEqual([1]);
     expect((await effects(db, CONSUMER)).some((r) => r.message_id === failing)).toBe(false);
     expect(await inbox.get({ consumer: CONSUMER, messageId: failing! })).toBeUndefined();

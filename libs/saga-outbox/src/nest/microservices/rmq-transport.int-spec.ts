@@ -17,8 +17,8 @@ import {
   waitUntil,
   withAmqpChannel,
   writeOutbox,
-} from '../../../../../test/support/inbox-pipeline';
-import type { TestDatabase } from '../../../../../test/support/pg';
+} from '@test/support/inbox-pipeline';
+import type { TestDatabase } from '@test/support/pg';
 import { RabbitMqBroker } from '../../brokers/rabbitmq/rabbitmq-broker';
 import type { JsonValue } from '../../core/json';
 import { InboxService } from '../inbox/inbox.service';
@@ -133,9 +133,9 @@ describe('@EventPattern over Transport.RMQ (noAck: false), fed by the outbox rel
     ];
     const ids = await writeOutbox(app, messages);
     await waitUntil(
-      'every message handled',
       async () =>
         (await effects(db, PLACED)).length + (await effects(db, CANCELLED)).length >= ids.length,
+      'every message handled',
       30_000,
     );
     const rows = [...(await effects(db, PLACED)), ...(await effects(db, CANCELLED))];
@@ -151,17 +151,18 @@ describe('@EventPattern over Transport.RMQ (noAck: false), fed by the outbox rel
       const seen = delivered.filter((id) => byId.get(id)?.key === key).map((id) => ids.indexOf(id));
       expect(seen).toEqual([...seen].sort((a, b) => a - b));
     }
-    await waitUntil('the queue is empty: every delivery was acked', async () => {
+    await waitUntil(async () => {
       const { messageCount, consumerCount } = await queueState();
       return messageCount === 0 && consumerCount === 1;
-    });
+    }, 'the queue is empty: every delivery was acked');
   });
 
   it('a failing handler rolls back, is nacked and redelivered until it succeeds: one effect', async () => {
     const [id] = await writeOutbox(app, [placed('order-fail', { n: 1 })]);
     failFirst.set(id!, 2);
-    await waitUntil('handled', async () =>
-      (await effects(db, PLACED)).some((r) => r.message_id === id),
+    await waitUntil(
+      async () => (await effects(db, PLACED)).some((r) => r.message_id === id),
+      'handled',
     );
     expect(attempts.filter((a) => a.id === id).map((a) => a.attempt)).toEqual([1, 2, 3]);
     expect((await effects(db, PLACED)).filter((r) => r.message_id === id)).toHaveLength(1);
@@ -176,12 +177,12 @@ describe('@EventPattern over Transport.RMQ (noAck: false), fed by the outbox rel
     failFirst.set(id!, -1);
     const inbox = app.get(InboxService);
     await waitUntil(
-      'dead-lettered',
       async () => (await inbox.get({ consumer: PLACED, messageId: id! }))?.status === 'dead_letter',
+      'dead-lettered',
     );
     await waitUntil(
-      'acked: the queue is empty',
       async () => (await queueState()).messageCount === 0,
+      'acked: the queue is empty',
     );
     expect(attempts.filter((a) => a.id === id).map((a) => a.attempt)).toEqual(
       Array.from({ length: MAX_ATTEMPTS }, (_, i) => i + 1),

@@ -18,8 +18,8 @@ import {
   waitForEffects,
   waitUntil,
   writeOutbox,
-} from '../../../../../test/support/inbox-pipeline';
-import type { TestDatabase } from '../../../../../test/support/pg';
+} from '@test/support/inbox-pipeline';
+import type { TestDatabase } from '@test/support/pg';
 import { InMemoryBroker } from '../../brokers/memory/in-memory-broker';
 import { NatsJetStreamBroker } from '../../brokers/nats/nats-broker';
 import { InvalidOptionsError } from '../../core/errors';
@@ -114,11 +114,11 @@ describe('@EventPattern on SageBrokerTransport over NATS JetStream, fed by the o
     ]);
     failFirst.set(id!, 2);
     await waitUntil(
-      'both handled',
       async () => {
         const handled = (await effects(db, CONSUMER)).map((r) => r.message_id);
         return handled.includes(id!) && handled.includes(next!);
       },
+      'both handled',
       30_000,
     );
     expect(attempts.filter((a) => a.id === id).map((a) => [a.attempt, a.deliveryAttempt])).toEqual([

@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import { Module, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { createTestDatabase, type TestDatabase } from '../../../../../test/support/pg';
-import { TcpProxy } from '../../../../../test/support/tcp-proxy';
+import { createTestDatabase, type TestDatabase } from '@test/support/pg';
+import { TcpProxy } from '@test/support/tcp-proxy';
 import { RabbitMqBroker } from '../../brokers/rabbitmq/rabbitmq-broker';
 import { InMemoryBroker, OutboxRepository, SagaOutboxModule, SageDatabase } from '../../index';
 import type { SagaOutboxModuleOptions } from '../saga-outbox.options';

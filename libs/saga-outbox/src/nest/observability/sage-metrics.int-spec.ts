@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Module, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Registry } from 'prom-client';
-import { createTestDatabase, type TestDatabase } from '../../../../../test/support/pg';
+import { createTestDatabase, type TestDatabase } from '@test/support/pg';
 import {
   InboxService,
   InMemoryBroker,

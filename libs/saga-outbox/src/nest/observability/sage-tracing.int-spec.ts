@@ -10,7 +10,7 @@ import {
   SimpleSpanProcessor,
   type ReadableSpan,
 } from '@opentelemetry/sdk-trace-base';
-import { createTestDatabase, type TestDatabase } from '../../../../../test/support/pg';
+import { createTestDatabase, type TestDatabase } from '@test/support/pg';
 import {
   IdempotentHandler,
   InMemoryBroker,

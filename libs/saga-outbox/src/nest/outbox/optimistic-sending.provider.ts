@@ -1,7 +1,7 @@
 import { Inject, Injectable, Optional, type BeforeApplicationShutdown } from '@nestjs/common';
 import { OptimisticPublisher } from '../../core/outbox/optimistic-publisher';
 import type { Broker } from '../../core/ports/broker';
-import { PostgresOutboxStore } from '../../persistence/postgres/outbox-postgres-store';
+import { PostgresOutboxStore } from '../../persistence/postgres/postgres-outbox-store';
 import { TypeOrmCommitHooks } from '../../persistence/postgres/typeorm-commit-hooks';
 import { NestSageLogger } from '../nest-sage-logger';
 import { OutboxRelayProvider } from './outbox-relay.provider';

@@ -10,14 +10,11 @@ import { Transactional, TransactionHost } from '@nestjs-cls/transactional';
 import { TransactionalAdapterTypeOrm } from '@nestjs-cls/transactional-adapter-typeorm';
 import { ClsService } from 'nestjs-cls';
 import { DataSource } from 'typeorm';
-import {
-  clsTransactionalModule,
-  typeOrmTestModule,
-} from '../../../../../test/support/nest-typeorm';
-import { createTestDatabase, type TestDatabase } from '../../../../../test/support/pg';
+import { clsTransactionalModule, typeOrmTestModule } from '@test/support/nest-typeorm';
+import { createTestDatabase, type TestDatabase } from '@test/support/pg';
 import { InMemoryBroker } from '../../brokers/memory/in-memory-broker';
 import { OutboxTransactionRequiredError } from '../../core/outbox/outbox-errors';
-import { waitUntil } from '../../persistence/postgres/outbox-test-support';
+import { waitUntil } from '../../testing/async';
 import { SagaOutboxModule } from '../saga-outbox.module';
 import { OutboxRelayService, OutboxRepository } from './outbox.providers';
 
@@ -121,12 +118,12 @@ it('@Transactional(): the business row and the message commit together; NOTIFY w
   expect(sent[0]).toMatchObject({ destination: 'accounts', type: 'account.opened', key: 'acc-1' });
   // The broker ack is recorded right after the publish returns.
   await waitUntil(
-    'the message to be marked sent',
     async () =>
       (await rows(
         `SELECT count(*)::int AS n FROM sage.outbox_message WHERE id = $1 AND status = 'sent'`,
         [id],
       )) === 1,
+    'the message to be marked sent',
     10_000,
   );
 });

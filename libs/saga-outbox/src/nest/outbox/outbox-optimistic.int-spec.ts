@@ -10,11 +10,8 @@ import { Injectable, Module, type INestApplicationContext } from '@nestjs/common
 import { NestFactory } from '@nestjs/core';
 import { Transactional } from '@nestjs-cls/transactional';
 import { DataSource, type EntityManager } from 'typeorm';
-import {
-  clsTransactionalModule,
-  typeOrmTestModule,
-} from '../../../../../test/support/nest-typeorm';
-import { createTestDatabase, type TestDatabase } from '../../../../../test/support/pg';
+import { clsTransactionalModule, typeOrmTestModule } from '@test/support/nest-typeorm';
+import { createTestDatabase, type TestDatabase } from '@test/support/pg';
 import { InMemoryBroker } from '../../brokers/memory/in-memory-broker';
 import { InvalidOptionsError } from '../../core/errors';
 import type { OptimisticPublisher } from '../../core/outbox/optimistic-publisher';
@@ -23,8 +20,8 @@ import type { OutboxMessageInput } from '../../core/outbox/outbox-message';
 import { OutboxRelay } from '../../core/outbox/outbox-relay';
 import type { Broker, BrokerMessage, PublishResult } from '../../core/ports/broker';
 import { defineSaga } from '../../core/saga/saga-builder';
-import { PostgresOutboxStore } from '../../persistence/postgres/outbox-postgres-store';
-import { waitUntil } from '../../persistence/postgres/outbox-test-support';
+import { PostgresOutboxStore } from '../../persistence/postgres/postgres-outbox-store';
+import { waitUntil } from '../../testing/async';
 import { SagaOutboxModule } from '../saga-outbox.module';
 import { validateModuleOptions } from '../saga-outbox.options';
 import { SagaService } from '../saga.service';
@@ -228,7 +225,7 @@ it('a hanging broker never blocks the caller; after the timeout the relay publis
   );
   // The commit has returned; the optimistic publish (claim, then broker call) runs behind it and
   // gets stuck in the broker, which never answers until resumed.
-  await waitUntil('the optimistic publish to reach the broker', () => broker.calls > callsBefore);
+  await waitUntil(() => broker.calls > callsBefore, 'the optimistic publish to reach the broker');
   expect(await status(id!)).toBe('claimed');
 
   await optimistic.idle(); // gives up at timeoutMs (1 s)

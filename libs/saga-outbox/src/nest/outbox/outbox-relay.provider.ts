@@ -7,7 +7,7 @@ import {
 } from '@nestjs/common';
 import { OutboxRelay } from '../../core/outbox/outbox-relay';
 import type { Broker } from '../../core/ports/broker';
-import { PostgresOutboxStore } from '../../persistence/postgres/outbox-postgres-store';
+import { PostgresOutboxStore } from '../../persistence/postgres/postgres-outbox-store';
 import { NestSageLogger } from '../nest-sage-logger';
 import { SageDatabase } from '../sage-database';
 import { OUTBOX_PUBLISHING_BROKER } from './outbox-publishing-broker';

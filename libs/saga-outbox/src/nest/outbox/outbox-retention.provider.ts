@@ -6,7 +6,7 @@ import {
   type OnApplicationBootstrap,
 } from '@nestjs/common';
 import { OutboxRetention } from '../../core/outbox/outbox-retention';
-import { PostgresOutboxStore } from '../../persistence/postgres/outbox-postgres-store';
+import { PostgresOutboxStore } from '../../persistence/postgres/postgres-outbox-store';
 import { NestSageLogger } from '../nest-sage-logger';
 import { OUTBOX_AUTO_START, OUTBOX_OPTIONS, type OutboxModuleOptions } from './outbox.options';
 

@@ -1,11 +1,8 @@
 import { Test } from '@nestjs/testing';
-import { createTestDatabase, type TestDatabase } from '../../../../../test/support/pg';
+import { createTestDatabase, type TestDatabase } from '@test/support/pg';
 import { InMemoryBroker } from '../../brokers/memory/in-memory-broker';
 import { OutboxTransactionRequiredError } from '../../core/outbox/outbox-errors';
-import {
-  openOutboxTestContext,
-  type OutboxTestContext,
-} from '../../persistence/postgres/outbox-test-support';
+import { openOutboxTestContext, type OutboxTestContext } from '@test/support/outbox-test-support';
 import { SageDatabase } from '../sage-database';
 import {
   OUTBOX_AMBIENT_TRANSACTION,

@@ -4,7 +4,7 @@ import { OutboxDeadLetters } from '../../core/outbox/outbox-dead-letters';
 import type { OutboxEventListener } from '../../core/outbox/outbox-events';
 import type { OutboxRelay } from '../../core/outbox/outbox-relay';
 import type { OutboxRetention } from '../../core/outbox/outbox-retention';
-import { PostgresOutboxStore } from '../../persistence/postgres/outbox-postgres-store';
+import { PostgresOutboxStore } from '../../persistence/postgres/postgres-outbox-store';
 import type { TypeOrmCommitHooks } from '../../persistence/postgres/typeorm-commit-hooks';
 import { NestSageLogger } from '../nest-sage-logger';
 import { SageDatabase } from '../sage-database';

@@ -8,7 +8,7 @@ import {
 import type { OutboxMessageInput } from '../../core/outbox/outbox-message';
 import { OutboxPublisher } from '../../core/outbox/outbox-publisher';
 import { NO_TRACING, type SageTracer } from '../../core/ports/tracer';
-import { PostgresOutboxStore } from '../../persistence/postgres/outbox-postgres-store';
+import { PostgresOutboxStore } from '../../persistence/postgres/postgres-outbox-store';
 import type { TypeOrmCommitHooks } from '../../persistence/postgres/typeorm-commit-hooks';
 import { SAGE_TRACER } from '../sage-tracer.token';
 import { ClsAmbientTransaction } from './cls-ambient-transaction';

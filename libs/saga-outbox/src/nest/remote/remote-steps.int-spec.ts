@@ -7,7 +7,7 @@ import {
   sagePostgresOptions,
   withClient,
   type TestDatabase,
-} from '../../../../../test/support/pg';
+} from '@test/support/pg';
 import { InMemoryBroker } from '../../brokers/memory/in-memory-broker';
 import type { ReceivedSagaCommand, SagaCommand } from '../../core/saga/saga-command';
 import { waitUntil } from '../../testing/async';

@@ -11,7 +11,7 @@ import { describeSagaStoreConformance } from '../../testing/saga-store-conforman
 import {
   spawnEmbeddedPostgres as startEmbeddedPostgres,
   type EmbeddedPostgresProcess as EmbeddedPostgres,
-} from '../../../../../test/support/embedded-postgres-process';
+} from '@test/support/embedded-postgres-process';
 import { createSagaDataSource, runMigrationsLocked } from './data-source';
 import { PostgresSagaStore } from './postgres-saga-store';
 

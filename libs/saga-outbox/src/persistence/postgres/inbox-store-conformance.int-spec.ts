@@ -3,14 +3,14 @@
  * template) and on embedded PGlite (over its socket, the way apps use it), the same SQL on both.
  */
 import type { DataSource, EntityManager } from 'typeorm';
-import { createTestDatabase, dataSourceOptions } from '../../../../../test/support/pg';
-import { spawnEmbeddedPostgres } from '../../../../../test/support/embedded-postgres-process';
+import { createTestDatabase, dataSourceOptions } from '@test/support/pg';
+import { spawnEmbeddedPostgres } from '@test/support/embedded-postgres-process';
 import {
   describeInboxStoreConformance,
   type InboxStoreConformanceHarness,
 } from '../../testing/inbox-store-conformance';
 import { createSagaDataSource, runMigrationsLocked } from './data-source';
-import { PostgresInboxStore } from './inbox-postgres-store';
+import { PostgresInboxStore } from './postgres-inbox-store';
 
 /** An open, migrated database for the whole file, and how to let it go. */
 interface OpenDatabase {

@@ -4,14 +4,11 @@
  * report that tells the caller which ids are worth another try.
  */
 import { Client } from 'pg';
-import {
-  createTestDatabase,
-  pgConnection,
-  type TestDatabase,
-} from '../../../../../test/support/pg';
+import { createTestDatabase, pgConnection, type TestDatabase } from '@test/support/pg';
 import { uuidv7 } from '../../core/uuid';
 import type { ClaimByIdsResult } from '../../core/ports/outbox-store';
-import { openOutboxTestContext, waitUntil, type OutboxTestContext } from './outbox-test-support';
+import { waitUntil } from '../../testing/async';
+import { openOutboxTestContext, type OutboxTestContext } from '@test/support/outbox-test-support';
 
 let db: TestDatabase;
 let ctx: OutboxTestContext;
@@ -36,20 +33,20 @@ async function claimOnceBelowWatermark(
   expectClaimed: (r: ClaimByIdsResult) => boolean = (r) => r.claimed.length > 0,
 ): Promise<ClaimByIdsResult> {
   let result: ClaimByIdsResult = { claimed: [], waiting: ids };
-  await waitUntil('rows below the commit watermark', async () => {
+  await waitUntil(async () => {
     result = await ctx.store.claimByIds(token, ids, 5000);
     return expectClaimed(result);
-  });
+  }, 'rows below the commit watermark');
   return result;
 }
 
 /** The relay's claim, waiting like claimOnceBelowWatermark until it returns `id`. */
 async function relayClaims(token: string, id: string): Promise<string[]> {
   const all: string[] = [];
-  await waitUntil('the relay to claim the row', async () => {
+  await waitUntil(async () => {
     all.push(...(await ctx.store.claim(token, 1000, 5000)).map((m) => m.id));
     return all.includes(id);
-  });
+  }, 'the relay to claim the row');
   return all;
 }
 

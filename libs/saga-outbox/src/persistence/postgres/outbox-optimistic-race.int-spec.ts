@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import amqplib from 'amqplib';
 import type { EntityManager } from 'typeorm';
-import { createTestDatabase, type TestDatabase } from '../../../../../test/support/pg';
+import { createTestDatabase, type TestDatabase } from '@test/support/pg';
 import { RabbitMqBroker } from '../../brokers/rabbitmq/rabbitmq-broker';
 import { OptimisticPublisher, withOptimisticSend } from '../../core/outbox/optimistic-publisher';
 import type { OutboxEvent } from '../../core/outbox/outbox-events';
@@ -17,7 +17,8 @@ import { OutboxPublisher } from '../../core/outbox/outbox-publisher';
 import { OutboxRelay } from '../../core/outbox/outbox-relay';
 import type { Subscription } from '../../core/ports/broker';
 import { analysePublications } from '../../testing/recording-broker';
-import { openOutboxTestContext, waitUntil, type OutboxTestContext } from './outbox-test-support';
+import { waitUntil } from '../../testing/async';
+import { openOutboxTestContext, type OutboxTestContext } from '@test/support/outbox-test-support';
 import { TypeOrmCommitHooks } from './typeorm-commit-hooks';
 
 const URL = process.env.SAGE_RABBITMQ_URL ?? 'amqp://sage:sage@127.0.0.1:56729';
@@ -137,15 +138,15 @@ it(`optimistic publisher + 2 relays on the same ${MESSAGES} rows: each delivered
       }),
     );
     await waitUntil(
-      'every message delivered',
       () => new Set(received.map((m) => m.id)).size >= MESSAGES,
+      'every message delivered',
       90_000,
       20,
     );
     await optimistic.idle();
     await waitUntil(
-      'all rows sent',
       async () => (await writer.store.stats()).sent === MESSAGES,
+      'all rows sent',
       20_000,
       20,
     );
@@ -168,7 +169,7 @@ it(`optimistic publisher + 2 relays on the same ${MESSAGES} rows: each delivered
       time: new Date(),
     },
   ]);
-  await waitUntil('the sentinel', () => received.some((m) => m.id === sentinel), 20_000);
+  await waitUntil(() => received.some((m) => m.id === sentinel), 'the sentinel', 20_000);
   received.splice(
     received.findIndex((m) => m.id === sentinel),
     1,

@@ -1,8 +1,9 @@
-import { createTestDatabase, type TestDatabase } from '../../../../../test/support/pg';
+import { createTestDatabase, type TestDatabase } from '@test/support/pg';
 import { InMemoryBroker } from '../../brokers/memory/in-memory-broker';
 import { OutboxRelay } from '../../core/outbox/outbox-relay';
 import { analysePublications } from '../../testing/recording-broker';
-import { openOutboxTestContext, waitUntil, type OutboxTestContext } from './outbox-test-support';
+import { waitUntil } from '../../testing/async';
+import { openOutboxTestContext, type OutboxTestContext } from '@test/support/outbox-test-support';
 
 /**
  * 4 relays (each with its own connection pool, as separate processes would have) race over 10,000
@@ -70,8 +71,8 @@ it(`4 relays over ${MESSAGES} messages written concurrently: each published exac
       60_000,
     );
     await waitUntil(
-      'all rows sent',
       async () => (await writer.store.stats()).sent === MESSAGES,
+      'all rows sent',
       10_000,
       20,
     );

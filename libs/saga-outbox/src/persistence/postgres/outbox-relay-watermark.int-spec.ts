@@ -1,12 +1,9 @@
 import { Client } from 'pg';
-import {
-  createTestDatabase,
-  pgConnection,
-  type TestDatabase,
-} from '../../../../../test/support/pg';
+import { createTestDatabase, pgConnection, type TestDatabase } from '@test/support/pg';
 import { InMemoryBroker } from '../../brokers/memory/in-memory-broker';
 import { OutboxRelay } from '../../core/outbox/outbox-relay';
-import { openOutboxTestContext, waitUntil, type OutboxTestContext } from './outbox-test-support';
+import { waitUntil } from '../../testing/async';
+import { openOutboxTestContext, type OutboxTestContext } from '@test/support/outbox-test-support';
 
 /**
  * A NOTIFY can arrive while the committed rows are still above the commit watermark, because some
@@ -40,7 +37,7 @@ describe('outbox relay: notified rows held back by the watermark', () => {
     // Polling alone would take 10 minutes: only NOTIFY (and its follow-up) can deliver in time.
     relay = new OutboxRelay({ store: ctx.store, broker, pollIntervalMs: 600_000 });
     relay.start();
-    await waitUntil('the relay is listening', () => relay!.stats.listening);
+    await waitUntil(() => relay!.stats.listening, 'the relay is listening');
 
     // An unrelated transaction with an xid, older than the outbox row, stays open.
     blocker = new Client(pgConnection(db.name));
@@ -59,6 +56,6 @@ describe('outbox relay: notified rows held back by the watermark', () => {
     expect(received).toEqual([]);
     // ...and relayed once it ends, although it sends no NOTIFY.
     await blocker.query('COMMIT');
-    await waitUntil('the message is relayed', () => received.includes(id!), 10_000);
+    await waitUntil(() => received.includes(id!), 'the message is relayed', 10_000);
   });
 });

@@ -3,15 +3,15 @@
  * template) and on embedded PGlite (over its socket, the way apps use it), the same SQL on both.
  */
 import type { DataSource, EntityManager } from 'typeorm';
-import { createTestDatabase, dataSourceOptions } from '../../../../../test/support/pg';
-import { spawnEmbeddedPostgres } from '../../../../../test/support/embedded-postgres-process';
+import { createTestDatabase, dataSourceOptions } from '@test/support/pg';
+import { spawnEmbeddedPostgres } from '@test/support/embedded-postgres-process';
 import {
   describeOutboxStoreConformance,
   type OutboxStoreConformanceHarness,
 } from '../../testing/outbox-store-conformance';
 import { createSagaDataSource, runMigrationsLocked } from './data-source';
-import { PostgresOutboxStore } from './outbox-postgres-store';
-import { waitUntil } from './outbox-test-support';
+import { PostgresOutboxStore } from './postgres-outbox-store';
+import { waitUntil } from '../../testing/async';
 
 /** An open, migrated database for the whole file, and how to let it go. */
 interface OpenDatabase {
@@ -47,14 +47,14 @@ function postgresHarness(
         transaction: (body) => dataSource.transaction(body),
         notATransaction: dataSource.manager,
         untilCommittedClaimable: () =>
-          waitUntil('committed messages below the commit watermark', async () => {
+          waitUntil(async () => {
             const [row] = (await dataSource.query(
               `SELECT NOT EXISTS (
                  SELECT 1 FROM ${store.tables.outboxMessage}
                  WHERE txid >= pg_snapshot_xmin(pg_current_snapshot())) AS below`,
             )) as { below: boolean }[];
             return row?.below === true;
-          }),
+          }, 'committed messages below the commit watermark'),
       };
     },
   };

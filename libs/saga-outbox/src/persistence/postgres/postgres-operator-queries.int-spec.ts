@@ -1,17 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
 import type { DataSource, EntityManager } from 'typeorm';
-import {
-  createTestDatabase,
-  dataSourceOptions,
-  type TestDatabase,
-} from '../../../../../test/support/pg';
+import { createTestDatabase, dataSourceOptions, type TestDatabase } from '@test/support/pg';
 import { InvalidOptionsError } from '../../core/errors';
 import { OutboxPublisher } from '../../core/outbox/outbox-publisher';
 import type { NewSaga } from '../../core/ports/saga-store';
 import { createSagaDataSource } from './data-source';
-import { PostgresInboxStore } from './inbox-postgres-store';
-import { PostgresOutboxStore } from './outbox-postgres-store';
+import { PostgresInboxStore } from './postgres-inbox-store';
+import { PostgresOutboxStore } from './postgres-outbox-store';
 import { PostgresOperatorQueries } from './postgres-operator-queries';
 import { PostgresSagaStore } from './postgres-saga-store';
 

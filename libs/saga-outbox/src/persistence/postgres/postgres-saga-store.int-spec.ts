@@ -6,12 +6,13 @@ import {
   dataSourceOptions,
   withClient,
   type TestDatabase,
-} from '../../../../../test/support/pg';
+} from '@test/support/pg';
 import { InvalidOptionsError, LeaseLostError, SagaStoreUnavailableError } from '../../core/errors';
 import type { NewSaga } from '../../core/ports/saga-store';
 import { describeSagaStoreConformance } from '../../testing/saga-store-conformance';
 import { createSagaDataSource, runMigrationsLocked } from './data-source';
 import { PostgresSagaStore } from './postgres-saga-store';
+import { waitUntil } from '../../testing/async';
 
 // The int project's testTimeout is not applied per project by jest; these tests start servers.
 jest.setTimeout(120_000);
@@ -44,18 +45,6 @@ function newSaga(overrides: Partial<NewSaga> = {}): NewSaga {
     timeoutMs: null,
     ...overrides,
   };
-}
-
-async function waitFor(
-  condition: () => Promise<boolean>,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 describe('PostgresSagaStore on PostgreSQL', () => {
@@ -142,7 +131,7 @@ describe('PostgresSagaStore on PostgreSQL', () => {
         return { result: null, value: null };
       });
     await expect(write('worker-b')).rejects.toBeInstanceOf(LeaseLostError);
-    await waitFor(
+    await waitUntil(
       async () =>
         !(await store.transition({ sagaId: saga.id, owner: 'worker-a' }, ['running'], 'running')),
       'the lease to expire',
@@ -175,7 +164,7 @@ describe('PostgresSagaStore on PostgreSQL', () => {
     await firstEntered;
     const second = store.runStepTransaction(fence, 'a', 'forward', 1, body);
     // Observe, rather than assume, that the second worker is blocked on the first's row lock.
-    await waitFor(async () => {
+    await waitUntil(async () => {
       const [row] = (await dataSource.query(
         `SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
       )) as { waiting: number }[];
@@ -216,7 +205,7 @@ describe('PostgresSagaStore on PostgreSQL', () => {
     /** The backend serving `pid` is gone (pg_terminate_backend from another connection). */
     const terminate = async (pid: number): Promise<void> => {
       await dataSource.query('SELECT pg_terminate_backend($1)', [pid]);
-      await waitFor(
+      await waitUntil(
         async () =>
           ((await dataSource.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])) as [])
             .length === 0,
@@ -285,7 +274,7 @@ describe('PostgresSagaStore on PostgreSQL', () => {
           return { result: 'lost', value: 'lost' };
         })
         .catch((e: unknown) => e);
-      await waitFor(async () => {
+      await waitUntil(async () => {
         const [row] = (await dataSource.query(
           `SELECT query FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'PgSleep'`,
           [pid],

@@ -10,11 +10,7 @@
  * random source.
  */
 import type { DataSource, EntityManager } from 'typeorm';
-import {
-  createTestDatabase,
-  dataSourceOptions,
-  type TestDatabase,
-} from '../../../../../test/support/pg';
+import { createTestDatabase, dataSourceOptions, type TestDatabase } from '@test/support/pg';
 import {
   defineSaga,
   PostgresSagaStore,
@@ -27,6 +23,7 @@ import {
   type StepContext,
 } from '../../index';
 import { createSagaDataSource } from './data-source';
+import { waitUntil } from '../../testing/async';
 
 type Ctx = StepContext<{ n?: number }, EntityManager>;
 
@@ -53,19 +50,6 @@ function untilAborted(signal: AbortSignal): Promise<never> {
   return new Promise((_, reject) => {
     void aborted(signal).then((reason) => reject(reason as Error));
   });
-}
-
-/** Polls `condition` every 10 ms; fails naming what it waited for. */
-async function waitUntil(
-  condition: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 class Rollback extends Error {}

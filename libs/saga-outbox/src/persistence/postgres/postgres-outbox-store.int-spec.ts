@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createTestDatabase, type TestDatabase } from '../../../../../test/support/pg';
+import { createTestDatabase, type TestDatabase } from '@test/support/pg';
 import { InMemoryBroker } from '../../brokers/memory/in-memory-broker';
 import { NotSerializableError } from '../../core/errors';
 import {
@@ -10,7 +10,8 @@ import {
 import { OutboxPublisher } from '../../core/outbox/outbox-publisher';
 import { OutboxRelay } from '../../core/outbox/outbox-relay';
 import { analysePublications } from '../../testing/recording-broker';
-import { openOutboxTestContext, waitUntil, type OutboxTestContext } from './outbox-test-support';
+import { waitUntil } from '../../testing/async';
+import { openOutboxTestContext, type OutboxTestContext } from '@test/support/outbox-test-support';
 
 jest.setTimeout(120_000);
 
@@ -44,10 +45,10 @@ const runUntil = async (
   what: string,
   done: () => boolean | Promise<boolean>,
 ): Promise<void> =>
-  waitUntil(what, async () => {
+  waitUntil(async () => {
     await relay.runOnce();
     return done();
-  });
+  }, what);
 const statusOf = async (id: string): Promise<string | undefined> =>
   (await ctx.store.get(id))?.status;
 
@@ -151,7 +152,7 @@ describe('write path', () => {
       });
       // A second transaction as a sentinel: notifications arrive in commit order.
       await ctx.commit({ destination, type: 't', payload: 'sentinel' });
-      await waitUntil('two notifications', () => notifications >= 2);
+      await waitUntil(() => notifications >= 2, 'two notifications');
       expect(notifications).toBe(2);
     } finally {
       await sub?.close();
@@ -224,18 +225,18 @@ describe('relay against PostgreSQL', () => {
     const stale = randomUUID();
     /** Claims with `token` until our row is among the claimed; hands every other row back at once. */
     const claimOurs = (token: string, leaseMs: number) =>
-      waitUntil('our row claimed', async () => {
+      waitUntil(async () => {
         const claimed = await ctx.store.claim(token, 10_000, leaseMs);
         await ctx.store.release(
           token,
           claimed.filter((m) => m.id !== id).map((m) => m.id),
         );
         return claimed.some((m) => m.id === id);
-      });
+      }, 'our row claimed');
     await claimOurs(stale, 50);
     await waitUntil(
-      'lease expiry reaped',
       async () => (await ctx.store.reapExpired(100)) > 0 || (await statusOf(id!)) === 'pending',
+      'lease expiry reaped',
     );
     const fresh = randomUUID();
     await claimOurs(fresh, 30_000);
@@ -276,8 +277,8 @@ describe('relay against PostgreSQL', () => {
       // The other keys flow while the poison message is still retrying.
       await broker.waitFor((pub) => others.every((id) => pub.some((m) => m.id === id)));
       await waitUntil(
-        'poison dead-lettered',
         async () => (await statusOf(poison!)) === 'dead_letter',
+        'poison dead-lettered',
       );
       await broker.waitFor((pub) => pub.some((m) => m.id === p3));
     } finally {
@@ -315,7 +316,7 @@ describe('relay against PostgreSQL', () => {
     }
     relay.start();
     try {
-      await waitUntil('failed attempts recorded', () => relay.stats.retried >= 30);
+      await waitUntil(() => relay.stats.retried >= 30, 'failed attempts recorded');
       expect(broker.published).toHaveLength(0);
       broker.setAvailable(true);
       await broker.waitFor(
@@ -350,8 +351,8 @@ describe('relay against PostgreSQL', () => {
     });
     relay.start();
     await waitUntil(
-      'claimed',
       async () => (await count(`destination = $1 AND status = 'claimed'`, [destination])) === 40,
+      'claimed',
     );
     await relay.stop();
     expect(await count(`destination = $1 AND status = 'claimed'`, [destination])).toBe(0);
@@ -479,7 +480,7 @@ describe('dead letters and retention', () => {
     expect(run.deleted).toBeGreaterThanOrEqual(25);
     // Enough rows went for the leader to reclaim their space at once.
     expect(run.vacuumed).toBe(true);
-    await waitUntil('the VACUUM to be counted', async () => (await vacuums()) > vacuumsBefore);
+    await waitUntil(async () => (await vacuums()) > vacuumsBefore, 'the VACUUM to be counted');
     expect(await count(`destination = $1 AND status = 'sent'`, [destination])).toBe(0);
     expect(await count(`destination = $1 AND status = 'dead_letter'`, [destination])).toBe(2);
     expect(await count(`destination = $1 AND status = 'pending'`, [destination])).toBe(1);

@@ -3,20 +3,17 @@ import type { EntityManager } from 'typeorm';
 import { inboxMigration } from '../../migrations/1764403200000-inbox';
 import { outboxMigration } from '../../migrations/1764316800000-outbox';
 import { sagaStateMigration } from '../../migrations/1764230400000-saga-state';
-import {
-  createTestDatabase,
-  dataSourceOptions,
-  type TestDatabase,
-} from '../../../../../test/support/pg';
+import { createTestDatabase, dataSourceOptions, type TestDatabase } from '@test/support/pg';
 import { InboxHandlerFailedError } from '../../core/inbox/inbox-errors';
 import { InboxProcessor, type InboxHandler } from '../../core/inbox/inbox-processor';
 import { InboxRetention } from '../../core/inbox/inbox-retention';
 import type { JsonValue } from '../../core/json';
-import { spawnEmbeddedPostgres } from '../../../../../test/support/embedded-postgres-process';
+import { spawnEmbeddedPostgres } from '@test/support/embedded-postgres-process';
 import { createSagaDataSource, runMigrationsLocked } from './data-source';
-import { PostgresInboxStore } from './inbox-postgres-store';
+import { PostgresInboxStore } from './postgres-inbox-store';
 import { INBOX_MAINTENANCE_LOCK_KEY } from './inbox-queries.sql';
-import { openOutboxTestContext, waitUntil, type OutboxTestContext } from './outbox-test-support';
+import { waitUntil } from '../../testing/async';
+import { openOutboxTestContext, type OutboxTestContext } from '@test/support/outbox-test-support';
 import { sagaSchema } from './schema-name';
 
 jest.setTimeout(30_000);
@@ -112,13 +109,13 @@ describe('PostgresInboxStore with the InboxProcessor', () => {
     const secondHandler = jest.fn(writeEffect('second'));
     const second = processor().process({ consumer, messageId }, secondHandler);
     // Really blocked in PostgreSQL on the first transaction's lock, not failed, not done.
-    await waitUntil('the second delivery waits on a lock', async () => {
+    await waitUntil(async () => {
       const rows = (await ctx.dataSource.query(
         `SELECT count(*)::int AS n FROM pg_stat_activity
          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%inbox_failure%'`,
       )) as { n: number }[];
       return rows[0]!.n === 1;
-    });
+    }, 'the second delivery waits on a lock');
     gate.resolve();
     await expect(first).resolves.toMatchObject({ outcome: 'processed' });
     await expect(second).resolves.toEqual({ outcome: 'duplicate' });

@@ -1,12 +1,14 @@
 /**
  * Shared setup for the outbox integration and chaos tests: a DataSource on a test database, the
- * store, a publisher, and helpers that wait on conditions (never fixed sleeps).
+ * store and a publisher (waits: waitUntil from @sage/saga-outbox/testing).
  */
 import type { DataSource, EntityManager } from 'typeorm';
-import { OutboxPublisher } from '../../core/outbox/outbox-publisher';
-import type { OutboxMessageInput } from '../../core/outbox/outbox-message';
-import { createSagaDataSource } from './data-source';
-import { PostgresOutboxStore } from './outbox-postgres-store';
+import {
+  createSagaDataSource,
+  OutboxPublisher,
+  PostgresOutboxStore,
+  type OutboxMessageInput,
+} from '@sage/saga-outbox';
 
 export interface OutboxTestContext {
   dataSource: DataSource;
@@ -48,19 +50,4 @@ export async function openOutboxTestContext(
       if (dataSource.isInitialized) await dataSource.destroy();
     },
   };
-}
-
-/** Polls `check` until it returns true (every `everyMs`), or throws after `timeoutMs` with `what`. */
-export async function waitUntil(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 20_000,
-  everyMs = 10,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
-  }
 }
