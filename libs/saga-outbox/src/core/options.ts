@@ -70,6 +70,55 @@ export function optionalName(at: OptionPath, value: unknown, limits: NameLimits 
   if (value !== undefined) requiredName(at, value, limits);
 }
 
+/** A finite number above 0, returned; InvalidOptionsError otherwise. */
+export function positiveNumber(at: OptionPath, value: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)
+    throw invalidOption(at, `must be a positive number, got ${shown(value)}`);
+  return value;
+}
+
+/** A finite number >= 0, returned; InvalidOptionsError otherwise. */
+export function nonNegativeNumber(at: OptionPath, value: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0)
+    throw invalidOption(at, `must be a number >= 0, got ${shown(value)}`);
+  return value;
+}
+
+/** An integer from 1 (to `max`, when given), returned; InvalidOptionsError otherwise. */
+export function positiveInteger(at: OptionPath, value: number, max?: number): number {
+  optionalPositiveInteger(at, value, max);
+  if (value === undefined) throw invalidOption(at, 'is required');
+  return value;
+}
+
+export interface IntegerOptionRule {
+  /** The value when the option is not set. */
+  fallback: number;
+  min: number;
+  max?: number;
+  /** Why the bounds are what they are, added to the error message. */
+  why?: string;
+}
+
+/**
+ * An optional integer option: the fallback when it is undefined, the value when it is an integer
+ * within the bounds, else InvalidOptionsError naming the option, the bounds and the value.
+ */
+export function integerOption(
+  at: OptionPath,
+  value: number | undefined,
+  rule: IntegerOptionRule,
+): number {
+  if (value === undefined) return rule.fallback;
+  const { min, max } = rule;
+  if (Number.isInteger(value) && value >= min && (max === undefined || value <= max)) return value;
+  const bounds = `>= ${min}${max === undefined ? '' : ` and <= ${max}`}`;
+  throw invalidOption(
+    at,
+    `must be an integer ${bounds}${rule.why ? ` (${rule.why})` : ''}, got ${shown(value)}`,
+  );
+}
+
 /** A rejected value as an error shows it: strings and objects as JSON, anything else as text. */
 function shown(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);

@@ -1,7 +1,7 @@
-import { InvalidOptionsError } from './errors';
 import { SingleFlightLoop } from './loop';
 import { systemClock, type Clock } from './ports/clock';
 import { silentLogger, type SageLogger } from './ports/logger';
+import { nonNegativeNumber, positiveNumber } from './options';
 
 /** Tuning shared by the outbox and inbox retention tasks. */
 export interface RetentionTuning {
@@ -105,12 +105,7 @@ export class RetentionLoop {
 }
 
 function positive(name: string, value: number | undefined, fallback: number, allowZero: boolean) {
-  const v = value ?? fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (!allowZero && v === 0)) {
-    throw new InvalidOptionsError(
-      name,
-      `must be a ${allowZero ? 'non-negative' : 'positive'} number, got ${String(value)}`,
-    );
-  }
-  return v;
+  return allowZero
+    ? nonNegativeNumber(name, value ?? fallback)
+    : positiveNumber(name, value ?? fallback);
 }

@@ -5,6 +5,7 @@ import type { InboxStore } from '../ports/inbox-store';
 import { silentLogger, type SageLogger } from '../ports/logger';
 import { errorText, InboxHandlerFailedError, InboxMessageIdMissingError } from './inbox-errors';
 import type { InboxEvent, InboxEventListener } from './inbox-events';
+import { positiveInteger, requiredName } from '../options';
 
 /** Attempts (first delivery included) before a failing message is dead-lettered. */
 export const DEFAULT_INBOX_MAX_ATTEMPTS = 5;
@@ -251,24 +252,12 @@ export class InboxProcessor<Tx> {
 }
 
 export function validateMaxAttempts(value: number, option = 'maxAttempts'): number {
-  if (!Number.isInteger(value) || value < 1)
-    throw new InvalidOptionsError(option, `must be an integer >= 1, got ${String(value)}`);
-  return value;
+  return positiveInteger(option, value);
 }
 
 /** Checks the consumer name; throws InvalidOptionsError naming what to fix. */
 export function validateConsumerName(consumer: unknown): string {
-  if (
-    typeof consumer !== 'string' ||
-    consumer.trim() === '' ||
-    consumer.length > MAX_INBOX_KEY_LENGTH ||
-    consumer.includes('\u0000')
-  )
-    throw new InvalidOptionsError(
-      'consumer',
-      `must be a non-empty string of at most ${MAX_INBOX_KEY_LENGTH} characters without NUL, got ${JSON.stringify(consumer)}`,
-    );
-  return consumer;
+  return requiredName('consumer', consumer, { maxLength: MAX_INBOX_KEY_LENGTH, noNul: true });
 }
 
 function validateDelivery(delivery: InboxDelivery): { consumer: string; messageId: string } {

@@ -29,6 +29,7 @@ import {
   type SagaLifecycleEventsOptions,
 } from './saga-lifecycle-events';
 import { SagaRunner, type RunOutcome } from './saga-runner';
+import { nonNegativeNumber, positiveInteger, positiveNumber } from '../options';
 
 export interface SagaEngineOptions<Tx> {
   store: SagaStore<Tx>;
@@ -154,11 +155,17 @@ export class SagaEngine<Tx = unknown> {
     )
       throw new InvalidOptionsError('ownerId', 'must be a non-empty string');
     this.ownerId = options.ownerId ?? uuidv7();
-    this.leaseMs = positive('leaseMs', options.leaseMs ?? 30_000);
-    this.maxConcurrent = positiveInt('maxConcurrentSagas', options.maxConcurrentSagas ?? 64);
-    this.shutdownTimeoutMs = nonNegative('shutdownTimeoutMs', options.shutdownTimeoutMs ?? 10_000);
+    this.leaseMs = positiveNumber('leaseMs', options.leaseMs ?? 30_000);
+    this.maxConcurrent = positiveInteger('maxConcurrentSagas', options.maxConcurrentSagas ?? 64);
+    this.shutdownTimeoutMs = nonNegativeNumber(
+      'shutdownTimeoutMs',
+      options.shutdownTimeoutMs ?? 10_000,
+    );
     this.random = options.random ?? Math.random;
-    const recoveryIntervalMs = positive('recoveryIntervalMs', options.recoveryIntervalMs ?? 2_000);
+    const recoveryIntervalMs = positiveNumber(
+      'recoveryIntervalMs',
+      options.recoveryIntervalMs ?? 2_000,
+    );
     this.recoveryLoop = new SingleFlightLoop(
       'saga.recovery',
       recoveryIntervalMs,
@@ -571,20 +578,4 @@ function createdRecord(saga: NewSaga, startedAt: number): SagaRecord {
     updatedAt: at,
     steps: saga.stepNames.map(pendingStepRecord),
   };
-}
-
-function positive(name: string, v: number): number {
-  if (!Number.isFinite(v) || v <= 0)
-    throw new InvalidOptionsError(name, `must be a positive number, got ${String(v)}`);
-  return v;
-}
-function positiveInt(name: string, v: number): number {
-  if (!Number.isInteger(v) || v <= 0)
-    throw new InvalidOptionsError(name, `must be a positive integer, got ${String(v)}`);
-  return v;
-}
-function nonNegative(name: string, v: number): number {
-  if (!Number.isFinite(v) || v < 0)
-    throw new InvalidOptionsError(name, `must be a number >= 0, got ${String(v)}`);
-  return v;
 }
