@@ -45,7 +45,7 @@ const PLOTS_DIR = path.join(ROOT, 'docs', 'benchmarks');
  * - outbox-broker-throughput: 3 brokers × 3 worker counts × (2 relay + 2 raw + 1 raw-relay-loop
  *   drains of 20,000 messages) ≈ 2 minutes;
  * - outbox-commit-to-ack: (3 brokers at 1,000 msg/s + 2 more rates on one) × 2 variants (3 with the
- *   optimistic publisher) × 2 slices of (1 s + 3 s) ≈ 1.5 minutes;
+ *   optimistic sender) × 2 slices of (1 s + 3 s) ≈ 1.5 minutes;
  * - peer-pg-transactional-outbox: 2,000-message drains and 6 s at 100 msg/s per library ≈ 0.5 minute.
  * soak: default plus the soak scenario (30 minutes by default).
  */

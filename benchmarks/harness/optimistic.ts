@@ -1,6 +1,6 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import {
-  OptimisticPublisher,
+  OptimisticSender,
   OutboxPublisher,
   PostgresOutboxStore,
   TypeOrmCommitHooks,
@@ -11,7 +11,7 @@ import { sageCommit } from './outbox-load';
 
 /**
  * The 'optimistic' variant of outbox-commit-to-ack: OutboxPublisher writing through
- * `withOptimisticSend(store, TypeOrmCommitHooks, OptimisticPublisher)` — what
+ * `withOptimisticSend(store, TypeOrmCommitHooks, OptimisticSender)` — what
  * `SagaOutboxModule.forRoot({ outbox: { optimistic: { enabled: true } } })` wires — so the
  * producing process claims and publishes its own rows right after COMMIT (library defaults:
  * 100 %, timeout 500 ms, maxConcurrent 32), with the relay (started by the scenario, same broker
@@ -33,7 +33,7 @@ export function optimisticVariant(): OptimisticWiring | { unavailable: string } 
   return {
     create({ dataSource, broker }) {
       const store = new PostgresOutboxStore(dataSource);
-      const optimistic = new OptimisticPublisher({ store, broker, enabled: true, percent: 100 });
+      const optimistic = new OptimisticSender({ store, broker, enabled: true, percent: 100 });
       const hooks = new TypeOrmCommitHooks();
       const publisher = new OutboxPublisher<EntityManager>({
         writer: withOptimisticSend(store, hooks, optimistic),

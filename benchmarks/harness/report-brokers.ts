@@ -191,7 +191,7 @@ export function commitToAckSection(
   if (opt.length) {
     lines.push(
       '',
-      "Who published in the optimistic variant (the optimistic publisher's own counters: selected = " +
+      "Who published in the optimistic variant (the optimistic sender's own counters: selected = " +
         'messages handed to it after commit; skipped = not tried because `maxConcurrent` attempts were ' +
         'already running; the rest went to the relay, which also wins races for rows it claims first):',
       '',

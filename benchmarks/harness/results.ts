@@ -382,7 +382,7 @@ export interface OutboxCommitToAckScenarioResult {
   labels: Record<AckVariant, string>;
   config: Record<string, number | string | boolean>;
   points: AckLatencyPoint[];
-  /** Variants asked for but not run, and why (e.g. the optimistic publisher is not built yet). */
+  /** Variants asked for but not run, and why (e.g. the optimistic sender is not built yet). */
   notRun: { variant: AckVariant; reason: string }[];
   skipped: { broker: BrokerKindName; reason: string }[];
 }

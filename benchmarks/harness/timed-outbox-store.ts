@@ -40,7 +40,7 @@ export class TimedOutboxStore implements OutboxStore {
     return rows;
   }
 
-  /** The optimistic publisher's claim: passed through, not timed (the relay never calls it). */
+  /** The optimistic sender's claim: passed through, not timed (the relay never calls it). */
   claimByIds(
     claimToken: string,
     ids: readonly string[],

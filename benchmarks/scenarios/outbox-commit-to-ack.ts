@@ -351,7 +351,7 @@ export const outboxCommitToAck: Scenario = {
           relay:
             'OutboxPublisher in dataSource.transaction (TypeORM, pool 20) → OutboxRelay (own DataSource, NOTIFY) → Sage adapter; ack = publish() resolved ok',
           optimistic:
-            'the same, with the optimistic publisher sending right after COMMIT (the relay as fallback)',
+            'the same, with the optimistic sender sending right after COMMIT (the relay as fallback)',
           raw: 'node-postgres Pool committing the same two INSERTs → node-postgres claim loop woken by the same NOTIFY → the raw client library (same window) → mark-sent',
         },
         config: {

@@ -105,13 +105,13 @@ export type {
   OutboxPublishPath,
   OutboxFailureReason,
 } from './core/outbox/outbox-events';
-export { OptimisticPublisher, withOptimisticSend } from './core/outbox/optimistic-publisher';
+export { OptimisticSender, withOptimisticSend } from './core/outbox/optimistic-sender';
 export type {
-  OptimisticPublisherOptions,
-  OptimisticPublisherSettings,
-  OptimisticPublisherStats,
+  OptimisticSenderOptions,
+  OptimisticSenderSettings,
+  OptimisticSenderStats,
   OptimisticRollout,
-} from './core/outbox/optimistic-publisher';
+} from './core/outbox/optimistic-sender';
 export { OutboxDeadLetters } from './core/outbox/outbox-dead-letters';
 export { OutboxRetention } from './core/outbox/outbox-retention';
 export type { OutboxRetentionOptions, RetentionRun } from './core/outbox/outbox-retention';

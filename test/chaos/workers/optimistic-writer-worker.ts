@@ -3,7 +3,7 @@
  * 1–3 outbox messages in a loop and publishes each right after its commit through the optimistic
  * publisher (no relay in this process: the test runs one, as another process would). Configured by environment:
  *   PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE   the test database
- *   MAX_CONCURRENT LEASE_MS TIMEOUT_MS PUBLISH_BATCH_SIZE  optimistic publisher tuning
+ *   MAX_CONCURRENT LEASE_MS TIMEOUT_MS PUBLISH_BATCH_SIZE  optimistic sender tuning
  *   PUBLISH_DELAY_MS                             sleep after each broker write (widens the kill window)
  *   KEYS                                         ordering keys to spread messages over
  *   TRANSACTIONS                                 how many to commit (then it idles until killed)
@@ -11,9 +11,9 @@
  */
 import type { EntityManager } from 'typeorm';
 import {
-  OptimisticPublisher,
+  OptimisticSender,
   withOptimisticSend,
-} from '../../../libs/saga-outbox/src/core/outbox/optimistic-publisher';
+} from '../../../libs/saga-outbox/src/core/outbox/optimistic-sender';
 import { OutboxPublisher } from '../../../libs/saga-outbox/src/core/outbox/outbox-publisher';
 import { PostgresOutboxStore } from '../../../libs/saga-outbox/src/persistence/postgres/postgres-outbox-store';
 import { TypeOrmCommitHooks } from '../../../libs/saga-outbox/src/persistence/postgres/typeorm-commit-hooks';
@@ -29,7 +29,7 @@ import { TableBroker } from './outbox-table-broker';
 async function main(): Promise<void> {
   const { dataSource, pool } = await openWorkerDatabase({ poolSize: 8, poolMax: 4 });
   const store = new PostgresOutboxStore(dataSource);
-  const optimistic = new OptimisticPublisher({
+  const optimistic = new OptimisticSender({
     store,
     broker: new TableBroker(pool, 'optimistic', reportPublished()),
     enabled: true,

@@ -5,7 +5,7 @@ import {
   optionalPositiveNumber,
   requiredName,
 } from '../core/options';
-import { resolveOptimisticSettings } from '../core/outbox/optimistic-publisher';
+import { resolveOptimisticSettings } from '../core/outbox/optimistic-sender';
 import type { SagaDefinition } from '../core/saga/saga-definition';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { Broker } from '../core/ports/broker';

@@ -3,7 +3,7 @@ import { InMemoryOutboxStore } from './in-memory-outbox-store';
 import { InMemoryTx } from './in-memory-saga-store';
 import { describeOutboxStoreConformance } from './outbox-store-conformance';
 
-// The in-memory outbox is what the relay's and the optimistic publisher's unit tests run on: it
+// The in-memory outbox is what the relay's and the optimistic sender's unit tests run on: it
 // must keep the PostgreSQL store's contract. Its clock is the test's, so leases and backoff take no
 // real time.
 describeOutboxStoreConformance<InMemoryTx>('in-memory', {

@@ -71,7 +71,7 @@ export interface OutboxStoreConformanceHarness<Tx = unknown> {
 
 /**
  * Declares the tests every OutboxStore (+ OutboxWriter) implementation must pass, through the port
- * only: the contract the relay, the optimistic publisher, the dead-letter API and retention rely on.
+ * only: the contract the relay, the optimistic sender, the dead-letter API and retention rely on.
  * Each test gets a fresh, empty outbox from `harness.create()`, so claims and stats are exact.
  * Leases and backoff run on the harness clock when it has one, else on real time with short
  * durations awaited as conditions. The commit watermark itself (xid8) is PostgreSQL's own rule and
@@ -766,7 +766,7 @@ export function describeOutboxStoreConformance<Tx>(
       });
     });
 
-    describe('claimByIds (the optimistic publisher)', () => {
+    describe('claimByIds (the optimistic sender)', () => {
       it("claims only the given ids, under claim's rules, in publish order; the ones left pending are waiting", async () => {
         const a1 = message({ key: 'A' });
         const a2 = message({ key: 'A' });

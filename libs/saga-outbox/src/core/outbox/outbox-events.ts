@@ -1,5 +1,5 @@
 /**
- * Typed outbox events. The relay and the optimistic publisher emit them; metrics, logs and tests
+ * Typed outbox events. The relay and the optimistic sender emit them; metrics, logs and tests
  * subscribe. The core never imports a metrics or tracing library.
  *
  * Labels meant for metrics (`destination`, `messageType`, `path`, `reason`) are low-cardinality;
@@ -71,7 +71,7 @@ export type OutboxEvent =
   | { type: 'outbox.released'; path: OutboxPublishPath; count: number; at: number }
   | { type: 'outbox.reaped'; count: number; at: number }
   /**
-   * Messages the optimistic publisher did not try (they stay pending for the relay): `saturated`
+   * Messages the optimistic sender did not try (they stay pending for the relay): `saturated`
    * when `maxConcurrent` attempts were already in flight (backpressure).
    */
   | {

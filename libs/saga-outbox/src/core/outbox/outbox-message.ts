@@ -56,7 +56,7 @@ export interface ClaimedOutboxMessage extends NewOutboxMessage {
   createdAt: Date;
 }
 
-/** What the relay and the optimistic publisher hand the broker for a claimed message. */
+/** What the relay and the optimistic sender hand the broker for a claimed message. */
 export function toBrokerMessage(m: ClaimedOutboxMessage): BrokerMessage {
   return {
     id: m.id,

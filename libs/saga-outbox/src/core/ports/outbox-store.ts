@@ -34,7 +34,7 @@ export interface ClaimByIdsResult {
 
 /**
  * Observes the end of a writer's transaction `Tx` (TypeORM: a subscriber on the DataSource keyed by
- * query runner; in memory: InMemoryTx.onCommit). What the optimistic publisher hooks into.
+ * query runner; in memory: InMemoryTx.onCommit). What the optimistic sender hooks into.
  */
 export interface TransactionCommitHooks<Tx> {
   /**
@@ -74,7 +74,7 @@ export interface OutboxStore {
    */
   claim(claimToken: string, limit: number, leaseMs: number): Promise<ClaimedOutboxMessage[]>;
   /**
-   * The optimistic publisher's claim: exactly `claim`'s eligibility and transition, restricted to
+   * The optimistic sender's claim: exactly `claim`'s eligibility and transition, restricted to
    * `ids` (the rows this process just committed), at most `ids.length` rows. `claimed` is in
    * publish order. `waiting` lists the ids still pending but not claimable yet (above the commit
    * watermark, behind an earlier message of their key, not due, or being claimed concurrently):

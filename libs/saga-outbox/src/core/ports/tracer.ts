@@ -14,7 +14,7 @@ export interface SageTracer {
   onSagaEvent(event: SagaEvent): void;
   /** Wraps the outbox writer (the write span; stores its `traceparent` in the message headers). */
   outboxWriter<Tx>(writer: OutboxWriter<Tx>): OutboxWriter<Tx>;
-  /** Wraps the broker the relay and the optimistic publisher publish through (publish spans). */
+  /** Wraps the broker the relay and the optimistic sender publish through (publish spans). */
   broker(broker: Broker): Broker;
   /** Runs an inbox handler in a consumer span continuing the producer's trace (`source`: a DeliveredMessage or a transport context). */
   inboxHandling<T>(

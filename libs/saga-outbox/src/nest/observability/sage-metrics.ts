@@ -51,7 +51,7 @@ export const SAGE_METRIC_DEFINITIONS = [
     help: 'Outbox messages in dead_letter, from the database at scrape time.',
     labelNames: [],
   },
-  // outbox, from relay / optimistic publisher events
+  // outbox, from relay / optimistic sender events
   {
     kind: 'counter',
     name: 'outbox_claimed_total',

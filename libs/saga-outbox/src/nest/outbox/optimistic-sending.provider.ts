@@ -1,5 +1,5 @@
 import { Inject, Injectable, Optional, type BeforeApplicationShutdown } from '@nestjs/common';
-import { OptimisticPublisher } from '../../core/outbox/optimistic-publisher';
+import { OptimisticSender } from '../../core/outbox/optimistic-sender';
 import type { Broker } from '../../core/ports/broker';
 import { PostgresOutboxStore } from '../../persistence/postgres/postgres-outbox-store';
 import { TypeOrmCommitHooks } from '../../persistence/postgres/typeorm-commit-hooks';
@@ -16,8 +16,8 @@ import { OUTBOX_OPTIONS, type OutboxModuleOptions } from './outbox.options';
 @Injectable()
 export class OptimisticSendingProvider implements BeforeApplicationShutdown {
   /** Present when `outbox.optimistic.enabled` and a broker is configured. */
-  readonly optimistic: OptimisticPublisher | undefined;
-  /** After-commit hooks on TypeORM transactions (what the optimistic publisher runs from). */
+  readonly optimistic: OptimisticSender | undefined;
+  /** After-commit hooks on TypeORM transactions (what the optimistic sender runs from). */
   readonly commitHooks = new TypeOrmCommitHooks();
   private stopped: Promise<void> | undefined;
 
@@ -36,7 +36,7 @@ export class OptimisticSendingProvider implements BeforeApplicationShutdown {
       );
       return;
     }
-    this.optimistic = new OptimisticPublisher({
+    this.optimistic = new OptimisticSender({
       ...options.optimistic,
       store,
       broker,

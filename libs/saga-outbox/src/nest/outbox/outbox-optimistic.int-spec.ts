@@ -3,7 +3,7 @@
  * explicit EntityManager, through `@nestjs-cls/transactional`, nested transactions (savepoints)
  * and saga-free plain code; nothing for rolled-back transactions; a failing or hanging broker never
  * blocks the caller and leaves the rows to the relay. The app runs NO relay, so whatever reaches
- * the broker was sent by the optimistic publisher (and `path: 'optimistic'` says so).
+ * the broker was sent by the optimistic sender (and `path: 'optimistic'` says so).
  */
 import 'reflect-metadata';
 import { Injectable, Module, type INestApplicationContext } from '@nestjs/common';
@@ -14,7 +14,7 @@ import { clsTransactionalModule, typeOrmTestModule } from '@test/support/nest-ty
 import { createTestDatabase, type TestDatabase } from '@test/support/pg';
 import { InMemoryBroker } from '../../brokers/memory/in-memory-broker';
 import { InvalidOptionsError } from '../../core/errors';
-import type { OptimisticPublisher } from '../../core/outbox/optimistic-publisher';
+import type { OptimisticSender } from '../../core/outbox/optimistic-sender';
 import type { OutboxEvent } from '../../core/outbox/outbox-events';
 import type { OutboxMessageInput } from '../../core/outbox/outbox-message';
 import { OutboxRelay } from '../../core/outbox/outbox-relay';
@@ -94,7 +94,7 @@ const emitting = defineSaga<{ n: number }, EntityManager>('optimistic-emitting')
 let db: TestDatabase;
 let app: INestApplicationContext;
 let broker: ControllableBroker;
-let optimistic: OptimisticPublisher;
+let optimistic: OptimisticSender;
 let dataSource: DataSource;
 let outbox: OutboxRepository;
 const events: OutboxEvent[] = [];

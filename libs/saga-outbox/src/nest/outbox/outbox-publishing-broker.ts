@@ -5,7 +5,7 @@ import { SAGE_TRACER } from '../sage-tracer.token';
 import { OUTBOX_BROKER } from './outbox.options';
 
 /**
- * The broker the relay and the optimistic publisher publish through: OUTBOX_BROKER wrapped by the
+ * The broker the relay and the optimistic sender publish through: OUTBOX_BROKER wrapped by the
  * tracer (publish spans, `traceparent` carried), or null when no broker is configured.
  */
 export const OUTBOX_PUBLISHING_BROKER = Symbol('SAGE_OUTBOX_PUBLISHING_BROKER');

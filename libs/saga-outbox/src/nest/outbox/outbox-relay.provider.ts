@@ -45,7 +45,7 @@ export class OutboxRelayProvider implements OnApplicationBootstrap, BeforeApplic
   }
 
   /**
-   * Registers work that must finish before the relay stops on shutdown: the optimistic publisher's
+   * Registers work that must finish before the relay stops on shutdown: the optimistic sender's
    * stop, whose handed-back rows the draining relay then publishes.
    */
   drainBefore(drain: () => Promise<void>): void {

@@ -1,4 +1,4 @@
-import type { OptimisticPublisherSettings } from '../../core/outbox/optimistic-publisher';
+import type { OptimisticSenderSettings } from '../../core/outbox/optimistic-sender';
 import type { OutboxRelayOptions } from '../../core/outbox/outbox-relay';
 import type { OutboxRetentionOptions } from '../../core/outbox/outbox-retention';
 
@@ -39,5 +39,5 @@ export interface OutboxModuleOptions {
    * to 10 % of messages; `types` overrides the percentage per message type. Needs a broker.
    * See docs/outbox.md, "Optimistic sending".
    */
-  optimistic?: OptimisticPublisherSettings;
+  optimistic?: OptimisticSenderSettings;
 }

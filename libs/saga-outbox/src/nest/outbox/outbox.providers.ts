@@ -1,5 +1,5 @@
 import { Injectable, type Provider } from '@nestjs/common';
-import type { OptimisticPublisher } from '../../core/outbox/optimistic-publisher';
+import type { OptimisticSender } from '../../core/outbox/optimistic-sender';
 import { OutboxDeadLetters } from '../../core/outbox/outbox-dead-letters';
 import type { OutboxEventListener } from '../../core/outbox/outbox-events';
 import type { OutboxRelay } from '../../core/outbox/outbox-relay';
@@ -27,7 +27,7 @@ export { OptimisticSendingProvider } from './optimistic-sending.provider';
 
 /**
  * This process's outbox machinery in one place: the relay, the leader-only retention and the
- * optimistic publisher (each started and drained by its own provider: OutboxRelayProvider,
+ * optimistic sender (each started and drained by its own provider: OutboxRelayProvider,
  * OutboxRetentionProvider, OptimisticSendingProvider), and where their outbox events are
  * subscribed to (`onEvent`).
  */
@@ -50,11 +50,11 @@ export class OutboxRelayService {
   }
 
   /** Present when `outbox.optimistic.enabled` and a broker is configured. */
-  get optimistic(): OptimisticPublisher | undefined {
+  get optimistic(): OptimisticSender | undefined {
     return this.sending.optimistic;
   }
 
-  /** After-commit hooks on TypeORM transactions (what the optimistic publisher runs from). */
+  /** After-commit hooks on TypeORM transactions (what the optimistic sender runs from). */
   get commitHooks(): TypeOrmCommitHooks {
     return this.sending.commitHooks;
   }

@@ -1,10 +1,7 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import type { EntityManager } from 'typeorm';
-import {
-  withOptimisticSend,
-  type OptimisticPublisher,
-} from '../../core/outbox/optimistic-publisher';
+import { withOptimisticSend, type OptimisticSender } from '../../core/outbox/optimistic-sender';
 import type { OutboxMessageInput } from '../../core/outbox/outbox-message';
 import { OutboxPublisher } from '../../core/outbox/outbox-publisher';
 import { NO_TRACING, type SageTracer } from '../../core/ports/tracer';
@@ -23,7 +20,7 @@ type AmbientTransaction = () => EntityManager | undefined;
 
 /** What the write side needs of optimistic sending (OptimisticSendingProvider). */
 interface OptimisticSending {
-  readonly optimistic: OptimisticPublisher | undefined;
+  readonly optimistic: OptimisticSender | undefined;
   readonly commitHooks: TypeOrmCommitHooks;
 }
 

@@ -1,5 +1,5 @@
 /**
- * PostgresOutboxStore.claimByIds, the optimistic publisher's claim, on real PostgreSQL: the relay's
+ * PostgresOutboxStore.claimByIds, the optimistic sender's claim, on real PostgreSQL: the relay's
  * eligibility (watermark, head of key, pending) restricted to the given ids, and the `waiting`
  * report that tells the caller which ids are worth another try.
  */
@@ -25,7 +25,7 @@ afterAll(async () => {
 /**
  * The watermark is server-wide: any write transaction open anywhere on the server (other test
  * files, other databases) holds fresh rows back for a moment. Claims that expect rows therefore
- * wait for them to pass the watermark, as the optimistic publisher itself does.
+ * wait for them to pass the watermark, as the optimistic sender itself does.
  */
 async function claimOnceBelowWatermark(
   token: string,

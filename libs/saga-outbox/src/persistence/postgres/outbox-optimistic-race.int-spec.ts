@@ -1,7 +1,7 @@
 /**
  * Race safety of optimistic sending on real PostgreSQL and a real broker (RabbitMQ, which does not
  * deduplicate, so a message published twice is delivered twice and counted): writers commit
- * thousands of messages over many keys while the optimistic publisher (after each commit) and two
+ * thousands of messages over many keys while the optimistic sender (after each commit) and two
  * relays (woken by the same NOTIFY, each with its own pool and broker connection, as separate
  * processes would have) all go for the same rows. At the consumer, counted by message id: every
  * message exactly once, and per-key order as committed.
@@ -11,7 +11,7 @@ import amqplib from 'amqplib';
 import type { EntityManager } from 'typeorm';
 import { createTestDatabase, type TestDatabase } from '@test/support/pg';
 import { RabbitMqBroker } from '../../brokers/rabbitmq/rabbitmq-broker';
-import { OptimisticPublisher, withOptimisticSend } from '../../core/outbox/optimistic-publisher';
+import { OptimisticSender, withOptimisticSend } from '../../core/outbox/optimistic-sender';
 import type { OutboxEvent } from '../../core/outbox/outbox-events';
 import { OutboxPublisher } from '../../core/outbox/outbox-publisher';
 import { OutboxRelay } from '../../core/outbox/outbox-relay';
@@ -78,7 +78,7 @@ afterAll(async () => {
   }
 });
 
-it(`optimistic publisher + 2 relays on the same ${MESSAGES} rows: each delivered once, per-key order kept`, async () => {
+it(`optimistic sender + 2 relays on the same ${MESSAGES} rows: each delivered once, per-key order kept`, async () => {
   const consumer = newBroker();
   const received: { id: string; key: string | null }[] = [];
   const subscription: Subscription = await consumer.subscribe(destination, (m) => {
@@ -86,7 +86,7 @@ it(`optimistic publisher + 2 relays on the same ${MESSAGES} rows: each delivered
     return Promise.resolve();
   });
 
-  const optimistic = new OptimisticPublisher({
+  const optimistic = new OptimisticSender({
     store: writer.store,
     broker: newBroker(),
     enabled: true,

@@ -86,7 +86,7 @@ export function insertOutboxMessages(t: OutboxTables, p: InsertOutboxParams): St
 
 /**
  * Claim eligibility, shared by claimOutboxMessages (the relay) and claimOutboxMessagesByIds (the
- * optimistic publisher) so that both take rows under one rule, text for text. A row (alias `m`)
+ * optimistic sender) so that both take rows under one rule, text for text. A row (alias `m`)
  * is eligible when it is:
  * - pending and due (`next_attempt_at` passed on the database clock);
  * - below the commit watermark: `txid < pg_snapshot_xmin(pg_current_snapshot())` means every
@@ -94,7 +94,7 @@ export function insertOutboxMessages(t: OutboxTables, p: InsertOutboxParams): St
  *   "before" this row later (a late-committing transaction is waited for, never overtaken);
  * - the head of its key: no earlier (txid, seq) message of the same key is pending (e.g. backing
  *   off) or claimed (in flight elsewhere). So at most one message per key is in flight across all
- *   relays and optimistic publishers, a retrying message holds back only its own key, and a dead
+ *   relays and optimistic senders, a retrying message holds back only its own key, and a dead
  *   letter stops blocking.
  */
 const claimEligible = (t: OutboxTables): string => `m.${fromStatus('claim')}
@@ -149,9 +149,9 @@ export type ClaimByIdsRow = Omit<OutboxMessageRow, 'id'> & {
 };
 
 /**
- * The optimistic publisher's claim: claimOutboxMessages restricted to `id = ANY($2)`, the rows the
+ * The optimistic sender's claim: claimOutboxMessages restricted to `id = ANY($2)`, the rows the
  * calling process just committed (primary-key lookups, no scan). Same eligibility and transition,
- * so the relay and the optimistic publisher can race on a row and exactly one of them gets it (the
+ * so the relay and the optimistic sender can race on a row and exactly one of them gets it (the
  * row lock + `status = 'pending'` re-check), and the optimistic path can never overtake an earlier
  * message of the same key or a transaction that commits late (the watermark).
  *

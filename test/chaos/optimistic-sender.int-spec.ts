@@ -59,7 +59,7 @@ const published = async (): Promise<{ total: number; distinct: number }> => {
 };
 
 it('kill -9 of the producing process mid-publish: all published by the relay, duplicates bounded', async () => {
-  // A relay runs throughout (as another process would): it takes what the optimistic publisher
+  // A relay runs throughout (as another process would): it takes what the optimistic sender
   // skips or hands back, races it on the same rows, and finishes the job after the kill (reaping
   // the rows the dead process still held claimed once their lease is over).
   const relay = new OutboxRelay({

@@ -26,7 +26,7 @@ export interface OptimisticRollout {
   types?: Record<string, number>;
 }
 
-export interface OptimisticPublisherSettings extends OptimisticRollout {
+export interface OptimisticSenderSettings extends OptimisticRollout {
   /** Master switch. Default false: nothing is sent optimistically, the relay publishes everything. */
   enabled?: boolean;
   /**
@@ -51,7 +51,7 @@ export interface OptimisticPublisherSettings extends OptimisticRollout {
   publishBatchSize?: number;
 }
 
-export interface OptimisticPublisherOptions extends OptimisticPublisherSettings {
+export interface OptimisticSenderOptions extends OptimisticSenderSettings {
   store: OutboxStore;
   broker: Broker;
   clock?: Clock;
@@ -65,7 +65,7 @@ export interface OptimisticPublisherOptions extends OptimisticPublisherSettings 
   onHandBack?: () => void;
 }
 
-export interface OptimisticPublisherStats {
+export interface OptimisticSenderStats {
   /** Attempts started (one claim + publish round for the ids of the commits queued together). */
   attempts: number;
   /** Messages selected by the rollout. */
@@ -144,7 +144,7 @@ export type OptimisticCandidate = Pick<NewOutboxMessage, 'id' | 'type'>;
  *
  * Emits the relay's outbox events with `path: 'optimistic'`, plus `outbox.skipped`.
  */
-export class OptimisticPublisher {
+export class OptimisticSender {
   private o: Resolved;
   private readonly clock: Clock;
   private readonly logger: SageLogger;
@@ -169,7 +169,7 @@ export class OptimisticPublisher {
     errors: 0,
   };
 
-  constructor(private readonly options: OptimisticPublisherOptions) {
+  constructor(private readonly options: OptimisticSenderOptions) {
     if (!options?.store) throw new InvalidOptionsError('outbox.optimistic.store', 'is required');
     if (!options.broker)
       throw new InvalidOptionsError('outbox.optimistic.broker', 'is required (a Broker adapter)');
@@ -195,7 +195,7 @@ export class OptimisticPublisher {
     return this.events.on(listener);
   }
 
-  get stats(): OptimisticPublisherStats {
+  get stats(): OptimisticSenderStats {
     return { ...this.counters, inFlight: this.running.size, queued: this.queued.length };
   }
 
@@ -289,7 +289,7 @@ export class OptimisticPublisher {
    * and are awaited (each is bounded by `timeoutMs` plus its database calls).
    */
   async stop(): Promise<void> {
-    this.stopController.abort(new Error('optimistic publisher stopped'));
+    this.stopController.abort(new Error('optimistic sender stopped'));
     if (this.queued.length) this.counters.leftToRelay += this.queued.splice(0).length;
     await Promise.allSettled([...this.running]);
   }
@@ -437,7 +437,7 @@ export class OptimisticPublisher {
     this.counters.staleMarks += staleMarks;
     if (staleMarks) {
       this.logger.warn(
-        'optimistic publisher lost claims before recording them; those messages may be published twice',
+        'optimistic sender lost claims before recording them; those messages may be published twice',
         { event: 'outbox.optimistic.stale_claim', claimToken, staleMarks },
       );
     }
@@ -533,7 +533,7 @@ export class OptimisticPublisher {
 export function withOptimisticSend<Tx>(
   writer: OutboxWriter<Tx>,
   hooks: TransactionCommitHooks<Tx>,
-  publisher: OptimisticPublisher,
+  publisher: OptimisticSender,
 ): OutboxWriter<Tx> {
   /** Per open transaction handle: the messages written so far (one attempt per transaction). */
   const pending = new WeakMap<object, OptimisticCandidate[]>();
@@ -560,7 +560,7 @@ export function withOptimisticSend<Tx>(
 }
 
 /** Validates optimistic settings; InvalidOptionsError names the option (`outbox.optimistic.*`). */
-export function resolveOptimisticSettings(s: OptimisticPublisherSettings): Resolved {
+export function resolveOptimisticSettings(s: OptimisticSenderSettings): Resolved {
   const o: Resolved = { ...DEFAULTS, types: {} };
   const name = (key: string): string => `outbox.optimistic.${key}`;
   if (s.enabled !== undefined) {

@@ -4,11 +4,11 @@ import { InMemoryOutboxStore } from '../../testing/in-memory-outbox-store';
 import { InvalidOptionsError } from '../errors';
 import type { Broker, BrokerMessage, PublishResult } from '../ports/broker';
 import {
-  OptimisticPublisher,
+  OptimisticSender,
   resolveOptimisticSettings,
   withOptimisticSend,
-  type OptimisticPublisherOptions,
-} from './optimistic-publisher';
+  type OptimisticSenderOptions,
+} from './optimistic-sender';
 import type { OutboxEvent } from './outbox-events';
 import type { OutboxMessageInput } from './outbox-message';
 import { OutboxPublisher } from './outbox-publisher';
@@ -34,15 +34,15 @@ function hangingBroker(inner: InMemoryBroker): Broker & { calls: number; resume(
   return broker;
 }
 
-describe('OptimisticPublisher', () => {
+describe('OptimisticSender', () => {
   let store: InMemoryOutboxStore;
   let broker: InMemoryBroker;
-  let optimistic: OptimisticPublisher;
+  let optimistic: OptimisticSender;
   let outbox: OutboxPublisher<Parameters<InMemoryOutboxStore['insert']>[0]>;
   let events: OutboxEvent[];
 
-  const setup = (options: Partial<OptimisticPublisherOptions> = {}, b: Broker = broker): void => {
-    optimistic = new OptimisticPublisher({ store, broker: b, enabled: true, ...options });
+  const setup = (options: Partial<OptimisticSenderOptions> = {}, b: Broker = broker): void => {
+    optimistic = new OptimisticSender({ store, broker: b, enabled: true, ...options });
     events = [];
     optimistic.onEvent((e) => events.push(e));
     outbox = new OutboxPublisher({ writer: withOptimisticSend(store, store, optimistic) });
