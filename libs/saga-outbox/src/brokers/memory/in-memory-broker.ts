@@ -1,3 +1,4 @@
+import { errorText } from '../../core/error-text';
 import { BrokerPublishError } from '../../core/outbox/outbox-errors';
 import type {
   Broker,
@@ -8,6 +9,7 @@ import type {
   SubscribeOptions,
   Subscription,
 } from '../../core/ports/broker';
+import { abortableSleep as sleep } from '../abortable-sleep';
 
 export interface InMemoryBrokerOptions {
   name?: string;
@@ -176,7 +178,7 @@ export class InMemoryBroker implements Broker {
     try {
       await run;
     } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
+      const reason = errorText(error);
       if (attempt >= (this.options.maxDeliveries ?? 5))
         this.undeliverable.push({ group, message, error: reason });
       else void this.deliverToGroup(group, entry, message, attempt + 1);
@@ -184,16 +186,4 @@ export class InMemoryBroker implements Broker {
       member.running.delete(run);
     }
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }

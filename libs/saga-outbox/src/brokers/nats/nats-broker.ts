@@ -11,6 +11,8 @@ import {
   type PubAck,
 } from '@nats-io/jetstream';
 import { InvalidOptionsError } from '../../core/errors';
+import { errorText } from '../../core/error-text';
+import { integerOption } from '../../core/options';
 import { BrokerPublishError } from '../../core/outbox/outbox-errors';
 import type {
   Broker,
@@ -22,6 +24,8 @@ import type {
   Subscription,
 } from '../../core/ports/broker';
 import { silentLogger, type SageLogger } from '../../core/ports/logger';
+import { exponentialDelay } from '../backoff';
+import { withTimeout } from '../with-timeout';
 import { InvalidArgumentError, connect, nanos, type NatsConnection } from './nats-client';
 import { NatsConsumeLoop } from './nats-consume-loop';
 import { NatsMessageRejected, destinationProblem, encodeMessage } from './nats-message-codec';
@@ -163,8 +167,7 @@ export class NatsJetStreamBroker implements Broker {
     this.healthTimeoutMs = positiveInt('nats.healthTimeoutMs', options.healthTimeoutMs, 2_000);
     this.source = options.source ?? 'sage';
     this.redeliveryDelayMs =
-      options.redeliveryDelayMs ??
-      ((attempt) => Math.min(200 * 2 ** Math.max(attempt - 1, 0), 10_000));
+      options.redeliveryDelayMs ?? ((attempt) => exponentialDelay(attempt, 200, 10_000));
     this.logger = options.logger ?? silentLogger;
   }
 
@@ -193,7 +196,7 @@ export class NatsJetStreamBroker implements Broker {
     } catch (error) {
       throw new BrokerPublishError(
         this.name,
-        `JetStream at ${this.servers.join(', ')} is not reachable or stream "${this.stream}" cannot be provisioned: ${describe(error)}`,
+        `JetStream at ${this.servers.join(', ')} is not reachable or stream "${this.stream}" cannot be provisioned: ${errorText(error)}`,
         true,
         { cause: error },
       );
@@ -258,27 +261,27 @@ export class NatsJetStreamBroker implements Broker {
 
   async health(): Promise<BrokerHealth> {
     if (this.closed) return { up: false, detail: 'closed' };
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`no JetStream answer within ${this.healthTimeoutMs} ms`)),
-        this.healthTimeoutMs,
-      );
-    });
     try {
-      const c = await Promise.race([this.connect(), timeout]);
-      if (!this.connected)
-        return { up: false, detail: `disconnected, reconnecting to ${this.servers.join(', ')}` };
-      const account = await Promise.race([c.jsm.getAccountInfo(), timeout]);
-      return {
-        up: true,
-        detail: `${c.nc.getServer()}: JetStream ${account.streams} streams, ${account.consumers} consumers; stream "${this.stream}"; ${this.pending.current} publishes awaiting ack`,
-      };
+      return await withTimeout(
+        this.probe(),
+        this.healthTimeoutMs,
+        () => new Error(`no JetStream answer within ${this.healthTimeoutMs} ms`),
+      );
     } catch (error) {
-      return { up: false, detail: describe(error) };
-    } finally {
-      clearTimeout(timer);
+      return { up: false, detail: errorText(error) };
     }
+  }
+
+  /** Connects if needed and asks JetStream for the account: up only when the server answers. */
+  private async probe(): Promise<BrokerHealth> {
+    const c = await this.connect();
+    if (!this.connected)
+      return { up: false, detail: `disconnected, reconnecting to ${this.servers.join(', ')}` };
+    const account = await c.jsm.getAccountInfo();
+    return {
+      up: true,
+      detail: `${c.nc.getServer()}: JetStream ${account.streams} streams, ${account.consumers} consumers; stream "${this.stream}"; ${this.pending.current} publishes awaiting ack`,
+    };
   }
 
   close(): Promise<void> {
@@ -297,7 +300,7 @@ export class NatsJetStreamBroker implements Broker {
     try {
       await c.nc.drain();
     } catch (error) {
-      this.logger.warn('NATS drain failed; closing the connection', { error: describe(error) });
+      this.logger.warn('NATS drain failed; closing the connection', { error: errorText(error) });
       await c.nc.close();
     }
   }
@@ -314,7 +317,7 @@ export class NatsJetStreamBroker implements Broker {
       return {
         id: message.id,
         ok: false,
-        error: describe(error),
+        error: errorText(error),
         retryable: !(error instanceof NatsMessageRejected),
       };
     }
@@ -356,7 +359,7 @@ export class NatsJetStreamBroker implements Broker {
   }
 
   private publishFailure(message: BrokerMessage, error: unknown): PublishResult {
-    const text = describe(error);
+    const text = errorText(error);
     // Too large for the server or the stream: no retry will change that.
     if (error instanceof InvalidArgumentError && /max_payload/.test(error.message))
       return {
@@ -412,7 +415,7 @@ export class NatsJetStreamBroker implements Broker {
         }
       }
     } catch (error) {
-      this.logger.debug('NATS status stream ended', { error: describe(error) });
+      this.logger.debug('NATS status stream ended', { error: errorText(error) });
     }
     this.connected = false;
   }
@@ -502,12 +505,5 @@ export function durableName(group: string, destination: string): string {
 }
 
 function positiveInt(option: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < 1)
-    throw new InvalidOptionsError(option, 'must be a positive integer');
-  return value;
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return integerOption(option, value, { fallback, min: 1 });
 }

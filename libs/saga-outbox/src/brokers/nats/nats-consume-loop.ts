@@ -1,8 +1,10 @@
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { DeliveredMessage } from '../../core/ports/broker';
 import type { SageLogger } from '../../core/ports/logger';
-import { decodeMessage } from './nats-message-codec';
+import { errorText } from '../../core/error-text';
 import { abortableSleep as sleep } from '../abortable-sleep';
+import { exponentialDelay } from '../backoff';
+import { decodeMessage } from './nats-message-codec';
 
 export interface NatsConsumeLoopOptions {
   js: JetStreamClient;
@@ -84,13 +86,13 @@ export class NatsConsumeLoop {
       } catch (error) {
         if (signal.aborted) break;
         failures++;
-        const delayMs = Math.min(100 * 2 ** failures, 5_000);
+        const delayMs = exponentialDelay(failures, 200, 5_000);
         logger.warn('NATS consumer loop failed; restarting', {
           stream,
           durable,
           failures,
           retryInMs: delayMs,
-          error: describe(error),
+          error: errorText(error),
         });
         await sleep(delayMs, signal);
       }
@@ -108,9 +110,9 @@ export class NatsConsumeLoop {
         durable,
         subject: m.subject,
         streamSequence: m.seq,
-        error: describe(error),
+        error: errorText(error),
       });
-      m.term(describe(error));
+      m.term(errorText(error));
       return;
     }
     const keepAlive = setInterval(
@@ -143,11 +145,11 @@ export class NatsConsumeLoop {
               key: delivered.key,
               deliveryAttempt: attempt,
               ...(giveUp ? { maxDeliver } : { retryInMs: delayMs }),
-              error: describe(error),
+              error: errorText(error),
             },
           );
           if (giveUp) {
-            m.term(`handler failed ${attempt} times: ${describe(error)}`);
+            m.term(`handler failed ${attempt} times: ${errorText(error)}`);
             return;
           }
           await sleep(delayMs, signal);
@@ -171,11 +173,7 @@ export class NatsConsumeLoop {
           logger.warn(`NATS consumer status: ${s.type}`, { stream, durable, status: s });
       }
     } catch (error) {
-      logger.debug('NATS consumer status stream ended', { durable, error: describe(error) });
+      logger.debug('NATS consumer status stream ended', { durable, error: errorText(error) });
     }
   }
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }

@@ -1,28 +1,21 @@
 import type { JsMsg } from '@nats-io/jetstream';
+import { errorText } from '../../core/error-text';
 import type { JsonValue } from '../../core/json';
 import type { BrokerMessage, DeliveredMessage } from '../../core/ports/broker';
+import { fromCloudEventHeaders, toCloudEventHeaders } from '../cloudevents-headers';
 import { headers as natsHeaders, type MsgHdrs } from './nats-client';
 
 /**
- * BrokerMessage ⇄ NATS message, CloudEvents 1.0 binary mode: the event attributes travel as
- * `ce-*` headers, the JSON payload is the body (`content-type: application/json`). `ce-subject`
- * carries the outbox key (absent when the key is null). The message's own headers (`traceparent`,
- * extensions) travel as they are, except that the attributes derived from the message's fields
- * always win, and `Nats-*` headers are refused: they steer JetStream itself (`Nats-Msg-Id`,
- * `Nats-Expected-*`, `Nats-Rollup` would purge the subject).
+ * BrokerMessage ⇄ NATS message. The CloudEvents headers (cloudevents-headers.ts) are the message's
+ * headers, the JSON payload its body. `Nats-*` headers are refused on the way out: they steer
+ * JetStream itself (`Nats-Msg-Id`, `Nats-Expected-*`, `Nats-Rollup` would purge the subject); on
+ * the way in they are left out of `headers`, and `Nats-Msg-Id` (which the broker sets to the
+ * outbox id) is the transport's own id. A repeated header's values are joined with `,`; the
+ * JetStream stored time is the transport's time, `stream:sequence` its position.
  */
 
-const SPECVERSION = '1.0';
-const CONTENT_TYPE = 'application/json';
-/** Attributes rebuilt from BrokerMessage fields on delivery, so not repeated in `headers`. */
-const FIELD_HEADERS = new Set([
-  'ce-specversion',
-  'ce-id',
-  'ce-type',
-  'ce-time',
-  'ce-subject',
-  'content-type',
-]);
+const NATS_HEADER = /^nats-/i;
+const MSG_ID = 'Nats-Msg-Id';
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -45,31 +38,17 @@ export function encodeMessage(
     throw new NatsMessageRejected(
       `destination "${message.destination}" is not a valid NATS subject: ${problem}`,
     );
+  const reserved = Object.keys(message.headers).find((name) => NATS_HEADER.test(name));
+  if (reserved !== undefined)
+    throw new NatsMessageRejected(
+      `header "${reserved}" is reserved: Nats-* headers control JetStream and are set by the adapter`,
+    );
   const h = natsHeaders();
   try {
-    for (const [name, value] of Object.entries(message.headers)) {
-      if (name.toLowerCase().startsWith('nats-'))
-        throw new NatsMessageRejected(
-          `header "${name}" is reserved: Nats-* headers control JetStream and are set by the adapter`,
-        );
-      if (FIELD_HEADERS.has(name.toLowerCase())) continue;
+    for (const [name, value] of Object.entries(toCloudEventHeaders(message, source)))
       h.set(name, value);
-    }
-    if (!hasHeaderIgnoringCase(h, 'ce-source')) h.set('ce-source', source);
-    h.set('ce-specversion', SPECVERSION);
-    h.set('ce-id', message.id);
-    h.set('ce-type', message.type);
-    h.set('ce-time', message.time.toISOString());
-    if (message.key !== null) h.set('ce-subject', message.key);
-    h.set('content-type', CONTENT_TYPE);
   } catch (error) {
-    if (error instanceof NatsMessageRejected) throw error;
-    throw new NatsMessageRejected(
-      `invalid header: ${error instanceof Error ? error.message : String(error)}`,
-      {
-        cause: error,
-      },
-    );
+    throw new NatsMessageRejected(`invalid header: ${errorText(error)}`, { cause: error });
   }
   return {
     subject: subjectPrefix + message.destination,
@@ -82,31 +61,31 @@ export function encodeMessage(
 export function decodeMessage(m: JsMsg, subjectPrefix: string): DeliveredMessage {
   const h = m.headers as MsgHdrs | undefined; // typed here: see nats-client.ts
   const headers: Record<string, string> = {};
+  let msgId: string | undefined;
   for (const name of h?.keys() ?? []) {
-    const lower = name.toLowerCase();
-    if (FIELD_HEADERS.has(lower) || lower.startsWith('nats-')) continue;
-    headers[name] = h?.get(name) ?? '';
+    const value = h?.values(name).join(',') ?? '';
+    if (name.toLowerCase() === MSG_ID.toLowerCase()) msgId ??= value;
+    if (!NATS_HEADER.test(name)) headers[name] = value;
   }
-  const id = header(h, 'ce-id') ?? header(h, 'Nats-Msg-Id') ?? `${m.info.stream}:${m.seq}`;
-  const time = new Date(header(h, 'ce-time') ?? '');
+  const fields = fromCloudEventHeaders(headers, {
+    id: msgId,
+    time: m.time,
+    position: `${m.info.stream}:${m.seq}`,
+  });
   let payload: JsonValue;
   try {
     payload = m.data.length ? (JSON.parse(decoder.decode(m.data)) as JsonValue) : null;
   } catch (error) {
-    throw new Error(`message ${id} on "${m.subject}" has a body that is not JSON`, {
+    throw new Error(`message ${fields.id} on "${m.subject}" has a body that is not JSON`, {
       cause: error,
     });
   }
   return {
-    id,
+    ...fields,
     destination: m.subject.startsWith(subjectPrefix)
       ? m.subject.slice(subjectPrefix.length)
       : m.subject,
-    key: header(h, 'ce-subject') ?? null,
-    type: header(h, 'ce-type') ?? '',
     payload,
-    headers,
-    time: Number.isNaN(time.getTime()) ? m.time : time,
     deliveryAttempt: m.info.deliveryCount,
   };
 }
@@ -119,18 +98,4 @@ export function destinationProblem(destination: string): string | undefined {
     if (/[\s*>]/.test(token)) return 'it contains whitespace or a wildcard ("*", ">")';
   }
   return undefined;
-}
-
-/** The header's value if present (an empty value counts as present), else undefined. */
-function header(h: MsgHdrs | undefined, name: string): string | undefined {
-  if (!h) return undefined;
-  return hasHeader(h, name) ? h.get(name) : undefined;
-}
-
-function hasHeader(h: MsgHdrs, name: string): boolean {
-  return h.keys().includes(name);
-}
-
-function hasHeaderIgnoringCase(h: MsgHdrs, name: string): boolean {
-  return h.keys().some((k) => k.toLowerCase() === name);
 }

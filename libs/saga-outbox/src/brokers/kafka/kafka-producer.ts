@@ -1,0 +1,184 @@
+import { Partitioners, type Kafka, type Producer } from 'kafkajs';
+import { errorText } from '../../core/error-text';
+import { BrokerPublishError } from '../../core/outbox/outbox-errors';
+import type { BrokerMessage, PublishResult } from '../../core/ports/broker';
+import type { SageLogger } from '../../core/ports/logger';
+import { raceAbort } from '../race-abort';
+import { KafkaLazyClient } from './kafka-lazy-client';
+import { toKafkaRecord } from './kafka-message-codec';
+
+/** Protocol errors after which the broker will never take the message: the relay dead-letters it. */
+const NON_RETRYABLE_TYPES = new Set([
+  'MESSAGE_TOO_LARGE',
+  'RECORD_LIST_TOO_LARGE',
+  'INVALID_TOPIC_EXCEPTION',
+  'INVALID_RECORD',
+  'CORRUPT_MESSAGE',
+  'UNSUPPORTED_FOR_MESSAGE_FORMAT',
+]);
+
+/** Kafka's topic-name rule (legal characters, at most 249 of them). */
+const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
+
+export interface KafkaProducerOptions {
+  /** Broker name in errors and logs. */
+  name: string;
+  /** CloudEvents `source` unless a message header sets it. */
+  source: string;
+  maxInFlight: number;
+  logger: SageLogger;
+  isClosed: () => boolean;
+}
+
+/**
+ * KafkaBroker's publishing side: an idempotent producer with `acks: -1`, connected on first use.
+ * A batch goes out as one request per topic, in parallel; a topic whose request fails
+ * non-retryably (too large, invalid topic) is re-sent one message at a time so only the guilty
+ * messages fail.
+ */
+export class KafkaProducer {
+  private readonly producer: KafkaLazyClient<Producer>;
+
+  constructor(
+    kafka: Kafka,
+    private readonly options: KafkaProducerOptions,
+  ) {
+    this.producer = new KafkaLazyClient(
+      options.name,
+      () =>
+        kafka.producer({
+          idempotent: true,
+          maxInFlightRequests: options.maxInFlight,
+          allowAutoTopicCreation: true,
+          // Java client's murmur2 partitioner: a key lands on the same partition from any client.
+          createPartitioner: Partitioners.DefaultPartitioner,
+        }),
+      options.isClosed,
+      (error) =>
+        new BrokerPublishError(options.name, `producer cannot connect: ${errorText(error)}`, true, {
+          cause: error,
+        }),
+    );
+  }
+
+  async publish(batch: readonly BrokerMessage[], signal?: AbortSignal): Promise<PublishResult[]> {
+    const results = new Map<string, PublishResult>();
+    const byTopic = groupByTopic(batch, results);
+    let unsent = 'no acknowledgement';
+    if (byTopic.size > 0) {
+      let producer: Producer | undefined;
+      try {
+        producer = await raceAbort(this.producer.connected(), signal);
+      } catch (error) {
+        unsent = errorText(error); // whole-request failure: every message failed, retryable
+      }
+      if (producer) {
+        const work = Promise.all(
+          [...byTopic].map(([topic, messages]) => this.publishTopic(topic, messages, results)),
+        );
+        // Abort stops the waiting, not kafkajs: what has not settled by then is reported failed,
+        // retryable; the relay sends it again (at-least-once).
+        await raceAbort(work, signal);
+      }
+      if (signal?.aborted) unsent = 'publish aborted before the broker acknowledged';
+    }
+    return batch.map(
+      (m) => results.get(m.id) ?? { id: m.id, ok: false, error: unsent, retryable: true },
+    );
+  }
+
+  disconnect(): Promise<void> | undefined {
+    return this.producer.disconnect();
+  }
+
+  /** Sends one topic's messages in one request; on a non-retryable failure, one by one to find the guilty ones. */
+  private async publishTopic(
+    topic: string,
+    messages: readonly BrokerMessage[],
+    results: Map<string, PublishResult>,
+  ): Promise<void> {
+    let producer: Producer | undefined;
+    try {
+      producer = await this.producer.connected();
+      await producer.sendBatch({
+        acks: -1,
+        topicMessages: [
+          { topic, messages: messages.map((m) => toKafkaRecord(m, this.options.source)) },
+        ],
+      });
+      for (const m of messages) results.set(m.id, { id: m.id, ok: true });
+      return;
+    } catch (error) {
+      if (producer) this.discard(producer);
+      const retryable = isRetryable(error);
+      if (retryable || messages.length === 1) {
+        for (const m of messages)
+          results.set(m.id, { id: m.id, ok: false, error: failureText(topic, error), retryable });
+        return;
+      }
+    }
+    // Some partitions of the failed request may have been written; sending those again makes
+    // duplicates (at-least-once), never a loss.
+    await Promise.all(messages.map((m) => this.publishTopic(topic, [m], results)));
+  }
+
+  /**
+   * After a failed send, kafkajs rolls its idempotence sequence numbers back although the broker
+   * may have written some of the partitions (or the request timed out after being written); the
+   * next send would then reuse sequence numbers and the broker would drop it as a "duplicate"
+   * while acknowledging it. A fresh producer (a new producer id) cannot collide.
+   */
+  private discard(producer: Producer): void {
+    if (!this.producer.forget(producer)) return;
+    producer.disconnect().catch((error: unknown) =>
+      this.options.logger.warn('Kafka producer did not disconnect cleanly', {
+        broker: this.options.name,
+        error: errorText(error),
+      }),
+    );
+  }
+}
+
+/** The batch per topic; a message whose topic Kafka would refuse gets its (non-retryable) result at once. */
+function groupByTopic(
+  batch: readonly BrokerMessage[],
+  results: Map<string, PublishResult>,
+): Map<string, BrokerMessage[]> {
+  const byTopic = new Map<string, BrokerMessage[]>();
+  for (const message of batch) {
+    if (!isValidTopic(message.destination)) {
+      results.set(message.id, {
+        id: message.id,
+        ok: false,
+        error: `invalid Kafka topic name "${message.destination}" (allowed: 1-249 of [a-zA-Z0-9._-], not "." or "..")`,
+        retryable: false,
+      });
+      continue;
+    }
+    const group = byTopic.get(message.destination);
+    if (group) group.push(message);
+    else byTopic.set(message.destination, [message]);
+  }
+  return byTopic;
+}
+
+function isValidTopic(topic: string): boolean {
+  return TOPIC_NAME.test(topic) && topic !== '.' && topic !== '..';
+}
+
+/** Non-retryable only for the protocol errors that mean "never" (see NON_RETRYABLE_TYPES), anywhere in the cause chain. */
+function isRetryable(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && depth < 10; depth++) {
+    const type = (e as { type?: unknown }).type;
+    if (typeof type === 'string' && NON_RETRYABLE_TYPES.has(type)) return false;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return true;
+}
+
+function failureText(topic: string, error: unknown): string {
+  let root: unknown = error;
+  while ((root as { cause?: unknown }).cause) root = (root as { cause: unknown }).cause;
+  const type = (root as { type?: unknown }).type;
+  return `topic "${topic}": ${errorText(error)}${typeof type === 'string' ? ` (${type})` : ''}`;
+}

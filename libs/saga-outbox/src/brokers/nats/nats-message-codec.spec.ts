@@ -1,0 +1,96 @@
+import { describe, expect, it } from '@jest/globals';
+import type { JsMsg } from '@nats-io/jetstream';
+import type { BrokerMessage } from '../../core/ports/broker';
+import { fromCloudEventHeaders, toCloudEventHeaders } from '../cloudevents-headers';
+import { headers as natsHeaders, type MsgHdrs } from './nats-client';
+import { NatsMessageRejected, decodeMessage, encodeMessage } from './nats-message-codec';
+
+const sent: BrokerMessage = {
+  id: '0190a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d',
+  destination: 'orders',
+  key: 'order-1',
+  type: 'order.placed',
+  payload: { n: 1, text: 'zażółć' },
+  headers: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
+  time: new Date('2025-01-02T03:04:05.678Z'),
+};
+
+const STORED = new Date('2025-01-02T03:04:06.000Z');
+
+/** The message as JetStream delivers it: what was published, plus `Nats-Msg-Id` (the publish's msgID). */
+function delivered(data: Uint8Array, headers: MsgHdrs, subject = 'sage.orders'): JsMsg {
+  return {
+    subject,
+    data,
+    headers,
+    seq: 42,
+    time: STORED,
+    info: { stream: 'SAGE', deliveryCount: 2 },
+  } as unknown as JsMsg;
+}
+
+function asRecord(h: MsgHdrs): Record<string, string> {
+  return Object.fromEntries(h.keys().map((k) => [k, h.get(k)]));
+}
+
+describe('NATS message codec', () => {
+  it('writes the shared CloudEvents headers as NATS headers and the payload as JSON', () => {
+    const encoded = encodeMessage(sent, 'sage.', 'sage');
+    expect(encoded.subject).toBe('sage.orders');
+    expect(JSON.parse(new TextDecoder().decode(encoded.data))).toEqual(sent.payload);
+    expect(asRecord(encoded.headers)).toEqual(toCloudEventHeaders(sent, 'sage'));
+  });
+
+  it('reads the message back, with the headers the shared rule gives (Nats-* left out)', () => {
+    const encoded = encodeMessage(sent, 'sage.', 'sage');
+    encoded.headers.set('Nats-Msg-Id', sent.id);
+    const got = decodeMessage(delivered(encoded.data, encoded.headers), 'sage.');
+    expect(got).toEqual({
+      ...sent,
+      headers: fromCloudEventHeaders(toCloudEventHeaders(sent, 'sage'))?.headers,
+      deliveryAttempt: 2,
+    });
+    expect(got.headers).not.toHaveProperty('Nats-Msg-Id');
+  });
+
+  it('takes Nats-Msg-Id over ce-id, then the stream position; a bad ce-time falls back to the stored time', () => {
+    const h = natsHeaders();
+    h.set('ce-id', 'ce');
+    h.set('Nats-Msg-Id', 'nats');
+    h.set('ce-time', 'garbage');
+    const data = new TextEncoder().encode('1');
+    expect(decodeMessage(delivered(data, h), 'sage.')).toMatchObject({
+      id: 'nats',
+      time: STORED,
+      key: null,
+      type: '',
+    });
+    const bare = decodeMessage(delivered(new Uint8Array(), natsHeaders(), 'other.x'), 'sage.');
+    expect(bare).toMatchObject({ id: 'SAGE:42', destination: 'other.x', payload: null });
+  });
+
+  it('joins the values of a repeated header with ","', () => {
+    const h = natsHeaders();
+    h.set('ce-id', 'x');
+    h.append('multi', 'a');
+    h.append('multi', 'b');
+    expect(decodeMessage(delivered(new Uint8Array(), h), 'sage.').headers.multi).toBe('a,b');
+  });
+
+  it('refuses Nats-* headers and invalid header names, non-retryably', () => {
+    expect(() =>
+      encodeMessage({ ...sent, headers: { 'nats-rollup': 'sub' } }, 'sage.', 'sage'),
+    ).toThrow(NatsMessageRejected);
+    expect(() =>
+      encodeMessage({ ...sent, headers: { 'bad name:': 'x' } }, 'sage.', 'sage'),
+    ).toThrow(NatsMessageRejected);
+  });
+
+  it('throws for a body that is not JSON', () => {
+    const h = natsHeaders();
+    h.set('ce-id', 'x');
+    expect(() => decodeMessage(delivered(new TextEncoder().encode('{'), h), 'sage.')).toThrow(
+      /not JSON/,
+    );
+  });
+});
