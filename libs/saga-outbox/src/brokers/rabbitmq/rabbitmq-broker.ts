@@ -12,68 +12,15 @@ import type {
   SubscribeOptions,
   Subscription,
 } from '../../core/ports/broker';
-import type { SageLogger } from '../../core/ports/logger';
 import { withTimeout } from '../with-timeout';
 import { RabbitMqConsumer } from './rabbitmq-consumer';
 import { RabbitMqProducer, type RabbitMqStatus } from './rabbitmq-producer';
 import { rabbitMqSettings, type RabbitMqSettings } from './rabbitmq-settings';
 import { assertQueueTopology } from './rabbitmq-topology';
 
-export interface RabbitMqBrokerOptions {
-  /** One AMQP URL, or several (tried round-robin on reconnect). */
-  url: string | string[];
-  /** Broker name in results, errors and logs. Default `rabbitmq`. */
-  name?: string;
-  /** Durable topic exchange every message is published to; the destination is the routing key. Default `sage`. */
-  exchange?: string;
-  /** Durable direct exchange poison messages go to (routing key = queue name). Default `${exchange}.dlx`. */
-  deadLetterExchange?: string;
-  /**
-   * Queue type for consumer queues. Default `quorum`: replicated, and the broker counts deliveries
-   * (`x-delivery-count`), so `deliveryAttempt` survives consumer restarts. `classic` counts in-process.
-   */
-  queueType?: 'quorum' | 'classic';
-  /**
-   * Queue name for (destination, group). Default: `destination` without a group,
-   * `${group}.${destination}` with one — a group is scoped to its destination, as in the port
-   * (one queue per group shared by two destinations would hand one handler the other's messages).
-   */
-  queueName?: (destination: string, group: string | undefined) => string;
-  /** Unacknowledged deliveries per subscription. Default 32. Handlers run concurrently across keys, in order within a key. */
-  prefetch?: number;
-  /**
-   * Attempts at one message (in-process retries included) before a failing handler sends it to the
-   * dead-letter queue. Default 5.
-   */
-  maxDeliveries?: number;
-  /**
-   * Wait before a failed handler is retried (in-process, holding the message's key), doubling per
-   * attempt. Default 200.
-   */
-  redeliveryDelayMs?: number;
-  /** Upper bound of the retry wait. Default 5000. */
-  maxRedeliveryDelayMs?: number;
-  /** How long a publish waits for its confirm (including while reconnecting) before failing, retryable. Default 10000. */
-  publishTimeoutMs?: number;
-  /** Timeout of topology declarations and of the health check's passive probe. Default 5000. */
-  operationTimeoutMs?: number;
-  /**
-   * Whether an unroutable message (no queue bound to its destination yet) is reported retryable.
-   * Default true: a consumer service that is not deployed yet will declare its queue, so the relay
-   * should retry with backoff rather than dead-letter at once. Set false when every destination's
-   * queue is declared up front (`declareDestinations`), making "unroutable" a permanent mistake.
-   */
-  unroutableRetryable?: boolean;
-  /** Destinations (optionally with a group) whose queues are declared on every connect, before any publish. */
-  declareDestinations?: (string | { destination: string; group?: string })[];
-  /** CloudEvents `source` when the message headers carry no `ce-source`. Default `sage`. */
-  source?: string;
-  /** AMQP heartbeat. Default 5 s. */
-  heartbeatIntervalInSeconds?: number;
-  /** Delay between reconnect attempts. Default 1 s. */
-  reconnectTimeInSeconds?: number;
-  logger?: SageLogger;
-}
+import type { RabbitMqBrokerOptions } from './rabbitmq-options';
+
+export type { RabbitMqBrokerOptions };
 
 /** Declaring a queue, exchange or binding failed (e.g. it exists with other arguments). */
 export class RabbitMqTopologyError extends SagaOutboxError {

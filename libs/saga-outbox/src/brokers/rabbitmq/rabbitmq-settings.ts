@@ -1,7 +1,7 @@
 import { InvalidOptionsError } from '../../core/errors';
 import { integerOption } from '../../core/options';
 import { silentLogger, type SageLogger } from '../../core/ports/logger';
-import type { RabbitMqBrokerOptions } from './rabbitmq-broker';
+import type { RabbitMqBrokerOptions } from './rabbitmq-options';
 
 /** RabbitMqBrokerOptions checked, with every default applied: what the publisher and consumers run on. */
 export interface RabbitMqSettings {
