@@ -24,6 +24,17 @@ const base = {
   modulePathIgnorePatterns: ['<rootDir>/libs/saga-outbox/dist/', '<rootDir>/dist/'],
 };
 module.exports = {
+  // Coverage of the library (`npm test` runs with --coverage): every tier counts, specs and test
+  // support do not. The floor only goes up: raise it when coverage rises (docs/releasing.md).
+  collectCoverageFrom: [
+    'libs/saga-outbox/src/**/*.ts',
+    '!libs/saga-outbox/src/**/*.{spec,int-spec,e2e-spec}.ts',
+  ],
+  coverageReporters: ['text-summary', 'json-summary'],
+  coverageDirectory: '<rootDir>/coverage',
+  // The floor, from the whole suite on 2026-12-07 (88.9 % lines, 77.0 % branches). The CLI and the
+  // bins run in child processes in their tests, so they count as uncovered here.
+  coverageThreshold: { global: { lines: 88, statements: 87, functions: 83, branches: 76 } },
   // Global only (jest ignores it per project): generous for int/e2e; unit tests finish in ms anyway.
   testTimeout: 60000,
   projects: [
