@@ -10,6 +10,7 @@ import {
   expectKeyOrderUnderFailure,
 } from '../../testing/broker-conformance';
 import { KafkaBroker, type KafkaBrokerOptions } from './kafka-broker';
+import { waitUntil } from '../../testing/async';
 
 // Real Apache Kafka from scripts/services.sh (`bash scripts/services.sh start kafka`).
 const BROKERS = (process.env.SAGE_KAFKA_BROKERS ?? '127.0.0.1:19092').split(',');
@@ -76,20 +77,6 @@ const message = (destination: string, overrides: Partial<BrokerMessage> = {}): B
   ...overrides,
 });
 
-/** Polls `condition` (no fixed sleeps) until it holds or `timeoutMs` passes. */
-async function waitUntil(
-  condition: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-  what: string,
-) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
 async function committedOffsets(groupId: string, topic: string): Promise<Map<number, bigint>> {
   const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
   return new Map((entry?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
@@ -123,7 +110,7 @@ describe('KafkaBroker', () => {
     try {
       const sent = message(topic);
       await expect(broker.publish([sent])).resolves.toEqual([{ id: sent.id, ok: true }]);
-      await waitUntil(() => seen.includes(sent.id), 15_000, 'the message on the new topic');
+      await waitUntil(() => seen.includes(sent.id), 'the message on the new topic', 15_000);
     } finally {
       await sub.unsubscribe();
     }
@@ -160,7 +147,7 @@ describe('KafkaBroker', () => {
           return Promise.resolve();
         },
       });
-      await waitUntil(() => records.length === 1 && seen.length === 1, 15_000, 'the record');
+      await waitUntil(() => records.length === 1 && seen.length === 1, 'the record', 15_000);
     } finally {
       await raw.disconnect();
       await sub.unsubscribe();
@@ -259,7 +246,7 @@ describe('KafkaBroker', () => {
         );
         expect(results.every((r) => r.ok)).toBe(true);
       }
-      await waitUntil(() => delivered >= 1000, 30_000, '1,000 deliveries');
+      await waitUntil(() => delivered >= 1000, '1,000 deliveries', 30_000);
     } finally {
       await sub.unsubscribe();
     }
@@ -289,11 +276,11 @@ describe('KafkaBroker', () => {
     );
     try {
       expect((await broker.publish(sent)).every((r) => r.ok)).toBe(true);
-      await waitUntil(() => order.length >= 11, 15_000, '11 deliveries');
+      await waitUntil(() => order.length >= 11, '11 deliveries', 15_000);
       await waitUntil(
         async () => (await committedOffsets(group, topic)).get(0) === 10n,
-        15_000,
         'offset 10 committed',
+        15_000,
       );
     } finally {
       await sub.unsubscribe();
@@ -347,8 +334,8 @@ describe('KafkaBroker', () => {
     // Once it succeeded, everything is committed.
     await waitUntil(
       async () => (await committedOffsets(group, topic)).get(0) === 18n,
-      15_000,
       'offset 18 committed',
+      15_000,
     );
   });
 });
@@ -389,8 +376,8 @@ describe('KafkaBroker across a broker restart', () => {
       expect(restarted).toBe(true);
       await waitUntil(
         () => [...acked].every((id) => deliveries.has(id)),
-        30_000,
         `all ${acked.size} acknowledged messages delivered (${[...acked].filter((id) => !deliveries.has(id)).length} missing)`,
+        30_000,
       );
     } finally {
       await sub.unsubscribe();

@@ -30,6 +30,7 @@ import {
 } from './saga-lifecycle-events';
 import { SagaRunner, type RunOutcome } from './saga-runner';
 import { nonNegativeNumber, positiveInteger, positiveNumber } from '../options';
+import { errorText } from '../error-text';
 
 export interface SagaEngineOptions<Tx> {
   store: SagaStore<Tx>;
@@ -233,11 +234,7 @@ export class SagaEngine<Tx = unknown> {
       try {
         verdict = def.validate(input);
       } catch (error) {
-        throw new SagaInputInvalidError(
-          name,
-          error instanceof Error ? error.message : String(error),
-          error,
-        );
+        throw new SagaInputInvalidError(name, errorText(error), error);
       }
       if (verdict === false) throw new SagaInputInvalidError(name, 'validator returned false');
       if (typeof verdict === 'string') throw new SagaInputInvalidError(name, verdict);
