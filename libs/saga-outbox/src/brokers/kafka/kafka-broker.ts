@@ -21,7 +21,7 @@ import type {
   Subscription,
 } from '../../core/ports/broker';
 import { silentLogger, type SageLogger } from '../../core/ports/logger';
-import { withTimeout } from '../with-timeout';
+import { withTimeout } from '../../core/with-timeout';
 import { KafkaTopicConsumer, type KafkaConsumerSettings } from './kafka-consumer';
 import { KafkaLazyClient } from './kafka-lazy-client';
 import { KafkaProducer } from './kafka-producer';

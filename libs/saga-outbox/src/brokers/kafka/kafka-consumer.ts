@@ -3,7 +3,7 @@ import { errorText } from '../../core/error-text';
 import type { DeliveredMessage } from '../../core/ports/broker';
 import type { SageLogger } from '../../core/ports/logger';
 import { exponentialDelay } from '../backoff';
-import { withTimeout } from '../with-timeout';
+import { withTimeout } from '../../core/with-timeout';
 import { fromKafkaRecord } from './kafka-message-codec';
 
 /** KafkaConsumerOptions with every default applied. */

@@ -3,7 +3,7 @@ import { errorText } from '../../core/error-text';
 import { BrokerPublishError } from '../../core/outbox/outbox-errors';
 import type { BrokerMessage, PublishResult } from '../../core/ports/broker';
 import type { SageLogger } from '../../core/ports/logger';
-import { raceAbort } from '../race-abort';
+import { raceAbort } from '../../core/race-abort';
 import { KafkaLazyClient } from './kafka-lazy-client';
 import { toKafkaRecord } from './kafka-message-codec';
 

@@ -25,7 +25,7 @@ import type {
 } from '../../core/ports/broker';
 import { silentLogger, type SageLogger } from '../../core/ports/logger';
 import { exponentialDelay } from '../backoff';
-import { withTimeout } from '../with-timeout';
+import { withTimeout } from '../../core/with-timeout';
 import { InvalidArgumentError, connect, nanos, type NatsConnection } from './nats-client';
 import { NatsConsumeLoop } from './nats-consume-loop';
 import { NatsMessageRejected, destinationProblem, encodeMessage } from './nats-message-codec';

@@ -12,7 +12,7 @@ import type {
   SubscribeOptions,
   Subscription,
 } from '../../core/ports/broker';
-import { withTimeout } from '../with-timeout';
+import { withTimeout } from '../../core/with-timeout';
 import { RabbitMqConsumer } from './rabbitmq-consumer';
 import { RabbitMqProducer, type RabbitMqStatus } from './rabbitmq-producer';
 import { rabbitMqSettings, type RabbitMqSettings } from './rabbitmq-settings';

@@ -5,7 +5,7 @@ import type { BrokerPublishError } from '../../core/outbox/outbox-errors';
 import type { BrokerMessage, DeliveredMessage } from '../../core/ports/broker';
 import { abortableSleep as sleep } from '../abortable-sleep';
 import { exponentialDelay } from '../backoff';
-import { withTimeout } from '../with-timeout';
+import { withTimeout } from '../../core/with-timeout';
 import { fromAmqpMessage } from './rabbitmq-message-codec';
 import type { RabbitMqSettings } from './rabbitmq-settings';
 import { assertQueueTopology } from './rabbitmq-topology';

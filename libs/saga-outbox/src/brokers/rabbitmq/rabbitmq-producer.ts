@@ -2,7 +2,7 @@ import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-mana
 import type { ConfirmChannel, Message, Options } from 'amqplib';
 import { errorText } from '../../core/error-text';
 import type { BrokerMessage, PublishResult } from '../../core/ports/broker';
-import { raceAbort } from '../race-abort';
+import { raceAbort } from '../../core/race-abort';
 import { toAmqpMessage } from './rabbitmq-message-codec';
 import type { RabbitMqSettings } from './rabbitmq-settings';
 import { assertExchanges, assertQueueTopology } from './rabbitmq-topology';

@@ -17,6 +17,7 @@ import {
   type NewOutboxMessage,
 } from './outbox-message';
 import { errorText } from '../error-text';
+import { raceAbort } from '../race-abort';
 
 /** The rollout: which share of messages is sent optimistically. */
 export interface OptimisticRollout {
@@ -469,21 +470,16 @@ export class OptimisticSender {
     const fail = (error: string, reason: OutboxFailureReason) =>
       part.map(() => ({ ok: false as const, error, reason }));
     if (signal.aborted) return fail(abortMessage(signal), 'timeout');
-    let onAbort: (() => void) | undefined;
-    const aborted = new Promise<'aborted'>((resolve) => {
-      onAbort = () => resolve('aborted');
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
     let call: Promise<PublishResult[]>;
     try {
       call = this.options.broker.publish(batch, signal);
     } catch (error) {
       call = Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
-    call.catch(() => undefined); // an abandoned call may reject later: not an unhandled rejection
     try {
-      const outcome = await Promise.race([call, aborted]);
-      if (outcome === 'aborted') return fail(abortMessage(signal), 'timeout');
+      // Undefined once the signal aborts; an abandoned call's later rejection is handled.
+      const outcome = await raceAbort(call, signal);
+      if (outcome === undefined) return fail(abortMessage(signal), 'timeout');
       const byId = new Map(outcome.map((r) => [r.id, r]));
       return part.map((m) => {
         const r = byId.get(m.id);
@@ -504,8 +500,6 @@ export class OptimisticSender {
         `broker "${this.options.broker.name}" publish failed: ${message}`,
         'broker_error',
       );
-    } finally {
-      if (onAbort) signal.removeEventListener('abort', onAbort);
     }
   }
 

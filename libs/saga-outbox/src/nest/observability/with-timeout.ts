@@ -1,4 +1,5 @@
 import { SagaOutboxError } from '../../core/errors';
+import { withTimeout as boundedBy } from '../../core/with-timeout';
 
 /** A probe (health check, scrape-time query) did not answer within its bound. */
 export class ProbeTimeoutError extends SagaOutboxError {
@@ -14,22 +15,14 @@ export class ProbeTimeoutError extends SagaOutboxError {
 }
 
 /**
- * `work()` bounded by `timeoutMs`: rejects with ProbeTimeoutError once the bound passes. The timer
- * is cleared as soon as either side settles, so a fast probe leaves nothing behind. The work itself
- * is not cancelled (a query keeps its pooled connection until the server answers).
+ * `work()` bounded by `timeoutMs`: rejects with ProbeTimeoutError once the bound passes (the timer
+ * is cleared as soon as either side settles; the work itself is not cancelled: a query keeps its
+ * pooled connection until the server answers).
  */
-export async function withTimeout<T>(
+export function withTimeout<T>(
   probe: string,
   timeoutMs: number,
   work: () => Promise<T>,
 ): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ProbeTimeoutError(probe, timeoutMs)), timeoutMs);
-  });
-  try {
-    return await Promise.race([work(), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return boundedBy(work(), timeoutMs, () => new ProbeTimeoutError(probe, timeoutMs));
 }

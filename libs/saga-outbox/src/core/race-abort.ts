@@ -1,3 +1,5 @@
+import { errorText } from './error-text';
+
 /**
  * Resolves with the promise's value, or with undefined once `signal` aborts (at once if it already
  * has). The promise keeps running; its later rejection is handled. Without a signal, the promise.
@@ -16,7 +18,7 @@ export function raceAbort<T>(promise: Promise<T>, signal?: AbortSignal): Promise
       },
       (error: unknown) => {
         signal.removeEventListener('abort', onAbort);
-        reject(error instanceof Error ? error : new Error(String(error)));
+        reject(error instanceof Error ? error : new Error(errorText(error)));
       },
     );
   });
