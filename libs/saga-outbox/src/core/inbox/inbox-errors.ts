@@ -44,5 +44,3 @@ export class InboxMessageIdMissingError extends SagaOutboxError {
     );
   }
 }
-
-export { errorText };

@@ -3,7 +3,8 @@ import type { JsonValue } from '../json';
 import { systemClock, type Clock } from '../ports/clock';
 import type { InboxStore } from '../ports/inbox-store';
 import { silentLogger, type SageLogger } from '../ports/logger';
-import { errorText, InboxHandlerFailedError, InboxMessageIdMissingError } from './inbox-errors';
+import { errorText, storableText } from '../error-text';
+import { InboxHandlerFailedError, InboxMessageIdMissingError } from './inbox-errors';
 import type { InboxEvent, InboxEventListener } from './inbox-events';
 import { positiveInteger, requiredName } from '../options';
 
@@ -160,7 +161,7 @@ export class InboxProcessor<Tx> {
   ): Promise<InboxResult<T>> {
     const { consumer, messageId } = key;
     // NUL cannot be stored in a text column; the failure must always be recordable.
-    const reason = errorText(error).replaceAll('\u0000', '\\0').slice(0, MAX_INBOX_ERROR_LENGTH);
+    const reason = storableText(errorText(error), MAX_INBOX_ERROR_LENGTH);
     let recorded;
     try {
       recorded = await this.store.recordFailure({

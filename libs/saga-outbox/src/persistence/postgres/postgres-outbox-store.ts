@@ -21,6 +21,7 @@ import * as q from './outbox-queries.sql';
 import { outboxTables, type OutboxTables } from './outbox-tables';
 import { sagaSchema } from './schema-name';
 import { queryOnce, runStatement as run } from './run-statement';
+import { storableText } from '../../core/error-text';
 
 export interface PostgresOutboxStoreOptions {
   /** Schema holding the outbox tables (default `sage`); the one the migrations were created with. */
@@ -113,7 +114,9 @@ export class PostgresOutboxStore implements OutboxStore, OutboxWriter<EntityMana
         q.markOutboxFailed(this.tables, {
           claimToken,
           ids: failures.map((f) => f.id),
-          errors: failures.map((f) => storableError(f.error)),
+          // NUL escaped: an error the store could not record would leave its message claimed, reaped
+          // and failed again forever (never counted, never dead-lettered, its key blocked).
+          errors: failures.map((f) => storableText(f.error, MAX_ERROR_LENGTH)),
           delaysMs: failures.map((f) => f.delayMs),
         }),
       ),
@@ -262,16 +265,6 @@ interface PgEventSource {
 }
 
 const ids_ = (rows: { id: string }[]): string[] => rows.map((r) => r.id);
-
-/**
- * A broker's error text as `last_error` can hold it: NUL (which a text column rejects, failing the
- * whole statement) written as `\0`, cut to MAX_ERROR_LENGTH. An error the store could not record
- * would leave its message claimed, reaped and failed again forever: never counted, never
- * dead-lettered, its key blocked.
- */
-function storableError(error: string): string {
-  return error.replaceAll('\u0000', '\\0').slice(0, MAX_ERROR_LENGTH);
-}
 
 function byPublishOrder(a: q.OutboxMessageRow, b: q.OutboxMessageRow): number {
   const tx = BigInt(a.txid) - BigInt(b.txid);

@@ -30,6 +30,7 @@ import { stepPhaseOpen } from '../../core/saga/step-transitions';
 import * as q from './saga-queries.sql';
 import { sagaSchema, type SagaSchema } from './schema-name';
 import { runStatement as run } from './run-statement';
+import { storableText } from '../../core/error-text';
 
 export interface PostgresSagaStoreOptions {
   /** Schema holding the saga tables (default `sage`); the one the migrations were created with. */
@@ -159,7 +160,12 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
     const [outcome] = await this.withRunner((runner) =>
       run(
         runner,
-        q.recordStepFailure(this.schema, { sagaId: fence.sagaId, owner: fence.owner, ...failure }),
+        q.recordStepFailure(this.schema, {
+          sagaId: fence.sagaId,
+          owner: fence.owner,
+          ...failure,
+          error: storableText(failure.error),
+        }),
       ),
     );
     if (!outcome?.fenced) throw new LeaseLostError(fence.sagaId, fence.owner);
@@ -202,7 +208,7 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
         phase: reply.phase,
         ok: reply.outcome.ok,
         result: reply.outcome.ok ? reply.outcome.result : null,
-        error: reply.outcome.ok ? null : reply.outcome.error,
+        error: reply.outcome.ok ? null : storableText(reply.outcome.error),
       }),
     );
     const [step] = updated;
@@ -224,7 +230,7 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
       owner: fence.owner,
       from,
       to,
-      error: detail?.error ?? null,
+      error: detail?.error === undefined ? null : storableText(detail.error),
       failedStep: detail?.failedStep ?? null,
     });
     if (!within) return (await this.withRunner((runner) => run(runner, statement))).length > 0;

@@ -237,6 +237,27 @@ describe('SagaEngine on PostgreSQL', () => {
   );
 
   it(
+    'records a step error containing NUL (PostgreSQL text cannot hold it) and still ends the saga',
+    async () => {
+      sagas().register(
+        defineSaga<{ n?: number }, EntityManager>('nul-in-error')
+          .step('validate', {
+            compensatable: false,
+            retry: { maxAttempts: 2, initialDelayMs: 1 },
+            run: () => Promise.reject(new Error('bad byte \u0000 from a driver')),
+          })
+          .build(),
+      );
+      const { sagaId } = await sagas().start('nul-in-error', {});
+      const saga = await sagas().waitFor(sagaId, { timeoutMs: 10_000 });
+      expect(saga.status).toBe('compensated');
+      expect(stepOf(saga, 'validate')).toMatchObject({ status: 'failed', attempts: 2 });
+      expect(stepOf(saga, 'validate')?.error).toBe('bad byte \\0 from a driver');
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
     'does not retry an error the retry policy calls permanent',
     async () => {
       let runs = 0;
