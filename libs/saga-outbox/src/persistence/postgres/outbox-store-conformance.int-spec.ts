@@ -2,22 +2,18 @@
  * The outbox store conformance suite on PostgreSQL (a database of its own, cloned from the migrated
  * template) and on embedded PGlite (over its socket, the way apps use it), the same SQL on both.
  */
-import type { DataSource, EntityManager } from 'typeorm';
-import { createTestDatabase, dataSourceOptions } from '@test/support/pg';
-import { spawnEmbeddedPostgres } from '@test/support/embedded-postgres-process';
+import type { EntityManager } from 'typeorm';
+import {
+  openEmbeddedDatabase,
+  openPostgresDatabase,
+  type OpenedDatabase,
+} from '@test/support/sage-databases';
 import {
   describeOutboxStoreConformance,
   type OutboxStoreConformanceHarness,
 } from '../../testing/outbox-store-conformance';
-import { createSagaDataSource, runMigrationsLocked } from './data-source';
 import { PostgresOutboxStore } from './postgres-outbox-store';
 import { waitUntil } from '../../testing/async';
-
-/** An open, migrated database for the whole file, and how to let it go. */
-interface OpenDatabase {
-  dataSource: DataSource;
-  close(): Promise<void>;
-}
 
 /**
  * Each test gets a new PostgresOutboxStore on an emptied outbox table. After a commit the suite
@@ -25,10 +21,10 @@ interface OpenDatabase {
  * transaction open anywhere on the server (other test files) holds fresh rows back for a moment.
  */
 function postgresHarness(
-  open: () => Promise<OpenDatabase>,
+  open: () => Promise<OpenedDatabase>,
   capabilities: Pick<OutboxStoreConformanceHarness, 'concurrentTransactions' | 'notifications'>,
 ): OutboxStoreConformanceHarness<EntityManager> {
-  let db: OpenDatabase | undefined;
+  let db: OpenedDatabase | undefined;
   return {
     ...capabilities,
     setup: async () => {
@@ -62,48 +58,18 @@ function postgresHarness(
 
 describeOutboxStoreConformance(
   'PostgreSQL',
-  postgresHarness(
-    async () => {
-      const database = await createTestDatabase();
-      const dataSource = await createSagaDataSource(
-        dataSourceOptions(database.name, { poolSize: 10 }),
-      ).initialize();
-      return {
-        dataSource,
-        close: async () => {
-          await dataSource.destroy();
-          await database.drop();
-        },
-      };
-    },
-    { concurrentTransactions: true, notifications: true },
-  ),
+  postgresHarness(() => openPostgresDatabase(10), {
+    concurrentTransactions: true,
+    notifications: true,
+  }),
 );
 
 // PGlite serialises transactions of different connections and delivers no NOTIFY across its
 // socket multiplexer (see embedded-postgres.ts): the two capabilities the suite asks about.
 describeOutboxStoreConformance(
   'PGlite (embedded)',
-  postgresHarness(
-    async () => {
-      const pg = await spawnEmbeddedPostgres({ maxConnections: 12 });
-      const dataSource = await createSagaDataSource({
-        host: pg.host,
-        port: pg.port,
-        username: pg.username,
-        password: pg.password,
-        database: pg.database,
-        poolSize: 10,
-      }).initialize();
-      await runMigrationsLocked(dataSource);
-      return {
-        dataSource,
-        close: async () => {
-          await dataSource.destroy();
-          await pg.stop();
-        },
-      };
-    },
-    { concurrentTransactions: false, notifications: false },
-  ),
+  postgresHarness(() => openEmbeddedDatabase({ maxConnections: 12, poolSize: 10 }), {
+    concurrentTransactions: false,
+    notifications: false,
+  }),
 );

@@ -8,8 +8,8 @@ import { InboxHandlerFailedError } from '../../core/inbox/inbox-errors';
 import { InboxProcessor, type InboxHandler } from '../../core/inbox/inbox-processor';
 import { InboxRetention } from '../../core/inbox/inbox-retention';
 import type { JsonValue } from '../../core/json';
-import { spawnEmbeddedPostgres } from '@test/support/embedded-postgres-process';
-import { createSagaDataSource, runMigrationsLocked } from './data-source';
+import { openEmbeddedDatabase } from '@test/support/sage-databases';
+import { createSagaDataSource } from './data-source';
 import { PostgresInboxStore } from './postgres-inbox-store';
 import { INBOX_MAINTENANCE_LOCK_KEY } from './inbox-queries.sql';
 import { waitUntil } from '../../testing/async';
@@ -407,17 +407,8 @@ describe('inbox retention (leader-only, batched)', () => {
 
 describe('on embedded PGlite (transactions of different connections serialised)', () => {
   it('dedups, serialises racing deliveries, counts failures and dead-letters', async () => {
-    const pg = await spawnEmbeddedPostgres({ maxConnections: 6 });
-    const dataSource = await createSagaDataSource({
-      host: pg.host,
-      port: pg.port,
-      username: pg.username,
-      password: pg.password,
-      database: pg.database,
-      poolSize: 5,
-    }).initialize();
+    const { dataSource, close } = await openEmbeddedDatabase({ maxConnections: 6, poolSize: 5 });
     try {
-      await runMigrationsLocked(dataSource);
       await dataSource.query('CREATE TABLE public.effect (message_id text NOT NULL)');
       const embedded = new PostgresInboxStore(dataSource);
       const inbox = new InboxProcessor<EntityManager>({ store: embedded, maxAttempts: 2 });
@@ -466,8 +457,7 @@ describe('on embedded PGlite (transactions of different connections serialised)'
         message: { p: 1 },
       });
     } finally {
-      await dataSource.destroy();
-      await pg.stop();
+      await close();
     }
   });
 });
