@@ -1,18 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
 import type { Message, MessageProperties } from 'amqplib';
-import type { BrokerMessage } from '../../core/ports/broker';
+import { SENT_MESSAGE } from '@test/support/broker-message-fixture';
 import { fromCloudEventHeaders, toCloudEventHeaders } from '../cloudevents-headers';
 import { fromAmqpMessage, toAmqpMessage, type AmqpMessage } from './rabbitmq-message-codec';
 
-const sent: BrokerMessage = {
-  id: '0190a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d',
-  destination: 'orders',
-  key: 'order-1',
-  type: 'order.placed',
-  payload: { n: 1, text: 'zażółć' },
-  headers: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
-  time: new Date('2025-01-02T03:04:05.678Z'),
-};
+const sent = SENT_MESSAGE;
 
 /** The message as amqplib hands it to a consumer (routing key = destination). */
 function received(
