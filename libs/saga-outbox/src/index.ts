@@ -27,6 +27,7 @@ export {
   SagaCreateConflictError,
   SagaStepUnknownError,
   SagaCommandInvalidError,
+  DeliveryDeferredError,
 } from './core/errors';
 export {
   OutboxTransactionRequiredError,
@@ -37,6 +38,7 @@ export {
 } from './core/outbox/outbox-errors';
 export { MissingPeerDependencyError } from './core/errors';
 export type { JsonValue } from './core/json';
+export { MAX_JSON_DEPTH } from './core/json';
 export { uuidv7 } from './core/uuid';
 export type { Clock } from './core/ports/clock';
 
@@ -153,7 +155,10 @@ export type {
   DeliveredMessage,
   SubscribeOptions,
   Subscription,
+  DeadLetterReason,
+  DeadLetteredMessage,
 } from './core/ports/broker';
+export { MAX_MESSAGE_ID_LENGTH, messageIdProblem } from './core/message-id';
 export { InMemoryBroker } from './brokers/memory/in-memory-broker';
 export type { InMemoryBrokerOptions } from './brokers/memory/in-memory-broker';
 

@@ -21,10 +21,10 @@ import type { BrokerMessage } from '../core/ports/broker';
  *   NATS `Nats-*`);
  * - names are matched ignoring case; a blank (empty or whitespace) id or type counts as missing, an
  *   empty key as no key;
- * - id = the transport's own message id (AMQP `message-id`, NATS `Nats-Msg-Id`), else `ce-id`, else
- *   the transport position (Kafka topic/partition/offset, JetStream stream:sequence), else none;
- *   the transport's id first so the adapters and the Nest transports (`transportMessageId`) give
- *   the inbox the same id for one message;
+ * - id = the transport's own message id (AMQP `message-id`, NATS `Nats-Msg-Id`), else `ce-id`; the
+ *   transport's id first so the adapters and the Nest transports (`transportMessageId`) give the
+ *   inbox the same id for one message. It is not checked here: inbound-message.ts dead-letters a
+ *   message whose id is missing or unusable (no position is ever made up as an id, on any broker);
  * - type = the transport's own type (AMQP `type`), else `ce-type`, else `''`;
  * - key = the transport's own key (Kafka record key), else `ce-subject`, else null;
  * - time = `ce-time` when it is a valid RFC 3339 timestamp, else the transport's time (Kafka record
@@ -112,40 +112,29 @@ export interface TransportAttributes {
   key?: unknown;
   /** When the transport stored or stamped it (Kafka record timestamp, AMQP `timestamp`, JetStream time). */
   time?: Date;
-  /** An identity from the message's position, for messages that carry no id (`topic/partition/offset`). */
-  position?: string;
 }
 
 /** The DeliveredMessage fields the headers (and the transport's own attributes) give. */
 export interface CloudEventFields {
-  id: string;
+  /**
+   * The message id as received, not yet checked: the first non-blank of the transport's id and
+   * `ce-id`, else whichever of them was present (blank), else undefined. See messageIdProblem.
+   */
+  id: unknown;
   type: string;
   key: string | null;
   time: Date;
   headers: Record<string, string>;
 }
 
-/**
- * The message fields from received headers. With a `position`, always a result; without one,
- * undefined when the message carries no id at all.
- */
-export function fromCloudEventHeaders(
-  headers: Readonly<Record<string, string>>,
-  transport: TransportAttributes & { position: string },
-): CloudEventFields;
-export function fromCloudEventHeaders(
-  headers: Readonly<Record<string, string>>,
-  transport?: TransportAttributes,
-): CloudEventFields | undefined;
+/** The message fields from received headers and the transport's own attributes. Never throws. */
 export function fromCloudEventHeaders(
   headers: Readonly<Record<string, string>>,
   transport: TransportAttributes = {},
-): CloudEventFields | undefined {
-  const id =
-    nonBlank(transport.id) ?? nonBlank(headerValue(headers, CE_ID)) ?? nonBlank(transport.position);
-  if (id === undefined) return undefined;
+): CloudEventFields {
+  const ceId = headerValue(headers, CE_ID);
   return {
-    id,
+    id: nonBlank(transport.id) ?? nonBlank(ceId) ?? transport.id ?? ceId,
     type: nonBlank(transport.type) ?? nonBlank(headerValue(headers, CE_TYPE)) ?? '',
     key: nonEmpty(transport.key) ?? nonEmpty(headerValue(headers, CE_SUBJECT)) ?? null,
     time:

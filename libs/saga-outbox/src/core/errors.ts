@@ -245,3 +245,15 @@ export class SagaCommandInvalidError extends SagaOutboxError {
     super('SAGA_COMMAND_INVALID', message);
   }
 }
+
+/**
+ * Thrown by a broker handler when a delivery failed for a reason that is not the message's (the
+ * inbox store is unreachable, so the attempt could not even be counted): the adapter redelivers it
+ * after its back-off but does not count the attempt toward `maxDeliveries`, so an outage of the
+ * database never dead-letters good messages. The original error is the `cause`.
+ */
+export class DeliveryDeferredError extends SagaOutboxError {
+  constructor(reason: string, cause: unknown) {
+    super('DELIVERY_DEFERRED', `Delivery deferred, to be retried: ${reason}`, { cause });
+  }
+}

@@ -1,5 +1,5 @@
 import { NotSerializableError } from './errors';
-import { assertJsonSerializable } from './json';
+import { assertJsonSerializable, jsonTextDepth, mapJsonStrings, MAX_JSON_DEPTH } from './json';
 
 function rejection(value: unknown): NotSerializableError {
   try {
@@ -97,5 +97,62 @@ describe('assertJsonSerializable', () => {
     const value = { a: [1, 'two', null, { b: false }], c: { d: -0.25 } };
     assertJsonSerializable(value, 'x');
     expect(JSON.parse(JSON.stringify(value))).toEqual(value);
+  });
+
+  /** An array nested `depth` levels deep, built without recursion. */
+  const nested = (depth: number): unknown => {
+    let v: unknown = 1;
+    for (let i = 0; i < depth; i++) v = [v];
+    return v;
+  };
+
+  it(`accepts ${MAX_JSON_DEPTH} levels of nesting and refuses one more, with a typed error`, () => {
+    expect(() => assertJsonSerializable(nested(MAX_JSON_DEPTH), 'x')).not.toThrow();
+    expect(rejection(nested(MAX_JSON_DEPTH + 1)).message).toMatch(/nested deeper than 100/);
+  });
+
+  it('refuses a value nested 20,000 levels deep without overflowing the stack', () => {
+    // Recursion would throw RangeError (Maximum call stack size exceeded) here.
+    expect(rejection(nested(20_000))).toBeInstanceOf(NotSerializableError);
+    expect(rejection(JSON.parse('['.repeat(20_000) + ']'.repeat(20_000)))).toBeInstanceOf(
+      NotSerializableError,
+    );
+  });
+
+  it('reports errors in document order, as a recursive walk would', () => {
+    expect(rejection({ a: [1, { b: Infinity }], c: NaN }).path).toBe('$.a[1].b');
+  });
+
+  it('accepts the same object twice side by side (only a cycle is refused)', () => {
+    const shared = { x: 1 };
+    expect(() => assertJsonSerializable({ a: shared, b: [shared, shared] }, 'x')).not.toThrow();
+  });
+});
+
+describe('jsonTextDepth', () => {
+  it('counts nesting without parsing, ignoring brackets inside strings', () => {
+    expect(jsonTextDepth('1')).toBe(0);
+    expect(jsonTextDepth('{"a":[1,{"b":"[[[{"}]}')).toBe(3);
+    expect(jsonTextDepth('["\\"[[["]')).toBe(1);
+  });
+  it('stops as soon as the limit is passed', () => {
+    expect(jsonTextDepth('['.repeat(5_000_000), 100)).toBe(101);
+  });
+});
+
+describe('mapJsonStrings', () => {
+  it('maps every string and key, deep values included, without recursion', () => {
+    const deep = JSON.parse('['.repeat(50_000) + '"a\\u0000"' + ']'.repeat(50_000)) as unknown[];
+    let out = mapJsonStrings(deep as never, (t) => t.replace('\u0000', '?'));
+    for (let i = 0; i < 50_000; i++) out = (out as unknown[])[0] as never;
+    expect(out).toBe('a?');
+  });
+  it('keeps a "__proto__" key a key', () => {
+    const value = JSON.parse('{"__proto__":{"polluted":true},"k":"v"}') as never;
+    const out = mapJsonStrings(value, (t) => t.toUpperCase()) as Record<string, unknown>;
+    expect(Object.keys(out)).toEqual(['__PROTO__', 'K']);
+    const same = mapJsonStrings(value, (t) => t) as Record<string, unknown>;
+    expect(Object.prototype.hasOwnProperty.call(same, '__proto__')).toBe(true);
+    expect((same as { polluted?: boolean }).polluted).toBeUndefined();
   });
 });

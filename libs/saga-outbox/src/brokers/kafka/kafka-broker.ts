@@ -15,6 +15,7 @@ import type {
   Broker,
   BrokerHealth,
   BrokerMessage,
+  DeadLetteredMessage,
   DeliveredMessage,
   PublishResult,
   SubscribeOptions,
@@ -22,6 +23,8 @@ import type {
 } from '../../core/ports/broker';
 import { silentLogger, type SageLogger } from '../../core/ports/logger';
 import { withTimeout } from '../../core/with-timeout';
+import { DeadLetterReporter } from '../dead-letters';
+import { DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_MESSAGE_BYTES } from '../inbound-message';
 import { KafkaTopicConsumer, type KafkaConsumerSettings } from './kafka-consumer';
 import { KafkaLazyClient } from './kafka-lazy-client';
 import { KafkaProducer } from './kafka-producer';
@@ -76,6 +79,16 @@ export interface KafkaConsumerOptions {
   maxRedeliveryDelayMs?: number;
   /** `subscribe()` resolves once the member has joined its group, or rejects after this long. Default 30000 ms. */
   joinTimeoutMs?: number;
+  /**
+   * Attempts at a record whose handler keeps failing before it is written to `${topic}.dlq` and
+   * committed past (`SubscribeOptions.maxDeliveries` overrides it per subscription). Default 10.
+   */
+  maxDeliveries?: number;
+  /**
+   * Largest record value handed to a handler; a larger one is dead-lettered without being parsed.
+   * Default 1 MiB (the producer's limit too). The broker's own limit is `message.max.bytes`.
+   */
+  maxMessageBytes?: number;
 }
 
 const LEVELS: Record<KafkaBrokerLogLevel, KafkaLogLevel> = {
@@ -111,6 +124,7 @@ export class KafkaBroker implements Broker {
   private readonly producer: KafkaProducer;
   private readonly admin: KafkaLazyClient<Admin>;
   private readonly consumers = new Set<KafkaTopicConsumer>();
+  private readonly deadLetters = new DeadLetterReporter(() => this.logger);
   private closed = false;
   private closing: Promise<void> | undefined;
 
@@ -172,10 +186,16 @@ export class KafkaBroker implements Broker {
         logger: this.logger,
         settings: this.consumerSettings,
         ensureTopic: (topic) => this.ensureTopic(topic),
+        sendRecord: (topic, record) => this.producer.sendRecord(topic, record),
+        deadLetters: this.deadLetters,
       },
       destination,
       group,
       handler,
+      integerOption('subscribe.maxDeliveries', options.maxDeliveries, {
+        fallback: this.consumerSettings.maxDeliveries,
+        min: 1,
+      }),
     );
     this.consumers.add(consumer);
     try {
@@ -190,6 +210,10 @@ export class KafkaBroker implements Broker {
       );
     }
     return { unsubscribe: () => this.stopConsumer(consumer) };
+  }
+
+  onDeadLetter(listener: (event: DeadLetteredMessage) => void): () => void {
+    return this.deadLetters.listen(listener);
   }
 
   async health(): Promise<BrokerHealth> {
@@ -255,6 +279,14 @@ function consumerSettings(c: KafkaConsumerOptions): KafkaConsumerSettings {
     redeliveryDelayMs: c.redeliveryDelayMs ?? 200,
     maxRedeliveryDelayMs: c.maxRedeliveryDelayMs ?? 5000,
     joinTimeoutMs: c.joinTimeoutMs ?? 30_000,
+    maxDeliveries: integerOption('kafka.consumer.maxDeliveries', c.maxDeliveries, {
+      fallback: DEFAULT_MAX_DELIVERIES,
+      min: 1,
+    }),
+    maxMessageBytes: integerOption('kafka.consumer.maxMessageBytes', c.maxMessageBytes, {
+      fallback: DEFAULT_MAX_MESSAGE_BYTES,
+      min: 1,
+    }),
   };
 }
 

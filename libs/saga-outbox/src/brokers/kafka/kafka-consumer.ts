@@ -1,9 +1,15 @@
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Message } from 'kafkajs';
+import { DeliveryDeferredError } from '../../core/errors';
 import { errorText } from '../../core/error-text';
-import type { DeliveredMessage } from '../../core/ports/broker';
+import type { DeadLetterReason, DeliveredMessage } from '../../core/ports/broker';
 import type { SageLogger } from '../../core/ports/logger';
 import { exponentialDelay } from '../backoff';
 import { withTimeout } from '../../core/with-timeout';
+import {
+  deadLetterDestinationOf,
+  deadLetterHeaders,
+  type DeadLetterReporter,
+} from '../dead-letters';
 import { fromKafkaRecord } from './kafka-message-codec';
 
 /** KafkaConsumerOptions with every default applied. */
@@ -16,6 +22,8 @@ export interface KafkaConsumerSettings {
   redeliveryDelayMs: number;
   maxRedeliveryDelayMs: number;
   joinTimeoutMs: number;
+  maxDeliveries: number;
+  maxMessageBytes: number;
 }
 
 export interface KafkaConsumerContext {
@@ -26,6 +34,9 @@ export interface KafkaConsumerContext {
   settings: KafkaConsumerSettings;
   /** Creates the topic if it does not exist yet and waits for its leaders. */
   ensureTopic: (topic: string) => Promise<void>;
+  /** Writes a record to a topic (acks from every in-sync replica): the dead letters. */
+  sendRecord: (topic: string, record: Message) => Promise<void>;
+  deadLetters: DeadLetterReporter;
 }
 
 /**
@@ -35,6 +46,11 @@ export interface KafkaConsumerContext {
  * back-off and redelivers from there, with `deliveryAttempt` counted per (partition, offset);
  * until it succeeded nothing past it in that partition is handled or committed, so per-key order
  * holds across handler failures and a crash or rebalance meanwhile redelivers it.
+ *
+ * A record that cannot be handed over (inbound-message.ts: bad id, oversize, not JSON, …), and one
+ * whose handler failed `maxDeliveries` times (failures thrown as DeliveryDeferredError not
+ * counted), is written to `${topic}.dlq` with its reason and position, then committed past: the
+ * partition moves on. If the dead letter cannot be written, the record is retried like a failure.
  */
 export class KafkaTopicConsumer {
   /** Why kafkajs gave up on this consumer (a crash it will not restart from), if it did. */
@@ -43,8 +59,11 @@ export class KafkaTopicConsumer {
   private active = true;
   private readonly running = new Set<Promise<void>>();
   private readonly timers = new Set<NodeJS.Timeout>();
-  /** Failed deliveries per `partition:offset`, so a redelivery knows its attempt number. */
-  private readonly failures = new Map<string, number>();
+  /**
+   * Failed deliveries per `partition:offset`, so a redelivery knows its attempt number; `counted`
+   * leaves out deferred failures (the inbox store was down), which never lead to a dead letter.
+   */
+  private readonly failures = new Map<string, { attempts: number; counted: number }>();
   /**
    * Per partition, the offset whose handler failed and awaits redelivery. Nothing past it is handed
    * over, resolved or committed until it succeeded (a batch fetched past it is dropped and the
@@ -60,6 +79,7 @@ export class KafkaTopicConsumer {
     readonly destination: string,
     readonly group: string,
     private readonly handler: (message: DeliveredMessage) => Promise<void>,
+    private readonly maxDeliveries: number,
   ) {
     const s = context.settings;
     const consumer = (this.consumer = context.kafka.consumer({
@@ -138,13 +158,15 @@ export class KafkaTopicConsumer {
     for (const record of payload.batch.messages) {
       if (!this.active || !payload.isRunning() || payload.isStale()) break;
       const key = `${partition}:${record.offset}`;
-      const attempt = (this.failures.get(key) ?? 0) + 1;
-      const run = this.handler(fromKafkaRecord(topic, partition, record, attempt));
+      const failed = this.failures.get(key) ?? { attempts: 0, counted: 0 };
+      const attempt = failed.attempts + 1;
+      const run = this.deliver(topic, partition, record, attempt, failed.counted);
       this.running.add(run);
       try {
         await run;
       } catch (error) {
-        this.failures.set(key, attempt);
+        const counted = failed.counted + (error instanceof DeliveryDeferredError ? 0 : 1);
+        this.failures.set(key, { attempts: attempt, counted });
         this.blocked.set(partition, record.offset);
         // Commit what succeeded before it (never past it), then start again from this offset.
         await commit();
@@ -166,6 +188,65 @@ export class KafkaTopicConsumer {
       }
     }
     await commit();
+  }
+
+  /**
+   * Hands the record to the handler, or dead-letters it: on sight when it cannot be handed over,
+   * after the handler's failure when that was its `maxDeliveries`-th counted one. Rejects when the
+   * record must be redelivered (the handler failed, or the dead letter could not be written).
+   */
+  private async deliver(
+    topic: string,
+    partition: number,
+    record: KafkaMessage,
+    attempt: number,
+    counted: number,
+  ): Promise<void> {
+    const position = `${topic}/${partition}/${record.offset}`;
+    const inbound = fromKafkaRecord(topic, record, this.context.settings.maxMessageBytes);
+    if (!inbound.ok) {
+      const { reason, detail, messageId } = inbound.poison;
+      await this.deadLetter(record, position, { reason, detail, messageId, attempts: 0 });
+      return;
+    }
+    const message = inbound.message;
+    try {
+      await this.handler({ ...message, deliveryAttempt: attempt });
+    } catch (error) {
+      if (error instanceof DeliveryDeferredError || counted + 1 < this.maxDeliveries) throw error;
+      await this.deadLetter(record, position, {
+        reason: 'max-deliveries',
+        detail: `the handler failed ${counted + 1} times (maxDeliveries ${this.maxDeliveries}); last error: ${errorText(error)}`,
+        messageId: message.id,
+        attempts: attempt,
+      });
+    }
+  }
+
+  /** Writes the record, as received plus the `sage-dead-letter-*` headers, to `${topic}.dlq`. */
+  private async deadLetter(
+    record: KafkaMessage,
+    position: string,
+    what: { reason: DeadLetterReason; detail: string; messageId: string; attempts: number },
+  ): Promise<void> {
+    const deadLetterDestination = deadLetterDestinationOf(this.destination);
+    const event = {
+      broker: this.context.brokerName,
+      destination: this.destination,
+      group: this.group,
+      deadLetterDestination,
+      ...what,
+    };
+    const headers: IHeaders = { ...record.headers, ...deadLetterHeaders(event, position) };
+    await this.context.ensureTopic(deadLetterDestination);
+    await this.context.sendRecord(deadLetterDestination, {
+      key: record.key,
+      // An oversize body stays only at its position in the source topic: the dead letter says where.
+      value: what.reason === 'too-large' ? null : record.value,
+      headers,
+      timestamp: record.timestamp,
+    });
+    this.context.deadLetters.report(event);
   }
 
   /**

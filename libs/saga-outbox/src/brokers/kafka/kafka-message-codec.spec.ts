@@ -32,48 +32,68 @@ describe('Kafka message codec', () => {
     expect(toKafkaRecord({ ...sent, key: null }, 'sage').key).toBeNull();
   });
 
+  const MAX = 1024 * 1024;
+  const accepted = (record: KafkaMessage) => {
+    const inbound = fromKafkaRecord('orders', record, MAX);
+    if (!inbound.ok) throw new Error(`dead-lettered: ${inbound.poison.detail}`);
+    return inbound.message;
+  };
+
   it('reads the record back into the message, with the headers the shared rule gives', () => {
     const record = toKafkaRecord(sent, 'sage');
-    const delivered = fromKafkaRecord('orders', 2, received(record), 3);
+    const delivered = accepted(received(record));
     expect(delivered).toEqual({
       ...sent,
-      headers: fromCloudEventHeaders(toCloudEventHeaders(sent, 'sage'))?.headers,
-      deliveryAttempt: 3,
+      headers: fromCloudEventHeaders(toCloudEventHeaders(sent, 'sage')).headers,
     });
     expect(delivered.headers).toMatchObject({ ...sent.headers, 'ce-source': 'sage' });
   });
 
-  it('gives a record from another producer its position as id, its timestamp as time, its text as payload', () => {
-    const delivered = fromKafkaRecord(
-      'orders',
-      2,
+  it('takes the record timestamp for a bad ce-time and joins repeated headers', () => {
+    const delivered = accepted(
       received(
-        { key: null, value: 'not json', headers: { 'ce-time': 'not a time' } },
-        { headers: { 'ce-time': Buffer.from('not a time'), multi: ['a', Buffer.from('b')] } },
+        { key: null, value: '{"a":1}' },
+        {
+          headers: {
+            'ce-id': Buffer.from('m-1'),
+            'ce-time': Buffer.from('not a time'),
+            multi: ['a', Buffer.from('b')],
+          },
+        },
       ),
-      1,
     );
     expect(delivered).toMatchObject({
-      id: 'orders/2/17',
+      id: 'm-1',
       type: '',
       key: null,
-      payload: 'not json',
+      payload: { a: 1 },
       time: new Date(1735787000000),
       headers: { 'ce-time': 'not a time', multi: 'a,b' },
     });
-    expect(fromKafkaRecord('t', 0, received({ key: 'k', value: null }), 1).payload).toBeNull();
+  });
+
+  it('dead-letters a record without ce-id, with text or a tombstone as value: never makes up an id', () => {
+    const noId = fromKafkaRecord('orders', received({ key: null, value: '{"a":1}' }), MAX);
+    expect(noId).toMatchObject({ ok: false, poison: { reason: 'missing-id' } });
+    const text = fromKafkaRecord(
+      'orders',
+      received({ key: null, value: 'not json' }, { headers: { 'ce-id': Buffer.from('x') } }),
+      MAX,
+    );
+    expect(text).toMatchObject({ ok: false, poison: { reason: 'not-json', messageId: 'x' } });
+    const tombstone = fromKafkaRecord(
+      'orders',
+      received({ key: 'k', value: null }, { headers: { 'ce-id': Buffer.from('x') } }),
+      MAX,
+    );
+    expect(tombstone).toMatchObject({ ok: false, poison: { reason: 'empty-body' } });
   });
 
   it('takes the record key over ce-subject, and ce-subject when the record has no key', () => {
     const headers = { 'ce-id': Buffer.from('x'), 'ce-subject': Buffer.from('subject') };
-    const withKey = fromKafkaRecord(
-      't',
-      0,
-      received({ key: 'record-key', value: '1' }, { headers }),
-      1,
+    expect(accepted(received({ key: 'record-key', value: '1' }, { headers })).key).toBe(
+      'record-key',
     );
-    expect(withKey.key).toBe('record-key');
-    const noKey = fromKafkaRecord('t', 0, received({ key: null, value: '1' }, { headers }), 1);
-    expect(noKey.key).toBe('subject');
+    expect(accepted(received({ key: null, value: '1' }, { headers })).key).toBe('subject');
   });
 });

@@ -1,4 +1,4 @@
-import { Partitioners, type Kafka, type Producer } from 'kafkajs';
+import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
 import { errorText } from '../../core/error-text';
 import { BrokerPublishError } from '../../core/outbox/outbox-errors';
 import type { BrokerMessage, PublishResult } from '../../core/ports/broker';
@@ -89,6 +89,27 @@ export class KafkaProducer {
 
   disconnect(): Promise<void> | undefined {
     return this.producer.disconnect();
+  }
+
+  /**
+   * Writes one record as it is (a dead letter) and resolves once every in-sync replica has it.
+   * A body the broker refuses as too large is written without it, the headers saying so: the
+   * reason and the source position are what must not be lost. Rejects otherwise (the consumer
+   * retries the dead letter later).
+   */
+  async sendRecord(topic: string, record: Message): Promise<void> {
+    const producer = await this.producer.connected();
+    try {
+      await producer.send({ topic, acks: -1, messages: [record] });
+    } catch (error) {
+      this.discard(producer);
+      if (isRetryable(error) || record.value === null) throw error;
+      const headers = {
+        ...record.headers,
+        'sage-dead-letter-body-omitted': failureText(topic, error),
+      };
+      await this.sendRecord(topic, { ...record, value: null, headers });
+    }
   }
 
   /** Sends one topic's messages in one request; on a non-retryable failure, one by one to find the guilty ones. */

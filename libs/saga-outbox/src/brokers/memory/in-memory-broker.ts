@@ -1,22 +1,57 @@
 import { errorText } from '../../core/error-text';
+import { silentLogger } from '../../core/ports/logger';
 import { BrokerPublishError } from '../../core/outbox/outbox-errors';
 import type {
   Broker,
   BrokerHealth,
   BrokerMessage,
+  DeadLetteredMessage,
   DeliveredMessage,
   PublishResult,
   SubscribeOptions,
   Subscription,
 } from '../../core/ports/broker';
+import { DeliveryDeferredError } from '../../core/errors';
+import { integerOption } from '../../core/options';
 import { abortableSleep as sleep } from '../abortable-sleep';
+import { exponentialDelay } from '../backoff';
+import { toCloudEventHeaders } from '../cloudevents-headers';
+import { DeadLetterReporter, deadLetterDestinationOf } from '../dead-letters';
+import {
+  DEFAULT_MAX_DELIVERIES,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  inboundMessage,
+} from '../inbound-message';
 
 export interface InMemoryBrokerOptions {
   name?: string;
   /** Delay before each publish is acknowledged (simulates a network round trip). Default 0. */
   latencyMs?: number;
-  /** Deliveries of one message to one group before it is dropped as undeliverable. Default 5. */
+  /**
+   * Attempts at a message whose handler keeps failing, per group, before it is dead-lettered
+   * (`deadLetters`); `SubscribeOptions.maxDeliveries` overrides it. Default 10.
+   */
   maxDeliveries?: number;
+  /** Largest body (its JSON) handed to a handler; larger ones are dead-lettered. Default 1 MiB. */
+  maxMessageBytes?: number;
+  /** First wait before a failed handler is retried, doubling, capped at 1 s. Default 5 ms. */
+  redeliveryDelayMs?: number;
+}
+
+/** A message as it travels: what a real broker would carry (the adapters' wire form). */
+export interface InMemoryWireMessage {
+  destination: string;
+  /** Transport headers, CloudEvents attributes included (`ce-id` is the message id). */
+  headers: Record<string, string>;
+  /** The body bytes (the JSON payload, for a Sage message). */
+  body: Uint8Array;
+}
+
+/** A message the broker dead-lettered, with what it carried. */
+export interface InMemoryDeadLetter extends DeadLetteredMessage {
+  /** The message as decoded, when it could be (reason `max-deliveries`). */
+  message: BrokerMessage | undefined;
+  wire: InMemoryWireMessage;
 }
 
 /** Fault injection: return a failure for a message, or undefined to accept it. */
@@ -30,19 +65,36 @@ interface Member {
   running: Set<Promise<void>>;
 }
 
+interface Group {
+  name: string;
+  members: Member[];
+  next: number;
+  maxDeliveries: number;
+  /** Tail of the delivery chain per key: a key's next message waits for the one before. */
+  tails: Map<string, Promise<void>>;
+}
+
 /**
  * The in-memory Broker (tests, the embedded demo). Keeps every accepted message in `published`,
  * in acceptance order, duplicates included, and delivers to subscribers: each consumer group gets
- * each message once (round-robin among its members), redelivered when the handler throws.
- * Faults are injected with `setAvailable(false)` (the whole broker is down) and `setFault()`.
+ * each message once (round-robin among its members). It behaves like the real adapters: a message
+ * travels in its wire form (CloudEvents headers, JSON body) and goes through the same checks
+ * (inbound-message.ts); a failed handler is retried, with back-off, while later messages of its
+ * key wait (per-key order holds across failures); what cannot be handed over, or fails
+ * `maxDeliveries` times, lands in `deadLetters` with its reason. `deliverWire()` injects any
+ * message as a foreign producer would send it. Faults are injected with `setAvailable(false)` (the
+ * whole broker is down) and `setFault()`.
  */
 export class InMemoryBroker implements Broker {
   readonly name: string;
   /** Every accepted message, in acceptance order (a message published twice appears twice). */
   readonly published: BrokerMessage[] = [];
-  /** Messages whose handlers kept failing past `maxDeliveries`, per group. */
-  readonly undeliverable: { group: string; message: BrokerMessage; error: string }[] = [];
-  private readonly groups = new Map<string, Map<string, { members: Member[]; next: number }>>();
+  /** Messages dead-lettered, per group: undecodable on sight, or after `maxDeliveries` failures. */
+  readonly deadLetters: InMemoryDeadLetter[] = [];
+  private readonly groups = new Map<string, Map<string, Group>>();
+  private readonly reporter = new DeadLetterReporter(() => silentLogger);
+  private readonly maxDeliveries: number;
+  private readonly maxMessageBytes: number;
   private available = true;
   private fault: InMemoryFault | undefined;
   private closed = false;
@@ -50,6 +102,23 @@ export class InMemoryBroker implements Broker {
 
   constructor(private readonly options: InMemoryBrokerOptions = {}) {
     this.name = options.name ?? 'memory';
+    this.maxDeliveries = integerOption('memory.maxDeliveries', options.maxDeliveries, {
+      fallback: DEFAULT_MAX_DELIVERIES,
+      min: 1,
+    });
+    this.maxMessageBytes = integerOption('memory.maxMessageBytes', options.maxMessageBytes, {
+      fallback: DEFAULT_MAX_MESSAGE_BYTES,
+      min: 1,
+    });
+  }
+
+  onDeadLetter(listener: (event: DeadLetteredMessage) => void): () => void {
+    return this.reporter.listen(listener);
+  }
+
+  /** Delivers a message in its wire form, as another producer would send it (poison included). */
+  deliverWire(wire: InMemoryWireMessage): void {
+    this.deliver(wire);
   }
 
   /** Simulates the broker going down (every publish rejects) and coming back. */
@@ -81,7 +150,11 @@ export class InMemoryBroker implements Broker {
       }
       const copy = structuredClone(message);
       this.published.push(copy);
-      this.deliver(copy);
+      this.deliver({
+        destination: copy.destination,
+        headers: toCloudEventHeaders(copy, 'sage'),
+        body: Buffer.from(JSON.stringify(copy.payload)),
+      });
       results.push({ id: message.id, ok: true });
     }
     for (const wake of this.waiters) wake();
@@ -96,13 +169,24 @@ export class InMemoryBroker implements Broker {
     if (this.closed) throw new BrokerPublishError(this.name, 'broker is closed', false);
     const group = options.group ?? destination;
     let byGroup = this.groups.get(destination);
-    if (!byGroup)
-      this.groups.set(
-        destination,
-        (byGroup = new Map<string, { members: Member[]; next: number }>()),
-      );
+    if (!byGroup) this.groups.set(destination, (byGroup = new Map<string, Group>()));
     let entry = byGroup.get(group);
-    if (!entry) byGroup.set(group, (entry = { members: [], next: 0 }));
+    if (!entry)
+      byGroup.set(
+        group,
+        (entry = {
+          name: group,
+          members: [],
+          next: 0,
+          maxDeliveries: this.maxDeliveries,
+          tails: new Map(),
+        }),
+      );
+    if (options.maxDeliveries !== undefined)
+      entry.maxDeliveries = integerOption('subscribe.maxDeliveries', options.maxDeliveries, {
+        fallback: this.maxDeliveries,
+        min: 1,
+      });
     const member: Member = { handler, active: true, running: new Set() };
     entry.members.push(member);
     const owner = entry;
@@ -153,37 +237,89 @@ export class InMemoryBroker implements Broker {
     });
   }
 
-  private deliver(message: BrokerMessage): void {
-    const byGroup = this.groups.get(message.destination);
+  private deliver(wire: InMemoryWireMessage): void {
+    const byGroup = this.groups.get(wire.destination);
     if (!byGroup) return;
-    for (const [group, entry] of byGroup) {
+    for (const entry of byGroup.values()) {
       if (!entry.members.length) continue;
-      void this.deliverToGroup(group, entry, message, 1);
+      const inbound = inboundMessage({
+        destination: wire.destination,
+        headers: { ...wire.headers },
+        transport: {},
+        body: wire.body,
+        maxMessageBytes: this.maxMessageBytes,
+      });
+      if (!inbound.ok) {
+        const { reason, detail, messageId } = inbound.poison;
+        this.deadLetter(entry, wire, undefined, { reason, detail, messageId, attempts: 0 });
+        continue;
+      }
+      const message = inbound.message;
+      const key = message.key;
+      const previous = key === null ? undefined : entry.tails.get(key);
+      const run = (async () => {
+        await previous;
+        await Promise.resolve(); // deliver asynchronously, never inside publish()
+        await this.deliverToGroup(entry, wire, message);
+      })();
+      if (key !== null) {
+        entry.tails.set(key, run);
+        void run.finally(() => {
+          if (entry.tails.get(key) === run) entry.tails.delete(key);
+        });
+      }
     }
   }
 
+  /** Hands `message` to the group's members until one handler resolves, or dead-letters it. */
   private async deliverToGroup(
-    group: string,
-    entry: { members: Member[]; next: number },
+    entry: Group,
+    wire: InMemoryWireMessage,
     message: BrokerMessage,
-    attempt: number,
   ): Promise<void> {
-    const member = entry.members[entry.next++ % Math.max(entry.members.length, 1)];
-    if (!member?.active) return;
-    const run = (async () => {
-      await Promise.resolve(); // deliver asynchronously, never inside publish()
-      await member.handler({ ...structuredClone(message), deliveryAttempt: attempt });
-    })();
-    member.running.add(run);
-    try {
-      await run;
-    } catch (error) {
-      const reason = errorText(error);
-      if (attempt >= (this.options.maxDeliveries ?? 5))
-        this.undeliverable.push({ group, message, error: reason });
-      else void this.deliverToGroup(group, entry, message, attempt + 1);
-    } finally {
-      member.running.delete(run);
+    let counted = 0;
+    for (let attempt = 1; ; attempt++) {
+      const member = entry.members[entry.next++ % Math.max(entry.members.length, 1)];
+      if (!member?.active) return; // nobody left to deliver to: dropped, as a queue nobody reads
+      const run = Promise.resolve().then(() =>
+        member.handler({ ...structuredClone(message), deliveryAttempt: attempt }),
+      );
+      member.running.add(run);
+      try {
+        await run;
+        return;
+      } catch (error) {
+        if (!(error instanceof DeliveryDeferredError)) counted++;
+        if (counted >= entry.maxDeliveries) {
+          this.deadLetter(entry, wire, message, {
+            reason: 'max-deliveries',
+            detail: `the handler failed ${counted} times (maxDeliveries ${entry.maxDeliveries}); last error: ${errorText(error)}`,
+            messageId: message.id,
+            attempts: attempt,
+          });
+          return;
+        }
+      } finally {
+        member.running.delete(run);
+      }
+      await sleep(exponentialDelay(attempt, this.options.redeliveryDelayMs ?? 5, 1000));
     }
+  }
+
+  private deadLetter(
+    entry: Group,
+    wire: InMemoryWireMessage,
+    message: BrokerMessage | undefined,
+    what: Pick<DeadLetteredMessage, 'reason' | 'detail' | 'messageId' | 'attempts'>,
+  ): void {
+    const event: DeadLetteredMessage = {
+      broker: this.name,
+      destination: wire.destination,
+      group: entry.name,
+      deadLetterDestination: deadLetterDestinationOf(wire.destination),
+      ...what,
+    };
+    this.deadLetters.push({ ...event, message, wire });
+    this.reporter.report(event);
   }
 }

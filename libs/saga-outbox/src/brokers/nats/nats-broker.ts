@@ -18,6 +18,7 @@ import type {
   Broker,
   BrokerHealth,
   BrokerMessage,
+  DeadLetteredMessage,
   DeliveredMessage,
   PublishResult,
   SubscribeOptions,
@@ -25,6 +26,8 @@ import type {
 } from '../../core/ports/broker';
 import { silentLogger, type SageLogger } from '../../core/ports/logger';
 import { exponentialDelay } from '../backoff';
+import { DeadLetterReporter } from '../dead-letters';
+import { DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_MESSAGE_BYTES } from '../inbound-message';
 import { withTimeout } from '../../core/with-timeout';
 import { InvalidArgumentError, connect, nanos, type NatsConnection } from './nats-client';
 import { NatsConsumeLoop } from './nats-consume-loop';
@@ -45,10 +48,18 @@ export interface NatsJetStreamBrokerOptions {
   /** How long a delivered message may stay un-acked before redelivery. Default 30 000. */
   ackWaitMs?: number;
   /**
-   * Attempts at a message (in-process retries included) before it is given up on (terminated);
-   * -1 = unlimited (the inbox dead-letters). Also the consumer's `max_deliver`. Default -1.
+   * Attempts at a message whose handler keeps failing (in-process retries included) before it is
+   * published to the dead-letter subject `${subjectPrefix}${destination}.dlq` and terminated;
+   * `SubscribeOptions.maxDeliveries` overrides it per subscription; -1 = never. The JetStream
+   * consumer's own `max_deliver` stays unlimited: the server would give up without a record.
+   * Default 10.
    */
   maxDeliver?: number;
+  /**
+   * Largest body handed to a handler; a larger one is dead-lettered without being parsed. Default
+   * 1 MiB. The server's own limit is `max_payload` (default 1 MiB).
+   */
+  maxMessageBytes?: number;
   /** How long one publish waits for its PubAck. Default 5 000. */
   publishTimeoutMs?: number;
   /** Messages a subscriber pulls ahead of its handler. Default 16. */
@@ -110,6 +121,8 @@ export class NatsJetStreamBroker implements Broker {
   private readonly duplicateWindowMs: number;
   private readonly ackWaitMs: number;
   private readonly maxDeliver: number;
+  private readonly maxMessageBytes: number;
+  private readonly deadLetters = new DeadLetterReporter(() => this.logger);
   private readonly publishTimeoutMs: number;
   private readonly prefetch: number;
   private readonly pullExpiresMs: number;
@@ -150,12 +163,17 @@ export class NatsJetStreamBroker implements Broker {
       120_000,
     );
     this.ackWaitMs = positiveInt('nats.ackWaitMs', options.ackWaitMs, 30_000);
-    this.maxDeliver = options.maxDeliver ?? -1;
+    this.maxDeliver = options.maxDeliver ?? DEFAULT_MAX_DELIVERIES;
     if (!Number.isInteger(this.maxDeliver) || (this.maxDeliver < 1 && this.maxDeliver !== -1))
       throw new InvalidOptionsError(
         'nats.maxDeliver',
         'must be a positive integer, or -1 for unlimited',
       );
+    this.maxMessageBytes = positiveInt(
+      'nats.maxMessageBytes',
+      options.maxMessageBytes,
+      DEFAULT_MAX_MESSAGE_BYTES,
+    );
     this.publishTimeoutMs = positiveInt('nats.publishTimeoutMs', options.publishTimeoutMs, 5_000);
     this.prefetch = positiveInt('nats.prefetch', options.prefetch, 16);
     this.pullExpiresMs = positiveInt('nats.pullExpiresMs', options.pullExpiresMs, 5_000);
@@ -236,17 +254,27 @@ export class NatsJetStreamBroker implements Broker {
     await this.ensureStream(c.jsm);
     await this.ensureConsumer(c.jsm, durable, this.subjectPrefix + destination);
     if (this.closed) throw new BrokerPublishError(this.name, 'broker is closed', false);
+    const maxDeliver =
+      options.maxDeliveries === undefined
+        ? this.maxDeliver
+        : positiveInt('subscribe.maxDeliveries', options.maxDeliveries, this.maxDeliver);
     const loop = new NatsConsumeLoop({
       js: c.js,
+      brokerName: this.name,
       stream: this.stream,
+      destination,
+      group,
       durable,
       subjectPrefix: this.subjectPrefix,
       prefetch: this.prefetch,
       pullExpiresMs: this.pullExpiresMs,
       ackWaitMs: this.ackWaitMs,
-      maxDeliver: this.maxDeliver,
+      maxDeliver,
+      maxMessageBytes: this.maxMessageBytes,
+      publishTimeoutMs: this.publishTimeoutMs,
       redeliveryDelayMs: this.redeliveryDelayMs,
       handler,
+      deadLetters: this.deadLetters,
       logger: this.logger,
     });
     this.loops.add(loop);
@@ -257,6 +285,10 @@ export class NatsJetStreamBroker implements Broker {
         this.loops.delete(loop);
       },
     };
+  }
+
+  onDeadLetter(listener: (event: DeadLetteredMessage) => void): () => void {
+    return this.deadLetters.listen(listener);
   }
 
   async health(): Promise<BrokerHealth> {
@@ -468,9 +500,11 @@ export class NatsJetStreamBroker implements Broker {
     durable: string,
     filterSubject: string,
   ): Promise<void> {
+    // max_deliver unlimited: the consume loop counts attempts and dead-letters with a record;
+    // JetStream giving up on its own would leave the message nowhere inspectable.
     const settings = {
       ack_wait: nanos(this.ackWaitMs),
-      max_deliver: this.maxDeliver,
+      max_deliver: -1,
     };
     try {
       const info = await jsm.consumers.info(this.stream, durable);

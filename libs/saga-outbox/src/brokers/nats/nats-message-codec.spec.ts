@@ -33,32 +33,47 @@ describe('NATS message codec', () => {
     expect(asRecord(encoded.headers)).toEqual(toCloudEventHeaders(sent, 'sage'));
   });
 
+  const MAX = 1024 * 1024;
+  const decoded = (m: JsMsg) => {
+    const inbound = decodeMessage(m, 'sage.', MAX);
+    if (!inbound.ok) throw new Error(`dead-lettered: ${inbound.poison.detail}`);
+    return inbound.message;
+  };
+  const json = (text: string) => new TextEncoder().encode(text);
+
   it('reads the message back, with the headers the shared rule gives (Nats-* left out)', () => {
     const encoded = encodeMessage(sent, 'sage.', 'sage');
     encoded.headers.set('Nats-Msg-Id', sent.id);
-    const got = decodeMessage(delivered(encoded.data, encoded.headers), 'sage.');
+    const got = decoded(delivered(encoded.data, encoded.headers));
     expect(got).toEqual({
       ...sent,
-      headers: fromCloudEventHeaders(toCloudEventHeaders(sent, 'sage'))?.headers,
-      deliveryAttempt: 2,
+      headers: fromCloudEventHeaders(toCloudEventHeaders(sent, 'sage')).headers,
     });
     expect(got.headers).not.toHaveProperty('Nats-Msg-Id');
   });
 
-  it('takes Nats-Msg-Id over ce-id, then the stream position; a bad ce-time falls back to the stored time', () => {
+  it('takes Nats-Msg-Id over ce-id; a bad ce-time falls back to the stored time', () => {
     const h = natsHeaders();
     h.set('ce-id', 'ce');
     h.set('Nats-Msg-Id', 'nats');
     h.set('ce-time', 'garbage');
-    const data = new TextEncoder().encode('1');
-    expect(decodeMessage(delivered(data, h), 'sage.')).toMatchObject({
+    expect(decoded(delivered(json('1'), h))).toMatchObject({
       id: 'nats',
       time: STORED,
       key: null,
       type: '',
     });
-    const bare = decodeMessage(delivered(new Uint8Array(), natsHeaders(), 'other.x'), 'sage.');
-    expect(bare).toMatchObject({ id: 'SAGE:42', destination: 'other.x', payload: null });
+    const other = natsHeaders();
+    other.set('ce-id', 'x');
+    expect(decoded(delivered(json('null'), other, 'other.x'))).toMatchObject({
+      destination: 'other.x',
+      payload: null,
+    });
+  });
+
+  it('dead-letters a message without an id, never taking its stream position as one', () => {
+    const bare = decodeMessage(delivered(json('1'), natsHeaders()), 'sage.', MAX);
+    expect(bare).toMatchObject({ ok: false, poison: { reason: 'missing-id' } });
   });
 
   it('joins the values of a repeated header with ","', () => {
@@ -66,7 +81,7 @@ describe('NATS message codec', () => {
     h.set('ce-id', 'x');
     h.append('multi', 'a');
     h.append('multi', 'b');
-    expect(decodeMessage(delivered(new Uint8Array(), h), 'sage.').headers.multi).toBe('a,b');
+    expect(decoded(delivered(json('1'), h)).headers.multi).toBe('a,b');
   });
 
   it('refuses Nats-* headers and invalid header names, non-retryably', () => {
@@ -78,11 +93,16 @@ describe('NATS message codec', () => {
     ).toThrow(NatsMessageRejected);
   });
 
-  it('throws for a body that is not JSON', () => {
+  it('dead-letters an empty body or one that is not JSON', () => {
     const h = natsHeaders();
     h.set('ce-id', 'x');
-    expect(() => decodeMessage(delivered(new TextEncoder().encode('{'), h), 'sage.')).toThrow(
-      /not JSON/,
-    );
+    expect(decodeMessage(delivered(json('{'), h), 'sage.', MAX)).toMatchObject({
+      ok: false,
+      poison: { reason: 'not-json', messageId: 'x' },
+    });
+    expect(decodeMessage(delivered(new Uint8Array(), h), 'sage.', MAX)).toMatchObject({
+      ok: false,
+      poison: { reason: 'empty-body' },
+    });
   });
 });

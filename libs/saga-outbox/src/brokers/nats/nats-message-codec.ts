@@ -1,8 +1,8 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import { errorText } from '../../core/error-text';
-import type { JsonValue } from '../../core/json';
-import type { BrokerMessage, DeliveredMessage } from '../../core/ports/broker';
-import { fromCloudEventHeaders, toCloudEventHeaders } from '../cloudevents-headers';
+import type { BrokerMessage } from '../../core/ports/broker';
+import { toCloudEventHeaders } from '../cloudevents-headers';
+import { inboundMessage, type Inbound } from '../inbound-message';
 import { headers as natsHeaders, type MsgHdrs } from './nats-client';
 
 /**
@@ -11,13 +11,13 @@ import { headers as natsHeaders, type MsgHdrs } from './nats-client';
  * JetStream itself (`Nats-Msg-Id`, `Nats-Expected-*`, `Nats-Rollup` would purge the subject); on
  * the way in they are left out of `headers`, and `Nats-Msg-Id` (which the broker sets to the
  * outbox id) is the transport's own id. A repeated header's values are joined with `,`; the
- * JetStream stored time is the transport's time, `stream:sequence` its position.
+ * JetStream stored time is the transport's time, `stream:sequence` its position (named in a dead
+ * letter, never used as an id).
  */
 
 const NATS_HEADER = /^nats-/i;
 const MSG_ID = 'Nats-Msg-Id';
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /** A message NATS will never accept as it is (bad subject or header): fail it, do not retry. */
 export class NatsMessageRejected extends Error {}
@@ -57,8 +57,11 @@ export function encodeMessage(
   };
 }
 
-/** Rebuilds the delivered message; throws if the body is not JSON (nothing a retry could fix). */
-export function decodeMessage(m: JsMsg, subjectPrefix: string): DeliveredMessage {
+/**
+ * The delivered message as the handler gets it, or why it is dead-lettered instead
+ * (inbound-message.ts). Its position, `stream:sequence`, is never made up as the id.
+ */
+export function decodeMessage(m: JsMsg, subjectPrefix: string, maxMessageBytes: number): Inbound {
   const h = m.headers as MsgHdrs | undefined; // typed here: see nats-client.ts
   const headers: Record<string, string> = {};
   let msgId: string | undefined;
@@ -67,27 +70,18 @@ export function decodeMessage(m: JsMsg, subjectPrefix: string): DeliveredMessage
     if (name.toLowerCase() === MSG_ID.toLowerCase()) msgId ??= value;
     if (!NATS_HEADER.test(name)) headers[name] = value;
   }
-  const fields = fromCloudEventHeaders(headers, {
-    id: msgId,
-    time: m.time,
-    position: `${m.info.stream}:${m.seq}`,
+  return inboundMessage({
+    destination: destinationOf(m.subject, subjectPrefix),
+    headers,
+    transport: { id: msgId, time: m.time },
+    body: m.data,
+    maxMessageBytes,
   });
-  let payload: JsonValue;
-  try {
-    payload = m.data.length ? (JSON.parse(decoder.decode(m.data)) as JsonValue) : null;
-  } catch (error) {
-    throw new Error(`message ${fields.id} on "${m.subject}" has a body that is not JSON`, {
-      cause: error,
-    });
-  }
-  return {
-    ...fields,
-    destination: m.subject.startsWith(subjectPrefix)
-      ? m.subject.slice(subjectPrefix.length)
-      : m.subject,
-    payload,
-    deliveryAttempt: m.info.deliveryCount,
-  };
+}
+
+/** The destination of a subject: the subject without the prefix. */
+export function destinationOf(subject: string, subjectPrefix: string): string {
+  return subject.startsWith(subjectPrefix) ? subject.slice(subjectPrefix.length) : subject;
 }
 
 /** Why `destination` cannot follow the subject prefix, or undefined when it can. */

@@ -7,12 +7,15 @@ import type {
   Broker,
   BrokerHealth,
   BrokerMessage,
+  DeadLetteredMessage,
   DeliveredMessage,
   PublishResult,
   SubscribeOptions,
   Subscription,
 } from '../../core/ports/broker';
+import { integerOption } from '../../core/options';
 import { withTimeout } from '../../core/with-timeout';
+import { DeadLetterReporter } from '../dead-letters';
 import { RabbitMqConsumer } from './rabbitmq-consumer';
 import { RabbitMqProducer, type RabbitMqStatus } from './rabbitmq-producer';
 import { rabbitMqSettings, type RabbitMqSettings } from './rabbitmq-settings';
@@ -56,6 +59,7 @@ export class RabbitMqBroker implements Broker {
   private readonly manager: AmqpConnectionManager;
   private readonly producer: RabbitMqProducer;
   private readonly subscriptions = new Set<Subscription>();
+  private readonly deadLetters = new DeadLetterReporter(() => this.settings.logger);
   private readonly status: RabbitMqStatus = { lastError: undefined, closed: false };
 
   constructor(options: RabbitMqBrokerOptions) {
@@ -129,10 +133,15 @@ export class RabbitMqBroker implements Broker {
         manager: this.manager,
         settings: this.settings,
         unavailable: (detail) => this.unavailable(detail),
+        deadLetters: this.deadLetters,
       },
       destination,
       queue,
       handler,
+      integerOption('subscribe.maxDeliveries', options.maxDeliveries, {
+        fallback: this.settings.maxDeliveries,
+        min: 1,
+      }),
     );
     await consumer.start();
     let stopping: Promise<void> | undefined;
@@ -144,6 +153,10 @@ export class RabbitMqBroker implements Broker {
     };
     this.subscriptions.add(subscription);
     return subscription;
+  }
+
+  onDeadLetter(listener: (event: DeadLetteredMessage) => void): () => void {
+    return this.deadLetters.listen(listener);
   }
 
   async health(): Promise<BrokerHealth> {

@@ -1,11 +1,13 @@
 import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
-import type { Channel, ConsumeMessage } from 'amqplib';
+import type { ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
+import { DeliveryDeferredError } from '../../core/errors';
 import { errorText } from '../../core/error-text';
 import type { BrokerPublishError } from '../../core/outbox/outbox-errors';
-import type { BrokerMessage, DeliveredMessage } from '../../core/ports/broker';
+import type { BrokerMessage, DeadLetterReason, DeliveredMessage } from '../../core/ports/broker';
 import { abortableSleep as sleep } from '../abortable-sleep';
 import { exponentialDelay } from '../backoff';
 import { withTimeout } from '../../core/with-timeout';
+import { deadLetterHeaders, type DeadLetterReporter } from '../dead-letters';
 import { fromAmqpMessage } from './rabbitmq-message-codec';
 import type { RabbitMqSettings } from './rabbitmq-settings';
 import { assertQueueTopology } from './rabbitmq-topology';
@@ -15,15 +17,21 @@ export interface RabbitMqConsumerContext {
   settings: RabbitMqSettings;
   /** The error for "RabbitMQ is not there", with the connection's last problem. */
   unavailable: (detail: string) => BrokerPublishError;
+  deadLetters: DeadLetterReporter;
 }
+
+type Channel = ConfirmChannel;
 
 /**
  * One subscription: a consumer channel on `queue` (re-opened, re-declared and re-consumed by
  * amqp-connection-manager on reconnect), acking after the handler resolves. A failed handler is
  * retried in-process with back-off while its key is held (later messages of the key wait), so
- * per-key order survives handler failures; after `maxDeliveries` attempts the message is
- * dead-lettered. If the consumer stops or its channel closes while waiting to retry, the message
- * goes back to the broker (requeue), and order across that redelivery is the broker's.
+ * per-key order survives handler failures. A message that cannot be handed over
+ * (inbound-message.ts), and one whose handler failed `maxDeliveries` counted times
+ * (DeliveryDeferredError failures not counted), is published through the DLX to `${queue}.dlq`
+ * with its reason in `sage-dead-letter-*` headers (confirmed), then acked; if that publish fails it
+ * goes back to the queue. If the consumer stops or its channel closes while waiting to retry, the
+ * message goes back to the broker (requeue), and order across that redelivery is the broker's.
  */
 export class RabbitMqConsumer {
   private active = true;
@@ -44,6 +52,7 @@ export class RabbitMqConsumer {
     private readonly destination: string,
     private readonly queue: string,
     private readonly handler: (message: DeliveredMessage) => Promise<void>,
+    private readonly maxDeliveries: number,
   ) {}
 
   /** Opens the consumer channel and starts consuming; rejects (channel closed) if it cannot within the operation timeout. */
@@ -53,7 +62,8 @@ export class RabbitMqConsumer {
     let current: Channel | undefined;
     const wrapper = (this.wrapper = manager.createChannel({
       name: `${name}-consumer-${this.queue}`,
-      confirm: false,
+      // Confirms: a dead letter is acked away only once the broker confirmed its copy.
+      confirm: true,
       setup: async (channel: Channel) => {
         channel.on('error', (error: unknown) =>
           logger.warn('rabbitmq consumer channel error', {
@@ -113,24 +123,24 @@ export class RabbitMqConsumer {
       settle(() => channel.nack(raw, false, true));
       return;
     }
-    const decoded = fromAmqpMessage(raw);
-    if (!decoded) {
-      this.context.settings.logger.error(
-        'rabbitmq message is not a Sage message; dead-lettering it',
-        {
-          broker: this.context.settings.name,
-          queue: this.queue,
-          messageId: raw.properties.messageId as unknown,
-        },
+    const inbound = fromAmqpMessage(raw, this.context.settings.maxMessageBytes);
+    if (!inbound.ok) {
+      const { reason, detail, messageId } = inbound.poison;
+      this.track(null, () =>
+        this.deadLetter(channel, raw, { reason, detail, messageId, attempts: 0 }),
       );
-      settle(() => channel.nack(raw, false, false));
       return;
     }
-    const key = decoded.key;
+    const decoded = inbound.message;
+    this.track(decoded.key, () => this.handleDelivery(channel, raw, decoded));
+  }
+
+  /** Runs `work` after the previous work of `key` (none for null), tracked until it settles. */
+  private track(key: string | null, work: () => Promise<void>): void {
     const previous = key === null ? undefined : this.tails.get(key);
     const run = (async () => {
       if (previous) await previous;
-      await this.handleDelivery(channel, raw, decoded);
+      await work();
     })();
     this.running.add(run);
     if (key !== null) this.tails.set(key, run);
@@ -154,6 +164,8 @@ export class RabbitMqConsumer {
     const { settings } = this.context;
     const quorum = settings.queueType === 'quorum';
     let attempt = this.firstAttempt(raw, decoded, quorum);
+    // Earlier deliveries are counted; failures deferred here (the inbox store was down) are not.
+    let counted = attempt - 1;
     for (;;) {
       if (!this.active || this.closedChannels.has(channel)) {
         settle(() => channel.nack(raw, false, true));
@@ -163,16 +175,23 @@ export class RabbitMqConsumer {
         await this.handler({ ...decoded, deliveryAttempt: attempt });
         break;
       } catch (error) {
-        const poison = attempt >= settings.maxDeliveries;
-        const delayMs = poison
-          ? 0
-          : exponentialDelay(attempt, settings.redeliveryDelayMs, settings.maxRedeliveryDelayMs);
-        this.logFailure(decoded, attempt, poison, delayMs, error);
-        if (poison) {
+        if (!(error instanceof DeliveryDeferredError)) counted++;
+        if (counted >= this.maxDeliveries) {
           this.failures.delete(decoded.id);
-          settle(() => channel.nack(raw, false, false));
+          await this.deadLetter(channel, raw, {
+            reason: 'max-deliveries',
+            detail: `the handler failed ${counted} times (maxDeliveries ${this.maxDeliveries}); last error: ${errorText(error)}`,
+            messageId: decoded.id,
+            attempts: attempt,
+          });
           return;
         }
+        const delayMs = exponentialDelay(
+          attempt,
+          settings.redeliveryDelayMs,
+          settings.maxRedeliveryDelayMs,
+        );
+        this.logFailure(decoded, attempt, delayMs, error);
         // Classic queues do not count deliveries: a requeue after this keeps the attempt number.
         if (!quorum) remember(this.failures, decoded.id, attempt);
         await sleep(delayMs, this.stopping.signal);
@@ -181,6 +200,61 @@ export class RabbitMqConsumer {
     }
     this.failures.delete(decoded.id);
     settle(() => channel.ack(raw));
+  }
+
+  /**
+   * Publishes the message as received, plus the `sage-dead-letter-*` headers, through the DLX to
+   * `${queue}.dlq`, waits for the broker's confirm, then acks the original. If the publish is not
+   * confirmed the original goes back to the queue (after the redelivery delay) and comes back.
+   */
+  private async deadLetter(
+    channel: Channel,
+    raw: ConsumeMessage,
+    what: { reason: DeadLetterReason; detail: string; messageId: string; attempts: number },
+  ): Promise<void> {
+    const { settings, deadLetters } = this.context;
+    const event = {
+      broker: settings.name,
+      destination: this.destination,
+      group: this.queue,
+      deadLetterDestination: `${this.queue}.dlq`,
+      ...what,
+    };
+    const p = raw.properties;
+    // Not userId (the broker checks it against the connection's user) nor expiration.
+    const properties: Options.Publish = {
+      contentType: p.contentType as string | undefined,
+      contentEncoding: p.contentEncoding as string | undefined,
+      messageId: p.messageId as string | undefined,
+      type: p.type as string | undefined,
+      timestamp: p.timestamp as number | undefined,
+      correlationId: p.correlationId as string | undefined,
+      appId: p.appId as string | undefined,
+      headers: { ...(p.headers ?? {}), ...deadLetterHeaders(event) },
+      persistent: true,
+    };
+    try {
+      await new Promise<void>((resolve, reject) => {
+        channel.publish(settings.dlx, this.queue, raw.content, properties, (error) =>
+          error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(),
+        );
+      });
+    } catch (error) {
+      settings.logger.error(
+        'rabbitmq dead letter was not confirmed; the message goes back to the queue',
+        {
+          broker: settings.name,
+          queue: this.queue,
+          reason: what.reason,
+          error: errorText(error),
+        },
+      );
+      await sleep(settings.redeliveryDelayMs, this.stopping.signal);
+      settle(() => channel.nack(raw, false, true));
+      return;
+    }
+    settle(() => channel.ack(raw));
+    deadLetters.report(event);
   }
 
   /** Quorum queues count deliveries in the broker (`x-delivery-count`); classic queues here, in-process. */
@@ -195,27 +269,21 @@ export class RabbitMqConsumer {
   private logFailure(
     decoded: BrokerMessage,
     attempt: number,
-    poison: boolean,
     delayMs: number,
     error: unknown,
   ): void {
-    const { name, logger, maxDeliveries } = this.context.settings;
-    logger[poison ? 'error' : 'warn'](
-      poison
-        ? 'rabbitmq handler failed too often; dead-lettering the message'
-        : 'rabbitmq handler failed; retrying it (later messages of its key wait)',
-      {
-        broker: name,
-        queue: this.queue,
-        messageId: decoded.id,
-        type: decoded.type,
-        key: decoded.key,
-        deliveryAttempt: attempt,
-        maxDeliveries,
-        ...(poison ? {} : { retryInMs: delayMs }),
-        error: errorText(error),
-      },
-    );
+    const { name, logger } = this.context.settings;
+    logger.warn('rabbitmq handler failed; retrying it (later messages of its key wait)', {
+      broker: name,
+      queue: this.queue,
+      messageId: decoded.id,
+      type: decoded.type,
+      key: decoded.key,
+      deliveryAttempt: attempt,
+      maxDeliveries: this.maxDeliveries,
+      retryInMs: delayMs,
+      error: errorText(error),
+    });
   }
 }
 

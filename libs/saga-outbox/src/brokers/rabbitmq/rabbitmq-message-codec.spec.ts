@@ -23,6 +23,14 @@ function received(
   };
 }
 
+const MAX = 1024 * 1024;
+/** The decoded message; throws if it was dead-lettered. */
+function decode(raw: Message) {
+  const inbound = fromAmqpMessage(raw, MAX);
+  if (!inbound.ok) throw new Error(`dead-lettered: ${inbound.poison.detail}`);
+  return inbound.message;
+}
+
 describe('AMQP message codec', () => {
   it('writes id, type and time as AMQP properties too, content-type as the property, the rest as headers', () => {
     const { content, properties } = toAmqpMessage(sent, 'sage');
@@ -40,10 +48,10 @@ describe('AMQP message codec', () => {
   });
 
   it('reads the message back, with the headers the shared rule gives (content-type back among them)', () => {
-    const decoded = fromAmqpMessage(received(toAmqpMessage(sent, 'sage')));
+    const decoded = decode(received(toAmqpMessage(sent, 'sage')));
     expect(decoded).toEqual({
       ...sent,
-      headers: fromCloudEventHeaders(toCloudEventHeaders(sent, 'sage'))?.headers,
+      headers: fromCloudEventHeaders(toCloudEventHeaders(sent, 'sage')).headers,
     });
     expect(decoded?.headers).toMatchObject({
       'ce-specversion': '1.0',
@@ -56,7 +64,7 @@ describe('AMQP message codec', () => {
   });
 
   it('leaves out the headers the broker adds, and reads byte, number and boolean header values', () => {
-    const decoded = fromAmqpMessage(
+    const decoded = decode(
       received(toAmqpMessage(sent, 'sage'), {
         headers: {
           'x-delivery-count': 2,
@@ -75,7 +83,7 @@ describe('AMQP message codec', () => {
 
   it('prefers the AMQP properties, falls back to the headers, and to the AMQP timestamp for a bad ce-time', () => {
     const encoded = toAmqpMessage(sent, 'sage');
-    const decoded = fromAmqpMessage(
+    const decoded = decode(
       received(encoded, {
         headers: { 'ce-time': 'garbage' },
         properties: { messageId: '', type: ' ' },
@@ -86,20 +94,26 @@ describe('AMQP message codec', () => {
       type: sent.type,
       time: new Date('2025-01-02T03:04:05.000Z'),
     });
-    const other = fromAmqpMessage(
+    const other = decode(
       received(encoded, { properties: { messageId: 'amqp-id', type: 'amqp.type' } }),
     );
     expect(other).toMatchObject({ id: 'amqp-id', type: 'amqp.type' });
   });
 
-  it('gives undefined for a message with no id at all or a body that is not JSON', () => {
+  it('dead-letters a message with no id at all or a body that is not JSON, with the reason', () => {
     const noId = received(toAmqpMessage(sent, 'sage'), {
       headers: { 'ce-id': '' },
       properties: { messageId: undefined },
     });
-    expect(fromAmqpMessage(noId)).toBeUndefined();
+    expect(fromAmqpMessage(noId, MAX)).toMatchObject({
+      ok: false,
+      poison: { reason: 'missing-id' },
+    });
     const notJson = { ...received(toAmqpMessage(sent, 'sage')), content: Buffer.from('{') };
-    expect(fromAmqpMessage(notJson)).toBeUndefined();
+    expect(fromAmqpMessage(notJson, MAX)).toMatchObject({
+      ok: false,
+      poison: { reason: 'not-json', messageId: sent.id },
+    });
   });
 
   it('throws for a payload that cannot be serialised, and leaves the timestamp out for an invalid time', () => {

@@ -1,13 +1,12 @@
 import type { Message, Options } from 'amqplib';
-import type { JsonValue } from '../../core/json';
 import type { BrokerMessage } from '../../core/ports/broker';
 import {
   CONTENT_TYPE,
-  fromCloudEventHeaders,
   headerValue,
   isValidDate,
   toCloudEventHeaders,
 } from '../cloudevents-headers';
+import { inboundMessage, type Inbound } from '../inbound-message';
 
 /**
  * BrokerMessage ⇄ AMQP 0-9-1 message. The CloudEvents headers (cloudevents-headers.ts) go in the
@@ -52,10 +51,11 @@ export function toAmqpMessage(message: BrokerMessage, source: string): AmqpMessa
 }
 
 /**
- * The message as it was published, or undefined when it is not a Sage message: no id at all
- * (neither `message-id` nor `ce-id`) or a body that is not JSON.
+ * The message as it was published, or why it is dead-lettered instead (inbound-message.ts): the
+ * same checks as every broker, so a message without an id or with a body that is not JSON ends
+ * the same way here as on Kafka and NATS.
  */
-export function fromAmqpMessage(raw: Message): BrokerMessage | undefined {
+export function fromAmqpMessage(raw: Message, maxMessageBytes: number): Inbound {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(raw.properties.headers ?? {})) {
     if (BROKER_HEADERS.has(name)) continue;
@@ -66,19 +66,17 @@ export function fromAmqpMessage(raw: Message): BrokerMessage | undefined {
   if (typeof contentType === 'string' && headerValue(headers, CONTENT_TYPE) === undefined)
     headers[CONTENT_TYPE] = contentType;
   const timestamp = raw.properties.timestamp as unknown;
-  const fields = fromCloudEventHeaders(headers, {
-    id: raw.properties.messageId as unknown,
-    type: raw.properties.type as unknown,
-    time: typeof timestamp === 'number' ? new Date(timestamp * 1000) : undefined,
+  return inboundMessage({
+    destination: raw.fields.routingKey,
+    headers,
+    transport: {
+      id: raw.properties.messageId as unknown,
+      type: raw.properties.type as unknown,
+      time: typeof timestamp === 'number' ? new Date(timestamp * 1000) : undefined,
+    },
+    body: raw.content,
+    maxMessageBytes,
   });
-  if (!fields) return undefined;
-  let payload: JsonValue;
-  try {
-    payload = JSON.parse(raw.content.toString('utf8')) as JsonValue;
-  } catch {
-    return undefined;
-  }
-  return { ...fields, destination: raw.fields.routingKey, payload };
 }
 
 /** A header table value as text: strings, byte strings, numbers and booleans; other types are left out. */

@@ -24,9 +24,15 @@ export interface RabbitMqBrokerOptions {
   prefetch?: number;
   /**
    * Attempts at one message (in-process retries included) before a failing handler sends it to the
-   * dead-letter queue. Default 5.
+   * dead-letter queue `${queue}.dlq`; `SubscribeOptions.maxDeliveries` overrides it per
+   * subscription. Default 10.
    */
   maxDeliveries?: number;
+  /**
+   * Largest body handed to a handler; a larger one is dead-lettered without being parsed. Default
+   * 1 MiB. The broker's own limit is `max_message_size` (default 128 MiB in RabbitMQ 4).
+   */
+  maxMessageBytes?: number;
   /**
    * Wait before a failed handler is retried (in-process, holding the message's key), doubling per
    * attempt. Default 200.

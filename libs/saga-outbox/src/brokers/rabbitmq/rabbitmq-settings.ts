@@ -1,6 +1,7 @@
 import { InvalidOptionsError } from '../../core/errors';
 import { integerOption } from '../../core/options';
 import { silentLogger, type SageLogger } from '../../core/ports/logger';
+import { DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_MESSAGE_BYTES } from '../inbound-message';
 import type { RabbitMqBrokerOptions } from './rabbitmq-options';
 
 /** RabbitMqBrokerOptions checked, with every default applied: what the publisher and consumers run on. */
@@ -13,6 +14,7 @@ export interface RabbitMqSettings {
   queueName: (destination: string, group?: string) => string;
   prefetch: number;
   maxDeliveries: number;
+  maxMessageBytes: number;
   redeliveryDelayMs: number;
   maxRedeliveryDelayMs: number;
   publishTimeoutMs: number;
@@ -31,7 +33,8 @@ export function rabbitMqSettings(options: RabbitMqBrokerOptions): RabbitMqSettin
   const int = (name: keyof RabbitMqBrokerOptions, fallback: number, min: number): number =>
     integerOption(name, options[name] as number | undefined, { fallback, min });
   const prefetch = int('prefetch', 32, 1);
-  const maxDeliveries = int('maxDeliveries', 5, 1);
+  const maxDeliveries = int('maxDeliveries', DEFAULT_MAX_DELIVERIES, 1);
+  const maxMessageBytes = int('maxMessageBytes', DEFAULT_MAX_MESSAGE_BYTES, 1);
   const publishTimeoutMs = int('publishTimeoutMs', 10_000, 1);
   const operationTimeoutMs = int('operationTimeoutMs', 5000, 1);
   const redeliveryDelayMs = int('redeliveryDelayMs', 200, 0);
@@ -52,6 +55,7 @@ export function rabbitMqSettings(options: RabbitMqBrokerOptions): RabbitMqSettin
           : destination,
     prefetch,
     maxDeliveries,
+    maxMessageBytes,
     redeliveryDelayMs,
     maxRedeliveryDelayMs,
     publishTimeoutMs,

@@ -153,6 +153,46 @@ export class InboxProcessor<Tx> {
     }
   }
 
+  /**
+   * Records `delivery` as a dead letter at once, without running any handler: for a message that
+   * can never be handled (its id is unusable, so it goes under a derived one). Resolves `duplicate`
+   * when the message was already handled or dead-lettered. Rejects (nothing recorded) when the
+   * store cannot be reached: the broker should redeliver it.
+   */
+  async deadLetter(delivery: InboxDelivery, reason: string): Promise<InboxResult<never>> {
+    const { consumer, messageId } = validateDelivery(delivery);
+    const error = storableText(reason, MAX_INBOX_ERROR_LENGTH);
+    const recorded = await this.store.recordFailure({
+      consumer,
+      messageId,
+      error,
+      maxAttempts: 1,
+      message: delivery.message ?? null,
+    });
+    if (recorded.outcome !== 'dead-lettered') {
+      this.stats.duplicates++;
+      this.emit({ type: 'inbox.duplicate', consumer, messageId, at: this.clock.now() });
+      return { outcome: 'duplicate' };
+    }
+    this.stats.deadLettered++;
+    this.logger.error('inbox: message dead-lettered without being handled', {
+      event: 'inbox.dead_lettered',
+      consumer,
+      messageId,
+      attempts: recorded.attempts,
+      error,
+    });
+    this.emit({
+      type: 'inbox.dead-lettered',
+      consumer,
+      messageId,
+      attempts: recorded.attempts,
+      error,
+      at: this.clock.now(),
+    });
+    return { outcome: 'dead-lettered', attempts: recorded.attempts, error };
+  }
+
   private async failed<T>(
     delivery: InboxDelivery,
     key: { consumer: string; messageId: string },

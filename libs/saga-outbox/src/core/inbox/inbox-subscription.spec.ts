@@ -6,7 +6,8 @@ import type { Broker, BrokerMessage, Subscription } from '../ports/broker';
 import type { SageLogger } from '../ports/logger';
 import type { SageTracer } from '../ports/tracer';
 import { NO_TRACING } from '../ports/tracer';
-import { InboxHandlerFailedError, InboxMessageIdMissingError } from './inbox-errors';
+import { DeliveryDeferredError } from '../errors';
+import { InboxHandlerFailedError } from './inbox-errors';
 import { InboxProcessor } from './inbox-processor';
 import { deliverThroughInbox, InboxSubscriptions, type InboxEndpoint } from './inbox-subscription';
 
@@ -114,7 +115,7 @@ describe('InboxSubscriptions', () => {
     // Handler failures are the inbox's to count and log, not delivery errors.
     expect(logger.errors).toEqual([]);
     // Acknowledged once dead-lettered: the broker stopped redelivering.
-    expect(broker.undeliverable).toEqual([]);
+    expect(broker.deadLetters).toEqual([]);
   });
 
   it('keeps the delivered message with a dead letter, unless keepMessage is false', async () => {
@@ -166,19 +167,69 @@ describe('InboxSubscriptions', () => {
     expect(committed).toEqual([{ id: m.id, attempt: 2 }]);
   });
 
-  it('a delivery the inbox cannot take is logged as the endpoint says and thrown to the broker', async () => {
-    const { inbox, logger, endpoint } = setup();
-    const bad = { ...message({ id: '' }), deliveryAttempt: 1 };
-    await expect(deliverThroughInbox(endpoint, bad, { inbox, logger })).rejects.toBeInstanceOf(
-      InboxMessageIdMissingError,
+  it.each([
+    ['blank', ''],
+    ['containing NUL', 'a\u0000b'],
+    ['over 512 characters', 'x'.repeat(600)],
+  ])(
+    'dead-letters a message whose id is %s under a derived id, without running the handler',
+    async (_what, id) => {
+      const { inbox, store, effects, endpoint } = setup();
+      const bad = { ...message({ id }), deliveryAttempt: 1 };
+      await deliverThroughInbox(endpoint, bad, { inbox }); // resolves: the broker acks it
+      await deliverThroughInbox(endpoint, { ...bad, deliveryAttempt: 2 }, { inbox }); // redelivery
+      expect(effects).toEqual([]);
+      const page = await store.listDeadLetters({ consumer: 'billing' }, 10);
+      expect(page.entries).toHaveLength(1);
+      expect(page.entries[0]).toMatchObject({
+        messageId: expect.stringMatching(/^sage-derived:[0-9a-f]{64}$/) as string,
+        lastError: expect.stringContaining('recorded under a derived id') as string,
+      });
+      expect(inbox.stats).toMatchObject({ deadLettered: 1, duplicates: 1 });
+    },
+  );
+
+  it('keeps a defensive snapshot: a bad time, deep payload and huge headers never break recording', async () => {
+    const { inbox, store, endpoint } = setup({
+      handle: () => Promise.reject(new Error('boom')),
+      maxAttempts: 1,
+    });
+    let deep: unknown = 1;
+    for (let i = 0; i < 5000; i++) deep = [deep];
+    const bad = {
+      ...message({ time: new Date('nope'), payload: deep as never }),
+      headers: { big: 'h'.repeat(10_000) },
+      deliveryAttempt: 1,
+    };
+    await deliverThroughInbox(endpoint, bad, { inbox });
+    const page = await store.listDeadLetters({ consumer: 'billing' }, 10);
+    expect(page.entries[0]?.message).toMatchObject({
+      time: null,
+      payload: { '@sage.truncated': true },
+      headers: { big: expect.stringMatching(/^h{1024}…$/) as string },
+    });
+  });
+
+  it('a delivery the inbox cannot record is logged as the endpoint says and deferred (not counted)', async () => {
+    const { inbox, store, logger, endpoint } = setup();
+    store.transaction = () => Promise.reject(new Error('database down'));
+    store.recordFailure = () => Promise.reject(new Error('database down'));
+    const m = { ...message(), deliveryAttempt: 1 };
+    await expect(deliverThroughInbox(endpoint, m, { inbox, logger })).rejects.toBeInstanceOf(
+      DeliveryDeferredError,
+    );
+    expect(logger.errors).toEqual([]); // the inbox logged the uncounted failure itself
+    const odd = { ...message({ id: '' }), deliveryAttempt: 1 };
+    await expect(deliverThroughInbox(endpoint, odd, { inbox, logger })).rejects.toBeInstanceOf(
+      DeliveryDeferredError,
     );
     expect(logger.errors).toEqual([
       expect.objectContaining({
         msg: 'order could not be taken',
         event: 'billing.delivery_error',
         consumer: 'billing',
-        messageId: '',
-        error: expect.stringContaining('without a usable message id') as string,
+        messageId: expect.stringMatching(/^sage-derived:/) as string,
+        error: 'database down',
       }),
     ]);
   });

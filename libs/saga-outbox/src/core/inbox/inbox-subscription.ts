@@ -2,12 +2,14 @@ import type { Broker, DeliveredMessage, Subscription } from '../ports/broker';
 import { silentLogger, type SageLogger } from '../ports/logger';
 import { NO_TRACING, type SageTracer } from '../ports/tracer';
 import { deliveredMessageSnapshot } from './delivered-message-snapshot';
+import { DeliveryDeferredError } from '../errors';
 import { errorText } from '../error-text';
+import { derivedMessageId, messageIdProblem } from '../message-id';
 import { InboxHandlerFailedError } from './inbox-errors';
 import type { InboxHandlerContext, InboxProcessor } from './inbox-processor';
 
-/** What a subscription needs of the inbox: InboxProcessor's `process`. */
-export type InboxPort<Tx> = Pick<InboxProcessor<Tx>, 'process'>;
+/** What a subscription needs of the inbox: InboxProcessor's `process`, `deadLetter` and `maxAttempts`. */
+export type InboxPort<Tx> = Pick<InboxProcessor<Tx>, 'process' | 'deadLetter' | 'maxAttempts'>;
 
 /**
  * One consumer of one broker destination whose every delivery goes through the inbox: an
@@ -40,8 +42,14 @@ export interface InboxSubscriptionsOptions<Tx> {
 /**
  * Delivers one message to `endpoint` through the inbox. Resolves when the broker should
  * acknowledge it (processed, duplicate, dead-lettered); rejects when it should redeliver it:
- * InboxHandlerFailedError (counted and logged by the inbox), or anything else (logged here as the
- * endpoint's `deliveryError`, e.g. a message without a usable id or an inbox store down).
+ * InboxHandlerFailedError (the handler failed; counted and logged by the inbox), or
+ * DeliveryDeferredError (the failure could not be counted, e.g. the inbox store is down: logged
+ * here as the endpoint's `deliveryError`; adapters do not count it toward their delivery cap).
+ *
+ * A message whose id is unusable (messageIdProblem: missing, blank, NUL, over 512 characters)
+ * never reaches the handler: it is dead-lettered in the inbox at once, under a derived id
+ * (`sage-derived:<sha256>` of the raw id, or of the message when it has none), with the reason.
+ * The snapshot kept with a dead letter is built defensively (deliveredMessageSnapshot).
  */
 export async function deliverThroughInbox<Tx, T>(
   endpoint: InboxEndpoint<Tx, T>,
@@ -50,32 +58,62 @@ export async function deliverThroughInbox<Tx, T>(
 ): Promise<void> {
   const { consumer } = endpoint;
   const tracer = options.tracer ?? NO_TRACING;
+  const snapshot = endpoint.keepMessage === false ? undefined : deliveredMessageSnapshot(message);
+  const idProblem = messageIdProblem(message.id);
+  if (idProblem !== undefined) {
+    const messageId = derivedMessageId(
+      typeof message.id === 'string' ? message.id : undefined,
+      () => JSON.stringify(snapshot ?? deliveredMessageSnapshot(message)),
+    );
+    await deferOnError(endpoint, messageId, options, () =>
+      options.inbox.deadLetter(
+        { consumer, messageId, message: snapshot },
+        `the message cannot be handled: ${idProblem} (recorded under a derived id)`,
+      ),
+    );
+    return;
+  }
   // The message's traceparent makes the handler (and what it publishes) part of the producer's trace.
-  await tracer.inboxHandling(consumer, message.id, message, async () => {
-    try {
+  await tracer.inboxHandling(consumer, message.id, message, () =>
+    deferOnError(endpoint, message.id, options, async () => {
       const result = await options.inbox.process(
-        {
-          consumer,
-          messageId: message.id,
-          message: endpoint.keepMessage === false ? undefined : deliveredMessageSnapshot(message),
-        },
+        { consumer, messageId: message.id, message: snapshot },
         (context) => endpoint.handle(message, context),
         { maxAttempts: endpoint.maxAttempts },
       );
       if (result.outcome === 'processed') endpoint.committed?.(result.value, message);
-    } catch (error) {
-      // Counted and logged by the inbox: the throw is for the broker, which redelivers.
-      if (!(error instanceof InboxHandlerFailedError)) {
-        (options.logger ?? silentLogger).error(endpoint.deliveryError.message, {
-          event: endpoint.deliveryError.event,
-          consumer,
-          messageId: message.id,
-          error: errorText(error),
-        });
-      }
-      throw error;
-    }
-  });
+    }),
+  );
+}
+
+/**
+ * Runs `work`; an InboxHandlerFailedError whose attempt was counted goes to the broker as it is
+ * (redeliver, counted); any other failure (the attempt could not be recorded, the store is down)
+ * is logged as the endpoint's `deliveryError` and becomes DeliveryDeferredError (redeliver, not
+ * counted toward the adapter's cap).
+ */
+async function deferOnError<Tx>(
+  endpoint: InboxEndpoint<Tx, unknown>,
+  messageId: string,
+  options: InboxSubscriptionsOptions<Tx>,
+  work: () => Promise<unknown>,
+): Promise<void> {
+  try {
+    await work();
+  } catch (error) {
+    if (error instanceof InboxHandlerFailedError && error.attempts !== null) throw error;
+    if (!(error instanceof InboxHandlerFailedError))
+      (options.logger ?? silentLogger).error(endpoint.deliveryError.message, {
+        event: endpoint.deliveryError.event,
+        consumer: endpoint.consumer,
+        messageId,
+        error: errorText(error),
+      });
+    throw new DeliveryDeferredError(
+      `consumer "${endpoint.consumer}" could not record message "${messageId}": ${errorText(error)}`,
+      error,
+    );
+  }
 }
 
 /**
@@ -109,7 +147,12 @@ export class InboxSubscriptions<Tx> {
           await broker.subscribe(
             endpoint.destination,
             (message) => deliverThroughInbox(endpoint, message, this.options),
-            { group: endpoint.consumer },
+            {
+              group: endpoint.consumer,
+              // The inbox dead-letters after maxAttempts; the adapter's cap only catches what the
+              // inbox could not count, so it is set well above.
+              maxDeliveries: 2 * (endpoint.maxAttempts ?? this.options.inbox.maxAttempts),
+            },
           ),
         );
         onSubscribed?.(endpoint);

@@ -40,6 +40,50 @@ export interface DeliveredMessage extends BrokerMessage {
 export interface SubscribeOptions {
   /** Consumer group / durable name: members of one group share the messages. Default: the destination. */
   group?: string;
+  /**
+   * Attempts at a message whose handler keeps failing before the adapter dead-letters it (reason
+   * `max-deliveries`). Failures the handler marks with DeliveryDeferredError are not counted.
+   * Default: the adapter's `maxDeliveries` (10). The inbox subscribes with twice its `maxAttempts`,
+   * so it dead-letters first and the adapter's cap only catches what the inbox could not count.
+   */
+  maxDeliveries?: number;
+}
+
+/**
+ * Why an adapter dead-lettered a delivered message instead of handing it over (or after handing it
+ * over too often): the same reasons on every broker.
+ * - `missing-id` / `unusable-id`: no message id, or one that is blank, over 512 characters, or holds
+ *   NUL or an unpaired surrogate (the inbox could never recognise a redelivery);
+ * - `too-large`: the body is over the adapter's `maxMessageBytes` (not parsed);
+ * - `empty-body`: a zero-length body (a Sage message's body is JSON, at least `null`);
+ * - `not-json`: the body is not UTF-8 JSON;
+ * - `too-deep`: the JSON nests arrays/objects deeper than MAX_JSON_DEPTH (not parsed);
+ * - `max-deliveries`: the handler failed on every one of `maxDeliveries` attempts.
+ */
+export type DeadLetterReason =
+  | 'missing-id'
+  | 'unusable-id'
+  | 'too-large'
+  | 'empty-body'
+  | 'not-json'
+  | 'too-deep'
+  | 'max-deliveries';
+
+/** A message an adapter dead-lettered, as its `onDeadLetter` listeners see it (never the body). */
+export interface DeadLetteredMessage {
+  broker: string;
+  /** Where it was delivered from. */
+  destination: string;
+  group: string;
+  /** The message's own id, or `sage-derived:<sha256>` when its own is missing or unusable. */
+  messageId: string;
+  reason: DeadLetterReason;
+  /** What exactly was wrong, for operators (never payload data). */
+  detail: string;
+  /** The topic / queue / subject the dead letter was written to. */
+  deadLetterDestination: string;
+  /** Handler attempts made: 0 when dead-lettered on sight, `maxDeliveries` for `max-deliveries`. */
+  attempts: number;
 }
 
 export interface Subscription {
@@ -59,6 +103,11 @@ export interface Subscription {
  * - `signal` aborts waiting (shutdown hard-stop); messages whose fate is unknown are reported as
  *   failed, retryable — the relay publishes them again (at-least-once).
  * - `close` is idempotent; after it, `publish` rejects.
+ * - Consuming: a message that cannot be handed over (DeadLetterReason) is dead-lettered with its
+ *   reason on first sight, and one whose handler keeps failing after `maxDeliveries` attempts; the
+ *   dead letter keeps the original body and headers plus `sage-dead-letter-*` headers saying why.
+ *   Either way the next message of the same partition / subject / queue is handled: one message
+ *   never stops a consumer.
  */
 export interface Broker {
   readonly name: string;
@@ -70,4 +119,9 @@ export interface Broker {
   ): Promise<Subscription>;
   health(): Promise<BrokerHealth>;
   close(): Promise<void>;
+  /**
+   * Listens to the messages this adapter dead-letters (metrics, alerts); returns the function that
+   * stops listening. Optional for custom adapters; Sage's four have it.
+   */
+  onDeadLetter?(listener: (event: DeadLetteredMessage) => void): () => void;
 }

@@ -219,7 +219,7 @@ describe('@IdempotentHandler', () => {
     await waitUntil(() => inbox.stats.duplicates === 2, 'duplicates counted');
     expect(await effects('payments.charge', message.id)).toEqual(['order.placed attempt 1']);
     expect(await effects('PaymentsConsumer.audit', message.id)).toEqual(['audited']);
-    expect(broker.undeliverable).toEqual([]);
+    expect(broker.deadLetters).toEqual([]);
   });
 
   it('delivered concurrently to two app instances of one consumer group → one effect (the second waits on the first in PostgreSQL)', async () => {
@@ -320,7 +320,7 @@ describe('@IdempotentHandler', () => {
     behaviour.set(message.id, { failTimes: 1, publish: true });
     await broker.publish([message]);
     await waitUntil(
-      () => broker.undeliverable.some((u) => u.message.id === message.id),
+      () => broker.deadLetters.some((u) => u.messageId === message.id),
       'the broker saw the failure',
     );
     expect(await effects('payments.charge', message.id)).toEqual([]);
@@ -368,7 +368,7 @@ describe('@IdempotentHandler', () => {
     expect(attemptsSeen.get(poison.id)).toEqual([1, 2, 3]);
     expect(await effects('payments.charge', poison.id)).toEqual([]);
     // Acknowledged at the third attempt: the broker never gave up on it, nor redelivered it again.
-    expect(broker.undeliverable).toEqual([]);
+    expect(broker.deadLetters).toEqual([]);
     const entry = await inboxStatus(app, 'payments.charge', poison.id);
     expect(entry).toMatchObject({
       status: 'dead_letter',

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { InboxMessageIdMissingError } from '../../core/inbox/inbox-errors';
+import { derivedMessageId, messageIdProblem } from '../../core/message-id';
 import type { InboxEventListener } from '../../core/inbox/inbox-events';
 import {
   InboxProcessor,
@@ -73,7 +74,8 @@ export class InboxService {
   /**
    * Runs `handler` at most once for (consumer, message id), in one transaction with the inbox row.
    * The id comes from `source` (see InboxMessageSource); none found → InboxMessageIdMissingError,
-   * before anything is written.
+   * before anything is written. An unusable id (blank, NUL, over 512 characters) is dead-lettered
+   * at once under `sage-derived:<sha256 of the id>`, without running `handler`.
    */
   async handle<T>(
     consumer: string,
@@ -88,6 +90,18 @@ export class InboxService {
         name,
         'none in the given id / transport context: looked for Kafka header ce-id or ce_id, AMQP ' +
           'message-id, NATS header Nats-Msg-Id, or an `id` field',
+      );
+    }
+    const idProblem = messageIdProblem(messageId);
+    if (idProblem !== undefined) {
+      // A poison id (NUL, over 512 characters, blank) from another producer: recorded, never run.
+      return this.processor.deadLetter(
+        {
+          consumer: name,
+          messageId: derivedMessageId(messageId, () => ''),
+          message: options.message,
+        },
+        `the message cannot be handled: ${idProblem} (recorded under a derived id)`,
       );
     }
     return this.tracer.inboxHandling(name, messageId, source, () =>

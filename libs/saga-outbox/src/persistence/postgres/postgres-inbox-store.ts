@@ -1,6 +1,6 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { InvalidOptionsError } from '../../core/errors';
-import type { JsonValue } from '../../core/json';
+import { mapJsonStrings, type JsonValue } from '../../core/json';
 import type {
   InboxDeadLetterPage,
   InboxEntry,
@@ -160,17 +160,7 @@ function toEntry(row: q.InboxMessageRow): InboxEntry {
  * failing the failure record itself, which would leave the message redelivered forever.
  */
 function jsonbText(message: JsonValue): string {
-  return JSON.stringify(jsonbSafe(message));
-}
-
-function jsonbSafe(value: JsonValue): JsonValue {
-  if (typeof value === 'string') return toJsonbSafe(value);
-  if (Array.isArray(value)) return value.map(jsonbSafe);
-  if (value !== null && typeof value === 'object')
-    return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [toJsonbSafe(k), jsonbSafe(v)]),
-    );
-  return value;
+  return JSON.stringify(mapJsonStrings(message, toJsonbSafe));
 }
 
 function toJsonbSafe(text: string): string {
