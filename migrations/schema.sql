@@ -7,6 +7,7 @@
 --   SageOutbox1764316800000
 --   SageInbox1764403200000
 --   SageRemoteSteps1764489600000
+--   SageSagaInputFingerprint1764576000000
 
 CREATE SCHEMA sage;
 
@@ -84,7 +85,8 @@ CREATE TABLE sage.saga_instance (
     created_at timestamp with time zone NOT NULL DEFAULT now(),
     updated_at timestamp with time zone NOT NULL DEFAULT now(),
     wake_at timestamp with time zone,
-    wake_seq bigint NOT NULL DEFAULT 0
+    wake_seq bigint NOT NULL DEFAULT 0,
+    input_fingerprint text
 );
 ALTER TABLE ONLY sage.saga_instance ADD CONSTRAINT saga_instance_name_idempotency_key_key UNIQUE (name, idempotency_key);
 ALTER TABLE ONLY sage.saga_instance ADD CONSTRAINT saga_instance_owner_lease_check CHECK (((owner IS NULL) = (lease_until IS NULL)));

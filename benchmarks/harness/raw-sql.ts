@@ -157,6 +157,8 @@ export interface CreateSagaParams {
   version: string;
   input: unknown;
   idempotencyKey: string | null;
+  /** Stored with the idempotency key (null without one, as the engine does). */
+  inputFingerprint: string | null;
   owner: string | null;
   leaseMs: number;
   timeoutMs: number | null;
@@ -170,11 +172,13 @@ export function createSaga(t: BenchTables, p: CreateSagaParams): Statement<{ id:
     text: `
       WITH instance AS (
         INSERT INTO ${t.sagaInstance}
-          (id, name, version, status, input, idempotency_key, owner, lease_until, deadline_at)
+          (id, name, version, status, input, idempotency_key, owner, lease_until, deadline_at,
+           input_fingerprint)
         VALUES (
           $1, $2, $3, 'running', $4::jsonb, $5, $6,
           CASE WHEN $6::text IS NULL THEN NULL ELSE clock_timestamp() + ${msInterval('$7')} END,
-          CASE WHEN $8::double precision IS NULL THEN NULL ELSE now() + ${msInterval('$8')} END
+          CASE WHEN $8::double precision IS NULL THEN NULL ELSE now() + ${msInterval('$8')} END,
+          $10
         )
         ON CONFLICT (name, idempotency_key) DO NOTHING
         RETURNING id
@@ -194,6 +198,7 @@ export function createSaga(t: BenchTables, p: CreateSagaParams): Statement<{ id:
       p.leaseMs,
       p.timeoutMs,
       [...p.stepNames],
+      p.inputFingerprint,
     ],
   };
 }

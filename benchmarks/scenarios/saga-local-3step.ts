@@ -117,6 +117,7 @@ function rawSaga(
         version: def.version,
         input,
         idempotencyKey: null,
+        inputFingerprint: null,
         owner,
         leaseMs: LEASE_MS,
         timeoutMs: def.timeoutMs,

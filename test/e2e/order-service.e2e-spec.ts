@@ -222,6 +222,37 @@ describe('order-service over HTTP on real PostgreSQL', () => {
     expect(await count()).toBe(before);
   });
 
+  it('answers 400 for a body nested 20,000 levels deep (no stack overflow, nothing written)', async () => {
+    const deep = '['.repeat(20_000) + ']'.repeat(20_000);
+    const body = `{"customer":"bob","sku":"widget","quantity":1,"amountCents":100,"card":"4242424242424242","note":${deep}}`;
+    const res = await fetch(`${apps.orderUrl}/orders`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { message: string }).message).toMatch(/nested deeper than 100/);
+  });
+
+  it('answers 409 when an Idempotency-Key is reused with a different body, 202 with the same one', async () => {
+    const key = `idem-${randomUUID()}`;
+    const body = {
+      customer: 'carol',
+      sku: 'widget',
+      quantity: 1,
+      amountCents: 100,
+      card: '4242424242424242',
+    };
+    const first = await apps.placeOrder(body, key);
+    expect(first.status).toBe(202);
+    const again = await apps.placeOrder(body, key);
+    expect(again.status).toBe(202);
+    expect(((await again.json()) as { created: boolean }).created).toBe(false);
+    const other = await apps.placeOrder({ ...body, quantity: 2 }, key);
+    expect(other.status).toBe(409);
+    expect(((await other.json()) as { message: string }).message).toMatch(/different input/);
+  });
+
   it('answers 404 for an unknown order', async () => {
     expect((await fetch(`${apps.orderUrl}/orders/ord-nope`)).status).toBe(404);
   });

@@ -25,6 +25,7 @@ export {
   SagaStoreUnavailableError,
   SagaTransactionInactiveError,
   SagaCreateConflictError,
+  SagaIdempotencyConflictError,
   SagaStepUnknownError,
   SagaCommandInvalidError,
   DeliveryDeferredError,
@@ -69,6 +70,7 @@ export type {
   StepPhase,
   SagaStore,
   NewSaga,
+  SagaCreateOutcome,
   Fence,
   SagaVersionRef,
   ActiveVersionCount,
@@ -91,6 +93,7 @@ export type {
   WaitOptions,
   VersionMismatch,
 } from './core/saga/saga-engine';
+export type { IdempotencyConflictPolicy } from './core/saga/input-fingerprint';
 
 // Outbox
 export { OutboxPublisher } from './core/outbox/outbox-publisher';

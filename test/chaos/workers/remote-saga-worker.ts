@@ -27,6 +27,7 @@ import {
   type SagaCommand,
   type SagaStepContext,
 } from '@sage/saga-outbox';
+import { RabbitMqBroker } from '@sage/saga-outbox/rabbitmq';
 import { pgConnection, sagePostgresOptions } from '../../support/pg';
 
 export const REMOTE_CHAOS_SAGA = 'remote-chaos';
@@ -114,12 +115,22 @@ async function main(config: RemoteWorkerConfig): Promise<void> {
   }
 
   const orchestrating = config.role === 'orchestrator';
+  // A short relay lease (5 s) so that the commands a killed orchestrator held claimed go out soon;
+  // the publish timeout must then be shorter than the default 10 s (the relay checks the lease is
+  // at least 1.5 × it).
+  const amqp = new URL(config.brokerUrl);
+  const broker = new RabbitMqBroker({
+    url: `${amqp.protocol}//${amqp.username}:${amqp.password}@${amqp.host}${amqp.pathname}`,
+    exchange: amqp.searchParams.get('exchange') ?? undefined,
+    queueType: amqp.searchParams.get('queueType') === 'classic' ? 'classic' : 'quorum',
+    publishTimeoutMs: 3_000,
+  });
   @Module({
     imports: [
       SagaOutboxModule.forRoot({
         postgres: { ...sagePostgresOptions(pgConnection(config.database)), poolSize: 8 },
         schema: orchestrating ? 'orders_sage' : 'cards_sage',
-        broker: config.brokerUrl,
+        broker,
         saga: orchestrating
           ? {
               replyTo: config.replies,
@@ -141,7 +152,10 @@ async function main(config: RemoteWorkerConfig): Promise<void> {
   await app.init();
   setInterval(() => out({ progress: counts }), 100).unref();
   process.once('SIGTERM', () => {
-    void app.close().then(() => process.exit(0));
+    void app
+      .close()
+      .then(() => broker.close()) // ours, not the module's: it closes only brokers it built
+      .then(() => process.exit(0));
   });
   out({ ready: config.ownerId });
   if (orchestrating && config.count) {

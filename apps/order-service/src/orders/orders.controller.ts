@@ -1,6 +1,7 @@
 import {
   BadRequestException,
   Body,
+  ConflictException,
   Controller,
   Get,
   Headers,
@@ -10,7 +11,13 @@ import {
   Post,
 } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { SagaInputInvalidError, SagaNotFoundError, SagaService } from '@sage/saga-outbox';
+import {
+  NotSerializableError,
+  SagaIdempotencyConflictError,
+  SagaInputInvalidError,
+  SagaNotFoundError,
+  SagaService,
+} from '@sage/saga-outbox';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import type { PlaceOrderInput } from './order.types';
@@ -38,7 +45,11 @@ export class OrdersController {
       );
       return { orderId, sagaId, created };
     } catch (error) {
-      if (error instanceof SagaInputInvalidError) throw new BadRequestException(error.message);
+      // Invalid input, or input that cannot be stored (too deep, NUL, not plain JSON): the client's to fix.
+      if (error instanceof SagaInputInvalidError || error instanceof NotSerializableError)
+        throw new BadRequestException(error.message);
+      // The same Idempotency-Key with another body: a different request under a used key.
+      if (error instanceof SagaIdempotencyConflictError) throw new ConflictException(error.message);
       throw error;
     }
   }

@@ -1,5 +1,5 @@
 import { BadRequestException, Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
-import { SagaInputInvalidError, SagaService } from '@sage/saga-outbox';
+import { NotSerializableError, SagaInputInvalidError, SagaService } from '@sage/saga-outbox';
 import type { RefundInput } from './refund.saga';
 
 @Controller('refunds')
@@ -15,7 +15,9 @@ export class RefundsController {
         idempotencyKey: String(body?.refundId),
       });
     } catch (error) {
-      if (error instanceof SagaInputInvalidError) throw new BadRequestException(error.message);
+      // Invalid input, or input that cannot be stored (too deep, NUL, not plain JSON): the client's to fix.
+      if (error instanceof SagaInputInvalidError || error instanceof NotSerializableError)
+        throw new BadRequestException(error.message);
       throw error;
     }
   }

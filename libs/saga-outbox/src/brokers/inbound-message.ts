@@ -66,7 +66,9 @@ export function inboundMessage(input: InboundInput): Inbound {
   });
   if (idProblem !== undefined)
     return poison(
-      fields.id === undefined || fields.id === null || String(fields.id).trim() === ''
+      fields.id === undefined ||
+        fields.id === null ||
+        (typeof fields.id === 'string' && fields.id.trim() === '')
         ? 'missing-id'
         : 'unusable-id',
       idProblem,

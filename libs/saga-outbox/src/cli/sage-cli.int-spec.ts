@@ -465,6 +465,7 @@ describe('sage CLI on PostgreSQL', () => {
           'SageOutbox1764316800000',
           'SageInbox1764403200000',
           'SageRemoteSteps1764489600000',
+          'SageSagaInputFingerprint1764576000000',
         ],
       });
       // main.ts's exit-code wiring is proven above; these two share one process.
@@ -476,7 +477,7 @@ describe('sage CLI on PostgreSQL', () => {
         env,
       );
       expect(migrate!.code).toBe(0);
-      expect(parse<{ ran: string[] }>(migrate).ran).toHaveLength(4);
+      expect(parse<{ ran: string[] }>(migrate).ran).toHaveLength(5);
       expect(afterRun).toMatchObject({ code: 0, stderr: '' });
       expect(afterRun!.stdout).toContain('up to date');
     } finally {

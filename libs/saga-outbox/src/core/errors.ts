@@ -221,6 +221,30 @@ export class SagaCreateConflictError extends SagaOutboxError {
 }
 
 /**
+ * `start()` reused an idempotency key with a different input than the saga it started first (code
+ * `SAGA_IDEMPOTENCY_CONFLICT`): the key names one request, and this is another. Nothing was
+ * written; the first saga is `existingSagaId`. Use a new key for a new request, or pass the same
+ * input to get the first saga back (`created: false`). The engine option
+ * `idempotencyConflict: 'return-existing'` returns the first saga whatever the input.
+ */
+export class SagaIdempotencyConflictError extends SagaOutboxError {
+  constructor(
+    readonly sagaName: string,
+    readonly idempotencyKey: string,
+    readonly existingSagaId: string,
+  ) {
+    super(
+      'SAGA_IDEMPOTENCY_CONFLICT',
+      `Saga "${sagaName}" was already started with idempotency key "${idempotencyKey}" ` +
+        `(saga ${existingSagaId}) but with a different input; nothing was written. ` +
+        'Use a new idempotency key for a new request, or pass the same input to get the existing saga back ' +
+        "(or set the saga engine option idempotencyConflict: 'return-existing', in SagaOutboxModule " +
+        '`saga: { idempotencyConflict }`, to return it whatever the input).',
+    );
+  }
+}
+
+/**
  * The store has no such step for the saga (code `SAGA_STEP_UNKNOWN`): the saga does not exist,
  * or the definition version it started on has no such step.
  */

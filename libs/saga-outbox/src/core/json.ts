@@ -1,6 +1,5 @@
 import { NotSerializableError } from './errors';
-
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+import { storableTextProblem } from './text-checks';
 
 /** JSON values as stored in jsonb columns. */
 export type JsonValue =
@@ -91,9 +90,8 @@ export function assertJsonSerializable(value: unknown, what: string): asserts va
 
 /** Why PostgreSQL text or jsonb cannot hold `text` (NUL, an unpaired surrogate), or undefined. */
 export function storableStringProblem(text: string): string | undefined {
-  if (text.includes('\u0000')) return 'strings cannot contain the NUL character (\\u0000)';
-  if (LONE_SURROGATE.test(text)) return 'the string contains an unpaired UTF-16 surrogate';
-  return undefined;
+  const problem = storableTextProblem(text);
+  return problem === undefined ? undefined : `the string ${problem}`;
 }
 
 /**

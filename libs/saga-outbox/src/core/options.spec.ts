@@ -1,9 +1,11 @@
 import { InvalidOptionsError } from './errors';
 import {
+  choiceOption,
   optionalName,
   optionalPositiveInteger,
   optionalPositiveNumber,
   requiredName,
+  assertStorableText,
 } from './options';
 
 function thrown(run: () => unknown): InvalidOptionsError {
@@ -60,12 +62,49 @@ describe('option validators', () => {
     expect(
       thrown(() => optionalName('saga.replyTo', 'x'.repeat(256), { maxLength: 255 })).message,
     ).toContain('must be a non-empty string of at most 255 characters, got');
-    expect(
-      thrown(() => requiredName('consumer', 'a\u0000b', { maxLength: 512, noNul: true })).message,
-    ).toContain(
-      'must be a non-empty string of at most 512 characters without NUL, got "a\\u0000b"',
-    );
     expect(thrown(() => requiredName('a', 42)).message).toContain('got 42');
+  });
+
+  it.each([
+    ['NUL', 'a\u0000b', 'contains the NUL character (\\u0000), got "a\\u0000b"'],
+    ['a lone high surrogate', 'a\ud800b', 'contains an unpaired UTF-16 surrogate'],
+    ['a lone low surrogate', '\udc00', 'contains an unpaired UTF-16 surrogate'],
+    ['a reversed pair', '\udc00\ud800', 'contains an unpaired UTF-16 surrogate'],
+  ])(
+    'requiredName / optionalName / assertStorableText refuse %s, naming the option',
+    (_l, bad, problem) => {
+      for (const check of [
+        () => requiredName('consumer', bad, { maxLength: 512 }),
+        () => optionalName('saga.replyTo', bad),
+        () => assertStorableText('idempotencyKey', bad),
+      ]) {
+        const error = thrown(check);
+        expect(error.message).toContain(problem);
+        expect(error.message).toContain('PostgreSQL cannot store it as given');
+      }
+      // The shown value is escaped: the message itself is storable text.
+      const message = thrown(() => assertStorableText('k', bad)).message;
+      expect(message).not.toContain('\u0000');
+      expect(message).not.toMatch(/[\ud800-\udfff]/);
+    },
+  );
+
+  it('assertStorableText returns text PostgreSQL stores as given, paired surrogates included', () => {
+    for (const ok of ['order-1', 'ünïcødé ✓', '😀 emoji (a surrogate pair)', '\\0 escaped']) {
+      expect(assertStorableText('k', ok)).toBe(ok);
+      expect(requiredName('k', ok)).toBe(ok);
+    }
+  });
+
+  it('choiceOption: the fallback when undefined, else one of the choices', () => {
+    const choices = ['reject', 'return-existing'] as const;
+    expect(choiceOption('c', undefined, choices, 'reject')).toBe('reject');
+    expect(choiceOption('c', 'return-existing', choices, 'reject')).toBe('return-existing');
+    const error = thrown(() =>
+      choiceOption('saga.idempotencyConflict', 'ignore', choices, 'reject'),
+    );
+    expect(error.option).toBe('saga.idempotencyConflict');
+    expect(error.message).toContain('must be one of "reject", "return-existing", got "ignore"');
   });
 
   it('names a field inside an option: "<field> must be …"', () => {

@@ -1,4 +1,5 @@
 import { InvalidOptionsError } from './errors';
+import { STORABLE_TEXT_FIX, storableTextProblem } from './text-checks';
 
 /**
  * The option checks Sage repeats at its boundaries (module options, decorator metadata), once.
@@ -44,30 +45,56 @@ export function optionalPositiveNumber(at: OptionPath, value: unknown): void {
 export interface NameLimits {
   /** Longest accepted name. */
   maxLength?: number;
-  /** Reject NUL (a PostgreSQL text column cannot hold it). */
-  noNul?: boolean;
 }
 
-/** A name (destination, consumer, type…): a string that is not blank, within `limits`. */
+/**
+ * A name (destination, consumer, type…): a string that is not blank, within `limits`, and that
+ * PostgreSQL can store as given (no NUL, no unpaired UTF-16 surrogate: see core/text-checks.ts).
+ */
 export function requiredName(at: OptionPath, value: unknown, limits: NameLimits = {}): string {
-  const { maxLength, noNul } = limits;
+  const { maxLength } = limits;
   if (
     typeof value !== 'string' ||
     value.trim() === '' ||
-    (maxLength !== undefined && value.length > maxLength) ||
-    (noNul === true && value.includes('\u0000'))
+    (maxLength !== undefined && value.length > maxLength)
   ) {
     throw invalidOption(
       at,
-      `must be a non-empty string${maxLength === undefined ? '' : ` of at most ${maxLength} characters`}${noNul ? ' without NUL' : ''}, got ${shown(value)}`,
+      `must be a non-empty string${maxLength === undefined ? '' : ` of at most ${maxLength} characters`}, got ${shown(value)}`,
     );
   }
+  assertStorableText(at, value);
+  return value;
+}
+
+/**
+ * Text that reaches PostgreSQL (a name, a key): InvalidOptionsError naming the option when it holds
+ * what PostgreSQL cannot store as given (NUL, an unpaired UTF-16 surrogate).
+ */
+export function assertStorableText(at: OptionPath, value: string): string {
+  const problem = storableTextProblem(value);
+  if (problem) throw invalidOption(at, `${problem}, got ${shown(value)}: ${STORABLE_TEXT_FIX}`);
   return value;
 }
 
 /** Undefined, or a name as requiredName checks it. */
 export function optionalName(at: OptionPath, value: unknown, limits: NameLimits = {}): void {
   if (value !== undefined) requiredName(at, value, limits);
+}
+
+/** `fallback` when `value` is undefined, `value` when it is one of `choices`; else InvalidOptionsError listing them. */
+export function choiceOption<T extends string>(
+  at: OptionPath,
+  value: unknown,
+  choices: readonly T[],
+  fallback: T,
+): T {
+  if (value === undefined) return fallback;
+  if (choices.includes(value as T)) return value as T;
+  throw invalidOption(
+    at,
+    `must be one of ${choices.map((c) => JSON.stringify(c)).join(', ')}, got ${shown(value)}`,
+  );
 }
 
 /** A finite number above 0, returned; InvalidOptionsError otherwise. */

@@ -1,4 +1,4 @@
-import { SingleFlightLoop } from './loop';
+import { SingleFlightLoop, type LoopStats } from './loop';
 import { systemClock, type Clock } from './ports/clock';
 import { silentLogger, type SageLogger } from './ports/logger';
 import { nonNegativeNumber, positiveNumber } from './options';
@@ -61,13 +61,14 @@ export class RetentionLoop {
     const intervalMs = check('intervalMs', options.intervalMs, 30_000);
     this.vacuumAfterRows = check('vacuumAfterRows', options.vacuumAfterRows, 10_000, true);
     this.logger = options.logger ?? silentLogger;
-    this.loop = new SingleFlightLoop(
-      what.name,
+    // Maintenance: the default error backoff (the interval doubling up to a minute) is right here.
+    this.loop = new SingleFlightLoop({
+      name: what.name,
       intervalMs,
-      () => this.runOnce().then(() => undefined),
-      options.clock ?? systemClock,
-      this.logger,
-    );
+      tick: () => this.runOnce().then(() => undefined),
+      clock: options.clock ?? systemClock,
+      logger: this.logger,
+    });
   }
 
   start(): void {
@@ -79,7 +80,7 @@ export class RetentionLoop {
     await this.loop.stopped();
   }
 
-  get stats(): { deletedTotal: number; loop: SingleFlightLoop['stats'] } {
+  get stats(): { deletedTotal: number; loop: LoopStats } {
     return { deletedTotal: this.deletedTotal, loop: { ...this.loop.stats } };
   }
 

@@ -9,6 +9,7 @@ import { sagaStateMigration } from './1764230400000-saga-state';
 import { outboxMigration } from './1764316800000-outbox';
 import { inboxMigration } from './1764403200000-inbox';
 import { remoteStepsMigration } from './1764489600000-remote-steps';
+import { sagaInputFingerprintMigration } from './1764576000000-saga-input-fingerprint';
 import type { SagaOutboxMigrationClass } from './migration-support';
 
 export type { SagaOutboxMigrationClass } from './migration-support';
@@ -33,5 +34,6 @@ export function sagaOutboxMigrations(
     outboxMigration(schema),
     inboxMigration(schema),
     remoteStepsMigration(schema),
+    sagaInputFingerprintMigration(schema),
   ];
 }

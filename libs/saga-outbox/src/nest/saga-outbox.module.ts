@@ -85,7 +85,7 @@ import { openSageDatabase, SageDatabase } from './sage-database';
       // silently "publishing" to memory would lose messages other services wait for.
       useFactory: (db: SageDatabase, options: SagaOutboxModuleOptions): Broker | null =>
         typeof options.broker === 'string'
-          ? brokerFromUrl(options.broker, 'broker')
+          ? brokerFromUrl(options.broker, 'broker', new NestSageLogger('SageBroker'))
           : (options.broker ?? (db.embedded ? new InMemoryBroker() : null)),
     },
     ...outboxProviders,

@@ -1,11 +1,16 @@
 import { InvalidOptionsError } from '../core/errors';
 import {
+  choiceOption,
   optionalName,
   optionalPositiveInteger,
   optionalPositiveNumber,
   requiredName,
 } from '../core/options';
 import { resolveOptimisticSettings } from '../core/outbox/optimistic-sender';
+import {
+  IDEMPOTENCY_CONFLICT_POLICIES,
+  type IdempotencyConflictPolicy,
+} from '../core/saga/input-fingerprint';
 import type { SagaDefinition } from '../core/saga/saga-definition';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { Broker } from '../core/ports/broker';
@@ -50,6 +55,12 @@ export interface SagaEngineTuning {
   replyTo?: string;
   /** Inbox consumer name and broker consumer group for the replies. Default `sage.saga-replies`. */
   replyConsumer?: string;
+  /**
+   * `start()` with an idempotency key that already started a saga but a different input:
+   * `'reject'` (default) throws SagaIdempotencyConflictError, writing nothing; `'return-existing'`
+   * returns the first saga whatever the input (as 0.2 did).
+   */
+  idempotencyConflict?: IdempotencyConflictPolicy;
 }
 
 /**
@@ -168,6 +179,12 @@ export function validateModuleOptions(
     optionalPositiveNumber(`saga.${key}`, tuning[key]);
   for (const key of ['replyTo', 'replyConsumer'] as const)
     optionalName(`saga.${key}`, tuning[key], { maxLength: 255 });
+  choiceOption(
+    'saga.idempotencyConflict',
+    tuning.idempotencyConflict,
+    IDEMPOTENCY_CONFLICT_POLICIES,
+    'reject',
+  );
   if (
     o.broker !== undefined &&
     typeof o.broker !== 'string' &&

@@ -17,9 +17,12 @@ export class SagaService {
   constructor(private readonly engine: SagaEngine<EntityManager>) {}
 
   /**
-   * Starts saga `name` with `input`. Same `idempotencyKey` twice → the same saga (second call writes nothing).
+   * Starts saga `name` with `input`. Same `idempotencyKey` and input twice → the same saga (second
+   * call writes nothing); same key with another input → SagaIdempotencyConflictError (unless the
+   * module's `saga.idempotencyConflict` is `'return-existing'`).
    * With `manager`, the saga is created in your transaction and runs after it commits.
-   * Throws UnknownSagaError, SagaInputInvalidError or NotSerializableError before writing anything.
+   * Throws UnknownSagaError, SagaInputInvalidError, NotSerializableError or InvalidOptionsError (an
+   * unusable idempotency key) before writing anything.
    */
   start<TInput>(
     name: string,

@@ -2,6 +2,7 @@
 import type { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { brokerFromUrl } from '../nest/relay/broker-url';
+import { NestSageLogger } from '../nest/nest-sage-logger';
 import { Logger as PinoLogger } from 'nestjs-pino';
 import { readHealthPort } from './health-port';
 import { readRelayConfig } from './relay-config';
@@ -15,7 +16,11 @@ const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 export async function runStandaloneRelay(logger: Logger): Promise<void> {
   const config = readRelayConfig(process.env);
   const healthPort = readHealthPort(process.env);
-  const broker = brokerFromUrl(config.brokerUrl);
+  const broker = brokerFromUrl(
+    config.brokerUrl,
+    'SAGE_BROKER_URL',
+    new NestSageLogger('SageBroker'),
+  );
   if (config.brokerUrl.startsWith('memory:'))
     logger.warn(
       'SAGE_BROKER_URL is memory://: messages are marked sent but only this process sees them (tests and demos only)',

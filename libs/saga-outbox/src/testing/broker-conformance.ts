@@ -1,6 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { Broker, BrokerMessage, DeliveredMessage } from '../core/ports/broker';
+import { messageIdProblem } from '../core/message-id';
+import type {
+  Broker,
+  BrokerMessage,
+  DeadLetteredMessage,
+  DeadLetterReason,
+  DeliveredMessage,
+} from '../core/ports/broker';
+import { waitUntil } from './async';
+
+const json = (value: unknown): Buffer => Buffer.from(JSON.stringify(value));
 
 /** What a broker adapter hands the conformance suite. */
 export interface BrokerConformanceHarness {
@@ -11,6 +21,30 @@ export interface BrokerConformanceHarness {
   cleanup(): Promise<void>;
   /** How long to wait for a delivery before failing. Default 10000. */
   deliveryTimeoutMs?: number;
+  /**
+   * Sends messages as another producer would, with the broker's own client, in order (one
+   * connection, one partition for one key): what the poison cases put on the wire. Without it the
+   * poison cases are not run.
+   */
+  sendRaw?: (destination: string, messages: readonly RawTestMessage[]) => Promise<void>;
+  /** The adapter's `maxMessageBytes` (the oversize case sends one byte more). Default 1 MiB. */
+  maxMessageBytes?: number;
+  /** Whether a header value may hold CR/LF on this transport (NATS cannot frame one). Default true. */
+  headerLineBreaks?: boolean;
+  /**
+   * What becomes of a message with a header name holding spaces: handed over (Kafka, AMQP carry
+   * any name) or dead-lettered as `bad-headers` (the NATS client cannot decode it). Default handed over.
+   */
+  headerNameWithSpaces?: 'handled' | 'bad-headers';
+}
+
+/** A message as it travels, sent by another producer (see `sendRaw`). */
+export interface RawTestMessage {
+  /** Headers as sent; `ce-id` (when present) is the message id. */
+  headers: Record<string, string>;
+  body: Buffer;
+  /** Record key / `ce-subject`: the poison cases send one key, so one partition holds them all. */
+  key: string;
 }
 
 /**
@@ -214,6 +248,158 @@ export function describeBrokerConformance(
 
     it('reports health up while connected', async () => {
       await expect(h().broker.health()).resolves.toMatchObject({ up: true });
+    });
+
+    describe('poison messages', () => {
+      const poisonCases = (): {
+        name: string;
+        headers: Record<string, string>;
+        body: Buffer;
+        reason: DeadLetterReason;
+      }[] => {
+        const id = () => `poison-${randomUUID()}`;
+        const max = h().maxMessageBytes ?? 1024 * 1024;
+        return [
+          { name: 'no id', headers: {}, body: json({ a: 1 }), reason: 'missing-id' },
+          { name: 'a blank id', headers: { 'ce-id': '   ' }, body: json(1), reason: 'missing-id' },
+          {
+            name: 'an id with NUL',
+            headers: { 'ce-id': 'a\u0000b' },
+            body: json(1),
+            reason: 'unusable-id',
+          },
+          {
+            name: 'a 600-character id',
+            headers: { 'ce-id': 'x'.repeat(600) },
+            body: json(1),
+            reason: 'unusable-id',
+          },
+          {
+            name: 'a body that is not JSON',
+            headers: { 'ce-id': id() },
+            body: Buffer.from('hello, not json'),
+            reason: 'not-json',
+          },
+          {
+            name: 'an empty body',
+            headers: { 'ce-id': id() },
+            body: Buffer.alloc(0),
+            reason: 'empty-body',
+          },
+          {
+            name: 'an oversize body',
+            headers: { 'ce-id': id() },
+            body: Buffer.alloc(max + 1, 0x20),
+            reason: 'too-large',
+          },
+          {
+            name: 'JSON nested 5,000 deep',
+            headers: { 'ce-id': id() },
+            body: Buffer.from('['.repeat(5000) + ']'.repeat(5000)),
+            reason: 'too-deep',
+          },
+        ];
+      };
+
+      it('dead-letters each poison message on sight with its reason, and handles the good ones around them in order', async () => {
+        const sendRaw = h().sendRaw;
+        if (!sendRaw) return; // this harness cannot put foreign messages on the wire
+        const dest = await h().destination();
+        const c = collector();
+        const dead: DeadLetteredMessage[] = [];
+        const stop = h().broker.onDeadLetter?.((event) => dead.push(event));
+        const sub = await h().broker.subscribe(dest, c.handler);
+        try {
+          const key = `poison-${randomUUID()}`;
+          const good = (n: number, headers: Record<string, string> = {}): RawTestMessage => ({
+            key,
+            headers: {
+              'ce-id': `good-${n}-${randomUUID()}`,
+              'ce-type': 'conformance.good',
+              ...headers,
+            },
+            body: json({ n }),
+          });
+          const cases = poisonCases();
+          const odd: Record<string, string> = {
+            'x-odd': 'tab\there "quoted" \'single\' ünïcødé 😀',
+          };
+          if (h().headerLineBreaks !== false) odd['x-crlf'] = 'line\r\nbreak';
+          const spacedHandled = (h().headerNameWithSpaces ?? 'handled') === 'handled';
+          const sent = [
+            good(0),
+            ...cases.map((p) => ({ key, headers: p.headers, body: p.body })),
+            good(1, { 'ce-time': 'not a date' }),
+            good(2, odd),
+            good(3, { 'x name with spaces': 'v' }),
+            good(4),
+          ];
+          await sendRaw(dest, sent);
+          const expected = spacedHandled ? [0, 1, 2, 3, 4] : [0, 1, 2, 4];
+          const got = await c.until(expected.length);
+          expect(got.map((m) => (m.payload as { n: number }).n)).toEqual(expected);
+          expect(Number.isNaN(got[1]!.time.getTime())).toBe(false);
+          expect(got[2]!.headers).toMatchObject(odd);
+          const reasons: string[] = cases.map((p) => p.reason);
+          if (!spacedHandled) reasons.push('bad-headers');
+          if (stop) {
+            await waitUntil(
+              () => dead.length >= reasons.length,
+              'every poison message dead-lettered',
+            );
+            expect(dead.map((d) => d.reason).sort()).toEqual(reasons.sort());
+            for (const d of dead) {
+              expect(d).toMatchObject({ destination: dest, attempts: 0 });
+              expect(messageIdProblem(d.messageId)).toBeUndefined();
+            }
+          }
+        } finally {
+          stop?.();
+          await sub.unsubscribe();
+        }
+      });
+
+      it('dead-letters a message whose handler fails maxDeliveries times, and handles the next one of its key', async () => {
+        const dest = await h().destination();
+        const calls: string[] = [];
+        const dead: DeadLetteredMessage[] = [];
+        const stop = h().broker.onDeadLetter?.((event) => dead.push(event));
+        const key = `k-${randomUUID()}`;
+        const bad = message(dest, { key, payload: { fail: true } });
+        const next = message(dest, { key, payload: { fail: false } });
+        let handledNext = false;
+        const sub = await h().broker.subscribe(
+          dest,
+          (m) => {
+            calls.push(m.id);
+            if ((m.payload as { fail: boolean }).fail)
+              return Promise.reject(new Error('handler fails on purpose'));
+            if (m.id === next.id) handledNext = true;
+            return Promise.resolve();
+          },
+          { maxDeliveries: 2 },
+        );
+        try {
+          await h().broker.publish([bad]);
+          await h().broker.publish([next]);
+          await waitUntil(
+            () => handledNext,
+            'the message after the poison one handled',
+            h().deliveryTimeoutMs ?? 10_000,
+          );
+          expect(calls.filter((id) => id === bad.id)).toHaveLength(2);
+          expect(calls.indexOf(next.id)).toBeGreaterThan(calls.lastIndexOf(bad.id));
+          if (stop) {
+            await waitUntil(() => dead.length > 0, 'the dead letter reported');
+            expect(dead).toEqual([
+              expect.objectContaining({ messageId: bad.id, reason: 'max-deliveries', attempts: 2 }),
+            ]);
+          }
+        } finally {
+          stop?.();
+          await sub.unsubscribe();
+        }
+      });
     });
 
     it('close is idempotent and publish rejects afterwards', async () => {

@@ -11,6 +11,7 @@ import {
   type Fence,
   type NewSaga,
   type ParkOutcome,
+  type SagaCreateOutcome,
   type SagaRecord,
   type SagaStatus,
   type SagaStore,
@@ -59,6 +60,8 @@ export type StepFaultStage = 'before-body' | 'before-commit' | 'after-commit';
  */
 export class InMemorySagaStore implements SagaStore<InMemoryTx> {
   private readonly sagas = new Map<string, SagaRecord>();
+  /** Input fingerprints by saga id, as the saga table's `input_fingerprint` column holds them. */
+  private readonly fingerprints = new Map<string, string | null>();
   private readonly locks = new Map<string, Promise<void>>();
   private readonly stepFaults: {
     step: string;
@@ -73,9 +76,9 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
     saga: NewSaga,
     tx?: InMemoryTx,
     within?: WithinTransaction<InMemoryTx>,
-  ): Promise<{ id: string; created: boolean }> {
+  ): Promise<SagaCreateOutcome> {
     const existing = this.byIdempotencyKey(saga);
-    if (existing) return Promise.resolve({ id: existing, created: false });
+    if (existing) return Promise.resolve(existing);
     const now = new Date(this.clock.now());
     const record: SagaRecord = {
       id: saga.id,
@@ -95,38 +98,53 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
       updatedAt: now,
       steps: saga.stepNames.map(pendingStepRecord),
     };
-    if (within) return this.createWithin(record, saga, tx, within);
-    if (tx) tx.onCommit(() => this.sagas.set(record.id, record));
-    else this.sagas.set(record.id, record);
+    const fingerprint = saga.inputFingerprint ?? null;
+    if (within) return this.createWithin(record, fingerprint, tx, within);
+    if (tx) tx.onCommit(() => this.insert(record, fingerprint));
+    else this.insert(record, fingerprint);
     return Promise.resolve({ id: record.id, created: true });
+  }
+
+  private insert(record: SagaRecord, fingerprint: string | null): void {
+    this.sagas.set(record.id, record);
+    this.fingerprints.set(record.id, fingerprint);
   }
 
   /** create() with a hook: the saga and the hook's effects commit together, or neither does. */
   private async createWithin(
     record: SagaRecord,
-    saga: NewSaga,
+    fingerprint: string | null,
     tx: InMemoryTx | undefined,
     within: WithinTransaction<InMemoryTx>,
-  ): Promise<{ id: string; created: boolean }> {
+  ): Promise<SagaCreateOutcome> {
     if (tx) {
-      tx.onCommit(() => this.sagas.set(record.id, record));
+      tx.onCommit(() => this.insert(record, fingerprint));
       await within(tx);
       return { id: record.id, created: true };
     }
     const own = new InMemoryTx();
     await within(own);
     // Another create may have taken the key while the hook ran: then ours rolls back.
-    const existing = this.byIdempotencyKey(saga);
-    if (existing) return { id: existing, created: false };
-    this.sagas.set(record.id, record);
+    const existing = this.byIdempotencyKey(record);
+    if (existing) return existing;
+    this.insert(record, fingerprint);
     own.commit();
     return { id: record.id, created: true };
   }
 
-  private byIdempotencyKey(saga: NewSaga): string | undefined {
+  /** The saga already holding the key of `saga` (same name), as create reports it. */
+  private byIdempotencyKey(saga: {
+    name: string;
+    idempotencyKey: string | null;
+  }): SagaCreateOutcome | undefined {
     if (saga.idempotencyKey === null) return undefined;
     for (const s of this.sagas.values()) {
-      if (s.name === saga.name && s.idempotencyKey === saga.idempotencyKey) return s.id;
+      if (s.name === saga.name && s.idempotencyKey === saga.idempotencyKey)
+        return {
+          id: s.id,
+          created: false,
+          inputFingerprint: this.fingerprints.get(s.id) ?? null,
+        };
     }
     return undefined;
   }

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { LeaseLostError } from '../core/errors';
 import type { JsonValue } from '../core/json';
@@ -144,16 +144,22 @@ export function describeSagaStoreConformance<Tx>(
       });
 
       it('returns the existing saga for a repeated idempotency key and writes nothing', async () => {
-        const first = newSaga({ idempotencyKey: 'order-42' });
+        const first = newSaga({ idempotencyKey: 'order-42', inputFingerprint: fingerprint('a') });
         await expect(store().create(first)).resolves.toEqual({ id: first.id, created: true });
 
         const again = newSaga({
           name: first.name,
           idempotencyKey: 'order-42',
+          inputFingerprint: fingerprint('b'),
           stepNames: ['x', 'y'],
           input: { other: true },
         });
-        await expect(store().create(again)).resolves.toEqual({ id: first.id, created: false });
+        // With the first saga's fingerprint: comparing it is the caller's part, not the store's.
+        await expect(store().create(again)).resolves.toEqual({
+          id: first.id,
+          created: false,
+          inputFingerprint: fingerprint('a'),
+        });
         await expect(store().load(again.id)).resolves.toBeUndefined();
         const record = await loaded(first.id);
         expect(record.steps.map((s) => s.name)).toEqual(['a', 'b', 'c']);
@@ -171,15 +177,64 @@ export function describeSagaStoreConformance<Tx>(
         await expect(store().create(noKey2)).resolves.toEqual({ id: noKey2.id, created: true });
       });
 
+      it('reports a null fingerprint for a saga stored without one (absent or null)', async () => {
+        for (const stored of [undefined, null]) {
+          const first = newSaga({ idempotencyKey: 'legacy', inputFingerprint: stored });
+          if (stored === undefined) delete first.inputFingerprint;
+          await expect(store().create(first)).resolves.toEqual({ id: first.id, created: true });
+          const again = newSaga({
+            name: first.name,
+            idempotencyKey: 'legacy',
+            inputFingerprint: fingerprint('c'),
+          });
+          await expect(store().create(again)).resolves.toEqual({
+            id: first.id,
+            created: false,
+            inputFingerprint: null,
+          });
+        }
+      });
+
+      it('keeps each saga its own fingerprint: per key, per saga name', async () => {
+        const name = uniqueName();
+        const one = newSaga({ name, idempotencyKey: 'k-1', inputFingerprint: fingerprint('1') });
+        const two = newSaga({ name, idempotencyKey: 'k-2', inputFingerprint: fingerprint('2') });
+        const other = newSaga({ idempotencyKey: 'k-1', inputFingerprint: fingerprint('3') });
+        for (const saga of [one, two, other]) await store().create(saga);
+        for (const [saga, expected] of [
+          [one, '1'],
+          [two, '2'],
+          [other, '3'],
+        ] as const) {
+          await expect(
+            store().create(
+              newSaga({
+                name: saga.name,
+                idempotencyKey: saga.idempotencyKey,
+                inputFingerprint: null,
+              }),
+            ),
+          ).resolves.toEqual({
+            id: saga.id,
+            created: false,
+            inputFingerprint: fingerprint(expected),
+          });
+        }
+      });
+
       it('creates exactly one saga when creates with one idempotency key race', async () => {
         const name = uniqueName();
-        const racers = Array.from({ length: 8 }, () =>
-          newSaga({ name, idempotencyKey: 'same-key' }),
+        // Each with its own fingerprint: every loser is told the winner's.
+        const racers = Array.from({ length: 8 }, (_, i) =>
+          newSaga({ name, idempotencyKey: 'same-key', inputFingerprint: fingerprint(String(i)) }),
         );
         const outcomes = await Promise.all(racers.map((s) => store().create(s)));
         expect(outcomes.filter((o) => o.created)).toHaveLength(1);
         const winner = outcomes.find((o) => o.created)!.id;
         expect(outcomes.every((o) => o.id === winner)).toBe(true);
+        const winnerFingerprint = racers.find((s) => s.id === winner)!.inputFingerprint;
+        for (const outcome of outcomes)
+          if (!outcome.created) expect(outcome.inputFingerprint).toBe(winnerFingerprint);
         const losers = racers.filter((s) => s.id !== winner);
         for (const loser of losers) await expect(store().load(loser.id)).resolves.toBeUndefined();
         expect((await loaded(winner)).steps).toHaveLength(3);
@@ -210,6 +265,33 @@ export function describeSagaStoreConformance<Tx>(
         const committed = newSaga();
         await newTx((tx) => store().create(committed, tx));
         expect((await loaded(committed.id)).steps).toHaveLength(3);
+      });
+
+      it("an idempotency-key hit in the caller's transaction reports the fingerprint and leaves the transaction usable", async () => {
+        const newTx = harness?.newTx;
+        if (!newTx) return; // the adapter has no caller-owned transactions (nothing to join)
+        const first = newSaga({ idempotencyKey: 'in-tx', inputFingerprint: fingerprint('first') });
+        await store().create(first);
+        const after = newSaga();
+        await newTx(async (tx) => {
+          await expect(
+            store().create(
+              newSaga({
+                name: first.name,
+                idempotencyKey: 'in-tx',
+                inputFingerprint: fingerprint('second'),
+              }),
+              tx,
+            ),
+          ).resolves.toEqual({
+            id: first.id,
+            created: false,
+            inputFingerprint: fingerprint('first'),
+          });
+          // The transaction goes on: what it writes next commits.
+          await store().create(after, tx);
+        });
+        expect((await loaded(after.id)).steps).toHaveLength(3);
       });
     });
 
@@ -766,7 +848,7 @@ export function describeSagaStoreConformance<Tx>(
             undefined,
             again.within,
           ),
-        ).resolves.toEqual({ id: outer.id, created: false });
+        ).resolves.toEqual({ id: outer.id, created: false, inputFingerprint: null });
         expect(again.calls).toHaveLength(0);
       });
 
@@ -1103,6 +1185,11 @@ export function describeSagaStoreConformance<Tx>(
       });
     });
   });
+}
+
+/** A fingerprint as the engine stores one (64 hex digits), distinct per `seed`. */
+function fingerprint(seed: string): string {
+  return createHash('sha256').update(seed).digest('hex');
 }
 
 function uniqueName(): string {

@@ -82,14 +82,29 @@ async function committedOffsets(groupId: string, topic: string): Promise<Map<num
   return new Map((entry?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
 }
 
-describeBrokerConformance('kafka', () =>
-  Promise.resolve({
-    broker: newBroker(),
+describeBrokerConformance('kafka', () => {
+  const producer = new Kafka({
+    clientId: 'sage-int-test-raw',
+    brokers: BROKERS,
+    logLevel: logLevel.NOTHING,
+  }).producer();
+  return Promise.resolve({
+    broker: newBroker({ consumer: { maxMessageBytes: 256 * 1024 } }),
     destination: () => createTopic(),
-    cleanup: () => Promise.resolve(),
+    cleanup: () => producer.disconnect(),
     deliveryTimeoutMs: 15_000,
-  }),
-);
+    maxMessageBytes: 256 * 1024,
+    // kafkajs itself, as another producer: one request, one key, so one partition, in order.
+    sendRaw: async (topic, messages) => {
+      await producer.connect();
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: messages.map((m) => ({ key: m.key, value: m.body, headers: m.headers })),
+      });
+    },
+  });
+});
 
 describe('KafkaBroker', () => {
   let broker: KafkaBroker;
@@ -97,6 +112,68 @@ describe('KafkaBroker', () => {
     broker = newBroker();
   });
   afterAll(() => broker.close());
+
+  it('writes a poison record to ${topic}.dlq as it came, with the reason and its position, and commits past it', async () => {
+    const topic = await createTopic(1);
+    created.push(`${topic}.dlq`);
+    const got: string[] = [];
+    const sub = await broker.subscribe(topic, (m) => {
+      got.push(m.id);
+      return Promise.resolve();
+    });
+    const kafka = new Kafka({
+      clientId: 'sage-int-test-dlq',
+      brokers: BROKERS,
+      logLevel: logLevel.NOTHING,
+    });
+    const producer = kafka.producer();
+    const reader = kafka.consumer({ groupId: `dlq-reader-${randomUUID()}` });
+    try {
+      await producer.connect();
+      await producer.send({
+        topic,
+        messages: [
+          { key: 'k', value: 'not json at all', headers: { 'ce-id': 'bad-1', 'x-own': 'kept' } },
+          { key: 'k', value: '{"n":2}', headers: { 'ce-id': 'good-2' } },
+        ],
+      });
+      await waitUntil(() => got.includes('good-2'), 'the record after the poison one', 15_000);
+      expect(got).toEqual(['good-2']);
+      const letters: { value: string | undefined; headers: Record<string, string> }[] = [];
+      await reader.connect();
+      await reader.subscribe({ topic: `${topic}.dlq`, fromBeginning: true });
+      await reader.run({
+        eachMessage: ({ message: m }) => {
+          const headers: Record<string, string> = {};
+          for (const [k, v] of Object.entries(m.headers ?? {})) headers[k] = String(v);
+          letters.push({ value: m.value?.toString(), headers });
+          return Promise.resolve();
+        },
+      });
+      await waitUntil(() => letters.length > 0, 'the dead letter', 15_000);
+      expect(letters[0]).toEqual({
+        value: 'not json at all',
+        headers: expect.objectContaining({
+          'ce-id': 'bad-1',
+          'x-own': 'kept',
+          'sage-dead-letter-reason': 'not-json',
+          'sage-dead-letter-position': `${topic}/0/0`,
+          'sage-dead-letter-group': topic,
+        }) as unknown as Record<string, string>,
+      });
+      // Committed past both: a restart of the group starts after them.
+      const committed = async () =>
+        (await admin.fetchOffsets({ groupId: topic, topics: [topic] }))[0]?.partitions[0]?.offset;
+      const deadline = Date.now() + 10_000;
+      while ((await committed()) !== '2' && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(await committed()).toBe('2');
+    } finally {
+      await reader.disconnect();
+      await producer.disconnect();
+      await sub.unsubscribe();
+    }
+  });
 
   it('subscribes to a topic that does not exist yet (a consumer deployed before its producer)', async () => {
     const topic = `sage-new-${randomUUID().slice(0, 8)}`;

@@ -117,6 +117,11 @@ const LEVELS: Record<KafkaBrokerLogLevel, KafkaLogLevel> = {
  */
 export class KafkaBroker implements Broker {
   readonly name: string;
+  /**
+   * `requestTimeoutMs`: how long one produce request waits for its acknowledgement. kafkajs retries
+   * a timed-out request (`retry`), so a stalled cluster can hold a publish longer than this.
+   */
+  readonly publishTimeoutMs: number;
   private readonly kafka: Kafka;
   private readonly consumerSettings: KafkaConsumerSettings;
   private readonly healthTimeoutMs: number;
@@ -141,13 +146,14 @@ export class KafkaBroker implements Broker {
     this.healthTimeoutMs = options.healthTimeoutMs ?? 5000;
     const logger = (this.logger = options.logger ?? silentLogger);
     this.consumerSettings = consumerSettings(options.consumer ?? {});
+    this.publishTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.kafka = new Kafka({
       clientId: options.clientId ?? 'sage',
       brokers: options.brokers,
       ssl: options.ssl,
       sasl: options.sasl,
       connectionTimeout: options.connectionTimeoutMs ?? 3000,
-      requestTimeout: options.requestTimeoutMs ?? 30_000,
+      requestTimeout: this.publishTimeoutMs,
       // Bounded (≈10 s): publish() must come back so the relay can retry or stop; the inbox makes
       // the resulting duplicates harmless. kafkajs warns that this "may invalidate EoS guarantees":
       // Sage promises at-least-once delivery, not Kafka exactly-once.

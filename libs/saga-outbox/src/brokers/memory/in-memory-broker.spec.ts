@@ -2,14 +2,25 @@ import { randomUUID } from 'node:crypto';
 import { describeBrokerConformance } from '../../testing/broker-conformance';
 import { InMemoryBroker } from './in-memory-broker';
 
-describeBrokerConformance('in-memory', () =>
-  Promise.resolve({
-    broker: new InMemoryBroker(),
+describeBrokerConformance('in-memory', () => {
+  const broker = new InMemoryBroker({ maxMessageBytes: 256 * 1024 });
+  return Promise.resolve({
+    broker,
     destination: () => Promise.resolve(`dest-${randomUUID()}`),
     cleanup: () => Promise.resolve(),
     deliveryTimeoutMs: 2000,
-  }),
-);
+    maxMessageBytes: 256 * 1024,
+    sendRaw: (destination, messages) => {
+      for (const m of messages)
+        broker.deliverWire({
+          destination,
+          headers: { ...m.headers, 'ce-subject': m.key },
+          body: m.body,
+        });
+      return Promise.resolve();
+    },
+  });
+});
 
 describe('InMemoryBroker fault injection', () => {
   const msg = (id: string = randomUUID()) => ({

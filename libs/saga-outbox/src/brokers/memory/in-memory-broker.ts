@@ -34,7 +34,7 @@ export interface InMemoryBrokerOptions {
   maxDeliveries?: number;
   /** Largest body (its JSON) handed to a handler; larger ones are dead-lettered. Default 1 MiB. */
   maxMessageBytes?: number;
-  /** First wait before a failed handler is retried, doubling, capped at 1 s. Default 5 ms. */
+  /** First wait before a failed handler is retried, doubling, capped at 1 s (or at itself, if longer). Default 5 ms. */
   redeliveryDelayMs?: number;
 }
 
@@ -63,6 +63,8 @@ interface Member {
   handler: (message: DeliveredMessage) => Promise<void>;
   active: boolean;
   running: Set<Promise<void>>;
+  /** Tail of this member's delivery chain per key: a key's next message waits for the one before. */
+  tails: Map<string, Promise<void>>;
 }
 
 interface Group {
@@ -70,8 +72,6 @@ interface Group {
   members: Member[];
   next: number;
   maxDeliveries: number;
-  /** Tail of the delivery chain per key: a key's next message waits for the one before. */
-  tails: Map<string, Promise<void>>;
 }
 
 /**
@@ -87,6 +87,8 @@ interface Group {
  */
 export class InMemoryBroker implements Broker {
   readonly name: string;
+  /** `latencyMs`, when set: every publish takes that long. */
+  readonly publishTimeoutMs: number | undefined;
   /** Every accepted message, in acceptance order (a message published twice appears twice). */
   readonly published: BrokerMessage[] = [];
   /** Messages dead-lettered, per group: undecodable on sight, or after `maxDeliveries` failures. */
@@ -102,6 +104,7 @@ export class InMemoryBroker implements Broker {
 
   constructor(private readonly options: InMemoryBrokerOptions = {}) {
     this.name = options.name ?? 'memory';
+    this.publishTimeoutMs = options.latencyMs || undefined;
     this.maxDeliveries = integerOption('memory.maxDeliveries', options.maxDeliveries, {
       fallback: DEFAULT_MAX_DELIVERIES,
       min: 1,
@@ -179,7 +182,6 @@ export class InMemoryBroker implements Broker {
           members: [],
           next: 0,
           maxDeliveries: this.maxDeliveries,
-          tails: new Map(),
         }),
       );
     if (options.maxDeliveries !== undefined)
@@ -187,7 +189,7 @@ export class InMemoryBroker implements Broker {
         fallback: this.maxDeliveries,
         min: 1,
       });
-    const member: Member = { handler, active: true, running: new Set() };
+    const member: Member = { handler, active: true, running: new Set(), tails: new Map() };
     entry.members.push(member);
     const owner = entry;
     return Promise.resolve({
@@ -255,17 +257,20 @@ export class InMemoryBroker implements Broker {
         continue;
       }
       const message = inbound.message;
+      // Round-robin; the member holds the message's key while it retries (as a RabbitMQ consumer
+      // does): its later messages of that key wait, other members and keys flow.
+      const member = entry.members[entry.next++ % entry.members.length]!;
       const key = message.key;
-      const previous = key === null ? undefined : entry.tails.get(key);
+      const previous = key === null ? undefined : member.tails.get(key);
       const run = (async () => {
         await previous;
         await Promise.resolve(); // deliver asynchronously, never inside publish()
-        await this.deliverToGroup(entry, wire, message);
+        await this.deliverToGroup(entry, member, wire, message);
       })();
       if (key !== null) {
-        entry.tails.set(key, run);
+        member.tails.set(key, run);
         void run.finally(() => {
-          if (entry.tails.get(key) === run) entry.tails.delete(key);
+          if (member.tails.get(key) === run) member.tails.delete(key);
         });
       }
     }
@@ -274,17 +279,21 @@ export class InMemoryBroker implements Broker {
   /** Hands `message` to the group's members until one handler resolves, or dead-letters it. */
   private async deliverToGroup(
     entry: Group,
+    first: Member,
     wire: InMemoryWireMessage,
     message: BrokerMessage,
   ): Promise<void> {
     let counted = 0;
+    let member: Member | undefined = first;
     for (let attempt = 1; ; attempt++) {
-      const member = entry.members[entry.next++ % Math.max(entry.members.length, 1)];
-      if (!member?.active) return; // nobody left to deliver to: dropped, as a queue nobody reads
+      // A member that unsubscribed meanwhile hands the message to another (a requeue).
+      if (!member.active) member = entry.members.find((m) => m.active);
+      if (!member) return; // nobody left to deliver to: dropped, as a queue nobody reads
+      const current = member;
       const run = Promise.resolve().then(() =>
-        member.handler({ ...structuredClone(message), deliveryAttempt: attempt }),
+        current.handler({ ...structuredClone(message), deliveryAttempt: attempt }),
       );
-      member.running.add(run);
+      current.running.add(run);
       try {
         await run;
         return;
@@ -300,9 +309,10 @@ export class InMemoryBroker implements Broker {
           return;
         }
       } finally {
-        member.running.delete(run);
+        current.running.delete(run);
       }
-      await sleep(exponentialDelay(attempt, this.options.redeliveryDelayMs ?? 5, 1000));
+      const base = this.options.redeliveryDelayMs ?? 5;
+      await sleep(exponentialDelay(attempt, base, Math.max(base, 1000)));
     }
   }
 

@@ -1,16 +1,18 @@
+import { createConnection } from 'node:net';
 import { exec } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { BrokerPublishError } from '../../core/outbox/outbox-errors';
 import type { BrokerMessage, DeliveredMessage, PublishResult } from '../../core/ports/broker';
 import {
   describeBrokerConformance,
   expectKeyOrderUnderFailure,
+  type RawTestMessage,
 } from '../../testing/broker-conformance';
-import { connect } from './nats-client';
+import { connect, headers } from './nats-client';
 import { NatsJetStreamBroker, type NatsJetStreamBrokerOptions } from './nats-broker';
 
 // Real nats-server with JetStream (bash scripts/services.sh start nats). One stream and subject
@@ -49,12 +51,55 @@ afterAll(async () => {
   await deleteStream();
 });
 
+/**
+ * Publishes with the bare NATS protocol (HPUB over TCP), as a producer in any language could: the
+ * nats.js client refuses some header names that other clients send. One connection, so JetStream
+ * stores the messages in the order sent. Header values cannot hold CR/LF (they would end the line).
+ */
+async function publishRaw(subject: string, messages: readonly RawTestMessage[]): Promise<void> {
+  const { hostname, port } = new URL(SERVERS.split(',')[0]!);
+  const socket = createConnection({ host: hostname, port: Number(port) });
+  let received = '';
+  const seen = (text: string) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (received.includes('-ERR')) reject(new Error(`NATS: ${received}`));
+        else if (received.includes(text)) resolve();
+        else setTimeout(check, 5);
+      };
+      check();
+    });
+  socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+  try {
+    await seen('INFO');
+    socket.write('CONNECT {"verbose":false,"pedantic":false,"headers":true,"protocol":1}\r\n');
+    for (const m of messages) {
+      const lines = Object.entries({ ...m.headers, 'ce-subject': m.key })
+        .map(([name, value]) => `${name}: ${value}\r\n`)
+        .join('');
+      const head = Buffer.from(`NATS/1.0\r\n${lines}\r\n`);
+      socket.write(`HPUB ${subject} ${head.length} ${head.length + m.body.length}\r\n`);
+      socket.write(Buffer.concat([head, m.body, Buffer.from('\r\n')]));
+    }
+    socket.write('PING\r\n');
+    await seen('PONG');
+  } finally {
+    socket.destroy();
+  }
+}
+
 describeBrokerConformance('nats', () =>
   Promise.resolve({
-    broker: newBroker(),
+    broker: newBroker({ maxMessageBytes: 256 * 1024 }),
+    // The suite subscribes before it sends raw messages: the subscription provisions the stream.
     destination: () => Promise.resolve(`conformance.${randomUUID()}`),
     cleanup: () => Promise.resolve(),
     deliveryTimeoutMs: 10_000,
+    maxMessageBytes: 256 * 1024,
+    headerLineBreaks: false,
+    headerNameWithSpaces: 'bad-headers',
+    sendRaw: (destination: string, messages: readonly RawTestMessage[]) =>
+      publishRaw(PREFIX + destination, messages),
   }),
 );
 
@@ -94,6 +139,40 @@ function recorder() {
 }
 
 describe('NatsJetStreamBroker against a real JetStream', () => {
+  it('publishes a poison message to the .dlq subject as it came, with the reason, and terminates it', async () => {
+    const broker = newBroker();
+    const dest = `poison.${randomUUID()}`;
+    const r = recorder();
+    const sub = await broker.subscribe(dest, r.handler);
+    const nc = await connect({ servers: SERVERS });
+    try {
+      const js = jetstream(nc);
+      const bad = headers();
+      bad.set('ce-id', 'bad-1');
+      await js.publish(PREFIX + dest, new TextEncoder().encode('not json'), { headers: bad });
+      const good = headers();
+      good.set('ce-id', 'good-2');
+      await js.publish(PREFIX + dest, new TextEncoder().encode('{"n":2}'), { headers: good });
+      await r.waitFor(
+        () => r.got.some((m) => m.id === 'good-2'),
+        'the message after the poison one',
+      );
+      expect(r.got.map((m) => m.id)).toEqual(['good-2']);
+      const jsm = await jetstreamManager(nc);
+      const letter = await jsm.streams.getMessage(STREAM, { last_by_subj: `${PREFIX}${dest}.dlq` });
+      expect(new TextDecoder().decode(letter!.data)).toBe('not json');
+      expect(letter!.header.get('sage-dead-letter-reason')).toBe('not-json');
+      expect(letter!.header.get('sage-dead-letter-id')).toBe('bad-1');
+      expect(letter!.header.get('ce-id')).toBe('bad-1');
+      expect(letter!.header.get('sage-dead-letter-position')).toMatch(
+        new RegExp(`^${STREAM}:\\d+$`),
+      );
+    } finally {
+      await nc.close();
+      await sub.unsubscribe();
+    }
+  });
+
   it('publishes a message id twice but delivers it once (Nats-Msg-Id dedup)', async () => {
     const broker = newBroker();
     const dest = `dedup.${randomUUID()}`;

@@ -123,7 +123,8 @@ export class NatsJetStreamBroker implements Broker {
   private readonly maxDeliver: number;
   private readonly maxMessageBytes: number;
   private readonly deadLetters = new DeadLetterReporter(() => this.logger);
-  private readonly publishTimeoutMs: number;
+  /** How long one publish waits for its PubAck (`publishTimeoutMs` option, default 5 s). */
+  readonly publishTimeoutMs: number;
   private readonly prefetch: number;
   private readonly pullExpiresMs: number;
   private readonly healthTimeoutMs: number;

@@ -10,7 +10,7 @@ import {
   deadLetterHeaders,
   type DeadLetterReporter,
 } from '../dead-letters';
-import { headers as natsHeaders } from './nats-client';
+import { headers as natsHeaders, type MsgHdrs } from './nats-client';
 import { decodeMessage } from './nats-message-codec';
 
 export interface NatsConsumeLoopOptions {
@@ -194,11 +194,12 @@ export class NatsConsumeLoop {
     };
     const h = natsHeaders();
     try {
-      for (const name of m.headers?.keys() ?? [])
+      const original = m.headers as MsgHdrs | undefined; // typed here: see nats-client.ts
+      for (const name of original?.keys() ?? [])
         if (!/^nats-/i.test(name))
-          for (const value of m.headers!.values(name)) h.append(name, value);
+          for (const value of original!.values(name)) h.append(name, value);
     } catch {
-      // A header the client cannot re-encode: the dead letter goes without the original headers.
+      // Headers the client cannot decode (or re-encode): the dead letter goes without them.
     }
     for (const [name, value] of Object.entries(deadLetterHeaders(event, `${o.stream}:${m.seq}`)))
       h.set(name, value.replace(/[\r\n]+/g, ' '));

@@ -2,6 +2,7 @@ import type { JsMsg } from '@nats-io/jetstream';
 import { errorText } from '../../core/error-text';
 import type { BrokerMessage } from '../../core/ports/broker';
 import { toCloudEventHeaders } from '../cloudevents-headers';
+import { derivedMessageId } from '../../core/message-id';
 import { inboundMessage, type Inbound } from '../inbound-message';
 import { headers as natsHeaders, type MsgHdrs } from './nats-client';
 
@@ -62,7 +63,23 @@ export function encodeMessage(
  * (inbound-message.ts). Its position, `stream:sequence`, is never made up as the id.
  */
 export function decodeMessage(m: JsMsg, subjectPrefix: string, maxMessageBytes: number): Inbound {
-  const h = m.headers as MsgHdrs | undefined; // typed here: see nats-client.ts
+  let h: MsgHdrs | undefined;
+  try {
+    h = m.headers as MsgHdrs | undefined; // typed here: see nats-client.ts; decoded on first access
+  } catch (error) {
+    // The client refuses the header block (e.g. a name with a space, sent by a bare-protocol
+    // producer): nothing can be read from it, not even the id.
+    return {
+      ok: false,
+      poison: {
+        reason: 'bad-headers',
+        detail: `the NATS client cannot decode the headers: ${errorText(error)}`,
+        messageId: derivedMessageId(undefined, () =>
+          Buffer.concat([Buffer.from(`${m.subject}\n${m.seq}\n`), m.data]),
+        ),
+      },
+    };
+  }
   const headers: Record<string, string> = {};
   let msgId: string | undefined;
   for (const name of h?.keys() ?? []) {

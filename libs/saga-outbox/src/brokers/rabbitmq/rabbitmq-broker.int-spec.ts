@@ -7,6 +7,7 @@ import type { BrokerMessage, DeliveredMessage, PublishResult } from '../../core/
 import {
   describeBrokerConformance,
   expectKeyOrderUnderFailure,
+  type RawTestMessage,
 } from '../../testing/broker-conformance';
 import { RabbitMqBroker, type RabbitMqBrokerOptions } from './rabbitmq-broker';
 
@@ -64,11 +65,27 @@ function fixture() {
 function conformance(queueType: 'quorum' | 'classic'): void {
   describeBrokerConformance(`rabbitmq (${queueType} queues)`, () => {
     const f = fixture();
-    const broker = f.broker({ queueType, publishTimeoutMs: 5000 });
+    const broker = f.broker({ queueType, publishTimeoutMs: 5000, maxMessageBytes: 256 * 1024 });
     // Declares destinations on the same exchange; a second instance because the suite calls
     // destination() after closing the broker under test.
     const admin = new RabbitMqBroker({ url: URL, exchange: broker.exchangeName, queueType });
     return Promise.resolve({
+      maxMessageBytes: 256 * 1024,
+      // amqplib itself, as another producer: one confirm channel, in order.
+      sendRaw: async (destination: string, messages: readonly RawTestMessage[]) => {
+        const connection = await amqplib.connect(URL);
+        try {
+          const channel = await connection.createConfirmChannel();
+          for (const m of messages)
+            channel.publish(broker.exchangeName, destination, m.body, {
+              headers: { ...m.headers, 'ce-subject': m.key },
+              persistent: true,
+            });
+          await channel.waitForConfirms();
+        } finally {
+          await connection.close();
+        }
+      },
       broker,
       destination: async () => {
         const destination = `dest-${randomUUID()}`;
@@ -116,6 +133,48 @@ async function eventually(
 describe('RabbitMqBroker', () => {
   const f = fixture();
   afterEach(() => f.cleanup());
+
+  it('dead-letters a 5 MB message without parsing it, the reason in its headers, and handles the next one', async () => {
+    const broker = f.broker();
+    const destination = f.queue(`big-${randomUUID()}`);
+    await broker.declareQueue(destination);
+    const got: string[] = [];
+    const sub = await broker.subscribe(destination, (m) => {
+      got.push(m.id);
+      return Promise.resolve();
+    });
+    const connection = await amqplib.connect(URL);
+    try {
+      const channel = await connection.createConfirmChannel();
+      // Valid JSON, so only the size can stop it: a parser would have taken it.
+      const big = Buffer.from(JSON.stringify({ blob: 'x'.repeat(5 * 1024 * 1024) }));
+      channel.publish(broker.exchangeName, destination, big, { messageId: 'big-1' });
+      channel.publish(broker.exchangeName, destination, Buffer.from('{"n":2}'), {
+        messageId: 'next-1',
+      });
+      await channel.waitForConfirms();
+      await eventually(() => got.includes('next-1'), 10_000, 'the message after the big one');
+      expect(got).toEqual(['next-1']);
+      let dead: amqplib.GetMessage | false = false;
+      await eventually(
+        async () => (dead = await channel.get(`${destination}.dlq`, { noAck: true })) !== false,
+        10_000,
+        'the dead letter in the DLQ',
+      );
+      const letter = dead as unknown as amqplib.GetMessage;
+      expect(letter.content.length).toBe(big.length);
+      expect(letter.properties.messageId).toBe('big-1');
+      expect(letter.properties.headers).toMatchObject({
+        'sage-dead-letter-reason': 'too-large',
+        'sage-dead-letter-id': 'big-1',
+        'sage-dead-letter-destination': destination,
+        'sage-dead-letter-attempts': '0',
+      });
+    } finally {
+      await connection.close();
+      await sub.unsubscribe();
+    }
+  });
 
   it('reports a message with no bound queue as failed (returned), never as sent', async () => {
     const broker = f.broker();

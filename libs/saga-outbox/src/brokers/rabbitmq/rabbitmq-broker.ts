@@ -55,6 +55,8 @@ export class RabbitMqTopologyError extends SagaOutboxError {
  */
 export class RabbitMqBroker implements Broker {
   readonly name: string;
+  /** How long a publish waits for its confirm (`publishTimeoutMs` option, default 10 s). */
+  readonly publishTimeoutMs: number;
   private readonly settings: RabbitMqSettings;
   private readonly manager: AmqpConnectionManager;
   private readonly producer: RabbitMqProducer;
@@ -65,6 +67,7 @@ export class RabbitMqBroker implements Broker {
   constructor(options: RabbitMqBrokerOptions) {
     const settings = (this.settings = rabbitMqSettings(options));
     this.name = settings.name;
+    this.publishTimeoutMs = settings.publishTimeoutMs;
     this.manager = amqp.connect(options.url, {
       heartbeatIntervalInSeconds: options.heartbeatIntervalInSeconds ?? 5,
       reconnectTimeInSeconds: options.reconnectTimeInSeconds ?? 1,

@@ -298,7 +298,7 @@ export function validateMaxAttempts(value: number, option = 'maxAttempts'): numb
 
 /** Checks the consumer name; throws InvalidOptionsError naming what to fix. */
 export function validateConsumerName(consumer: unknown): string {
-  return requiredName('consumer', consumer, { maxLength: MAX_INBOX_KEY_LENGTH, noNul: true });
+  return requiredName('consumer', consumer, { maxLength: MAX_INBOX_KEY_LENGTH });
 }
 
 function validateDelivery(delivery: InboxDelivery): { consumer: string; messageId: string } {

@@ -152,6 +152,39 @@ describe('OptimisticSender', () => {
     expect((await store.get(id!))?.status).toBe('sent');
   });
 
+  it('a failed publish whose claim was lost meanwhile (lease expired, reaped) is a stale_claim, not a broker_error', async () => {
+    let now = Date.now();
+    const clock = { now: () => now, sleep: () => Promise.resolve() };
+    store = new InMemoryOutboxStore(clock);
+    const reaper = new OutboxRelay({ store, broker, clock });
+    const failing: Broker = {
+      name: 'slow-then-failing',
+      publish: async (batch) => {
+        now += 60_000; // past the optimistic lease...
+        await reaper.reap(); // ...and a relay's reaper freed the rows
+        return batch.map((m) => ({
+          id: m.id,
+          ok: false,
+          error: 'connection lost before the confirm',
+          retryable: true,
+        }));
+      },
+      subscribe: (d, h, o) => broker.subscribe(d, h, o),
+      health: () => broker.health(),
+      close: () => broker.close(),
+    };
+    setup({ timeoutMs: 5_000 }, failing);
+    const [id] = await commit([msg(1)]);
+    await optimistic.idle();
+
+    expect(events.filter((e) => e.type === 'outbox.failed')).toEqual([
+      expect.objectContaining({ messageId: id, reason: 'stale_claim', path: 'optimistic' }),
+    ]);
+    expect(events.some((e) => e.type === 'outbox.released')).toBe(false);
+    expect(optimistic.stats).toMatchObject({ released: 0, staleMarks: 1 });
+    expect((await store.get(id!))?.status).toBe('pending'); // the reaper's: the relay sends it
+  });
+
   it('commits landing together share one attempt (one claim, one publish round)', async () => {
     setup();
     const ids = (await Promise.all([commit([msg(1)]), commit([msg(2)]), commit([msg(3)])])).flat();

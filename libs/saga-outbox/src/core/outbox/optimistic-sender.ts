@@ -77,7 +77,10 @@ export interface OptimisticSenderStats {
   sent: number;
   /** Claimed but handed back to the relay (broker error, timeout, stop). */
   released: number;
-  /** Acked but the claim was lost before it was recorded (the relay may publish them again). */
+  /**
+   * Acked, or failed, but the claim was lost before that was recorded (the relay may publish them
+   * again): the `stale_claim` events.
+   */
   staleMarks: number;
   /** Selected but never claimed in time (a relay took them first, or not claimable before the deadline). */
   leftToRelay: number;
@@ -403,8 +406,12 @@ export class OptimisticSender {
     let marked: string[] = [];
     let released: string[] = [];
     let dbError = false;
+    /** Whether mark-sent / release ran: then an id they did not record had lost its claim. */
+    let markRecorded = false;
+    let releaseRecorded = false;
     try {
       marked = await this.options.store.markSent(claimToken, acked);
+      markRecorded = true;
     } catch (error) {
       // The rows stay claimed until their lease ends; the reaper then hands them to a relay,
       // which publishes them again (at-least-once).
@@ -418,6 +425,7 @@ export class OptimisticSender {
           claimToken,
           failed.map((f) => f.id),
         );
+        releaseRecorded = true;
       } catch (error) {
         dbError = true;
         this.counters.errors++;
@@ -431,7 +439,9 @@ export class OptimisticSender {
         failed[0]!.error,
       );
     }
-    const staleMarks = dbError ? 0 : acked.length - marked.length;
+    const handedBack = new Set(released);
+    const lostFailures = releaseRecorded ? failed.filter((f) => !handedBack.has(f.id)).length : 0;
+    const staleMarks = (markRecorded ? acked.length - marked.length : 0) + lostFailures;
     this.counters.sent += marked.length;
     this.counters.released += released.length;
     if (released.length) this.options.onHandBack?.();
@@ -445,9 +455,13 @@ export class OptimisticSender {
     if (emitting) {
       emitOutcomeEvents(this.events, 'optimistic', {
         claimed,
-        acks: dbError ? new Map() : acks,
+        acks: markRecorded ? acks : new Map(),
         marked,
-        failed: failed.map((f) => ({ ...f, deadLettered: false })),
+        failed: failed.map((f) => ({
+          ...f,
+          deadLettered: false,
+          claimLost: releaseRecorded && !handedBack.has(f.id),
+        })),
         released: released.length,
         startedAt,
         now: this.clock.now(),

@@ -1,8 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { InMemoryOutboxStore } from '../../testing/in-memory-outbox-store';
+import { InMemoryTx } from '../../testing/in-memory-saga-store';
 import { InvalidOptionsError, NotSerializableError } from '../errors';
 import { OutboxMessageInvalidError, OutboxMessageTooLargeError } from './outbox-errors';
-import { DEFAULT_MAX_MESSAGE_BYTES, prepareOutboxMessages } from './outbox-message';
+import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  prepareOutboxMessages,
+  type OutboxMessageInput,
+} from './outbox-message';
+import { OutboxPublisher } from './outbox-publisher';
 import { DEFAULT_OUTBOX_RETRY, failureOutcome, resolveOutboxRetryPolicy } from './outbox-retry';
 import {
   OUTBOX_STATUSES,
@@ -107,5 +114,81 @@ describe('message validation', () => {
       prepareOutboxMessages([{ ...ok, payload: 'x'.repeat(DEFAULT_MAX_MESSAGE_BYTES) }]),
     ).toThrow(/1048576-byte limit/);
     expect(() => prepareOutboxMessages([ok], { maxMessageBytes: 0 })).toThrow(InvalidOptionsError);
+  });
+});
+
+describe('text PostgreSQL cannot store, refused before anything is written', () => {
+  const ok = {
+    destination: 'orders',
+    type: 'order.placed',
+    key: 'order-1',
+    payload: { id: 1 },
+    headers: { traceparent: '00-abc-def-01' },
+  };
+  const bad = [
+    ['NUL', 'a\u0000b', /contains the NUL character \(\\u0000\)/],
+    ['a lone high surrogate', 'a\ud800', /contains an unpaired UTF-16 surrogate/],
+    ['a lone low surrogate', '\udc00b', /contains an unpaired UTF-16 surrogate/],
+  ] as const;
+  const fields: [string, (text: string) => OutboxMessageInput, string][] = [
+    ['destination', (t) => ({ ...ok, destination: t }), 'destination'],
+    ['type', (t) => ({ ...ok, type: t }), 'type'],
+    ['key', (t) => ({ ...ok, key: t }), 'key'],
+    ['a header name', (t) => ({ ...ok, headers: { ...ok.headers, [t]: 'v' } }), 'headers'],
+    ['a header value', (t) => ({ ...ok, headers: { ...ok.headers, x: t } }), 'headers.x'],
+  ];
+  const cases = fields.flatMap(([label, message, field]) =>
+    bad.map(([what, text, problem]) => [label, what, message(text), field, problem] as const),
+  );
+
+  it.each(cases)(
+    '%s with %s: OutboxMessageInvalidError naming the field',
+    (_f, _w, input, field, problem) => {
+      let caught: unknown;
+      try {
+        prepareOutboxMessages([ok, input]);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(OutboxMessageInvalidError);
+      const error = caught as OutboxMessageInvalidError;
+      expect(error.index).toBe(1);
+      expect(error.field).toBe(field);
+      expect(error.message).toMatch(problem);
+      expect(error.message).toContain('PostgreSQL cannot store it as given');
+      expect(error.message).toContain('Nothing was written.');
+      // The message itself is storable (it may end up in logs and error columns).
+      expect(error.message).not.toContain('\u0000');
+      expect(error.message).not.toMatch(/[\ud800-\udfff]/);
+    },
+  );
+
+  it.each(cases)(
+    '%s with %s: publish() writes nothing, not even the valid messages',
+    async (_f, _w, input) => {
+      const writer = new InMemoryOutboxStore();
+      const insert = jest.spyOn(writer, 'insert');
+      const publisher = new OutboxPublisher<InMemoryTx>({ writer });
+      const tx = new InMemoryTx();
+      await expect(publisher.publish([ok, input], { manager: tx })).rejects.toBeInstanceOf(
+        OutboxMessageInvalidError,
+      );
+      expect(insert).not.toHaveBeenCalled();
+      tx.commit();
+      expect(await writer.claim('relay', 10, 1_000)).toEqual([]);
+    },
+  );
+
+  it('accepts surrogate pairs (emoji) and escaped text everywhere', () => {
+    const [m] = prepareOutboxMessages([
+      {
+        destination: 'orders.😀',
+        type: 'order.placed',
+        key: 'key-😀-\\0',
+        payload: {},
+        headers: { 'x-😀': '😀 \\u0000' },
+      },
+    ]);
+    expect(m).toMatchObject({ key: 'key-😀-\\0', headers: { 'x-😀': '😀 \\u0000' } });
   });
 });

@@ -17,7 +17,11 @@ export type OutboxFailureReason =
   | 'broker_error'
   /** The publish did not finish within its bound (optimistic timeout, shutdown bound). */
   | 'timeout'
-  /** Acked by the broker but the claim was lost before it was recorded (lease expired). */
+  /**
+   * Published (or tried) while the claim was lost: the broker acked, or the attempt failed, but
+   * the fenced record of it was rejected (lease expired; the row was reaped, maybe claimed again).
+   * The message goes out again from whoever holds it now: a duplicate (or one in the making).
+   */
   | 'stale_claim';
 
 export type OutboxEvent =
@@ -127,6 +131,11 @@ export interface OutboxRoundOutcome {
     error: string;
     reason: OutboxFailureReason;
     deadLettered: boolean;
+    /**
+     * The fenced record of this failure (mark-failed, release) was rejected: the claim had been
+     * lost. Reported as `stale_claim`, whatever `reason` the attempt itself had.
+     */
+    claimLost: boolean;
   }[];
   /** Claims handed back to pending. */
   released: number;
@@ -137,7 +146,9 @@ export interface OutboxRoundOutcome {
 /**
  * The per-message and per-round events of one round, shared by the relay and the optimistic
  * publisher so both report the same way: `published` per recorded ack, `failed` per failure and
- * per ack whose claim was lost, `released` if any, then one `batch`.
+ * per ack whose claim was lost, `released` if any, then one `batch`. Every message whose claim was
+ * lost by the time its outcome was recorded, acked or failed, is a `stale_claim`: the one reason
+ * that counts the publishes the fencing turned into duplicates.
  */
 export function emitOutcomeEvents(
   events: OutboxEventEmitter,
@@ -184,9 +195,11 @@ export function emitOutcomeEvents(
       messageId: f.id,
       destination: m?.destination ?? '',
       messageType: m?.type ?? '',
-      reason: f.reason,
-      error: f.error,
-      deadLettered: f.deadLettered,
+      reason: f.claimLost ? 'stale_claim' : f.reason,
+      error: f.claimLost
+        ? `${f.error}; and the claim was lost before this failure was recorded (lease expired): whoever holds the message now publishes it`
+        : f.error,
+      deadLettered: !f.claimLost && f.deadLettered,
       at: o.now,
     });
   }

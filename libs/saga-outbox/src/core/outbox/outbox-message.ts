@@ -1,6 +1,7 @@
 import { InvalidOptionsError } from '../errors';
 import { assertJsonSerializable, type JsonValue } from '../json';
 import type { BrokerMessage } from '../ports/broker';
+import { STORABLE_TEXT_FIX, storableTextProblem } from '../text-checks';
 import { uuidv7 } from '../uuid';
 import { OutboxMessageInvalidError, OutboxMessageTooLargeError } from './outbox-errors';
 import type { OutboxStatus } from './outbox-transitions';
@@ -82,7 +83,9 @@ const encoder = new TextEncoder();
 
 /**
  * Validates every message before anything is written (all or nothing) and fills defaults.
- * Throws OutboxMessageInvalidError, OutboxMessageTooLargeError or NotSerializableError.
+ * Throws OutboxMessageInvalidError, OutboxMessageTooLargeError or NotSerializableError. Every text
+ * that reaches PostgreSQL (destination, type, key, header names and values) is checked for what it
+ * cannot store (NUL, unpaired surrogates): refused here, it never aborts the caller's transaction.
  */
 export function prepareOutboxMessages(
   inputs: readonly OutboxMessageInput[],
@@ -100,6 +103,16 @@ export function prepareOutboxMessages(
     if (typeof input !== 'object' || input === null) {
       throw new OutboxMessageInvalidError(index, 'message', 'must be an object');
     }
+    /** `subject` says what of `field` is checked, when not the field itself (a header's name). */
+    const storable = (field: string, value: string, subject = ''): void => {
+      const problem = storableTextProblem(value);
+      if (problem)
+        throw new OutboxMessageInvalidError(
+          index,
+          field,
+          `${subject}${problem}: ${STORABLE_TEXT_FIX}`,
+        );
+    };
     const name = (field: 'destination' | 'type'): string => {
       const value = input[field] as unknown;
       if (typeof value !== 'string' || value.trim() === '') {
@@ -112,6 +125,7 @@ export function prepareOutboxMessages(
           `is longer than ${MAX_NAME_LENGTH} characters`,
         );
       }
+      storable(field, value);
       return value;
     };
     const destination = name('destination');
@@ -120,11 +134,14 @@ export function prepareOutboxMessages(
     if (key !== null && (typeof key !== 'string' || key === '')) {
       throw new OutboxMessageInvalidError(index, 'key', 'must be a non-empty string or null');
     }
+    if (key !== null) storable('key', key);
     const headers = input.headers ?? {};
     if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
       throw new OutboxMessageInvalidError(index, 'headers', 'must be an object of string values');
     }
     for (const [name, value] of Object.entries(headers)) {
+      // JSON-quoted: the name may hold the very character being reported.
+      storable('headers', name, `name ${JSON.stringify(name)} `);
       if (typeof value !== 'string') {
         throw new OutboxMessageInvalidError(
           index,
@@ -132,6 +149,7 @@ export function prepareOutboxMessages(
           `must be a string, got ${typeof value}`,
         );
       }
+      storable(`headers.${name}`, value);
     }
     const sagaId = input.sagaId ?? null;
     if (sagaId !== null && (typeof sagaId !== 'string' || !UUID.test(sagaId))) {

@@ -1,6 +1,7 @@
 import { InMemoryBroker } from '../../brokers/memory/in-memory-broker';
 import { InMemoryOutboxStore } from '../../testing/in-memory-outbox-store';
-import type { BrokerMessage, PublishResult } from '../ports/broker';
+import { deferred, waitUntil } from '../../testing/async';
+import type { Broker, BrokerMessage, PublishResult } from '../ports/broker';
 import type { OutboxEvent } from './outbox-events';
 import { OutboxPublisher } from './outbox-publisher';
 import { OutboxRelay } from './outbox-relay';
@@ -128,6 +129,129 @@ describe('OutboxRelay events', () => {
     expect(events.at(-1)).toMatchObject({ type: 'outbox.batch', sent: 0, failed: 1 });
     expect(reaperEvents).toEqual([expect.objectContaining({ type: 'outbox.reaped', count: 1 })]);
     expect((await store.get(id!))?.status).toBe('pending');
+  });
+
+  it('a publish that failed after its claim was lost is a stale_claim too (whoever holds the message now publishes it), not a broker_error', async () => {
+    let now = 1_000_000;
+    const clock = { now: () => now, sleep: () => Promise.resolve() };
+    store = new InMemoryOutboxStore(clock);
+    const reaper = new OutboxRelay({ store, broker: new InMemoryBroker(), clock });
+    relay = new OutboxRelay({
+      store,
+      clock,
+      leaseMs: 10,
+      retry: { maxAttempts: 1 }, // the failure would dead-letter the message, had the claim held
+      broker: {
+        name: 'stalling',
+        publish: async (batch: readonly BrokerMessage[]): Promise<PublishResult[]> => {
+          now += 100; // the publish outlived the lease...
+          await reaper.reap(); // ...another relay's reaper freed the rows...
+          // ...and the broker's answer is a timeout: the message may well have gone out.
+          return batch.map((m) => ({
+            id: m.id,
+            ok: false,
+            error: 'confirm timed out after 90 ms',
+            retryable: true,
+          }));
+        },
+        subscribe: (d, h, o) => broker.subscribe(d, h, o),
+        health: () => broker.health(),
+        close: () => broker.close(),
+      },
+    });
+    relay.onEvent((e) => events.push(e));
+    const [id] = await write(1);
+
+    const report = await relay.runOnce();
+
+    expect(report).toMatchObject({ claimed: 1, staleMarks: 1, retried: 0, deadLettered: 0 });
+    expect(events.filter((e) => e.type === 'outbox.failed')).toEqual([
+      expect.objectContaining({
+        messageId: id,
+        reason: 'stale_claim',
+        deadLettered: false,
+        error: expect.stringMatching(
+          /^confirm timed out after 90 ms; and the claim was lost/,
+        ) as unknown,
+      }),
+    ]);
+    expect(events.at(-1)).toMatchObject({ type: 'outbox.batch', sent: 0, failed: 1 });
+    expect((await store.get(id!))?.status).toBe('pending'); // the reaper's, not dead-lettered
+  });
+
+  describe('publishes abandoned at the shutdown bound', () => {
+    /** A broker whose publishes wait until aborted, then report failure (fate unknown). */
+    const untilAborted = (started: () => void): Broker => ({
+      name: 'stuck',
+      publish: (batch, signal) =>
+        new Promise((resolve) => {
+          started();
+          signal?.addEventListener(
+            'abort',
+            () =>
+              resolve(
+                batch.map((m) => ({
+                  id: m.id,
+                  ok: false,
+                  error: 'publish aborted before the broker confirmed it',
+                  retryable: true,
+                })),
+              ),
+            { once: true },
+          );
+        }),
+      subscribe: (d, h, o) => broker.subscribe(d, h, o),
+      health: () => broker.health(),
+      close: () => broker.close(),
+    });
+
+    it('are handed back and counted as timeout', async () => {
+      const started = deferred();
+      relay = new OutboxRelay({
+        store,
+        broker: untilAborted(() => started.resolve()),
+        shutdownTimeoutMs: 20,
+        listen: false,
+      });
+      relay.onEvent((e) => events.push(e));
+      const [id] = await write(1);
+      relay.start();
+      await started.promise;
+      await relay.stop();
+
+      expect(events.filter((e) => e.type === 'outbox.failed')).toEqual([
+        expect.objectContaining({ messageId: id, reason: 'timeout', deadLettered: false }),
+      ]);
+      expect(events).toContainEqual(
+        expect.objectContaining({ type: 'outbox.released', path: 'relay', count: 1 }),
+      );
+      expect(relay.stats).toMatchObject({ released: 1, staleMarks: 0 });
+      expect((await store.get(id!))?.status).toBe('pending');
+    });
+
+    it('whose claim was lost meanwhile are stale_claim, and not handed back', async () => {
+      const started = deferred();
+      relay = new OutboxRelay({
+        store,
+        broker: untilAborted(() => started.resolve()),
+        leaseMs: 1,
+        shutdownTimeoutMs: 20,
+        listen: false,
+      });
+      relay.onEvent((e) => events.push(e));
+      const reaper = new OutboxRelay({ store, broker });
+      const [id] = await write(1);
+      relay.start();
+      await started.promise;
+      await waitUntil(async () => (await reaper.reap()) === 1, 'the lease to expire and be reaped');
+      await relay.stop();
+
+      expect(events.filter((e) => e.type === 'outbox.failed')).toEqual([
+        expect.objectContaining({ messageId: id, reason: 'stale_claim', deadLettered: false }),
+      ]);
+      expect(events.some((e) => e.type === 'outbox.released')).toBe(false);
+      expect(relay.stats).toMatchObject({ released: 0, staleMarks: 1 });
+    });
   });
 
   it('a throwing listener never breaks the relay; unsubscribing stops delivery', async () => {

@@ -9,6 +9,7 @@ import { uuidv7 } from '../uuid';
 import { emitOutcomeEvents, OutboxEventEmitter, type OutboxEventListener } from './outbox-events';
 import { toBrokerMessage, type ClaimedOutboxMessage } from './outbox-message';
 import { failureOutcome, resolveOutboxRetryPolicy, type OutboxRetryPolicy } from './outbox-retry';
+import { DEFAULT_RELAY_LEASE_MS, relayLeaseMs } from './relay-lease';
 import { errorText } from '../error-text';
 
 export interface OutboxRelayOptions {
@@ -32,7 +33,12 @@ export interface OutboxRelayOptions {
    * try 2 when broker round trips are long and the database has cores to spare.
    */
   pipelineDepth?: number;
-  /** Claim lease on the database clock; must exceed the slowest publish. Default 30000. */
+  /**
+   * Claim lease on the database clock; it must outlast a claim's time at the broker: at least 1.5 ×
+   * the broker's `publishTimeoutMs` per round of publish calls (`batchSize / publishBatchSize`
+   * calls, `maxInFlight` at a time), else InvalidOptionsError at construction. Default 30000, or
+   * that minimum when it is longer (Kafka's default request timeout of 30 s: 45000).
+   */
   leaseMs?: number;
   /** Polling interval when idle (the fallback when no NOTIFY arrives). Default 1000. */
   pollIntervalMs?: number;
@@ -53,7 +59,11 @@ export interface OutboxBatchReport {
   claimed: number;
   /** Acked by the broker and recorded as sent. */
   sent: number;
-  /** Acked by the broker but the mark was rejected: the claim was lost (lease expired, row reclaimed). */
+  /**
+   * Published (acked, failed, or abandoned at the shutdown bound) but the fenced record of it was
+   * rejected: the claim was lost (lease expired, row reclaimed), and whoever holds the message now
+   * publishes it again. Each is an `outbox.failed` event with reason `stale_claim`.
+   */
   staleMarks: number;
   /** Failed and scheduled for retry. */
   retried: number;
@@ -93,7 +103,7 @@ const DEFAULTS: ResolvedOptions = {
   publishBatchSize: 100,
   maxInFlight: 8,
   pipelineDepth: 1,
-  leaseMs: 30_000,
+  leaseMs: DEFAULT_RELAY_LEASE_MS,
   pollIntervalMs: 1000,
   reapIntervalMs: 5000,
   listen: true,
@@ -104,6 +114,16 @@ const DEFAULTS: ResolvedOptions = {
 const MAX_ROUNDS_PER_TICK = 1000;
 /** First look-again delay after a NOTIFY whose rows were not claimable yet (see followUpNotification). */
 const FIRST_FOLLOW_UP_MS = 10;
+/**
+ * After a failed tick (database unreachable, say) the relay tries again after 100 ms (or its poll
+ * interval, if shorter), doubling up to 500 ms, never longer: so it resumes within about half a
+ * second of the database coming back, whatever `pollIntervalMs` is. A cheap probe to wake a longer
+ * backoff would buy nothing: while the database is down a tick fails on its first statement, which
+ * costs what a probe costs (one refused connection), and once it is up the tick is the probe. The
+ * log does not grow with it: the loop logs the start and end of a run of failures, not each one.
+ */
+const RELAY_FIRST_ERROR_BACKOFF_MS = 100;
+const RELAY_MAX_ERROR_BACKOFF_MS = 500;
 
 /**
  * The outbox relay: claims eligible messages (see claimOutboxMessages for eligibility), publishes
@@ -153,13 +173,17 @@ export class OutboxRelay {
     this.relayId = options.relayId ?? uuidv7();
     // Shared by every in-flight broker call (adapters may listen per message): not a leak.
     setMaxListeners(0, this.hardStop.signal);
-    this.loop = new SingleFlightLoop(
-      'outbox-relay',
-      this.o.pollIntervalMs,
-      (signal) => this.tick(signal),
-      this.clock,
-      this.logger,
-    );
+    this.loop = new SingleFlightLoop({
+      name: 'outbox-relay',
+      intervalMs: this.o.pollIntervalMs,
+      errorBackoff: {
+        firstMs: Math.min(this.o.pollIntervalMs, RELAY_FIRST_ERROR_BACKOFF_MS),
+        maxMs: RELAY_MAX_ERROR_BACKOFF_MS,
+      },
+      tick: (signal) => this.tick(signal),
+      clock: this.clock,
+      logger: this.logger,
+    });
   }
 
   /** Starts the loop (idempotent). */
@@ -256,7 +280,10 @@ export class OutboxRelay {
 
     const acked: string[] = [];
     const failures: OutboxFailure[] = [];
+    /** Never sent (shutdown began first): handed back. */
     const unstarted: string[] = [];
+    /** At the broker when the shutdown bound aborted the wait: fate unknown, handed back. */
+    const abandoned: { id: string; error: string }[] = [];
     const chunks = chunk(claimed, this.o.publishBatchSize);
     let next = 0;
     const worker = async (): Promise<void> => {
@@ -274,7 +301,8 @@ export class OutboxRelay {
           if (result.ok) {
             acked.push(message.id);
             if (emitting) acks.set(message.id, { publishMs: ackAt - sentAt, at: ackAt });
-          } else if (this.hardStop.signal.aborted) unstarted.push(message.id);
+          } else if (this.hardStop.signal.aborted)
+            abandoned.push({ id: message.id, error: result.error });
           else {
             const outcome = failureOutcome(this.retry, message.attempts, result.retryable);
             failures.push({
@@ -302,19 +330,35 @@ export class OutboxRelay {
       }
       this.logFailures(failures, claimed);
     }
-    if (unstarted.length)
-      report.released = (await this.options.store.release(claimToken, unstarted)).length;
+    let released = new Set<string>();
+    if (unstarted.length || abandoned.length) {
+      const handBack = [...unstarted, ...abandoned.map((a) => a.id)];
+      released = new Set(await this.options.store.release(claimToken, handBack));
+      report.released = released.size;
+      // A publish abandoned after its claim was lost may still land: as stale as a late ack.
+      report.staleMarks += abandoned.filter((a) => !released.has(a.id)).length;
+    }
     if (emitting) {
       emitOutcomeEvents(this.events, 'relay', {
         claimed,
         acks,
         marked,
-        failed: failures.map((f) => ({
-          id: f.id,
-          error: f.error,
-          reason: 'broker_error' as const,
-          deadLettered: f.delayMs === null && recorded.has(f.id),
-        })),
+        failed: [
+          ...failures.map((f) => ({
+            id: f.id,
+            error: f.error,
+            reason: 'broker_error' as const,
+            deadLettered: f.delayMs === null,
+            claimLost: !recorded.has(f.id),
+          })),
+          ...abandoned.map((a) => ({
+            id: a.id,
+            error: `${a.error} (shutdown bound of ${this.o.shutdownTimeoutMs} ms reached)`,
+            reason: 'timeout' as const,
+            deadLettered: false,
+            claimLost: !released.has(a.id),
+          })),
+        ],
         released: report.released,
         startedAt,
         now: this.clock.now(),
@@ -358,7 +402,6 @@ export class OutboxRelay {
       this.lastReap = now;
       await this.reap();
     }
-    await this.ensureListening();
     const notified = this.notified;
     this.notified = false;
     let claimed = 0;
@@ -375,6 +418,9 @@ export class OutboxRelay {
     // An idle tick costs one claim. With work, `pipelineDepth` lanes of claim → publish → mark
     // overlap: while one lane waits for the broker, another claims or marks.
     await round();
+    // LISTEN once a claim went through: while the database is down, no LISTEN attempts (and no
+    // warnings about them); the tick after it is back re-establishes it at once.
+    await this.ensureListening();
     if (!drained) {
       const lane = async (): Promise<void> => {
         try {
@@ -471,7 +517,12 @@ export class OutboxRelay {
         return;
       }
       if (this.stopping) await sub.close();
-      else this.subscription = sub;
+      else {
+        this.subscription = sub;
+        // Rows committed between this tick's claim and the LISTEN sent no NOTIFY we heard: look
+        // again now rather than after a poll interval.
+        this.loop.wake();
+      }
     } catch (error) {
       this.logger.warn('outbox LISTEN failed; polling only for now', {
         event: 'outbox.relay.listen_error',
@@ -567,6 +618,7 @@ function resolveRelayOptions(options: OutboxRelayOptions): ResolvedOptions {
     o[key] = v;
   }
   if (options.listen !== undefined) o.listen = options.listen;
+  o.leaseMs = relayLeaseMs({ ...o, leaseMs: options.leaseMs, broker: options.broker });
   return o;
 }
 

@@ -58,6 +58,8 @@ export interface SubscribeOptions {
  * - `empty-body`: a zero-length body (a Sage message's body is JSON, at least `null`);
  * - `not-json`: the body is not UTF-8 JSON;
  * - `too-deep`: the JSON nests arrays/objects deeper than MAX_JSON_DEPTH (not parsed);
+ * - `bad-headers`: the transport's client cannot decode the headers at all (a NATS header name
+ *   with a space); headers it can decode, however odd their bytes, are handed over as received;
  * - `max-deliveries`: the handler failed on every one of `maxDeliveries` attempts.
  */
 export type DeadLetterReason =
@@ -67,6 +69,7 @@ export type DeadLetterReason =
   | 'empty-body'
   | 'not-json'
   | 'too-deep'
+  | 'bad-headers'
   | 'max-deliveries';
 
 /** A message an adapter dead-lettered, as its `onDeadLetter` listeners see it (never the body). */
@@ -111,6 +114,13 @@ export interface Subscription {
  */
 export interface Broker {
   readonly name: string;
+  /**
+   * The longest one `publish()` waits for the broker to acknowledge a message before it reports
+   * the message failed (retryable), in ms; undefined when the adapter sets no such bound. The relay
+   * checks its claim lease against it (see OutboxRelayOptions.leaseMs): a publish that outlives the
+   * lease lets another relay take the rows and publish them again.
+   */
+  readonly publishTimeoutMs?: number;
   publish(batch: readonly BrokerMessage[], signal?: AbortSignal): Promise<PublishResult[]>;
   subscribe(
     destination: string,

@@ -87,6 +87,11 @@ export interface NewSaga {
   version: string;
   input: JsonValue;
   idempotencyKey: string | null;
+  /**
+   * Stored with the idempotency key (sagaInputFingerprint of the name and input), so a later start
+   * with the same key can tell the same request from a different one. Absent or null: none.
+   */
+  inputFingerprint?: string | null;
   stepNames: readonly string[];
   /** Owner that runs it right away, or null to leave it for the recovery loop. */
   owner: string | null;
@@ -177,6 +182,14 @@ export type ParkOutcome =
   | 'lost';
 
 /**
+ * What `create` did: inserted the saga, or found the one already holding the idempotency key (and
+ * wrote nothing), with the input fingerprint stored with it: null when it has none (started
+ * without one, e.g. before fingerprints were stored), which callers take as matching.
+ */
+export type SagaCreateOutcome =
+  { id: string; created: true } | { id: string; created: false; inputFingerprint: string | null };
+
+/**
  * Work that must commit with a state change (e.g. the outbox row announcing it): run by the store
  * inside the transaction that makes the change, after the change. If it throws, the change rolls
  * back and the error propagates.
@@ -189,18 +202,15 @@ export type WithinTransaction<Tx> = (tx: Tx) => Promise<void>;
  */
 export interface SagaStore<Tx = unknown> {
   /**
-   * Inserts the instance and one `pending` row per step. With an idempotency key already used for
-   * this saga name, inserts nothing and returns the existing id with `created: false`.
+   * Inserts the instance (with its `inputFingerprint`) and one `pending` row per step. With an
+   * idempotency key already used for this saga name, inserts nothing and returns the existing id
+   * with `created: false` and the fingerprint stored with it; comparing it is the caller's part.
    * With `tx`, the insert joins the caller's transaction.
    * `within` runs in the same transaction after the insert, only when the saga was created (not on
    * an idempotency-key hit); if it throws, nothing is created (with `tx`: the error reaches the
    * caller, whose transaction then rolls back).
    */
-  create(
-    saga: NewSaga,
-    tx?: Tx,
-    within?: WithinTransaction<Tx>,
-  ): Promise<{ id: string; created: boolean }>;
+  create(saga: NewSaga, tx?: Tx, within?: WithinTransaction<Tx>): Promise<SagaCreateOutcome>;
 
   load(id: string): Promise<SagaRecord | undefined>;
 

@@ -194,7 +194,7 @@ describe('reply protocol', () => {
     expect((await engine.get(sagaId)).steps.find((s) => s.name === 'charge')?.result).toBe('first');
   });
 
-  it('a message that is not a Sage reply is dead-lettered after its attempts, kept by id only', async () => {
+  it('a message that is not a Sage reply is dead-lettered after its attempts, with its snapshot', async () => {
     const { inbox, inboxStore, endpoint, engine } = orchestrator();
     engine.register(checkoutSaga([]));
     const bad: DeliveredMessage = {
@@ -212,7 +212,7 @@ describe('reply protocol', () => {
     );
     await deliverThroughInbox(endpoint, { ...bad, deliveryAttempt: 2 }, { inbox });
     const dead = await inboxStore.get({ consumer: DEFAULT_SAGA_REPLY_CONSUMER, messageId: bad.id });
-    expect(dead).toMatchObject({ status: 'dead_letter', attempts: 2, message: null });
+    expect(dead).toMatchObject({ status: 'dead_letter', attempts: 2, message: { id: bad.id } });
     expect(dead?.lastError).toContain('is not a valid saga command or reply');
   });
 

@@ -66,8 +66,7 @@ export function sagaReplyInboxEndpoint<Tx>(
   return {
     destination,
     consumer,
-    // A dead-lettered reply is kept by id only, without the message.
-    keepMessage: false,
+    // A dead-lettered reply keeps its (defensive) snapshot, as every other consumer's does.
     handle: (message, { tx }) => applySagaReply(engine, tx, message),
     committed: (value) => {
       if (value) engine.replyCommitted(value.reply, value.applied);

@@ -1,4 +1,4 @@
-import { SagaOutboxError } from '../errors';
+import { SagaCommandInvalidError, SagaOutboxError } from '../errors';
 import {
   assertSagaCommand,
   parseSagaCommand,
@@ -89,5 +89,22 @@ describe('saga command / reply wire format', () => {
     expect(() => assertSagaCommand({ destination: 'd', type: 't', payload: 1n }, 'step')).toThrow(
       /not JSON-serialisable/,
     );
+  });
+
+  it.each([
+    ['destination', 'NUL', { destination: 'pay\u0000ments', type: 't' }, /NUL character/],
+    ['destination', 'a lone surrogate', { destination: 'payments\ud800', type: 't' }, /unpaired/],
+    ['type', 'NUL', { destination: 'd', type: '\u0000' }, /NUL character/],
+    ['type', 'a lone surrogate', { destination: 'd', type: '\udc00auth' }, /unpaired/],
+  ])('a command whose %s holds %s: SagaCommandInvalidError', (field, _w, command, problem) => {
+    let caught: unknown;
+    try {
+      assertSagaCommand({ ...command, payload: null }, 'saga "s" step "pay"');
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(SagaCommandInvalidError);
+    expect((caught as Error).message).toMatch(problem);
+    expect((caught as Error).message).toContain(`command whose ${field}`);
   });
 });

@@ -1,6 +1,7 @@
 import { SagaCommandInvalidError, SagaOutboxError } from '../errors';
 import { assertJsonSerializable, type JsonValue } from '../json';
 import type { StepPhase } from '../ports/saga-store';
+import { STORABLE_TEXT_FIX, storableTextProblem } from '../text-checks';
 
 /**
  * Remote (command/reply) steps: the wire contract between an orchestrating saga and a participant
@@ -93,6 +94,11 @@ export function assertSagaCommand(value: unknown, where: string): SagaCommand {
         `${where} returned a command whose ${field} is not a non-empty string of at most ${NAME_LIMIT} characters`,
       );
     }
+    const problem = storableTextProblem(v);
+    if (problem)
+      throw new SagaCommandInvalidError(
+        `${where} returned a command whose ${field} ${problem}: ${STORABLE_TEXT_FIX}`,
+      );
   }
   assertJsonSerializable(c.payload ?? null, `Payload of the command of ${where}`);
   return {

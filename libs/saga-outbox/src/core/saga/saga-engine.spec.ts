@@ -773,6 +773,135 @@ describe('pivot', () => {
   });
 });
 
+// ------------------------------------------------------- pivot beside a failing step (strategies)
+
+/**
+ * A step before the pivot uses up its attempts while the pivot, beside it, still runs. If the
+ * pivot then completes, the saga is past its point of no return: the step must be retried forward,
+ * not the saga parked as failed (DESIGN.md, pivot).
+ */
+describe('a pivot completing after a sibling used up its attempts', () => {
+  /** Resolves once the step's last failure is in: its verdict awaited, or (before the fix) final. */
+  function verdictPending(events: SagaEvent[], lines: string[], step: string): Promise<void> {
+    return waitUntil(
+      () =>
+        lines.includes(`saga.step.awaiting_pivot:${step}`) ||
+        events.some((e) => e.type === 'step.failed' && e.step === step),
+      `step "${step}" out of attempts`,
+    );
+  }
+  const logger = (lines: string[]) => ({
+    debug: () => undefined,
+    warn: () => undefined,
+    error: () => undefined,
+    info: (_m: string, f?: Record<string, unknown>) => {
+      lines.push(`${String(f?.event)}:${String(f?.step)}`);
+    },
+  });
+
+  /** reserve → (ship: pivot ‖ side); side fails its one attempt while ship waits for that. */
+  function pivotBesideFailingStep(
+    j: Journal,
+    sagaOptions: SagaOptions,
+    pivot: (ctx: Ctx, sideOut: Promise<void>) => Promise<JsonValue>,
+  ) {
+    const lines: string[] = [];
+    let sideOut: Promise<void> = Promise.resolve();
+    const built = setup(
+      (b) =>
+        b
+          .step('reserve', { run: doIt(j, 'reserve'), compensate: undoIt(j, 'reserve') })
+          .step('ship', {
+            dependsOn: ['reserve'],
+            pivot: true,
+            run: (ctx) => pivot(ctx, sideOut),
+          })
+          .step('side', {
+            dependsOn: ['reserve'],
+            retry: { maxAttempts: 1, initialDelayMs: 0 },
+            run: (ctx) => {
+              if (ctx.attempt === 1) throw new Error('transient');
+              j.commit(ctx, 'do:side');
+              return null;
+            },
+            compensate: undoIt(j, 'side'),
+          }),
+      { afterPivotMaxAttempts: 3, ...sagaOptions },
+      { logger: logger(lines) },
+    );
+    sideOut = new Promise((resolve) => {
+      void verdictPending(built.events, lines, 'side').then(resolve);
+    });
+    return { ...built, lines };
+  }
+
+  it('WAIT_ALL: the step is retried forward and the saga completes, nothing compensated', async () => {
+    const j = new Journal();
+    const { engine, lines } = pivotBesideFailingStep(
+      j,
+      { failureStrategy: 'WAIT_ALL' },
+      async (ctx, sideOut) => {
+        await sideOut;
+        j.commit(ctx, 'do:ship');
+        return 'shipped';
+      },
+    );
+    const record = await runToEnd(engine, {}, 'completed');
+    expect(stepOf(record, 'side')).toMatchObject({ status: 'completed', attempts: 2 });
+    expect(stepOf(record, 'ship')).toMatchObject({ status: 'completed', result: 'shipped' });
+    expect(j.matching('undo:')).toEqual([]);
+    expect(j.count('do:side')).toBe(1);
+    expect(lines).toContain('saga.step.awaiting_pivot:side');
+  });
+
+  it('FAIL_FAST_WITH_GRACE: a pivot completing within the grace does the same', async () => {
+    const j = new Journal();
+    const { engine } = pivotBesideFailingStep(
+      j,
+      { failureStrategy: 'FAIL_FAST_WITH_GRACE', graceMs: 5_000 },
+      async (ctx, sideOut) => {
+        await sideOut;
+        j.commit(ctx, 'do:ship');
+        return null;
+      },
+    );
+    const record = await runToEnd(engine, {}, 'completed');
+    expect(stepOf(record, 'side')).toMatchObject({ status: 'completed', attempts: 2 });
+    expect(j.matching('undo:')).toEqual([]);
+  });
+
+  it('WAIT_ALL: if the pivot fails instead, the step fails for good and the saga compensates', async () => {
+    const j = new Journal();
+    const { engine } = pivotBesideFailingStep(
+      j,
+      { failureStrategy: 'WAIT_ALL' },
+      async (_ctx, sideOut) => {
+        await sideOut;
+        throw new Error('warehouse closed');
+      },
+    );
+    const record = await runToEnd(engine, {}, 'compensated');
+    expect(stepOf(record, 'side')).toMatchObject({ status: 'failed', attempts: 1 });
+    expect(stepOf(record, 'ship').status).toBe('failed');
+    expect(j.entries).toEqual(['do:reserve', 'undo:reserve']);
+  });
+
+  it('FAIL_FAST: the running pivot is stopped at once (it rolls back) and the saga compensates', async () => {
+    const j = new Journal();
+    let pivotSignal: AbortSignal | undefined;
+    const { engine } = pivotBesideFailingStep(j, { failureStrategy: 'FAIL_FAST' }, async (ctx) => {
+      pivotSignal = ctx.signal;
+      j.commit(ctx, 'do:ship');
+      return untilAborted(ctx.signal);
+    });
+    const record = await runToEnd(engine, {}, 'compensated');
+    expect(pivotSignal!.aborted).toBe(true);
+    expect(stepOf(record, 'ship').status).toBe('pending');
+    expect(stepOf(record, 'side')).toMatchObject({ status: 'failed', attempts: 1 });
+    expect(j.entries).toEqual(['do:reserve', 'undo:reserve']);
+  });
+});
+
 // --------------------------------------------------------------------------------- retry policy
 
 describe('retry policy in the runner', () => {
@@ -986,7 +1115,8 @@ describe('start', () => {
     const { engine, j } = simple();
     const first = await engine.start('s', { n: 1 }, { idempotencyKey: 'order-1' });
     await engine.waitFor(first.sagaId);
-    const again = await engine.start('s', { n: 2 }, { idempotencyKey: 'order-1' });
+    // The same request again (a different input conflicts: saga-idempotency.spec.ts).
+    const again = await engine.start('s', { n: 1 }, { idempotencyKey: 'order-1' });
     expect(first.created).toBe(true);
     expect(again).toEqual({ sagaId: first.sagaId, created: false });
     await settle();

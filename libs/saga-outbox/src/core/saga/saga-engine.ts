@@ -1,13 +1,14 @@
 import {
   InvalidOptionsError,
   SagaDefinitionError,
+  SagaIdempotencyConflictError,
   SagaInputInvalidError,
   SagaNotFoundError,
   SagaWaitTimeoutError,
   UnknownSagaError,
 } from '../errors';
 import { assertJsonSerializable, type JsonValue } from '../json';
-import { SingleFlightLoop } from '../loop';
+import { SingleFlightLoop, type LoopStats } from '../loop';
 import { systemClock, type Clock } from '../ports/clock';
 import { silentLogger, type SageLogger } from '../ports/logger';
 import {
@@ -29,8 +30,20 @@ import {
   type SagaLifecycleEventsOptions,
 } from './saga-lifecycle-events';
 import { SagaRunner, type RunOutcome } from './saga-runner';
-import { nonNegativeNumber, positiveInteger, positiveNumber } from '../options';
+import {
+  assertStorableText,
+  choiceOption,
+  nonNegativeNumber,
+  optionalName,
+  positiveInteger,
+  positiveNumber,
+} from '../options';
 import { errorText } from '../error-text';
+import {
+  IDEMPOTENCY_CONFLICT_POLICIES,
+  sagaInputFingerprint,
+  type IdempotencyConflictPolicy,
+} from './input-fingerprint';
 
 export interface SagaEngineOptions<Tx> {
   store: SagaStore<Tx>;
@@ -62,10 +75,22 @@ export interface SagaEngineOptions<Tx> {
    * to the outbox (key = saga id), each in the transaction of the change it describes. Needs `outbox`.
    */
   lifecycleEvents?: SagaLifecycleEventsOptions;
+  /**
+   * `start()` with an idempotency key that already started a saga, but with a different input:
+   * `'reject'` (default) throws SagaIdempotencyConflictError and writes nothing; `'return-existing'`
+   * returns the first saga (`created: false`) whatever the input, as 0.2 did. The same input
+   * returns the first saga either way. Sagas started before fingerprints were stored match any input.
+   */
+  idempotencyConflict?: IdempotencyConflictPolicy;
 }
 
 export interface StartOptions<Tx> {
-  /** Same key (for the same saga name) → the same saga; the second start writes nothing. */
+  /**
+   * Same key and same input (for the same saga name) → the same saga; the second start writes
+   * nothing and returns `created: false`. Same key, different input → SagaIdempotencyConflictError
+   * (unless the engine's `idempotencyConflict` is `'return-existing'`). At most 256 characters,
+   * without NUL or unpaired UTF-16 surrogates.
+   */
   idempotencyKey?: string;
   /**
    * Start inside the caller's transaction: the saga exists only if that transaction commits, and
@@ -76,7 +101,7 @@ export interface StartOptions<Tx> {
 
 export interface StartResult {
   sagaId: string;
-  /** False when the idempotency key had already started a saga. */
+  /** False when the idempotency key had already started a saga (with the same input). */
   created: boolean;
 }
 
@@ -122,6 +147,7 @@ export class SagaEngine<Tx = unknown> {
   private readonly maxConcurrent: number;
   private readonly shutdownTimeoutMs: number;
   private readonly random: () => number;
+  private readonly idempotencyConflict: IdempotencyConflictPolicy;
   private readonly recoveryLoop: SingleFlightLoop;
   private readonly heartbeatLoop: SingleFlightLoop;
   private loopsController: AbortController | undefined;
@@ -138,11 +164,8 @@ export class SagaEngine<Tx = unknown> {
       throw new InvalidOptionsError('store', 'a SagaStore is required');
     this.store = options.store;
     this.outbox = options.outbox;
-    if (
-      options.replyTo !== undefined &&
-      (typeof options.replyTo !== 'string' || options.replyTo.trim() === '')
-    )
-      throw new InvalidOptionsError('replyTo', 'must be a non-empty destination name');
+    // A destination name: travels in every command's headers, stored in the outbox.
+    optionalName('replyTo', options.replyTo);
     this.replyTo = options.replyTo;
     this.lifecycle = options.lifecycleEvents
       ? new SagaLifecycleEvents(options.lifecycleEvents, options.outbox)
@@ -155,6 +178,8 @@ export class SagaEngine<Tx = unknown> {
       (typeof options.ownerId !== 'string' || options.ownerId.length === 0)
     )
       throw new InvalidOptionsError('ownerId', 'must be a non-empty string');
+    // Stored as every owned saga's `owner`.
+    if (options.ownerId !== undefined) assertStorableText('ownerId', options.ownerId);
     this.ownerId = options.ownerId ?? uuidv7();
     this.leaseMs = positiveNumber('leaseMs', options.leaseMs ?? 30_000);
     this.maxConcurrent = positiveInteger('maxConcurrentSagas', options.maxConcurrentSagas ?? 64);
@@ -163,24 +188,37 @@ export class SagaEngine<Tx = unknown> {
       options.shutdownTimeoutMs ?? 10_000,
     );
     this.random = options.random ?? Math.random;
+    this.idempotencyConflict = choiceOption(
+      'idempotencyConflict',
+      options.idempotencyConflict,
+      IDEMPOTENCY_CONFLICT_POLICIES,
+      'reject',
+    );
     const recoveryIntervalMs = positiveNumber(
       'recoveryIntervalMs',
       options.recoveryIntervalMs ?? 2_000,
     );
-    this.recoveryLoop = new SingleFlightLoop(
-      'saga.recovery',
-      recoveryIntervalMs,
-      () => this.recoverOnce(),
-      this.clock,
-      this.logger,
-    );
-    this.heartbeatLoop = new SingleFlightLoop(
-      'saga.heartbeat',
-      Math.max(10, Math.floor(this.leaseMs / 3)),
-      () => this.renewLeases(),
-      this.clock,
-      this.logger,
-    );
+    this.recoveryLoop = new SingleFlightLoop({
+      name: 'saga.recovery',
+      intervalMs: recoveryIntervalMs,
+      // Never slower than its interval: after an outage, orphaned sagas are picked up as soon as
+      // their leases allow, not after a minute of backoff. One failed query per interval is cheap.
+      errorBackoff: { firstMs: recoveryIntervalMs, maxMs: recoveryIntervalMs },
+      tick: () => this.recoverOnce(),
+      clock: this.clock,
+      logger: this.logger,
+    });
+    const heartbeatMs = Math.max(10, Math.floor(this.leaseMs / 3));
+    this.heartbeatLoop = new SingleFlightLoop({
+      name: 'saga.heartbeat',
+      intervalMs: heartbeatMs,
+      // A failed renewal is retried sooner than the next one is due, not later: the leases are
+      // running out meanwhile (backing off past a third of the lease lost every lease on one blip).
+      errorBackoff: { firstMs: Math.min(heartbeatMs, 100), maxMs: Math.min(heartbeatMs, 1000) },
+      tick: () => this.renewLeases(),
+      clock: this.clock,
+      logger: this.logger,
+    });
   }
 
   register<TInput>(definition: SagaDefinition<TInput, Tx>): void {
@@ -215,19 +253,22 @@ export class SagaEngine<Tx = unknown> {
     return () => this.listeners.delete(listener);
   }
 
-  /** Validates, persists and (unless inside a caller's transaction) starts running a saga. */
+  /**
+   * Validates, persists and (unless inside a caller's transaction) starts running a saga. Every
+   * check runs before any SQL: a rejected start leaves the caller's transaction as it was.
+   */
   async start(name: string, input: unknown, options: StartOptions<Tx> = {}): Promise<StartResult> {
     const def = this.definitions.get(name);
     if (!def) throw new UnknownSagaError(name, this.sagaNames);
     const key = options.idempotencyKey;
-    if (
-      key !== undefined &&
-      (typeof key !== 'string' || key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY)
-    ) {
-      throw new InvalidOptionsError(
-        'idempotencyKey',
-        `must be a non-empty string of at most ${MAX_IDEMPOTENCY_KEY} characters`,
-      );
+    if (key !== undefined) {
+      if (typeof key !== 'string' || key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY) {
+        throw new InvalidOptionsError(
+          'idempotencyKey',
+          `must be a non-empty string of at most ${MAX_IDEMPOTENCY_KEY} characters`,
+        );
+      }
+      assertStorableText({ option: 'idempotencyKey', field: `given to start("${name}")` }, key);
     }
     if (def.validate) {
       let verdict: boolean | string | void;
@@ -255,12 +296,14 @@ export class SagaEngine<Tx = unknown> {
         version: def.version,
         input,
         idempotencyKey: key ?? null,
+        // Only a key is ever compared with it: no hashing for starts without one.
+        inputFingerprint: key === undefined ? null : sagaInputFingerprint(name, input),
         stepNames: def.order,
         owner: runHere ? this.ownerId : null,
         leaseMs: this.leaseMs,
         timeoutMs: def.timeoutMs,
       };
-      const { id, created } = await this.store.create(
+      const outcome = await this.store.create(
         saga,
         options.manager,
         // In the creating transaction: a start rolled back with the caller's transaction announces nothing.
@@ -270,6 +313,14 @@ export class SagaEngine<Tx = unknown> {
           status: 'running',
         }),
       );
+      const { id, created } = outcome;
+      if (
+        !outcome.created &&
+        this.idempotencyConflict === 'reject' &&
+        outcome.inputFingerprint !== null &&
+        outcome.inputFingerprint !== saga.inputFingerprint
+      )
+        throw new SagaIdempotencyConflictError(name, key!, id);
       if (created) {
         // Inside the caller's transaction the saga may still roll back: it is reported when a
         // worker first picks it up (saga.resumed), not here.
@@ -385,8 +436,8 @@ export class SagaEngine<Tx = unknown> {
   }
 
   get loopStats(): {
-    recovery: SingleFlightLoop['stats'];
-    heartbeat: SingleFlightLoop['stats'];
+    recovery: LoopStats;
+    heartbeat: LoopStats;
     activeSagas: number;
   } {
     return {

@@ -1,4 +1,5 @@
 import { InvalidOptionsError } from '../errors';
+import { requiredName } from '../options';
 import type { OutboxPublisher } from '../outbox/outbox-publisher';
 import type { SagaStatus, WithinTransaction } from '../ports/saga-store';
 
@@ -49,8 +50,8 @@ export class SagaLifecycleEvents<Tx> {
   private readonly outbox: OutboxPublisher<Tx>;
 
   constructor(options: SagaLifecycleEventsOptions, outbox: OutboxPublisher<Tx> | undefined) {
-    if (typeof options?.destination !== 'string' || options.destination.trim() === '')
-      throw new InvalidOptionsError('sagaEvents.destination', 'must be a non-empty string');
+    // Stored as every event's outbox destination: a name PostgreSQL can store as given.
+    requiredName('sagaEvents.destination', options?.destination);
     if (!outbox)
       throw new InvalidOptionsError(
         'sagaEvents',

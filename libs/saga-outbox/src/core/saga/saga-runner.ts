@@ -49,6 +49,8 @@ type ForwardOutcome =
   | ({ kind: 'failed' } & Failure)
   /** Nothing left to run here: every unfinished step awaits a reply. */
   | { kind: 'park'; steps: string[] }
+  /** Steps were stopped for a failure that did not stand (a pivot completed meanwhile): go on. */
+  | { kind: 'again' }
   | { kind: 'interrupted' };
 
 /** The saga transitions that end it. */
@@ -66,6 +68,13 @@ interface ForwardPass {
   /** Aborts running steps on saga timeout or a sibling's failure (per strategy), and on stop. */
   readonly controller: AbortController;
   failure?: { step: string; error: unknown };
+  /**
+   * Steps out of attempts while a pivot runs beside them: their verdict waits for the pivot (see
+   * awaitPivotVerdict). Nothing new starts meanwhile, as after a failure.
+   */
+  readonly undecided: Set<string>;
+  /** Wakes whoever waits for the pass to change (a step settled, a verdict began or ended). */
+  readonly changes: PassChanges;
   timedOut: boolean;
   graceTimer?: NodeJS.Timeout;
 }
@@ -146,9 +155,11 @@ export class SagaRunner<TInput, Tx> {
    */
   private async driveForward(): Promise<RunOutcome | undefined> {
     let forward = await this.forward();
-    while (forward.kind === 'park') {
-      const parked = await this.park(forward.steps);
-      if (parked !== 'woken') return parked;
+    while (forward.kind === 'park' || forward.kind === 'again') {
+      if (forward.kind === 'park') {
+        const parked = await this.park(forward.steps);
+        if (parked !== 'woken') return parked;
+      }
       forward = await this.forward();
     }
     if (forward.kind === 'interrupted') return this.interrupted();
@@ -222,9 +233,10 @@ export class SagaRunner<TInput, Tx> {
     const deadlineTimer = this.armDeadline(pass);
     try {
       for (;;) {
-        if (!pass.failure && !pass.controller.signal.aborted) this.launchReady(pass);
+        if (!pass.failure && !pass.undecided.size && !pass.controller.signal.aborted)
+          this.launchReady(pass);
         if (pass.inFlight.size === 0) break;
-        await Promise.race(pass.inFlight.values());
+        await Promise.race([...pass.inFlight.values(), pass.changes.next()]);
       }
     } finally {
       clearTimeout(deadlineTimer);
@@ -242,6 +254,8 @@ export class SagaRunner<TInput, Tx> {
       results: {},
       inFlight: new Map(),
       controller: new AbortController(),
+      undecided: new Set(),
+      changes: new PassChanges(),
       timedOut: false,
     };
     for (const s of this.record.steps) {
@@ -293,6 +307,7 @@ export class SagaRunner<TInput, Tx> {
       .then((r) => {
         pass.inFlight.delete(step.name);
         this.settle(pass, step.name, r);
+        pass.changes.notify();
       });
     pass.inFlight.set(step.name, task);
   }
@@ -312,6 +327,7 @@ export class SagaRunner<TInput, Tx> {
         step.afterPivot || this.pivotDone(pass)
           ? Math.max(step.retry.maxAttempts, this.def.afterPivotMaxAttempts)
           : step.retry.maxAttempts,
+      budgetSettled: step.afterPivot ? undefined : () => this.awaitPivotVerdict(pass, step.name),
       signal: pass.controller.signal,
       body: this.forwardBody(step, pass.results),
     });
@@ -326,13 +342,56 @@ export class SagaRunner<TInput, Tx> {
       pass.waiting.add(step);
     } else if (r.kind === 'failed' && !pass.failure) {
       pass.failure = { step, error: r.error };
-      if (this.def.failureStrategy === 'FAIL_FAST') pass.controller.abort(new SiblingFailed(step));
-      else if (this.def.failureStrategy === 'FAIL_FAST_WITH_GRACE') {
-        pass.graceTimer = setTimeout(
-          () => pass.controller.abort(new SiblingFailed(step)),
-          this.def.graceMs,
-        );
+      this.stopSiblings(pass, step);
+    }
+  }
+
+  /** What a failure does to the steps running beside it, per the saga's failure strategy. */
+  private stopSiblings(pass: ForwardPass, step: string): void {
+    if (this.def.failureStrategy === 'FAIL_FAST') pass.controller.abort(new SiblingFailed(step));
+    else if (this.def.failureStrategy === 'FAIL_FAST_WITH_GRACE' && !pass.graceTimer) {
+      pass.graceTimer = setTimeout(
+        () => pass.controller.abort(new SiblingFailed(step)),
+        this.def.graceMs,
+      );
+    }
+  }
+
+  /**
+   * A step before the pivot has used up its attempts while a pivot runs beside it (WAIT_ALL, or
+   * within the grace, lets the pivot go on). If the pivot completes, the saga is past its point of
+   * no return: nothing is compensated and the step is retried forward, so its verdict waits for the
+   * pivot. Meanwhile it counts as a failure for its siblings (FAIL_FAST stops them, the pivot
+   * included; the grace starts) and nothing new starts. Resolves once no pivot runs beside it.
+   */
+  private async awaitPivotVerdict(pass: ForwardPass, step: string): Promise<void> {
+    const pivotsRunning = (): string[] =>
+      [...pass.inFlight.keys()].filter(
+        (n) => n !== step && !pass.undecided.has(n) && this.def.steps.get(n)!.pivot,
+      );
+    if (this.pivotDone(pass) || !pivotsRunning().length) return;
+    this.deps.logger.info(
+      `step "${step}" of saga ${this.def.name} used up its attempts while a pivot runs beside it: its verdict waits for the pivot`,
+      {
+        event: 'saga.step.awaiting_pivot',
+        sagaId: this.record.id,
+        step,
+        pivots: pivotsRunning(),
+      },
+    );
+    pass.undecided.add(step);
+    this.stopSiblings(pass, step);
+    pass.changes.notify();
+    try {
+      while (!this.pivotDone(pass) && pivotsRunning().length) await pass.changes.next();
+    } finally {
+      pass.undecided.delete(step);
+      // The pivot completed: the failure does not stand, so neither does its grace.
+      if (this.pivotDone(pass) && !pass.failure && !pass.undecided.size) {
+        clearTimeout(pass.graceTimer);
+        pass.graceTimer = undefined;
       }
+      pass.changes.notify();
     }
   }
 
@@ -362,6 +421,9 @@ export class SagaRunner<TInput, Tx> {
       return { kind: 'compensate', reason };
     }
     if (pass.waiting.size) return { kind: 'park', steps: [...pass.waiting] };
+    // Stopped for a step whose failure then did not stand (a pivot beside it completed, see
+    // awaitPivotVerdict): the stopped steps, that one included, run on in a new pass.
+    if (pass.controller.signal.reason instanceof SiblingFailed) return { kind: 'again' };
     return { kind: 'completed' };
   }
 
@@ -640,6 +702,21 @@ function claimed(record: SagaRecord): SagaRecord {
 class SagaInterrupted extends Error {
   constructor(readonly reason: StopReason) {
     super(`saga run interrupted: ${reason}`);
+  }
+}
+
+/** Wakes whoever waits for a forward pass to change. */
+class PassChanges {
+  private waiters: (() => void)[] = [];
+
+  next(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  notify(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
   }
 }
 

@@ -64,6 +64,12 @@ export interface StepPhaseSpec<Tx> {
   readonly retry: RetryPolicy;
   /** Attempts allowed, asked after every failure (forward: raised once a pivot completed). */
   readonly maxAttempts: () => number;
+  /**
+   * Asked when a retryable failure has used up `maxAttempts()`, before it is recorded as the
+   * phase's final failure: resolves once the budget can no longer change (forward: no pivot runs
+   * beside the step, since one that completes raises it). `maxAttempts()` is asked again after.
+   */
+  readonly budgetSettled?: () => Promise<void>;
   /** Aborts the phase: the saga stops or times out, or a sibling failed. */
   readonly signal: AbortSignal;
   readonly body: PhaseBody<Tx>;
@@ -177,7 +183,7 @@ export class StepPhaseLoop<Tx> {
     error: StepTimeoutError,
   ): Promise<PhaseResult | undefined> {
     const { name } = spec.step;
-    const final = attempt >= spec.maxAttempts();
+    const final = await this.outOfAttempts(spec, attempt);
     const text = stepErrorText(error);
     // No reply: the participant may or may not have acted, so a final forward timeout is
     // `timed_out` (compensated), not `failed`.
@@ -201,7 +207,8 @@ export class StepPhaseLoop<Tx> {
     error: unknown,
   ): Promise<PhaseResult | undefined> {
     const { name } = spec.step;
-    const final = !retryableStepError(spec.retry, error) || attempt >= spec.maxAttempts();
+    const final =
+      !retryableStepError(spec.retry, error) || (await this.outOfAttempts(spec, attempt));
     const text = stepErrorText(error);
     await this.host.store.recordStepFailure(
       this.host.fence,
@@ -212,6 +219,19 @@ export class StepPhaseLoop<Tx> {
     if (!final) return undefined;
     this.host.emit({ type: PHASES[spec.phase].failed, step: name, attempt, error: text });
     return { kind: 'failed', error, attempt };
+  }
+
+  /**
+   * True when `attempt` used up the budget: asked again once the budget has settled (a pivot beside
+   * the step completed or ended), so a step is not failed for good by a budget about to be raised.
+   */
+  private async outOfAttempts(spec: StepPhaseSpec<Tx>, attempt: number): Promise<boolean> {
+    if (attempt < spec.maxAttempts()) return false;
+    if (!spec.budgetSettled) return true;
+    await spec.budgetSettled();
+    // Stopped meanwhile: the attempt is recorded, not judged; whoever resumes the saga judges it.
+    if (this.host.stopped()) return false;
+    return attempt >= spec.maxAttempts();
   }
 
   /** Reports the retry and waits its jittered backoff; false when the phase was aborted meanwhile. */

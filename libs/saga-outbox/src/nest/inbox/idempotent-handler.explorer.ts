@@ -158,7 +158,6 @@ function validate(
   const pattern = requiredName(at('the pattern (topic / queue / subject)'), meta.pattern);
   const consumer = requiredName(at('consumer'), meta.options.consumer ?? name, {
     maxLength: MAX_INBOX_KEY_LENGTH,
-    noNul: true,
   });
   optionalPositiveInteger(at('maxAttempts'), meta.options.maxAttempts);
   return { name, pattern, consumer, maxAttempts: meta.options.maxAttempts, run };

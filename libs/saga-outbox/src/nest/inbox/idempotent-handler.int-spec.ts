@@ -194,8 +194,9 @@ describe('@IdempotentHandler', () => {
     ]);
     expect(explorer.subscribed).toBe(2);
     expect(subscribe.mock.calls.map((call) => [call[0], call[2]])).toEqual([
-      [ORDERS, { group: 'payments.charge' }],
-      [ORDERS, { group: 'PaymentsConsumer.audit' }],
+      // The adapter's delivery cap is twice the inbox's attempts (3 for charge, the default 5).
+      [ORDERS, { group: 'payments.charge', maxDeliveries: 6 }],
+      [ORDERS, { group: 'PaymentsConsumer.audit', maxDeliveries: 10 }],
     ]);
 
     const message = order();
@@ -312,16 +313,18 @@ describe('@IdempotentHandler', () => {
   });
 
   it('between the failed attempt and the redelivery nothing of the attempt exists but its failure count', async () => {
-    // A broker that gives up after one delivery lets us look between the attempts.
-    const broker = new InMemoryBroker({ maxDeliveries: 1 });
+    // A long back-off before the broker's redelivery lets us look between the attempts.
+    const broker = new InMemoryBroker({ redeliveryDelayMs: 5_000 });
     const app = await startApp(broker);
     const inbox = app.get(InboxService);
     const message = order();
     behaviour.set(message.id, { failTimes: 1, publish: true });
     await broker.publish([message]);
     await waitUntil(
-      () => broker.deadLetters.some((u) => u.messageId === message.id),
-      'the broker saw the failure',
+      async () =>
+        (await inbox.getFailure({ consumer: 'payments.charge', messageId: message.id })) !==
+        undefined,
+      'the failed attempt counted',
     );
     expect(await effects('payments.charge', message.id)).toEqual([]);
     await expect(inbox.get({ consumer: 'payments.charge', messageId: message.id })).resolves.toBe(
@@ -337,10 +340,10 @@ describe('@IdempotentHandler', () => {
     );
     expect(outboxRows.rowCount).toBe(0);
 
-    await broker.publish([message]); // redelivered (e.g. replayed from the broker)
     await waitUntil(
       async () => (await effects('payments.charge', message.id)).length === 1,
-      'handled on the second attempt',
+      'handled on the redelivery, after the back-off',
+      15_000,
     );
     expect(await effects('payments.charge', message.id)).toEqual(['order.placed attempt 2']);
     await expect(

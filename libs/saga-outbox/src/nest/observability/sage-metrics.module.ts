@@ -57,8 +57,10 @@ export class SageMetricsService implements OnModuleInit, OnModuleDestroy {
   /** Subscribes before any loop starts (those start on application bootstrap), so no event is missed. */
   onModuleInit(): void {
     const parts = findSageParts(this.moduleRef);
-    const { probe, engine, inbox, outbox } = parts;
+    const { probe, engine, inbox, outbox, broker } = parts;
     if (engine) this.unsubscribe.push(engine.onEvent(this.metrics.onSagaEvent));
+    const offDeadLetters = broker?.onDeadLetter?.(this.metrics.onBrokerDeadLetter);
+    if (offDeadLetters) this.unsubscribe.push(offDeadLetters);
     if (inbox) this.unsubscribe.push(inbox.onEvent(this.metrics.onInboxEvent));
     if (outbox) this.unsubscribe.push(outbox.onEvent(this.metrics.onOutboxEvent));
     this.metrics.setSources({

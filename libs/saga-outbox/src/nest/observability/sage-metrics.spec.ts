@@ -1,4 +1,5 @@
 import { Registry } from 'prom-client';
+import { InMemoryBroker } from '../../brokers/memory/in-memory-broker';
 import { SageMetrics } from './sage-metrics';
 import { ProbeTimeoutError, withTimeout } from './with-timeout';
 
@@ -26,6 +27,31 @@ describe('SageMetrics', () => {
     expect(await series(registry, 'outbox_failed_total')).toEqual([
       { labels: { reason: 'broker_error' }, value: 2 },
       { labels: { reason: 'timeout' }, value: 1 },
+    ]);
+    metrics.dispose();
+  });
+
+  it("counts a broker's dead letters by broker, destination and reason, fed by Broker.onDeadLetter", async () => {
+    const registry = new Registry();
+    const metrics = new SageMetrics({ registry });
+    const broker = new InMemoryBroker();
+    const off = broker.onDeadLetter(metrics.onBrokerDeadLetter);
+    await broker.subscribe('orders', () => Promise.resolve());
+    broker.deliverWire({ destination: 'orders', headers: {}, body: Buffer.from('{}') });
+    broker.deliverWire({
+      destination: 'orders',
+      headers: { 'ce-id': 'x' },
+      body: Buffer.from('no'),
+    });
+    broker.deliverWire({
+      destination: 'orders',
+      headers: { 'ce-id': 'y' },
+      body: Buffer.from('no'),
+    });
+    off();
+    expect(await series(registry, 'broker_dead_lettered_total')).toEqual([
+      { labels: { broker: 'memory', destination: 'orders', reason: 'missing-id' }, value: 1 },
+      { labels: { broker: 'memory', destination: 'orders', reason: 'not-json' }, value: 2 },
     ]);
     metrics.dispose();
   });

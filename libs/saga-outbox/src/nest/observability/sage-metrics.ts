@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { InboxEvent } from '../../core/inbox/inbox-events';
+import type { DeadLetteredMessage } from '../../core/ports/broker';
 import type { LoopStats } from '../../core/loop';
 import type { OutboxEvent } from '../../core/outbox/outbox-events';
 import type { SagaEvent } from '../../core/saga/saga-events';
@@ -146,6 +147,12 @@ export const SAGE_METRIC_DEFINITIONS = [
     name: 'inbox_dead_lettered_total',
     help: 'Messages kept as inbox dead letters after their last allowed attempt.',
     labelNames: ['consumer'],
+  },
+  {
+    kind: 'counter',
+    name: 'broker_dead_lettered_total',
+    help: 'Messages a broker adapter dead-lettered (to its .dlq destination), by reason: missing-id, unusable-id, too-large, empty-body, not-json, too-deep, bad-headers, max-deliveries.',
+    labelNames: ['broker', 'destination', 'reason'],
   },
   {
     kind: 'histogram',
@@ -394,6 +401,16 @@ export class SageMetrics {
       default:
         return;
     }
+  };
+
+  /** Listener for `Broker.onDeadLetter`: counts what the adapter dead-lettered, by reason. */
+  readonly onBrokerDeadLetter = (event: DeadLetteredMessage): void => {
+    if (this.disposed) return;
+    this.counter('broker_dead_lettered_total').inc({
+      broker: event.broker,
+      destination: event.destination,
+      reason: event.reason,
+    });
   };
 
   private register(d: SageMetricDefinition): void {

@@ -26,4 +26,9 @@ describe('tracedBroker without an SDK', () => {
     expect(publish.mock.calls[0]![0]).toBe(batch);
     expect(inner.published.map((m) => m.headers)).toEqual([{ traceparent }, {}]);
   });
+
+  it("passes the broker's publishTimeoutMs through (the relay checks its lease against it)", () => {
+    expect(tracedBroker(new InMemoryBroker({ latencyMs: 1500 })).publishTimeoutMs).toBe(1500);
+    expect(tracedBroker(new InMemoryBroker()).publishTimeoutMs).toBeUndefined();
+  });
 });

@@ -388,6 +388,10 @@ export function tracedBroker(broker: Broker): Broker {
     get name() {
       return broker.name;
     },
+    // The relay checks its lease against it: a wrapper must not hide it.
+    get publishTimeoutMs() {
+      return broker.publishTimeoutMs;
+    },
     publish,
     subscribe: (
       destination: string,

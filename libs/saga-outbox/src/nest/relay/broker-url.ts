@@ -1,6 +1,7 @@
 import { InMemoryBroker } from '../../brokers/memory/in-memory-broker';
 import { InvalidOptionsError } from '../../core/errors';
 import type { Broker } from '../../core/ports/broker';
+import { silentLogger, type SageLogger } from '../../core/ports/logger';
 import { loadOptionalPeer } from '../../optional-peer';
 
 /* The adapters are loaded only for the scheme asked for, so an app that uses RabbitMQ never loads
@@ -23,9 +24,14 @@ const SCHEMES = 'memory://, kafka://, amqp://, amqps://, nats://';
  * - `nats://host:port[,host:port…][?stream=NAME&prefix=PREFIX.]`: NATS JetStream.
  *
  * Unknown schemes or parameters → InvalidOptionsError before anything is opened. Credentials in a
- * URL are never echoed in errors.
+ * URL are never echoed in errors. `logger` is the adapter's (dead letters, reconnects, handler
+ * failures): the module and `sage-relay` pass the app's.
  */
-export function brokerFromUrl(url: string, option = 'SAGE_BROKER_URL'): Broker {
+export function brokerFromUrl(
+  url: string,
+  option = 'SAGE_BROKER_URL',
+  logger: SageLogger = silentLogger,
+): Broker {
   // Kafka and NATS take a host list (`h1:9092,h2:9092`), which URL cannot parse: parse with the
   // first host, keep the raw list for hosts().
   const authority = url.includes('://')
@@ -89,7 +95,7 @@ export function brokerFromUrl(url: string, option = 'SAGE_BROKER_URL'): Broker {
         // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy: only the adapter in use is loaded
         () => require('../../brokers/kafka/kafka-broker') as typeof KafkaModule,
       );
-      return new KafkaBroker({ brokers: hosts(9092), clientId: p.get('clientId') });
+      return new KafkaBroker({ brokers: hosts(9092), clientId: p.get('clientId'), logger });
     }
     case 'amqp':
     case 'amqps': {
@@ -109,6 +115,7 @@ export function brokerFromUrl(url: string, option = 'SAGE_BROKER_URL'): Broker {
         url: clean.toString(),
         exchange: p.get('exchange'),
         queueType: queueType,
+        logger,
       });
     }
     case 'nats': {
@@ -123,6 +130,7 @@ export function brokerFromUrl(url: string, option = 'SAGE_BROKER_URL'): Broker {
         servers: hosts(4222).map((h) => `nats://${h}`),
         stream: p.get('stream'),
         subjectPrefix: p.get('prefix'),
+        logger,
       });
     }
     default:

@@ -84,6 +84,7 @@ describe('embedded PostgreSQL (PGlite over a socket)', () => {
       await expect(store.create(newSaga({ idempotencyKey: 'k-0' }))).resolves.toEqual({
         id: ids[0],
         created: false,
+        inputFingerprint: null,
       });
 
       // Concurrent claimers over several pooled connections: disjoint sets, all claimed.

@@ -15,6 +15,7 @@ import type {
   Fence,
   ParkOutcome,
   NewSaga,
+  SagaCreateOutcome,
   SagaRecord,
   SagaStatus,
   SagaStore,
@@ -62,7 +63,7 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
     saga: NewSaga,
     tx?: EntityManager,
     within?: WithinTransaction<EntityManager>,
-  ): Promise<{ id: string; created: boolean }> {
+  ): Promise<SagaCreateOutcome> {
     if (tx === undefined) {
       // One statement is atomic on its own: no BEGIN/COMMIT unless a hook must commit with it.
       if (!within) return this.withRunner((runner) => this.insert(runner, saga));
@@ -286,25 +287,27 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
     return this.withRunner((runner) => run(runner, q.selectActiveVersions(this.schema)));
   }
 
-  /** Instance + steps in one statement; on an idempotency-key hit, the existing id and no writes. */
-  private async insert(
-    runner: QueryRunner,
-    saga: NewSaga,
-  ): Promise<{ id: string; created: boolean }> {
+  /**
+   * Instance + steps in one statement; on an idempotency-key hit, the existing id and fingerprint,
+   * and no writes.
+   */
+  private async insert(runner: QueryRunner, saga: NewSaga): Promise<SagaCreateOutcome> {
+    const params = { ...saga, inputFingerprint: saga.inputFingerprint ?? null };
     // Two rounds at most: the row holding our key could be deleted between our INSERT (which saw
     // it) and our SELECT; the second INSERT then succeeds.
     for (let round = 0; round < 2; round++) {
-      const [inserted] = await run(runner, q.createSaga(this.schema, saga));
+      const [inserted] = await run(runner, q.createSaga(this.schema, params));
       if (inserted) return { id: inserted.id, created: true };
       // Only an idempotency-key conflict makes ON CONFLICT DO NOTHING return no row.
       const [existing] = await run(
         runner,
-        q.selectSagaIdByIdempotencyKey(this.schema, {
+        q.selectSagaByIdempotencyKey(this.schema, {
           name: saga.name,
           idempotencyKey: saga.idempotencyKey!,
         }),
       );
-      if (existing) return { id: existing.id, created: false };
+      if (existing)
+        return { id: existing.id, created: false, inputFingerprint: existing.input_fingerprint };
     }
     throw new SagaCreateConflictError(saga.name, saga.idempotencyKey ?? '');
   }

@@ -625,11 +625,13 @@ describe('SagaEngine on PostgreSQL', () => {
       });
       other.register(definition());
       try {
+        // The same request (same key, same input) retried from two instances; a different input
+        // under the key is a conflict (saga-idempotency.int-spec.ts).
         const results = await Promise.all(
           Array.from({ length: 10 }, (_, i) =>
             (i % 2 ? other : sagas()).start(
               'idempotent-start',
-              { n: i },
+              { n: 42 },
               { idempotencyKey: 'order-42' },
             ),
           ),

@@ -94,6 +94,8 @@ export interface CreateSagaParams {
   version: string;
   input: unknown;
   idempotencyKey: string | null;
+  /** Stored with the key, to tell a repeated start from a different one reusing the key. */
+  inputFingerprint: string | null;
   owner: string | null;
   leaseMs: number;
   timeoutMs: number | null;
@@ -109,7 +111,7 @@ export interface CreateSagaParams {
  *
  * ON CONFLICT DO NOTHING waits for a concurrent insert of the same key to commit or roll back, so two
  * racing creates resolve to exactly one saga; the loser gets no row back and reads the winner's id
- * with selectSagaIdByIdempotencyKey, in a new statement (this one's snapshot predates the winner's
+ * with selectSagaByIdempotencyKey, in a new statement (this one's snapshot predates the winner's
  * commit, so the lookup cannot be folded in here). The lease starts on the database clock; the
  * deadline counts from `now()`, the same instant as `created_at`.
  */
@@ -118,11 +120,13 @@ export function createSaga(t: SagaSchema, p: CreateSagaParams): Statement<{ id: 
     text: `
       WITH instance AS (
         INSERT INTO ${t.sagaInstance}
-          (id, name, version, status, input, idempotency_key, owner, lease_until, deadline_at)
+          (id, name, version, status, input, idempotency_key, owner, lease_until, deadline_at,
+           input_fingerprint)
         VALUES (
           $1, $2, $3, 'running', $4::jsonb, $5, $6,
           CASE WHEN $6::text IS NULL THEN NULL ELSE clock_timestamp() + ${msInterval('$7')} END,
-          CASE WHEN $8::double precision IS NULL THEN NULL ELSE now() + ${msInterval('$8')} END
+          CASE WHEN $8::double precision IS NULL THEN NULL ELSE now() + ${msInterval('$8')} END,
+          $10
         )
         ON CONFLICT (name, idempotency_key) DO NOTHING
         RETURNING id
@@ -142,17 +146,22 @@ export function createSaga(t: SagaSchema, p: CreateSagaParams): Statement<{ id: 
       p.leaseMs,
       p.timeoutMs,
       [...p.stepNames],
+      p.inputFingerprint,
     ],
   };
 }
 
-/** The saga that already holds an idempotency key (a fresh statement snapshot sees the winner's commit). */
-export function selectSagaIdByIdempotencyKey(
+/**
+ * The saga that already holds an idempotency key, and the input fingerprint stored with it (NULL
+ * for a saga created before fingerprints were stored), for the caller to compare with its own. A
+ * fresh statement, so its snapshot sees the winner's commit.
+ */
+export function selectSagaByIdempotencyKey(
   t: SagaSchema,
   p: { name: string; idempotencyKey: string },
-): Statement<{ id: string }> {
+): Statement<{ id: string; input_fingerprint: string | null }> {
   return {
-    text: `SELECT id FROM ${t.sagaInstance} WHERE name = $1 AND idempotency_key = $2`,
+    text: `SELECT id, input_fingerprint FROM ${t.sagaInstance} WHERE name = $1 AND idempotency_key = $2`,
     values: [p.name, p.idempotencyKey],
   };
 }
