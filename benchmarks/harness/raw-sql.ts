@@ -117,7 +117,7 @@ export function claimOutboxMessages(
             SELECT 1 FROM ${t.outboxMessage} e
             WHERE e.key = m.key
               AND e.status IN ('pending', 'claimed')
-              AND (e.txid, e.seq) < (m.txid, m.seq)))
+              AND e.seq < m.seq))
         ORDER BY m.txid, m.seq
         LIMIT $2
         FOR UPDATE OF m SKIP LOCKED
