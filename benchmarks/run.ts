@@ -29,6 +29,7 @@ import {
   type ScenarioResult,
 } from './harness/results';
 import { SCENARIOS } from './scenarios';
+import { loadChaosResults, renderDocsSection, writeDocsSection } from './chaos/report';
 
 const ROOT = path.resolve(__dirname, '..');
 const RESULTS_DIR = path.join(__dirname, 'results');
@@ -179,6 +180,11 @@ async function writeDocs(): Promise<void> {
     PLOTS_DIR,
   );
   writeFileSync(DOCS_FILE, renderReport(runs, plots));
+  // The chaos runs keep their own section (between its markers), rebuilt from their results.
+  writeDocsSection(
+    DOCS_FILE,
+    renderDocsSection(loadChaosResults(RESULTS_DIR), RESULTS_DIR, DOCS_FILE),
+  );
   console.log(
     `docs: ${path.relative(ROOT, DOCS_FILE)} from ${runs.length} results file(s), ${plots.size} plot(s) in ${path.relative(ROOT, PLOTS_DIR)}/`,
   );
