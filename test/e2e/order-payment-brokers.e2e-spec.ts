@@ -121,9 +121,12 @@ describe.each(brokers)('order-service ⇄ payment-service over %s', (label, url)
       2 * REPLY_TIMEOUT_MS + 5_000,
     );
     // ...until the attempts are used up: timed out (outcome unknown), so compensated with payment.void.
+    // The step's verdict and the saga's turn to compensating are two transactions: wait for both.
     const timedOut = await apps.until(
       orderId,
-      (v) => ['timed_out', 'compensating'].includes(stepOf(v, 'authorize-payment').status),
+      (v) =>
+        ['timed_out', 'compensating'].includes(stepOf(v, 'authorize-payment').status) &&
+        v.saga.status !== 'running',
       MAX_ATTEMPTS * REPLY_TIMEOUT_MS + 5_000,
     );
     expect(timedOut.saga.status).toBe('compensating');
