@@ -30,6 +30,7 @@ export class InboxRetention extends RetentionLoop {
       },
       (olderThanMs, limit) => store.deleteProcessedBatch(olderThanMs, limit),
       options,
+      store.vacuum ? () => store.vacuum!() : undefined,
     );
   }
 }

@@ -104,4 +104,10 @@ export interface InboxStore<Tx = unknown> {
    * the lock. Dead letters stay.
    */
   deleteProcessedBatch(olderThanMs: number, limit: number): Promise<number | null>;
+
+  /**
+   * Optional: reclaims the space of deleted rows now (PostgreSQL: `VACUUM`), so a busy inbox stays
+   * small between autovacuum runs. Run by the retention leader after a large deletion.
+   */
+  vacuum?(): Promise<void>;
 }

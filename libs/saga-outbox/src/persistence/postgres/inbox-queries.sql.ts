@@ -243,3 +243,13 @@ export function deleteProcessedInboxBatch(
     values: [p.olderThanMs, p.limit],
   };
 }
+
+/**
+ * Space reclaim after retention deleted many rows (InboxRetention's `vacuumAfterRows`): every
+ * handled message inserts a row that retention later deletes, so the tables churn like the
+ * outbox's. Plain VACUUM (no FULL): no exclusive lock, deliveries go on. Must run outside a
+ * transaction block: it is sent on its own.
+ */
+export function vacuumInbox(t: InboxTables): Statement<never> {
+  return { text: `VACUUM (ANALYZE) ${t.inboxMessage}, ${t.inboxFailure}`, values: [] };
+}

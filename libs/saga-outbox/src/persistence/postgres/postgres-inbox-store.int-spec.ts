@@ -384,7 +384,19 @@ describe('inbox retention (leader-only, batched)', () => {
     };
     expect(await rows()).toEqual({ processed: 26, dead: 1, failures: 1 });
 
-    const retention = new InboxRetention({ store, retentionMs: 30 * 60_000, batchSize: 10 });
+    const retention = new InboxRetention({
+      store,
+      retentionMs: 30 * 60_000,
+      batchSize: 10,
+      vacuumAfterRows: 20,
+    });
+    const vacuums = async (): Promise<number> => {
+      const [row] = (await ctx.dataSource.query(
+        `SELECT vacuum_count::int AS n FROM pg_stat_user_tables WHERE schemaname = 'sage' AND relname = 'inbox_message'`,
+      )) as { n: number }[];
+      return row?.n ?? 0;
+    };
+    const vacuumsBefore = await vacuums();
     const other = ctx.dataSource.createQueryRunner();
     await other.connect();
     try {
@@ -398,6 +410,9 @@ describe('inbox retention (leader-only, batched)', () => {
     expect(run.leader).toBe(true);
     expect(run.deleted).toBeGreaterThanOrEqual(26);
     expect(await rows()).toEqual({ processed: 1, dead: 1, failures: 0 });
+    // Enough rows went for the leader to reclaim their space at once (vacuumAfterRows).
+    expect(run.vacuumed).toBe(true);
+    await waitUntil(async () => (await vacuums()) > vacuumsBefore, 'the VACUUM to be counted');
     // Forgotten means handled again if the broker ever redelivers: the reason for a long default.
     await expect(
       inbox.process({ consumer, messageId: 'old-0' }, writeEffect('again')),

@@ -129,6 +129,10 @@ export class PostgresInboxStore implements InboxStore<EntityManager> {
     return rows.map((r) => r.message_id);
   }
 
+  async vacuum(): Promise<void> {
+    await this.query(q.vacuumInbox(this.tables));
+  }
+
   async deleteProcessedBatch(olderThanMs: number, limit: number): Promise<number | null> {
     const [row] = await this.query(
       q.deleteProcessedInboxBatch(this.tables, { olderThanMs, limit }),
