@@ -25,8 +25,8 @@ export function assertJsonSerializable(value: unknown, what: string): asserts va
   // PostgreSQL jsonb cannot store NUL or unpaired UTF-16 surrogates: refuse them here, before
   // anything runs, rather than fail inside the store after a step's work was done.
   const checkString = (str: string, path: string): void => {
-    const problem = storableStringProblem(str);
-    if (problem) throw new NotSerializableError(what, path, problem);
+    const problem = storableTextProblem(str);
+    if (problem) throw new NotSerializableError(what, path, `the string ${problem}`);
   };
   /** Objects on the path from the root to the value being visited (a repeat is a cycle). */
   const ancestors = new Set<object>();
@@ -86,12 +86,6 @@ export function assertJsonSerializable(value: unknown, what: string): asserts va
     }
     for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]!);
   }
-}
-
-/** Why PostgreSQL text or jsonb cannot hold `text` (NUL, an unpaired surrogate), or undefined. */
-export function storableStringProblem(text: string): string | undefined {
-  const problem = storableTextProblem(text);
-  return problem === undefined ? undefined : `the string ${problem}`;
 }
 
 /**

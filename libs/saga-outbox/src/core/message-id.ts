@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { storableStringProblem } from './json';
+import { storableTextProblem } from './text-checks';
 
 /** The longest message id a consumer accepts (the inbox keys on it). */
 export const MAX_MESSAGE_ID_LENGTH = 512;
@@ -18,8 +18,8 @@ export function messageIdProblem(id: unknown): string | undefined {
   if (id.trim() === '') return 'the id is blank';
   if (id.length > MAX_MESSAGE_ID_LENGTH)
     return `the id is ${id.length} characters long, over the ${MAX_MESSAGE_ID_LENGTH}-character limit`;
-  const text = storableStringProblem(id);
-  return text ? `the id is unusable: ${text}` : undefined;
+  const text = storableTextProblem(id);
+  return text ? `the id ${text}` : undefined;
 }
 
 /**

@@ -21,6 +21,7 @@ import {
   DEFAULT_MAX_DELIVERIES,
   DEFAULT_MAX_MESSAGE_BYTES,
   inboundMessage,
+  type Inbound,
 } from '../inbound-message';
 
 export interface InMemoryBrokerOptions {
@@ -244,13 +245,7 @@ export class InMemoryBroker implements Broker {
     if (!byGroup) return;
     for (const entry of byGroup.values()) {
       if (!entry.members.length) continue;
-      const inbound = inboundMessage({
-        destination: wire.destination,
-        headers: { ...wire.headers },
-        transport: {},
-        body: wire.body,
-        maxMessageBytes: this.maxMessageBytes,
-      });
+      const inbound = this.decode(wire);
       if (!inbound.ok) {
         const { reason, detail, messageId } = inbound.poison;
         this.deadLetter(entry, wire, undefined, { reason, detail, messageId, attempts: 0 });
@@ -291,7 +286,12 @@ export class InMemoryBroker implements Broker {
       if (!member) return; // nobody left to deliver to: dropped, as a queue nobody reads
       const current = member;
       const run = Promise.resolve().then(() =>
-        current.handler({ ...structuredClone(message), deliveryAttempt: attempt }),
+        // Each group decoded its own copy from the wire; a retry decodes again, so a handler that
+        // changed the message it got never sees its own changes (as with a real broker).
+        current.handler({
+          ...(attempt === 1 ? message : redecoded(this.decode(wire), message)),
+          deliveryAttempt: attempt,
+        }),
       );
       current.running.add(run);
       try {
@@ -316,6 +316,17 @@ export class InMemoryBroker implements Broker {
     }
   }
 
+  /** The wire form through the checks every adapter runs (inbound-message.ts). */
+  private decode(wire: InMemoryWireMessage): Inbound {
+    return inboundMessage({
+      destination: wire.destination,
+      headers: { ...wire.headers },
+      transport: {},
+      body: wire.body,
+      maxMessageBytes: this.maxMessageBytes,
+    });
+  }
+
   private deadLetter(
     entry: Group,
     wire: InMemoryWireMessage,
@@ -332,4 +343,9 @@ export class InMemoryBroker implements Broker {
     this.deadLetters.push({ ...event, message, wire });
     this.reporter.report(event);
   }
+}
+
+/** A decoded message again (it decoded once already, so it decodes the same way). */
+function redecoded(inbound: Inbound, fallback: BrokerMessage): BrokerMessage {
+  return inbound.ok ? inbound.message : fallback;
 }

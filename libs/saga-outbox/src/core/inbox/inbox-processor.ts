@@ -7,6 +7,7 @@ import { errorText, storableText } from '../error-text';
 import { InboxHandlerFailedError, InboxMessageIdMissingError } from './inbox-errors';
 import type { InboxEvent, InboxEventListener } from './inbox-events';
 import { positiveInteger, requiredName } from '../options';
+import { MAX_MESSAGE_ID_LENGTH, messageIdProblem } from '../message-id';
 
 /** Attempts (first delivery included) before a failing message is dead-lettered. */
 export const DEFAULT_INBOX_MAX_ATTEMPTS = 5;
@@ -15,7 +16,7 @@ export const DEFAULT_INBOX_MAX_ATTEMPTS = 5;
 export const MAX_INBOX_ERROR_LENGTH = 2000;
 
 /** The longest consumer name and message id accepted (both are part of the primary key). */
-export const MAX_INBOX_KEY_LENGTH = 512;
+export const MAX_INBOX_KEY_LENGTH = MAX_MESSAGE_ID_LENGTH;
 
 export interface InboxProcessorOptions<Tx> {
   store: InboxStore<Tx>;
@@ -29,8 +30,12 @@ export interface InboxProcessorOptions<Tx> {
 export interface InboxDelivery {
   consumer: string;
   messageId: string;
-  /** The delivered message, stored with a dead letter (operators see what failed). Omit to keep none. */
-  message?: JsonValue;
+  /**
+   * The delivered message, stored with a dead letter (operators see what failed). Omit to keep
+   * none. A function is called only when a failure is recorded: a delivery that succeeds (nearly
+   * all of them) never builds the snapshot.
+   */
+  message?: JsonValue | (() => JsonValue);
 }
 
 /** What the handler gets besides the message itself. */
@@ -167,29 +172,14 @@ export class InboxProcessor<Tx> {
       messageId,
       error,
       maxAttempts: 1,
-      message: delivery.message ?? null,
+      message: storedMessage(delivery),
     });
     if (recorded.outcome !== 'dead-lettered') {
       this.stats.duplicates++;
       this.emit({ type: 'inbox.duplicate', consumer, messageId, at: this.clock.now() });
       return { outcome: 'duplicate' };
     }
-    this.stats.deadLettered++;
-    this.logger.error('inbox: message dead-lettered without being handled', {
-      event: 'inbox.dead_lettered',
-      consumer,
-      messageId,
-      attempts: recorded.attempts,
-      error,
-    });
-    this.emit({
-      type: 'inbox.dead-lettered',
-      consumer,
-      messageId,
-      attempts: recorded.attempts,
-      error,
-      at: this.clock.now(),
-    });
+    this.reportDeadLetter('without being handled', consumer, messageId, recorded.attempts, error);
     return { outcome: 'dead-lettered', attempts: recorded.attempts, error };
   }
 
@@ -209,7 +199,7 @@ export class InboxProcessor<Tx> {
         messageId,
         error: reason,
         maxAttempts,
-        message: delivery.message ?? null,
+        message: storedMessage(delivery),
       });
     } catch (recordError) {
       // The database is likely down: the broker redelivers, and this attempt goes uncounted.
@@ -239,22 +229,13 @@ export class InboxProcessor<Tx> {
       return { outcome: 'duplicate' };
     }
     if (recorded.outcome === 'dead-lettered') {
-      this.stats.deadLettered++;
-      this.logger.error('inbox: message dead-lettered after its last allowed attempt failed', {
-        event: 'inbox.dead_lettered',
+      this.reportDeadLetter(
+        'after its last allowed attempt failed',
         consumer,
         messageId,
-        attempts: recorded.attempts,
-        error: reason,
-      });
-      this.emit({
-        type: 'inbox.dead-lettered',
-        consumer,
-        messageId,
-        attempts: recorded.attempts,
-        error: reason,
-        at: this.clock.now(),
-      });
+        recorded.attempts,
+        reason,
+      );
       return { outcome: 'dead-lettered', attempts: recorded.attempts, error: reason };
     }
     this.stats.failed++;
@@ -278,6 +259,32 @@ export class InboxProcessor<Tx> {
     throw new InboxHandlerFailedError(consumer, messageId, recorded.attempts, maxAttempts, error);
   }
 
+  /** Counts, logs (error) and announces a dead letter; `why` ends the log line. */
+  private reportDeadLetter(
+    why: string,
+    consumer: string,
+    messageId: string,
+    attempts: number,
+    error: string,
+  ): void {
+    this.stats.deadLettered++;
+    this.logger.error(`inbox: message dead-lettered ${why}`, {
+      event: 'inbox.dead_lettered',
+      consumer,
+      messageId,
+      attempts,
+      error,
+    });
+    this.emit({
+      type: 'inbox.dead-lettered',
+      consumer,
+      messageId,
+      attempts,
+      error,
+      at: this.clock.now(),
+    });
+  }
+
   private emit(event: InboxEvent): void {
     for (const listener of this.listeners) {
       try {
@@ -296,6 +303,12 @@ export function validateMaxAttempts(value: number, option = 'maxAttempts'): numb
   return positiveInteger(option, value);
 }
 
+/** The message to keep with a failure: built now if it was given as a function. */
+function storedMessage(delivery: InboxDelivery): JsonValue {
+  const message = delivery.message;
+  return (typeof message === 'function' ? message() : message) ?? null;
+}
+
 /** Checks the consumer name; throws InvalidOptionsError naming what to fix. */
 export function validateConsumerName(consumer: unknown): string {
   return requiredName('consumer', consumer, { maxLength: MAX_INBOX_KEY_LENGTH });
@@ -303,15 +316,8 @@ export function validateConsumerName(consumer: unknown): string {
 
 function validateDelivery(delivery: InboxDelivery): { consumer: string; messageId: string } {
   const consumer = validateConsumerName(delivery?.consumer);
-  const id: unknown = delivery.messageId;
-  if (typeof id !== 'string' || id.trim() === '')
-    throw new InboxMessageIdMissingError(consumer, `got ${JSON.stringify(id) ?? String(id)}`);
-  // PostgreSQL text cannot hold NUL: such an id could never be recorded.
-  if (id.includes('\u0000')) throw new InboxMessageIdMissingError(consumer, 'the id contains NUL');
-  if (id.length > MAX_INBOX_KEY_LENGTH)
-    throw new InboxMessageIdMissingError(
-      consumer,
-      `the id is ${id.length} characters long, over the ${MAX_INBOX_KEY_LENGTH}-character limit`,
-    );
-  return { consumer, messageId: id };
+  // The one rule for ids (missing, blank, NUL, lone surrogate, too long: never recordable).
+  const problem = messageIdProblem(delivery.messageId);
+  if (problem !== undefined) throw new InboxMessageIdMissingError(consumer, problem);
+  return { consumer, messageId: delivery.messageId };
 }

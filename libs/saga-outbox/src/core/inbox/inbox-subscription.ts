@@ -58,12 +58,14 @@ export async function deliverThroughInbox<Tx, T>(
 ): Promise<void> {
   const { consumer } = endpoint;
   const tracer = options.tracer ?? NO_TRACING;
-  const snapshot = endpoint.keepMessage === false ? undefined : deliveredMessageSnapshot(message);
+  // Built only if a failure is recorded (deliveredMessageSnapshot walks the payload).
+  const snapshot =
+    endpoint.keepMessage === false ? undefined : () => deliveredMessageSnapshot(message);
   const idProblem = messageIdProblem(message.id);
   if (idProblem !== undefined) {
     const messageId = derivedMessageId(
       typeof message.id === 'string' ? message.id : undefined,
-      () => JSON.stringify(snapshot ?? deliveredMessageSnapshot(message)),
+      () => JSON.stringify(deliveredMessageSnapshot(message)),
     );
     await deferOnError(endpoint, messageId, options, () =>
       options.inbox.deadLetter(
