@@ -36,6 +36,7 @@ export {
   OutboxMessageTooLargeError,
   OutboxMessageNotFoundError,
   BrokerPublishError,
+  BrokerUnavailableError,
 } from './core/outbox/outbox-errors';
 export { MissingPeerDependencyError } from './core/errors';
 export type { JsonValue } from './core/json';
@@ -195,6 +196,7 @@ export { SagaOutboxModule } from './nest/saga-outbox.module';
 export { SAGA_OUTBOX_OPTIONS } from './nest/saga-outbox.module-definition';
 export type {
   SagaOutboxModuleOptions,
+  BrokerStartupPolicy,
   SagaOutboxPostgresOptions,
   SagaOutboxEmbeddedOptions,
   SagaEngineTuning,

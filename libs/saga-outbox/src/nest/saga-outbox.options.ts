@@ -1,6 +1,7 @@
 import { InvalidOptionsError } from '../core/errors';
 import {
   choiceOption,
+  integerOption,
   optionalName,
   optionalPositiveInteger,
   optionalPositiveNumber,
@@ -77,6 +78,23 @@ export interface SagaOutboxModuleOptions {
   schema?: string;
   /** Run Sage's migrations at startup. Default: true when Sage owns the database, false with `dataSource`. */
   runMigrations?: boolean;
+  /**
+   * Connecting to PostgreSQL at startup (Sage's own pool, `postgres`): how many more attempts after
+   * the first fails with a transient error (refused, timed out, restarting), as in
+   * `@nestjs/typeorm`. A wrong password or an unknown database fails at once. Default 9.
+   * With `brokerStartup: 'wait'`, also the attempts to reach the broker.
+   */
+  retryAttempts?: number;
+  /** Milliseconds between those attempts. Default 3000. */
+  retryDelay?: number;
+  /**
+   * A broker that cannot be reached at startup:
+   * - `'degraded'` (default): the app starts, one WARN names the broker and the cause; the outbox
+   *   keeps messages and the relay and the subscriptions retry until the broker is back;
+   * - `'wait'`: startup retries (`retryAttempts` × `retryDelay`), then fails with
+   *   BrokerUnavailableError.
+   */
+  brokerStartup?: BrokerStartupPolicy;
   saga?: SagaEngineTuning;
   /** Sagas declared with `defineSaga()` instead of decorators. */
   sagas?: SagaDefinition<never, EntityManager>[];
@@ -114,12 +132,19 @@ export interface SagaOutboxModuleOptions {
   tracing?: SageTracer;
 }
 
+/** What startup does when the broker cannot be reached: see `SagaOutboxModuleOptions.brokerStartup`. */
+export type BrokerStartupPolicy = 'degraded' | 'wait';
+export const BROKER_STARTUP_POLICIES: readonly BrokerStartupPolicy[] = ['degraded', 'wait'];
+
 const KNOWN_KEYS = new Set([
   'dataSource',
   'postgres',
   'embedded',
   'schema',
   'runMigrations',
+  'retryAttempts',
+  'retryDelay',
+  'brokerStartup',
   'saga',
   'sagas',
   'autoStart',
@@ -160,6 +185,9 @@ export function validateModuleOptions(
     optionalPositiveInteger('postgres.poolSize', p.poolSize);
   }
   optionalPositiveInteger('embedded.maxConnections', o.embedded?.maxConnections);
+  integerOption('retryAttempts', o.retryAttempts, { fallback: 9, min: 0, max: 1000 });
+  integerOption('retryDelay', o.retryDelay, { fallback: 3000, min: 0, max: 600_000 });
+  choiceOption('brokerStartup', o.brokerStartup, BROKER_STARTUP_POLICIES, 'degraded');
   if (
     o.schema !== undefined &&
     (typeof o.schema !== 'string' || !/^[a-z_][a-z0-9_]{0,62}$/.test(o.schema))

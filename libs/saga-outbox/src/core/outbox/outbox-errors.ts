@@ -67,3 +67,18 @@ export class BrokerPublishError extends SagaOutboxError {
     super('BROKER_PUBLISH_FAILED', `Broker "${broker}": ${message}`, options);
   }
 }
+
+/**
+ * The broker could not be reached (code `BROKER_UNAVAILABLE`): at startup with
+ * `brokerStartup: 'wait'` once the attempts are spent, or when a subscription cannot be set up.
+ * The message names the broker (never its credentials), what was tried and the cause.
+ */
+export class BrokerUnavailableError extends SagaOutboxError {
+  constructor(
+    readonly broker: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super('BROKER_UNAVAILABLE', `Broker "${broker}" is unavailable: ${message}`, options);
+  }
+}
