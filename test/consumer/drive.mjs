@@ -1,7 +1,8 @@
 // Drives the consumer app (test/consumer-app, built from the packed tarball) over HTTP and checks
-// what docs/getting-started.md promises: a saga that completes, one that compensates, the event
-// emitted by the completed saga handled exactly once by the @EventPattern consumer through the
-// inbox, /metrics and /health/ready answering. Exit 0 when all hold; 1 with the reason otherwise.
+// what docs/getting-started.md promises: a saga that completes, one that compensates, an input the
+// validator rejects answered 400, the event emitted by the completed saga handled exactly once by
+// the @EventPattern consumer through the inbox, /metrics and /health/ready answering. Exit 0 when
+// all hold; 1 with the reason otherwise.
 //
 //   node test/consumer/drive.mjs http://127.0.0.1:3000 <label> [app pid]
 const [base, label = 'app', pid] = process.argv.slice(2);
@@ -65,6 +66,13 @@ async function main() {
   check(placed.status === 201, `POST /orders answered ${placed.status}: ${placed.text}`);
   const declined = await http('POST', '/orders', { customer: 'bob', amountCents: 500_000 });
   check(declined.status === 201, `POST /orders answered ${declined.status}: ${declined.text}`);
+
+  // SageHttpExceptionFilter: the saga's validator rejects the input → 400 with Sage's code.
+  const rejected = await http('POST', '/orders', { customer: 'carol', amountCents: 0 });
+  check(
+    rejected.status === 400 && rejected.json().code === 'SAGA_INPUT_INVALID',
+    `POST /orders with amountCents 0 answered ${rejected.status}: ${rejected.text}`,
+  );
 
   const completed = await orderSettles(placed.json().orderId, 'completed');
   check(completed.status === 'confirmed', `completed order is ${completed.status}`);

@@ -1,9 +1,11 @@
 import { Module, type DynamicModule } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import {
   runMigrationsLocked,
   SagaOutboxModule,
   sagaOutboxMigrations,
+  SageHttpExceptionFilter,
   type Broker,
   type OutboxModuleOptions,
   type SagaEngineTuning,
@@ -13,7 +15,7 @@ import { DataSource } from 'typeorm';
 import { sampleObservability } from '../../shared/observability';
 import { sampleTopology, type SampleTopology } from '../../shared/sample-topology';
 import { OrderTables1764230500000 } from './migrations/1764230500000-order-tables';
-import { orderPlacementSaga } from './orders/order-placement.saga';
+import { ORDER_PLACEMENT_SAGA, orderPlacementSaga } from './orders/order-placement.saga';
 import { OrdersController } from './orders/orders.controller';
 
 export interface OrderServiceConfig {
@@ -45,6 +47,15 @@ export interface OrderServiceConfig {
 export class OrderServiceModule {
   static register(config: OrderServiceConfig): DynamicModule {
     const topology = config.topology ?? sampleTopology();
+    const OrderPlacementSaga = orderPlacementSaga({
+      orderEvents: topology.orderEvents,
+      payment: {
+        destination: topology.paymentCommands,
+        replyTimeoutMs: config.payment?.replyTimeoutMs ?? 30_000,
+        maxAttempts: config.payment?.maxAttempts ?? 3,
+        voidMaxAttempts: config.payment?.voidMaxAttempts ?? 10,
+      },
+    });
     return {
       module: OrderServiceModule,
       imports: [
@@ -86,15 +97,11 @@ export class OrderServiceModule {
           inject: [DataSource],
           useFactory: (ds: DataSource) => runMigrationsLocked(ds),
         },
-        orderPlacementSaga({
-          orderEvents: topology.orderEvents,
-          payment: {
-            destination: topology.paymentCommands,
-            replyTimeoutMs: config.payment?.replyTimeoutMs ?? 30_000,
-            maxAttempts: config.payment?.maxAttempts ?? 3,
-            voidMaxAttempts: config.payment?.voidMaxAttempts ?? 10,
-          },
-        }),
+        OrderPlacementSaga,
+        // The class itself, for OrdersController to start the saga by class.
+        { provide: ORDER_PLACEMENT_SAGA, useValue: OrderPlacementSaga },
+        // Sage's typed errors as HTTP statuses: invalid input 400, unknown saga id 404, key reuse 409...
+        { provide: APP_FILTER, useClass: SageHttpExceptionFilter },
       ],
     };
   }

@@ -1,9 +1,11 @@
 import { Module, type DynamicModule } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import {
   runMigrationsLocked,
   SagaOutboxModule,
   sagaOutboxMigrations,
+  SageHttpExceptionFilter,
   type Broker,
   type OutboxModuleOptions,
   type SagaEngineTuning,
@@ -86,6 +88,8 @@ export class PaymentServiceModule {
           useFactory: (ds: DataSource) => runMigrationsLocked(ds),
         },
         RefundSaga,
+        // Sage's typed errors as HTTP statuses: invalid refund 400, unknown saga id 404...
+        { provide: APP_FILTER, useClass: SageHttpExceptionFilter },
         paymentCommandHandlers({
           destination: topology.paymentCommands,
           consumer: topology.paymentConsumer,

@@ -39,6 +39,8 @@ export {
   BrokerUnavailableError,
 } from './core/outbox/outbox-errors';
 export { MissingPeerDependencyError } from './core/errors';
+export { SageDatabaseUnavailableError, SageSchemaError } from './core/startup/startup-errors';
+export type { DatabaseConnectFailure, SageSchemaProblem } from './core/startup/startup-errors';
 export type { JsonValue } from './core/json';
 export { MAX_JSON_DEPTH } from './core/json';
 export { uuidv7 } from './core/uuid';
@@ -89,6 +91,7 @@ export type { LoopStats } from './core/loop';
 export { SagaEngine } from './core/saga/saga-engine';
 export type {
   SagaEngineOptions,
+  RegisterOptions,
   StartOptions,
   StartResult,
   WaitOptions,
@@ -175,6 +178,8 @@ export type { SagaOutboxMigrationClass, SagaOutboxMigrationOptions } from './mig
 export { PostgresSagaStore } from './persistence/postgres/postgres-saga-store';
 export type { PostgresSagaStoreOptions } from './persistence/postgres/postgres-saga-store';
 export { createSagaDataSource, runMigrationsLocked } from './persistence/postgres/data-source';
+export { pendingSageMigrations } from './persistence/postgres/sage-schema-status';
+export type { PendingSageMigrationsOptions } from './persistence/postgres/sage-schema-status';
 export type { SagaDataSourceOptions } from './persistence/postgres/data-source';
 export {
   PostgresOperatorQueries,
@@ -204,6 +209,12 @@ export type {
 export { Saga, SagaStep, Compensate } from './nest/decorators';
 export type { SagaStepContext, SagaCompensationContext } from './nest/saga-context';
 export { SagaService } from './nest/saga.service';
+export type { SagaClass, SagaInputOf } from './nest/saga-input-of';
+export type { SagaReference } from './nest/saga-reference';
+export { SagaClassInvalidError } from './nest/saga-class-invalid.error';
+export { SageHttpExceptionFilter } from './nest/http/sage-http-exception.filter';
+export { sageHttpErrorOf } from './nest/http/sage-http-errors';
+export type { SageHttpErrorBody } from './nest/http/sage-http-errors';
 
 // Remote (command/reply) steps
 export {
@@ -289,3 +300,4 @@ export { transportMessageId } from './nest/inbox/transport-message-id';
 export { NO_TRACING } from './core/ports/tracer';
 export type { SageTracer } from './core/ports/tracer';
 export type { SageLogger } from './core/ports/logger';
+export { NestSageLogger } from './nest/nest-sage-logger';

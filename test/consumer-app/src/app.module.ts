@@ -1,7 +1,8 @@
 import { Module, type DynamicModule } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { PrometheusModule } from '@willsoto/nestjs-prometheus';
-import { SagaOutboxModule, sagaOutboxMigrations } from '@sage/saga-outbox';
+import { SagaOutboxModule, sagaOutboxMigrations, SageHttpExceptionFilter } from '@sage/saga-outbox';
 import { SageHealthModule } from '@sage/saga-outbox/health';
 import { SageMetricsModule } from '@sage/saga-outbox/metrics';
 import { DataSource } from 'typeorm';
@@ -32,7 +33,11 @@ export class AppModule {
         SageHealthModule.forRoot({}), // GET /health/live, /health/ready
       ],
       controllers: [OrdersController, ShippingConsumer],
-      providers: [PlaceOrderSaga],
+      providers: [
+        PlaceOrderSaga,
+        // Sage's errors as HTTP statuses: an input the saga's validator rejects is a 400.
+        { provide: APP_FILTER, useClass: SageHttpExceptionFilter },
+      ],
     };
   }
 }

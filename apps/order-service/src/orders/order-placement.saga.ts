@@ -1,4 +1,3 @@
-import type { Type } from '@nestjs/common';
 import {
   Compensate,
   Saga,
@@ -48,6 +47,17 @@ export interface VoidPaymentCommand {
 }
 
 /**
+ * The order-placement saga class `orderPlacementSaga()` made for this module's configuration, under
+ * a token: the controller injects it to start the saga by class, typed by its steps' input
+ * (`sagas.start(orderPlacement, input)`). An app whose saga class is fixed imports the class and
+ * passes it directly: `sagas.start(OrderPlacementSaga, input)`.
+ */
+export const ORDER_PLACEMENT_SAGA = Symbol('OrderPlacementSaga');
+
+/** The class `orderPlacementSaga()` returns: its steps take a `PlaceOrderInput`. */
+export type OrderPlacementSagaClass = ReturnType<typeof orderPlacementSaga>;
+
+/**
  * Order placement:
  *
  *   create-order ─┬─ reserve-stock ─────────────────┬─ confirm-order (pivot) ── record-confirmation
@@ -61,10 +71,7 @@ export interface VoidPaymentCommand {
  * A class made per configuration because step options (destination, reply timeout) are decorator
  * arguments; the step graph, and so the definition version, is the same for every configuration.
  */
-export function orderPlacementSaga({
-  payment,
-  orderEvents,
-}: OrderPlacementSettings): Type<unknown> {
+export function orderPlacementSaga({ payment, orderEvents }: OrderPlacementSettings) {
   const notOutOfStock = (e: unknown): boolean => !(e instanceof OutOfStockError);
 
   @Saga('order-placement', {

@@ -1,31 +1,31 @@
 import {
-  BadRequestException,
   Body,
-  ConflictException,
   Controller,
   Get,
   Headers,
   HttpCode,
+  Inject,
   NotFoundException,
   Param,
   Post,
 } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import {
-  NotSerializableError,
-  SagaIdempotencyConflictError,
-  SagaInputInvalidError,
-  SagaNotFoundError,
-  SagaService,
-} from '@sage/saga-outbox';
+import { SagaService } from '@sage/saga-outbox';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
+import { ORDER_PLACEMENT_SAGA, type OrderPlacementSagaClass } from './order-placement.saga';
 import type { PlaceOrderInput } from './order.types';
 
+/**
+ * Sage's errors need no try/catch here: SageHttpExceptionFilter (registered in OrderServiceModule)
+ * answers an input the validator rejects or that cannot be stored with 400, an Idempotency-Key
+ * reused with another body with 409, an unknown saga id with 404.
+ */
 @Controller('orders')
 export class OrdersController {
   constructor(
     private readonly sagas: SagaService,
+    @Inject(ORDER_PLACEMENT_SAGA) private readonly orderPlacement: OrderPlacementSagaClass,
     @InjectDataSource() private readonly db: DataSource,
   ) {}
 
@@ -37,21 +37,13 @@ export class OrdersController {
     @Headers('idempotency-key') key?: string,
   ) {
     const orderId = `ord-${key ?? randomUUID()}`;
-    try {
-      const { sagaId, created } = await this.sagas.start<PlaceOrderInput>(
-        'order-placement',
-        { ...body, orderId },
-        { idempotencyKey: orderId },
-      );
-      return { orderId, sagaId, created };
-    } catch (error) {
-      // Invalid input, or input that cannot be stored (too deep, NUL, not plain JSON): the client's to fix.
-      if (error instanceof SagaInputInvalidError || error instanceof NotSerializableError)
-        throw new BadRequestException(error.message);
-      // The same Idempotency-Key with another body: a different request under a used key.
-      if (error instanceof SagaIdempotencyConflictError) throw new ConflictException(error.message);
-      throw error;
-    }
+    // Started by class: the input is checked against the steps' PlaceOrderInput at compile time.
+    const { sagaId, created } = await this.sagas.start(
+      this.orderPlacement,
+      { ...body, orderId },
+      { idempotencyKey: orderId },
+    );
+    return { orderId, sagaId, created };
   }
 
   @Get(':id')
@@ -62,12 +54,6 @@ export class OrdersController {
     );
     const order = rows[0];
     if (!order?.saga_id) throw new NotFoundException(`order ${id} not found`);
-    try {
-      const saga = await this.sagas.get(order.saga_id);
-      return { order, saga };
-    } catch (error) {
-      if (error instanceof SagaNotFoundError) throw new NotFoundException(error.message);
-      throw error;
-    }
+    return { order, saga: await this.sagas.get(order.saga_id) };
   }
 }

@@ -1,7 +1,11 @@
-import { BadRequestException, Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
-import { NotSerializableError, SagaInputInvalidError, SagaService } from '@sage/saga-outbox';
-import type { RefundInput } from './refund.saga';
+import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { SagaService } from '@sage/saga-outbox';
+import { RefundSaga, type RefundInput } from './refund.saga';
 
+/**
+ * No try/catch for Sage's errors: SageHttpExceptionFilter (PaymentServiceModule) answers a refund
+ * the validator rejects with 400 and an unknown saga id with 404.
+ */
 @Controller('refunds')
 export class RefundsController {
   constructor(private readonly sagas: SagaService) {}
@@ -9,17 +13,9 @@ export class RefundsController {
   /** Starts a refund; the refund id is the idempotency key, so a retried request starts nothing new. */
   @Post()
   @HttpCode(202)
-  async refund(@Body() body: RefundInput) {
-    try {
-      return await this.sagas.start<RefundInput>('payment-refund', body, {
-        idempotencyKey: String(body?.refundId),
-      });
-    } catch (error) {
-      // Invalid input, or input that cannot be stored (too deep, NUL, not plain JSON): the client's to fix.
-      if (error instanceof SagaInputInvalidError || error instanceof NotSerializableError)
-        throw new BadRequestException(error.message);
-      throw error;
-    }
+  refund(@Body() body: RefundInput) {
+    // By class: `body` must be a RefundInput, the input RefundSaga's steps take.
+    return this.sagas.start(RefundSaga, body, { idempotencyKey: String(body?.refundId) });
   }
 
   @Get('sagas/:sagaId')

@@ -15,6 +15,7 @@ import { statusCommand } from './commands/status.command';
 import { describeTarget, openConnection, readDatabaseUrl, type SageConnection } from './connection';
 import type { CliIo } from './io';
 import { errorText } from '../core/error-text';
+import { scrubSecrets } from '../core/startup/connection-url';
 
 export const COMMANDS: readonly CommandSpec[] = [
   statusCommand,
@@ -154,8 +155,7 @@ function report(
   io: CliIo,
   where: { command: CommandSpec | undefined; secrets: readonly string[]; target: string },
 ): number {
-  const scrub = (text: string): string =>
-    where.secrets.reduce((t, s) => t.split(s).join('***'), text);
+  const scrub = (text: string): string => scrubSecrets(text, where.secrets);
   const name = where.command ? where.command.path.join(' ') : '';
   if (error instanceof UsageError) {
     const helpFor = error.command || name;

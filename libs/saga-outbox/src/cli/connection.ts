@@ -1,4 +1,5 @@
 import { OutboxDeadLetters } from '../core/outbox/outbox-dead-letters';
+import { urlSecrets } from '../core/startup/connection-url';
 import { createSagaDataSource } from '../persistence/postgres/data-source';
 import { PostgresInboxStore } from '../persistence/postgres/postgres-inbox-store';
 import { PostgresOperatorQueries } from '../persistence/postgres/postgres-operator-queries';
@@ -53,15 +54,7 @@ export function readDatabaseUrl(
     throw new UsageError(
       `the database URL must start with postgres:// or postgresql://, not ${parsed.protocol}//`,
     );
-  // The whole URL and its `:password@` part always; the bare password only when long enough not
-  // to be an ordinary word of the message too (a dev password "sage" would mangle every schema name).
-  const secrets = [url];
-  if (parsed.password) {
-    secrets.push(`:${parsed.password}@`);
-    for (const p of new Set([parsed.password, safeDecode(parsed.password)]))
-      if (p.length >= 8) secrets.push(p);
-  }
-  return { url, secrets };
+  return { url, secrets: urlSecrets(url) };
 }
 
 /** Where we connect, for messages: host, port and database, never user or password. */
@@ -103,12 +96,4 @@ export async function openConnection(settings: ConnectionSettings): Promise<Sage
   };
   await dataSource.initialize();
   return connection;
-}
-
-function safeDecode(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
 }

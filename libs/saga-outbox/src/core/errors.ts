@@ -47,7 +47,8 @@ export class UnknownSagaError extends SagaOutboxError {
 export class SagaInputInvalidError extends SagaOutboxError {
   constructor(
     readonly sagaName: string,
-    reason: string,
+    /** The validator's verdict (its message, or what it threw), as the app wrote it. */
+    readonly reason: string,
     cause?: unknown,
   ) {
     super(
@@ -65,7 +66,8 @@ export class NotSerializableError extends SagaOutboxError {
   constructor(
     readonly what: string,
     readonly path: string,
-    reason: string,
+    /** What is wrong at `path` (never the value itself). */
+    readonly reason: string,
   ) {
     super(
       'NOT_JSON_SERIALIZABLE',

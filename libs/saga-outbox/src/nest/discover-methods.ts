@@ -1,5 +1,6 @@
 import type { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import { InvalidOptionsError } from '../core/errors';
+import { refuseNestPattern, type SageHandlerDecorator } from './handler-misuse';
 
 /** A provider (or controller) method carrying a Sage decorator's metadata. */
 export interface DecoratedMethod<Meta> {
@@ -13,14 +14,15 @@ export interface DecoratedMethod<Meta> {
 /**
  * Every method of the app's providers (and controllers, with `controllers`) carrying `metadataKey`,
  * found through the DiscoveryService at module init. A method on a request-scoped (or
- * transient-dependent) provider fails startup naming it: message handlers need a singleton.
+ * transient-dependent) provider fails startup naming it: message handlers need a singleton; so
+ * does one that also carries Nest's `@EventPattern` / `@MessagePattern` (it would run twice).
  */
 export function discoverDecoratedMethods<Meta>(
   discovery: DiscoveryService,
   scanner: MetadataScanner,
   reflector: Reflector,
   metadataKey: string,
-  decorator: string,
+  decorator: SageHandlerDecorator,
   options: { controllers?: boolean } = {},
 ): DecoratedMethod<Meta>[] {
   const found: DecoratedMethod<Meta>[] = [];
@@ -39,6 +41,7 @@ export function discoverDecoratedMethods<Meta>(
       const meta = reflector.get<Meta | undefined>(metadataKey, method);
       if (meta === undefined) continue;
       const name = `${instance.constructor.name}.${methodName}`;
+      refuseNestPattern(reflector, decorator, name, method);
       if (!wrapper.isDependencyTreeStatic()) {
         throw new InvalidOptionsError(
           decorator,

@@ -39,7 +39,9 @@ export class SagaExplorer implements OnModuleInit {
       if (!instance || !metatype || typeof metatype !== 'function') continue;
       const saga = this.reflector.get<SagaMetadata | undefined>(SAGA_METADATA, metatype);
       if (!saga) continue;
-      this.engine.register(this.definitionFor(saga, instance as Record<string, Method>));
+      this.engine.register(this.definitionFor(saga, instance as Record<string, Method>), {
+        declaredBy: metatype.name,
+      });
     }
   }
 

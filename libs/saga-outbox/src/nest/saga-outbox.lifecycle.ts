@@ -27,8 +27,11 @@ export class SagaOutboxLifecycle
     @Optional() @Inject(OUTBOX_BROKER) private readonly broker?: Broker | null,
   ) {}
 
-  onModuleInit(): void {
-    for (const def of this.options.sagas ?? []) this.engine.register(def);
+  async onModuleInit(): Promise<void> {
+    // The app's DataSource: checked now that the app's provider factories (its migrations) ran.
+    await this.database.verifySchema();
+    for (const def of this.options.sagas ?? [])
+      this.engine.register(def, { declaredBy: 'SagaOutboxModule.forRoot({ sagas })' });
   }
 
   async onApplicationBootstrap(): Promise<void> {

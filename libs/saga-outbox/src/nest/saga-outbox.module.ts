@@ -6,6 +6,7 @@ import { PostgresSagaStore } from '../persistence/postgres/postgres-saga-store';
 import { InMemoryBroker } from '../brokers/memory/in-memory-broker';
 import type { Broker } from '../core/ports/broker';
 import { NestSageLogger } from './nest-sage-logger';
+import { SagaFailureLogService } from './logging/saga-failure-log';
 import { NO_TRACING, type SageTracer } from '../core/ports/tracer';
 import { SAGE_TRACER } from './sage-tracer.token';
 import { INBOX_OPTIONS, type InboxModuleOptions } from './inbox/inbox.options';
@@ -23,14 +24,17 @@ import { SAGA_OUTBOX_OPTIONS, SagaOutboxConfigurableModule } from './saga-outbox
 import { validateModuleOptions, type SagaOutboxModuleOptions } from './saga-outbox.options';
 import { SagaService } from './saga.service';
 import { openSageDatabase, SageDatabase } from './sage-database';
+import { SageBrokerStartup } from './startup/sage-broker-startup';
 
 /**
  * Durable sagas, the transactional outbox (with its relay) and the consumer inbox for a Nest app.
  *
  * ```ts
- * SagaOutboxModule.forRoot({ postgres: { url: process.env.DATABASE_URL }, isGlobal: true })
+ * SagaOutboxModule.forRoot({ postgres: { url: process.env.DATABASE_URL } })
  * SagaOutboxModule.forRootAsync({ inject: [DataSource], useFactory: (dataSource) => ({ dataSource }) })
  * ```
+ * Global by default, as `TypeOrmModule.forRoot` is: `SagaService`, `OutboxRepository`, `InboxService`
+ * are injectable in every module; `isGlobal: false` keeps them to the modules that import it.
  */
 @Module({
   imports: [DiscoveryModule],
@@ -73,7 +77,8 @@ import { openSageDatabase, SageDatabase } from './sage-database';
       useFactory: (options: SagaOutboxModuleOptions) => options.outbox ?? {},
     },
     {
-      // `autoStart: false`: the relay and retention loops are built but not started.
+      // `autoStart: false`: the relay and retention loops are built but not started, the
+      // optimistic sender is built switched off.
       provide: OUTBOX_AUTO_START,
       inject: [SAGA_OUTBOX_OPTIONS],
       useFactory: (options: SagaOutboxModuleOptions): boolean => options.autoStart !== false,
@@ -107,6 +112,10 @@ import { openSageDatabase, SageDatabase } from './sage-database';
     SagaOutboxLifecycle,
     SagaReplyConsumer,
     SagaCommandHandlerExplorer,
+    // `brokerStartup`: probes the broker at module init, before the loops and subscriptions start.
+    SageBrokerStartup,
+    // Step failures, retries and compensations at warn / error, with no extra module.
+    SagaFailureLogService,
   ],
   exports: [
     SagaService,

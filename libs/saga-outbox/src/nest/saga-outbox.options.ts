@@ -79,10 +79,12 @@ export interface SagaOutboxModuleOptions {
   /** Run Sage's migrations at startup. Default: true when Sage owns the database, false with `dataSource`. */
   runMigrations?: boolean;
   /**
-   * Connecting to PostgreSQL at startup (Sage's own pool, `postgres`): how many more attempts after
-   * the first fails with a transient error (refused, timed out, restarting), as in
-   * `@nestjs/typeorm`. A wrong password or an unknown database fails at once. Default 9.
-   * With `brokerStartup: 'wait'`, also the attempts to reach the broker.
+   * Connecting to PostgreSQL at startup (Sage's own pool, `postgres`, or a `dataSource` not yet
+   * initialised, which Sage initialises): how many more attempts after the first fails with a
+   * transient error (refused, timed out, restarting), as in `@nestjs/typeorm`; each failed attempt
+   * logs one WARN, the last throws SageDatabaseUnavailableError. A wrong password, an unknown role
+   * or database fails at once. Default 9. With `brokerStartup: 'wait'`, also the attempts to reach
+   * the broker.
    */
   retryAttempts?: number;
   /** Milliseconds between those attempts. Default 3000. */
@@ -99,11 +101,12 @@ export interface SagaOutboxModuleOptions {
   /** Sagas declared with `defineSaga()` instead of decorators. */
   sagas?: SagaDefinition<never, EntityManager>[];
   /**
-   * Start the background work on application bootstrap: saga recovery and leases, the outbox relay
-   * and retention, the inbox subscriptions (`@IdempotentHandler`, `@SagaCommandHandler`, saga
-   * replies) and inbox retention. Default true. With false nothing of it starts on its own:
-   * `SagaEngine.startBackground()`, `OutboxRelayService.relay?.start()` and
-   * `IdempotentHandlerExplorer.subscribeAll()` start their part.
+   * Start the background work on application bootstrap: saga recovery and leases, the outbox relay,
+   * optimistic sending and retention, the inbox subscriptions (`@IdempotentHandler`,
+   * `@SagaCommandHandler`, saga replies) and inbox retention. Default true. With false nothing of
+   * it starts on its own (committed outbox rows stay pending): `SagaEngine.startBackground()`,
+   * `OutboxRelayService.relay?.start()`, `.optimistic?.setRollout({ enabled: true })`,
+   * `.retention?.start()` and `IdempotentHandlerExplorer.subscribeAll()` start their part.
    */
   autoStart?: boolean;
   /**

@@ -10,6 +10,8 @@ import {
   type WaitOptions,
 } from '../core/saga/saga-engine';
 import type { SagaEventListener } from '../core/saga/saga-events';
+import type { SagaClass, SagaInputOf } from './saga-input-of';
+import { sagaNameOf, type SagaReference } from './saga-reference';
 
 /** The saga API for application code. */
 @Injectable()
@@ -17,19 +19,47 @@ export class SagaService {
   constructor(private readonly engine: SagaEngine<EntityManager>) {}
 
   /**
+   * Starts the saga of `@Saga` class `saga` with `input`, typed by the class: the input its steps'
+   * contexts declare (`SagaStepContext<PlaceOrderInput>` → `PlaceOrderInput`; see SagaInputOf), so a
+   * wrong input does not compile. `sagas.start(OrderPlacementSaga, order, { idempotencyKey: order.id })`.
+   * A class without `@Saga()` (or `undefined`, from a circular import) rejects with
+   * SagaClassInvalidError; otherwise as the name form below.
+   */
+  start<S extends SagaClass>(
+    saga: S,
+    input: SagaInputOf<S>,
+    options?: StartOptions<EntityManager>,
+  ): Promise<StartResult>;
+  /**
    * Starts saga `name` with `input`. Same `idempotencyKey` and input twice → the same saga (second
    * call writes nothing); same key with another input → SagaIdempotencyConflictError (unless the
    * module's `saga.idempotencyConflict` is `'return-existing'`).
    * With `manager`, the saga is created in your transaction and runs after it commits.
-   * Throws UnknownSagaError, SagaInputInvalidError, NotSerializableError or InvalidOptionsError (an
-   * unusable idempotency key) before writing anything.
+   * Rejects with UnknownSagaError, SagaInputInvalidError, NotSerializableError or InvalidOptionsError
+   * (an unusable idempotency key) before writing anything.
    */
   start<TInput>(
     name: string,
     input: TInput,
     options?: StartOptions<EntityManager>,
+  ): Promise<StartResult>;
+  async start(
+    saga: SagaReference,
+    input: unknown,
+    options?: StartOptions<EntityManager>,
   ): Promise<StartResult> {
-    return this.engine.start(name, input, options);
+    return this.engine.start(sagaNameOf(saga, 'start'), input, options);
+  }
+
+  /**
+   * The saga (by name or `@Saga` class) started with `idempotencyKey`, or null when none was (or its
+   * start rolled back with your transaction): e.g. to answer a retried request with the saga its
+   * first attempt started. Rejects with UnknownSagaError for a saga nothing registered,
+   * InvalidOptionsError for a key `start()` would refuse, SagaClassInvalidError for a class without
+   * `@Saga()`.
+   */
+  async findByKey(saga: SagaReference, idempotencyKey: string): Promise<SagaRecord | null> {
+    return this.engine.findByKey(sagaNameOf(saga, 'findByKey'), idempotencyKey);
   }
 
   /** Status, steps (status, attempts, result, error) and failure reason. Throws SagaNotFoundError. */
@@ -49,7 +79,7 @@ export class SagaService {
 
   /** Registers a saga built with `defineSaga()` at runtime. */
   register<TInput>(definition: SagaDefinition<TInput, EntityManager>): void {
-    this.engine.register(definition);
+    this.engine.register(definition, { declaredBy: 'SagaService.register()' });
   }
 
   /** Subscribe to typed lifecycle events (logging, metrics, traces). Returns an unsubscribe function. */

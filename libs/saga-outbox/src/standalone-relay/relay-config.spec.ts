@@ -11,6 +11,8 @@ describe('readRelayConfig', () => {
       schema: undefined,
       runMigrations: true,
       shutdownTimeoutMs: DEFAULT_SHUTDOWN_TIMEOUT_MS,
+      dbRetryAttempts: 9,
+      dbRetryDelayMs: 3000,
     });
     expect(
       readRelayConfig({
@@ -18,8 +20,16 @@ describe('readRelayConfig', () => {
         SAGE_SCHEMA: 'outbox',
         SAGE_RUN_MIGRATIONS: 'false',
         SAGE_RELAY_SHUTDOWN_TIMEOUT_MS: '2500',
+        SAGE_DB_RETRY_ATTEMPTS: '0',
+        SAGE_DB_RETRY_DELAY_MS: '250',
       }),
-    ).toMatchObject({ schema: 'outbox', runMigrations: false, shutdownTimeoutMs: 2500 });
+    ).toMatchObject({
+      schema: 'outbox',
+      runMigrations: false,
+      shutdownTimeoutMs: 2500,
+      dbRetryAttempts: 0,
+      dbRetryDelayMs: 250,
+    });
   });
 
   it.each([
@@ -28,6 +38,9 @@ describe('readRelayConfig', () => {
     [{ DATABASE_URL: base.DATABASE_URL }, 'SAGE_BROKER_URL'],
     [{ ...base, SAGE_RUN_MIGRATIONS: 'yes' }, 'SAGE_RUN_MIGRATIONS'],
     [{ ...base, SAGE_RELAY_SHUTDOWN_TIMEOUT_MS: '10s' }, 'SAGE_RELAY_SHUTDOWN_TIMEOUT_MS'],
+    [{ ...base, SAGE_DB_RETRY_ATTEMPTS: '-1' }, 'SAGE_DB_RETRY_ATTEMPTS'],
+    [{ ...base, SAGE_DB_RETRY_ATTEMPTS: '1001' }, 'SAGE_DB_RETRY_ATTEMPTS'],
+    [{ ...base, SAGE_DB_RETRY_DELAY_MS: '3s' }, 'SAGE_DB_RETRY_DELAY_MS'],
   ])('%j → InvalidOptionsError naming %s', (env, option) => {
     expect(() => readRelayConfig(env)).toThrow(InvalidOptionsError);
     expect(() => readRelayConfig(env)).toThrow(expect.objectContaining({ option }) as Error);

@@ -12,9 +12,15 @@ export interface RelayConfig {
   runMigrations: boolean;
   /** SAGE_RELAY_SHUTDOWN_TIMEOUT_MS: graceful-stop bound of the relay. Default 10000. */
   shutdownTimeoutMs: number;
+  /** SAGE_DB_RETRY_ATTEMPTS: connection attempts at start after the first fails (transient errors). Default 9. */
+  dbRetryAttempts: number;
+  /** SAGE_DB_RETRY_DELAY_MS: milliseconds between those attempts. Default 3000. */
+  dbRetryDelayMs: number;
 }
 
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+export const DEFAULT_DB_RETRY_ATTEMPTS = 9;
+export const DEFAULT_DB_RETRY_DELAY_MS = 3000;
 
 /** Reads and checks the environment; InvalidOptionsError naming the variable on bad input. */
 export function readRelayConfig(env: NodeJS.ProcessEnv): RelayConfig {
@@ -37,18 +43,48 @@ export function readRelayConfig(env: NodeJS.ProcessEnv): RelayConfig {
   const runMigrations = env.SAGE_RUN_MIGRATIONS?.trim().toLowerCase() ?? 'true';
   if (runMigrations !== 'true' && runMigrations !== 'false')
     throw new InvalidOptionsError('SAGE_RUN_MIGRATIONS', 'must be true or false');
-  const timeout = env.SAGE_RELAY_SHUTDOWN_TIMEOUT_MS?.trim();
-  const shutdownTimeoutMs = timeout ? Number(timeout) : DEFAULT_SHUTDOWN_TIMEOUT_MS;
-  if (!Number.isInteger(shutdownTimeoutMs) || shutdownTimeoutMs < 0)
-    throw new InvalidOptionsError(
-      'SAGE_RELAY_SHUTDOWN_TIMEOUT_MS',
-      `must be an integer number of milliseconds >= 0, got "${timeout}"`,
-    );
   return {
     databaseUrl,
     schema: env.SAGE_SCHEMA?.trim() || undefined,
     brokerUrl,
     runMigrations: runMigrations === 'true',
-    shutdownTimeoutMs,
+    shutdownTimeoutMs: envInteger(
+      env,
+      'SAGE_RELAY_SHUTDOWN_TIMEOUT_MS',
+      DEFAULT_SHUTDOWN_TIMEOUT_MS,
+      'milliseconds',
+    ),
+    dbRetryAttempts: envInteger(
+      env,
+      'SAGE_DB_RETRY_ATTEMPTS',
+      DEFAULT_DB_RETRY_ATTEMPTS,
+      'attempts',
+      1000,
+    ),
+    dbRetryDelayMs: envInteger(
+      env,
+      'SAGE_DB_RETRY_DELAY_MS',
+      DEFAULT_DB_RETRY_DELAY_MS,
+      'milliseconds',
+      600_000,
+    ),
   };
+}
+
+/** An integer >= 0 (at most `max`) from `env[name]`, or `fallback` when unset or blank. */
+function envInteger(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  fallback: number,
+  unit: string,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
+  const text = env[name]?.trim();
+  const value = text ? Number(text) : fallback;
+  if (!Number.isInteger(value) || value < 0 || value > max)
+    throw new InvalidOptionsError(
+      name,
+      `must be an integer number of ${unit} >= 0${max < Number.MAX_SAFE_INTEGER ? ` and <= ${max}` : ''}, got "${text}"`,
+    );
+  return value;
 }

@@ -1,6 +1,7 @@
 /** The standalone relay's process: configuration from the environment, the Nest app, signals. */
 import type { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { SageDatabaseUnavailableError, SageSchemaError } from '../core/startup/startup-errors';
 import { brokerFromUrl } from '../nest/relay/broker-url';
 import { NestSageLogger } from '../nest/nest-sage-logger';
 import { Logger as PinoLogger } from 'nestjs-pino';
@@ -30,12 +31,16 @@ export async function runStandaloneRelay(logger: Logger): Promise<void> {
       postgres: { url: config.databaseUrl },
       schema: config.schema,
       runMigrations: config.runMigrations,
+      retryAttempts: config.dbRetryAttempts,
+      retryDelay: config.dbRetryDelayMs,
       broker,
       outbox: { relay: { shutdownTimeoutMs: config.shutdownTimeoutMs } },
     }),
     // Throw instead of aborting the process, so the error below is printed and the exit code is 1.
     { abortOnError: false, bufferLogs: true },
-  );
+  ).catch((error: unknown) => {
+    throw inRelayTerms(error);
+  });
   app.useLogger(app.get(PinoLogger));
   app.flushLogs(); // JSON from here on (listen() would flush too, but without HEALTH_PORT there is none)
   for (const signal of SIGNALS) {
@@ -56,4 +61,22 @@ export async function runStandaloneRelay(logger: Logger): Promise<void> {
     const url = await app.getUrl();
     logger.log(`health and metrics on ${url} (/health/live, /health/ready, /metrics)`);
   }
+}
+
+/**
+ * The database errors name the module's options; the relay is configured by environment, so its
+ * message names the variables instead (`postgres.url` is DATABASE_URL).
+ */
+function inRelayTerms(error: unknown): unknown {
+  if (error instanceof SageDatabaseUnavailableError || error instanceof SageSchemaError)
+    error.message = error.message
+      .replaceAll('option postgres.url', 'DATABASE_URL')
+      .replaceAll('postgres.url', 'DATABASE_URL')
+      .replaceAll('retryAttempts, retryDelay', 'SAGE_DB_RETRY_ATTEMPTS, SAGE_DB_RETRY_DELAY_MS')
+      .replaceAll(
+        'runMigrations: true (the default with postgres)',
+        'SAGE_RUN_MIGRATIONS=true (the default)',
+      )
+      .replaceAll('runMigrations: true', 'SAGE_RUN_MIGRATIONS=true');
+  return error;
 }

@@ -169,7 +169,7 @@ export class InMemoryOutboxStore
     for (const f of failures) {
       const r = this.rows.get(f.id);
       if (!r || r.claimToken !== claimToken || !canTransition('retry', r.status)) continue;
-      r.attempts++;
+      if (f.counted !== false || f.delayMs === null) r.attempts++;
       r.lastError = f.error;
       r.claimToken = null;
       r.leaseUntil = null;

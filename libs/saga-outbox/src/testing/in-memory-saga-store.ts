@@ -154,6 +154,11 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
     return Promise.resolve(s ? clone(s) : undefined);
   }
 
+  loadByIdempotencyKey(name: string, idempotencyKey: string): Promise<SagaRecord | undefined> {
+    const held = this.byIdempotencyKey({ name, idempotencyKey });
+    return held ? this.load(held.id) : Promise.resolve(undefined);
+  }
+
   async runStepTransaction<T>(
     fence: Fence,
     stepName: string,

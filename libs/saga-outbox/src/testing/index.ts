@@ -1,6 +1,8 @@
 /**
  * `@sage/saga-outbox/testing`: in-memory stores and the conformance suites every store and broker
- * adapter passes (saga, outbox and inbox stores; brokers). Imports `@jest/globals`, so it is kept out of the root entry point.
+ * adapter passes (saga, outbox and inbox stores; brokers), and the crash harness that tests your own
+ * sagas at every step boundary (`sagaCrashHarness`; it loads `@nestjs/testing` and, by default,
+ * PGlite when it runs). Imports `@jest/globals`, so it is kept out of the root entry point.
  *
  * @packageDocumentation
  */
@@ -24,3 +26,19 @@ export { InMemoryInboxStore } from './in-memory-inbox-store';
 export { InMemoryOutboxStore } from './in-memory-outbox-store';
 export type { InMemoryInboxFaultPoint } from './in-memory-inbox-store';
 export { waitUntil } from './async';
+export { sagaCrashHarness } from './crash-harness/saga-crash-harness';
+export type {
+  SagaCrashHarness,
+  SagaCrashHarnessOptions,
+  CrashHarnessCheck,
+  CrashRunInfo,
+} from './crash-harness/saga-crash-harness';
+export type { CrashBoundary, CrashPoint } from './crash-harness/crash-boundaries';
+export type { CrashRunReport, CrashHarnessReport } from './crash-harness/crash-run-report';
+export { CrashHarnessFailure } from './crash-harness/crash-harness-failure';
+export { StepFault, StepFaultInjectedError } from './crash-harness/step-faults';
+export type { StepFaultOptions } from './crash-harness/step-faults';
+export type { RemoteStepReplies, SagaOutboxMessage } from './crash-harness/remote-participant';
+export type { StepActivity, StepPhaseActivity, StepCommit } from './crash-harness/run-activity';
+export type { SagaUnderTest } from './crash-harness/saga-under-test';
+export type { MigrationClass } from './crash-harness/harness-database';

@@ -366,6 +366,30 @@ export function describeOutboxStoreConformance<Tx>(
         expect(await statusOf(slow.id)).toBe('pending');
       });
 
+      it('a failure not counted (the broker was unreachable) backs off without spending an attempt', async () => {
+        const [down, bad] = [message({ key: 'down' }), message({ key: 'bad' })];
+        await commit([down, bad]);
+        const token = uuidv7();
+        expect(await claimIds(token)).toEqual([down.id, bad.id]);
+        const failedAt = time().now();
+        await store().markFailed(token, [
+          { id: down.id, error: 'broker unreachable', delayMs: 50, counted: false },
+          { id: bad.id, error: 'nacked', delayMs: 50 },
+        ]);
+        expectNear((await found(down.id)).nextAttemptAt, failedAt + 50, 'nextAttemptAt');
+        let retried: ClaimedOutboxMessage[] = [];
+        await time().eventually('the backoff to be over', async () => {
+          retried.push(...(await store().claim(uuidv7(), 100, 60_000)));
+          return retried.length === 2;
+        });
+        retried = retried.sort((a, b) => (a.id === down.id ? -1 : b.id === down.id ? 1 : 0));
+        expect(retried.map((m) => ({ id: m.id, attempts: m.attempts }))).toEqual([
+          { id: down.id, attempts: 0 },
+          { id: bad.id, attempts: 1 },
+        ]);
+        expect(await statusOf(down.id)).toBe('claimed');
+      });
+
       it('concurrent claimers: every message is claimed exactly once, and each key in publish order', async () => {
         const keys = ['k0', 'k1', 'k2', 'k3', 'k4'];
         const all: NewOutboxMessage[] = [];

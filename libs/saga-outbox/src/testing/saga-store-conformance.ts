@@ -240,6 +240,44 @@ export function describeSagaStoreConformance<Tx>(
         expect((await loaded(winner)).steps).toHaveLength(3);
       });
 
+      it('loadByIdempotencyKey finds the saga holding a key, per saga name, with its steps', async () => {
+        const first = newSaga({ idempotencyKey: 'find-me', input: { n: 1 } });
+        const otherName = newSaga({ idempotencyKey: 'find-me', input: { n: 2 } });
+        const noKey = newSaga({ name: first.name });
+        for (const saga of [first, otherName, noKey]) await store().create(saga);
+        // After a step completed: the same record load() returns, steps included.
+        await complete(fenceOf(await loaded(first.id)), 'a');
+
+        const found = await store().loadByIdempotencyKey(first.name, 'find-me');
+        expect(found).toEqual(await loaded(first.id));
+        expect(found?.steps.find((s) => s.name === 'a')?.status).toBe('completed');
+        expect((await store().loadByIdempotencyKey(otherName.name, 'find-me'))?.id).toBe(
+          otherName.id,
+        );
+        // A key is matched exactly, and only under its own saga name.
+        await expect(store().loadByIdempotencyKey(first.name, 'FIND-ME')).resolves.toBeUndefined();
+        await expect(store().loadByIdempotencyKey(first.name, 'find')).resolves.toBeUndefined();
+        await expect(
+          store().loadByIdempotencyKey(uniqueName(), 'find-me'),
+        ).resolves.toBeUndefined();
+      });
+
+      it('loadByIdempotencyKey does not see a saga whose creating transaction rolled back', async () => {
+        const newTx = harness?.newTx;
+        if (!newTx) return; // the adapter has no caller-owned transactions (nothing to join)
+        const rolledBack = newSaga({ idempotencyKey: 'rolled-back' });
+        const failure = new Error('caller rolls back');
+        await expect(
+          newTx(async (tx) => {
+            await store().create(rolledBack, tx);
+            throw failure;
+          }),
+        ).rejects.toBe(failure);
+        await expect(
+          store().loadByIdempotencyKey(rolledBack.name, 'rolled-back'),
+        ).resolves.toBeUndefined();
+      });
+
       it('load returns undefined for an unknown or malformed id', async () => {
         await expect(store().load(randomUUID())).resolves.toBeUndefined();
         await expect(store().load('not-a-uuid')).resolves.toBeUndefined();

@@ -10,7 +10,7 @@ import {
 import { SagaService } from '@sage/saga-outbox';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import type { PlaceOrder } from './place-order.saga';
+import { PlaceOrderSaga, type PlaceOrder } from './place-order.saga';
 
 @Controller('orders')
 export class OrdersController {
@@ -23,7 +23,8 @@ export class OrdersController {
   async place(@Body() body: { customer: string; amountCents: number }) {
     const orderId = randomUUID();
     const input: PlaceOrder = { orderId, customer: body.customer, amountCents: body.amountCents };
-    const { sagaId } = await this.sagas.start('place-order', input);
+    // By class: the input must be what PlaceOrderSaga's steps take (or by name: 'place-order').
+    const { sagaId } = await this.sagas.start(PlaceOrderSaga, input);
     return { orderId, sagaId };
   }
 

@@ -2,15 +2,16 @@ import {
   Kafka,
   logLevel as KafkaLogLevel,
   type Admin,
+  type KafkaConfig,
   type LogEntry,
   type RetryOptions,
   type SASLOptions,
 } from 'kafkajs';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { InvalidOptionsError } from '../../core/errors';
-import { errorText } from '../../core/error-text';
+import { errorChainText, errorText } from '../../core/error-text';
 import { integerOption } from '../../core/options';
-import { BrokerPublishError } from '../../core/outbox/outbox-errors';
+import { BrokerPublishError, BrokerUnavailableError } from '../../core/outbox/outbox-errors';
 import type {
   Broker,
   BrokerHealth,
@@ -123,6 +124,10 @@ export class KafkaBroker implements Broker {
    */
   readonly publishTimeoutMs: number;
   private readonly kafka: Kafka;
+  /** The client settings, for the throwaway client probe() uses. */
+  private readonly config: KafkaConfig;
+  /** `host:port, host:port`: the bootstrap servers, for messages. */
+  private readonly address: string;
   private readonly consumerSettings: KafkaConsumerSettings;
   private readonly healthTimeoutMs: number;
   private readonly logger: SageLogger;
@@ -147,7 +152,8 @@ export class KafkaBroker implements Broker {
     const logger = (this.logger = options.logger ?? silentLogger);
     this.consumerSettings = consumerSettings(options.consumer ?? {});
     this.publishTimeoutMs = options.requestTimeoutMs ?? 30_000;
-    this.kafka = new Kafka({
+    this.address = options.brokers.join(', ');
+    this.config = {
       clientId: options.clientId ?? 'sage',
       brokers: options.brokers,
       ssl: options.ssl,
@@ -159,11 +165,16 @@ export class KafkaBroker implements Broker {
       // Sage promises at-least-once delivery, not Kafka exactly-once.
       retry: options.retry ?? { retries: 8, initialRetryTime: 100, maxRetryTime: 2000 },
       logLevel: LEVELS[options.logLevel ?? 'warn'],
-      logCreator: () => (entry: LogEntry) => forwardLog(logger, entry),
-    });
+      logCreator: () => {
+        const quiet = { until: 0 };
+        return (entry: LogEntry) => forwardLog(logger, entry, quiet);
+      },
+    };
+    this.kafka = new Kafka(this.config);
     const isClosed = (): boolean => this.closed;
     this.producer = new KafkaProducer(this.kafka, {
       name: this.name,
+      address: this.address,
       source: options.source ?? 'sage',
       maxInFlight,
       logger,
@@ -208,10 +219,9 @@ export class KafkaBroker implements Broker {
       await consumer.start();
     } catch (error) {
       await this.stopConsumer(consumer);
-      throw new BrokerPublishError(
+      throw new BrokerUnavailableError(
         this.name,
-        `subscribe to "${destination}" (group "${group}") failed: ${errorText(error)}`,
-        true,
+        `cannot subscribe to "${destination}" (group "${group}") on Kafka at ${this.address}: ${errorChainText(error)}`,
         { cause: error },
       );
     }
@@ -242,6 +252,39 @@ export class KafkaBroker implements Broker {
       };
     } catch (error) {
       return { up: false, detail: errorText(error) };
+    }
+  }
+
+  /**
+   * One connection attempt with a throwaway client (no retries, kafkajs's own logging off: the
+   * outcome is the answer) asking for the cluster metadata; down names the bootstrap servers and
+   * the cause.
+   */
+  async probe(timeoutMs: number): Promise<BrokerHealth> {
+    if (this.closed) return { up: false, detail: 'closed' };
+    const admin = new Kafka({
+      ...this.config,
+      retry: { retries: 0 },
+      connectionTimeout: Math.min(this.config.connectionTimeout ?? 3000, timeoutMs),
+      logLevel: KafkaLogLevel.NOTHING,
+    }).admin();
+    try {
+      const cluster = await withTimeout(
+        admin.connect().then(() => admin.describeCluster()),
+        timeoutMs,
+        () => new Error(`no cluster metadata within ${timeoutMs} ms`),
+      );
+      return {
+        up: true,
+        detail: `${cluster.brokers.length} broker(s), controller ${cluster.controller}`,
+      };
+    } catch (error) {
+      return {
+        up: false,
+        detail: `cannot reach Kafka at ${this.address}: ${errorChainText(error)}`,
+      };
+    } finally {
+      await admin.disconnect().catch(() => undefined);
     }
   }
 
@@ -296,9 +339,29 @@ function consumerSettings(c: KafkaConsumerOptions): KafkaConsumerSettings {
   };
 }
 
-function forwardLog(logger: SageLogger, { namespace, level, log }: LogEntry): void {
+/** kafkajs's log lines for a broker it cannot reach: one per connection attempt while it is down. */
+const CONNECTION_FAILURE = /Connection error|Connection timeout|Failed to connect to seed broker/;
+
+/**
+ * kafkajs's log lines to the SageLogger. Its connection failures repeat with every retry of every
+ * client for as long as an outage lasts: the first is logged at its level, the next ones at debug
+ * for a minute (`quiet` holds when the last one was logged).
+ */
+function forwardLog(
+  logger: SageLogger,
+  { namespace, level, log }: LogEntry,
+  quiet: { until: number },
+): void {
   const { message, timestamp: _timestamp, ...fields } = log;
   const text = `kafkajs ${namespace}: ${String(message)}`;
+  if (level <= KafkaLogLevel.WARN && CONNECTION_FAILURE.test(String(message))) {
+    const now = Date.now();
+    if (now < quiet.until) {
+      logger.debug(text, fields);
+      return;
+    }
+    quiet.until = now + 60_000;
+  }
   if (level === KafkaLogLevel.ERROR) logger.error(text, fields);
   else if (level === KafkaLogLevel.WARN) logger.warn(text, fields);
   else if (level === KafkaLogLevel.INFO) logger.info(text, fields);

@@ -23,6 +23,8 @@ const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
 export interface KafkaProducerOptions {
   /** Broker name in errors and logs. */
   name: string;
+  /** The bootstrap servers (`host:port, …`), in errors. */
+  address: string;
   /** CloudEvents `source` unless a message header sets it. */
   source: string;
   maxInFlight: number;
@@ -55,9 +57,12 @@ export class KafkaProducer {
         }),
       options.isClosed,
       (error) =>
-        new BrokerPublishError(options.name, `producer cannot connect: ${errorText(error)}`, true, {
-          cause: error,
-        }),
+        new BrokerPublishError(
+          options.name,
+          `producer cannot connect to Kafka at ${options.address}: ${errorText(error)}`,
+          true,
+          { cause: error },
+        ),
     );
   }
 
@@ -65,12 +70,15 @@ export class KafkaProducer {
     const results = new Map<string, PublishResult>();
     const byTopic = groupByTopic(batch, results);
     let unsent = 'no acknowledgement';
+    let unreachable = false;
     if (byTopic.size > 0) {
       let producer: Producer | undefined;
       try {
         producer = await raceAbort(this.producer.connected(), signal);
       } catch (error) {
         unsent = errorText(error); // whole-request failure: every message failed, retryable
+        // Cannot connect: the outage, not these messages' fault (the relay does not count it).
+        unreachable = !signal?.aborted;
       }
       if (producer) {
         const work = Promise.all(
@@ -83,7 +91,14 @@ export class KafkaProducer {
       if (signal?.aborted) unsent = 'publish aborted before the broker acknowledged';
     }
     return batch.map(
-      (m) => results.get(m.id) ?? { id: m.id, ok: false, error: unsent, retryable: true },
+      (m) =>
+        results.get(m.id) ?? {
+          id: m.id,
+          ok: false,
+          error: unsent,
+          retryable: true,
+          ...(unreachable && !signal?.aborted ? { unavailable: true } : {}),
+        },
     );
   }
 
@@ -133,8 +148,16 @@ export class KafkaProducer {
       if (producer) this.discard(producer);
       const retryable = isRetryable(error);
       if (retryable || messages.length === 1) {
+        // A lost connection is the outage, not these messages' fault (the relay does not count it).
+        const unavailable = retryable && isConnectionFailure(error);
         for (const m of messages)
-          results.set(m.id, { id: m.id, ok: false, error: failureText(topic, error), retryable });
+          results.set(m.id, {
+            id: m.id,
+            ok: false,
+            error: failureText(topic, error),
+            retryable,
+            ...(unavailable ? { unavailable: true } : {}),
+          });
         return;
       }
     }
@@ -202,4 +225,27 @@ function failureText(topic: string, error: unknown): string {
   while ((root as { cause?: unknown }).cause) root = (root as { cause: unknown }).cause;
   const type = (root as { type?: unknown }).type;
   return `topic "${topic}": ${errorText(error)}${typeof type === 'string' ? ` (${type})` : ''}`;
+}
+
+/**
+ * kafkajs errors that mean the broker could not be reached, looked for down a short cause chain
+ * (kafkajs wraps a connection failure it gave up retrying in KafkaJSNumberOfRetriesExceeded).
+ */
+const CONNECTION_ERRORS = new Set([
+  'KafkaJSConnectionError',
+  'KafkaJSConnectionClosedError',
+  'KafkaJSBrokerNotFound',
+]);
+
+/** The send failed because no broker could be reached (not because of the records). */
+function isConnectionFailure(error: unknown): boolean {
+  let e: unknown = error;
+  for (let depth = 0; depth < 5 && e !== null && typeof e === 'object'; depth++) {
+    const name = (e as { name?: unknown }).name;
+    if (typeof name === 'string' && CONNECTION_ERRORS.has(name)) return true;
+    e =
+      (e as { cause?: unknown; originalError?: unknown }).cause ??
+      (e as { originalError?: unknown }).originalError;
+  }
+  return false;
 }

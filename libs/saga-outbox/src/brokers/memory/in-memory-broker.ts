@@ -1,6 +1,6 @@
 import { errorText } from '../../core/error-text';
 import { silentLogger } from '../../core/ports/logger';
-import { BrokerPublishError } from '../../core/outbox/outbox-errors';
+import { BrokerPublishError, BrokerUnavailableError } from '../../core/outbox/outbox-errors';
 import type {
   Broker,
   BrokerHealth,
@@ -139,7 +139,7 @@ export class InMemoryBroker implements Broker {
     if (this.options.latencyMs) await sleep(this.options.latencyMs, signal);
     if (signal?.aborted)
       throw new BrokerPublishError(this.name, 'publish aborted', true, { cause: signal.reason });
-    if (!this.available) throw new BrokerPublishError(this.name, 'broker unavailable', true);
+    if (!this.available) throw new BrokerUnavailableError(this.name, 'fault injected');
     const results: PublishResult[] = [];
     for (const message of batch) {
       const failure = this.fault?.(message);

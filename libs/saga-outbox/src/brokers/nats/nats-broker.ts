@@ -11,9 +11,9 @@ import {
   type PubAck,
 } from '@nats-io/jetstream';
 import { InvalidOptionsError } from '../../core/errors';
-import { errorText } from '../../core/error-text';
+import { errorChainText, errorText } from '../../core/error-text';
 import { integerOption } from '../../core/options';
-import { BrokerPublishError } from '../../core/outbox/outbox-errors';
+import { BrokerPublishError, BrokerUnavailableError } from '../../core/outbox/outbox-errors';
 import type {
   Broker,
   BrokerHealth,
@@ -136,6 +136,8 @@ export class NatsJetStreamBroker implements Broker {
   private connection: Promise<Connected> | undefined;
   private streamReady: Promise<void> | undefined;
   private connected = false;
+  /** Why the connection is down (the failed connect, or the lost connection), for errors; cleared once connected. */
+  private lastConnectionError: string | undefined;
   private closed = false;
   private closing: Promise<void> | undefined;
   private duplicates = 0;
@@ -211,11 +213,20 @@ export class NatsJetStreamBroker implements Broker {
     let c: Connected;
     try {
       c = await this.connect();
+    } catch (error) {
+      // Cannot connect: the outage, not these messages' fault (the relay does not count it).
+      throw new BrokerUnavailableError(
+        this.name,
+        `JetStream at ${this.servers.join(', ')} is not reachable: ${errorChainText(error)}`,
+        { cause: error },
+      );
+    }
+    try {
       await this.ensureStream(c.jsm);
     } catch (error) {
       throw new BrokerPublishError(
         this.name,
-        `JetStream at ${this.servers.join(', ')} is not reachable or stream "${this.stream}" cannot be provisioned: ${errorText(error)}`,
+        `JetStream at ${this.servers.join(', ')} is not reachable or stream "${this.stream}" cannot be provisioned: ${errorChainText(error)}`,
         true,
         { cause: error },
       );
@@ -251,9 +262,20 @@ export class NatsJetStreamBroker implements Broker {
       );
     const group = options.group ?? destination;
     const durable = durableName(group, destination);
-    const c = await this.connect();
-    await this.ensureStream(c.jsm);
-    await this.ensureConsumer(c.jsm, durable, this.subjectPrefix + destination);
+    let c: Connected;
+    try {
+      c = await this.connect();
+      await this.ensureStream(c.jsm);
+      await this.ensureConsumer(c.jsm, durable, this.subjectPrefix + destination);
+    } catch (error) {
+      // JetStream answered "no" (a consumer config it refuses): not an outage, no retry fixes it.
+      if (error instanceof JetStreamApiError) throw error;
+      throw new BrokerUnavailableError(
+        this.name,
+        `cannot subscribe to "${destination}" (group "${group}"): JetStream at ${this.servers.join(', ')} is not reachable: ${errorChainText(error)}`,
+        { cause: error },
+      );
+    }
     if (this.closed) throw new BrokerPublishError(this.name, 'broker is closed', false);
     const maxDeliver =
       options.maxDeliveries === undefined
@@ -296,7 +318,7 @@ export class NatsJetStreamBroker implements Broker {
     if (this.closed) return { up: false, detail: 'closed' };
     try {
       return await withTimeout(
-        this.probe(),
+        this.accountHealth(),
         this.healthTimeoutMs,
         () => new Error(`no JetStream answer within ${this.healthTimeoutMs} ms`),
       );
@@ -305,8 +327,30 @@ export class NatsJetStreamBroker implements Broker {
     }
   }
 
+  /** Connects if need be and asks JetStream for the account; down names the servers and the cause. */
+  async probe(timeoutMs: number): Promise<BrokerHealth> {
+    if (this.closed) return { up: false, detail: 'closed' };
+    try {
+      const health = await withTimeout(
+        this.accountHealth(),
+        timeoutMs,
+        () => new Error(`no JetStream answer within ${timeoutMs} ms`),
+      );
+      if (health.up) return health;
+      return {
+        up: false,
+        detail: `cannot reach NATS at ${this.servers.join(', ')}: ${health.detail}`,
+      };
+    } catch (error) {
+      return {
+        up: false,
+        detail: `cannot reach NATS at ${this.servers.join(', ')}: ${errorChainText(error)}`,
+      };
+    }
+  }
+
   /** Connects if needed and asks JetStream for the account: up only when the server answers. */
-  private async probe(): Promise<BrokerHealth> {
+  private async accountHealth(): Promise<BrokerHealth> {
     const c = await this.connect();
     if (!this.connected)
       return { up: false, detail: `disconnected, reconnecting to ${this.servers.join(', ')}` };
@@ -406,12 +450,24 @@ export class NatsJetStreamBroker implements Broker {
     // No responders: JetStream is restarting or the stream was deleted; re-provision next time.
     if (error instanceof Error && /jetstream is not enabled|no responders/i.test(error.message))
       this.streamReady = undefined;
-    return { id: message.id, ok: false, error: text, retryable: true };
+    // A timeout while disconnected is the outage, not a slow server: say so, with its cause.
+    const down = this.connected
+      ? ''
+      : `not connected to NATS at ${this.servers.join(', ')} (${this.lastConnectionError ?? 'reconnecting'}); `;
+    return {
+      id: message.id,
+      ok: false,
+      error: down + text,
+      retryable: true,
+      // Not connected: the outage, not this message's fault (the relay does not count it).
+      ...(down ? { unavailable: true } : {}),
+    };
   }
 
   private connect(): Promise<Connected> {
     this.connection ??= this.open().catch((error: unknown) => {
       this.connection = undefined;
+      this.lastConnectionError = `connect failed: ${errorChainText(error)}`;
       throw error;
     });
     return this.connection;
@@ -425,6 +481,7 @@ export class NatsJetStreamBroker implements Broker {
       reconnectTimeWait: 250,
     });
     this.connected = true;
+    this.lastConnectionError = undefined;
     void this.watchConnection(nc);
     try {
       if (this.closed) throw new BrokerPublishError(this.name, 'broker is closed', true);
@@ -441,9 +498,13 @@ export class NatsJetStreamBroker implements Broker {
       for await (const s of nc.status()) {
         if (s.type === 'disconnect') {
           this.connected = false;
+          this.lastConnectionError = `connection to ${s.server} lost, reconnecting`;
           this.logger.warn('NATS connection lost; reconnecting', { server: s.server });
+        } else if (s.type === 'error') {
+          this.lastConnectionError = errorChainText(s.error);
         } else if (s.type === 'reconnect') {
           this.connected = true;
+          this.lastConnectionError = undefined;
           this.logger.info('NATS connection restored', { server: s.server });
         }
       }

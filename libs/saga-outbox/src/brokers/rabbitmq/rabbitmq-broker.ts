@@ -2,7 +2,7 @@ import amqp, { type AmqpConnectionManager } from 'amqp-connection-manager';
 import type { Channel } from 'amqplib';
 import { SagaOutboxError } from '../../core/errors';
 import { errorText } from '../../core/error-text';
-import { BrokerPublishError } from '../../core/outbox/outbox-errors';
+import { BrokerPublishError, BrokerUnavailableError } from '../../core/outbox/outbox-errors';
 import type {
   Broker,
   BrokerHealth,
@@ -179,6 +179,38 @@ export class RabbitMqBroker implements Broker {
     return detail ? { up: true, detail } : { up: true };
   }
 
+  /**
+   * Waits for the connection (and the publisher's channel) or for the next failed connection
+   * attempt, whichever comes first, at most `timeoutMs`; then health(). Down names the address
+   * and the cause (`cannot connect to RabbitMQ at 127.0.0.1:5672: connect ECONNREFUSED …`).
+   */
+  async probe(timeoutMs: number): Promise<BrokerHealth> {
+    if (this.status.closed) return { up: false, detail: 'closed' };
+    let onFailed: ((event: { err?: Error }) => void) | undefined;
+    const failedAttempt = new Promise<string>((resolve) => {
+      onFailed = ({ err }) => resolve(errorText(err));
+      this.manager.on('connectFailed', onFailed);
+    });
+    let failure: string | undefined;
+    try {
+      failure = await withTimeout(
+        Promise.race([this.producer.waitForConnect().then(() => undefined), failedAttempt]),
+        timeoutMs,
+        () => new Error(this.status.lastError ?? `no connection within ${timeoutMs} ms`),
+      );
+    } catch (error) {
+      failure = errorText(error);
+    } finally {
+      if (onFailed) this.manager.off('connectFailed', onFailed);
+    }
+    if (failure !== undefined)
+      return {
+        up: false,
+        detail: `cannot connect to RabbitMQ at ${this.settings.address}: ${failure}`,
+      };
+    return this.health();
+  }
+
   async close(): Promise<void> {
     if (this.status.closed) return;
     this.status.closed = true;
@@ -190,8 +222,15 @@ export class RabbitMqBroker implements Broker {
   private watchConnection(): void {
     const { name, logger } = this.settings;
     const status = this.status;
+    // A reconnect is attempted every `reconnectTimeInSeconds` for as long as the outage lasts: its
+    // failure is logged at warn when the outage begins and then once a minute, at debug between.
+    // Before the first connection, startup (brokerStartup) and the publish errors say it instead.
+    let connectedOnce = false;
+    let failureWarnedAt: number | undefined;
     this.manager.on('connect', ({ url }: { url: unknown }) => {
       status.lastError = undefined;
+      connectedOnce = true;
+      failureWarnedAt = undefined;
       logger.info('rabbitmq connected', { broker: name, url: redact(url) });
     });
     this.manager.on('disconnect', ({ err }: { err?: Error }) => {
@@ -201,7 +240,14 @@ export class RabbitMqBroker implements Broker {
     });
     this.manager.on('connectFailed', ({ err }: { err?: Error }) => {
       status.lastError = `connect failed: ${errorText(err)}`;
-      logger.warn('rabbitmq connect failed', { broker: name, error: errorText(err) });
+      const fields = { broker: name, address: this.settings.address, error: errorText(err) };
+      const now = Date.now();
+      if (!connectedOnce || (failureWarnedAt !== undefined && now - failureWarnedAt < 60_000)) {
+        logger.debug('rabbitmq connect failed', fields);
+        return;
+      }
+      failureWarnedAt = now;
+      logger.warn('rabbitmq connect failed; retrying', fields);
     });
     this.manager.on('blocked', ({ reason: why }: { reason: string }) => {
       status.lastError = `blocked by the broker: ${why}`;
@@ -240,12 +286,12 @@ export class RabbitMqBroker implements Broker {
     if (this.status.closed) throw new BrokerPublishError(this.name, 'broker is closed', true);
   }
 
-  private unavailable(detail: string): BrokerPublishError {
+  /** The broker cannot be reached (subscribing, declaring): BrokerUnavailableError with the last cause. */
+  private unavailable(detail: string): BrokerUnavailableError {
     const lastError = this.status.lastError;
-    return new BrokerPublishError(
+    return new BrokerUnavailableError(
       this.name,
-      `RabbitMQ unavailable: ${detail}${lastError ? ` (${lastError})` : ''}`,
-      true,
+      `RabbitMQ at ${this.settings.address}: ${detail}${lastError ? ` (${lastError})` : ''}`,
     );
   }
 }

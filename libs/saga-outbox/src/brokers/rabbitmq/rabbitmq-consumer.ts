@@ -2,7 +2,7 @@ import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-mana
 import type { ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
 import { DeliveryDeferredError } from '../../core/errors';
 import { errorText } from '../../core/error-text';
-import type { BrokerPublishError } from '../../core/outbox/outbox-errors';
+import type { BrokerUnavailableError } from '../../core/outbox/outbox-errors';
 import type { BrokerMessage, DeadLetterReason, DeliveredMessage } from '../../core/ports/broker';
 import { abortableSleep as sleep } from '../abortable-sleep';
 import { exponentialDelay } from '../backoff';
@@ -16,7 +16,7 @@ export interface RabbitMqConsumerContext {
   manager: AmqpConnectionManager;
   settings: RabbitMqSettings;
   /** The error for "RabbitMQ is not there", with the connection's last problem. */
-  unavailable: (detail: string) => BrokerPublishError;
+  unavailable: (detail: string) => BrokerUnavailableError;
   deadLetters: DeadLetterReporter;
 }
 

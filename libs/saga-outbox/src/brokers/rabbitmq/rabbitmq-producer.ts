@@ -74,7 +74,14 @@ export class RabbitMqProducer {
       } satisfies Options.Publish & { timeout: number })
       .then(
         () => this.confirmedResult(message),
-        (error: unknown) => failed(message, confirmFailureText(error, timeoutMs)),
+        (error: unknown) => {
+          const down = this.notConnected();
+          // Not connected: the outage, not this message's fault (the relay does not count it).
+          return {
+            ...failed(message, down + confirmFailureText(error, timeoutMs)),
+            ...(down ? { unavailable: true } : {}),
+          };
+        },
       )
       .finally(() => this.settled(id));
     // Fate unknown on abort: failed, retryable; the relay publishes it again (at-least-once).
@@ -86,6 +93,15 @@ export class RabbitMqProducer {
 
   close(): Promise<void> {
     return this.wrapper.close();
+  }
+
+  /**
+   * `not connected to RabbitMQ at host:port (connect failed: …); ` while the connection is down, so
+   * a publish that times out waiting for it carries the real cause; empty when connected.
+   */
+  private notConnected(): string {
+    if (this.manager.isConnected()) return '';
+    return `not connected to RabbitMQ at ${this.settings.address}${this.status.lastError ? ` (${this.status.lastError})` : ''}; `;
   }
 
   private confirmedResult(message: BrokerMessage): PublishResult {

@@ -1,12 +1,15 @@
 import { InvalidOptionsError } from '../../core/errors';
 import { integerOption } from '../../core/options';
 import { silentLogger, type SageLogger } from '../../core/ports/logger';
+import { urlAddress } from '../../core/startup/connection-url';
 import { DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_MESSAGE_BYTES } from '../inbound-message';
 import type { RabbitMqBrokerOptions } from './rabbitmq-options';
 
 /** RabbitMqBrokerOptions checked, with every default applied: what the publisher and consumers run on. */
 export interface RabbitMqSettings {
   name: string;
+  /** `host:port` of each URL, for messages (never the credentials). */
+  address: string;
   exchange: string;
   dlx: string;
   queueType: 'quorum' | 'classic';
@@ -44,6 +47,9 @@ export function rabbitMqSettings(options: RabbitMqBrokerOptions): RabbitMqSettin
   const exchange = options.exchange ?? 'sage';
   return {
     name: options.name ?? 'rabbitmq',
+    address: urls
+      .map((u) => urlAddress(u, u.startsWith('amqps:') ? 5671 : 5672) ?? 'an unparseable URL')
+      .join(', '),
     exchange,
     dlx: options.deadLetterExchange ?? `${exchange}.dlx`,
     queueType: options.queueType ?? 'quorum',

@@ -1,5 +1,5 @@
 import { runMigrationsLocked } from '../../persistence/postgres/data-source';
-import { MigrationExecutor } from 'typeorm';
+import { pendingSageMigrations } from '../../persistence/postgres/sage-schema-status';
 import { EXIT_FAILURE, EXIT_OK } from '../cli-errors';
 import { expectArgs, flag, type CommandSpec } from '../command';
 import { json } from '../format';
@@ -31,9 +31,9 @@ Examples:
     expectArgs(ctx, []);
     const db = await ctx.db();
     if (flag(ctx, 'check')) {
-      // Reads TypeORM's migrations table only (never creates it): safe on a read-only role.
-      const pending = await new MigrationExecutor(db.dataSource).getPendingMigrations();
-      const names = pending.map((m) => m.name);
+      // Reads TypeORM's migrations table only (never creates it): safe on a read-only role. The
+      // same check the module runs at startup.
+      const names = await pendingSageMigrations(db.dataSource, { schema: db.schema });
       ctx.io.out(
         ctx.json
           ? json({ upToDate: names.length === 0, pending: names })

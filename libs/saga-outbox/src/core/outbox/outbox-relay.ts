@@ -125,6 +125,11 @@ const FIRST_FOLLOW_UP_MS = 10;
 const RELAY_FIRST_ERROR_BACKOFF_MS = 100;
 const RELAY_MAX_ERROR_BACKOFF_MS = 500;
 
+/** Cap on the backoff while the broker is unreachable: delivery resumes at most this long after it is back. */
+const OUTAGE_MAX_DELAY_MS = 10_000;
+/** At most one "broker unreachable" WARN per this interval. */
+const OUTAGE_LOG_INTERVAL_MS = 60_000;
+
 /**
  * The outbox relay: claims eligible messages (see claimOutboxMessages for eligibility), publishes
  * them with many broker calls in flight, and records the outcome with fenced batch updates.
@@ -154,6 +159,9 @@ export class OutboxRelay {
   private notified = false;
   private followUpDelayMs = FIRST_FOLLOW_UP_MS;
   private followUpTimer: NodeJS.Timeout | undefined;
+  /** Batches in a row in which the broker was unreachable and nothing was acknowledged. */
+  private outageStreak = 0;
+  private lastOutageLogAt = Number.NEGATIVE_INFINITY;
   private readonly counters = {
     batches: 0,
     claimed: 0,
@@ -286,6 +294,9 @@ export class OutboxRelay {
     const abandoned: { id: string; error: string }[] = [];
     const chunks = chunk(claimed, this.o.publishBatchSize);
     let next = 0;
+    // While the broker is unreachable, messages wait without spending attempts, backing off per batch.
+    const outageDelayMs = this.outageDelayMs();
+    let unreachable: string | undefined;
     const worker = async (): Promise<void> => {
       for (let i = next++; i < chunks.length; i = next++) {
         const part = chunks[i]!;
@@ -303,7 +314,15 @@ export class OutboxRelay {
             if (emitting) acks.set(message.id, { publishMs: ackAt - sentAt, at: ackAt });
           } else if (this.hardStop.signal.aborted)
             abandoned.push({ id: message.id, error: result.error });
-          else {
+          else if (result.unavailable === true && result.retryable) {
+            unreachable = result.error;
+            failures.push({
+              id: message.id,
+              error: result.error,
+              delayMs: outageDelayMs,
+              counted: false,
+            });
+          } else {
             const outcome = failureOutcome(this.retry, message.attempts, result.retryable);
             failures.push({
               id: message.id,
@@ -315,6 +334,8 @@ export class OutboxRelay {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.o.maxInFlight, chunks.length) }, worker));
+    if (acked.length) this.outageStreak = 0;
+    else if (unreachable !== undefined) this.outageStreak++;
 
     // Record outcomes: one statement per kind, each fenced by the claim token.
     const marked = await this.options.store.markSent(claimToken, acked);
@@ -328,7 +349,16 @@ export class OutboxRelay {
         else if (f.delayMs === null) report.deadLettered++;
         else report.retried++;
       }
-      this.logFailures(failures, claimed);
+      this.logFailures(
+        failures.filter((f) => f.counted !== false),
+        claimed,
+      );
+      if (unreachable !== undefined)
+        this.logOutage(
+          failures.filter((f) => f.counted === false).length,
+          outageDelayMs,
+          unreachable,
+        );
     }
     let released = new Set<string>();
     if (unstarted.length || abandoned.length) {
@@ -482,11 +512,14 @@ export class OutboxRelay {
     } catch (error) {
       const reason = errorText(error);
       const retryable = (error as { retryable?: unknown } | null)?.retryable !== false;
+      const e = error as { code?: unknown; unavailable?: unknown } | null;
+      const unavailable = e?.code === 'BROKER_UNAVAILABLE' || e?.unavailable === true;
       return part.map((m) => ({
         id: m.id,
         ok: false,
         error: `broker "${this.options.broker.name}" publish failed: ${reason}`,
         retryable,
+        unavailable,
       }));
     }
   }
@@ -551,6 +584,38 @@ export class OutboxRelay {
     c.retried += report.retried;
     c.deadLettered += report.deadLettered;
     c.released += report.released;
+  }
+
+  /**
+   * Backoff while the broker is unreachable: the retry policy's initial delay, growing by its
+   * multiplier per batch that found it down, capped at OUTAGE_MAX_DELAY_MS so that delivery resumes
+   * soon after the broker is back; jittered like any retry.
+   */
+  private outageDelayMs(): number {
+    const p = this.retry;
+    const base = Math.min(
+      OUTAGE_MAX_DELAY_MS,
+      p.maxDelayMs,
+      p.initialDelayMs * p.multiplier ** Math.min(this.outageStreak, 30),
+    );
+    return Math.round(base * (1 - p.jitter * Math.random()));
+  }
+
+  /** One WARN per OUTAGE_LOG_INTERVAL_MS while the broker is unreachable (not one per message). */
+  private logOutage(waiting: number, delayMs: number, error: string): void {
+    const now = this.clock.now();
+    if (now - this.lastOutageLogAt < OUTAGE_LOG_INTERVAL_MS) return;
+    this.lastOutageLogAt = now;
+    this.logger.warn(
+      `broker "${this.options.broker.name}" is unreachable; outbox messages wait in the outbox, their attempts not counted, and are retried (next in ${delayMs} ms): ${error}`,
+      {
+        event: 'outbox.broker.unreachable',
+        relayId: this.relayId,
+        waiting,
+        retryInMs: delayMs,
+        error,
+      },
+    );
   }
 
   private logFailures(

@@ -24,7 +24,19 @@ export interface BrokerMessage {
  * dead-letters it at once instead of retrying.
  */
 export type PublishResult =
-  { id: string; ok: true } | { id: string; ok: false; error: string; retryable: boolean };
+  | { id: string; ok: true }
+  | {
+      id: string;
+      ok: false;
+      error: string;
+      retryable: boolean;
+      /**
+       * The broker itself could not be reached (not connected, cannot connect): not this
+       * message's fault. The relay retries such a failure without counting it as an attempt, so an
+       * outage, however long, never dead-letters messages; it backs off while it lasts.
+       */
+      unavailable?: boolean;
+    };
 
 export interface BrokerHealth {
   up: boolean;
@@ -128,6 +140,14 @@ export interface Broker {
     options?: SubscribeOptions,
   ): Promise<Subscription>;
   health(): Promise<BrokerHealth>;
+  /**
+   * One attempt to reach the broker now (connecting if need be), settled within about
+   * `timeoutMs`: up, or down with the cause and the address tried, never credentials
+   * (`cannot connect to RabbitMQ at 127.0.0.1:5672: connect ECONNREFUSED 127.0.0.1:5672`). Startup
+   * uses it (the module's `brokerStartup`); `health()` is used when an adapter has none. Sage's
+   * adapters have it.
+   */
+  probe?(timeoutMs: number): Promise<BrokerHealth>;
   close(): Promise<void>;
   /**
    * Listens to the messages this adapter dead-letters (metrics, alerts); returns the function that

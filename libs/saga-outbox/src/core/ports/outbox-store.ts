@@ -10,6 +10,11 @@ export interface OutboxFailure {
   error: string;
   /** null → dead_letter (with `error` as the reason). */
   delayMs: number | null;
+  /**
+   * false: the attempt is not counted (`attempts` unchanged), as when the broker was unreachable;
+   * only with a `delayMs`. Default true.
+   */
+  counted?: boolean;
 }
 
 export interface DeadLetterFilter {

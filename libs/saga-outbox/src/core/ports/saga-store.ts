@@ -215,6 +215,12 @@ export interface SagaStore<Tx = unknown> {
   load(id: string): Promise<SagaRecord | undefined>;
 
   /**
+   * The saga of saga name `name` created with `idempotencyKey` (the key is unique per name, so at
+   * most one), as `load` returns it; undefined when there is none, or its creation has not committed.
+   */
+  loadByIdempotencyKey(name: string, idempotencyKey: string): Promise<SagaRecord | undefined>;
+
+  /**
    * Runs `body` in a new transaction for one step phase. Inside the same transaction:
    * locks the step row, returns `already-done` (running nothing) when the phase already completed,
    * and after `body` resolves records the phase as done with `result`, checking the fence

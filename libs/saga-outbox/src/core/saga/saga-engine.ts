@@ -84,6 +84,16 @@ export interface SagaEngineOptions<Tx> {
   idempotencyConflict?: IdempotencyConflictPolicy;
 }
 
+/** How `SagaEngine.register` names where a definition comes from. */
+export interface RegisterOptions {
+  /**
+   * Who declares the saga, named in the error when another declaration takes the same name: the
+   * `@Saga` class (`OrderPlacementSaga`), `SagaOutboxModule.forRoot({ sagas })`,
+   * `SagaService.register()`. Default "a definition passed to register()".
+   */
+  declaredBy?: string;
+}
+
 export interface StartOptions<Tx> {
   /**
    * Same key and same input (for the same saga name) → the same saga; the second start writes
@@ -131,6 +141,8 @@ const RUN_END_EVENTS: ReadonlySet<SagaEvent['type']> = new Set([
  */
 export class SagaEngine<Tx = unknown> {
   private readonly definitions = new Map<string, SagaDefinition<unknown, Tx>>();
+  /** Who registered each saga name (`RegisterOptions.declaredBy`), for the duplicate-name error. */
+  private readonly declaredBy = new Map<string, string>();
   private readonly active = new Map<
     string,
     { runner: SagaRunner<unknown, Tx>; done: Promise<RunOutcome> }
@@ -221,12 +233,16 @@ export class SagaEngine<Tx = unknown> {
     });
   }
 
-  register<TInput>(definition: SagaDefinition<TInput, Tx>): void {
-    if (this.definitions.has(definition.name)) {
+  register<TInput>(definition: SagaDefinition<TInput, Tx>, options: RegisterOptions = {}): void {
+    const declaredBy = options.declaredBy ?? 'a definition passed to register()';
+    const first = this.declaredBy.get(definition.name);
+    if (first !== undefined) {
       throw new SagaDefinitionError(
         definition.name,
         undefined,
-        'a saga with this name is already registered; saga names must be unique',
+        first === declaredBy
+          ? `declared twice, both times by ${declaredBy} (a @Saga class provided by more than one module, or one definition registered twice). Provide or register it once.`
+          : `declared twice, by ${first} and by ${declaredBy}. Saga names must be unique in an application; rename one (@Saga('...') or defineSaga({ name })).`,
       );
     }
     const remote = [...definition.steps.values()].find((s) => s.kind === 'remote');
@@ -238,6 +254,7 @@ export class SagaEngine<Tx = unknown> {
       );
     }
     this.definitions.set(definition.name, definition as SagaDefinition<unknown, Tx>);
+    this.declaredBy.set(definition.name, declaredBy);
   }
 
   definition(name: string): SagaDefinition<unknown, Tx> | undefined {
@@ -261,15 +278,7 @@ export class SagaEngine<Tx = unknown> {
     const def = this.definitions.get(name);
     if (!def) throw new UnknownSagaError(name, this.sagaNames);
     const key = options.idempotencyKey;
-    if (key !== undefined) {
-      if (typeof key !== 'string' || key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY) {
-        throw new InvalidOptionsError(
-          'idempotencyKey',
-          `must be a non-empty string of at most ${MAX_IDEMPOTENCY_KEY} characters`,
-        );
-      }
-      assertStorableText({ option: 'idempotencyKey', field: `given to start("${name}")` }, key);
-    }
+    if (key !== undefined) checkIdempotencyKey(key, `given to start("${name}")`);
     if (def.validate) {
       let verdict: boolean | string | void;
       try {
@@ -379,6 +388,18 @@ export class SagaEngine<Tx = unknown> {
   /** Claims sagas waiting for a worker now (e.g. right after committing a transaction that started one). */
   resumePending(): void {
     this.recoveryLoop.wake();
+  }
+
+  /**
+   * The saga `name` started with `idempotencyKey`, or null when none was (or its start rolled back
+   * with the caller's transaction). The key is unique per saga name, so there is at most one.
+   * Throws UnknownSagaError for a name nothing registered (a typo would otherwise find nothing for
+   * ever), InvalidOptionsError for a key start() would refuse.
+   */
+  async findByKey(name: string, idempotencyKey: string): Promise<SagaRecord | null> {
+    if (!this.definitions.has(name)) throw new UnknownSagaError(name, this.sagaNames);
+    checkIdempotencyKey(idempotencyKey, `given to findByKey("${name}")`);
+    return (await this.store.loadByIdempotencyKey(name, idempotencyKey)) ?? null;
   }
 
   async get(sagaId: string): Promise<SagaRecord> {
@@ -597,6 +618,21 @@ export class SagaEngine<Tx = unknown> {
       }
     }
   }
+}
+
+/**
+ * An idempotency key the store can hold (and so compare): 1 to 256 characters, without NUL or
+ * unpaired UTF-16 surrogates. InvalidOptionsError (option `idempotencyKey`) otherwise; `field` says
+ * which call it was given to.
+ */
+function checkIdempotencyKey(key: unknown, field: string): asserts key is string {
+  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY) {
+    throw new InvalidOptionsError(
+      'idempotencyKey',
+      `must be a non-empty string of at most ${MAX_IDEMPOTENCY_KEY} characters`,
+    );
+  }
+  assertStorableText({ option: 'idempotencyKey', field }, key);
 }
 
 /**

@@ -662,15 +662,34 @@ export class SagaRunner<TInput, Tx> {
     );
     if (!moved) return false;
     const durationMs = this.deps.clock.now() - this.startedAt;
+    // The saga's end with its reason, logged here once (ids, names and error text only).
+    const saga = `saga ${this.def.name} ${this.record.id}`;
+    const ids = { sagaId: this.record.id, saga: this.def.name };
     if (to === 'failed') {
-      this.deps.logger.error(`saga ${this.def.name} failed`, {
+      const reason = failure?.reason ?? 'failed';
+      this.deps.logger.error(`${saga} failed: ${reason}`, {
+        ...ids,
+        step: failure?.step,
+        reason,
+        durationMs,
         event: 'saga.failed',
-        sagaId: this.record.id,
-        reason: failure?.reason,
       });
-      this.emit({ type: 'saga.failed', reason: failure?.reason ?? 'failed', durationMs });
+      this.emit({ type: 'saga.failed', reason, durationMs });
     } else if (to === 'completed') this.emit({ type: 'saga.completed', durationMs });
-    else this.emit({ type: 'saga.compensated', durationMs });
+    else {
+      const cause = this.record.error;
+      this.deps.logger.warn(
+        `${saga} compensated${!cause ? '' : cause.startsWith('step ') ? ` after ${cause}` : `: ${cause}`}`,
+        {
+          ...ids,
+          step: this.record.failedStep ?? undefined,
+          reason: cause ?? undefined,
+          durationMs,
+          event: 'saga.compensated',
+        },
+      );
+      this.emit({ type: 'saga.compensated', durationMs });
+    }
     return true;
   }
 

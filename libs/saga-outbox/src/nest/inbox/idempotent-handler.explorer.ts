@@ -16,6 +16,8 @@ import type { Broker } from '../../core/ports/broker';
 import { discoverDecoratedMethods } from '../discover-methods';
 import { NestSageLogger } from '../nest-sage-logger';
 import { OUTBOX_BROKER } from '../outbox/outbox.options';
+import { SageBrokerStartup } from '../startup/sage-broker-startup';
+import type { StartingSubscriptions } from '../../core/startup/broker-startup';
 import {
   IDEMPOTENT_HANDLER_METADATA,
   type IdempotentHandlerMetadata,
@@ -48,6 +50,8 @@ export class IdempotentHandlerExplorer
   readonly handlers: DiscoveredIdempotentHandler[] = [];
   private readonly logger = new NestSageLogger('SageInbox');
   private readonly subscriptions: InboxSubscriptions<EntityManager>;
+  /** Set while subscribed through SageBrokerStartup (possibly still retrying in the background). */
+  private starting: StartingSubscriptions | undefined;
 
   constructor(
     private readonly discovery: DiscoveryService,
@@ -56,6 +60,7 @@ export class IdempotentHandlerExplorer
     inbox: InboxService,
     @Optional() @Inject(OUTBOX_BROKER) private readonly broker?: Broker | null,
     @Optional() @Inject(INBOX_OPTIONS) private readonly options?: InboxModuleOptions,
+    @Optional() private readonly brokerStartup?: SageBrokerStartup,
   ) {
     this.subscriptions = new InboxSubscriptions({
       inbox: inbox.processor,
@@ -101,9 +106,13 @@ export class IdempotentHandlerExplorer
     return this.subscriptions.size;
   }
 
-  /** Subscribes every handler (idempotent: a second call does nothing while subscribed). */
+  /**
+   * Subscribes every handler (idempotent: a second call does nothing while subscribed or
+   * subscribing). A broker unreachable at startup with `brokerStartup: 'degraded'` does not fail
+   * it: the handlers are subscribed in the background once the broker is back (SageBrokerStartup).
+   */
   async subscribeAll(): Promise<void> {
-    if (this.subscriptions.size || !this.handlers.length) return;
+    if (this.subscriptions.size || this.starting || !this.handlers.length) return;
     const broker = this.broker;
     if (!broker) {
       this.logger.warn(
@@ -115,19 +124,25 @@ export class IdempotentHandlerExplorer
       return;
     }
     const endpoints = this.handlers.map((handler) => ({ ...inboxEndpoint(handler), handler }));
-    // All or none: a failure undoes what succeeded, then fails startup.
-    await this.subscriptions.subscribe(broker, endpoints, ({ handler }) => {
-      this.logger.info(`subscribed ${handler.name} to "${handler.pattern}"`, {
-        event: 'inbox.subscribed',
-        consumer: handler.consumer,
-        pattern: handler.pattern,
-        broker: broker.name,
+    // All or none: a failure undoes what succeeded, then is retried or fails startup.
+    const subscribe = () =>
+      this.subscriptions.subscribe(broker, endpoints, ({ handler }) => {
+        this.logger.info(`subscribed ${handler.name} to "${handler.pattern}"`, {
+          event: 'inbox.subscribed',
+          consumer: handler.consumer,
+          pattern: handler.pattern,
+          broker: broker.name,
+        });
       });
-    });
+    if (!this.brokerStartup) return subscribe();
+    this.starting = await this.brokerStartup.start('@IdempotentHandler subscriptions', subscribe);
   }
 
-  /** Stops every subscription; resolves once no handler call is running. */
+  /** Stops every subscription (and background attempts); resolves once no handler call is running. */
   async unsubscribeAll(): Promise<void> {
+    const starting = this.starting;
+    this.starting = undefined;
+    await starting?.stop();
     await this.subscriptions.unsubscribeAll();
   }
 }

@@ -1,11 +1,12 @@
 /**
  * `@EventPattern` over Nest's real Kafka transport (`Transport.KAFKA`), fed by Sage's outbox:
- * outbox row → relay → KafkaBroker → Apache Kafka → Nest ServerKafka (SageKafkaDeserializer) →
- * `@EventPattern` → InboxService.handle → one business row.
+ * outbox row → relay → KafkaBroker → Apache Kafka → Nest ServerKafka (connected with
+ * sageKafkaOptions: SageKafkaDeserializer) → `@EventPattern` → InboxService.handle → one business
+ * row.
  */
 import { randomUUID } from 'node:crypto';
 import { Controller, type INestApplication } from '@nestjs/common';
-import { Ctx, EventPattern, KafkaContext, Payload, Transport } from '@nestjs/microservices';
+import { Ctx, EventPattern, KafkaContext, Payload } from '@nestjs/microservices';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import {
   AWKWARD_PAYLOADS,
@@ -21,7 +22,7 @@ import type { TestDatabase } from '@test/support/pg';
 import { KafkaBroker } from '../../brokers/kafka/kafka-broker';
 import type { JsonValue } from '../../core/json';
 import { InboxService } from '../inbox/inbox.service';
-import { SageKafkaDeserializer } from './sage-kafka.deserializer';
+import { sageKafkaOptions } from './sage-transport-options';
 
 const BROKERS = (process.env.SAGE_KAFKA_BROKERS ?? '127.0.0.1:19092').split(',');
 const RUN = randomUUID().slice(0, 8);
@@ -78,22 +79,18 @@ beforeAll(async () => {
     })),
     controllers: [OrdersController],
     inbox: { maxAttempts: 5 },
-    microservice: {
-      transport: Transport.KAFKA,
-      options: {
-        client: {
-          clientId: `sage-nest-kafka-${RUN}`,
-          brokers: BROKERS,
-          logLevel: logLevel.NOTHING,
-        },
-        consumer: {
-          groupId: `sage-nest-kafka-${RUN}`,
-          retry: { initialRetryTime: 100, retries: 8 },
-        },
-        subscribe: { fromBeginning: true },
-        deserializer: new SageKafkaDeserializer(),
+    microservice: sageKafkaOptions({
+      client: {
+        clientId: `sage-nest-kafka-${RUN}`,
+        brokers: BROKERS,
+        logLevel: logLevel.NOTHING,
       },
-    },
+      consumer: {
+        groupId: `sage-nest-kafka-${RUN}`,
+        retry: { initialRetryTime: 100, retries: 8 },
+      },
+      subscribe: { fromBeginning: true },
+    }),
   });
 }, 60_000);
 

@@ -1,8 +1,8 @@
 /**
  * `@EventPattern` over Nest's real NATS transport (`Transport.NATS`, core NATS), fed by Sage's
  * outbox: outbox row → relay → NatsJetStreamBroker (JetStream publish, `Nats-Msg-Id` = outbox id) →
- * nats-server → Nest ServerNats core subscription (SageNatsDeserializer) → `@EventPattern` →
- * InboxService.handle → one business row.
+ * nats-server → Nest ServerNats core subscription (connected with sageNatsOptions:
+ * SageNatsDeserializer) → `@EventPattern` → InboxService.handle → one business row.
  *
  * Nest's NATS transport is core NATS: a JetStream subject reaches core subscribers too, but with
  * no ack and no redelivery. The second test pins that down (a failed handler is NOT redelivered),
@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Controller, type INestApplication } from '@nestjs/common';
-import { Ctx, EventPattern, NatsContext, Payload, Transport } from '@nestjs/microservices';
+import { Ctx, EventPattern, NatsContext, Payload } from '@nestjs/microservices';
 import {
   AWKWARD_PAYLOADS,
   createPipelineDatabase,
@@ -28,7 +28,7 @@ import { NatsJetStreamBroker } from '../../brokers/nats/nats-broker';
 import type { JsonValue } from '../../core/json';
 import { InboxService } from '../inbox/inbox.service';
 import { transportMessageId } from '../inbox/transport-message-id';
-import { SageNatsDeserializer } from './sage-nats.deserializer';
+import { sageNatsOptions } from './sage-transport-options';
 
 const SERVERS = process.env.SAGE_NATS_URL ?? 'nats://127.0.0.1:42229';
 const RUN = randomUUID().slice(0, 8);
@@ -72,10 +72,7 @@ beforeAll(async () => {
     db,
     broker,
     controllers: [OrdersController],
-    microservice: {
-      transport: Transport.NATS,
-      options: { servers: [SERVERS], queue: 'payments', deserializer: new SageNatsDeserializer() },
-    },
+    microservice: sageNatsOptions({ servers: [SERVERS], queue: 'payments' }),
   });
 }, 60_000);
 

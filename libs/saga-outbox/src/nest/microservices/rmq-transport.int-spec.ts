@@ -1,12 +1,13 @@
 /**
  * `@EventPattern` over Nest's real RabbitMQ transport (`Transport.RMQ`, `noAck: false`), fed by
  * Sage's outbox: outbox row → relay → RabbitMqBroker (topic exchange, routing key = destination) →
- * the destination's queue → Nest ServerRMQ (SageRmqDeserializer: pattern = message type) →
- * `@EventPattern` → InboxService.handle → one business row → ack (ackRmqAfter).
+ * the destination's queue → Nest ServerRMQ (connected with sageRmqOptions: SageRmqDeserializer,
+ * pattern = message type) → `@EventPattern` → InboxService.handle → one business row → ack
+ * (ackRmqAfter).
  */
 import { randomUUID } from 'node:crypto';
 import { Controller, type INestApplication } from '@nestjs/common';
-import { Ctx, EventPattern, Payload, RmqContext, Transport } from '@nestjs/microservices';
+import { Ctx, EventPattern, Payload, RmqContext } from '@nestjs/microservices';
 import {
   AWKWARD_PAYLOADS,
   createPipelineDatabase,
@@ -24,7 +25,7 @@ import type { JsonValue } from '../../core/json';
 import { InboxService } from '../inbox/inbox.service';
 import { transportMessageId } from '../inbox/transport-message-id';
 import { ackRmqAfter } from './rmq-ack';
-import { SageRmqDeserializer } from './sage-rmq.deserializer';
+import { sageRmqOptions } from './sage-transport-options';
 
 const URL = process.env.SAGE_RABBITMQ_URL ?? 'amqp://sage:sage@127.0.0.1:56729';
 const RUN = randomUUID().slice(0, 8);
@@ -91,17 +92,13 @@ beforeAll(async () => {
     broker,
     controllers: [PaymentsController],
     inbox: { maxAttempts: MAX_ATTEMPTS },
-    microservice: {
-      transport: Transport.RMQ,
-      options: {
-        urls: [URL],
-        queue,
-        noAssert: true,
-        noAck: false,
-        prefetchCount: 8,
-        deserializer: new SageRmqDeserializer(),
-      },
-    },
+    microservice: sageRmqOptions({
+      urls: [URL],
+      queue,
+      noAssert: true,
+      noAck: false,
+      prefetchCount: 8,
+    }),
   });
 }, 60_000);
 

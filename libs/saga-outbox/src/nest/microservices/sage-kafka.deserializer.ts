@@ -8,13 +8,11 @@ interface NestKafkaRecord {
 }
 
 /**
- * Deserializer for `Transport.KAFKA` consuming topics written by Sage's outbox (KafkaBroker):
+ * Deserializer for `Transport.KAFKA` consuming topics written by Sage's outbox (KafkaBroker). Set
+ * for you by `sageKafkaOptions` (the way to connect the transport):
  *
  * ```ts
- * app.connectMicroservice<MicroserviceOptions>({
- *   transport: Transport.KAFKA,
- *   options: { client: { brokers }, consumer: { groupId }, deserializer: new SageKafkaDeserializer() },
- * });
+ * app.connectMicroservice(sageKafkaOptions({ client: { brokers }, consumer: { groupId } }));
  * ```
  *
  * - pattern = the topic, i.e. the outbox `destination` (Nest subscribes each `@EventPattern` as a

@@ -3,7 +3,8 @@ import { decodeJsonPayload } from './json-payload';
 
 /**
  * Deserializer for `Transport.NATS` subscribed to subjects Sage's outbox (NatsJetStreamBroker)
- * publishes to (`${subjectPrefix}${destination}`, e.g. `sage.orders`).
+ * publishes to (`${subjectPrefix}${destination}`, e.g. `sage.orders`). Set for you by
+ * `sageNatsOptions` (the way to connect the transport).
  *
  * Nest's default NATS deserializer takes any JSON body with a `pattern` or `data` field for a Nest
  * packet, so a Sage payload such as `{ data: ... }` would lose everything but `data` (and reach no

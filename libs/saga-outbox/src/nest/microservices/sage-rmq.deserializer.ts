@@ -17,6 +17,7 @@ export interface SageRmqDeserializerOptions {
 
 /**
  * Deserializer for `Transport.RMQ` consuming a queue that Sage's outbox (RabbitMqBroker) routes to.
+ * Set for you by `sageRmqOptions` (the way to connect the transport).
  * Nest's RMQ transport expects every body to be a Nest packet `{ pattern, data }`; Sage sends the
  * bare payload (CloudEvents binary mode: attributes in AMQP properties and `ce-*` headers), so
  * without this every message would reach no handler. With it:

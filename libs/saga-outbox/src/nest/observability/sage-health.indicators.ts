@@ -4,11 +4,16 @@ import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/term
 import { withTimeout } from './with-timeout';
 import { findSageParts, type SageParts } from './sage-sources';
 import { errorText } from '../../core/error-text';
+import { redactCredentials } from './redact-credentials';
 
 export interface SageHealthModuleOptions {
-  /** Bound on every check; a check that takes longer reports down. Default 3000 ms. */
+  /** Bound on every check; a check that takes longer reports down (the broker: unreachable). Default 3000 ms. */
   timeoutMs?: number;
-  /** The relay is down when its loop has not completed a tick for this long. Default 60000 ms. */
+  /**
+   * The relay is down when its loop has not completed a tick for this long. Default 60000 ms. Never
+   * less than twice the broker's publish timeout: while the broker is down a tick waits that long
+   * for its publishes to fail, and a relay doing so is alive (it must not be restarted for it).
+   */
   relayStaleAfterMs?: number;
   /** Backlog thresholds, reported with the backlog's numbers. */
   backlog?: {
@@ -23,17 +28,31 @@ export interface SageHealthModuleOptions {
      */
     failReadiness?: boolean;
   };
+  /** How an unreachable broker counts. */
+  broker?: {
+    /**
+     * Report the broker check down (and so fail readiness) while the broker is unreachable.
+     * Default false: the broker is reported with `reachable: false` and the cause, as data only.
+     * The outbox exists to absorb a broker outage (messages wait in PostgreSQL and are published
+     * once it returns), so taking every instance out of rotation for it would turn a delay into
+     * an outage. Set it when an instance without its broker should receive no traffic.
+     */
+    failReadiness?: boolean;
+  };
 }
 
 export const SAGE_HEALTH_OPTIONS = Symbol('SAGE_HEALTH_OPTIONS');
 
-const message = errorText;
+/** An error's text for a health body: never a URL's credentials. */
+const message = (error: unknown): string => redactCredentials(errorText(error));
 
 /**
  * Sage's health indicators (terminus HealthIndicatorService API), each bounded by `timeoutMs`:
- * `sage_database` (a round trip), `sage_broker` (Broker.health()), `sage_relay` (the relay loop
- * ticked recently), `sage_outbox_backlog` (pending count and oldest age against thresholds).
- * Parts this application does not run (no broker, no relay) report up with `configured: false`.
+ * `sage_database` (a round trip), `sage_broker` (Broker.health(); an unreachable broker is data,
+ * `reachable: false`, unless `broker.failReadiness`), `sage_relay` (the relay loop ticked
+ * recently), `sage_outbox_backlog` (pending count and oldest age against thresholds). Parts this
+ * application does not run (no broker, no relay) report up with `configured: false`. No text in
+ * them carries a URL's credentials.
  */
 @Injectable()
 export class SageHealthIndicators implements OnModuleInit {
@@ -44,6 +63,7 @@ export class SageHealthIndicators implements OnModuleInit {
   private readonly maxPending: number;
   private readonly maxOldestAgeSeconds: number;
   private readonly failOnBacklog: boolean;
+  private readonly failOnBroker: boolean;
 
   constructor(
     private readonly health: HealthIndicatorService,
@@ -55,6 +75,7 @@ export class SageHealthIndicators implements OnModuleInit {
     this.maxPending = options.backlog?.maxPending ?? 5000;
     this.maxOldestAgeSeconds = options.backlog?.maxOldestAgeSeconds ?? 600;
     this.failOnBacklog = options.backlog?.failReadiness ?? false;
+    this.failOnBroker = options.broker?.failReadiness ?? false;
   }
 
   onModuleInit(): void {
@@ -74,22 +95,35 @@ export class SageHealthIndicators implements OnModuleInit {
     }
   }
 
+  /**
+   * Whether the broker answers: up with `reachable: true`; when it does not, up with
+   * `reachable: false` and the cause (the outbox absorbs the outage), or down with
+   * `broker.failReadiness`.
+   */
   async broker(key = 'sage_broker'): Promise<HealthIndicatorResult> {
     const check = this.health.check(key);
     const broker = this.parts.broker;
     if (!broker) return check.up({ configured: false });
+    let reachable: boolean;
+    let cause: Record<string, string> = {};
     try {
       const result = await withTimeout(`broker "${broker.name}" health check`, this.timeoutMs, () =>
         broker.health(),
       );
-      const data = { broker: broker.name, ...(result.detail ? { detail: result.detail } : {}) };
-      return result.up ? check.up(data) : check.down(data);
+      reachable = result.up;
+      if (result.detail) cause = { detail: redactCredentials(result.detail) };
     } catch (error) {
-      return check.down({ broker: broker.name, message: message(error) });
+      reachable = false;
+      cause = { message: message(error) };
     }
+    const data = { broker: broker.name, reachable, ...cause };
+    return reachable || !this.failOnBroker ? check.up(data) : check.down(data);
   }
 
-  /** Liveness of the relay loop: a stuck or crashed loop stops ticking; a restart helps. */
+  /**
+   * Liveness of the relay loop: a stuck or crashed loop stops ticking; a restart helps. Failing
+   * publishes (broker down) do not stop it: such a tick ends once its publishes time out.
+   */
   relay(key = 'sage_relay'): Promise<HealthIndicatorResult> {
     const check = this.health.check(key);
     const relay = this.parts.outbox?.relay;
@@ -98,14 +132,19 @@ export class SageHealthIndicators implements OnModuleInit {
     // Before the first tick, count from startup: a relay gets one stale period to get going.
     const last = loop.lastTickAt ?? this.startedAt;
     const sinceLastTickMs = Date.now() - last;
+    const staleAfterMs = Math.max(
+      this.staleAfterMs,
+      2 * (this.parts.broker?.publishTimeoutMs ?? 0),
+    );
     const data = {
       relayId: relay.relayId,
       ticks: loop.ticks,
       sinceLastTickMs,
+      staleAfterMs,
       consecutiveErrors: loop.consecutiveErrors,
-      ...(loop.lastError ? { lastError: loop.lastError } : {}),
+      ...(loop.lastError ? { lastError: redactCredentials(loop.lastError) } : {}),
     };
-    return Promise.resolve(sinceLastTickMs > this.staleAfterMs ? check.down(data) : check.up(data));
+    return Promise.resolve(sinceLastTickMs > staleAfterMs ? check.down(data) : check.up(data));
   }
 
   async backlog(key = 'sage_outbox_backlog'): Promise<HealthIndicatorResult> {

@@ -1,4 +1,6 @@
 import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
+import amqplib from 'amqplib';
 import { Module, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { createTestDatabase, type TestDatabase } from '@test/support/pg';
@@ -21,19 +23,38 @@ interface HealthBody {
 async function boot(
   options: SagaOutboxModuleOptions,
   health: Parameters<typeof SageHealthModule.forRoot>[0] = {},
-): Promise<{ app: INestApplication; get: (path: string) => Promise<[number, HealthBody]> }> {
+): Promise<{
+  app: INestApplication;
+  get: (path: string) => Promise<[number, HealthBody]>;
+  raw: (path: string) => Promise<string>;
+}> {
   @Module({ imports: [SagaOutboxModule.forRoot(options), SageHealthModule.forRoot(health)] })
   class AppModule {}
   const app = await NestFactory.create(AppModule, { logger: false, abortOnError: false });
   await app.listen(0, '127.0.0.1');
-  const url = await app.getUrl();
+  const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
   return {
     app,
     get: async (path) => {
-      const response = await fetch(`${url.replace('[::1]', '127.0.0.1')}${path}`);
+      const response = await fetch(`${url}${path}`);
       return [response.status, (await response.json()) as HealthBody];
     },
+    raw: async (path) => (await fetch(`${url}${path}`)).text(),
   };
+}
+
+/** Deletes what a test declared on the shared RabbitMQ: queues (+ .dlq), exchanges (+ .dlx). */
+async function dropRabbitTopology(queues: string[], exchanges: string[]): Promise<void> {
+  const connection = await amqplib.connect(rabbitUrl.toString());
+  try {
+    const channel = await connection.createChannel();
+    for (const q of queues.flatMap((name) => [name, `${name}.dlq`])) await channel.deleteQueue(q);
+    for (const e of exchanges.flatMap((name) => [name, `${name}.dlx`]))
+      await channel.deleteExchange(e);
+    await channel.close();
+  } finally {
+    await connection.close();
+  }
 }
 
 const rabbitUrl = new URL(process.env.SAGE_RABBITMQ_URL ?? 'amqp://sage:sage@127.0.0.1:56729');
@@ -56,10 +77,169 @@ describe('SageHealthModule: liveness and readiness against real PostgreSQL and R
     await db?.drop();
   });
 
-  it('turns down when the database or the broker goes away, and up again when they return', async () => {
+  /**
+   * A RabbitMQ broker on its own exchange, reached through the cuttable proxy. While it is cut a
+   * publish waits `publishTimeoutMs` for its confirm, then fails: a relay tick ends after that.
+   */
+  function proxiedBroker(exchange: string): RabbitMqBroker {
     const amqp = new URL(rabbitUrl);
     amqp.port = String(amqpProxy.port);
-    const broker = new RabbitMqBroker({ url: amqp.toString(), reconnectTimeInSeconds: 0.2 });
+    return new RabbitMqBroker({
+      url: amqp.toString(),
+      exchange,
+      reconnectTimeInSeconds: 0.2,
+      publishTimeoutMs: 500,
+    });
+  }
+
+  const relayOptions: SagaOutboxModuleOptions['outbox'] = {
+    // Quick retries so the test does not wait out a production backoff once the broker is back;
+    // only 2 attempts, far fewer than the failed publishes of the outage below: an unreachable
+    // broker must not spend them (nothing may be dead-lettered).
+    relay: {
+      pollIntervalMs: 50,
+      listen: false,
+      retry: { initialDelayMs: 100, maxDelayMs: 500, maxAttempts: 2 },
+    },
+    retention: { enabled: false },
+  };
+
+  it('by default stays ready and live while the broker is cut, the backlog grows as data, and every message is delivered once it returns', async () => {
+    const exchange = `sage-health-${randomUUID()}`;
+    const destination = `health.${randomUUID()}`;
+    // The consumer connects directly: only the application's connection goes through the proxy.
+    const consumer = new RabbitMqBroker({ url: rabbitUrl.toString(), exchange });
+    const delivered = new Set<string>();
+    const subscription = await consumer.subscribe(destination, (m) => {
+      delivered.add(m.id);
+      return Promise.resolve();
+    });
+    const broker = proxiedBroker(exchange);
+    const { app, get, raw } = await boot(
+      { postgres: { ...db.connection, poolSize: 2 }, broker, outbox: relayOptions },
+      { timeoutMs: 1000, relayStaleAfterMs: 3000 },
+    );
+    try {
+      await waitUntil(async () => (await get('/health/ready'))[0] === 200, 'ready', 15_000);
+      expect((await get('/health/ready'))[1].details['sage_broker']).toMatchObject({
+        status: 'up',
+        broker: 'rabbitmq',
+        reachable: true,
+      });
+
+      // The broker goes away: reported as data, readiness holds.
+      await amqpProxy.stop();
+      await waitUntil(
+        async () => (await get('/health/ready'))[1].details['sage_broker']?.['reachable'] === false,
+        'broker reported unreachable',
+        15_000,
+      );
+      const publish = (n: number) =>
+        app.get(SageDatabase).dataSource.transaction((manager) =>
+          app.get(OutboxRepository).publish(
+            Array.from({ length: n }, (_, i) => ({ destination, type: 'queued', payload: { i } })),
+            { manager },
+          ),
+        );
+      const ids = [...(await publish(3)), ...(await publish(2))];
+      expect(ids).toHaveLength(5);
+      await waitUntil(
+        async () =>
+          (await get('/health/ready'))[1].details['sage_outbox_backlog']?.['pending'] === 5,
+        'backlog of 5',
+        15_000,
+      );
+      const [readyStatus, ready] = await get('/health/ready');
+      expect(readyStatus).toBe(200);
+      expect(ready.status).toBe('ok');
+      expect(ready.details['sage_database']?.status).toBe('up');
+      expect(ready.details['sage_broker']).toMatchObject({
+        status: 'up',
+        broker: 'rabbitmq',
+        reachable: false,
+      });
+      const cause = ready.details['sage_broker']!;
+      expect(String(cause['detail'] ?? cause['message'])).not.toBe('undefined');
+      expect(ready.details['sage_outbox_backlog']).toMatchObject({ status: 'up', pending: 5 });
+
+      // The relay keeps ticking while every publish fails: liveness holds well past its bound.
+      const [, before] = await get('/health/live');
+      const ticksBefore = Number(before.details['sage_relay']?.['ticks']);
+      await new Promise((resolve) => setTimeout(resolve, 3_500)); // > relayStaleAfterMs
+      const [liveStatus, live] = await get('/health/live');
+      expect(liveStatus).toBe(200);
+      expect(Number(live.details['sage_relay']?.['ticks'])).toBeGreaterThan(ticksBefore);
+      expect(delivered.size).toBe(0);
+
+      // No credentials in any health body (the broker URL has user and password).
+      for (const path of ['/health/ready', '/health/live']) {
+        const text = await raw(path);
+        expect(text).not.toContain(`${rabbitUrl.username}:${rabbitUrl.password}@`);
+      }
+
+      // The broker returns: everything is delivered, the backlog drains.
+      await amqpProxy.start();
+      await waitUntil(() => ids.every((id) => delivered.has(id)), 'all 5 delivered', 30_000);
+      await waitUntil(
+        async () => {
+          const [status, body] = await get('/health/ready');
+          return (
+            status === 200 &&
+            body.details['sage_broker']?.['reachable'] === true &&
+            body.details['sage_outbox_backlog']?.['pending'] === 0
+          );
+        },
+        'broker reachable, backlog drained',
+        20_000,
+      );
+      expect(delivered.size).toBe(5);
+      expect((await get('/health/ready'))[1].details['sage_outbox_backlog']).toMatchObject({
+        deadLetters: 0,
+      });
+    } finally {
+      await app.close();
+      await broker.close();
+      await subscription.unsubscribe();
+      await consumer.close();
+      await dropRabbitTopology([consumer.queueName(destination)], [exchange]);
+      await amqpProxy.start(); // idempotent: back for the next test whatever happened
+    }
+  });
+
+  it('with broker.failReadiness fails readiness while the broker is cut, and recovers when it returns', async () => {
+    const exchange = `sage-health-${randomUUID()}`;
+    const broker = proxiedBroker(exchange);
+    const { app, get } = await boot(
+      { postgres: { ...db.connection, poolSize: 2 }, broker, outbox: relayOptions },
+      { timeoutMs: 1000, broker: { failReadiness: true } },
+    );
+    try {
+      await waitUntil(async () => (await get('/health/ready'))[0] === 200, 'ready', 15_000);
+      await amqpProxy.stop();
+      await waitUntil(async () => (await get('/health/ready'))[0] === 503, 'not ready', 15_000);
+      const [, body] = await get('/health/ready');
+      expect(body.status).toBe('error');
+      expect(body.details['sage_broker']).toMatchObject({
+        status: 'down',
+        broker: 'rabbitmq',
+        reachable: false,
+      });
+      expect(body.details['sage_database']?.status).toBe('up');
+      // Liveness is not readiness: the process is still worth keeping.
+      expect((await get('/health/live'))[0]).toBe(200);
+      await amqpProxy.start();
+      await waitUntil(async () => (await get('/health/ready'))[0] === 200, 'ready again', 20_000);
+    } finally {
+      await app.close();
+      await broker.close();
+      await amqpProxy.start();
+      await dropRabbitTopology([], [exchange]);
+    }
+  });
+
+  it('turns down when the database goes away, and up again when it returns', async () => {
+    const exchange = `sage-health-${randomUUID()}`;
+    const broker = proxiedBroker(exchange);
     const { app, get } = await boot(
       {
         postgres: { ...db.connection, port: pgProxy.port, poolSize: 2 },
@@ -70,26 +250,9 @@ describe('SageHealthModule: liveness and readiness against real PostgreSQL and R
     );
     try {
       await waitUntil(async () => (await get('/health/ready'))[0] === 200, 'ready', 15_000);
-      const [, ready] = await get('/health/ready');
-      expect(ready.details['sage_database']?.status).toBe('up');
-      expect(ready.details['sage_broker']).toMatchObject({ status: 'up', broker: 'rabbitmq' });
-      expect(ready.details['sage_outbox_backlog']).toMatchObject({
-        status: 'up',
-        pending: 0,
-        exceeded: false,
-      });
       const [liveStatus, live] = await get('/health/live');
       expect(liveStatus).toBe(200);
       expect(live.details['sage_relay']?.status).toBe('up');
-
-      // The broker goes away: readiness fails on the broker only.
-      await amqpProxy.stop();
-      await waitUntil(async () => (await get('/health/ready'))[0] === 503, 'broker down', 15_000);
-      const [, brokerDown] = await get('/health/ready');
-      expect(brokerDown.details['sage_broker']?.status).toBe('down');
-      expect(brokerDown.details['sage_database']?.status).toBe('up');
-      await amqpProxy.start();
-      await waitUntil(async () => (await get('/health/ready'))[0] === 200, 'broker back', 20_000);
 
       // The database goes away: readiness fails on it, and the relay loop stops ticking, so
       // liveness fails once the stale bound has passed.
@@ -108,6 +271,7 @@ describe('SageHealthModule: liveness and readiness against real PostgreSQL and R
     } finally {
       await app.close();
       await broker.close();
+      await dropRabbitTopology([], [exchange]);
     }
   });
 

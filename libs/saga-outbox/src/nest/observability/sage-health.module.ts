@@ -5,11 +5,15 @@ import {
   SageHealthIndicators,
   type SageHealthModuleOptions,
 } from './sage-health.indicators';
+import { validateSageHealthOptions } from './sage-health.options';
 
 /**
- * `GET /health/live`: the process is worth keeping (the relay loop ticks). A failure means restart.
- * `GET /health/ready`: the process can do its work (database and broker reachable; backlog as
- * data). A failure means take it out of rotation until it recovers. 503 with the details when down.
+ * `GET /health/live`: the process is worth keeping (the relay loop ticks; it keeps ticking while
+ * the broker is down). A failure means restart.
+ * `GET /health/ready`: the process can do its work: its database answers. The broker and the
+ * backlog are reported as data (`reachable`, `pending`, `exceeded`), because the outbox absorbs a
+ * broker outage; `broker.failReadiness` / `backlog.failReadiness` make them fail it. A failure
+ * means take the instance out of rotation until it recovers. 503 with the details when down.
  */
 @Controller('health')
 export class SageHealthController {
@@ -43,11 +47,13 @@ export class SageHealthController {
  * ```ts
  * imports: [SagaOutboxModule.forRoot({ ... }), SageHealthModule.forRoot({ timeoutMs: 2000 })]
  * ```
- * `controller: false` registers the indicators only.
+ * `controller: false` registers the indicators only. A broker outage does not fail readiness unless
+ * `broker: { failReadiness: true }` (docs/observability.md, "Readiness").
  */
 @Module({})
 export class SageHealthModule {
   static forRoot(options: SageHealthModuleOptions & { controller?: boolean } = {}): DynamicModule {
+    validateSageHealthOptions(options);
     const { controller, ...indicatorOptions } = options;
     return {
       module: SageHealthModule,

@@ -22,7 +22,7 @@ function recordingLogger() {
 }
 
 describe('SageEventLog', () => {
-  it('logs claims at debug, publishes at info, retries at warn and failures at error, with stable event keys and ids', () => {
+  it('logs claims at debug, publishes and saga lifecycle at info, with stable event keys and ids, and leaves failures to the default logs', () => {
     const { logger, lines } = recordingLogger();
     const log = new SageEventLog(logger);
     log.onOutboxEvent({ type: 'outbox.claimed', path: 'relay', count: 3, at: 0 });
@@ -36,33 +36,43 @@ describe('SageEventLog', () => {
       commitToPublishMs: 9,
       at: 0,
     });
+    const ids = { sagaId: 's-1', saga: 'order', at: 0 };
+    log.onSagaEvent({ type: 'saga.started', ...ids });
+    log.onSagaEvent({
+      type: 'saga.compensating',
+      reason: 'step "charge" failed: declined',
+      ...ids,
+    });
+    // Logged by default (SagaFailureLog, the saga runner): not repeated here.
     log.onSagaEvent({
       type: 'step.retrying',
-      sagaId: 's-1',
-      saga: 'order',
+      ...ids,
       step: 'charge',
       attempt: 1,
       delayMs: 100,
       error: 'card service down',
-      at: 0,
     });
+    log.onSagaEvent({ type: 'step.failed', ...ids, step: 'charge', attempt: 3, error: 'x' });
+    log.onSagaEvent({ type: 'compensation.completed', ...ids, step: 'reserve', attempt: 1 });
     log.onSagaEvent({
       type: 'compensation.failed',
-      sagaId: 's-1',
-      saga: 'order',
+      ...ids,
       step: 'reserve',
       attempt: 5,
       error: 'stock service down',
-      at: 0,
     });
+    log.onSagaEvent({ type: 'saga.compensated', ...ids, durationMs: 5 });
+    log.onSagaEvent({ type: 'saga.failed', ...ids, reason: 'x', durationMs: 5 });
+    log.onSagaEvent({ type: 'saga.completed', ...ids, durationMs: 5 });
     expect(lines.map((l) => [l.level, l.fields['event']])).toEqual([
       ['debug', 'outbox.claimed'],
       ['info', 'outbox.published'],
-      ['warn', 'step.retrying'],
-      ['error', 'compensation.failed'],
+      ['info', 'saga.started'],
+      ['info', 'saga.compensating'],
+      ['info', 'saga.completed'],
     ]);
     expect(lines[1]!.fields).toMatchObject({ messageId: 'm-1', destination: 'orders' });
-    expect(lines[2]!.fields).toMatchObject({ sagaId: 's-1', step: 'charge' });
+    expect(lines[3]!.message).toBe('saga order s-1 compensating: step "charge" failed: declined');
   });
 });
 

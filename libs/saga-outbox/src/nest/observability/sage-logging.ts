@@ -1,4 +1,4 @@
-import { Injectable, Module, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { Injectable, Module, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import type * as OtelApi from '@opentelemetry/api';
 import type { Params } from 'nestjs-pino';
@@ -55,10 +55,12 @@ export function sagePinoParams(options: { service: string; level?: string }): Pa
 }
 
 /**
- * Logs the typed events the core does not log itself, with stable `event` keys and the ids
- * operators search by: debug on claim, info on publish and saga outcomes, warn on retries, error
- * on dead letters and failed sagas. (Relay retries / dead letters and inbox failures are already
- * logged by the core with the same keys; this does not repeat them.)
+ * Logs the lifecycle events Sage does not log by itself, with stable `event` keys and the ids
+ * operators search by: debug on claims, step starts and inbox messages, info on publishes and saga
+ * starts, compensations begun and completions, warn when an optimistic publish falls back to the
+ * relay. What needs attention is logged without this, once, by the core and by SagaOutboxModule
+ * (SagaFailureLog): step retries and failures, compensations, compensated and failed sagas, relay
+ * retries and dead letters, inbox failures and dead letters. This repeats none of them.
  */
 export class SageEventLog {
   constructor(private readonly logger: SageLogger) {}
@@ -105,45 +107,32 @@ export class SageEventLog {
     const ids = { sagaId: e.sagaId, saga: e.saga };
     switch (e.type) {
       case 'saga.started':
-        this.logger.info('saga started', { event: e.type, ...ids });
+        this.logger.info(`saga ${e.saga} ${e.sagaId} started`, { event: e.type, ...ids });
         return;
       case 'step.started':
-        this.logger.debug('saga step started', {
-          event: e.type,
-          ...ids,
-          step: e.step,
-          attempt: e.attempt,
-        });
-        return;
-      case 'step.retrying':
-      case 'compensation.retrying':
-        this.logger.warn(`saga ${e.type === 'step.retrying' ? 'step' : 'compensation'} retrying`, {
-          event: e.type,
-          ...ids,
-          step: e.step,
-          attempt: e.attempt,
-          delayMs: e.delayMs,
-          error: e.error,
-        });
+        this.logger.debug(
+          `saga ${e.saga} ${e.sagaId}: step "${e.step}" attempt ${e.attempt} started`,
+          {
+            event: e.type,
+            ...ids,
+            step: e.step,
+            attempt: e.attempt,
+          },
+        );
         return;
       case 'saga.compensating':
-        this.logger.warn('saga compensating', { event: e.type, ...ids, reason: e.reason });
+        // Info: the step failure that started it is logged at error (SagaFailureLog).
+        this.logger.info(`saga ${e.saga} ${e.sagaId} compensating: ${e.reason}`, {
+          event: e.type,
+          ...ids,
+          reason: e.reason,
+        });
         return;
       case 'saga.completed':
-      case 'saga.compensated':
-        this.logger.info(`saga ${e.type.slice(5)}`, {
+        this.logger.info(`saga ${e.saga} ${e.sagaId} completed`, {
           event: e.type,
           ...ids,
           durationMs: e.durationMs,
-        });
-        return;
-      case 'compensation.failed':
-        this.logger.error('saga compensation failed', {
-          event: e.type,
-          ...ids,
-          step: e.step,
-          attempt: e.attempt,
-          error: e.error,
         });
         return;
       default:
@@ -165,7 +154,7 @@ export class SageEventLog {
 
 /** Subscribes SageEventLog to whatever Sage runs in this application. */
 @Injectable()
-export class SageEventLogService implements OnModuleInit, OnModuleDestroy {
+export class SageEventLogService implements OnModuleInit, OnApplicationShutdown {
   readonly log = new SageEventLog(new NestSageLogger('Sage'));
   private readonly unsubscribe: (() => void)[] = [];
 
@@ -178,11 +167,15 @@ export class SageEventLogService implements OnModuleInit, OnModuleDestroy {
     if (outbox) this.unsubscribe.push(outbox.onEvent(this.log.onOutboxEvent));
   }
 
-  onModuleDestroy(): void {
+  /** Listens until the app has shut down: what is drained at shutdown is still logged. */
+  onApplicationShutdown(): void {
     for (const off of this.unsubscribe.splice(0)) off();
   }
 }
 
-/** Event logs for Sage (see SageEventLog). Pair with nestjs-pino: `sagePinoParams`. */
+/**
+ * Info / debug lifecycle logs for Sage (see SageEventLog); warnings and errors need no module.
+ * Pair with nestjs-pino: `sagePinoParams`.
+ */
 @Module({ providers: [SageEventLogService] })
 export class SageEventLogModule {}

@@ -27,9 +27,10 @@ export const {
   MODULE_OPTIONS_TOKEN: SAGE_METRICS_OPTIONS,
 } = new ConfigurableModuleBuilder<SageMetricsModuleOptions>({ moduleName: 'SageMetrics' })
   .setClassMethodName('forRoot')
-  .setExtras({ isGlobal: false }, (definition, extras) => ({
+  // Global by default, like SagaOutboxModule; `isGlobal: false` keeps it local to its importers.
+  .setExtras({ isGlobal: true }, (definition, extras) => ({
     ...definition,
-    global: extras.isGlobal,
+    global: extras.isGlobal !== false,
   }))
   .build();
 

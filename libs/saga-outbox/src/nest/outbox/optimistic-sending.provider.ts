@@ -6,12 +6,16 @@ import { TypeOrmCommitHooks } from '../../persistence/postgres/typeorm-commit-ho
 import { NestSageLogger } from '../nest-sage-logger';
 import { OutboxRelayProvider } from './outbox-relay.provider';
 import { OUTBOX_PUBLISHING_BROKER } from './outbox-publishing-broker';
-import { OUTBOX_OPTIONS, type OutboxModuleOptions } from './outbox.options';
+import { OUTBOX_AUTO_START, OUTBOX_OPTIONS, type OutboxModuleOptions } from './outbox.options';
 
 /**
  * Optimistic sending (when `outbox.optimistic.enabled` and a broker is configured): the publisher
  * the write side hands committed rows to, and the TypeORM after-commit hooks it runs from. Stopped
  * on shutdown before the relay drains, so the relay publishes what it hands back.
+ *
+ * With OUTBOX_AUTO_START false (`autoStart: false`) it is built switched off, like the relay is
+ * built but not started: nothing is sent optimistically and no after-commit hook is attached
+ * (the rows wait for the relay) until `OutboxRelayService.optimistic.setRollout({ enabled: true })`.
  */
 @Injectable()
 export class OptimisticSendingProvider implements BeforeApplicationShutdown {
@@ -26,6 +30,7 @@ export class OptimisticSendingProvider implements BeforeApplicationShutdown {
     relay: OutboxRelayProvider,
     @Optional() @Inject(OUTBOX_PUBLISHING_BROKER) broker?: Broker | null,
     @Optional() @Inject(OUTBOX_OPTIONS) options?: OutboxModuleOptions,
+    @Optional() @Inject(OUTBOX_AUTO_START) autoStart: boolean = true,
   ) {
     if (options?.optimistic?.enabled !== true) return;
     const logger = new NestSageLogger('SageOutbox');
@@ -38,6 +43,7 @@ export class OptimisticSendingProvider implements BeforeApplicationShutdown {
     }
     this.optimistic = new OptimisticSender({
       ...options.optimistic,
+      enabled: autoStart !== false,
       store,
       broker,
       logger,

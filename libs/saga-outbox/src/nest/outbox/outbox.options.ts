@@ -19,7 +19,8 @@ export const OUTBOX_OPTIONS = Symbol('SAGE_OUTBOX_OPTIONS');
 export const OUTBOX_AMBIENT_TRANSACTION = Symbol('SAGE_OUTBOX_AMBIENT_TRANSACTION');
 /**
  * Optional boolean: false leaves the relay and retention loops built but not started on
- * application bootstrap (SagaOutboxModule's `autoStart: false`). Default true.
+ * application bootstrap, and the optimistic sender built switched off (SagaOutboxModule's
+ * `autoStart: false`). Default true.
  */
 export const OUTBOX_AUTO_START = Symbol('SAGE_OUTBOX_AUTO_START');
 

@@ -6,8 +6,9 @@ export const {
   MODULE_OPTIONS_TOKEN: OUTBOX_RELAY_MODULE_OPTIONS,
 } = new ConfigurableModuleBuilder<OutboxRelayModuleOptions>({ moduleName: 'OutboxRelay' })
   .setClassMethodName('forRoot')
-  .setExtras({ isGlobal: false }, (definition, extras) => ({
+  // Global by default, like SagaOutboxModule; `isGlobal: false` keeps it local to its importers.
+  .setExtras({ isGlobal: true }, (definition, extras) => ({
     ...definition,
-    global: extras.isGlobal,
+    global: extras.isGlobal !== false,
   }))
   .build();

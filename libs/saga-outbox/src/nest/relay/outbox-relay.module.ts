@@ -86,8 +86,22 @@ export class OutboxRelayLifecycle implements OnApplicationBootstrap, OnApplicati
     {
       provide: SageDatabase,
       inject: [VALIDATED_OPTIONS],
-      useFactory: ({ dataSource, postgres, schema, runMigrations }: OutboxRelayModuleOptions) =>
-        openSageDatabase({ dataSource, postgres, schema, runMigrations }),
+      useFactory: ({
+        dataSource,
+        postgres,
+        schema,
+        runMigrations,
+        retryAttempts,
+        retryDelay,
+      }: OutboxRelayModuleOptions) =>
+        openSageDatabase({
+          dataSource,
+          postgres,
+          schema,
+          runMigrations,
+          retryAttempts,
+          retryDelay,
+        }),
     },
     {
       provide: OUTBOX_OPTIONS,

@@ -18,6 +18,13 @@ export interface OutboxRelayModuleOptions {
   schema?: string;
   /** Run Sage's migrations at startup. Default: true with `postgres`, false with `dataSource`. */
   runMigrations?: boolean;
+  /**
+   * Connecting to PostgreSQL at startup: attempts after the first fails with a transient error, as
+   * in SagaOutboxModule. Default 9.
+   */
+  retryAttempts?: number;
+  /** Milliseconds between those attempts. Default 3000. */
+  retryDelay?: number;
   /** Where the relay publishes. The module owns it from now on: it is closed on shutdown. */
   broker: Broker;
   /** Relay and retention tuning, size limit. `relay.enabled: false` makes no sense here. */
@@ -31,6 +38,8 @@ const KNOWN_KEYS = new Set([
   'postgres',
   'schema',
   'runMigrations',
+  'retryAttempts',
+  'retryDelay',
   'broker',
   'outbox',
   'tracing',

@@ -21,6 +21,8 @@ import { INBOX_OPTIONS, type InboxModuleOptions } from '../inbox/inbox.options';
 import { InboxService } from '../inbox/inbox.service';
 import { NestSageLogger } from '../nest-sage-logger';
 import { OUTBOX_BROKER } from '../outbox/outbox.options';
+import { SageBrokerStartup } from '../startup/sage-broker-startup';
+import type { StartingSubscriptions } from '../../core/startup/broker-startup';
 import { OutboxRepository } from '../outbox/outbox.repository';
 import {
   SAGA_COMMAND_HANDLER_METADATA,
@@ -44,6 +46,7 @@ export class SagaCommandHandlerExplorer
   readonly endpoints = new Map<string, Endpoint>();
   private readonly logger = new NestSageLogger('SageParticipant');
   private readonly subscriptions: InboxSubscriptions<EntityManager>;
+  private starting: StartingSubscriptions | undefined;
 
   constructor(
     private readonly discovery: DiscoveryService,
@@ -53,6 +56,7 @@ export class SagaCommandHandlerExplorer
     private readonly outbox: OutboxRepository,
     @Optional() @Inject(OUTBOX_BROKER) private readonly broker?: Broker | null,
     @Optional() @Inject(INBOX_OPTIONS) private readonly options?: InboxModuleOptions,
+    @Optional() private readonly brokerStartup?: SageBrokerStartup,
   ) {
     this.subscriptions = new InboxSubscriptions({
       inbox: inbox.processor,
@@ -83,13 +87,22 @@ export class SagaCommandHandlerExplorer
       );
       return;
     }
-    await this.subscriptions.subscribe(
-      broker,
-      [...this.endpoints.values()].map((e) => participantInboxEndpoint(e, this.outbox.publisher)),
-    );
+    const subscribe = () =>
+      this.subscriptions.subscribe(
+        broker,
+        [...this.endpoints.values()].map((e) => participantInboxEndpoint(e, this.outbox.publisher)),
+      );
+    // A broker unreachable at startup ('degraded'): subscribed in the background once it is back.
+    if (this.brokerStartup)
+      this.starting = await this.brokerStartup.start(
+        '@SagaCommandHandler subscriptions',
+        subscribe,
+      );
+    else await subscribe();
   }
 
   async beforeApplicationShutdown(): Promise<void> {
+    await this.starting?.stop();
     await this.subscriptions.unsubscribeAll();
   }
 

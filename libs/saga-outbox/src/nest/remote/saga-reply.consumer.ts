@@ -17,6 +17,8 @@ import { SagaEngine } from '../../core/saga/saga-engine';
 import { InboxService } from '../inbox/inbox.service';
 import { NestSageLogger } from '../nest-sage-logger';
 import { OUTBOX_BROKER } from '../outbox/outbox.options';
+import { SageBrokerStartup } from '../startup/sage-broker-startup';
+import type { StartingSubscriptions } from '../../core/startup/broker-startup';
 import { SAGA_OUTBOX_OPTIONS } from '../saga-outbox.module-definition';
 import type { SagaOutboxModuleOptions } from '../saga-outbox.options';
 
@@ -33,6 +35,7 @@ export { DEFAULT_SAGA_REPLY_CONSUMER };
 export class SagaReplyConsumer implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new NestSageLogger('Sage');
   private readonly subscriptions: InboxSubscriptions<EntityManager>;
+  private starting: StartingSubscriptions | undefined;
   readonly consumer: string;
 
   constructor(
@@ -40,6 +43,7 @@ export class SagaReplyConsumer implements OnApplicationBootstrap, BeforeApplicat
     inbox: InboxService,
     @Inject(SAGA_OUTBOX_OPTIONS) private readonly options: SagaOutboxModuleOptions,
     @Optional() @Inject(OUTBOX_BROKER) private readonly broker?: Broker | null,
+    @Optional() private readonly brokerStartup?: SageBrokerStartup,
   ) {
     this.consumer = options.saga?.replyConsumer ?? DEFAULT_SAGA_REPLY_CONSUMER;
     this.subscriptions = new InboxSubscriptions({
@@ -60,12 +64,19 @@ export class SagaReplyConsumer implements OnApplicationBootstrap, BeforeApplicat
       );
       return;
     }
-    await this.subscriptions.subscribe(this.broker, [
-      sagaReplyInboxEndpoint(this.engine, replyTo, this.consumer),
-    ]);
+    const broker = this.broker;
+    const subscribe = () =>
+      this.subscriptions.subscribe(broker, [
+        sagaReplyInboxEndpoint(this.engine, replyTo, this.consumer),
+      ]);
+    // A broker unreachable at startup ('degraded'): subscribed in the background once it is back.
+    if (this.brokerStartup)
+      this.starting = await this.brokerStartup.start(`saga replies on "${replyTo}"`, subscribe);
+    else await subscribe();
   }
 
   async beforeApplicationShutdown(): Promise<void> {
+    await this.starting?.stop();
     await this.subscriptions.unsubscribeAll();
   }
 }

@@ -223,22 +223,30 @@ export function markOutboxSent(
  */
 export function markOutboxFailed(
   t: OutboxTables,
-  p: { claimToken: string; ids: string[]; errors: string[]; delaysMs: (number | null)[] },
+  p: {
+    claimToken: string;
+    ids: string[];
+    errors: string[];
+    delaysMs: (number | null)[];
+    /** false: the broker was unreachable, the attempt is not counted. */
+    counted: boolean[];
+  },
 ): Statement<{ id: string }> {
   return {
     text: `
       UPDATE ${t.outboxMessage} m
       SET status = CASE WHEN f.delay_ms IS NULL THEN ${toStatus('deadLetter')} ELSE ${toStatus('retry')} END,
-          attempts = m.attempts + 1,
+          attempts = m.attempts + CASE WHEN f.counted THEN 1 ELSE 0 END,
           next_attempt_at = CASE WHEN f.delay_ms IS NULL THEN m.next_attempt_at
                                  ELSE clock_timestamp() + ${msInterval('f.delay_ms')} END,
           last_error = f.error,
           claim_token = NULL,
           lease_until = NULL
-      FROM unnest($2::uuid[], $3::text[], $4::double precision[]) AS f (id, error, delay_ms)
+      FROM unnest($2::uuid[], $3::text[], $4::double precision[], $5::boolean[])
+           AS f (id, error, delay_ms, counted)
       WHERE m.id = f.id AND m.claim_token = $1 AND m.${fromStatus('retry')}
       RETURNING m.id`,
-    values: [p.claimToken, p.ids, p.errors, p.delaysMs],
+    values: [p.claimToken, p.ids, p.errors, p.delaysMs, p.counted],
   };
 }
 

@@ -118,6 +118,7 @@ export class PostgresOutboxStore implements OutboxStore, OutboxWriter<EntityMana
           // and failed again forever (never counted, never dead-lettered, its key blocked).
           errors: failures.map((f) => storableText(f.error, MAX_ERROR_LENGTH)),
           delaysMs: failures.map((f) => f.delayMs),
+          counted: failures.map((f) => f.counted !== false || f.delayMs === null),
         }),
       ),
     );

@@ -32,6 +32,7 @@ import * as q from './saga-queries.sql';
 import { sagaSchema, type SagaSchema } from './schema-name';
 import { runStatement as run } from './run-statement';
 import { storableText } from '../../core/error-text';
+import { stepTransactionProbe } from './step-transaction-probe';
 
 export interface PostgresSagaStoreOptions {
   /** Schema holding the saga tables (default `sage`); the one the migrations were created with. */
@@ -93,6 +94,16 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
     return row ? toSagaRecord(row) : undefined;
   }
 
+  async loadByIdempotencyKey(
+    name: string,
+    idempotencyKey: string,
+  ): Promise<SagaRecord | undefined> {
+    const [row] = await this.withRunner((runner) =>
+      run(runner, q.selectSagaByKey(this.schema, { name, idempotencyKey })),
+    );
+    return row ? toSagaRecord(row) : undefined;
+  }
+
   async runStepTransaction<T>(
     fence: Fence,
     step: string,
@@ -101,6 +112,8 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
     body: (tx: EntityManager) => Promise<{ result: JsonValue; value: T; awaitReply?: AwaitReply }>,
   ): Promise<StepTxOutcome<T>> {
     if (!isUuid(fence.sagaId)) throw unknownStep(fence.sagaId, step);
+    // The crash harness's seam (testing/crash-harness); none outside its tests.
+    const probe = stepTransactionProbe(this.dataSource);
     /** The store's own statements: their failures are the store's trouble, not the step's. */
     const bookkeeping = async <R>(operation: string, work: () => Promise<R>): Promise<R> => {
       try {
@@ -128,7 +141,10 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
         }
         // Awaited before anything else touches the transaction: it ends only once the body settled.
         // What the body throws is the step's failure and propagates as it is.
-        const { result, value, awaitReply } = await body(runner.manager);
+        const point = { sagaId: fence.sagaId, step, phase, attempt };
+        const { result, value, awaitReply } = await (probe?.body
+          ? probe.body(point, () => body(runner.manager))
+          : body(runner.manager));
         const params = { sagaId: fence.sagaId, owner: fence.owner, step, attempt };
         // Fenced in the same statement, the last before COMMIT (see fencedStepUpdate for why).
         const [recorded] = await bookkeeping('recording the step', () =>
@@ -145,7 +161,12 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
         if (!recorded.recorded) throw unknownStep(fence.sagaId, step);
         // A failed COMMIT may still have committed. Recovery resumes the saga either way, and the
         // step lock and status check above make a committed step a no-op when it runs again.
-        await bookkeeping('COMMIT', () => runner.commitTransaction());
+        await bookkeeping('COMMIT', async () => {
+          const committing = { ...point, awaitingReply: awaitReply !== undefined };
+          probe?.beforeCommit?.(committing);
+          await runner.commitTransaction();
+          probe?.afterCommit?.(committing);
+        });
         return { kind: 'done', value };
       } catch (error) {
         await rollbackQuietly(runner);

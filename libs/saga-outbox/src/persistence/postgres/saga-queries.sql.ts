@@ -175,8 +175,26 @@ export function selectSagaByIdempotencyKey(
  * could see a step completed by a transaction that committed between them).
  */
 export function selectSaga(t: SagaSchema, p: { id: string }): Statement<SagaInstanceRow> {
+  return { text: `${sagaWithSteps(t)} WHERE i.id = $1`, values: [p.id] };
+}
+
+/**
+ * The saga holding an idempotency key, with its steps, as selectSaga returns it: served by the
+ * unique (name, idempotency_key) index, so it reads one row.
+ */
+export function selectSagaByKey(
+  t: SagaSchema,
+  p: { name: string; idempotencyKey: string },
+): Statement<SagaInstanceRow> {
   return {
-    text: `
+    text: `${sagaWithSteps(t)} WHERE i.name = $1 AND i.idempotency_key = $2`,
+    values: [p.name, p.idempotencyKey],
+  };
+}
+
+/** An instance row (alias `i`) with its steps aggregated in the same statement; the caller adds WHERE. */
+function sagaWithSteps(t: SagaSchema): string {
+  return `
       SELECT i.id, i.name, i.version, i.status, i.input, i.idempotency_key, i.owner, i.lease_until,
              i.deadline_at, i.error, i.failed_step, i.wake_at, i.wake_seq, i.created_at, i.updated_at,
              coalesce(
@@ -190,10 +208,7 @@ export function selectSaga(t: SagaSchema, p: { id: string }): Statement<SagaInst
                 FROM ${t.sagaStep} s
                 WHERE s.saga_id = i.id),
                '[]'::json) AS steps
-      FROM ${t.sagaInstance} i
-      WHERE i.id = $1`,
-    values: [p.id],
-  };
+      FROM ${t.sagaInstance} i`;
 }
 
 /** Live instances per definition version; served by the partial recovery index's predicate. */
