@@ -102,6 +102,28 @@ run_app() {
 echo "== consumer: (a) embedded PGlite + memory://"
 run_app embedded -u DATABASE_URL SAGE_BROKER_URL=memory://
 
+echo "== consumer: broker down at startup (brokerStartup 'degraded', the default)"
+# The app starts and is ready with its broker unreachable (the outbox absorbs the outage), and says
+# so in one WARN naming the broker and the cause. Nothing listens on the closed port.
+closed="$(free_port)"; port="$(free_port)"
+env DATABASE_URL="$(new_database degraded)" SAGE_BROKER_URL="amqp://127.0.0.1:$closed" PORT="$port" \
+  node dist/main.js >"$WORK/degraded.log" 2>&1 &
+APP_PID=$!
+if ! node -e '
+  const url = process.argv[1], deadline = Date.now() + 60_000;
+  (async () => {
+    for (;;) {
+      try { if ((await fetch(url)).status === 200) return; } catch {}
+      if (Date.now() > deadline) { console.error("consumer: not ready with the broker down"); process.exit(1); }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  })();' "http://127.0.0.1:$port/health/ready" \
+  || ! grep -q "is unreachable at startup: cannot connect to RabbitMQ at 127.0.0.1:$closed" "$WORK/degraded.log"; then
+  echo "--- degraded log (last 60 lines)"; tail -n 60 "$WORK/degraded.log"; exit 1
+fi
+echo "ready with the broker down: $(grep -o 'Broker "rabbitmq" is unreachable at startup[^.]*' "$WORK/degraded.log" | head -1)"
+kill -TERM "$APP_PID"; wait "$APP_PID" 2>/dev/null || true; APP_PID=""
+
 for broker in ${SAGE_CONSUMER_BROKERS:-kafka rabbitmq nats}; do
   case "$broker" in
     kafka) url="kafka://$SAGE_KAFKA_BROKERS" ;;

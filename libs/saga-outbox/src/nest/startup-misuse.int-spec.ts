@@ -15,6 +15,7 @@ import {
   defineSaga,
   IdempotentHandler,
   InvalidOptionsError,
+  SagaCommandHandler,
   Saga,
   SagaDefinitionError,
   SagaOutboxModule,
@@ -42,6 +43,15 @@ class LegacyOrderSaga {
 const builtOrderPlacement = defineSaga<unknown, EntityManager>('order-placement')
   .step('reserve', { compensatable: false, run: () => null })
   .build();
+
+@Controller()
+class PaymentCommandsController {
+  @SagaCommandHandler('payment.authorize', { destination: 'payment.commands' })
+  @EventPattern('payment.commands')
+  authorize(): Promise<null> {
+    return Promise.resolve(null);
+  }
+}
 
 @Controller()
 class PaymentsController {
@@ -124,5 +134,13 @@ it('@IdempotentHandler and @EventPattern on one method fail startup naming the m
   await expect(booting).rejects.toThrow(InvalidOptionsError);
   await expect(booting).rejects.toThrow(
     `Invalid Sage option "@IdempotentHandler": PaymentsController.onOrderPlaced also has @EventPattern('orders'), so it would run twice per message (once from Sage's broker subscription through the inbox, once from the Nest transport without it). Keep one: @IdempotentHandler alone (Sage consumes through its broker, deduplicated by the inbox), or @EventPattern alone with InboxService.handle(consumer, ctx, ...) inside for deduplication (docs/inbox.md).`,
+  );
+});
+
+it('@SagaCommandHandler on a controller is found (and checked) like one on a provider', async () => {
+  const booting = boot({ controllers: [PaymentCommandsController] });
+  await expect(booting).rejects.toThrow(InvalidOptionsError);
+  await expect(booting).rejects.toThrow(
+    `Invalid Sage option "@SagaCommandHandler": PaymentCommandsController.authorize also has @EventPattern('payment.commands'), so it would run twice per message`,
   );
 });

@@ -75,10 +75,16 @@ export class BrokerStartup {
    * is down or the attempt fails with BrokerUnavailableError, in the background until it succeeds
    * (backing off, a WARN with the cause at most every `warnIntervalMs`). Any other failure (a
    * topology mismatch, an invalid destination) is thrown: it fails startup.
+   * `probe: false` skips the probe and tries `subscribe` at once (the broker was probed elsewhere,
+   * and its WARN logged there).
    */
-  async start(what: string, subscribe: () => Promise<void>): Promise<StartingSubscriptions> {
+  async start(
+    what: string,
+    subscribe: () => Promise<void>,
+    options: { probe?: boolean } = {},
+  ): Promise<StartingSubscriptions> {
     const { mode, logger } = this.options;
-    const health = await this.check();
+    const health: BrokerHealth = options.probe === false ? { up: true } : await this.check();
     if (health.up || mode === 'wait') {
       try {
         await subscribe();

@@ -6,7 +6,14 @@ import {
 } from '@nestjs/microservices';
 import { isObservable, lastValueFrom } from 'rxjs';
 import { InvalidOptionsError } from '../../core/errors';
+import { choiceOption, integerOption } from '../../core/options';
 import type { Broker, DeliveredMessage, Subscription } from '../../core/ports/broker';
+import {
+  BrokerStartup,
+  type BrokerStartupMode,
+  type StartingSubscriptions,
+} from '../../core/startup/broker-startup';
+import { NestSageLogger } from '../nest-sage-logger';
 
 export interface SageBrokerTransportOptions {
   /** The Sage Broker adapter to consume from (KafkaBroker, RabbitMqBroker, NatsJetStreamBroker, ...). */
@@ -16,6 +23,17 @@ export interface SageBrokerTransportOptions {
    * messages), or one per pattern. Default: the adapter's default (the destination).
    */
   group?: string | ((pattern: string) => string);
+  /**
+   * The broker cannot be reached when the app starts (`app.startAllMicroservices()`), as the
+   * module's `brokerStartup`: `'degraded'` (default) starts anyway and subscribes in the background
+   * once the broker is back (a WARN with the cause); `'wait'` retries `retryAttempts` ×
+   * `retryDelay`, then fails with BrokerUnavailableError.
+   */
+  brokerStartup?: BrokerStartupMode;
+  /** `'wait'`: probes after the first fails. Default 9. */
+  retryAttempts?: number;
+  /** Milliseconds between probes (`'wait'`), first wait between background attempts. Default 3000. */
+  retryDelay?: number;
 }
 
 /**
@@ -52,15 +70,40 @@ export class SageBrokerContext extends BaseRpcContext<[DeliveredMessage]> {
  * adapter's: the message is acknowledged only after the handler resolves (after the inbox
  * commit), redelivered when it throws, and a key's messages are handled one at a time, in order.
  * The handler receives the payload as `@Payload()`. `@MessagePattern` (request/reply) is refused
- * at startup: Sage messages have no reply channel.
+ * at startup: Sage messages have no reply channel. A broker that cannot be reached at startup does
+ * not fail it (see `brokerStartup`): the subscriptions are made once it is back.
  */
 export class SageBrokerTransport extends Server implements CustomTransportStrategy {
   private subscriptions: Subscription[] = [];
+  private readonly startup: BrokerStartup;
+  private readonly mode: BrokerStartupMode;
+  private starting: StartingSubscriptions | undefined;
 
   constructor(private readonly options: SageBrokerTransportOptions) {
     super();
     if (!options || typeof options.broker?.subscribe !== 'function')
       throw new InvalidOptionsError('SageBrokerTransport.broker', 'must be a Sage Broker adapter');
+    this.mode = choiceOption(
+      'SageBrokerTransport.brokerStartup',
+      options.brokerStartup,
+      ['degraded', 'wait'],
+      'degraded',
+    );
+    this.startup = new BrokerStartup({
+      broker: options.broker,
+      mode: this.mode,
+      retries: integerOption('SageBrokerTransport.retryAttempts', options.retryAttempts, {
+        fallback: 9,
+        min: 0,
+        max: 1000,
+      }),
+      delayMs: integerOption('SageBrokerTransport.retryDelay', options.retryDelay, {
+        fallback: 3000,
+        min: 0,
+        max: 600_000,
+      }),
+      logger: new NestSageLogger('SageBrokerTransport'),
+    });
   }
 
   async listen(callback: (error?: unknown) => void): Promise<void> {
@@ -71,18 +114,13 @@ export class SageBrokerTransport extends Server implements CustomTransportStrate
             `@MessagePattern('${pattern}')`,
             'SageBrokerTransport delivers events only (Sage messages have no reply channel): use @EventPattern',
           );
-        const group =
-          typeof this.options.group === 'function'
-            ? this.options.group(pattern)
-            : this.options.group;
-        this.subscriptions.push(
-          await this.options.broker.subscribe(
-            pattern,
-            (message) => this.dispatch(handler, message),
-            group === undefined ? {} : { group },
-          ),
-        );
       }
+      // 'degraded': no probe of its own (SagaOutboxModule probed the broker and said so once).
+      this.starting = await this.startup.start(
+        'SageBrokerTransport @EventPattern subscriptions',
+        () => this.subscribeAll(),
+        { probe: this.mode === 'wait' },
+      );
     } catch (error) {
       await this.close();
       callback(error);
@@ -93,9 +131,34 @@ export class SageBrokerTransport extends Server implements CustomTransportStrate
 
   /** Stops delivery; resolves once no handler call is running. The broker stays open (it is yours). */
   async close(): Promise<void> {
+    await this.starting?.stop();
     const subscriptions = this.subscriptions;
     this.subscriptions = [];
     await Promise.all(subscriptions.map((s) => s.unsubscribe()));
+  }
+
+  /** One subscription per `@EventPattern`, all or none (a failure undoes the ones made). */
+  private async subscribeAll(): Promise<void> {
+    const made: Subscription[] = [];
+    try {
+      for (const [pattern, handler] of this.messageHandlers) {
+        const group =
+          typeof this.options.group === 'function'
+            ? this.options.group(pattern)
+            : this.options.group;
+        made.push(
+          await this.options.broker.subscribe(
+            pattern,
+            (message) => this.dispatch(handler, message),
+            group === undefined ? {} : { group },
+          ),
+        );
+      }
+    } catch (error) {
+      await Promise.all(made.map((s) => s.unsubscribe().catch(() => undefined)));
+      throw error;
+    }
+    this.subscriptions.push(...made);
   }
 
   on(): never {

@@ -72,6 +72,8 @@ export class SagaCommandHandlerExplorer
       this.reflector,
       SAGA_COMMAND_HANDLER_METADATA,
       '@SagaCommandHandler',
+      // On a controller too, as @IdempotentHandler (it used to be ignored there, silently).
+      { controllers: true },
     )) {
       this.add(name, meta, method as SagaCommandHandlerMethod);
     }

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
-import { Injectable, Module, type INestApplicationContext } from '@nestjs/common';
+import { Controller, Injectable, Module, type INestApplicationContext } from '@nestjs/common';
+import { Ctx, EventPattern } from '@nestjs/microservices';
 import { NestFactory } from '@nestjs/core';
 import { createTestDatabase, withClient, type TestDatabase } from '@test/support/pg';
 import { CapturingLogger, closedPort } from '@test/support/startup-support';
@@ -8,11 +9,13 @@ import { TcpProxy } from '@test/support/tcp-proxy';
 import { KafkaBroker } from '../../brokers/kafka/kafka-broker';
 import { NatsJetStreamBroker } from '../../brokers/nats/nats-broker';
 import { RabbitMqBroker } from '../../brokers/rabbitmq/rabbitmq-broker';
+import { SageBrokerContext, SageBrokerTransport } from '../microservices/sage-broker.transport';
 import { waitUntil } from '../../testing/async';
 import {
   BrokerUnavailableError,
   IdempotentHandler,
   IdempotentHandlerExplorer,
+  OUTBOX_BROKER,
   OutboxRepository,
   SageDatabase,
   SagaOutboxModule,
@@ -182,6 +185,69 @@ describe.each(KINDS)('Startup with $kind down', ({ kind, target, url, unreachabl
       expect(await outboxStatus(id)).toBe('sent');
       expect(app.get(IdempotentHandlerExplorer).subscribed).toBe(1);
       expect(logger.warnings(/unreachable at startup/)).toHaveLength(1);
+    } finally {
+      await app.close();
+      await proxy.stop();
+    }
+  });
+
+  it('SageBrokerTransport: startAllMicroservices() does not fail while the broker is down; @EventPattern consumes once it is back', async () => {
+    const proxy = new TcpProxy(target);
+    const port = await proxy.start();
+    await proxy.stop();
+    const destination = `startup-ep-${kind}-${randomUUID().slice(0, 8)}`;
+    const received: string[] = [];
+    @Controller()
+    class Events {
+      @EventPattern(destination)
+      on(@Ctx() ctx: SageBrokerContext): Promise<void> {
+        received.push(ctx.id);
+        return Promise.resolve();
+      }
+    }
+    const c = db.connection;
+    @Module({
+      imports: [
+        SagaOutboxModule.forRoot({
+          postgres: {
+            host: c.host,
+            port: c.port,
+            user: c.user,
+            password: c.password,
+            database: c.database,
+          },
+          runMigrations: false,
+          broker: url(port),
+          retryDelay: 200,
+          outbox: { relay: { retry: { initialDelayMs: 100, maxDelayMs: 500 } } },
+        }),
+      ],
+      controllers: [Events],
+    })
+    class AppModule {}
+    const logger = new CapturingLogger();
+    const app = await NestFactory.create(AppModule, { logger, abortOnError: false });
+    try {
+      const broker = app.get<Broker>(OUTBOX_BROKER);
+      app.connectMicroservice({
+        strategy: new SageBrokerTransport({ broker, group: `ep-${kind}`, retryDelay: 200 }),
+      });
+      const started = Date.now();
+      await app.startAllMicroservices();
+      await app.init();
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(
+        logger.warnings(/SageBrokerTransport @EventPattern subscriptions: cannot subscribe yet/),
+      ).toHaveLength(1);
+
+      const id = await publishThroughOutbox(app, destination);
+      await proxy.start();
+      await waitUntil(
+        () => received.includes(id),
+        `the ${kind} @EventPattern to receive ${id}`,
+        45_000,
+        50,
+      );
     } finally {
       await app.close();
       await proxy.stop();
