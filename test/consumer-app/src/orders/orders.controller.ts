@@ -30,15 +30,21 @@ export class OrdersController {
 
   @Get(':id')
   async get(@Param('id', ParseUUIDPipe) id: string) {
+    const found = await this.order(id);
+    if (!found) throw new NotFoundException(`no order ${id}`);
+    const saga = await this.sagas.get(found.saga_id);
+    // Read the order again after the saga: what a finished saga's steps wrote is visible now.
+    const order = (await this.order(id)) ?? found;
+    return { id, status: order.status, saga: saga.status, shipments: order.shipments };
+  }
+
+  private async order(id: string) {
     const rows: { status: string; saga_id: string; shipments: number }[] =
       await this.dataSource.query(
         `SELECT status, saga_id, (SELECT count(*)::int FROM shipments WHERE order_id = o.id) AS shipments
          FROM orders o WHERE id = $1`,
         [id],
       );
-    const order = rows[0];
-    if (!order) throw new NotFoundException(`no order ${id}`);
-    const saga = await this.sagas.get(order.saga_id);
-    return { id, status: order.status, saga: saga.status, shipments: order.shipments };
+    return rows[0];
   }
 }
