@@ -11,7 +11,13 @@ export class TcpProxy {
   private readonly sockets = new Set<Socket>();
   private boundPort = 0;
 
-  constructor(private readonly target: { host: string; port: number }) {}
+  constructor(
+    private readonly target: { host: string; port: number },
+    /** Listen on this port (default: a free one, chosen on the first start). */
+    options: { port?: number } = {},
+  ) {
+    this.boundPort = options.port ?? 0;
+  }
 
   get port(): number {
     return this.boundPort;

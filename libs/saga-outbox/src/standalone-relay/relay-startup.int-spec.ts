@@ -3,6 +3,7 @@
  * SAGE_DB_RETRY_DELAY_MS) instead of exiting at once, then exits 1 with one line naming the
  * address and DATABASE_URL, never the password; a database that comes up meanwhile is used.
  */
+import { createServer, type AddressInfo } from 'node:net';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createTestDatabase, type TestDatabase } from '@test/support/pg';
@@ -59,9 +60,16 @@ describe('sage-relay: PostgreSQL at start', () => {
 
   it('uses a database that comes up during the retries', async () => {
     const c = db.connection;
-    const proxy = new TcpProxy({ host: c.host, port: c.port });
-    const port = await proxy.start();
-    await proxy.stop();
+    // Until PostgreSQL "comes up", a listener that drops every connection and counts them: the
+    // test opens the way only once the relay has really failed twice (its startup time varies).
+    let attempts = 0;
+    const refusing = createServer((socket) => {
+      attempts++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
+    const port = (refusing.address() as AddressInfo).port;
+    const proxy = new TcpProxy({ host: c.host, port: c.port }, { port });
     const relay = startRelay({
       DATABASE_URL: `postgres://${c.user}:${c.password}@127.0.0.1:${port}/${c.database}`,
       SAGE_BROKER_URL: 'memory://',
@@ -69,9 +77,9 @@ describe('sage-relay: PostgreSQL at start', () => {
       SAGE_DB_RETRY_DELAY_MS: '200',
     });
     try {
-      // The retries are buffered with the other startup logs: wait a few attempts' time, then open.
-      await new Promise((resolve) => setTimeout(resolve, 3000));
+      await waitUntil(() => attempts >= 2, 'two failed connection attempts', 40_000, 50);
       expect(relay.child.exitCode).toBeNull();
+      await new Promise<void>((resolve) => refusing.close(() => resolve()));
       await proxy.start();
       await waitUntil(
         () => relay.output().includes('outbox relay running'),
@@ -80,12 +88,13 @@ describe('sage-relay: PostgreSQL at start', () => {
         50,
       );
       expect(relay.output()).toMatch(
-        /cannot connect to PostgreSQL at 127\.0\.0\.1:\d+\/\w+ \(option postgres\.url\): connect ECONNREFUSED/,
+        /cannot connect to PostgreSQL at 127\.0\.0\.1:\d+\/\w+ \(option postgres\.url\): .+; attempt 1\/101, retrying in 200 ms/,
       );
       relay.child.kill('SIGTERM');
       expect(await relay.exited).toBe(0);
     } finally {
       if (relay.child.exitCode === null) relay.child.kill('SIGKILL');
+      if (refusing.listening) refusing.close();
       await proxy.stop();
     }
   });
