@@ -42,6 +42,8 @@
 #   SAGE_RABBITMQ_PORT      AMQP port                 (56729)
 #   SAGE_RABBITMQ_DIST_PORT, SAGE_RABBITMQ_EPMD_PORT  Erlang ports (56730, 43690)
 #   SAGE_RABBITMQ_USER SAGE_RABBITMQ_PASSWORD         (sage sage)
+#   SAGE_RABBITMQ_EXTRA_CONF  lines appended to the generated rabbitmq.conf
+#                           (e.g. a TLS listener for a private test instance)
 #   SAGE_NATS_PORT          client port               (42229)
 #   SAGE_NATS_MONITOR_PORT  HTTP monitoring port      (42230)
 #   SAGE_NATS_BIN           nats-server binary        (/usr/sbin/nats-server)
@@ -49,6 +51,12 @@
 #   SAGE_KAFKA_CONTROLLER_PORT  KRaft controller      (19093)
 #   SAGE_KAFKA_VERSION      Apache Kafka release      (4.1.2)
 #   SAGE_KAFKA_HEAP_OPTS    broker JVM heap           (-Xms256m -Xmx512m)
+#   SAGE_KAFKA_EXTRA_PROPERTIES  lines appended to the generated
+#                           server.properties (a later key wins: e.g. extra
+#                           listeners for a private test instance)
+#   SAGE_KAFKA_SCRAM_USERS  SCRAM credentials created when the storage is
+#                           formatted, whitespace-separated, each one
+#                           `--add-scram` value: SCRAM-SHA-512=[name=u,password=p]
 #   SAGE_MAVEN_REPO         local Maven repository    (Maven's default, ~/.m2/repository)
 #   JAVA_HOME               Java 17+ for Kafka        (java on PATH)
 set -euo pipefail
@@ -698,6 +706,7 @@ log.file.level = info
 log.file.rotation.size = 10485760
 log.file.rotation.count = 5
 EOF
+  [[ -z ${SAGE_RABBITMQ_EXTRA_CONF:-} ]] || printf '%s\n' "$SAGE_RABBITMQ_EXTRA_CONF" >>"$RMQ_DIR/rabbitmq.conf"
   chmod 0600 "$RMQ_DIR/rabbitmq.conf"
 }
 
@@ -1063,6 +1072,8 @@ group.initial.rebalance.delay.ms=0
 broker.session.timeout.ms=4000
 broker.heartbeat.interval.ms=1000
 EOF
+  [[ -z ${SAGE_KAFKA_EXTRA_PROPERTIES:-} ]] ||
+    printf '%s\n' "$SAGE_KAFKA_EXTRA_PROPERTIES" >>"$KAFKA_DIR/server.properties"
   cp "$SCRIPT_DIR/kafka/log4j2.xml" "$KAFKA_DIR/log4j2.xml"
 }
 
@@ -1084,7 +1095,12 @@ kafka_format() {
   local cluster_id
   cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
   log "kafka: formatting $KAFKA_DATA (cluster id $cluster_id)"
-  kafka_command kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" -c "$KAFKA_DIR/server.properties"
+  local scram=() users user
+  # read -a, not an unquoted expansion: the [...] of an entry must not glob.
+  read -r -a users <<<"${SAGE_KAFKA_SCRAM_USERS:-}"
+  for user in "${users[@]}"; do scram+=(--add-scram "$user"); done
+  kafka_command kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" \
+    -c "$KAFKA_DIR/server.properties" "${scram[@]}"
   (cd "$KAFKA_DIR" && clean_env "${KAFKA_CMD[@]}" 9>&-) >"$KAFKA_DIR/format.log" 2>&1 || {
     cat "$KAFKA_DIR/format.log" >&2
     die "kafka: formatting $KAFKA_DATA failed (log: $KAFKA_DIR/format.log)"

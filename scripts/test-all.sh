@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls `npm test`, which runs this):
-# installs dependencies, provisions PostgreSQL and the brokers, then lint, type-check, all three
+# installs dependencies, provisions PostgreSQL and the brokers, then lint, the secret scan, type-check, all three
 # jest tiers, the package checks and the consumer test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,10 @@ fi
 bash scripts/services.sh start postgres rabbitmq nats kafka
 eval "$(bash scripts/services.sh env postgres rabbitmq nats kafka)"
 
-echo "== lint"; npm run --silent lint
+echo "== lint"; npm run --silent lint # includes the security rules (eslint-plugin-security)
+# gitleaks over the working tree and the git history (built once from the Go module proxy and
+# cached outside the repository); fails on any secret not allow-listed in .gitleaks.toml.
+echo "== secret scan"; bash scripts/secret-scan.sh
 echo "== format"; npm run --silent format:check
 echo "== typecheck"; npm run --silent typecheck
 echo "== promtool"; bash scripts/promtool.sh check rules ops/prometheus/alerts.yml

@@ -1,12 +1,13 @@
 import 'reflect-metadata';
 import { Logger, type DynamicModule } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
 import { startEmbeddedPostgres } from '@sage/saga-outbox/embedded';
 import { Logger as PinoLogger } from 'nestjs-pino';
+import { createSampleApp } from './sample-http';
 
 /**
  * How the sample services start: `DATABASE_URL` if set, else embedded PGlite (`SAGE_DATA_DIR`
- * keeps its files), HTTP on 127.0.0.1:`PORT`, shutdown hooks on, JSON logs (nestjs-pino).
+ * keeps its files), HTTP on 127.0.0.1:`PORT`, shutdown hooks on, JSON logs (nestjs-pino),
+ * `SAGE_SAMPLE_API_KEY` (when set) required as `X-API-Key` on the business routes.
  */
 export async function serveSample(
   name: string,
@@ -26,7 +27,8 @@ export async function serveSample(
     );
   }
   // Logs buffered until nestjs-pino (sampleObservability) takes over as the Nest logger: JSON lines.
-  const app = await NestFactory.create(moduleFor(databaseUrl), { bufferLogs: true });
+  // No X-Powered-By, bounded bodies (apps/shared/sample-http.ts).
+  const app = await createSampleApp(moduleFor(databaseUrl), { bufferLogs: true });
   app.useLogger(app.get(PinoLogger));
   app.enableShutdownHooks();
   const port = Number(process.env.PORT ?? defaultPort);

@@ -216,14 +216,15 @@ describe('order-service over HTTP on real PostgreSQL', () => {
       card: '4242424242424242',
     });
     expect(res.status).toBe(400);
-    expect(((await res.json()) as { message: string }).message).toMatch(
-      /quantity must be a positive integer/,
+    // The ValidationPipe's answer (PlaceOrderDto); sample-input-validation.e2e-spec.ts has the rest.
+    expect(String(((await res.json()) as { message: string[] }).message)).toMatch(
+      /quantity must not be less than 1/,
     );
     expect(await count()).toBe(before);
   });
 
-  it('answers 400 for a body nested 20,000 levels deep (no stack overflow, nothing written)', async () => {
-    const deep = '['.repeat(20_000) + ']'.repeat(20_000);
+  it('answers 400 for a body nested 5,000 levels deep (no stack overflow, nothing written)', async () => {
+    const deep = '['.repeat(5_000) + ']'.repeat(5_000);
     const body = `{"customer":"bob","sku":"widget","quantity":1,"amountCents":100,"card":"4242424242424242","note":${deep}}`;
     const res = await fetch(`${apps.orderUrl}/orders`, {
       method: 'POST',
@@ -231,7 +232,7 @@ describe('order-service over HTTP on real PostgreSQL', () => {
       body,
     });
     expect(res.status).toBe(400);
-    expect(((await res.json()) as { message: string }).message).toMatch(/nested deeper than 100/);
+    expect(((await res.json()) as { message: string }).message).toMatch(/nested deeper than 8/);
   });
 
   it('answers 409 when an Idempotency-Key is reused with a different body, 202 with the same one', async () => {

@@ -4,12 +4,12 @@
  */
 import 'reflect-metadata';
 import type { INestApplication, NestApplicationOptions } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
 import type { Broker } from '@sage/saga-outbox';
 import { randomBytes } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { OrderServiceModule } from '../../apps/order-service/src/order-service.module';
 import { PaymentServiceModule } from '../../apps/payment-service/src/payment-service.module';
+import { createSampleApp } from '../../apps/shared/sample-http';
 import { sampleTopology, type SampleTopology } from '../../apps/shared/sample-topology';
 import { createTestDatabase, type TestDatabase } from '../support/pg';
 
@@ -86,7 +86,8 @@ export class SampleApps {
       createTestDatabase({ migrated: false }),
     ]);
     await this.startPayment();
-    this.order = await NestFactory.create(
+    // As main.ts creates them (createSampleApp): no X-Powered-By, bounded bodies.
+    this.order = await createSampleApp(
       OrderServiceModule.register({
         databaseUrl: databaseUrl(this.orderDb),
         broker: this.options.broker,
@@ -102,7 +103,7 @@ export class SampleApps {
 
   async startPayment(): Promise<void> {
     if (this.payment) return;
-    const app = await NestFactory.create(
+    const app = await createSampleApp(
       PaymentServiceModule.register({
         databaseUrl: databaseUrl(this.paymentDb),
         broker: this.options.broker,

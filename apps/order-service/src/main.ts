@@ -12,6 +12,8 @@ void serveSample('order-service', 3000, (databaseUrl) =>
       replyTimeoutMs: optionalNumber('SAGE_PAYMENT_REPLY_TIMEOUT_MS'),
       maxAttempts: optionalNumber('SAGE_PAYMENT_MAX_ATTEMPTS'),
     },
+    // Where authentication goes (apps/shared/api-key.guard.ts); unset: no check.
+    apiKey: process.env.SAGE_SAMPLE_API_KEY || undefined,
   }),
 );
 

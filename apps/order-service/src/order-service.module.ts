@@ -12,7 +12,9 @@ import {
 } from '@sage/saga-outbox';
 import { openTelemetryTracing } from '@sage/saga-outbox/tracing';
 import { DataSource } from 'typeorm';
+import { sampleApiKey } from '../../shared/api-key.guard';
 import { sampleObservability } from '../../shared/observability';
+import { sampleValidationPipe } from '../../shared/sample-validation';
 import { sampleTopology, type SampleTopology } from '../../shared/sample-topology';
 import { OrderTables1764230500000 } from './migrations/1764230500000-order-tables';
 import { ORDER_PLACEMENT_SAGA, orderPlacementSaga } from './orders/order-placement.saga';
@@ -40,6 +42,11 @@ export interface OrderServiceConfig {
   payment?: { replyTimeoutMs?: number; maxAttempts?: number; voidMaxAttempts?: number };
   /** Outbox relay / retention tuning. */
   outbox?: OutboxModuleOptions;
+  /**
+   * The `X-API-Key` the business routes require (SampleApiKeyGuard: where authentication goes).
+   * Undefined (the demo, the tests): no check.
+   */
+  apiKey?: string;
 }
 
 /** The order service: its business tables and Sage's share one DataSource, so one transaction covers both. */
@@ -102,6 +109,9 @@ export class OrderServiceModule {
         { provide: ORDER_PLACEMENT_SAGA, useValue: OrderPlacementSaga },
         // Sage's typed errors as HTTP statuses: invalid input 400, unknown saga id 404, key reuse 409...
         { provide: APP_FILTER, useClass: SageHttpExceptionFilter },
+        // Bodies checked against their DTOs: unknown fields, wrong types, bounds are 400.
+        sampleValidationPipe,
+        sampleApiKey(config.apiKey),
       ],
     };
   }

@@ -8,5 +8,7 @@ void serveSample('payment-service', 3001, (databaseUrl) =>
     databaseUrl,
     broker: process.env.SAGE_BROKER_URL,
     topology: sampleTopology(process.env.SAGE_DESTINATION_PREFIX),
+    // Where authentication goes (apps/shared/api-key.guard.ts); unset: no check.
+    apiKey: process.env.SAGE_SAMPLE_API_KEY || undefined,
   }),
 );

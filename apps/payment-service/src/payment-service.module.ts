@@ -20,6 +20,8 @@ import { PaymentTables1764230600000 } from './migrations/1764230600000-payment-t
 import { PaymentAuthorizations1764489700000 } from './migrations/1764489700000-payment-authorizations';
 import { RefundSaga } from './refunds/refund.saga';
 import { RefundsController } from './refunds/refunds.controller';
+import { sampleApiKey } from '../../shared/api-key.guard';
+import { sampleValidationPipe } from '../../shared/sample-validation';
 
 export interface PaymentServiceConfig {
   /** postgres:// URL of the service's database (may be the one order-service uses: the schemas differ). */
@@ -35,6 +37,11 @@ export interface PaymentServiceConfig {
   topology?: SampleTopology;
   /** Outbox relay / retention tuning. */
   outbox?: OutboxModuleOptions;
+  /**
+   * The `X-API-Key` the business routes require (SampleApiKeyGuard: where authentication goes).
+   * Undefined (the demo, the tests): no check.
+   */
+  apiKey?: string;
 }
 
 /** Schema of payment-service's Sage tables (its outbox, inbox and sagas); business tables are in `payments`. */
@@ -90,6 +97,9 @@ export class PaymentServiceModule {
         RefundSaga,
         // Sage's typed errors as HTTP statuses: invalid refund 400, unknown saga id 404...
         { provide: APP_FILTER, useClass: SageHttpExceptionFilter },
+        // Bodies checked against their DTOs: unknown fields, wrong types, missing refundId are 400.
+        sampleValidationPipe,
+        sampleApiKey(config.apiKey),
         paymentCommandHandlers({
           destination: topology.paymentCommands,
           consumer: topology.paymentConsumer,

@@ -10,3 +10,7 @@ export type {
   EmbeddedPostgres,
   EmbeddedPostgresOptions,
 } from './persistence/postgres/embedded-postgres';
+export {
+  EMBEDDED_IN_PRODUCTION_ENV,
+  EmbeddedDatabaseInProductionError,
+} from './persistence/postgres/embedded-postgres-guard';

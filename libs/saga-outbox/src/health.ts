@@ -1,5 +1,5 @@
 /**
- * `@sage/saga-outbox/health`: liveness and readiness checks (@nestjs/terminus) for the database, the
+ * `@sage/saga-outbox/health`: liveness and readiness checks (`@nestjs/terminus`) for the database, the
  * broker, the relay and the backlog. Needs `@nestjs/terminus`.
  *
  * @packageDocumentation

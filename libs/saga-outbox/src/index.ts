@@ -39,6 +39,10 @@ export {
   BrokerUnavailableError,
 } from './core/outbox/outbox-errors';
 export { MissingPeerDependencyError } from './core/errors';
+export {
+  EMBEDDED_IN_PRODUCTION_ENV,
+  EmbeddedDatabaseInProductionError,
+} from './persistence/postgres/embedded-postgres-guard';
 export { SageDatabaseUnavailableError, SageSchemaError } from './core/startup/startup-errors';
 export type { DatabaseConnectFailure, SageSchemaProblem } from './core/startup/startup-errors';
 export type { JsonValue } from './core/json';
@@ -181,6 +185,7 @@ export { createSagaDataSource, runMigrationsLocked } from './persistence/postgre
 export { pendingSageMigrations } from './persistence/postgres/sage-schema-status';
 export type { PendingSageMigrationsOptions } from './persistence/postgres/sage-schema-status';
 export type { SagaDataSourceOptions } from './persistence/postgres/data-source';
+export type { PostgresSslOptions, PostgresPassword } from './persistence/postgres/postgres-ssl';
 export {
   PostgresOperatorQueries,
   SAGA_STATUSES,
@@ -233,6 +238,25 @@ export type {
 } from './core/saga/saga-command';
 export { DEFAULT_REMOTE_STEP_TIMEOUT_MS } from './core/saga/saga-definition';
 export type { StepKind } from './core/saga/saga-definition';
+export type { ReplyToAllowList } from './core/remote/participant-protocol';
+
+// Message signing and refused messages
+export { MessageRefusedError } from './core/inbox/message-refused';
+export type { MessageRefusalReason } from './core/inbox/message-refused';
+export type { KeyProvider } from './core/ports/key-provider';
+export {
+  MIN_SIGNING_KEY_BYTES,
+  signingKeys,
+  signingKeysFromEnv,
+} from './core/signing/signing-keys';
+export {
+  SIGNATURE_HEADER,
+  SIGNATURE_KEY_HEADER,
+  signMessage,
+  verifyMessageSignature,
+} from './core/signing/message-signature';
+export type { SignableMessage } from './core/signing/message-signature';
+export type { MessageSigningOptions } from './core/signing/signing-options';
 export { SagaCommandHandler, rejectCommand } from './nest/remote/saga-command-handler.decorator';
 export type {
   SagaCommandHandlerOptions,
@@ -256,6 +280,7 @@ export { OutboxRelayModule } from './nest/relay/outbox-relay.module';
 export { OUTBOX_RELAY_MODULE_OPTIONS } from './nest/relay/outbox-relay.module-definition';
 export type { OutboxRelayModuleOptions } from './nest/relay/outbox-relay.options';
 export { brokerFromUrl } from './nest/relay/broker-url';
+export type { BrokerUrlSecurity } from './nest/relay/broker-url';
 
 // Inbox
 export { InboxProcessor, DEFAULT_INBOX_MAX_ATTEMPTS } from './core/inbox/inbox-processor';

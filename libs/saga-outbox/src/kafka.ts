@@ -8,4 +8,7 @@ export type {
   KafkaBrokerOptions,
   KafkaBrokerLogLevel,
   KafkaConsumerOptions,
+  KafkaSslOptions,
+  KafkaSaslOptions,
+  KafkaSaslMechanism,
 } from './brokers/kafka/kafka-broker';

@@ -5,9 +5,11 @@
  * @packageDocumentation
  */
 export {
+  SAGE_REDACTED_HEADERS,
   SageEventLog,
   SageEventLogModule,
   SageEventLogService,
   sagePinoParams,
   traceLogFields,
+  type SagePinoOptions,
 } from './nest/observability/sage-logging';

@@ -6,3 +6,4 @@
  */
 export { NatsJetStreamBroker } from './brokers/nats/nats-broker';
 export type { NatsJetStreamBrokerOptions } from './brokers/nats/nats-broker';
+export type { NatsSecurityOptions, NatsTlsOptions } from './brokers/nats/nats-security-options';

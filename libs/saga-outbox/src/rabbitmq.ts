@@ -4,4 +4,8 @@
  * @packageDocumentation
  */
 export { RabbitMqBroker, RabbitMqTopologyError } from './brokers/rabbitmq/rabbitmq-broker';
-export type { RabbitMqBrokerOptions } from './brokers/rabbitmq/rabbitmq-broker';
+export type {
+  RabbitMqBrokerOptions,
+  RabbitMqTlsOptions,
+  PemInput,
+} from './brokers/rabbitmq/rabbitmq-broker';

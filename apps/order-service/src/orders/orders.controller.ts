@@ -2,26 +2,32 @@ import {
   Body,
   Controller,
   Get,
-  Headers,
   HttpCode,
   Inject,
   NotFoundException,
   Param,
   Post,
+  UseGuards,
 } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { SagaService } from '@sage/saga-outbox';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
+import { SampleApiKeyGuard } from '../../../shared/api-key.guard';
+import { IdempotencyKey } from '../../../shared/sample-validation';
 import { ORDER_PLACEMENT_SAGA, type OrderPlacementSagaClass } from './order-placement.saga';
-import type { PlaceOrderInput } from './order.types';
+import { PlaceOrderDto } from './place-order.dto';
 
 /**
- * Sage's errors need no try/catch here: SageHttpExceptionFilter (registered in OrderServiceModule)
- * answers an input the validator rejects or that cannot be stored with 400, an Idempotency-Key
- * reused with another body with 409, an unknown saga id with 404.
+ * The body is a PlaceOrderDto, checked by the ValidationPipe (400 for unknown fields, wrong types,
+ * values out of bounds), the Idempotency-Key header by the IdempotencyKey decorator (400 when too long or
+ * outside its alphabet). Sage's errors need no try/catch here: SageHttpExceptionFilter (registered
+ * in OrderServiceModule) answers an input the saga's validator rejects with 400, an
+ * Idempotency-Key reused with another body with 409 (the saga stores a fingerprint of its input),
+ * an unknown saga id with 404. SampleApiKeyGuard marks where authentication goes.
  */
 @Controller('orders')
+@UseGuards(SampleApiKeyGuard)
 export class OrdersController {
   constructor(
     private readonly sagas: SagaService,
@@ -32,12 +38,10 @@ export class OrdersController {
   /** Starts the order-placement saga. `Idempotency-Key` makes retries of this request safe. */
   @Post()
   @HttpCode(202)
-  async place(
-    @Body() body: Omit<PlaceOrderInput, 'orderId'>,
-    @Headers('idempotency-key') key?: string,
-  ) {
+  async place(@Body() body: PlaceOrderDto, @IdempotencyKey() key?: string) {
     const orderId = `ord-${key ?? randomUUID()}`;
     // Started by class: the input is checked against the steps' PlaceOrderInput at compile time.
+    // The order id is the saga's idempotency key: the same key with another body is a 409.
     const { sagaId, created } = await this.sagas.start(
       this.orderPlacement,
       { ...body, orderId },

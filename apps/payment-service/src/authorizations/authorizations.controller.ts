@@ -1,9 +1,11 @@
-import { Controller, Get, Param } from '@nestjs/common';
+import { Controller, Get, Param, UseGuards } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { SampleApiKeyGuard } from '../../../shared/api-key.guard';
 import { authorizationsOfOrder } from './authorization.sql';
 
 @Controller('authorizations')
+@UseGuards(SampleApiKeyGuard)
 export class AuthorizationsController {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
 

@@ -14,6 +14,7 @@ import { sagasListCommand, sagasShowCommand } from './commands/sagas.command';
 import { statusCommand } from './commands/status.command';
 import { describeTarget, openConnection, readDatabaseUrl, type SageConnection } from './connection';
 import type { CliIo } from './io';
+import { escapeTerminalText } from './terminal-text';
 import { errorText } from '../core/error-text';
 import { scrubSecrets } from '../core/startup/connection-url';
 
@@ -50,7 +51,8 @@ const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = {
  * pending migrations with --check), 2 usage error. Errors the user can act on are one line on
  * stderr; a stack trace only for a bug, and only with SAGE_DEBUG=1.
  */
-export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<number> {
+  const io = terminalSafe(rawIo);
   let connection: SageConnection | undefined;
   let secrets: string[] = [];
   let target = 'the database';
@@ -94,8 +96,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       io,
       db: async () => {
         if (connection) return connection;
-        const { url, secrets: s } = readDatabaseUrl(str(values['database-url']), io.env);
+        const fromOption = str(values['database-url']);
+        const { url, secrets: s } = readDatabaseUrl(fromOption, io.env);
         secrets = s;
+        if (fromOption !== undefined && hasPassword(url))
+          io.err(
+            'sage: warning: --database-url holds a password, which other users can read in "ps" and which stays in your shell history; set DATABASE_URL or PGPASSWORD instead\n',
+          );
         target = describeTarget(url);
         const stalled = str(values['stalled-after']);
         if (stalled !== undefined && !/^\d+$/.test(stalled))
@@ -116,6 +123,27 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     return report(error, io, { command, secrets, target });
   } finally {
     await connection?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Both streams through escapeTerminalText (line feeds and tabs kept): whatever a command or an
+ * error message carries from the database or a broker cannot drive the terminal. JSON output is
+ * unchanged by it (json() leaves no raw control character but the indentation's line feeds).
+ */
+function terminalSafe(io: CliIo): CliIo {
+  return {
+    env: io.env,
+    out: (text) => io.out(escapeTerminalText(text, { keepLineBreaks: true })),
+    err: (text) => io.err(escapeTerminalText(text, { keepLineBreaks: true })),
+  };
+}
+
+function hasPassword(url: string): boolean {
+  try {
+    return new URL(url).password !== '';
+  } catch {
+    return false;
   }
 }
 

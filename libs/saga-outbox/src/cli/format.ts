@@ -1,4 +1,9 @@
-/** Human output: aligned tables, short durations, one-line cells. JSON output needs none of this. */
+/**
+ * Human output: aligned tables, short durations, one-line cells, control characters escaped
+ * (terminal-text.ts). JSON output is JSON.stringify's, with the few characters it leaves raw
+ * escaped too.
+ */
+import { escapeJsonText, escapeTerminalText } from './terminal-text';
 
 /** `4s`, `3m12s`, `2h05m`, `3d04h`: precise enough to read at a glance, never wider than 6 chars. */
 export function formatDuration(seconds: number): string {
@@ -30,11 +35,14 @@ const pad = (n: number): string => String(n).padStart(2, '0');
 /** One line, at most `max` characters (an ellipsis marks the cut); `-` for null / empty. */
 export function cell(value: string | number | null | undefined, max = 60): string {
   if (value === null || value === undefined || value === '') return '-';
-  const text = String(value).replace(/\s+/g, ' ').trim();
+  const text = escapeTerminalText(String(value).replace(/\s+/g, ' ').trim());
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
-/** A left-aligned table with a header row; numeric columns (`right`) aligned right. */
+/**
+ * A left-aligned table with a header row; numeric columns (`right`) aligned right. Every cell is
+ * escaped: a value can never break the table or the terminal.
+ */
 export function table(
   headers: readonly string[],
   rows: readonly (readonly string[])[],
@@ -42,23 +50,31 @@ export function table(
 ): string {
   const indent = options.indent ?? '';
   const right = new Set(options.right ?? []);
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const safe = rows.map((r) => r.map((c) => escapeTerminalText(c)));
+  const widths = headers.map((h, i) => Math.max(h.length, ...safe.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string =>
     indent +
     cells
       .map((c, i) => (right.has(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
       .join('  ')
       .trimEnd();
-  return [line(headers), ...rows.map(line)].join('\n') + '\n';
+  return [line(headers), ...safe.map(line)].join('\n') + '\n';
 }
 
-/** `key: value` lines with the keys aligned. */
+/** `key: value` lines with the keys aligned; each value escaped onto its one line. */
 export function fields(entries: readonly (readonly [string, string])[], indent = ''): string {
   const width = Math.max(...entries.map(([k]) => k.length));
-  return entries.map(([k, v]) => `${indent}${`${k}:`.padEnd(width + 1)} ${v}`).join('\n') + '\n';
+  return (
+    entries
+      .map(([k, v]) => `${indent}${`${k}:`.padEnd(width + 1)} ${escapeTerminalText(v)}`)
+      .join('\n') + '\n'
+  );
 }
 
-/** JSON for --json: two-space indented, Dates as ISO strings, one trailing newline. */
+/**
+ * JSON for --json: two-space indented, Dates as ISO strings, one trailing newline; DEL, C1 and
+ * bidi controls written as `\uXXXX` (the same strings once parsed).
+ */
 export function json(value: unknown): string {
-  return JSON.stringify(value, null, 2) + '\n';
+  return escapeJsonText(JSON.stringify(value, null, 2)) + '\n';
 }

@@ -202,7 +202,7 @@ describe('sage CLI on PostgreSQL', () => {
         ['sagas', 'list', '--bogus'],
         ['outbox', 'dead-letters', 'list', '--destination', 'payments', '--json'],
         ['outbox', 'show', deadLetters.email, '--json'],
-        ['outbox', 'dead-letters', 'replay', deadLetters.pay1, '--json'],
+        ['outbox', 'dead-letters', 'replay', deadLetters.pay1, '--json', '--yes'],
         [
           'outbox',
           'dead-letters',
@@ -222,10 +222,12 @@ describe('sage CLI on PostgreSQL', () => {
           '--destination',
           'payments',
           '--json',
+          '--yes',
         ],
+        ['outbox', 'dead-letters', 'discard', deadLetters.email, '--dry-run', '--json'],
         ['outbox', 'dead-letters', 'discard', deadLetters.email],
         ['outbox', 'dead-letters', 'discard', deadLetters.email, '--yes', '--json'],
-        ['outbox', 'dead-letters', 'replay', deadLetters.email, '--json'],
+        ['outbox', 'dead-letters', 'replay', deadLetters.email, '--json', '--yes'],
         ['inbox', 'dead-letters', 'list', '--consumer', 'payments.order-placed', '--json'],
         [
           'inbox',
@@ -236,6 +238,7 @@ describe('sage CLI on PostgreSQL', () => {
           'm-1',
           'm-404',
           '--json',
+          '--yes',
         ],
         ['inbox', 'dead-letters', 'release', 'm-2'],
         ['status', '--json'],
@@ -264,6 +267,7 @@ describe('sage CLI on PostgreSQL', () => {
       dryRun,
       allNoFilter,
       replayAll,
+      discardDryRun,
       discardNoYes,
       discard,
       replayDiscarded,
@@ -384,11 +388,29 @@ describe('sage CLI on PostgreSQL', () => {
     expect(replayOne!.code).toBe(0);
     expect(parse(replayOne)).toEqual({ replayed: [deadLetters.pay1], notFound: [] });
     expect(parse(dryRun)).toEqual({ dryRun: true, wouldReplay: [deadLetters.pay2], more: false });
+    // Without --yes: the preview on stdout, nothing changed, exit 2 naming --yes (replayAll and
+    // discard below find the same messages still dead-lettered).
     expect(allNoFilter!.code).toBe(2);
-    expect(allNoFilter!.stderr).toContain('without a filter replays every dead letter');
+    expect(parse(allNoFilter)).toEqual({
+      dryRun: true,
+      wouldReplay: [deadLetters.pay2, deadLetters.email],
+      more: false,
+    });
+    expect(allNoFilter!.stderr).toContain('every dead letter: no filter given');
+    expect(allNoFilter!.stderr).toContain('run again with --yes');
     expect(parse(replayAll)).toEqual({ replayed: [deadLetters.pay2] });
+    expect(discardDryRun!.code).toBe(0);
+    expect(parse(discardDryRun)).toEqual({
+      dryRun: true,
+      wouldDiscard: [deadLetters.email],
+      notFound: [],
+    });
     expect(discardNoYes!.code).toBe(2);
-    expect(discardNoYes!.stderr).toContain('--yes');
+    expect(discardNoYes!.stdout).toContain('dry run: would discard 1 dead letter; nothing changed');
+    expect(discardNoYes!.stdout).toContain(deadLetters.email);
+    expect(discardNoYes!.stderr).toContain(
+      'nothing changed: this would delete 1 dead letter for good; check the list above, then run again with --yes',
+    );
     expect(parse(discard)).toEqual({ discarded: [deadLetters.email], notFound: [] });
     expect(replayDiscarded!.code).toBe(1);
     expect(parse(replayDiscarded)).toEqual({ replayed: [], notFound: [deadLetters.email] });
@@ -422,6 +444,10 @@ describe('sage CLI on PostgreSQL', () => {
     expect(unreachable!.code).toBe(1);
     expect(unreachable!.stderr).toContain('cannot use the database at 127.0.0.1:1/none');
     expect(unreachable!.stderr).not.toContain('supersecretpw');
+    expect(unreachable!.stderr).toContain(
+      'sage: warning: --database-url holds a password, which other users can read in "ps"',
+    );
+    expect(status!.stderr).toBe(''); // DATABASE_URL: no warning
     expect(outboxHelp!.code).toBe(0);
     expect(outboxHelp!.stdout).toContain('outbox dead-letters replay');
     expect(listHelp!.code).toBe(0);
@@ -443,6 +469,86 @@ describe('sage CLI on PostgreSQL', () => {
         `SELECT message_id FROM sage.inbox_message WHERE consumer = 'payments.order-placed' ORDER BY 1`,
       );
       expect(inboxRows.rows.map((r) => r.message_id)).toEqual(['m-2']);
+    });
+  });
+
+  it('escapes terminal controls from stored text, and changes nothing without --yes or with --dry-run', async () => {
+    // A broker-supplied message id and error, and a saga error, that would clear the screen,
+    // retitle the window and reverse the text on a raw terminal.
+    const evilId = 'evil\x1b[2J\u202eid';
+    const evilError = 'boom\x1b]0;owned\x07\u202egnp.exe\x9b31m\r';
+    const consumer = 'evil.consumer';
+    await new PostgresInboxStore(dataSource).recordFailure({
+      consumer,
+      messageId: evilId,
+      error: evilError,
+      maxAttempts: 1,
+      message: { note: evilError },
+    });
+    const evilSaga = randomUUID();
+    await saga(evilSaga, 'order-placement', 'w1');
+    await sagas.transition({ sagaId: evilSaga, owner: 'w1' }, ['running'], 'failed', {
+      error: evilError,
+      failedStep: 'charge',
+    });
+    const release = ['inbox', 'dead-letters', 'release', '--consumer', consumer, evilId];
+    const env = { DATABASE_URL: databaseUrl(db), SAGE_SCHEMA: '' };
+    const runs = await runBatch(
+      [
+        ['inbox', 'dead-letters', 'list', '--consumer', consumer],
+        ['status'],
+        ['sagas', 'list', '--status', 'failed'],
+        ['sagas', 'show', evilSaga],
+        ['inbox', 'dead-letters', 'list', '--consumer', consumer, '--json'],
+        release,
+        [...release, '--dry-run'],
+        [...release, '--dry-run', '--json'],
+        [...release, '--dry-run', '--yes'],
+        [...release, '--yes'],
+      ],
+      env,
+    );
+    const [list, status, sagaList, sagaShow, listJson, noYes, dryRun, dryRunJson, both, yes] = runs;
+    const RAW =
+      // eslint-disable-next-line no-control-regex -- asserting none reaches the terminal
+      /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+    for (const run of runs) {
+      expect(run.stdout).not.toMatch(RAW);
+      expect(run.stderr).not.toMatch(RAW);
+    }
+    for (const run of [list, noYes, dryRun, yes])
+      expect(run!.stdout).toContain('evil\\x1b[2J\\u202eid');
+    expect(status!.stdout).toContain(`consumer ${consumer}: 1 inbox dead letters`);
+    for (const run of [list, sagaList, sagaShow])
+      expect(run!.stdout).toContain('boom\\x1b]0;owned\\x07\\u202egnp.exe\\x9b31m');
+    expect(sagaShow!.stdout).toContain('\\x0d');
+    // JSON: the same strings once parsed.
+    expect(
+      parse<{ entries: { messageId: string; lastError: string }[] }>(listJson).entries,
+    ).toEqual([expect.objectContaining({ messageId: evilId, lastError: evilError })]);
+    // Without --yes: the preview, exit 2, the message naming --yes; --dry-run: exit 0; both: usage.
+    expect(noYes!.code).toBe(2);
+    expect(noYes!.stdout).toContain(
+      `dry run: would release 1 dead letter of ${consumer}; nothing changed`,
+    );
+    expect(noYes!.stderr).toContain('run again with --yes');
+    expect(dryRun!.code).toBe(0);
+    expect(parse(dryRunJson)).toEqual({
+      dryRun: true,
+      consumer,
+      wouldRelease: [evilId],
+      notFound: [],
+    });
+    expect(both!.code).toBe(2);
+    expect(both!.stderr).toContain('give --dry-run or --yes, not both');
+    // Still there after all of those (the --yes run found and released it), and gone after it.
+    expect(yes!.code).toBe(0);
+    expect(yes!.stdout).toBe('released evil\\x1b[2J\\u202eid\n');
+    await withClient(db.name, async (client) => {
+      const { rows } = await client.query('SELECT 1 FROM sage.inbox_message WHERE consumer = $1', [
+        consumer,
+      ]);
+      expect(rows).toHaveLength(0);
     });
   });
 

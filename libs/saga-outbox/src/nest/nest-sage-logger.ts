@@ -4,8 +4,8 @@ import { oneLine, SageLogLine, type SageLogLevel } from './logging/sage-log-line
 
 /**
  * Adapts Nest's Logger to the core's logging port, so Sage logs wherever the app's logger writes:
- * under Nest's default ConsoleLogger one line per event (`saga order-placement 0193… compensated
- * after step "charge" failed: card declined sagaId=… step=… event=saga.compensated`); under
+ * under Nest's default ConsoleLogger one line per event, for example
+ * `saga order-placement 0193… compensated after step "charge" failed: card declined …`; under
  * nestjs-pino (`app.useLogger(app.get(Logger))`) or ConsoleLogger's `json: true`, a structured line
  * with `msg` and the fields (see SageLogLine).
  *

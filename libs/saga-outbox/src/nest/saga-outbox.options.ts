@@ -16,8 +16,18 @@ import type { SagaDefinition } from '../core/saga/saga-definition';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { Broker } from '../core/ports/broker';
 import type { SageTracer } from '../core/ports/tracer';
+import {
+  validateSigningOptions,
+  type MessageSigningOptions,
+} from '../core/signing/signing-options';
 import type { OutboxModuleOptions } from './outbox/outbox.options';
 import type { InboxModuleOptions } from './inbox/inbox.options';
+import {
+  checkPostgresPassword,
+  pgSslOptions,
+  type PostgresPassword,
+  type PostgresSslOptions,
+} from '../persistence/postgres/postgres-ssl';
 
 export interface SagaOutboxPostgresOptions {
   /** `postgres://user:pass@host:port/db`; or the separate fields below. */
@@ -25,8 +35,18 @@ export interface SagaOutboxPostgresOptions {
   host?: string;
   port?: number;
   user?: string;
-  password?: string;
+  /**
+   * The password, or a function called for each new connection (rotation without a restart:
+   * return the current one, e.g. read from a mounted secret or a vault).
+   */
+  password?: PostgresPassword;
   database?: string;
+  /**
+   * TLS: `true` (verified against the system CAs) or an object with `ca`, `cert`, `key`,
+   * `rejectUnauthorized` and `servername`, as node-postgres takes them; `rejectUnauthorized` defaults to true. An
+   * `sslmode=` in `url` is applied as node-postgres does. Default: no TLS.
+   */
+  ssl?: boolean | PostgresSslOptions;
   /** Connections in Sage's own pool. Default 10. */
   poolSize?: number;
 }
@@ -36,6 +56,12 @@ export interface SagaOutboxEmbeddedOptions {
   dataDir?: string;
   /** Connections the PGlite socket server accepts at once (it serialises their transactions). Default 8. */
   maxConnections?: number;
+  /**
+   * Start the embedded database even when `NODE_ENV=production` (default false: startup fails with
+   * EmbeddedDatabaseInProductionError; `SAGE_EMBEDDED_IN_PRODUCTION=1` does the same as true).
+   * It accepts any password and listens on loopback only: give production a PostgreSQL server.
+   */
+  allowInProduction?: boolean;
 }
 
 export interface SagaEngineTuning {
@@ -76,7 +102,11 @@ export interface SagaOutboxModuleOptions {
   embedded?: SagaOutboxEmbeddedOptions;
   /** PostgreSQL schema of Sage's tables. Default `sage`. */
   schema?: string;
-  /** Run Sage's migrations at startup. Default: true when Sage owns the database, false with `dataSource`. */
+  /**
+   * Run Sage's migrations at startup. Default: true when Sage opens the database (`postgres`,
+   * embedded), false with `dataSource`, and false with `postgres` when `NODE_ENV=production`
+   * (migrate as the migrator role at deploy time: `sage migrate`; docs/security.md).
+   */
   runMigrations?: boolean;
   /**
    * Connecting to PostgreSQL at startup (Sage's own pool, `postgres`, or a `dataSource` not yet
@@ -133,6 +163,13 @@ export interface SagaOutboxModuleOptions {
    * OpenTelemetry is loaded).
    */
   tracing?: SageTracer;
+  /**
+   * Message signing: `{ keys: signingKeys({ active, keys }) | signingKeysFromEnv(), require? }`.
+   * Every message this service writes to its outbox is signed (HMAC-SHA256, key id in
+   * `sage-signature-key`); with `require: true`, saga replies and `@SagaCommandHandler` commands
+   * that are unsigned or badly signed are dead-lettered at once, never handled. See docs/security.md.
+   */
+  signing?: MessageSigningOptions;
 }
 
 /** What startup does when the broker cannot be reached: see `SagaOutboxModuleOptions.brokerStartup`. */
@@ -156,6 +193,7 @@ const KNOWN_KEYS = new Set([
   'sagaEvents',
   'inbox',
   'tracing',
+  'signing',
 ]);
 
 /** Checks options once, at the module boundary, so a typo fails startup with a message that says what to fix. */
@@ -186,8 +224,16 @@ export function validateModuleOptions(
     }
     optionalPositiveInteger('postgres.port', p.port, 65535);
     optionalPositiveInteger('postgres.poolSize', p.poolSize);
+    pgSslOptions(p.ssl, 'postgres.ssl');
+    checkPostgresPassword(p.password, 'postgres.password');
   }
   optionalPositiveInteger('embedded.maxConnections', o.embedded?.maxConnections);
+  const allowEmbedded: unknown = o.embedded?.allowInProduction;
+  if (allowEmbedded !== undefined && typeof allowEmbedded !== 'boolean')
+    throw new InvalidOptionsError(
+      'embedded.allowInProduction',
+      `must be true or false, got ${JSON.stringify(allowEmbedded)}`,
+    );
   integerOption('retryAttempts', o.retryAttempts, { fallback: 9, min: 0, max: 1000 });
   integerOption('retryDelay', o.retryDelay, { fallback: 3000, min: 0, max: 600_000 });
   choiceOption('brokerStartup', o.brokerStartup, BROKER_STARTUP_POLICIES, 'degraded');
@@ -233,6 +279,7 @@ export function validateModuleOptions(
     resolveOptimisticSettings(o.outbox.optimistic); // throws InvalidOptionsError naming the option
   }
   validateTracer(o.tracing);
+  validateSigningOptions(o.signing);
   if (o.sagaEvents !== undefined) {
     if (typeof o.sagaEvents !== 'object' || o.sagaEvents === null)
       throw new InvalidOptionsError(

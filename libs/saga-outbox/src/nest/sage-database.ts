@@ -2,6 +2,8 @@ import { DataSource } from 'typeorm';
 import type { SageLogger } from '../core/ports/logger';
 import { sagaOutboxMigrations } from '../migrations';
 import { createSagaDataSource, runMigrationsLocked } from '../persistence/postgres/data-source';
+import { defaultRunMigrations } from '../core/startup/production-mode';
+import { pgSslOptions } from '../persistence/postgres/postgres-ssl';
 import type * as EmbeddedModule from '../persistence/postgres/embedded-postgres';
 import type { EmbeddedPostgres } from '../persistence/postgres/embedded-postgres';
 import { loadOptionalPeer } from '../optional-peer';
@@ -89,6 +91,7 @@ export async function openSageDatabase(
     embedded = await startEmbeddedPostgres({
       dataDir: options.embedded?.dataDir,
       maxConnections: options.embedded?.maxConnections ?? 8,
+      allowInProduction: options.embedded?.allowInProduction,
     });
   }
   const p = options.postgres;
@@ -120,6 +123,7 @@ export async function openSageDatabase(
           username: p?.user,
           password: p?.password,
           database: p?.database,
+          ssl: pgSslOptions(p?.ssl, 'postgres.ssl'),
         }),
     schema,
     // PGlite serialises transactions across connections; a pool larger than its socket's limit only queues.
@@ -129,7 +133,10 @@ export async function openSageDatabase(
   });
   try {
     await connectSageDatabase(ds, target, retry, logger);
-    if (options.runMigrations !== false) await runMigrationsLocked(ds);
+    // Not given: migrate, except in production mode (NODE_ENV=production: the runtime role has no
+    // DDL rights; `sage migrate` runs as the migrator). The embedded database always migrates.
+    if (options.runMigrations ?? (embedded !== undefined || defaultRunMigrations()))
+      await runMigrationsLocked(ds);
     await assertSageSchema(
       ds,
       { schema, address: target.address, appDataSource: false, listed: false },

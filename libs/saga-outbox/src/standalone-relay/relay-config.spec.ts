@@ -13,6 +13,8 @@ describe('readRelayConfig', () => {
       shutdownTimeoutMs: DEFAULT_SHUTDOWN_TIMEOUT_MS,
       dbRetryAttempts: 9,
       dbRetryDelayMs: 3000,
+      postgres: { ssl: undefined, password: undefined },
+      nats: undefined,
     });
     expect(
       readRelayConfig({

@@ -1,4 +1,14 @@
+import type { NatsSecurityOptions } from '../brokers/nats/nats-security-options';
 import { InvalidOptionsError } from '../core/errors';
+import { defaultRunMigrations } from '../core/startup/production-mode';
+import {
+  readRelayNatsSecurity,
+  readRelayPostgresSecurity,
+  type RelayPostgresSecurity,
+} from './relay-security-config';
+import { readRelayKafkaSecurity, readRelayRabbitMqSecurity } from './relay-broker-security';
+import type { KafkaUrlSecurity } from '../nest/relay/kafka-url';
+import type { RabbitMqTlsOptions } from '../brokers/rabbitmq/rabbitmq-tls';
 
 /** The standalone relay's configuration, from the environment. */
 export interface RelayConfig {
@@ -8,7 +18,10 @@ export interface RelayConfig {
   schema: string | undefined;
   /** SAGE_BROKER_URL (required): where messages go: kafka://, amqp[s]://, nats:// (memory:// for tests). */
   brokerUrl: string;
-  /** SAGE_RUN_MIGRATIONS=false: leave the schema to the services (e.g. a role without DDL rights). Default true. */
+  /**
+   * SAGE_RUN_MIGRATIONS=false: leave the schema to `sage migrate` (a role without DDL rights).
+   * Default true, except with NODE_ENV=production: false.
+   */
   runMigrations: boolean;
   /** SAGE_RELAY_SHUTDOWN_TIMEOUT_MS: graceful-stop bound of the relay. Default 10000. */
   shutdownTimeoutMs: number;
@@ -16,6 +29,14 @@ export interface RelayConfig {
   dbRetryAttempts: number;
   /** SAGE_DB_RETRY_DELAY_MS: milliseconds between those attempts. Default 3000. */
   dbRetryDelayMs: number;
+  /** SAGE_DB_SSL(_CA/_CERT/_KEY) and SAGE_DB_PASSWORD (each with `_FILE`): see readRelayPostgresSecurity. */
+  postgres: RelayPostgresSecurity;
+  /** SAGE_NATS_* (TLS and credentials): see readRelayNatsSecurity. */
+  nats: NatsSecurityOptions | undefined;
+  /** SAGE_KAFKA_SSL* and SAGE_KAFKA_SASL_* (secrets with `_FILE`): see readRelayKafkaSecurity. */
+  kafka: KafkaUrlSecurity | undefined;
+  /** SAGE_RABBITMQ_TLS_CA / _CERT / _KEY (each with `_FILE`): see readRelayRabbitMqSecurity. */
+  rabbitmq: { tls: RabbitMqTlsOptions } | undefined;
 }
 
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
@@ -40,7 +61,8 @@ export function readRelayConfig(env: NodeJS.ProcessEnv): RelayConfig {
       'is required: where the relay publishes, e.g. kafka://host:9092, amqp://user:pass@host:5672 or nats://host:4222',
     );
   }
-  const runMigrations = env.SAGE_RUN_MIGRATIONS?.trim().toLowerCase() ?? 'true';
+  const runMigrations =
+    env.SAGE_RUN_MIGRATIONS?.trim().toLowerCase() ?? String(defaultRunMigrations(env));
   if (runMigrations !== 'true' && runMigrations !== 'false')
     throw new InvalidOptionsError('SAGE_RUN_MIGRATIONS', 'must be true or false');
   return {
@@ -68,6 +90,10 @@ export function readRelayConfig(env: NodeJS.ProcessEnv): RelayConfig {
       'milliseconds',
       600_000,
     ),
+    postgres: readRelayPostgresSecurity(env),
+    nats: readRelayNatsSecurity(env, brokerUrl),
+    kafka: readRelayKafkaSecurity(env, brokerUrl),
+    rabbitmq: readRelayRabbitMqSecurity(env, brokerUrl),
   };
 }
 

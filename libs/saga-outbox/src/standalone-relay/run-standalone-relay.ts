@@ -21,6 +21,7 @@ export async function runStandaloneRelay(logger: Logger): Promise<void> {
     config.brokerUrl,
     'SAGE_BROKER_URL',
     new NestSageLogger('SageBroker'),
+    { nats: config.nats, kafka: config.kafka, rabbitmq: config.rabbitmq },
   );
   if (config.brokerUrl.startsWith('memory:'))
     logger.warn(
@@ -28,7 +29,11 @@ export async function runStandaloneRelay(logger: Logger): Promise<void> {
     );
   const app = await NestFactory.create(
     RelayAppModule.register({
-      postgres: { url: config.databaseUrl },
+      postgres: {
+        url: config.databaseUrl,
+        ...(config.postgres.ssl !== undefined ? { ssl: config.postgres.ssl } : {}),
+        ...(config.postgres.password !== undefined ? { password: config.postgres.password } : {}),
+      },
       schema: config.schema,
       runMigrations: config.runMigrations,
       retryAttempts: config.dbRetryAttempts,
@@ -71,6 +76,13 @@ function inRelayTerms(error: unknown): unknown {
   if (error instanceof SageDatabaseUnavailableError || error instanceof SageSchemaError)
     error.message = error.message
       .replaceAll('option postgres.url', 'DATABASE_URL')
+      .replaceAll('postgres.ssl.ca', 'SAGE_DB_SSL_CA')
+      .replaceAll('postgres.ssl.servername', 'the host in DATABASE_URL')
+      .replaceAll(
+        'set postgres.ssl (e.g. { ca: <the CA certificate> })',
+        'set SAGE_DB_SSL_CA (or SAGE_DB_SSL=true)',
+      )
+      .replaceAll('remove postgres.ssl', 'unset SAGE_DB_SSL*')
       .replaceAll('postgres.url', 'DATABASE_URL')
       .replaceAll('retryAttempts, retryDelay', 'SAGE_DB_RETRY_ATTEMPTS, SAGE_DB_RETRY_DELAY_MS')
       .replaceAll(

@@ -8,6 +8,8 @@ import type {
   DeadLetterReason,
   DeliveredMessage,
 } from '../core/ports/broker';
+import { signMessage, verifyMessageSignature } from '../core/signing/message-signature';
+import { signingKeys } from '../core/signing/signing-keys';
 import { waitUntil } from './async';
 
 const json = (value: unknown): Buffer => Buffer.from(JSON.stringify(value));
@@ -146,6 +148,28 @@ export function describeBrokerConformance(
         });
         expect(got?.headers).toMatchObject(sent.headers);
         expect(got?.deliveryAttempt).toBe(1);
+      } finally {
+        await sub.unsubscribe();
+      }
+    });
+
+    it('a signed message still verifies once delivered (message signing survives the transport)', async () => {
+      const dest = await h().destination();
+      const c = collector();
+      const sub = await h().broker.subscribe(dest, c.handler);
+      try {
+        const keys = signingKeys({
+          active: 'conformance',
+          keys: { conformance: Buffer.alloc(32, 5) },
+        });
+        const sage = { 'sage-saga-id': randomUUID(), 'sage-attempt': '1', 'Sage-Step': 'pay' };
+        const sent = [
+          message(dest, { headers: { ...message(dest).headers, ...sage } }),
+          message(dest, { key: null, payload: null, headers: sage }),
+        ].map((m) => signMessage(m, keys));
+        await h().broker.publish(sent);
+        const got = await c.until(2);
+        for (const m of got) expect(() => verifyMessageSignature(m, keys)).not.toThrow();
       } finally {
         await sub.unsubscribe();
       }

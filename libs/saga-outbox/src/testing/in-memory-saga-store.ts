@@ -7,6 +7,7 @@ import {
   TERMINAL_SAGA_STATUSES,
   type ActiveVersionCount,
   type AppliedReply,
+  type ReplyTarget,
   type AwaitReply,
   type Fence,
   type NewSaga,
@@ -256,6 +257,7 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
       sagaId: string;
       step: string;
       phase: StepPhase;
+      attempt?: number;
       outcome: { ok: true; result: JsonValue } | { ok: false; error: string };
     },
   ): Promise<AppliedReply | undefined> {
@@ -264,6 +266,12 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
     const transitions = STEP_PHASE_TRANSITIONS[reply.phase];
     const applies = reply.outcome.ok ? transitions.replySucceeded : transitions.replyRejected;
     if (!s || !step || !canStepTransition(applies, step.status)) return Promise.resolve(undefined);
+    const sent = reply.phase === 'forward' ? step.attempts : step.compensationAttempts;
+    if (
+      reply.attempt !== undefined &&
+      !(Number.isSafeInteger(reply.attempt) && reply.attempt > 0 && reply.attempt <= sent)
+    )
+      return Promise.resolve(undefined);
     tx.onCommit(() => {
       if (!canStepTransition(applies, step.status)) return;
       const now = new Date(this.clock.now());
@@ -283,6 +291,21 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
       attempt: reply.phase === 'forward' ? step.attempts : step.compensationAttempts,
       startedAt: step.startedAt,
     });
+  }
+
+  replyTarget(_tx: InMemoryTx, sagaId: string, step: string): Promise<ReplyTarget | undefined> {
+    const s = this.sagas.get(sagaId);
+    const row = s?.steps.find((x) => x.name === step);
+    return Promise.resolve(
+      s && row
+        ? {
+            saga: s.name,
+            status: row.status,
+            attempts: row.attempts,
+            compensationAttempts: row.compensationAttempts,
+          }
+        : undefined,
+    );
   }
 
   transition(

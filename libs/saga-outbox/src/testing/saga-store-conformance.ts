@@ -1072,6 +1072,47 @@ export function describeSagaStoreConformance<Tx>(
         ).resolves.toBeUndefined();
       });
 
+      it('with an attempt: applies a reply to any attempt sent (an earlier one included), never to one not sent', async () => {
+        const saga = await start();
+        const fence = fenceOf(saga);
+        await send(fence, 'a', 1);
+        await send(fence, 'a', 2);
+        const answer = (attempt: number, phase: 'forward' | 'compensate' = 'forward') =>
+          newTx((tx) =>
+            store().applyReply(tx, {
+              sagaId: saga.id,
+              step: 'a',
+              phase,
+              attempt,
+              outcome: { ok: true, result: { attempt } },
+            }),
+          );
+        // Attempt 3 was never sent; no compensation was sent at all; 0 is no attempt.
+        await expect(answer(3)).resolves.toBeUndefined();
+        await expect(answer(1, 'compensate')).resolves.toBeUndefined();
+        await expect(answer(0)).resolves.toBeUndefined();
+        expect(await step(saga.id, 'a')).toMatchObject({ status: 'waiting', attempts: 2 });
+        // What the engine reads (in the reply's transaction) to tell a late reply from a forged one.
+        await expect(newTx((tx) => store().replyTarget(tx, saga.id, 'a'))).resolves.toEqual({
+          saga: saga.name,
+          status: 'waiting',
+          attempts: 2,
+          compensationAttempts: 0,
+        });
+        await expect(
+          newTx((tx) => store().replyTarget(tx, saga.id, 'nope')),
+        ).resolves.toBeUndefined();
+        await expect(
+          newTx((tx) => store().replyTarget(tx, '00000000-0000-7000-8000-000000000000', 'a')),
+        ).resolves.toBeUndefined();
+        // The reply to attempt 1 arrives while attempt 2 is awaited: same key, so it is the answer.
+        await expect(answer(1)).resolves.toMatchObject({ attempt: 2 });
+        expect(await step(saga.id, 'a')).toMatchObject({
+          status: 'completed',
+          result: { attempt: 1 },
+        });
+      });
+
       it('a final reply timeout leaves a step the reply already completed untouched', async () => {
         const saga = await start();
         const fence = fenceOf(saga);

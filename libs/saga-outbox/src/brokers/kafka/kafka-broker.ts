@@ -5,9 +5,7 @@ import {
   type KafkaConfig,
   type LogEntry,
   type RetryOptions,
-  type SASLOptions,
 } from 'kafkajs';
-import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { InvalidOptionsError } from '../../core/errors';
 import { errorChainText, errorText } from '../../core/error-text';
 import { integerOption } from '../../core/options';
@@ -29,6 +27,10 @@ import { DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_MESSAGE_BYTES } from '../inbound-me
 import { KafkaTopicConsumer, type KafkaConsumerSettings } from './kafka-consumer';
 import { KafkaLazyClient } from './kafka-lazy-client';
 import { KafkaProducer } from './kafka-producer';
+import { checkKafkaSecurity, type KafkaSaslOptions, type KafkaSslOptions } from './kafka-security';
+import { withTlsHint } from '../tls-failure-hint';
+
+export type { KafkaSaslOptions, KafkaSslOptions, KafkaSaslMechanism } from './kafka-security';
 
 export type KafkaBrokerLogLevel = 'error' | 'warn' | 'info' | 'debug';
 
@@ -54,8 +56,17 @@ export interface KafkaBrokerOptions {
   requestTimeoutMs?: number;
   /** `health()` gives up after this long and reports down. Default 5000 ms. */
   healthTimeoutMs?: number;
-  ssl?: boolean | TlsConnectionOptions;
-  sasl?: SASLOptions;
+  /**
+   * TLS to the brokers (an `SSL` or `SASL_SSL` listener): `true` for Node's trusted CAs, or
+   * `{ ca, cert, key, passphrase, servername, rejectUnauthorized }` (PEM contents) for a private CA
+   * and a client certificate. Default: plaintext.
+   */
+  ssl?: KafkaSslOptions;
+  /**
+   * SASL authentication: `mechanism` (`plain`, `scram-sha-256` or `scram-sha-512`), `username`,
+   * `password`. Use it with `ssl` (a `SASL_SSL` listener): PLAIN sends the password as is.
+   */
+  sasl?: KafkaSaslOptions;
   /** Where kafkajs's own log lines go (at `logLevel` and above). Default: dropped. */
   logger?: SageLogger;
   /** Minimum kafkajs log level forwarded to `logger`. Default `warn`. */
@@ -153,11 +164,12 @@ export class KafkaBroker implements Broker {
     this.consumerSettings = consumerSettings(options.consumer ?? {});
     this.publishTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.address = options.brokers.join(', ');
+    const { ssl, sasl } = checkKafkaSecurity(options.ssl, options.sasl, logger);
     this.config = {
       clientId: options.clientId ?? 'sage',
       brokers: options.brokers,
-      ssl: options.ssl,
-      sasl: options.sasl,
+      ssl,
+      sasl,
       connectionTimeout: options.connectionTimeoutMs ?? 3000,
       requestTimeout: this.publishTimeoutMs,
       // Bounded (≈10 s): publish() must come back so the relay can retry or stop; the inbox makes
@@ -221,7 +233,7 @@ export class KafkaBroker implements Broker {
       await this.stopConsumer(consumer);
       throw new BrokerUnavailableError(
         this.name,
-        `cannot subscribe to "${destination}" (group "${group}") on Kafka at ${this.address}: ${errorChainText(error)}`,
+        `cannot subscribe to "${destination}" (group "${group}") on Kafka at ${this.address}: ${connectFailureText(error, this.config.ssl)}`,
         { cause: error },
       );
     }
@@ -281,7 +293,7 @@ export class KafkaBroker implements Broker {
     } catch (error) {
       return {
         up: false,
-        detail: `cannot reach Kafka at ${this.address}: ${errorChainText(error)}`,
+        detail: `cannot reach Kafka at ${this.address}: ${connectFailureText(error, this.config.ssl)}`,
       };
     } finally {
       await admin.disconnect().catch(() => undefined);
@@ -316,6 +328,22 @@ export class KafkaBroker implements Broker {
       this.consumers.delete(consumer);
     }
   }
+}
+
+const TLS_NAMES = { ca: 'ssl.ca', cert: 'ssl.cert and ssl.key', enable: 'ssl' };
+
+/**
+ * A connection failure's text (with its causes) and what it likely means: a TLS failure names the
+ * ssl option to set; a failed SASL handshake says to check the mechanism and credentials (kafkajs's
+ * texts never include the password).
+ */
+function connectFailureText(error: unknown, ssl: unknown): string {
+  const text = withTlsHint(errorChainText(error), TLS_NAMES);
+  if (!ssl && /Closed connection|Connection timeout/i.test(text))
+    return `${text} (if the listener expects TLS — SSL or SASL_SSL — set ssl)`;
+  if (/SASL .* authentication failed|Authentication failed/i.test(text))
+    return `${text} (check sasl.mechanism, sasl.username and sasl.password, and that the user exists for that mechanism on the brokers)`;
+  return text;
 }
 
 function consumerSettings(c: KafkaConsumerOptions): KafkaConsumerSettings {

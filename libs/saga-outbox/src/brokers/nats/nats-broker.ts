@@ -29,13 +29,24 @@ import { exponentialDelay } from '../backoff';
 import { DeadLetterReporter } from '../dead-letters';
 import { DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_MESSAGE_BYTES } from '../inbound-message';
 import { withTimeout } from '../../core/with-timeout';
-import { InvalidArgumentError, connect, nanos, type NatsConnection } from './nats-client';
+import {
+  InvalidArgumentError,
+  connect,
+  nanos,
+  type ConnectSecurity,
+  type NatsConnection,
+} from './nats-client';
 import { NatsConsumeLoop } from './nats-consume-loop';
 import { NatsMessageRejected, destinationProblem, encodeMessage } from './nats-message-codec';
 import { PendingAcks } from './pending-acks';
+import { natsConnectSecurity, natsServers } from './nats-security';
+import type { NatsSecurityOptions } from './nats-security-options';
 
-export interface NatsJetStreamBrokerOptions {
-  /** NATS server URL(s), e.g. `nats://127.0.0.1:4222`. */
+export interface NatsJetStreamBrokerOptions extends NatsSecurityOptions {
+  /**
+   * NATS server URL(s), e.g. `nats://127.0.0.1:4222`; `tls://host:4222` requires TLS. Never with
+   * credentials in them: use `user`/`password`, `token`, `nkeySeed` or `credsFile`.
+   */
   servers: string | string[];
   /** The JetStream stream holding every Sage subject; created (file storage) if missing. Default `SAGE`. */
   stream?: string;
@@ -93,6 +104,7 @@ interface Connected {
 /** Stream / consumer names: no whitespace, `.`, `*`, `>`, path separators. */
 const NAME = /^[^\s.*>/\\]+$/;
 /** One or more subject tokens, each followed by `.`. */
+// eslint-disable-next-line security/detect-unsafe-regex -- linear: a token cannot contain ".", so each repetition ends at the next "." and no input is matched two ways.
 const PREFIX = /^([^\s.*>]+\.)+$/;
 const ABORTED = Symbol('aborted');
 /** JetStream API error: the message is larger than the stream's max_msg_size. */
@@ -116,6 +128,8 @@ const MESSAGE_TOO_LARGE = 10054;
 export class NatsJetStreamBroker implements Broker {
   readonly name: string;
   private readonly servers: string[];
+  /** TLS and authentication of the connection: secrets, never shown. */
+  private readonly security: ConnectSecurity;
   private readonly stream: string;
   private readonly subjectPrefix: string;
   private readonly duplicateWindowMs: number;
@@ -144,9 +158,12 @@ export class NatsJetStreamBroker implements Broker {
 
   constructor(options: NatsJetStreamBrokerOptions) {
     this.name = options.name ?? 'nats';
-    this.servers = Array.isArray(options.servers) ? [...options.servers] : [options.servers];
-    if (!this.servers.length || this.servers.some((s) => typeof s !== 'string' || !s))
+    const servers = Array.isArray(options.servers) ? [...options.servers] : [options.servers];
+    if (!servers.length || servers.some((s) => typeof s !== 'string' || !s))
       throw new InvalidOptionsError('nats.servers', 'give at least one NATS server URL');
+    const checked = natsServers(servers);
+    this.servers = checked.servers;
+    this.security = natsConnectSecurity(options, checked.tls);
     this.stream = options.stream ?? 'SAGE';
     if (!NAME.test(this.stream))
       throw new InvalidOptionsError(
@@ -476,6 +493,7 @@ export class NatsJetStreamBroker implements Broker {
   private async open(): Promise<Connected> {
     const nc = await connect({
       servers: this.servers,
+      ...this.security,
       name: `sage-${this.name}`,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,

@@ -20,3 +20,11 @@ export const connect = natsCore.connect;
 export const headers = natsCore.headers;
 export const nanos = natsCore.nanos;
 export const InvalidArgumentError = natsCore.InvalidArgumentError;
+
+/** The TLS and authentication part of the client's connect options. */
+export type ConnectSecurity = Pick<core.ConnectionOptions, 'tls' | 'authenticator'>;
+
+export const nkeyAuthenticator = natsCore.nkeyAuthenticator;
+export const credsAuthenticator = natsCore.credsAuthenticator;
+export const usernamePasswordAuthenticator = natsCore.usernamePasswordAuthenticator;
+export const tokenAuthenticator = natsCore.tokenAuthenticator;

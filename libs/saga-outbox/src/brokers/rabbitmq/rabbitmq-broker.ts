@@ -19,11 +19,14 @@ import { DeadLetterReporter } from '../dead-letters';
 import { RabbitMqConsumer } from './rabbitmq-consumer';
 import { RabbitMqProducer, type RabbitMqStatus } from './rabbitmq-producer';
 import { rabbitMqSettings, type RabbitMqSettings } from './rabbitmq-settings';
+import { rabbitMqSocketOptions } from './rabbitmq-tls';
 import { assertQueueTopology } from './rabbitmq-topology';
+import { withTlsHint } from '../tls-failure-hint';
 
 import type { RabbitMqBrokerOptions } from './rabbitmq-options';
 
 export type { RabbitMqBrokerOptions };
+export type { RabbitMqTlsOptions, PemInput } from './rabbitmq-tls';
 
 /** Declaring a queue, exchange or binding failed (e.g. it exists with other arguments). */
 export class RabbitMqTopologyError extends SagaOutboxError {
@@ -66,15 +69,15 @@ export class RabbitMqBroker implements Broker {
 
   constructor(options: RabbitMqBrokerOptions) {
     const settings = (this.settings = rabbitMqSettings(options));
+    const urls = Array.isArray(options.url) ? options.url : [options.url];
+    const socketOptions = rabbitMqSocketOptions(urls, options.tls);
     this.name = settings.name;
     this.publishTimeoutMs = settings.publishTimeoutMs;
     this.manager = amqp.connect(options.url, {
       heartbeatIntervalInSeconds: options.heartbeatIntervalInSeconds ?? 5,
       reconnectTimeInSeconds: options.reconnectTimeInSeconds ?? 1,
-      // TCP_NODELAY: a small frame (a consumer ack, a publish) must not wait for Nagle's
-      // algorithm to meet the peer's delayed ACK — measured 40+ ms per publish after an ack on the
-      // same socket (benchmarks, saga-remote-2step), under 5 ms with it.
-      connectionOptions: { noDelay: true },
+      // TCP_NODELAY and the TLS settings (rabbitmq-tls.ts).
+      connectionOptions: socketOptions,
     });
     this.watchConnection();
     this.producer = new RabbitMqProducer(this.manager, settings, this.status);
@@ -188,7 +191,7 @@ export class RabbitMqBroker implements Broker {
     if (this.status.closed) return { up: false, detail: 'closed' };
     let onFailed: ((event: { err?: Error }) => void) | undefined;
     const failedAttempt = new Promise<string>((resolve) => {
-      onFailed = ({ err }) => resolve(errorText(err));
+      onFailed = ({ err }) => resolve(connectFailureText(err));
       this.manager.on('connectFailed', onFailed);
     });
     let failure: string | undefined;
@@ -239,8 +242,12 @@ export class RabbitMqBroker implements Broker {
         logger.warn('rabbitmq disconnected', { broker: name, error: errorText(err) });
     });
     this.manager.on('connectFailed', ({ err }: { err?: Error }) => {
-      status.lastError = `connect failed: ${errorText(err)}`;
-      const fields = { broker: name, address: this.settings.address, error: errorText(err) };
+      status.lastError = `connect failed: ${connectFailureText(err)}`;
+      const fields = {
+        broker: name,
+        address: this.settings.address,
+        error: connectFailureText(err),
+      };
       const now = Date.now();
       if (!connectedOnce || (failureWarnedAt !== undefined && now - failureWarnedAt < 60_000)) {
         logger.debug('rabbitmq connect failed', fields);
@@ -294,6 +301,27 @@ export class RabbitMqBroker implements Broker {
       `RabbitMQ at ${this.settings.address}: ${detail}${lastError ? ` (${lastError})` : ''}`,
     );
   }
+}
+
+const TLS_NAMES = {
+  ca: 'tls.ca',
+  cert: 'tls.cert and tls.key',
+  enable: 'amqp:// instead of amqps://',
+};
+
+/**
+ * A failed connection attempt's text with what it likely means: a TLS failure names the option to
+ * set; a socket closed during the AMQP handshake is what a plain amqp:// connection to a TLS-only
+ * port (or a refused client certificate) looks like; so does a connection reset while connecting
+ * (the TLS listener drops the plain AMQP greeting: which of the two a client sees is a race).
+ */
+function connectFailureText(err: unknown): string {
+  const text = withTlsHint(errorText(err), TLS_NAMES);
+  if (/Socket closed abruptly during opening handshake|\bECONNRESET\b/i.test(text))
+    return `${text} (if the port expects TLS, use amqps:// — with tls.ca, and tls.cert and tls.key if the server requires a client certificate)`;
+  if (/ACCESS-REFUSED/.test(text))
+    return `${text} (check the user and password in the URL, and the user's access to the vhost)`;
+  return text;
 }
 
 function redact(url: unknown): string {

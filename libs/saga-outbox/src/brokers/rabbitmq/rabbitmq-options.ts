@@ -1,8 +1,17 @@
 import type { SageLogger } from '../../core/ports/logger';
+import type { RabbitMqTlsOptions } from './rabbitmq-tls';
 
 export interface RabbitMqBrokerOptions {
-  /** One AMQP URL, or several (tried round-robin on reconnect). */
+  /**
+   * One AMQP URL, or several (tried round-robin on reconnect). `amqps://` encrypts the connection
+   * (with Node's trusted CAs unless `tls.ca` is set); user and password go in the URL.
+   */
   url: string | string[];
+  /**
+   * TLS settings for `amqps://` URLs: a private CA, a client certificate (for a server with
+   * `ssl_options.verify = verify_peer`), SNI name. Rejected with an `amqp://` URL.
+   */
+  tls?: RabbitMqTlsOptions;
   /** Broker name in results, errors and logs. Default `rabbitmq`. */
   name?: string;
   /** Durable topic exchange every message is published to; the destination is the routing key. Default `sage`. */

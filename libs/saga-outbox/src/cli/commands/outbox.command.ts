@@ -13,6 +13,14 @@ import {
   type OptionSpec,
 } from '../command';
 import { cell, fields, isoOrDash, json, relative, table } from '../format';
+import type { SageConnection } from '../connection';
+import {
+  CHANGE_OPTIONS,
+  changeMode,
+  confirmationRequired,
+  count,
+  type ChangeMode,
+} from '../confirm-change';
 import { LIMIT } from './shared-options';
 
 const FILTERS: Record<string, OptionSpec> = {
@@ -135,7 +143,8 @@ export const deadLettersListCommand: CommandSpec = {
 
 export const deadLettersReplayCommand: CommandSpec = {
   path: ['outbox', 'dead-letters', 'replay'],
-  summary: 'put dead letters back to pending (attempts reset) so the relay publishes them again',
+  summary:
+    'put dead letters back to pending (attempts reset) so the relay publishes them again (needs --yes)',
   arguments: '[<id>...]',
   options: {
     'all-matching': {
@@ -148,27 +157,22 @@ export const deadLettersReplayCommand: CommandSpec = {
       value: 'N',
       description: 'with --all-matching: at most N messages, 1-1000 (default 1000)',
     },
-    'dry-run': {
-      type: 'boolean',
-      description: 'with --all-matching: list what would be replayed, change nothing',
-    },
-    yes: {
-      type: 'boolean',
-      description: 'with --all-matching and no filter: confirm replaying every dead letter',
-    },
+    ...CHANGE_OPTIONS,
   },
   details: `Fix the cause first (consumer, broker, payload): a message replayed into the same failure
 dead-letters again after its attempts. A replayed message keeps its place in its key's order.
 Consumers deduplicate by message id (the inbox), so a replay of an already-delivered message is
-harmless to them.
+harmless to them. Without --yes nothing changes: the messages that would be replayed are listed
+and the command exits 2.
 
 Examples:
-  sage outbox dead-letters replay 0193a1e2-7c4b-7f00-8a1b-2f6c1d0e9a11
+  sage outbox dead-letters replay 0193a1e2-7c4b-7f00-8a1b-2f6c1d0e9a11 --yes
   sage outbox dead-letters replay --all-matching --destination payments --type payment.requested --dry-run
-  sage outbox dead-letters replay --all-matching --destination payments --type payment.requested`,
+  sage outbox dead-letters replay --all-matching --destination payments --type payment.requested --yes`,
   async run(ctx) {
+    const mode = changeMode(ctx);
     if (!flag(ctx, 'all-matching')) {
-      for (const name of ['dry-run', 'yes', 'limit', ...Object.keys(FILTERS)])
+      for (const name of ['limit', ...Object.keys(FILTERS)])
         if (ctx.options[name] !== undefined)
           throw new UsageError(`--${name} only goes with --all-matching`);
       if (!ctx.args.length)
@@ -176,12 +180,13 @@ Examples:
           'give the ids of the dead letters to replay, or --all-matching with filters',
         );
       const ids = ctx.args.map((a) => uuidArgument(a, 'a message id'));
-      const dead = (await ctx.db()).deadLetters;
+      const conn = await ctx.db();
+      if (mode !== 'apply') return previewByIds(ctx, conn, ids, mode, 'replay');
       const replayed: string[] = [];
       const notFound: string[] = [];
       for (const id of ids) {
         try {
-          await dead.replay(id);
+          await conn.deadLetters.replay(id);
           replayed.push(id);
         } catch (error) {
           if (!(error instanceof OutboxMessageNotFoundError)) throw error;
@@ -191,50 +196,40 @@ Examples:
       ctx.io.out(
         ctx.json
           ? json({ replayed, notFound })
-          : replayed.map((id) => `replayed ${id}\n`).join('') +
-              notFound
-                .map((id) => `not a dead letter (not found, or not dead-lettered): ${id}\n`)
-                .join(''),
+          : replayed.map((id) => `replayed ${id}\n`).join('') + notFoundLines(notFound),
       );
       return notFound.length ? EXIT_FAILURE : EXIT_OK;
     }
     if (ctx.args.length) throw new UsageError('give either ids or --all-matching, not both');
     const filter = readFilter(ctx);
     const limit = intOption(ctx, 'limit', 1000, { min: 1, max: 1000 });
-    const dryRun = flag(ctx, 'dry-run');
-    if (!Object.keys(filter).length && !flag(ctx, 'yes') && !dryRun)
-      throw new UsageError(
-        '--all-matching without a filter replays every dead letter: add --destination / --type / --key / --saga / --created-before, or --yes',
-      );
     const conn = await ctx.db();
-    if (dryRun) {
+    if (mode !== 'apply') {
       const [now, page] = await Promise.all([
         conn.operator.databaseNow(),
         conn.deadLetters.list(filter, { limit }),
       ]);
-      if (ctx.json) {
+      const n = page.messages.length;
+      const more = page.nextCursor !== null;
+      const everything =
+        Object.keys(filter).length === 0 ? ' (every dead letter: no filter given)' : '';
+      if (ctx.json)
+        ctx.io.out(json({ dryRun: true, wouldReplay: page.messages.map((m) => m.id), more }));
+      else
         ctx.io.out(
-          json({
-            dryRun: true,
-            wouldReplay: page.messages.map((m) => m.id),
-            more: page.nextCursor !== null,
-          }),
+          n
+            ? messageTable(page.messages, now) +
+                `dry run: would replay ${count(n, 'dead letter')}${more ? ` (the first ${limit}; more match)` : ''}${everything}; nothing changed\n`
+            : 'dry run: no dead letters match; nothing changed\n',
         );
-        return EXIT_OK;
-      }
-      ctx.io.out(
-        page.messages.length
-          ? messageTable(page.messages, now) +
-              `dry run: would replay ${page.messages.length}${page.nextCursor ? ` (the first ${limit}; more match)` : ''} dead letters; nothing changed\n`
-          : 'dry run: no dead letters match; nothing changed\n',
-      );
-      return EXIT_OK;
+      if (mode === 'dry-run' || n === 0) return EXIT_OK;
+      throw confirmationRequired(`replay ${count(n, 'dead letter')}${everything}`);
     }
     const replayed = await conn.deadLetters.replayMatching(filter, { limit });
     ctx.io.out(
       ctx.json
         ? json({ replayed })
-        : `replayed ${replayed.length} dead letters${replayed.length === limit ? ` (the limit: run again for more)` : ''}\n`,
+        : `replayed ${count(replayed.length, 'dead letter')}${replayed.length === limit ? ` (the limit: run again for more)` : ''}\n`,
     );
     return EXIT_OK;
   },
@@ -245,26 +240,27 @@ export const deadLettersDiscardCommand: CommandSpec = {
   summary: 'delete dead letters for good (only by id; needs --yes)',
   arguments: '<id>...',
   options: {
+    ...CHANGE_OPTIONS,
     yes: { type: 'boolean', description: 'confirm: the messages are deleted and never published' },
   },
   details: `Only for messages that must never be delivered (e.g. an event about an entity since deleted).
-Check with "sage outbox show <id>" first. The rest of the message's key is not affected.
+Check with "sage outbox show <id>" first. The rest of the message's key is not affected. Without
+--yes nothing changes: the messages that would be deleted are listed and the command exits 2.
 
 Example:
+  sage outbox dead-letters discard 0193a1e2-7c4b-7f00-8a1b-2f6c1d0e9a11 --dry-run
   sage outbox dead-letters discard 0193a1e2-7c4b-7f00-8a1b-2f6c1d0e9a11 --yes`,
   async run(ctx) {
+    const mode = changeMode(ctx);
     if (!ctx.args.length) throw new UsageError('give the ids of the dead letters to discard');
     const ids = ctx.args.map((a) => uuidArgument(a, 'a message id'));
-    if (!flag(ctx, 'yes'))
-      throw new UsageError(
-        `discard deletes ${ids.length === 1 ? 'the message' : `${ids.length} messages`} for good: check with "sage outbox show <id>", then add --yes`,
-      );
-    const dead = (await ctx.db()).deadLetters;
+    const conn = await ctx.db();
+    if (mode !== 'apply') return previewByIds(ctx, conn, ids, mode, 'discard');
     const discarded: string[] = [];
     const notFound: string[] = [];
     for (const id of ids) {
       try {
-        await dead.discard(id);
+        await conn.deadLetters.discard(id);
         discarded.push(id);
       } catch (error) {
         if (!(error instanceof OutboxMessageNotFoundError)) throw error;
@@ -274,14 +270,54 @@ Example:
     ctx.io.out(
       ctx.json
         ? json({ discarded, notFound })
-        : discarded.map((id) => `discarded ${id}\n`).join('') +
-            notFound
-              .map((id) => `not a dead letter (not found, or not dead-lettered): ${id}\n`)
-              .join(''),
+        : discarded.map((id) => `discarded ${id}\n`).join('') + notFoundLines(notFound),
     );
     return notFound.length ? EXIT_FAILURE : undefined;
   },
 };
+
+const notFoundLines = (ids: readonly string[]): string =>
+  ids.map((id) => `not a dead letter (not found, or not dead-lettered): ${id}\n`).join('');
+
+/**
+ * What replay / discard by id would do, changing nothing: the ids that are dead letters (shown
+ * as a table) and those that are not. Exit as the change would (1 when an id is not a dead
+ * letter); without --yes, the error naming --yes.
+ */
+async function previewByIds(
+  ctx: CommandContext,
+  conn: SageConnection,
+  ids: readonly string[],
+  mode: Exclude<ChangeMode, 'apply'>,
+  verb: 'replay' | 'discard',
+): Promise<number> {
+  const unique = [...new Set(ids)];
+  const [now, found] = await Promise.all([
+    conn.operator.databaseNow(),
+    Promise.all(unique.map((id) => conn.outbox.get(id))),
+  ]);
+  const dead = found.filter((m): m is OutboxMessage => m?.status === 'dead_letter');
+  const notFound = unique.filter((id) => !dead.some((m) => m.id === id));
+  if (ctx.json)
+    ctx.io.out(
+      json({
+        dryRun: true,
+        [verb === 'replay' ? 'wouldReplay' : 'wouldDiscard']: dead.map((m) => m.id),
+        notFound,
+      }),
+    );
+  else
+    ctx.io.out(
+      (dead.length ? messageTable(dead, now) : '') +
+        `dry run: would ${verb} ${count(dead.length, 'dead letter')}; nothing changed\n` +
+        notFoundLines(notFound),
+    );
+  if (mode === 'unconfirmed' && dead.length)
+    throw confirmationRequired(
+      `${verb === 'discard' ? 'delete' : 'replay'} ${count(dead.length, 'dead letter')}${verb === 'discard' ? ' for good' : ''}`,
+    );
+  return notFound.length ? EXIT_FAILURE : EXIT_OK;
+}
 
 function messageTable(messages: readonly OutboxMessage[], now: Date): string {
   return table(

@@ -4,6 +4,7 @@ import { systemClock, type Clock } from '../ports/clock';
 import type { InboxStore } from '../ports/inbox-store';
 import { silentLogger, type SageLogger } from '../ports/logger';
 import { errorText, storableText } from '../error-text';
+import { MessageRefusedError } from './message-refused';
 import { InboxHandlerFailedError, InboxMessageIdMissingError } from './inbox-errors';
 import type { InboxEvent, InboxEventListener } from './inbox-events';
 import { positiveInteger, requiredName } from '../options';
@@ -154,7 +155,13 @@ export class InboxProcessor<Tx> {
       });
       return { outcome: 'processed', attempt, value: outcome.value };
     } catch (error) {
-      return this.failed(delivery, key, maxAttempts, error);
+      // A refused message (MessageRefusedError) can never succeed: dead-lettered on this attempt.
+      return this.failed(
+        delivery,
+        key,
+        error instanceof MessageRefusedError ? 1 : maxAttempts,
+        error,
+      );
     }
   }
 

@@ -6,6 +6,7 @@ import { DeliveryDeferredError } from '../errors';
 import { errorText } from '../error-text';
 import { derivedMessageId, messageIdProblem } from '../message-id';
 import { InboxHandlerFailedError } from './inbox-errors';
+import { MessageRefusedError } from './message-refused';
 import type { InboxHandlerContext, InboxProcessor } from './inbox-processor';
 
 /** What a subscription needs of the inbox: InboxProcessor's `process`, `deadLetter` and `maxAttempts`. */
@@ -24,6 +25,12 @@ export interface InboxEndpoint<Tx, T = unknown> {
   readonly maxAttempts?: number;
   /** Keep the delivered message (deliveredMessageSnapshot) with a dead letter. Default true. */
   readonly keepMessage?: boolean;
+  /**
+   * Checks a delivery before anything runs (e.g. its signature, its reply destination): throws
+   * MessageRefusedError for a message that must never be handled, which is then dead-lettered at
+   * once with that reason (no transaction, no handler, no retry).
+   */
+  verify?(message: DeliveredMessage): void;
   /** Runs in the inbox transaction (`context.tx`): its writes commit with the inbox row, or none do. */
   handle(message: DeliveredMessage, context: InboxHandlerContext<Tx>): Promise<T>;
   /** After the handler's transaction committed (not for duplicates, not for dead letters). */
@@ -50,6 +57,9 @@ export interface InboxSubscriptionsOptions<Tx> {
  * never reaches the handler: it is dead-lettered in the inbox at once, under a derived id
  * (`sage-derived:<sha256>` of the raw id, or of the message when it has none), with the reason.
  * The snapshot kept with a dead letter is built defensively (deliveredMessageSnapshot).
+ *
+ * A message the endpoint's `verify` refuses (MessageRefusedError: a bad signature, say) never
+ * reaches the handler either: it is dead-lettered at once with the refusal as its reason.
  */
 export async function deliverThroughInbox<Tx, T>(
   endpoint: InboxEndpoint<Tx, T>,
@@ -75,6 +85,13 @@ export async function deliverThroughInbox<Tx, T>(
     );
     return;
   }
+  const refusal = refusalOf(endpoint, message);
+  if (refusal !== undefined) {
+    await deferOnError(endpoint, message.id, options, () =>
+      options.inbox.deadLetter({ consumer, messageId: message.id, message: snapshot }, refusal),
+    );
+    return;
+  }
   // The message's traceparent makes the handler (and what it publishes) part of the producer's trace.
   await tracer.inboxHandling(consumer, message.id, message, () =>
     deferOnError(endpoint, message.id, options, async () => {
@@ -86,6 +103,20 @@ export async function deliverThroughInbox<Tx, T>(
       if (result.outcome === 'processed') endpoint.committed?.(result.value, message);
     }),
   );
+}
+
+/** The reason `endpoint.verify` refuses `message` with, or undefined when it passes (or there is no check). */
+function refusalOf<Tx>(
+  endpoint: InboxEndpoint<Tx, unknown>,
+  message: DeliveredMessage,
+): string | undefined {
+  try {
+    endpoint.verify?.(message);
+    return undefined;
+  } catch (error) {
+    if (error instanceof MessageRefusedError) return error.message;
+    throw error;
+  }
 }
 
 /**

@@ -1,4 +1,6 @@
+import type { KeyProvider } from '../ports/key-provider';
 import type { OutboxWriter } from '../ports/outbox-store';
+import { signMessage } from '../signing/message-signature';
 import { OutboxTransactionRequiredError } from './outbox-errors';
 import {
   prepareOutboxMessages,
@@ -18,6 +20,11 @@ export interface OutboxPublisherOptions<Tx> extends OutboxValidationOptions {
    * used when `publish()` gets no `manager`. Returns undefined outside a transaction.
    */
   ambientTransaction?: () => Tx | undefined;
+  /**
+   * Signs every message as it is written (`sage-signature` / `sage-signature-key` headers, see
+   * core/signing/message-signature): the stored row is already signed, so the relay needs no key.
+   */
+  signingKeys?: KeyProvider;
 }
 
 /**
@@ -36,7 +43,10 @@ export class OutboxPublisher<Tx> {
     const list = Array.isArray(messages)
       ? (messages as readonly OutboxMessageInput[])
       : [messages as OutboxMessageInput];
-    const prepared = prepareOutboxMessages(list, this.options);
+    const keys = this.options.signingKeys;
+    const prepared = prepareOutboxMessages(list, this.options).map((m) =>
+      keys ? signMessage(m, keys) : m,
+    );
     const tx = options.manager ?? this.options.ambientTransaction?.();
     if (tx === undefined || tx === null) throw new OutboxTransactionRequiredError();
     if (!this.options.writer.isTransaction(tx)) {

@@ -172,6 +172,17 @@ export interface AppliedReply {
   startedAt: Date | null;
 }
 
+/** What `replyTarget` reads of the step a reply names. */
+export interface ReplyTarget {
+  /** The saga's name (its definition says whether the step is remote). */
+  saga: string;
+  status: StepStatus;
+  /** Forward attempts sent so far. */
+  attempts: number;
+  /** Compensation attempts sent so far. */
+  compensationAttempts: number;
+}
+
 /** How `park` went. */
 export type ParkOutcome =
   /** Parked: no owner until a reply or `wakeAt`. */
@@ -268,7 +279,9 @@ export interface SagaStore<Tx = unknown> {
    * deduplicates it): a `waiting` step (forward reply) becomes `completed` with the result or
    * `failed`; a `compensating` step (compensation reply) becomes `compensated` or
    * `compensation_failed`; the saga is woken (`wakeAt` = now, `wakeSeq` + 1). Any other state (a
-   * late reply after a timeout, a duplicate) changes nothing: undefined.
+   * late reply after a timeout, a duplicate) changes nothing: undefined. With `attempt`, only a
+   * step whose attempts of the phase so far include it (attempt at most the step's current attempt, so
+   * the command was sent) is changed: a reply to an attempt never sent changes nothing.
    */
   applyReply(
     tx: Tx,
@@ -276,9 +289,18 @@ export interface SagaStore<Tx = unknown> {
       sagaId: string;
       step: string;
       phase: StepPhase;
+      attempt?: number;
       outcome: { ok: true; result: JsonValue } | { ok: false; error: string };
     },
   ): Promise<AppliedReply | undefined>;
+
+  /**
+   * For a reply `applyReply` did not apply, read in the same transaction `tx` (a second
+   * connection could wait on it: embedded PGlite has one session): the saga's name and the step's
+   * status and attempts so far, or undefined when the saga or the step does not exist. The engine
+   * tells a late reply (ignored) from one that answers no command sent (refused) with it.
+   */
+  replyTarget(tx: Tx, sagaId: string, step: string): Promise<ReplyTarget | undefined>;
 
   /**
    * Conditional status change: only from one of `from`, only by the fence owner. Terminal

@@ -20,6 +20,7 @@ import {
   participantInboxEndpoint,
   rejectCommand,
   type ParticipantEndpoint,
+  type ReplyToAllowList,
   type SagaCommandAnswer,
   type SagaCommandHandlerEntry,
 } from './participant-protocol';
@@ -65,6 +66,7 @@ function setup(
     string,
     (command: ReceivedSagaCommand, context: InboxHandlerContext<InMemoryTx>) => SagaCommandAnswer
   >,
+  replyTo?: ReplyToAllowList,
 ) {
   const store = new InMemoryInboxStore();
   const inbox = new InboxProcessor<InMemoryTx>({ store, maxAttempts: 2 });
@@ -80,6 +82,7 @@ function setup(
         type,
         {
           name: `Cards.${type}`,
+          replyTo,
           run: (cmd, context) => {
             seen.push({ command: cmd, context });
             // The handler's own write: commits with the inbox row and the reply, or not at all.
@@ -129,6 +132,9 @@ describe('participant protocol', () => {
       sagaId: 'saga-1',
       step: 'charge',
       phase: 'forward',
+      // Echoed, so the orchestrator can check the reply answers the command it sent.
+      attempt: 2,
+      idempotencyKey: 'saga-1:charge',
       outcome: { ok: true, result: { charged: 42 } },
     });
   });
@@ -152,6 +158,8 @@ describe('participant protocol', () => {
         sagaId: 'saga-1',
         step: 'charge',
         phase: 'compensate',
+        attempt: 2,
+        idempotencyKey: 'saga-1:charge',
         outcome: { ok: false, error: 'no handler for command type "card.refund" on "cards"' },
       },
     ]);
@@ -217,5 +225,51 @@ describe('participant protocol', () => {
     expect(commandOutcome(undefined)).toEqual({ ok: true, result: null });
     expect(commandOutcome(0)).toEqual({ ok: true, result: 0 });
     expect(commandOutcome(rejectCommand('no'))).toEqual({ ok: false, error: 'no' });
+  });
+
+  describe('reply destinations allow-list (replyTo)', () => {
+    it.each([
+      ['a list', ['checkout.replies']],
+      ['a predicate', (d: string) => d.startsWith('checkout.')],
+    ])('with %s, an allowed reply destination is answered', async (_, list) => {
+      const { deliver, replies, effects } = setup({ 'card.charge': () => null }, list);
+      await deliver(command('card.charge'));
+      expect(effects).toEqual(['card.charge:saga-1:charge']);
+      expect(replies().map((r) => r.row.destination)).toEqual(['checkout.replies']);
+    });
+
+    it.each([
+      ['a list', ['checkout.replies']],
+      ['a predicate', (d: string) => d.startsWith('checkout.')],
+    ])(
+      'with %s, a command asking for a reply elsewhere is dead-lettered at once: not handled, no reply',
+      async (_, list) => {
+        const { deliver, replies, effects, seen, store, inbox } = setup(
+          { 'card.charge': () => ({ charged: true }) },
+          list,
+        );
+        const m = command('card.charge', { [SAGA_HEADERS.replyTo]: 'attacker.replies' });
+        await deliver(m);
+        expect(seen).toEqual([]);
+        expect(effects).toEqual([]);
+        expect(replies()).toEqual([]);
+        const row = await store.get({ consumer: 'card-service', messageId: m.id });
+        expect(row).toMatchObject({ status: 'dead_letter', attempts: 1 });
+        expect(row?.lastError).toMatch(/^reply-to-not-allowed: .*"attacker\.replies"/);
+        expect(inbox.stats.deadLettered).toBe(1);
+      },
+    );
+
+    it('a command of a type no handler declares gets no failure reply on a destination no handler allows', async () => {
+      const { deliver, replies, store } = setup({ 'card.charge': () => null }, [
+        'checkout.replies',
+      ]);
+      const m = command('card.refund', { [SAGA_HEADERS.replyTo]: 'attacker.replies' });
+      await deliver(m);
+      expect(replies()).toEqual([]);
+      await expect(store.get({ consumer: 'card-service', messageId: m.id })).resolves.toMatchObject(
+        { status: 'dead_letter' },
+      );
+    });
   });
 });

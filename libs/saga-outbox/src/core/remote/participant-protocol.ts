@@ -1,5 +1,6 @@
 import type { InboxEndpoint } from '../inbox/inbox-subscription';
 import type { InboxHandlerContext } from '../inbox/inbox-processor';
+import { MessageRefusedError } from '../inbox/message-refused';
 import type { JsonValue } from '../json';
 import type { OutboxPublisher } from '../outbox/outbox-publisher';
 import type { DeliveredMessage } from '../ports/broker';
@@ -43,10 +44,24 @@ export function isRejection(value: unknown): value is SagaCommandRejection {
 /** What a command handler answers: the step's result, a rejection, or nothing (result null). */
 export type SagaCommandAnswer = JsonValue | SagaCommandRejection | undefined | void;
 
+/**
+ * Where a participant agrees to send replies: the destinations allowed, or a predicate. A command
+ * whose `sage-reply-to` is not allowed is refused (dead-lettered at once, never handled, no reply).
+ */
+export type ReplyToAllowList = readonly string[] | ((replyTo: string) => boolean);
+
+/** Whether `list` allows replies to `replyTo` (no list: any destination). */
+export function replyToAllowed(list: ReplyToAllowList | undefined, replyTo: string): boolean {
+  if (list === undefined) return true;
+  return typeof list === 'function' ? list(replyTo) === true : list.includes(replyTo);
+}
+
 /** One command type's handler, run in the inbox transaction. */
 export interface SagaCommandHandlerEntry<Tx> {
   /** For messages, e.g. `ClassName.methodName`. */
   readonly name: string;
+  /** Reply destinations this handler answers to; undefined: any. */
+  readonly replyTo?: ReplyToAllowList;
   run(command: ReceivedSagaCommand, context: InboxHandlerContext<Tx>): Promise<SagaCommandAnswer>;
 }
 
@@ -83,6 +98,7 @@ export async function answerSagaCommand<Tx>(
 ): Promise<void> {
   const command = parseSagaCommand(message);
   const handler = endpoint.handlers.get(message.type);
+  assertReplyToAllowed(endpoint, handler, command.replyTo);
   const outcome: SagaReplyOutcome = handler
     ? commandOutcome(await handler.run(command, context))
     : {
@@ -92,15 +108,41 @@ export async function answerSagaCommand<Tx>(
   await outbox.publish(sagaReplyMessage(command, outcome), { manager: context.tx });
 }
 
+/**
+ * Refuses (MessageRefusedError `reply-to-not-allowed`) a command whose reply destination its
+ * handler does not allow; a command of a type no handler declares may only be answered (with its
+ * failure) where some handler of the endpoint allows, when any has a list.
+ */
+function assertReplyToAllowed<Tx>(
+  endpoint: ParticipantEndpoint<Tx>,
+  handler: SagaCommandHandlerEntry<Tx> | undefined,
+  replyTo: string,
+): void {
+  const allowed = handler
+    ? replyToAllowed(handler.replyTo, replyTo)
+    : [...endpoint.handlers.values()].every((h) => h.replyTo === undefined) ||
+      [...endpoint.handlers.values()].some(
+        (h) => h.replyTo !== undefined && replyToAllowed(h.replyTo, replyTo),
+      );
+  if (!allowed)
+    throw new MessageRefusedError(
+      'reply-to-not-allowed',
+      `the command asks for its reply on ${JSON.stringify(replyTo.slice(0, 255))}, which ${handler ? handler.name : `no handler on "${endpoint.destination}"`} allows`,
+    );
+}
+
 /** The participant endpoint as an inbox subscription (see InboxSubscriptions). */
 export function participantInboxEndpoint<Tx>(
   endpoint: ParticipantEndpoint<Tx>,
   outbox: ReplyOutbox<Tx>,
+  /** Checks each command before anything runs (signatures: signatureCheck). */
+  verify?: (message: DeliveredMessage) => void,
 ): InboxEndpoint<Tx, void> {
   return {
     destination: endpoint.destination,
     consumer: endpoint.consumer,
     maxAttempts: endpoint.maxAttempts,
+    verify,
     handle: (message, context) => answerSagaCommand(endpoint, outbox, message, context),
     deliveryError: {
       message: `command on "${endpoint.destination}" could not be taken`,

@@ -1,5 +1,6 @@
 import type { InboxEndpoint } from '../inbox/inbox-subscription';
 import type { JsonValue } from '../json';
+import type { DeliveredMessage } from '../ports/broker';
 import type { AppliedReply } from '../ports/saga-store';
 import { parseSagaReply, type SagaReply } from '../saga/saga-command';
 import type { SagaEngine } from '../saga/saga-engine';
@@ -42,6 +43,8 @@ export function sagaReplyDestination<Tx>(engine: SagaReplyEngine<Tx>): string | 
  * Applies one reply in `tx` (the inbox transaction): parses it (SagaMessageInvalidError when it is
  * not a Sage reply: the inbox counts the attempt and dead-letters it in the end) and hands it to
  * the engine. Undefined when the step no longer waits for it (late, duplicate): nothing changes.
+ * MessageRefusedError when it answers no command Sage sent (another step's idempotency key, an
+ * unknown saga or step, an attempt never sent): the inbox dead-letters it at once.
  */
 export async function applySagaReply<Tx>(
   engine: SagaReplyEngine<Tx>,
@@ -62,10 +65,13 @@ export function sagaReplyInboxEndpoint<Tx>(
   engine: SagaReplyEngine<Tx>,
   destination: string,
   consumer: string = DEFAULT_SAGA_REPLY_CONSUMER,
+  /** Checks each reply before anything runs (signatures: signatureCheck). */
+  verify?: (message: DeliveredMessage) => void,
 ): InboxEndpoint<Tx, AppliedSagaReply | undefined> {
   return {
     destination,
     consumer,
+    verify,
     // A dead-lettered reply keeps its (defensive) snapshot, as every other consumer's does.
     handle: (message, { tx }) => applySagaReply(engine, tx, message),
     committed: (value) => {

@@ -46,6 +46,8 @@ describe('saga command / reply wire format', () => {
       sagaId: 's-1',
       step: 'pay',
       phase: 'forward',
+      attempt: 2,
+      idempotencyKey: 's-1:pay',
       outcome: { ok: true, result: { auth: 'a-1' } },
     });
     const rejected = sagaReplyMessage(received, { ok: false, error: 'card declined' });
@@ -73,6 +75,15 @@ describe('saga command / reply wire format', () => {
         headers: { ...reply.headers, [SAGA_HEADERS.outcome]: 'maybe' },
       }),
     ).toThrow(/sage-reply-outcome/);
+    for (const attempt of ['0', '-1', '1.5', 'x', '01']) {
+      expect(() =>
+        parseSagaReply({
+          id: 'r',
+          payload: reply.payload,
+          headers: { ...reply.headers, [SAGA_HEADERS.attempt]: attempt },
+        }),
+      ).toThrow(/sage-attempt/);
+    }
   });
 
   it('a remote step must return a command with a destination and a type', () => {

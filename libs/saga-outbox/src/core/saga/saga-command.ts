@@ -45,6 +45,10 @@ export interface SagaReply {
   sagaId: string;
   step: string;
   phase: StepPhase;
+  /** The attempt of the command answered (`sage-attempt`, echoed by the participant). */
+  attempt: number;
+  /** The command's `sage-idempotency-key`, echoed: must be the step's (stepIdempotencyKey). */
+  idempotencyKey: string;
   outcome: SagaReplyOutcome;
 }
 
@@ -172,6 +176,13 @@ export function parseSagaReply(message: {
   const need = headerReader(message);
   const phase = readPhase(message.id, need);
   const outcome = need(SAGA_HEADERS.outcome);
+  const attemptText = need(SAGA_HEADERS.attempt);
+  const attempt = Number(attemptText);
+  if (!/^[1-9][0-9]{0,8}$/.test(attemptText))
+    throw new SagaMessageInvalidError(
+      message.id,
+      `header "${SAGA_HEADERS.attempt}" is "${attemptText.slice(0, 20)}", not an attempt number`,
+    );
   const payload = (message.payload ?? {}) as { result?: JsonValue; error?: unknown };
   if (outcome !== 'success' && outcome !== 'failure')
     throw new SagaMessageInvalidError(
@@ -182,6 +193,8 @@ export function parseSagaReply(message: {
     sagaId: need(SAGA_HEADERS.sagaId),
     step: need(SAGA_HEADERS.step),
     phase,
+    attempt,
+    idempotencyKey: need(SAGA_HEADERS.idempotencyKey),
     outcome:
       outcome === 'success'
         ? { ok: true, result: payload.result ?? null }

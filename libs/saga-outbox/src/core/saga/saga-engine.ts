@@ -7,6 +7,7 @@ import {
   SagaWaitTimeoutError,
   UnknownSagaError,
 } from '../errors';
+import { MessageRefusedError } from '../inbox/message-refused';
 import { assertJsonSerializable, type JsonValue } from '../json';
 import { SingleFlightLoop, type LoopStats } from '../loop';
 import { systemClock, type Clock } from '../ports/clock';
@@ -22,7 +23,7 @@ import {
 import { uuidv7 } from '../uuid';
 import type { OutboxPublisher } from '../outbox/outbox-publisher';
 import type { SagaReply } from './saga-command';
-import type { SagaDefinition } from './saga-definition';
+import { stepIdempotencyKey, type SagaDefinition } from './saga-definition';
 import type { SagaEvent, SagaEventListener } from './saga-events';
 import {
   SAGA_LIFECYCLE_EVENT_TYPES,
@@ -347,22 +348,64 @@ export class SagaEngine<Tx = unknown> {
 
   /**
    * Applies a participant's reply to a remote step, in `tx` (the inbox transaction that
-   * deduplicates it). A reply that no longer matches the step's state (late, after a timeout; a
-   * duplicate) changes nothing: undefined. Once `tx` has committed, call `replyCommitted` with the
-   * result: it reports the step's outcome to listeners and resumes the saga at once rather than at
-   * the next recovery round.
+   * deduplicates it). Which replies apply (docs/sagas.md, "Which replies are applied"):
+   * - its idempotency key must be the step's (`sagaId:step`, `sagaId:step:compensate`), else
+   *   MessageRefusedError `reply-key-mismatch`;
+   * - the step must be a remote step of a saga that exists, else `reply-step-unknown`;
+   * - its attempt must be one the step sent (1 to the step's current attempt of the phase), else
+   *   `reply-attempt-unknown`. A reply to an earlier attempt of a step still awaiting applies: every
+   *   resend carries the same key, so the participant's answer to any of them is the step's answer;
+   * - a reply the step no longer awaits (late, after a timeout or another reply; a duplicate)
+   *   changes nothing: undefined, logged.
+   * The inbox dead-letters a refused reply at once. Once `tx` has committed, call `replyCommitted`
+   * with the result: it reports the step's outcome to listeners and resumes the saga at once
+   * rather than at the next recovery round.
    */
   async applyReply(tx: Tx, reply: SagaReply): Promise<AppliedReply | undefined> {
+    const where = `the reply to step "${reply.step}" (${reply.phase}, attempt ${reply.attempt}) of saga ${reply.sagaId}`;
+    if (reply.idempotencyKey !== stepIdempotencyKey(reply.sagaId, reply.step, reply.phase))
+      throw new MessageRefusedError(
+        'reply-key-mismatch',
+        `${where} carries idempotency key ${JSON.stringify(reply.idempotencyKey.slice(0, 300))}, not the step's`,
+      );
     const applied = await this.store.applyReply(tx, reply);
-    if (!applied) {
-      this.logger.warn('saga reply ignored: the step is no longer awaiting it', {
-        event: 'saga.reply_ignored',
-        sagaId: reply.sagaId,
-        step: reply.step,
-        phase: reply.phase,
-      });
-    }
-    return applied;
+    if (applied) return applied;
+    const refusal = await this.replyRefusal(tx, reply, where);
+    if (refusal) throw refusal;
+    this.logger.warn('saga reply ignored: the step is no longer awaiting it', {
+      event: 'saga.reply_ignored',
+      sagaId: reply.sagaId,
+      step: reply.step,
+      phase: reply.phase,
+      attempt: reply.attempt,
+    });
+    return undefined;
+  }
+
+  /**
+   * Why a reply that changed nothing answers no command Sage sent (MessageRefusedError), or
+   * undefined when it is merely late. Read in `tx` (the inbox transaction): attempts only grow, so
+   * a reply to an attempt sent stays one.
+   */
+  private async replyRefusal(
+    tx: Tx,
+    reply: SagaReply,
+    where: string,
+  ): Promise<MessageRefusedError | undefined> {
+    const step = await this.store.replyTarget(tx, reply.sagaId, reply.step);
+    const kind = step && this.definitions.get(step.saga)?.steps.get(reply.step)?.kind;
+    if (!step || (kind !== undefined && kind !== 'remote'))
+      return new MessageRefusedError(
+        'reply-step-unknown',
+        `${where}: ${!step ? 'no such saga or step' : 'the step is not a remote step'}`,
+      );
+    const sent = reply.phase === 'forward' ? step.attempts : step.compensationAttempts;
+    if (reply.attempt > sent)
+      return new MessageRefusedError(
+        'reply-attempt-unknown',
+        `${where}: the step sent ${sent === 0 ? 'no command' : `attempts 1 to ${sent} only`} for this phase`,
+      );
+    return undefined;
   }
 
   /** After the transaction of `applyReply` committed: step events, and the woken saga resumes. */

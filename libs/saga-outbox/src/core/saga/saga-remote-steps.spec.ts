@@ -7,6 +7,7 @@ import type { SagaRecord } from '../ports/saga-store';
 import { InMemorySagaStore, InMemoryTx } from '../../testing/in-memory-saga-store';
 import { deferred, waitUntil } from '../../testing/async';
 import { defineSaga } from './saga-builder';
+import { MessageRefusedError } from '../inbox/message-refused';
 import { parseSagaCommand, SAGA_HEADERS, type ReceivedSagaCommand } from './saga-command';
 import { SagaEngine, type SagaEngineOptions } from './saga-engine';
 import type { SagaEvent } from './saga-events';
@@ -57,7 +58,14 @@ function setup(options: Partial<SagaEngineOptions<InMemoryTx>> = {}) {
     outcome: { ok: true; result: JsonValue } | { ok: false; error: string },
   ): Promise<'applied' | 'ignored'> => {
     const tx = new InMemoryTx();
-    const reply = { sagaId: command.sagaId, step: command.step, phase: command.phase, outcome };
+    const reply = {
+      sagaId: command.sagaId,
+      step: command.step,
+      phase: command.phase,
+      attempt: command.attempt,
+      idempotencyKey: command.idempotencyKey,
+      outcome,
+    };
     const applied = await engine.applyReply(tx, reply);
     tx.commit();
     if (!applied) return 'ignored';
@@ -116,6 +124,38 @@ async function waitStatus(
 }
 
 describe('remote (command/reply) steps', () => {
+  it('refuses a reply that answers no command sent; a late one is ignored, not refused', async () => {
+    const journal: string[] = [];
+    const { outbox, engine, reply } = setup();
+    engine.register(orderSaga(journal));
+    await engine.startBackground();
+    const { sagaId } = await engine.start('order', { amount: 5 });
+    await waitStatus(engine, sagaId, 'waiting');
+    const [sent] = outbox.commands('payment.authorize');
+    const refusal = (forged: Partial<ReceivedSagaCommand>) =>
+      reply({ ...sent!, ...forged }, { ok: true, result: null }).then(
+        (outcome) => outcome,
+        (error: unknown) => (error instanceof MessageRefusedError ? error.reason : error),
+      );
+    await expect(refusal({ idempotencyKey: `${sagaId}:reserve` })).resolves.toBe(
+      'reply-key-mismatch',
+    );
+    await expect(refusal({ attempt: 2 })).resolves.toBe('reply-attempt-unknown');
+    await expect(
+      refusal({ phase: 'compensate', idempotencyKey: `${sagaId}:pay:compensate` }),
+    ).resolves.toBe('reply-attempt-unknown');
+    await expect(refusal({ step: 'reserve', idempotencyKey: `${sagaId}:reserve` })).resolves.toBe(
+      'reply-step-unknown',
+    );
+    await expect(refusal({ step: 'ship', idempotencyKey: `${sagaId}:ship` })).resolves.toBe(
+      'reply-step-unknown',
+    );
+    expect((await engine.get(sagaId)).steps.find((s) => s.name === 'pay')?.status).toBe('waiting');
+    await expect(reply(sent!, { ok: true, result: { auth: 1 } })).resolves.toBe('applied');
+    await waitStatus(engine, sagaId, 'completed');
+    await expect(reply(sent!, { ok: true, result: { auth: 2 } })).resolves.toBe('ignored');
+  });
+
   it('sends the command in the step transaction, parks the saga, and resumes it with the reply', async () => {
     const journal: string[] = [];
     const { outbox, engine, events, reply } = setup();

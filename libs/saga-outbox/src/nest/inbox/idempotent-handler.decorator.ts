@@ -14,6 +14,12 @@ export interface IdempotentHandlerOptions {
   consumer?: string;
   /** Attempts (first delivery included) before the message is dead-lettered. Default: the inbox's (5). */
   maxAttempts?: number;
+  /**
+   * With the module's `signing.require`, messages to this handler must be signed too (unsigned or
+   * badly signed ones are dead-lettered at once, never handled). `false` exempts this handler, for
+   * a producer that does not sign (another team's service, a third party). Default true.
+   */
+  requireSignature?: boolean;
 }
 
 export interface IdempotentHandlerMetadata {

@@ -13,7 +13,10 @@ import { MAX_INBOX_KEY_LENGTH } from '../../core/inbox/inbox-processor';
 import { InboxSubscriptions, type InboxEndpoint } from '../../core/inbox/inbox-subscription';
 import { optionalPositiveInteger, requiredName } from '../../core/options';
 import type { Broker } from '../../core/ports/broker';
+import { signatureCheck } from '../../core/signing/signing-options';
 import { discoverDecoratedMethods } from '../discover-methods';
+import { SAGA_OUTBOX_OPTIONS } from '../saga-outbox.module-definition';
+import type { SagaOutboxModuleOptions } from '../saga-outbox.options';
 import { NestSageLogger } from '../nest-sage-logger';
 import { OUTBOX_BROKER } from '../outbox/outbox.options';
 import { SageBrokerStartup } from '../startup/sage-broker-startup';
@@ -33,6 +36,8 @@ export interface DiscoveredIdempotentHandler {
   readonly pattern: string;
   readonly consumer: string;
   readonly maxAttempts: number | undefined;
+  /** Checked against `signing.require` (false: exempt). */
+  readonly requireSignature: boolean;
   readonly run: IdempotentHandlerMethod;
 }
 
@@ -61,6 +66,9 @@ export class IdempotentHandlerExplorer
     @Optional() @Inject(OUTBOX_BROKER) private readonly broker?: Broker | null,
     @Optional() @Inject(INBOX_OPTIONS) private readonly options?: InboxModuleOptions,
     @Optional() private readonly brokerStartup?: SageBrokerStartup,
+    @Optional()
+    @Inject(SAGA_OUTBOX_OPTIONS)
+    private readonly moduleOptions?: Pick<SagaOutboxModuleOptions, 'signing'>,
   ) {
     this.subscriptions = new InboxSubscriptions({
       inbox: inbox.processor,
@@ -123,7 +131,11 @@ export class IdempotentHandlerExplorer
       );
       return;
     }
-    const endpoints = this.handlers.map((handler) => ({ ...inboxEndpoint(handler), handler }));
+    const verify = signatureCheck(this.moduleOptions?.signing);
+    const endpoints = this.handlers.map((handler) => ({
+      ...inboxEndpoint(handler, handler.requireSignature ? verify : undefined),
+      handler,
+    }));
     // All or none: a failure undoes what succeeded, then is retried or fails startup.
     const subscribe = () =>
       this.subscriptions.subscribe(broker, endpoints, ({ handler }) => {
@@ -150,11 +162,13 @@ export class IdempotentHandlerExplorer
 /** The handler as an inbox endpoint: its method runs with the inbox transaction as `manager`. */
 function inboxEndpoint(
   handler: DiscoveredIdempotentHandler,
+  verify: InboxEndpoint<EntityManager, unknown>['verify'],
 ): InboxEndpoint<EntityManager, unknown> {
   return {
     destination: handler.pattern,
     consumer: handler.consumer,
     maxAttempts: handler.maxAttempts,
+    verify,
     handle: (message, { tx, messageId, consumer, attempt }) =>
       handler.run(message, { manager: tx, messageId, consumer, attempt }),
     deliveryError: {
@@ -175,5 +189,18 @@ function validate(
     maxLength: MAX_INBOX_KEY_LENGTH,
   });
   optionalPositiveInteger(at('maxAttempts'), meta.options.maxAttempts);
-  return { name, pattern, consumer, maxAttempts: meta.options.maxAttempts, run };
+  const requireSignature = meta.options.requireSignature ?? true;
+  if (typeof requireSignature !== 'boolean')
+    throw new InvalidOptionsError(
+      `@IdempotentHandler ${name}: requireSignature`,
+      `must be a boolean, got ${typeof requireSignature}`,
+    );
+  return {
+    name,
+    pattern,
+    consumer,
+    maxAttempts: meta.options.maxAttempts,
+    requireSignature,
+    run,
+  };
 }

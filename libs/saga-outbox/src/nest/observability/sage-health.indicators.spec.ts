@@ -64,14 +64,30 @@ const unreachable = () =>
   Promise.resolve({ up: false, detail: 'connect ECONNREFUSED (amqp://sage:s3cret@mq:5672)' });
 
 describe('SageHealthIndicators: the broker', () => {
-  it('reports an unreachable broker as data (up, reachable: false, the cause) by default', async () => {
+  it('reports an unreachable broker as data (up, reachable: false, a generic reason) by default', async () => {
     const health = await indicators({}, { broker: brokerAnswering(unreachable) });
     expect(await health.broker()).toEqual({
       sage_broker: {
         status: 'up',
         broker: 'rabbitmq',
         reachable: false,
-        detail: 'connect ECONNREFUSED (amqp://***@mq:5672)',
+        message: 'broker unreachable',
+      },
+    });
+  });
+
+  it('shows the raw cause, credentials masked, with exposeErrors', async () => {
+    const health = await indicators(
+      { exposeErrors: true },
+      { broker: brokerAnswering(unreachable) },
+    );
+    expect(await health.broker()).toEqual({
+      sage_broker: {
+        status: 'up',
+        broker: 'rabbitmq',
+        reachable: false,
+        message: 'broker unreachable',
+        error: 'connect ECONNREFUSED (amqp://***@mq:5672)',
       },
     });
   });
@@ -86,12 +102,16 @@ describe('SageHealthIndicators: the broker', () => {
     });
   });
 
-  it('counts a health check that throws or outlives timeoutMs as unreachable, without credentials', async () => {
+  it('counts a health check that throws or outlives timeoutMs as unreachable, with the code and without the raw text', async () => {
     const throwing = await indicators(
       {},
       {
         broker: brokerAnswering(() =>
-          Promise.reject(new Error('getaddrinfo ENOTFOUND amqps://app:pw@mq.internal')),
+          Promise.reject(
+            Object.assign(new Error('getaddrinfo ENOTFOUND amqps://app:pw@mq.internal'), {
+              code: 'ENOTFOUND',
+            }),
+          ),
         ),
       },
     );
@@ -100,7 +120,8 @@ describe('SageHealthIndicators: the broker', () => {
         status: 'up',
         broker: 'rabbitmq',
         reachable: false,
-        message: 'getaddrinfo ENOTFOUND amqps://***@mq.internal',
+        message: 'broker unreachable',
+        code: 'ENOTFOUND',
       },
     });
     const hanging = await indicators(
@@ -111,7 +132,8 @@ describe('SageHealthIndicators: the broker', () => {
       sage_broker: {
         status: 'down',
         reachable: false,
-        message: expect.stringContaining('did not answer within 20 ms') as unknown as string,
+        message: 'broker unreachable',
+        code: 'PROBE_TIMEOUT',
       },
     });
   });
@@ -143,8 +165,20 @@ describe('SageHealthIndicators: the relay', () => {
       { broker, relayTickedAgoMs: 50_000 },
     );
     const result = await stuck.relay();
-    expect(result).toMatchObject({ sage_relay: { status: 'down', staleAfterMs: 40_000 } });
-    expect(JSON.stringify(result)).not.toContain('s3cret');
+    expect(result).toMatchObject({
+      sage_relay: { status: 'down', staleAfterMs: 40_000, message: 'relay loop stale' },
+    });
+    // The loop's last error is the relay's log business; the body has it only with exposeErrors.
+    expect(result['sage_relay']).not.toHaveProperty('lastError');
+    const exposed = await indicators(
+      { relayStaleAfterMs: 10_000, exposeErrors: true },
+      { broker, relayTickedAgoMs: 50_000 },
+    );
+    const shown = await exposed.relay();
+    expect(shown['sage_relay']?.['lastError']).toBe(
+      'broker "rabbitmq" publish failed: amqp://***@mq:5672 refused',
+    );
+    expect(JSON.stringify([result, shown])).not.toContain('s3cret');
   });
 
   it('uses relayStaleAfterMs when it is the longer bound', async () => {
@@ -167,6 +201,9 @@ describe('SageHealthModule.forRoot options', () => {
         'SageHealthModule.broker.failReadiness',
         'must be true or false, got "yes"',
       ),
+    );
+    expect(() => SageHealthModule.forRoot({ exposeErrors: 1 as unknown as boolean })).toThrow(
+      'Invalid Sage option "SageHealthModule.exposeErrors": must be true or false, got 1',
     );
     expect(() => SageHealthModule.forRoot({ timeoutMs: 0 })).toThrow(
       'Invalid Sage option "SageHealthModule.timeoutMs": must be a positive number, got 0',

@@ -3,8 +3,8 @@ import { ModuleRef } from '@nestjs/core';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import { withTimeout } from './with-timeout';
 import { findSageParts, type SageParts } from './sage-sources';
-import { errorText } from '../../core/error-text';
-import { redactCredentials } from './redact-credentials';
+import { NestSageLogger } from '../nest-sage-logger';
+import { HealthFailureReporter } from './health-failure';
 
 export interface SageHealthModuleOptions {
   /** Bound on every check; a check that takes longer reports down (the broker: unreachable). Default 3000 ms. */
@@ -39,20 +39,26 @@ export interface SageHealthModuleOptions {
      */
     failReadiness?: boolean;
   };
+  /**
+   * Put the raw error texts (a driver's or broker's message, the relay's last error) in health
+   * bodies, as `error`, URL credentials still masked. Default false: a failed check says a generic
+   * `message` (`database unreachable`) and the error's `code` (`28P01`, `ECONNREFUSED`), because
+   * health endpoints are often reachable by more people than the logs; the raw text is logged (once
+   * per change of state, event `health.check.down`). Turn it on where only operators reach them.
+   */
+  exposeErrors?: boolean;
 }
 
 export const SAGE_HEALTH_OPTIONS = Symbol('SAGE_HEALTH_OPTIONS');
-
-/** An error's text for a health body: never a URL's credentials. */
-const message = (error: unknown): string => redactCredentials(errorText(error));
 
 /**
  * Sage's health indicators (terminus HealthIndicatorService API), each bounded by `timeoutMs`:
  * `sage_database` (a round trip), `sage_broker` (Broker.health(); an unreachable broker is data,
  * `reachable: false`, unless `broker.failReadiness`), `sage_relay` (the relay loop ticked
  * recently), `sage_outbox_backlog` (pending count and oldest age against thresholds). Parts this
- * application does not run (no broker, no relay) report up with `configured: false`. No text in
- * them carries a URL's credentials.
+ * application does not run (no broker, no relay) report up with `configured: false`. A failed check
+ * says a generic `message` and the error's `code`; the raw error text is logged once per change of
+ * state and shown in the body only with `exposeErrors` (never a URL's credentials).
  */
 @Injectable()
 export class SageHealthIndicators implements OnModuleInit {
@@ -64,6 +70,7 @@ export class SageHealthIndicators implements OnModuleInit {
   private readonly maxOldestAgeSeconds: number;
   private readonly failOnBacklog: boolean;
   private readonly failOnBroker: boolean;
+  private readonly failures: HealthFailureReporter;
 
   constructor(
     private readonly health: HealthIndicatorService,
@@ -76,6 +83,10 @@ export class SageHealthIndicators implements OnModuleInit {
     this.maxOldestAgeSeconds = options.backlog?.maxOldestAgeSeconds ?? 600;
     this.failOnBacklog = options.backlog?.failReadiness ?? false;
     this.failOnBroker = options.broker?.failReadiness ?? false;
+    this.failures = new HealthFailureReporter(
+      new NestSageLogger('SageHealth'),
+      options.exposeErrors ?? false,
+    );
   }
 
   onModuleInit(): void {
@@ -89,33 +100,36 @@ export class SageHealthIndicators implements OnModuleInit {
     const started = Date.now();
     try {
       await withTimeout('database health check', this.timeoutMs, () => probe.ping());
+      this.failures.up(key);
       return check.up({ latencyMs: Date.now() - started });
     } catch (error) {
-      return check.down({ message: message(error) });
+      return check.down({ ...this.failures.down(key, 'database unreachable', error) });
     }
   }
 
   /**
    * Whether the broker answers: up with `reachable: true`; when it does not, up with
-   * `reachable: false` and the cause (the outbox absorbs the outage), or down with
-   * `broker.failReadiness`.
+   * `reachable: false`, `message: 'broker unreachable'` and the code (the outbox absorbs the
+   * outage), or down with `broker.failReadiness`.
    */
   async broker(key = 'sage_broker'): Promise<HealthIndicatorResult> {
     const check = this.health.check(key);
     const broker = this.parts.broker;
     if (!broker) return check.up({ configured: false });
     let reachable: boolean;
-    let cause: Record<string, string> = {};
+    let failure: unknown;
     try {
       const result = await withTimeout(`broker "${broker.name}" health check`, this.timeoutMs, () =>
         broker.health(),
       );
       reachable = result.up;
-      if (result.detail) cause = { detail: redactCredentials(result.detail) };
+      failure = result.detail;
     } catch (error) {
       reachable = false;
-      cause = { message: message(error) };
+      failure = error;
     }
+    if (reachable) this.failures.up(key);
+    const cause = reachable ? {} : this.failures.down(key, 'broker unreachable', failure);
     const data = { broker: broker.name, reachable, ...cause };
     return reachable || !this.failOnBroker ? check.up(data) : check.down(data);
   }
@@ -136,15 +150,22 @@ export class SageHealthIndicators implements OnModuleInit {
       this.staleAfterMs,
       2 * (this.parts.broker?.publishTimeoutMs ?? 0),
     );
+    const lastError = this.failures.exposed(loop.lastError ?? undefined);
     const data = {
       relayId: relay.relayId,
       ticks: loop.ticks,
       sinceLastTickMs,
       staleAfterMs,
       consecutiveErrors: loop.consecutiveErrors,
-      ...(loop.lastError ? { lastError: redactCredentials(loop.lastError) } : {}),
+      ...(lastError ? { lastError } : {}),
     };
-    return Promise.resolve(sinceLastTickMs > staleAfterMs ? check.down(data) : check.up(data));
+    if (sinceLastTickMs <= staleAfterMs) {
+      this.failures.up(key);
+      return Promise.resolve(check.up(data));
+    }
+    // The loop's errors are logged by the relay itself; this logs the change of state.
+    const { message } = this.failures.down(key, 'relay loop stale', loop.lastError ?? undefined);
+    return Promise.resolve(check.down({ ...data, message }));
   }
 
   async backlog(key = 'sage_outbox_backlog'): Promise<HealthIndicatorResult> {
@@ -165,9 +186,10 @@ export class SageHealthIndicators implements OnModuleInit {
         maxOldestAgeSeconds: this.maxOldestAgeSeconds,
         exceeded,
       };
+      this.failures.up(key);
       return exceeded && this.failOnBacklog ? check.down(data) : check.up(data);
     } catch (error) {
-      return check.down({ message: message(error) });
+      return check.down({ ...this.failures.down(key, 'database unreachable', error) });
     }
   }
 }

@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import amqplib from 'amqplib';
-import { Module, type INestApplication } from '@nestjs/common';
+import { Module, type INestApplication, type LoggerService } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { createTestDatabase, type TestDatabase } from '@test/support/pg';
+import { createTestDatabase, withClient, type TestDatabase } from '@test/support/pg';
 import { TcpProxy } from '@test/support/tcp-proxy';
 import { RabbitMqBroker } from '../../brokers/rabbitmq/rabbitmq-broker';
 import { InMemoryBroker, OutboxRepository, SagaOutboxModule, SageDatabase } from '../../index';
@@ -23,6 +23,7 @@ interface HealthBody {
 async function boot(
   options: SagaOutboxModuleOptions,
   health: Parameters<typeof SageHealthModule.forRoot>[0] = {},
+  logger: LoggerService | false = false,
 ): Promise<{
   app: INestApplication;
   get: (path: string) => Promise<[number, HealthBody]>;
@@ -30,7 +31,7 @@ async function boot(
 }> {
   @Module({ imports: [SagaOutboxModule.forRoot(options), SageHealthModule.forRoot(health)] })
   class AppModule {}
-  const app = await NestFactory.create(AppModule, { logger: false, abortOnError: false });
+  const app = await NestFactory.create(AppModule, { logger, abortOnError: false });
   await app.listen(0, '127.0.0.1');
   const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
   return {
@@ -158,8 +159,9 @@ describe('SageHealthModule: liveness and readiness against real PostgreSQL and R
         broker: 'rabbitmq',
         reachable: false,
       });
-      const cause = ready.details['sage_broker']!;
-      expect(String(cause['detail'] ?? cause['message'])).not.toBe('undefined');
+      // A generic reason in the body; the broker's own text (host, port) is in the logs only.
+      expect(ready.details['sage_broker']?.['message']).toBe('broker unreachable');
+      expect(ready.details['sage_broker']).not.toHaveProperty('error');
       expect(ready.details['sage_outbox_backlog']).toMatchObject({ status: 'up', pending: 5 });
 
       // The relay keeps ticking while every publish fails: liveness holds well past its bound.
@@ -259,7 +261,10 @@ describe('SageHealthModule: liveness and readiness against real PostgreSQL and R
       await pgProxy.stop();
       await waitUntil(async () => (await get('/health/ready'))[0] === 503, 'database down', 15_000);
       const [, dbDown] = await get('/health/ready');
-      expect(dbDown.details['sage_database']?.status).toBe('down');
+      expect(dbDown.details['sage_database']).toMatchObject({
+        status: 'down',
+        message: 'database unreachable',
+      });
       await waitUntil(async () => (await get('/health/live'))[0] === 503, 'relay stale', 15_000);
       const [, stale] = await get('/health/live');
       expect(stale.details['sage_relay']?.status).toBe('down');
@@ -272,6 +277,62 @@ describe('SageHealthModule: liveness and readiness against real PostgreSQL and R
       await app.close();
       await broker.close();
       await dropRabbitTopology([], [exchange]);
+    }
+  });
+
+  it('answers a failed password with a generic reason and the SQLSTATE, logging the raw text once per change of state', async () => {
+    const role = `sage_health_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+    const [password, rotated] = [randomUUID(), randomUUID()];
+    const admin = (sql: string, params: unknown[] = []) =>
+      withClient(db.name, (client) => client.query(sql, params));
+    // Member of the test database's owner: the same privileges, its own password.
+    await admin(`CREATE ROLE ${role} LOGIN PASSWORD '${password}' IN ROLE ${db.connection.user}`);
+    const warnings: string[] = [];
+    const ignore = () => undefined;
+    const logger: LoggerService = {
+      log: ignore,
+      error: ignore,
+      warn: (message: unknown) => warnings.push(JSON.stringify(message)),
+    };
+    const { app, get, raw } = await boot(
+      {
+        postgres: { ...db.connection, user: role, password, poolSize: 2 },
+        broker: new InMemoryBroker(),
+        outbox: { relay: { enabled: false }, retention: { enabled: false } },
+      },
+      { timeoutMs: 2000 },
+      logger,
+    );
+    try {
+      expect((await get('/health/ready'))[0]).toBe(200);
+      // The password is rotated and the role's sessions end: every new connection is refused.
+      await admin(`ALTER ROLE ${role} PASSWORD '${rotated}'`);
+      await admin(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [
+        role,
+      ]);
+      await waitUntil(async () => (await get('/health/ready'))[0] === 503, 'not ready', 15_000);
+      const [, body] = await get('/health/ready');
+      expect(body.details['sage_database']).toEqual({
+        status: 'down',
+        message: 'database unreachable',
+        code: '28P01',
+      });
+      for (let probe = 0; probe < 3; probe++) {
+        const text = await raw('/health/ready');
+        expect(text).not.toContain('password authentication failed');
+        expect(text).not.toContain(role);
+      }
+      const logged = warnings.filter((w) => w.includes('health check sage_database down'));
+      expect(logged).toHaveLength(1);
+      expect(logged[0]).toContain(`password authentication failed for user \\"${role}\\"`);
+      expect(warnings.join('\n')).not.toContain(password);
+      expect(warnings.join('\n')).not.toContain(rotated);
+    } finally {
+      await app.close();
+      await admin(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [
+        role,
+      ]);
+      await admin(`DROP ROLE IF EXISTS ${role}`);
     }
   });
 

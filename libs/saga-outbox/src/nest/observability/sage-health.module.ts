@@ -13,7 +13,9 @@ import { validateSageHealthOptions } from './sage-health.options';
  * `GET /health/ready`: the process can do its work: its database answers. The broker and the
  * backlog are reported as data (`reachable`, `pending`, `exceeded`), because the outbox absorbs a
  * broker outage; `broker.failReadiness` / `backlog.failReadiness` make them fail it. A failure
- * means take the instance out of rotation until it recovers. 503 with the details when down.
+ * means take the instance out of rotation until it recovers. 503 with the details when down: a
+ * generic `message` (`database unreachable`) and the error's `code`; the raw error text is in the
+ * logs, and in the body only with `exposeErrors: true`.
  */
 @Controller('health')
 export class SageHealthController {
@@ -48,7 +50,8 @@ export class SageHealthController {
  * imports: [SagaOutboxModule.forRoot({ ... }), SageHealthModule.forRoot({ timeoutMs: 2000 })]
  * ```
  * `controller: false` registers the indicators only. A broker outage does not fail readiness unless
- * `broker: { failReadiness: true }` (docs/observability.md, "Readiness").
+ * `broker: { failReadiness: true }` (docs/observability.md, "Readiness"). Raw error texts stay out
+ * of the bodies unless `exposeErrors: true`.
  */
 @Module({})
 export class SageHealthModule {

@@ -18,6 +18,7 @@ export function validateSageHealthOptions(
     nonNegativeNumber(at('backlog.maxOldestAgeSeconds'), maxOldestAgeSeconds);
   optionalBoolean(at('backlog.failReadiness'), options.backlog?.failReadiness);
   optionalBoolean(at('broker.failReadiness'), options.broker?.failReadiness);
+  optionalBoolean(at('exposeErrors'), options.exposeErrors);
   optionalBoolean(at('controller'), options.controller);
 }
 

@@ -2,6 +2,8 @@ import { Injectable, Module, type OnApplicationShutdown, type OnModuleInit } fro
 import { ModuleRef } from '@nestjs/core';
 import type * as OtelApi from '@opentelemetry/api';
 import type { Params } from 'nestjs-pino';
+import type { DestinationStream } from 'pino';
+import type { Options as PinoHttpOptions } from 'pino-http';
 import type { InboxEvent } from '../../core/inbox/inbox-events';
 import type { OutboxEvent } from '../../core/outbox/outbox-events';
 import type { SageLogger } from '../../core/ports/logger';
@@ -37,20 +39,56 @@ export function traceLogFields(): { traceId?: string; spanId?: string } {
 }
 
 /**
- * nestjs-pino options for a Sage service: JSON lines with `service`, `traceId` / `spanId` on every
- * line, probe endpoints not request-logged. Use with `LoggerModule.forRoot(sagePinoParams(...))`
- * and `app.useLogger(app.get(Logger))`.
+ * Headers whose values never reach a log line: credentials and session tokens, request and
+ * response side. `sagePinoParams` adds them to pino's `redact` paths.
  */
-export function sagePinoParams(options: { service: string; level?: string }): Params {
-  return {
-    pinoHttp: {
-      level: options.level ?? process.env.LOG_LEVEL ?? 'info',
-      base: { service: options.service },
-      mixin: traceLogFields,
-      autoLogging: {
-        ignore: (req) => /^\/(health|metrics)(\/|$|\?)/.test(req.url ?? ''),
-      },
+export const SAGE_REDACTED_HEADERS: readonly string[] = [
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'set-cookie',
+  'x-api-key',
+];
+
+/** Options of `sagePinoParams`. */
+export interface SagePinoOptions {
+  /** `service` field on every line. */
+  service: string;
+  /** Pino level. Default `LOG_LEVEL`, else `info`. */
+  level?: string;
+  /**
+   * More pino redact paths, on top of the credential headers (SAGE_REDACTED_HEADERS), e.g.
+   * `['req.headers["x-session"]', 'customer.email']`. The values are written as `[redacted]`.
+   */
+  redact?: readonly string[];
+  /** Where the lines go (a pino destination stream). Default stdout. */
+  destination?: DestinationStream;
+}
+
+/**
+ * nestjs-pino options for a Sage service: JSON lines with `service`, `traceId` / `spanId` on every
+ * line, one line per request (`request completed`, with method, url, status and duration; probe
+ * endpoints not request-logged), and the credential headers (`authorization`, `cookie`,
+ * `set-cookie`, `x-api-key`, `proxy-authorization`) and `options.redact` paths written as
+ * `[redacted]`. Use with `LoggerModule.forRoot(sagePinoParams(...))` and
+ * `app.useLogger(app.get(Logger))`.
+ */
+export function sagePinoParams(options: SagePinoOptions): Params {
+  const headerPaths = SAGE_REDACTED_HEADERS.flatMap((name) => [
+    `req.headers["${name}"]`,
+    `res.headers["${name}"]`,
+  ]);
+  const pinoOptions: PinoHttpOptions = {
+    level: options.level ?? process.env.LOG_LEVEL ?? 'info',
+    base: { service: options.service },
+    mixin: traceLogFields,
+    redact: { paths: [...headerPaths, ...(options.redact ?? [])], censor: '[redacted]' },
+    autoLogging: {
+      ignore: (req) => /^\/(health|metrics)(\/|$|\?)/.test(req.url ?? ''),
     },
+  };
+  return {
+    pinoHttp: options.destination ? [pinoOptions, options.destination] : pinoOptions,
   };
 }
 

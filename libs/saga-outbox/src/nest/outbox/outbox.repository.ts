@@ -8,6 +8,8 @@ import { NO_TRACING, type SageTracer } from '../../core/ports/tracer';
 import { PostgresOutboxStore } from '../../persistence/postgres/postgres-outbox-store';
 import type { TypeOrmCommitHooks } from '../../persistence/postgres/typeorm-commit-hooks';
 import { SAGE_TRACER } from '../sage-tracer.token';
+import { SAGA_OUTBOX_OPTIONS } from '../saga-outbox.module-definition';
+import type { SagaOutboxModuleOptions } from '../saga-outbox.options';
 import { ClsAmbientTransaction } from './cls-ambient-transaction';
 import { OptimisticSendingProvider } from './optimistic-sending.provider';
 import {
@@ -43,6 +45,9 @@ export class OutboxRepository {
     @Optional() @Inject(OUTBOX_OPTIONS) options?: OutboxModuleOptions,
     @Optional() @Inject(OptimisticSendingProvider) sending?: OptimisticSending,
     @Optional() @Inject(SAGE_TRACER) tracer: SageTracer = NO_TRACING,
+    @Optional()
+    @Inject(SAGA_OUTBOX_OPTIONS)
+    moduleOptions?: Pick<SagaOutboxModuleOptions, 'signing'>,
   ) {
     // The explicit binding wins; otherwise the CLS transaction, looked up on first use.
     const cls = ambient ? undefined : new ClsAmbientTransaction(moduleRef);
@@ -56,6 +61,8 @@ export class OutboxRepository {
       ),
       ambientTransaction: ambient ?? (() => cls?.current()),
       maxMessageBytes: options?.maxMessageBytes,
+      // Signed as written: the stored row carries its signature, so the relay holds no key.
+      signingKeys: moduleOptions?.signing?.keys,
     });
   }
 

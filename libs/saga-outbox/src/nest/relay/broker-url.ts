@@ -11,17 +11,37 @@ import { loadOptionalPeer } from '../../optional-peer';
 import type * as KafkaModule from '../../brokers/kafka/kafka-broker';
 import type * as RabbitModule from '../../brokers/rabbitmq/rabbitmq-broker';
 import type * as NatsModule from '../../brokers/nats/nats-broker';
+import type { NatsSecurityOptions } from '../../brokers/nats/nats-security-options';
+import type { RabbitMqTlsOptions } from '../../brokers/rabbitmq/rabbitmq-tls';
+import { kafkaUrlConnection, type KafkaUrlSecurity } from './kafka-url';
 
-const SCHEMES = 'memory://, kafka://, amqp://, amqps://, nats://';
+const SCHEMES = 'memory://, kafka://, amqp://, amqps://, nats://, tls://';
+
+/**
+ * TLS and credentials that do not fit in a URL (CA and client certificates, NKEY seeds, creds
+ * files), per adapter; `sage-relay` fills them from its environment. Applied only to the adapter
+ * the URL's scheme selects.
+ */
+export interface BrokerUrlSecurity {
+  /** For `nats://` and `tls://`: merged over the URL's user/password or token. */
+  nats?: NatsSecurityOptions;
+  /** For `kafka://`: TLS (`ssl`) and SASL settings; see kafka-url.ts for how they meet the URL's. */
+  kafka?: KafkaUrlSecurity;
+  /** For `amqps://`: CA and client certificate (the user and password stay in the URL). */
+  rabbitmq?: { tls?: RabbitMqTlsOptions };
+}
 
 /**
  * A Broker from a URL, for deployments configured by environment (`SAGE_BROKER_URL`) or
  * `SagaOutboxModule.forRoot({ broker: 'nats://…' })`:
  *
  * - `memory://[name][?latencyMs=N]`: in-process (tests and demos; nothing leaves the process);
- * - `kafka://host:port[,host:port…][?clientId=ID]`: Kafka (idempotent producer, acks=all);
+ * - `kafka://[user:password@]host:port[,host:port…][?clientId=ID&ssl=true&sasl=MECHANISM]`:
+ *   Kafka (idempotent producer, acks=all); MECHANISM `plain`, `scram-sha-256` or `scram-sha-512`,
+ *   required with credentials (see kafka-url.ts);
  * - `amqp[s]://user:pass@host:port[/vhost][?exchange=NAME&queueType=quorum|classic]`: RabbitMQ;
- * - `nats://host:port[,host:port…][?stream=NAME&prefix=PREFIX.]`: NATS JetStream.
+ * - `nats://[user:password@|token@]host:port[,host:port…][?stream=NAME&prefix=PREFIX.]`: NATS
+ *   JetStream; `tls://…` the same over TLS (required).
  *
  * Unknown schemes or parameters → InvalidOptionsError before anything is opened. Credentials in a
  * URL are never echoed in errors. `logger` is the adapter's (dead letters, reconnects, handler
@@ -31,6 +51,7 @@ export function brokerFromUrl(
   url: string,
   option = 'SAGE_BROKER_URL',
   logger: SageLogger = silentLogger,
+  security: BrokerUrlSecurity = {},
 ): Broker {
   // Kafka and NATS take a host list (`h1:9092,h2:9092`), which URL cannot parse: parse with the
   // first host, keep the raw list for hosts().
@@ -88,14 +109,21 @@ export function brokerFromUrl(
       return new InMemoryBroker(options);
     }
     case 'kafka': {
-      const p = params(['clientId']);
+      const p = params(['clientId', 'ssl', 'sasl']);
+      const connection = kafkaUrlConnection(parsed, p, security.kafka ?? {}, option);
       const { KafkaBroker } = loadOptionalPeer(
         `${option}=kafka://`,
         ['kafkajs'],
         // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy: only the adapter in use is loaded
         () => require('../../brokers/kafka/kafka-broker') as typeof KafkaModule,
       );
-      return new KafkaBroker({ brokers: hosts(9092), clientId: p.get('clientId'), logger });
+      return new KafkaBroker({
+        // The credentials stay out of the host list (`user:pass@host:9092` was a host once).
+        brokers: hosts(9092).map((h) => h.replace(/^.*@/, '')),
+        clientId: p.get('clientId'),
+        ...connection,
+        logger,
+      });
     }
     case 'amqp':
     case 'amqps': {
@@ -115,21 +143,43 @@ export function brokerFromUrl(
         url: clean.toString(),
         exchange: p.get('exchange'),
         queueType: queueType,
+        tls: security.rabbitmq?.tls,
         logger,
       });
     }
-    case 'nats': {
+    case 'nats':
+    case 'tls': {
       const p = params(['stream', 'prefix']);
       const { NatsJetStreamBroker } = loadOptionalPeer(
-        `${option}=nats://`,
+        `${option}=${scheme}://`,
         ['@nats-io/transport-node', '@nats-io/jetstream'],
         // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy: only the adapter in use is loaded
         () => require('../../brokers/nats/nats-broker') as typeof NatsModule,
       );
+      // nats://user:password@host or nats://token@host, as the nats CLI takes them (first host only).
+      const fromUrl: NatsSecurityOptions = parsed.password
+        ? {
+            user: decodeURIComponent(parsed.username),
+            password: decodeURIComponent(parsed.password),
+          }
+        : parsed.username
+          ? { token: decodeURIComponent(parsed.username) }
+          : {};
+      const explicit = security.nats ?? {};
+      const explicitAuth = ['user', 'password', 'token', 'nkeySeed', 'credsFile'].some(
+        (k) => explicit[k as keyof NatsSecurityOptions] !== undefined,
+      );
+      if (explicitAuth && (parsed.username || parsed.password))
+        throw new InvalidOptionsError(
+          option,
+          'holds NATS credentials and NATS credentials are also given separately (SAGE_NATS_* variables or options); keep one (the URL is not shown)',
+        );
       return new NatsJetStreamBroker({
-        servers: hosts(4222).map((h) => `nats://${h}`),
+        servers: hosts(4222).map((h) => `${scheme}://${h.replace(/^[^@]*@/, '')}`),
         stream: p.get('stream'),
         subjectPrefix: p.get('prefix'),
+        ...fromUrl,
+        ...explicit,
         logger,
       });
     }

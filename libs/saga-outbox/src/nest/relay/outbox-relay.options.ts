@@ -16,7 +16,10 @@ export interface OutboxRelayModuleOptions {
   postgres?: SagaOutboxPostgresOptions;
   /** PostgreSQL schema of Sage's tables. Default `sage`. */
   schema?: string;
-  /** Run Sage's migrations at startup. Default: true with `postgres`, false with `dataSource`. */
+  /**
+   * Run Sage's migrations at startup. Default: true with `postgres` (false when
+   * `NODE_ENV=production`), false with `dataSource`.
+   */
   runMigrations?: boolean;
   /**
    * Connecting to PostgreSQL at startup: attempts after the first fails with a transient error, as

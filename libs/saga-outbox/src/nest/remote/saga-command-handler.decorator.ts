@@ -1,5 +1,5 @@
 import { SetMetadata } from '@nestjs/common';
-import type { SagaCommandAnswer } from '../../core/remote/participant-protocol';
+import type { ReplyToAllowList, SagaCommandAnswer } from '../../core/remote/participant-protocol';
 import type { ReceivedSagaCommand } from '../../core/saga/saga-command';
 import type { InboxContext } from '../inbox/idempotent-handler.decorator';
 
@@ -15,6 +15,12 @@ export interface SagaCommandHandlerOptions {
   consumer?: string;
   /** Attempts (first delivery included) before the command is dead-lettered. Default: the inbox's (5). */
   maxAttempts?: number;
+  /**
+   * Reply destinations this handler answers to: a list (e.g. `['orders.saga-replies']`) or a
+   * predicate. A command whose `sage-reply-to` is not allowed is dead-lettered at once with reason
+   * `reply-to-not-allowed`: not handled, no reply sent. Default: any destination.
+   */
+  replyTo?: ReplyToAllowList;
 }
 
 export interface SagaCommandHandlerMetadata {

@@ -16,7 +16,10 @@ import {
   type ParticipantEndpoint,
   type SagaCommandHandlerEntry,
 } from '../../core/remote/participant-protocol';
+import { signatureCheck } from '../../core/signing/signing-options';
 import { discoverDecoratedMethods } from '../discover-methods';
+import { SAGA_OUTBOX_OPTIONS } from '../saga-outbox.module-definition';
+import type { SagaOutboxModuleOptions } from '../saga-outbox.options';
 import { INBOX_OPTIONS, type InboxModuleOptions } from '../inbox/inbox.options';
 import { InboxService } from '../inbox/inbox.service';
 import { NestSageLogger } from '../nest-sage-logger';
@@ -57,6 +60,9 @@ export class SagaCommandHandlerExplorer
     @Optional() @Inject(OUTBOX_BROKER) private readonly broker?: Broker | null,
     @Optional() @Inject(INBOX_OPTIONS) private readonly options?: InboxModuleOptions,
     @Optional() private readonly brokerStartup?: SageBrokerStartup,
+    @Optional()
+    @Inject(SAGA_OUTBOX_OPTIONS)
+    private readonly moduleOptions?: Pick<SagaOutboxModuleOptions, 'signing'>,
   ) {
     this.subscriptions = new InboxSubscriptions({
       inbox: inbox.processor,
@@ -89,10 +95,13 @@ export class SagaCommandHandlerExplorer
       );
       return;
     }
+    const verify = signatureCheck(this.moduleOptions?.signing);
     const subscribe = () =>
       this.subscriptions.subscribe(
         broker,
-        [...this.endpoints.values()].map((e) => participantInboxEndpoint(e, this.outbox.publisher)),
+        [...this.endpoints.values()].map((e) =>
+          participantInboxEndpoint(e, this.outbox.publisher, verify),
+        ),
       );
     // A broker unreachable at startup ('degraded'): subscribed in the background once it is back.
     if (this.brokerStartup)
@@ -134,8 +143,19 @@ export class SagaCommandHandlerExplorer
         '@SagaCommandHandler',
         `${name}: command type "${type}" on "${destination}" is also handled by ${other.name}`,
       );
+    const replyTo = options.replyTo;
+    if (
+      replyTo !== undefined &&
+      typeof replyTo !== 'function' &&
+      !(Array.isArray(replyTo) && replyTo.every((d) => typeof d === 'string' && d !== ''))
+    )
+      throw invalidOption(
+        '@SagaCommandHandler',
+        `${name}: options.replyTo must be a list of reply destinations or a function (replyTo) => boolean`,
+      );
     endpoint.handlers.set(type, {
       name,
+      replyTo,
       run: (command, { tx, messageId, consumer, attempt }) =>
         run(command, { manager: tx, messageId, consumer, attempt }),
     });

@@ -14,6 +14,7 @@ import {
   sagaReplyInboxEndpoint,
 } from '../../core/remote/reply-protocol';
 import { SagaEngine } from '../../core/saga/saga-engine';
+import { signatureCheck } from '../../core/signing/signing-options';
 import { InboxService } from '../inbox/inbox.service';
 import { NestSageLogger } from '../nest-sage-logger';
 import { OUTBOX_BROKER } from '../outbox/outbox.options';
@@ -29,7 +30,8 @@ export { DEFAULT_SAGA_REPLY_CONSUMER };
  * some registered saga has a remote step and `autoStart` is not false) from application bootstrap
  * to shutdown. What a reply does to its waiting step is the reply protocol's
  * (core/remote/reply-protocol); a reply that is not a valid Sage reply fails its inbox attempts
- * and is dead-lettered.
+ * and is dead-lettered; one that answers no command Sage sent, or (with `signing.require`) is not
+ * correctly signed, is dead-lettered at once.
  */
 @Injectable()
 export class SagaReplyConsumer implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -67,7 +69,12 @@ export class SagaReplyConsumer implements OnApplicationBootstrap, BeforeApplicat
     const broker = this.broker;
     const subscribe = () =>
       this.subscriptions.subscribe(broker, [
-        sagaReplyInboxEndpoint(this.engine, replyTo, this.consumer),
+        sagaReplyInboxEndpoint(
+          this.engine,
+          replyTo,
+          this.consumer,
+          signatureCheck(this.options.signing),
+        ),
       ]);
     // A broker unreachable at startup ('degraded'): subscribed in the background once it is back.
     if (this.brokerStartup)

@@ -2,6 +2,7 @@ import type { TlsOptions } from 'node:tls';
 import { DataSource, MigrationExecutor, type Migration } from 'typeorm';
 import { sagaOutboxMigrations } from '../../migrations';
 import { InvalidOptionsError } from '../../core/errors';
+import type { PostgresPassword } from './postgres-ssl';
 import { LOCK_MIGRATIONS_FOR_SESSION, UNLOCK_MIGRATIONS_FOR_SESSION } from './migration-lock.sql';
 
 export interface SagaDataSourceOptions {
@@ -10,8 +11,10 @@ export interface SagaDataSourceOptions {
   host?: string;
   port?: number;
   username?: string;
-  password?: string;
+  /** A string, or a function called for each new connection (rotation). */
+  password?: PostgresPassword;
   database?: string;
+  /** node-postgres' `ssl` (see pgSslOptions). */
   ssl?: boolean | TlsOptions;
   /** Schema holding Sage's tables (default `sage`). */
   schema?: string;
@@ -52,7 +55,8 @@ export function createSagaDataSource(options: SagaDataSourceOptions = {}): DataS
     host: options.host,
     port: options.port,
     username: options.username,
-    password: options.password,
+    // pg awaits what the function returns; TypeORM's type splits sync and async functions.
+    password: options.password as string | (() => Promise<string>) | undefined,
     database: options.database,
     ssl: options.ssl,
     applicationName: options.applicationName ?? 'sage',

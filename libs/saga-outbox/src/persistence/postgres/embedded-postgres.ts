@@ -1,11 +1,15 @@
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { InvalidOptionsError } from '../../core/errors';
+import { assertEmbeddedAllowed, assertLoopbackHost } from './embedded-postgres-guard';
 
 export interface EmbeddedPostgresOptions {
   /** Directory holding the database files; data survives restarts. Omit for an in-memory database. */
   dataDir?: string;
-  /** Interface to listen on (default 127.0.0.1). */
+  /**
+   * Loopback interface to listen on (default 127.0.0.1): `localhost`, `127.x.x.x` or `::1`. Any
+   * other address is refused: the embedded database accepts any password.
+   */
   host?: string;
   /** TCP port (default 0: a free port chosen by the OS; read it from the result). */
   port?: number;
@@ -14,13 +18,22 @@ export interface EmbeddedPostgresOptions {
    * multiplexed onto the single PGlite session; size the app's pool at or below this.
    */
   maxConnections?: number;
+  /**
+   * Start even when `NODE_ENV=production` (default false: refused with
+   * EmbeddedDatabaseInProductionError). The environment variable `SAGE_EMBEDDED_IN_PRODUCTION=1`
+   * does the same.
+   */
+  allowInProduction?: boolean;
 }
 
 /** A running embedded PostgreSQL: connect any `pg` / TypeORM client to `host:port`. */
 export interface EmbeddedPostgres {
   readonly host: string;
   readonly port: number;
-  /** PGlite has one database and one user; any password is accepted. */
+  /**
+   * PGlite has one database and one user; any password is accepted (it listens on loopback only,
+   * and runs in this process: anyone who can reach the port can already run code on this host).
+   */
   readonly database: string;
   readonly username: string;
   readonly password: string;
@@ -40,11 +53,17 @@ export interface EmbeddedPostgres {
  * transaction, the others' queries wait — so code must never hold a transaction open while waiting
  * on another connection (it would wait forever). Row locks and SKIP LOCKED work; session-level state
  * (advisory locks, SET) is shared by all connections; LISTEN/NOTIFY does not reach other connections.
+ *
+ * Security: it listens on loopback only (`host` must be a loopback address) and accepts any
+ * password; with `NODE_ENV=production` it refuses to start (EmbeddedDatabaseInProductionError)
+ * unless `allowInProduction` or `SAGE_EMBEDDED_IN_PRODUCTION=1` says otherwise.
  */
 export async function startEmbeddedPostgres(
   options: EmbeddedPostgresOptions = {},
 ): Promise<EmbeddedPostgres> {
+  assertEmbeddedAllowed(options);
   const host = options.host ?? '127.0.0.1';
+  assertLoopbackHost(host);
   const maxConnections = options.maxConnections ?? 20;
   if (!Number.isInteger(maxConnections) || maxConnections < 1) {
     throw new InvalidOptionsError(
@@ -84,7 +103,7 @@ export async function startEmbeddedPostgres(
     database,
     username,
     password,
-    url: `postgres://${username}:${password}@${host}:${port}/${database}`,
+    url: `postgres://${username}:${password}@${host.includes(':') ? `[${host}]` : host}:${port}/${database}`,
     stop() {
       stopping ??= (async () => {
         try {

@@ -11,6 +11,7 @@ import type { JsonValue } from '../../core/json';
 import type {
   ActiveVersionCount,
   AppliedReply,
+  ReplyTarget,
   AwaitReply,
   Fence,
   ParkOutcome,
@@ -212,10 +213,13 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
       sagaId: string;
       step: string;
       phase: StepPhase;
+      attempt?: number;
       outcome: { ok: true; result: JsonValue } | { ok: false; error: string };
     },
   ): Promise<AppliedReply | undefined> {
     if (!isUuid(reply.sagaId)) return undefined;
+    if (reply.attempt !== undefined && !(Number.isSafeInteger(reply.attempt) && reply.attempt > 0))
+      return undefined;
     const runner = tx.queryRunner;
     if (!runner?.isTransactionActive) {
       throw new SagaTransactionInactiveError(
@@ -228,6 +232,7 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
         sagaId: reply.sagaId,
         step: reply.step,
         phase: reply.phase,
+        attempt: reply.attempt ?? null,
         ok: reply.outcome.ok,
         result: reply.outcome.ok ? reply.outcome.result : null,
         error: reply.outcome.ok ? null : storableText(reply.outcome.error),
@@ -237,6 +242,29 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
     if (!step) return undefined;
     const [saga] = await run(runner, q.wakeSaga(this.schema, { sagaId: reply.sagaId }));
     return { saga: saga?.name ?? '', attempt: step.attempt, startedAt: step.started_at };
+  }
+
+  async replyTarget(
+    tx: EntityManager,
+    sagaId: string,
+    step: string,
+  ): Promise<ReplyTarget | undefined> {
+    if (!isUuid(sagaId)) return undefined;
+    const runner = tx.queryRunner;
+    if (!runner?.isTransactionActive) {
+      throw new SagaTransactionInactiveError(
+        `The reply to step "${step}" of saga ${sagaId} must be checked inside the inbox transaction that deduplicates it.`,
+      );
+    }
+    const [row] = await run(runner, q.selectReplyTarget(this.schema, { sagaId, step }));
+    return row
+      ? {
+          saga: row.saga,
+          status: row.status as StepStatus,
+          attempts: row.attempts,
+          compensationAttempts: row.compensation_attempts,
+        }
+      : undefined;
   }
 
   async transition(

@@ -564,6 +564,8 @@ export function applyStepReply(
     sagaId: string;
     step: string;
     phase: 'forward' | 'compensate';
+    /** The attempt the reply answers; null: any. A reply to an attempt never sent matches no row. */
+    attempt: number | null;
     ok: boolean;
     result: unknown;
     error: string | null;
@@ -583,8 +585,9 @@ export function applyStepReply(
           compensated_at = CASE WHEN $3::boolean THEN clock_timestamp() ELSE s.compensated_at END,
           reply_deadline = NULL
       WHERE s.saga_id = $1 AND s.name = $2 AND ${awaiting}
+        AND ($5::int IS NULL OR $5::int <= s.compensation_attempts)
       RETURNING s.compensation_attempts AS attempt, s.started_at`,
-      values: [p.sagaId, p.step, p.ok, p.error],
+      values: [p.sagaId, p.step, p.ok, p.error, p.attempt],
     };
   }
   return {
@@ -596,8 +599,34 @@ export function applyStepReply(
           completed_at = CASE WHEN $3::boolean THEN clock_timestamp() ELSE s.completed_at END,
           reply_deadline = NULL
       WHERE s.saga_id = $1 AND s.name = $2 AND ${awaiting}
+        AND ($6::int IS NULL OR $6::int <= s.attempts)
       RETURNING s.attempts AS attempt, s.started_at`,
-    values: [p.sagaId, p.step, p.ok, p.ok ? JSON.stringify(p.result ?? null) : null, p.error],
+    values: [
+      p.sagaId,
+      p.step,
+      p.ok,
+      p.ok ? JSON.stringify(p.result ?? null) : null,
+      p.error,
+      p.attempt,
+    ],
+  };
+}
+
+/**
+ * The step a reply names, with its saga's name, for a reply that applied to nothing (same
+ * transaction as the inbox row: telling a late reply from one that answers no command sent).
+ * A plain read: attempts only grow, so what it says about an attempt sent stays true.
+ */
+export function selectReplyTarget(
+  t: SagaSchema,
+  p: { sagaId: string; step: string },
+): Statement<{ saga: string; status: string; attempts: number; compensation_attempts: number }> {
+  return {
+    text: `
+      SELECT i.name AS saga, s.status, s.attempts, s.compensation_attempts
+      FROM ${t.sagaStep} s JOIN ${t.sagaInstance} i ON i.id = s.saga_id
+      WHERE s.saga_id = $1 AND s.name = $2`,
+    values: [p.sagaId, p.step],
   };
 }
 

@@ -9,6 +9,7 @@ import type { Statement } from '../../persistence/postgres/saga-queries.sql';
 import type { SagaSchema } from '../../persistence/postgres/schema-name';
 
 /** A table name as the harness's `tables` option takes it: `name` or `schema.name`, unquoted. */
+// eslint-disable-next-line security/detect-unsafe-regex -- linear: the optional `(\.…)?` part starts at a "." the first name cannot contain, and both names are bounded to 63 characters.
 const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$/;
 
 /** `orders.stock` → `"orders"."stock"`; anything else fails naming the option. */

@@ -81,6 +81,8 @@ export class RemoteParticipant {
         sagaId,
         step: command.step,
         phase: command.phase,
+        attempt: command.attempt,
+        idempotencyKey: command.idempotencyKey,
         outcome,
       };
       const applied = await this.db.dataSource.transaction((tx) => engine.applyReply(tx, reply));
