@@ -223,3 +223,17 @@ describe('signing keys', () => {
     );
   });
 });
+
+it('a sage-* header twice, names differing only in case, is refused even if the signature matches one of them', () => {
+  const signed = signMessage(message, keys);
+  // The signed value last, so the signed text is unchanged; a reader might take the forged one.
+  const { 'sage-attempt': attempt, ...rest } = signed.headers;
+  const doubled = {
+    ...signed,
+    headers: { ...rest, 'SAGE-ATTEMPT': '7', 'sage-attempt': attempt! },
+  };
+  expect(refusal(doubled)).toBe('signature-invalid');
+  expect(() => verifyMessageSignature(doubled, keys)).toThrow(
+    /carries the header "sage-attempt" twice/,
+  );
+});

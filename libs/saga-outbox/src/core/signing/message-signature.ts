@@ -91,6 +91,19 @@ export function signMessage<M extends SignableMessage>(message: M, keys: KeyProv
  * constant-time. Neither the expected signature nor any key appears in the error.
  */
 export function verifyMessageSignature(message: SignableMessage, keys: KeyProvider): void {
+  // Two `sage-*` headers whose names differ only in case: the signed text keeps one of them, a
+  // reader might take the other. Never ambiguous, so never accepted.
+  const seen = new Set<string>();
+  for (const name of Object.keys(message.headers)) {
+    const lower = name.toLowerCase();
+    if (!lower.startsWith('sage-')) continue;
+    if (seen.has(lower))
+      throw new MessageRefusedError(
+        'signature-invalid',
+        `it carries the header ${JSON.stringify(lower.slice(0, 64))} twice (names differing only in case)`,
+      );
+    seen.add(lower);
+  }
   const signature = header(message.headers, SIGNATURE_HEADER);
   const keyId = header(message.headers, SIGNATURE_KEY_HEADER);
   if (signature === undefined || keyId === undefined)
