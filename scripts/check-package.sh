@@ -35,14 +35,16 @@ echo "== build"
 npm run --silent build:lib
 
 echo "== pack"
-if ! pack_json="$(npm pack ./libs/saga-outbox --pack-destination "$PACK_DIR" --json 2>"$WORK/pack.log")"; then
+# npm's report lists every file: kept in a file, as it outgrows one command-line argument (128 kB).
+pack_json="$WORK/pack.json"
+if ! npm pack ./libs/saga-outbox --pack-destination "$PACK_DIR" --json >"$pack_json" 2>"$WORK/pack.log"; then
   cat "$WORK/pack.log" >&2
   echo "check-package: npm pack failed" >&2
   exit 1
 fi
-tarball="$PACK_DIR/$(node -e 'console.log(JSON.parse(process.argv[1])[0].filename)' "$pack_json")"
+tarball="$PACK_DIR/$(node -e 'console.log(JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8"))[0].filename)' "$pack_json")"
 node -e '
-  const [p] = JSON.parse(process.argv[1]);
+  const [p] = JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8"));
   const kB = (n) => `${(n / 1024).toFixed(1)} kB`;
   console.log(`tarball:  ${p.filename}`);
   console.log(`packed:   ${kB(p.size)}`);
