@@ -86,8 +86,8 @@ function inRelayTerms(error: unknown): unknown {
       .replaceAll('postgres.url', 'DATABASE_URL')
       .replaceAll('retryAttempts, retryDelay', 'SAGE_DB_RETRY_ATTEMPTS, SAGE_DB_RETRY_DELAY_MS')
       .replaceAll(
-        'runMigrations: true (the default with postgres)',
-        'SAGE_RUN_MIGRATIONS=true (the default)',
+        'runMigrations: true (the default with postgres, except under NODE_ENV=production)',
+        'SAGE_RUN_MIGRATIONS=true (the default, except under NODE_ENV=production)',
       )
       .replaceAll('runMigrations: true', 'SAGE_RUN_MIGRATIONS=true');
   return error;

@@ -11,6 +11,7 @@ import {
   type PubAck,
 } from '@nats-io/jetstream';
 import { InvalidOptionsError } from '../../core/errors';
+import { withTlsHint } from '../tls-failure-hint';
 import { errorChainText, errorText } from '../../core/error-text';
 import { integerOption } from '../../core/options';
 import { BrokerPublishError, BrokerUnavailableError } from '../../core/outbox/outbox-errors';
@@ -234,7 +235,7 @@ export class NatsJetStreamBroker implements Broker {
       // Cannot connect: the outage, not these messages' fault (the relay does not count it).
       throw new BrokerUnavailableError(
         this.name,
-        `JetStream at ${this.servers.join(', ')} is not reachable: ${errorChainText(error)}`,
+        `JetStream at ${this.servers.join(', ')} is not reachable: ${natsFailureText(error)}`,
         { cause: error },
       );
     }
@@ -289,7 +290,7 @@ export class NatsJetStreamBroker implements Broker {
       if (error instanceof JetStreamApiError) throw error;
       throw new BrokerUnavailableError(
         this.name,
-        `cannot subscribe to "${destination}" (group "${group}"): JetStream at ${this.servers.join(', ')} is not reachable: ${errorChainText(error)}`,
+        `cannot subscribe to "${destination}" (group "${group}"): JetStream at ${this.servers.join(', ')} is not reachable: ${natsFailureText(error)}`,
         { cause: error },
       );
     }
@@ -361,7 +362,7 @@ export class NatsJetStreamBroker implements Broker {
     } catch (error) {
       return {
         up: false,
-        detail: `cannot reach NATS at ${this.servers.join(', ')}: ${errorChainText(error)}`,
+        detail: `cannot reach NATS at ${this.servers.join(', ')}: ${natsFailureText(error)}`,
       };
     }
   }
@@ -484,7 +485,7 @@ export class NatsJetStreamBroker implements Broker {
   private connect(): Promise<Connected> {
     this.connection ??= this.open().catch((error: unknown) => {
       this.connection = undefined;
-      this.lastConnectionError = `connect failed: ${errorChainText(error)}`;
+      this.lastConnectionError = `connect failed: ${natsFailureText(error)}`;
       throw error;
     });
     return this.connection;
@@ -519,7 +520,7 @@ export class NatsJetStreamBroker implements Broker {
           this.lastConnectionError = `connection to ${s.server} lost, reconnecting`;
           this.logger.warn('NATS connection lost; reconnecting', { server: s.server });
         } else if (s.type === 'error') {
-          this.lastConnectionError = errorChainText(s.error);
+          this.lastConnectionError = natsFailureText(s.error);
         } else if (s.type === 'reconnect') {
           this.connected = true;
           this.lastConnectionError = undefined;
@@ -620,4 +621,16 @@ export function durableName(group: string, destination: string): string {
 
 function positiveInt(option: string, value: number | undefined, fallback: number): number {
   return integerOption(option, value, { fallback, min: 1 });
+}
+
+/** The options a TLS failure hint names for NATS (see withTlsHint). */
+const NATS_TLS_NAMES = {
+  ca: 'nats.tls.ca (or caFile; SAGE_NATS_TLS_CA for sage-relay)',
+  cert: 'nats.tls.cert and nats.tls.key (SAGE_NATS_TLS_CERT / _KEY for sage-relay)',
+  enable: 'nats.tls',
+};
+
+/** A connection failure's text (its cause chain), with the option to set when it is a TLS one. */
+function natsFailureText(error: unknown): string {
+  return withTlsHint(errorChainText(error), NATS_TLS_NAMES);
 }

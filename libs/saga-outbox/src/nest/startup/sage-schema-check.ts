@@ -67,7 +67,8 @@ export async function assertSageSchema(
 function schemaFix({ schema, appDataSource, listed }: SchemaCheckContext): string {
   const other = schema !== DEFAULT_SAGA_SCHEMA;
   const cli = `run \`npx sage migrate${other ? ` --schema ${schema}` : ''}\` with DATABASE_URL set to this database`;
-  if (!appDataSource) return `Fix: ${cli}, or set runMigrations: true (the default with postgres).`;
+  if (!appDataSource)
+    return `Fix: ${cli}, or set runMigrations: true (the default with postgres, except under NODE_ENV=production).`;
   if (listed)
     return `Fix: run your DataSource's migrations (they include sagaOutboxMigrations()), or ${cli}, or set runMigrations: true.`;
   return (

@@ -236,7 +236,7 @@ describe("Startup: checking Sage's schema", () => {
     expect((error as Error).message).toBe(
       `Sage's tables are missing in schema "sage" of ${c.host}:${c.port}/${c.database} ` +
         "(saga_instance, saga_step, outbox_message, inbox_message, inbox_failure): Sage's migrations have not run on this database. " +
-        'Fix: run `npx sage migrate` with DATABASE_URL set to this database, or set runMigrations: true (the default with postgres).',
+        'Fix: run `npx sage migrate` with DATABASE_URL set to this database, or set runMigrations: true (the default with postgres, except under NODE_ENV=production).',
     );
     expect((error as Error).message).not.toContain('\n');
     expect(error).toMatchObject({ code: 'SAGE_SCHEMA_OUT_OF_DATE', schema: 'sage' });
@@ -257,7 +257,7 @@ describe("Startup: checking Sage's schema", () => {
     const c = d.connection;
     expect((error as Error).message).toBe(
       `Sage's schema "sage" of ${c.host}:${c.port}/${c.database} is out of date: 1 Sage migration(s) pending (${latest}). ` +
-        'Fix: run `npx sage migrate` with DATABASE_URL set to this database, or set runMigrations: true (the default with postgres).',
+        'Fix: run `npx sage migrate` with DATABASE_URL set to this database, or set runMigrations: true (the default with postgres, except under NODE_ENV=production).',
     );
     expect(error).toMatchObject({ pendingMigrations: [latest], missingTables: [] });
   });
