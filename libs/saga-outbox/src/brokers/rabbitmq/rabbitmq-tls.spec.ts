@@ -1,7 +1,11 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { InvalidOptionsError } from '../../core/errors';
 import { rabbitMqSocketOptions } from './rabbitmq-tls';
 
-const KEY = '-----BEGIN PRIVATE KEY-----\nsecret-key-material\n-----END PRIVATE KEY-----';
+// A private key made for this run: no key material is written in the repository.
+const KEY = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  .privateKey.export({ type: 'pkcs8', format: 'pem' })
+  .toString();
 const CERT = '-----BEGIN CERTIFICATE-----\nc\n-----END CERTIFICATE-----';
 
 describe('rabbitMqSocketOptions', () => {

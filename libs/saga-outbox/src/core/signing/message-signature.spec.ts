@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +15,8 @@ import {
 import { signingKeys, signingKeysFromEnv } from './signing-keys';
 import { signatureCheck, validateSigningOptions } from './signing-options';
 
-const OLD = 'old-secret-0123456789-0123456789-abcdef';
+// Signing keys made for this run: no key material is written in the repository.
+const OLD = randomBytes(32).toString('base64');
 const NEW = Buffer.alloc(32, 7);
 const keys = signingKeys({ active: 'k2', keys: { k1: OLD, k2: NEW } });
 const oldOnly = signingKeys({ active: 'k1', keys: { k1: OLD } });
