@@ -58,7 +58,6 @@ export class KafkaTopicConsumer {
   private readonly consumer: Consumer;
   private active = true;
   private readonly running = new Set<Promise<void>>();
-  private readonly timers = new Set<NodeJS.Timeout>();
   /**
    * Failed deliveries per `partition:offset`, so a redelivery knows its attempt number; `counted`
    * leaves out deferred failures (the inbox store was down), which never lead to a dead letter.
@@ -72,6 +71,16 @@ export class KafkaTopicConsumer {
    * never passes it.
    */
   private readonly blocked = new Map<number, string>();
+  /**
+   * Partitions this subscription paused for a redelivery back-off, with the timer that resumes
+   * them. Paused and resumed through the consumer by topic and partition (not the batch's own
+   * closure, which acts on the consumer group that fetched it: kafkajs builds a new one when it
+   * restarts after a crash), cleared and resumed on every group join, and checked by a watchdog.
+   */
+  private readonly backOffs = new Map<number, { timer: NodeJS.Timeout; resumeAt: number }>();
+  /** Group joins so far: a batch fetched before the latest join must not pause or seek. */
+  private generation = 0;
+  private watchdog: NodeJS.Timeout | undefined;
   private readonly joined: Promise<void>;
 
   constructor(
@@ -89,7 +98,7 @@ export class KafkaTopicConsumer {
       maxWaitTimeInMs: s.maxWaitTimeMs,
       allowAutoTopicCreation: true,
     }));
-    consumer.on(consumer.events.GROUP_JOIN, () => this.blocked.clear());
+    consumer.on(consumer.events.GROUP_JOIN, () => this.onGroupJoin());
     consumer.on(consumer.events.CRASH, (event) => {
       if (event.payload.restart) return;
       this.crashed = event.payload.error.message;
@@ -123,6 +132,7 @@ export class KafkaTopicConsumer {
       partitionsConsumedConcurrently: s.partitionsConsumedConcurrently,
       eachBatch: (payload) => this.handleBatch(payload),
     });
+    this.scheduleWatchdog();
     await withTimeout(
       this.joined,
       s.joinTimeoutMs,
@@ -133,8 +143,9 @@ export class KafkaTopicConsumer {
   /** Stops handing messages over and disconnects; resolves once no handler call is running. */
   async stop(): Promise<void> {
     this.active = false;
-    for (const timer of this.timers) clearTimeout(timer);
-    this.timers.clear();
+    clearTimeout(this.watchdog);
+    for (const { timer } of this.backOffs.values()) clearTimeout(timer);
+    this.backOffs.clear();
     try {
       await this.consumer.disconnect();
     } finally {
@@ -144,6 +155,7 @@ export class KafkaTopicConsumer {
 
   private async handleBatch(payload: EachBatchPayload): Promise<void> {
     const { topic, partition } = payload.batch;
+    const generation = this.generation;
     let handledUpTo: string | undefined;
     const commit = async (): Promise<void> => {
       if (handledUpTo === undefined) return;
@@ -167,10 +179,11 @@ export class KafkaTopicConsumer {
       } catch (error) {
         const counted = failed.counted + (error instanceof DeliveryDeferredError ? 0 : 1);
         this.failures.set(key, { attempts: attempt, counted });
-        this.blocked.set(partition, record.offset);
+        // After a group join meanwhile, the new assignment starts from the committed offset anyway.
+        if (generation === this.generation) this.blocked.set(partition, record.offset);
         // Commit what succeeded before it (never past it), then start again from this offset.
         await commit();
-        this.redeliverLater(payload, record, attempt, error);
+        this.redeliverLater(payload, generation, record, attempt, error);
         return;
       } finally {
         this.running.delete(run);
@@ -267,19 +280,23 @@ export class KafkaTopicConsumer {
       failedOffset: blocked,
       batchFirstOffset: first.offset,
     });
-    this.consumer.seek({ topic, partition, offset: blocked });
+    this.seek(partition, blocked);
     return true;
   }
 
-  /** Seeks the partition back to the failed record and pauses it for the back-off. */
+  /**
+   * Seeks the partition back to the failed record and pauses it for the back-off. A batch fetched
+   * before the latest group join neither seeks nor pauses: the new assignment starts from the
+   * committed offset, which never passes the failed record.
+   */
   private redeliverLater(
     payload: EachBatchPayload,
+    generation: number,
     record: KafkaMessage,
     attempt: number,
     error: unknown,
   ): void {
     const { topic, partition } = payload.batch;
-    this.consumer.seek({ topic, partition, offset: record.offset });
     const s = this.context.settings;
     const delay = exponentialDelay(attempt, s.redeliveryDelayMs, s.maxRedeliveryDelayMs);
     this.context.logger.warn('Kafka handler failed; the message will be redelivered', {
@@ -292,11 +309,108 @@ export class KafkaTopicConsumer {
       retryInMs: delay,
       error: errorText(error),
     });
-    const resume = payload.pause();
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      resume();
-    }, delay);
-    this.timers.add(timer);
+    if (!this.active || generation !== this.generation) return;
+    if (!this.seek(partition, record.offset)) return;
+    this.pauseFor(partition, delay);
+  }
+
+  /**
+   * Seeks through the consumer; false when kafkajs has no consumer group at the moment (it is
+   * restarting after a crash): the restarted one starts from the committed offsets anyway.
+   */
+  private seek(partition: number, offset: string): boolean {
+    try {
+      this.consumer.seek({ topic: this.destination, partition, offset });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Pauses the partition and resumes it after `delay` ms (a later back-off replaces this one). */
+  private pauseFor(partition: number, delay: number): void {
+    const topic = this.destination;
+    clearTimeout(this.backOffs.get(partition)?.timer);
+    try {
+      this.consumer.pause([{ topic, partitions: [partition] }]);
+    } catch {
+      this.backOffs.delete(partition);
+      return;
+    }
+    const backOff = {
+      resumeAt: Date.now() + delay,
+      timer: setTimeout(() => {
+        if (this.backOffs.get(partition) !== backOff) return;
+        this.backOffs.delete(partition);
+        this.resume([partition]);
+      }, delay),
+    };
+    this.backOffs.set(partition, backOff);
+  }
+
+  /** Resumes partitions through the consumer (a no-op while kafkajs restarts: nothing is paused then). */
+  private resume(partitions: number[]): void {
+    if (partitions.length === 0) return;
+    try {
+      this.consumer.resume([{ topic: this.destination, partitions }]);
+    } catch {
+      // No consumer group right now: the next one starts with nothing paused.
+    }
+  }
+
+  /**
+   * A new assignment starts from the committed offsets: forgets the failed offsets and drops every
+   * back-off, resuming the partitions it paused (a failure there fails again and pauses anew).
+   */
+  private onGroupJoin(): void {
+    this.generation += 1;
+    this.blocked.clear();
+    const paused = [...this.backOffs.keys()];
+    for (const { timer } of this.backOffs.values()) clearTimeout(timer);
+    this.backOffs.clear();
+    this.resume(paused);
+  }
+
+  /**
+   * Every so often, resumes a partition of this subscription that is paused with no back-off
+   * pending (or one overdue by a second): only back-offs pause partitions here, so such a pause is
+   * stale, and left alone it would stop the partition for good. Logged, as it should not happen.
+   */
+  private scheduleWatchdog(): void {
+    const every = Math.max(1000, this.context.settings.maxRedeliveryDelayMs);
+    this.watchdog = setTimeout(() => {
+      if (!this.active) return;
+      this.resumeStalePauses();
+      this.scheduleWatchdog();
+    }, every);
+    this.watchdog.unref();
+  }
+
+  /** The watchdog's check; returns the partitions it resumed. */
+  resumeStalePauses(now = Date.now()): number[] {
+    const stale = this.consumer
+      .paused()
+      .filter((tp) => tp.topic === this.destination)
+      .flatMap((tp) => tp.partitions)
+      .filter((partition) => {
+        const backOff = this.backOffs.get(partition);
+        return backOff === undefined || now > backOff.resumeAt + 1000;
+      });
+    if (stale.length === 0) return stale;
+    this.context.logger.warn(
+      'Kafka partitions paused past their redelivery back-off; resuming them',
+      {
+        broker: this.context.brokerName,
+        topic: this.destination,
+        group: this.group,
+        partitions: stale.join(','),
+      },
+    );
+    for (const partition of stale) {
+      clearTimeout(this.backOffs.get(partition)?.timer);
+      this.backOffs.delete(partition);
+    }
+    this.resume(stale);
+    return stale;
   }
 }
