@@ -5,7 +5,7 @@
  */
 import { Kafka, logLevel } from 'kafkajs';
 import type { SampleTopology } from '../../apps/shared/sample-topology';
-import { SampleApps, stepOf } from './sample-apps';
+import { DECLINED_CARD, orderBody, SampleApps, stepOf } from './sample-apps';
 
 const brokers: [string, string][] = [
   ['Kafka', `kafka://${process.env.SAGE_KAFKA_BROKERS ?? '127.0.0.1:9092'}`],
@@ -17,8 +17,6 @@ const brokers: [string, string][] = [
 // short enough to see resends and the final timeout quickly.
 const REPLY_TIMEOUT_MS = 3_000;
 const MAX_ATTEMPTS = 3;
-
-const card = '4242424242424242';
 
 /**
  * Kafka: the run's topics are created up front, as a deployment provisions them. (Subscribing to a
@@ -50,14 +48,7 @@ describe.each(brokers)('order-service ⇄ payment-service over %s', (label, url)
     payment: { replyTimeoutMs: REPLY_TIMEOUT_MS, maxAttempts: MAX_ATTEMPTS },
   });
   let n = 0;
-  const order = (extra: Record<string, unknown> = {}) => ({
-    customer: 'alice',
-    sku: 'widget',
-    quantity: 1,
-    amountCents: 1_000,
-    card,
-    ...extra,
-  });
+  const order = orderBody;
   const place = async (body: unknown): Promise<string> => {
     const res = await apps.placeOrder(body, `${label.split(' ')[0]}-${++n}`);
     expect(res.status).toBe(202);
@@ -95,7 +86,7 @@ describe.each(brokers)('order-service ⇄ payment-service over %s', (label, url)
   }, 30_000);
 
   it('declined card: the order is compensated and nothing is authorized', async () => {
-    const orderId = await place(order({ card: '4000000000000002' }));
+    const orderId = await place(order({ paymentMethod: DECLINED_CARD }));
     const view = await apps.settled(orderId);
     expect(view.saga.status).toBe('compensated');
     expect(view.saga.error).toMatch(/authorize-payment.*declined/);

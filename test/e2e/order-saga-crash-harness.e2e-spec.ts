@@ -39,11 +39,12 @@ const OrderPlacementSaga = orderPlacementSaga({
 const INITIAL_STOCK = 5;
 const input: PlaceOrderInput = {
   orderId: 'order-1',
-  customer: 'alice',
+  customer: { id: 'cus-alice', name: 'Alice', email: 'alice@example.com' },
   sku: 'widget',
   quantity: 2,
   amountCents: 2400,
-  card: '4242424242424242',
+  currency: 'EUR',
+  paymentMethod: { token: 'tok_visa', last4: '4242' },
 };
 
 /** payment-service, as far as this saga can tell: authorizations by the command's idempotency key. */

@@ -5,7 +5,7 @@
  */
 import { InMemoryBroker, SAGA_HEADERS, type DeliveredMessage } from '@sage/saga-outbox';
 import { randomUUID } from 'node:crypto';
-import { SampleApps, stepOf } from './sample-apps';
+import { DECLINED_CARD, orderBody, SampleApps, stepOf } from './sample-apps';
 
 describe('order-service over HTTP on real PostgreSQL', () => {
   const broker = new InMemoryBroker();
@@ -32,13 +32,7 @@ describe('order-service over HTTP on real PostgreSQL', () => {
   };
 
   it('places an order: the saga completes and the order is confirmed', async () => {
-    const body = {
-      customer: 'alice',
-      sku: 'widget',
-      quantity: 2,
-      amountCents: 2400,
-      card: '4242424242424242',
-    };
+    const body = orderBody({ quantity: 2, amountCents: 2400 });
     const res = await apps.placeOrder(body, 'e2e-1');
     expect(res.status).toBe(202);
     const { orderId, sagaId, created } = (await res.json()) as {
@@ -50,6 +44,29 @@ describe('order-service over HTTP on real PostgreSQL', () => {
     const view = await apps.settled(orderId);
     expect(view.saga.status).toBe('completed');
     expect(view.order.status).toBe('confirmed');
+    // GET /orders/:id answers the OrderView: exactly its documented fields, nothing internal.
+    const answer = await apps.orderView(orderId);
+    expect(answer.status).toBe(200);
+    expect(Object.keys(answer.body as object)).toEqual([
+      'orderId',
+      'status',
+      'amountCents',
+      'currency',
+      'last4',
+      'placedAt',
+      'updatedAt',
+      'failureReason',
+    ]);
+    expect(answer.body).toEqual({
+      orderId,
+      status: 'confirmed',
+      amountCents: 2400,
+      currency: 'EUR',
+      last4: '4242',
+      placedAt: view.saga.createdAt.toISOString(),
+      updatedAt: view.saga.updatedAt.toISOString(),
+      failureReason: null,
+    });
     expect(view.saga.steps.map((s) => [s.name, s.status])).toEqual([
       ['create-order', 'completed'],
       ['reserve-stock', 'completed'],
@@ -74,14 +91,18 @@ describe('order-service over HTTP on real PostgreSQL', () => {
 
   it('a declined card compensates: stock released, order cancelled', async () => {
     const res = await apps.placeOrder(
-      { customer: 'erin', sku: 'widget', quantity: 1, amountCents: 1200, card: '4000000000000002' },
+      orderBody({ amountCents: 1200, paymentMethod: DECLINED_CARD }),
       'e2e-2',
     );
     const { orderId } = (await res.json()) as { orderId: string };
     const view = await apps.settled(orderId);
     expect(view.saga.status).toBe('compensated');
     expect(view.saga.error).toMatch(/authorize-payment.*declined/);
-    expect(view.order.status).toBe('cancelled');
+    expect(view.order).toMatchObject({
+      status: 'cancelled',
+      last4: '0002',
+      failureReason: 'The payment was declined.',
+    });
     const effects = (await apps.orderData.query(
       `SELECT effect FROM orders.effect_log WHERE order_id = $1 ORDER BY id`,
       [orderId],
@@ -94,15 +115,15 @@ describe('order-service over HTTP on real PostgreSQL', () => {
   }, 30_000);
 
   it('out of stock compensates: the payment authorized in parallel is voided', async () => {
-    const res = await apps.placeOrder(
-      { customer: 'dave', sku: 'gadget', quantity: 1, amountCents: 9900, card: '4242424242424242' },
-      'e2e-3',
-    );
+    const res = await apps.placeOrder(orderBody({ sku: 'gadget', amountCents: 9900 }), 'e2e-3');
     const { orderId } = (await res.json()) as { orderId: string };
     const view = await apps.settled(orderId);
     expect(view.saga.status).toBe('compensated');
     expect(view.saga.error).toMatch(/reserve-stock.*not enough stock/);
-    expect(view.order.status).toBe('cancelled');
+    expect(view.order).toMatchObject({
+      status: 'cancelled',
+      failureReason: 'The item is out of stock.',
+    });
     // Whether the authorize or the void reached payment-service first, nothing stays authorized.
     const auths = await apps.authorizations(orderId);
     expect(auths).toHaveLength(1);
@@ -138,7 +159,8 @@ describe('order-service over HTTP on real PostgreSQL', () => {
       command(sagaId, 'payment.authorize', 'forward', {
         orderId,
         amountCents: 500,
-        card: '4242424242424242',
+        currency: 'EUR',
+        paymentMethod: { token: 'tok_visa', last4: '4242' },
       });
     const replyCount = async (n: number) => {
       const deadline = Date.now() + 10_000;
@@ -208,13 +230,7 @@ describe('order-service over HTTP on real PostgreSQL', () => {
       return n;
     };
     const before = await count();
-    const res = await apps.placeOrder({
-      customer: 'bob',
-      sku: 'widget',
-      quantity: 0,
-      amountCents: 100,
-      card: '4242424242424242',
-    });
+    const res = await apps.placeOrder(orderBody({ quantity: 0, amountCents: 100 }));
     expect(res.status).toBe(400);
     // The ValidationPipe's answer (PlaceOrderDto); sample-input-validation.e2e-spec.ts has the rest.
     expect(String(((await res.json()) as { message: string[] }).message)).toMatch(
@@ -225,7 +241,7 @@ describe('order-service over HTTP on real PostgreSQL', () => {
 
   it('answers 400 for a body nested 5,000 levels deep (no stack overflow, nothing written)', async () => {
     const deep = '['.repeat(5_000) + ']'.repeat(5_000);
-    const body = `{"customer":"bob","sku":"widget","quantity":1,"amountCents":100,"card":"4242424242424242","note":${deep}}`;
+    const body = `{"customer":{"id":"cus-bob","name":"Bob","email":"bob@example.com"},"sku":"widget","quantity":1,"amountCents":100,"currency":"EUR","note":${deep}}`;
     const res = await fetch(`${apps.orderUrl}/orders`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -237,13 +253,7 @@ describe('order-service over HTTP on real PostgreSQL', () => {
 
   it('answers 409 when an Idempotency-Key is reused with a different body, 202 with the same one', async () => {
     const key = `idem-${randomUUID()}`;
-    const body = {
-      customer: 'carol',
-      sku: 'widget',
-      quantity: 1,
-      amountCents: 100,
-      card: '4242424242424242',
-    };
+    const body = orderBody({ amountCents: 100 });
     const first = await apps.placeOrder(body, key);
     expect(first.status).toBe(202);
     const again = await apps.placeOrder(body, key);

@@ -14,7 +14,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { InMemoryBroker } from '@sage/saga-outbox';
 import { waitUntil } from '@sage/saga-outbox/testing';
-import { SampleApps } from './sample-apps';
+import { orderBody, SampleApps } from './sample-apps';
 
 describe('tracing across order-service and payment-service', () => {
   const exporter = new InMemorySpanExporter();
@@ -40,10 +40,7 @@ describe('tracing across order-service and payment-service', () => {
   }, 30_000);
 
   it('links the saga, the command through the broker, the participant, its reply and the resumed saga in one trace', async () => {
-    const res = await apps.placeOrder(
-      { customer: 'ada', sku: 'widget', quantity: 1, amountCents: 900, card: '4242424242424242' },
-      'trace-1',
-    );
+    const res = await apps.placeOrder(orderBody({ amountCents: 900 }), 'trace-1');
     expect(res.status).toBe(202);
     const { orderId } = (await res.json()) as { orderId: string };
     expect((await apps.settled(orderId)).saga.status).toBe('completed');

@@ -4,24 +4,23 @@
  */
 import 'reflect-metadata';
 import type { INestApplication, NestApplicationOptions } from '@nestjs/common';
-import type { Broker } from '@sage/saga-outbox';
+import { SagaService, type Broker, type SagaRecord } from '@sage/saga-outbox';
 import { randomBytes } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { OrderServiceModule } from '../../apps/order-service/src/order-service.module';
+import type { OrderView } from '../../apps/order-service/src/orders/order-view';
 import { PaymentServiceModule } from '../../apps/payment-service/src/payment-service.module';
 import { createSampleApp } from '../../apps/shared/sample-http';
 import { sampleTopology, type SampleTopology } from '../../apps/shared/sample-topology';
 import { createTestDatabase, type TestDatabase } from '../support/pg';
 
-export interface SagaView {
-  status: string;
-  error: string | null;
-  steps: { name: string; status: string; attempts: number; result: unknown }[];
-}
-
-export interface OrderView {
-  order: { id: string; status: string };
-  saga: SagaView;
+/**
+ * An order as a test sees it: what `GET /orders/:id` answers (the public OrderView), and the saga
+ * behind it, read in-process through SagaService (its steps, attempts and errors are not public).
+ */
+export interface OrderState {
+  order: OrderView;
+  saga: SagaRecord;
 }
 
 export interface AuthorizationView {
@@ -141,19 +140,28 @@ export class SampleApps {
     });
   }
 
-  async view(orderId: string): Promise<OrderView | undefined> {
+  /** `GET /orders/:id`: its status and its body (the OrderView, or the error). */
+  async orderView(orderId: string): Promise<{ status: number; body: unknown }> {
     const res = await fetch(`${this.orderUrl}/orders/${orderId}`);
-    return res.status === 200 ? ((await res.json()) as OrderView) : undefined;
+    return { status: res.status, body: await res.json() };
   }
 
-  /** Polls GET /orders/:id until `done` holds (or `timeoutMs` passes: the last view is in the error). */
+  /** The order's saga (read first) and then its view, so the view is never older than the saga. */
+  async view(orderId: string): Promise<OrderState | undefined> {
+    const saga = await this.order.get(SagaService).findByKey('order-placement', orderId);
+    if (!saga) return undefined;
+    const { status, body } = await this.orderView(orderId);
+    return status === 200 ? { order: body as OrderView, saga } : undefined;
+  }
+
+  /** Polls the order until `done` holds (or `timeoutMs` passes: the last state is in the error). */
   async until(
     orderId: string,
-    done: (view: OrderView) => boolean,
+    done: (view: OrderState) => boolean,
     timeoutMs = 20_000,
-  ): Promise<OrderView> {
+  ): Promise<OrderState> {
     const deadline = Date.now() + timeoutMs;
-    let last: OrderView | undefined;
+    let last: OrderState | undefined;
     for (;;) {
       last = await this.view(orderId);
       if (last && done(last)) return last;
@@ -165,7 +173,7 @@ export class SampleApps {
     }
   }
 
-  settled(orderId: string, timeoutMs?: number): Promise<OrderView> {
+  settled(orderId: string, timeoutMs?: number): Promise<OrderState> {
     return this.until(
       orderId,
       (v) => ['completed', 'compensated', 'failed'].includes(v.saga.status),
@@ -203,8 +211,26 @@ export class SampleApps {
   }
 }
 
-export function stepOf(view: OrderView, name: string): SagaView['steps'][number] {
+export function stepOf(view: OrderState, name: string): SagaRecord['steps'][number] {
   const step = view.saga.steps.find((s) => s.name === name);
   if (!step) throw new Error(`step ${name} missing in ${JSON.stringify(view.saga)}`);
   return step;
+}
+
+/** A card as the payment provider's client-side tokenisation returns it (accepted by payment-service). */
+export const VISA = { token: 'tok_visa', last4: '4242' };
+/** A token payment-service declines (sample convention: `tok_declined...`). */
+export const DECLINED_CARD = { token: 'tok_declined_insufficient_funds', last4: '0002' };
+
+/** A valid `POST /orders` body: a widget, paid by VISA, with `fields` replacing the defaults. */
+export function orderBody(fields: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    customer: { id: 'cus-alice', name: 'Alice', email: 'alice@example.com' },
+    sku: 'widget',
+    quantity: 1,
+    amountCents: 1_000,
+    currency: 'EUR',
+    paymentMethod: VISA,
+    ...fields,
+  };
 }

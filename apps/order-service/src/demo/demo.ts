@@ -35,66 +35,73 @@ const c = process.stdout.isTTY
 const orders: (PlaceOrderInput & { story: string })[] = [
   {
     orderId: 'ord-1001',
-    customer: 'alice',
+    customer: { id: 'cus-alice', name: 'Alice', email: 'alice@example.com' },
     sku: 'widget',
     quantity: 2,
     amountCents: 2_400,
-    card: '4242424242424242',
+    currency: 'EUR',
+    paymentMethod: { token: 'tok_visa', last4: '4242' },
     story: 'happy path',
   },
   {
     orderId: 'ord-1002',
-    customer: 'bob',
+    customer: { id: 'cus-bob', name: 'Bob', email: 'bob@example.com' },
     sku: 'widget',
     quantity: 1,
     amountCents: 1_200,
-    card: '5555555555554444',
+    currency: 'EUR',
+    paymentMethod: { token: 'tok_mastercard', last4: '4444' },
     story: 'happy path',
   },
   {
     orderId: 'ord-1003',
-    customer: 'carol',
+    customer: { id: 'cus-carol', name: 'Carol', email: 'carol@example.com' },
     sku: 'gadget',
     quantity: 1,
     amountCents: 9_900,
-    card: '4242424242424242',
+    currency: 'EUR',
+    paymentMethod: { token: 'tok_visa', last4: '4242' },
     story: 'takes the last gadget',
   },
   {
     orderId: 'ord-1004',
-    customer: 'dave',
+    customer: { id: 'cus-dave', name: 'Dave', email: 'dave@example.com' },
     sku: 'gadget',
     quantity: 1,
     amountCents: 9_900,
-    card: '4242424242424242',
+    currency: 'EUR',
+    paymentMethod: { token: 'tok_visa', last4: '4242' },
     story: 'gadget out of stock → compensate',
   },
   {
     orderId: 'ord-1005',
-    customer: 'erin',
+    customer: { id: 'cus-erin', name: 'Erin', email: 'erin@example.com' },
     sku: 'widget',
     quantity: 1,
     amountCents: 1_200,
-    card: '4000000000000002',
+    currency: 'EUR',
+    paymentMethod: { token: 'tok_declined_insufficient_funds', last4: '0002' },
     story: 'card declined → compensate',
   },
   {
     orderId: 'ord-1006',
-    customer: 'frank',
+    customer: { id: 'cus-frank', name: 'Frank', email: 'frank@example.com' },
     sku: 'widget',
     quantity: 3,
     amountCents: 3_600,
-    card: '4242424242424242',
+    currency: 'EUR',
+    paymentMethod: { token: 'tok_visa', last4: '4242' },
     story: 'happy path',
   },
 ];
 const crashed: PlaceOrderInput & { story: string } = {
   orderId: 'ord-1007',
-  customer: 'grace',
+  customer: { id: 'cus-grace', name: 'Grace', email: 'grace@example.com' },
   sku: 'widget',
   quantity: 1,
   amountCents: 1_200,
-  card: '4242424242424242',
+  currency: 'EUR',
+  paymentMethod: { token: 'tok_visa', last4: '4242' },
   story: 'worker killed -9 mid-saga → resumed by another worker',
 };
 
@@ -258,13 +265,13 @@ async function main(): Promise<void> {
 }
 
 function printTrace(
-  order: { orderId: string; customer: string; story: string },
+  order: { orderId: string; customer: { id: string }; story: string },
   saga: SagaRecord,
   events: SagaEvent[],
 ): void {
   const ms = (saga.updatedAt.getTime() - saga.createdAt.getTime()).toFixed(0);
   console.log(
-    `${c.bold}${order.orderId}${c.reset} ${c.dim}(${order.customer}: ${order.story})${c.reset}  saga ${c.dim}${saga.id}${c.reset}  ${colour(saga.status)}${saga.status.toUpperCase()}${c.reset} ${c.dim}${ms} ms${c.reset}`,
+    `${c.bold}${order.orderId}${c.reset} ${c.dim}(${order.customer.id}: ${order.story})${c.reset}  saga ${c.dim}${saga.id}${c.reset}  ${colour(saga.status)}${saga.status.toUpperCase()}${c.reset} ${c.dim}${ms} ms${c.reset}`,
   );
   const t0 = saga.createdAt.getTime();
   let awaiting = false;

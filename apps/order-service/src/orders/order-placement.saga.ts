@@ -6,7 +6,13 @@ import {
   type SagaCompensationContext,
   type SagaStepContext,
 } from '@sage/saga-outbox';
-import { OutOfStockError, validatePlaceOrder, type PlaceOrderInput } from './order.types';
+import {
+  OutOfStockError,
+  validatePlaceOrder,
+  type CardToken,
+  type OrderCustomer,
+  type PlaceOrderInput,
+} from './order.types';
 
 /** How the saga reaches payment-service (see apps/payment-service). */
 export interface PaymentStepSettings {
@@ -31,12 +37,28 @@ export interface PaymentAuthorization {
   authorization: string;
 }
 
-/** The `payment.authorize` command's payload. */
+/**
+ * The `payment.authorize` command's payload: the card token the payment provider issued, never a
+ * card number (order-service never sees one). Sample: tokens starting `tok_declined` are declined.
+ */
 export interface AuthorizePaymentCommand {
   orderId: string;
   amountCents: number;
-  /** Test cards ending in 0002 are declined. */
-  card: string;
+  currency: string;
+  paymentMethod: CardToken;
+}
+
+/**
+ * The `order.confirmed` event's payload. `customer.name` and `customer.email` are personal data
+ * (for whoever writes to the customer); the card appears only as its last four digits.
+ */
+export interface OrderConfirmedEvent {
+  orderId: string;
+  customer: OrderCustomer;
+  amountCents: number;
+  currency: string;
+  last4: string;
+  authorization: string;
 }
 
 /** The `payment.void` command's payload. */
@@ -83,10 +105,11 @@ export function orderPlacementSaga({ payment, orderEvents }: OrderPlacementSetti
     @SagaStep('create-order')
     async createOrder(ctx: SagaStepContext<PlaceOrderInput>) {
       const { orderId, customer, sku, quantity, amountCents } = ctx.input;
+      // The order row keeps the customer's id only; name and email stay in the saga input.
       await ctx.manager.query(
         `INSERT INTO orders.customer_order (id, customer, sku, quantity, amount_cents, status, saga_id)
          VALUES ($1, $2, $3, $4, $5, 'pending', $6)`,
-        [orderId, customer, sku, quantity, amountCents, ctx.sagaId],
+        [orderId, customer.id, sku, quantity, amountCents, ctx.sagaId],
       );
       await logEffect(ctx, 'order-created');
       return { orderId };
@@ -139,7 +162,11 @@ export function orderPlacementSaga({ payment, orderEvents }: OrderPlacementSetti
       const command: AuthorizePaymentCommand = {
         orderId: ctx.input.orderId,
         amountCents: ctx.input.amountCents,
-        card: ctx.input.card,
+        currency: ctx.input.currency,
+        paymentMethod: {
+          token: ctx.input.paymentMethod.token,
+          last4: ctx.input.paymentMethod.last4,
+        },
       };
       return {
         destination: payment.destination,
@@ -174,17 +201,21 @@ export function orderPlacementSaga({ payment, orderEvents }: OrderPlacementSetti
         [ctx.input.orderId, ctx.input.amountCents],
       );
       await logEffect(ctx, 'order-confirmed');
+      const { orderId, customer, amountCents, currency, paymentMethod } = ctx.input;
+      const event: OrderConfirmedEvent = {
+        orderId,
+        customer: { id: customer.id, name: customer.name, email: customer.email },
+        amountCents,
+        currency,
+        last4: paymentMethod.last4,
+        authorization,
+      };
       // Written to the outbox in this step's transaction: published if and only if the order is confirmed.
       await ctx.emit({
         destination: orderEvents,
         type: 'order.confirmed',
-        key: ctx.input.orderId,
-        payload: {
-          orderId: ctx.input.orderId,
-          customer: ctx.input.customer,
-          amountCents: ctx.input.amountCents,
-          authorization,
-        },
+        key: orderId,
+        payload: { ...event },
       });
     }
 

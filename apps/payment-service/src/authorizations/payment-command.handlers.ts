@@ -6,12 +6,23 @@ import {
   type ReceivedSagaCommand,
 } from '@sage/saga-outbox';
 import { randomUUID } from 'node:crypto';
+import { findCardNumber } from '../../../shared/card-number';
 import {
   findAuthorization,
   insertAuthorization,
   voidAuthorization,
   type AuthorizationRow,
 } from './authorization.sql';
+
+/** What payment-service reads of a `payment.authorize` command (order-service sends more). */
+interface AuthorizePayment {
+  orderId: string;
+  amountCents: number;
+  paymentMethod: { token: string; last4: string };
+}
+
+const CARD_TOKEN = /^tok_[A-Za-z0-9_]{1,100}$/;
+const LAST4 = /^[0-9]{4}$/;
 
 export interface PaymentCommandEndpoint {
   /** Where order-service sends `payment.authorize` / `payment.void`. */
@@ -32,19 +43,31 @@ export function paymentCommandHandlers(endpoint: PaymentCommandEndpoint): Type<u
   const on = { destination: endpoint.destination, consumer: endpoint.consumer };
 
   class PaymentCommandHandlers {
-    /** Cards ending in 0002 are declined (the usual test-card convention). */
+    /**
+     * Authorises with the card token the payment provider issued to the customer's browser; this
+     * service never sees a card number, and refuses a command that carries one. Here the provider
+     * is simulated: tokens starting `tok_declined` are declined (as providers' test tokens such as
+     * `tok_chargeDeclined` are); a real service calls the provider with the token and the command's
+     * idempotency key.
+     */
     @SagaCommandHandler('payment.authorize', on)
     async authorize(command: ReceivedSagaCommand, { manager }: InboxContext) {
-      const p = command.payload as Partial<{ orderId: string; amountCents: number; card: string }>;
+      const p = command.payload as Partial<AuthorizePayment>;
+      if (findCardNumber(p))
+        return rejectCommand('payment.authorize must carry a card token, never a card number');
       if (
         typeof p?.orderId !== 'string' ||
         !Number.isInteger(p.amountCents) ||
-        typeof p.card !== 'string' ||
-        p.card.length < 4
+        typeof p.paymentMethod?.token !== 'string' ||
+        !CARD_TOKEN.test(p.paymentMethod.token) ||
+        typeof p.paymentMethod.last4 !== 'string' ||
+        !LAST4.test(p.paymentMethod.last4)
       )
-        return rejectCommand('payment.authorize needs { orderId, amountCents, card }');
-      const last4 = p.card.slice(-4);
-      const declined = last4 === '0002';
+        return rejectCommand(
+          'payment.authorize needs { orderId, amountCents, paymentMethod: { token, last4 } }',
+        );
+      const { token, last4 } = p.paymentMethod;
+      const declined = token.startsWith('tok_declined');
       const row =
         (await insertAuthorization(manager, {
           idempotency_key: command.idempotencyKey,
