@@ -48,6 +48,8 @@ const PLOTS_DIR = path.join(ROOT, 'docs', 'benchmarks');
  * - outbox-commit-to-ack: (3 brokers at 1,000 msg/s + 2 more rates on one) × 2 variants (3 with the
  *   optimistic sender) × 2 slices of (1 s + 3 s) ≈ 1.5 minutes;
  * - peer-pg-transactional-outbox: 2,000-message drains and 6 s at 100 msg/s per library ≈ 0.5 minute.
+ * - data-protection-cost: 3 concurrency points × 2 sides (encryption on / off) × (3 s + 6 s + 1 s),
+ *   then 2 × 2 write + drain trials of 10,000 messages ≈ 1.5 minutes (quick: 2 points, 2,000 messages).
  * soak: default plus the soak scenario (30 minutes by default).
  */
 const PROFILES: Record<Exclude<ProfileName, 'soak'>, Profile> = {
@@ -89,6 +91,13 @@ const PROFILES: Record<Exclude<ProfileName, 'soak'>, Profile> = {
       soakRatePerSec: 1_000,
       soakSampleEveryMs: 1_000,
     },
+    protection: {
+      sagaConcurrency: [1, 16],
+      sagaDurationMs: 3_000,
+      outboxMessages: 2_000,
+      outboxRepetitions: 2,
+      openMessages: 2_000,
+    },
   },
   default: {
     name: 'default',
@@ -127,6 +136,13 @@ const PROFILES: Record<Exclude<ProfileName, 'soak'>, Profile> = {
       soakDurationMs: 0,
       soakRatePerSec: 1_000,
       soakSampleEveryMs: 5_000,
+    },
+    protection: {
+      sagaConcurrency: [1, 16, 64],
+      sagaDurationMs: 6_000,
+      outboxMessages: 10_000,
+      outboxRepetitions: 2,
+      openMessages: 10_000,
     },
   },
 };

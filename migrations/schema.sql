@@ -8,8 +8,47 @@
 --   SageInbox1764403200000
 --   SageRemoteSteps1764489600000
 --   SageSagaInputFingerprint1764576000000
+--   SageSubjectKeys1764662400000
+--   SageAuditLog1764748800000
+--   SageRetention1764835200000
 
 CREATE SCHEMA sage;
+
+CREATE TABLE sage.audit_checkpoint (
+    seq bigint NOT NULL,
+    hash text NOT NULL,
+    at timestamp with time zone NOT NULL DEFAULT now(),
+    pruned_until timestamp with time zone NOT NULL
+);
+ALTER TABLE ONLY sage.audit_checkpoint ADD CONSTRAINT audit_checkpoint_pkey PRIMARY KEY (seq);
+
+CREATE TABLE sage.audit_log (
+    seq bigint NOT NULL,
+    at timestamp with time zone NOT NULL,
+    actor text NOT NULL,
+    action text NOT NULL,
+    target_type text NOT NULL,
+    target_id text NOT NULL,
+    detail jsonb NOT NULL,
+    prev_hash text NOT NULL,
+    hash text NOT NULL,
+    hmac_key_id text,
+    sealed_at timestamp with time zone NOT NULL DEFAULT now()
+);
+ALTER TABLE ONLY sage.audit_log ADD CONSTRAINT audit_log_pkey PRIMARY KEY (seq);
+ALTER TABLE ONLY sage.audit_log ADD CONSTRAINT audit_log_seq_check CHECK ((seq >= 1));
+CREATE INDEX audit_log_at_idx ON sage.audit_log USING btree (at);
+
+CREATE TABLE sage.audit_pending (
+    id bigint NOT NULL GENERATED ALWAYS AS IDENTITY,
+    at timestamp with time zone NOT NULL DEFAULT now(),
+    actor text NOT NULL,
+    action text NOT NULL,
+    target_type text NOT NULL,
+    target_id text NOT NULL,
+    detail jsonb NOT NULL DEFAULT '{}'::jsonb
+) WITH (autovacuum_vacuum_scale_factor=0.02, autovacuum_analyze_scale_factor=0.02);
+ALTER TABLE ONLY sage.audit_pending ADD CONSTRAINT audit_pending_pkey PRIMARY KEY (id);
 
 CREATE TABLE sage.inbox_failure (
     consumer text NOT NULL,
@@ -56,7 +95,8 @@ CREATE TABLE sage.outbox_message (
     lease_until timestamp with time zone,
     created_at timestamp with time zone NOT NULL DEFAULT now(),
     sent_at timestamp with time zone,
-    last_error text
+    last_error text,
+    dead_lettered_at timestamp with time zone
 ) WITH (autovacuum_vacuum_scale_factor=0.02, autovacuum_analyze_scale_factor=0.02);
 ALTER TABLE ONLY sage.outbox_message ADD CONSTRAINT outbox_message_claim_check CHECK ((((status = 'claimed'::text) = (claim_token IS NOT NULL)) AND ((claim_token IS NULL) = (lease_until IS NULL))));
 ALTER TABLE ONLY sage.outbox_message ADD CONSTRAINT outbox_message_destination_check CHECK ((destination <> ''::text));
@@ -65,10 +105,27 @@ ALTER TABLE ONLY sage.outbox_message ADD CONSTRAINT outbox_message_sent_check CH
 ALTER TABLE ONLY sage.outbox_message ADD CONSTRAINT outbox_message_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'claimed'::text, 'sent'::text, 'dead_letter'::text])));
 ALTER TABLE ONLY sage.outbox_message ADD CONSTRAINT outbox_message_type_check CHECK ((type <> ''::text));
 CREATE INDEX outbox_message_claimable_idx ON sage.outbox_message USING btree (txid, seq) WHERE (status = 'pending'::text);
+CREATE INDEX outbox_message_dead_letter_expiry_idx ON sage.outbox_message USING btree (dead_lettered_at) WHERE (status = 'dead_letter'::text);
 CREATE INDEX outbox_message_dead_letter_idx ON sage.outbox_message USING btree (id) WHERE (status = 'dead_letter'::text);
 CREATE INDEX outbox_message_key_unsent_idx ON sage.outbox_message USING btree (key, txid, seq) WHERE ((status = ANY (ARRAY['pending'::text, 'claimed'::text])) AND (key IS NOT NULL));
 CREATE INDEX outbox_message_lease_idx ON sage.outbox_message USING btree (lease_until) WHERE (status = 'claimed'::text);
 CREATE INDEX outbox_message_sent_idx ON sage.outbox_message USING btree (sent_at) WHERE (status = 'sent'::text);
+
+CREATE TABLE sage.outbox_message_archive (
+    id uuid NOT NULL,
+    destination text NOT NULL,
+    key text,
+    type text NOT NULL,
+    payload jsonb NOT NULL,
+    headers jsonb NOT NULL,
+    saga_id uuid,
+    attempts integer NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    sent_at timestamp with time zone NOT NULL,
+    archived_at timestamp with time zone NOT NULL DEFAULT now()
+);
+ALTER TABLE ONLY sage.outbox_message_archive ADD CONSTRAINT outbox_message_archive_pkey PRIMARY KEY (id);
+CREATE INDEX outbox_message_archive_archived_at_idx ON sage.outbox_message_archive USING btree (archived_at);
 
 CREATE TABLE sage.saga_instance (
     id uuid NOT NULL,
@@ -93,6 +150,7 @@ ALTER TABLE ONLY sage.saga_instance ADD CONSTRAINT saga_instance_owner_lease_che
 ALTER TABLE ONLY sage.saga_instance ADD CONSTRAINT saga_instance_pkey PRIMARY KEY (id);
 ALTER TABLE ONLY sage.saga_instance ADD CONSTRAINT saga_instance_status_check CHECK ((status = ANY (ARRAY['running'::text, 'waiting'::text, 'compensating'::text, 'completed'::text, 'compensated'::text, 'failed'::text])));
 CREATE INDEX saga_instance_claim_idx ON sage.saga_instance USING btree (COALESCE(wake_at, lease_until, '-infinity'::timestamp with time zone)) WHERE (status = ANY (ARRAY['running'::text, 'waiting'::text, 'compensating'::text]));
+CREATE INDEX saga_instance_terminal_idx ON sage.saga_instance USING btree (updated_at) WHERE (status = ANY (ARRAY['completed'::text, 'compensated'::text, 'failed'::text]));
 
 CREATE TABLE sage.saga_step (
     saga_id uuid NOT NULL,
@@ -112,6 +170,109 @@ ALTER TABLE ONLY sage.saga_step ADD CONSTRAINT saga_step_pkey PRIMARY KEY (saga_
 ALTER TABLE ONLY sage.saga_step ADD CONSTRAINT saga_step_saga_id_fkey FOREIGN KEY (saga_id) REFERENCES sage.saga_instance(id) ON DELETE CASCADE;
 ALTER TABLE ONLY sage.saga_step ADD CONSTRAINT saga_step_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'waiting'::text, 'completed'::text, 'failed'::text, 'timed_out'::text, 'compensating'::text, 'compensated'::text, 'compensation_failed'::text])));
 
+CREATE TABLE sage.subject_key (
+    id uuid NOT NULL,
+    subject_id text NOT NULL,
+    master_key_id text NOT NULL,
+    wrapped text NOT NULL,
+    created_at timestamp with time zone NOT NULL DEFAULT now()
+);
+ALTER TABLE ONLY sage.subject_key ADD CONSTRAINT subject_key_pkey PRIMARY KEY (id);
+ALTER TABLE ONLY sage.subject_key ADD CONSTRAINT subject_key_subject_id_key UNIQUE (subject_id);
+
+CREATE OR REPLACE FUNCTION sage.audit_inbox_dead_letter()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+      DECLARE
+        m "sage"."inbox_message";
+      BEGIN
+        IF TG_OP = 'DELETE' THEN
+          m := OLD;
+        ELSE
+          m := NEW;
+        END IF;
+        INSERT INTO "sage"."audit_pending" (actor, action, target_type, target_id, detail)
+        VALUES (left(coalesce(nullif(current_setting('sage.actor', true), ''), session_user::text), 128), CASE WHEN TG_OP = 'DELETE' THEN 'inbox.released'
+                WHEN NEW.status = 'dead_letter' THEN 'inbox.dead_lettered'
+                ELSE 'inbox.replayed' END, 'inbox_message', m.consumer || '/' || m.message_id, jsonb_build_object('consumer', m.consumer, 'message_id', m.message_id,
+              'attempts', m.attempts));
+        RETURN NULL;
+      END
+      $function$;
+
+CREATE OR REPLACE FUNCTION sage.audit_log_guard()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+      BEGIN
+        IF TG_OP = 'DELETE' AND current_user::text = (SELECT pg_catalog.pg_get_userbyid(c.relowner)::text
+                                           FROM pg_catalog.pg_class c WHERE c.oid = TG_RELID)
+      AND current_setting('sage.audit_prune', true) = 'on' THEN
+          RETURN OLD;
+        END IF;
+        IF TG_OP = 'INSERT' AND (TG_TABLE_NAME <> 'audit_checkpoint' OR (current_user::text = (SELECT pg_catalog.pg_get_userbyid(c.relowner)::text
+                                           FROM pg_catalog.pg_class c WHERE c.oid = TG_RELID)
+      AND current_setting('sage.audit_prune', true) = 'on')) THEN
+          RETURN NEW;
+        END IF;
+        RAISE EXCEPTION 'Sage audit log: % on %.% refused: the audit log is append-only', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
+          USING ERRCODE = 'insufficient_privilege',
+                HINT = 'Old entries are removed only by ' || quote_ident(TG_TABLE_SCHEMA) || '.sage_audit_prune(keep_after), which writes a checkpoint first (docs/audit-log.md).';
+      END
+      $function$;
+
+CREATE OR REPLACE FUNCTION sage.audit_outbox_dead_letter()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+      DECLARE
+        m "sage"."outbox_message";
+      BEGIN
+        IF TG_OP = 'DELETE' THEN
+          m := OLD;
+        ELSE
+          m := NEW;
+        END IF;
+        INSERT INTO "sage"."audit_pending" (actor, action, target_type, target_id, detail)
+        VALUES (left(coalesce(nullif(current_setting('sage.actor', true), ''), session_user::text), 128), CASE WHEN TG_OP = 'DELETE' THEN 'outbox.discarded'
+                WHEN NEW.status = 'dead_letter' THEN 'outbox.dead_lettered'
+                ELSE 'outbox.replayed' END, 'outbox_message', m.id::text, jsonb_strip_nulls(jsonb_build_object('destination', m.destination, 'type', m.type,
+              'attempts', m.attempts, 'saga_id', m.saga_id)));
+        RETURN NULL;
+      END
+      $function$;
+
+CREATE OR REPLACE FUNCTION sage.audit_saga_instance()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+      BEGIN
+        IF TG_OP = 'INSERT' THEN
+          INSERT INTO "sage"."audit_pending" (actor, action, target_type, target_id, detail)
+        VALUES (left(coalesce(nullif(current_setting('sage.actor', true), ''), session_user::text), 128), 'saga.started', 'saga', NEW.id::text, jsonb_build_object('name', NEW.name, 'version', NEW.version, 'status', NEW.status));
+        ELSE
+          INSERT INTO "sage"."audit_pending" (actor, action, target_type, target_id, detail)
+        VALUES (left(coalesce(nullif(current_setting('sage.actor', true), ''), session_user::text), 128), 'saga.' || NEW.status, 'saga', NEW.id::text, jsonb_strip_nulls(jsonb_build_object('name', NEW.name, 'version', NEW.version,
+                'from', OLD.status, 'to', NEW.status, 'failed_step', NEW.failed_step)));
+        END IF;
+        RETURN NULL;
+      END
+      $function$;
+
+CREATE OR REPLACE FUNCTION sage.audit_saga_step()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+      BEGIN
+        INSERT INTO "sage"."audit_pending" (actor, action, target_type, target_id, detail)
+        VALUES (left(coalesce(nullif(current_setting('sage.actor', true), ''), session_user::text), 128), 'step.' || NEW.status, 'saga_step', NEW.saga_id::text || '/' || NEW.name, jsonb_build_object('saga_id', NEW.saga_id, 'step', NEW.name, 'from', OLD.status,
+              'to', NEW.status, 'attempts', NEW.attempts,
+              'compensation_attempts', NEW.compensation_attempts));
+        RETURN NULL;
+      END
+      $function$;
+
 CREATE OR REPLACE FUNCTION sage.outbox_message_notify()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -122,4 +283,63 @@ AS $function$
       END
       $function$;
 
+CREATE OR REPLACE FUNCTION sage.sage_audit_prune(keep_after timestamp with time zone)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+      DECLARE
+        cut      bigint;
+        cut_hash text;
+        done     bigint;
+      BEGIN
+        IF keep_after IS NULL THEN
+          RAISE EXCEPTION 'sage_audit_prune(keep_after): keep_after must not be NULL';
+        END IF;
+        PERFORM pg_advisory_xact_lock(8314040071571469668);
+        SELECT coalesce(max(seq), 0) INTO done FROM "sage"."audit_checkpoint";
+        SELECT coalesce((SELECT min(seq) - 1 FROM "sage"."audit_log" WHERE at >= keep_after),
+                        (SELECT max(seq) FROM "sage"."audit_log"))
+          INTO cut;
+        IF cut IS NULL OR cut <= done THEN
+          RETURN NULL;
+        END IF;
+        SELECT hash INTO cut_hash FROM "sage"."audit_log" WHERE seq = cut;
+        IF NOT FOUND THEN
+          RAISE EXCEPTION 'sage_audit_prune: audit entry % is missing, so no checkpoint can be written', cut
+            USING HINT = 'Run "sage audit verify" and investigate before pruning.';
+        END IF;
+        PERFORM set_config('sage.audit_prune', 'on', true);
+        INSERT INTO "sage"."audit_checkpoint" (seq, hash, pruned_until) VALUES (cut, cut_hash, keep_after);
+        DELETE FROM "sage"."audit_log" WHERE seq <= cut;
+        PERFORM set_config('sage.audit_prune', 'off', true);
+        RETURN cut;
+      END
+      $function$;
+
+CREATE TRIGGER audit_checkpoint_guard BEFORE INSERT OR DELETE OR UPDATE ON sage.audit_checkpoint FOR EACH ROW EXECUTE FUNCTION sage.audit_log_guard();
+
+CREATE TRIGGER audit_checkpoint_no_truncate BEFORE TRUNCATE ON sage.audit_checkpoint FOR EACH STATEMENT EXECUTE FUNCTION sage.audit_log_guard();
+
+CREATE TRIGGER audit_log_append_only BEFORE DELETE OR UPDATE ON sage.audit_log FOR EACH ROW EXECUTE FUNCTION sage.audit_log_guard();
+
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON sage.audit_log FOR EACH STATEMENT EXECUTE FUNCTION sage.audit_log_guard();
+
+CREATE TRIGGER inbox_message_audit_delete AFTER DELETE ON sage.inbox_message FOR EACH ROW WHEN ((old.status = 'dead_letter'::text)) EXECUTE FUNCTION sage.audit_inbox_dead_letter();
+
+CREATE TRIGGER inbox_message_audit_insert AFTER INSERT ON sage.inbox_message FOR EACH ROW WHEN ((new.status = 'dead_letter'::text)) EXECUTE FUNCTION sage.audit_inbox_dead_letter();
+
+CREATE TRIGGER inbox_message_audit_status AFTER UPDATE OF status ON sage.inbox_message FOR EACH ROW WHEN (((old.status IS DISTINCT FROM new.status) AND (('dead_letter'::text = old.status) OR ('dead_letter'::text = new.status)))) EXECUTE FUNCTION sage.audit_inbox_dead_letter();
+
+CREATE TRIGGER outbox_message_audit_delete AFTER DELETE ON sage.outbox_message FOR EACH ROW WHEN ((old.status = 'dead_letter'::text)) EXECUTE FUNCTION sage.audit_outbox_dead_letter();
+
+CREATE TRIGGER outbox_message_audit_status AFTER UPDATE OF status ON sage.outbox_message FOR EACH ROW WHEN (((old.status IS DISTINCT FROM new.status) AND (('dead_letter'::text = old.status) OR ('dead_letter'::text = new.status)))) EXECUTE FUNCTION sage.audit_outbox_dead_letter();
+
 CREATE TRIGGER outbox_message_notify AFTER INSERT ON sage.outbox_message FOR EACH STATEMENT EXECUTE FUNCTION sage.outbox_message_notify();
+
+CREATE TRIGGER saga_instance_audit_insert AFTER INSERT ON sage.saga_instance FOR EACH ROW EXECUTE FUNCTION sage.audit_saga_instance();
+
+CREATE TRIGGER saga_instance_audit_status AFTER UPDATE OF status ON sage.saga_instance FOR EACH ROW WHEN ((old.status IS DISTINCT FROM new.status)) EXECUTE FUNCTION sage.audit_saga_instance();
+
+CREATE TRIGGER saga_step_audit_status AFTER UPDATE OF status ON sage.saga_step FOR EACH ROW WHEN ((old.status IS DISTINCT FROM new.status)) EXECUTE FUNCTION sage.audit_saga_step();

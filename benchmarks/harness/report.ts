@@ -10,6 +10,7 @@ import {
   soakSection,
 } from './report-brokers';
 import { ms, num, othersCpu, pct } from './report-format';
+import { protectionHistoryCell, protectionSection } from './report-protection';
 import {
   latencySection,
   outboxHistoryCell,
@@ -294,7 +295,7 @@ function historySection(runs: readonly { file: string; run: RunResult }[]): stri
                   `c=${p.concurrency}: ${num(p.subject.throughputPerSec)} / ${num(p.ceiling.throughputPerSec)} sagas/s (${p.ratio.throughput.toFixed(2)})`,
               )
               .join('; ')
-          : (outboxHistoryCell(s) ?? brokerHistoryCell(s) ?? '');
+          : (outboxHistoryCell(s) ?? brokerHistoryCell(s) ?? protectionHistoryCell(s) ?? '');
       lines.push(
         `| [${run.startedAt.slice(0, 16).replace('T', ' ')}](../benchmarks/results/${file}) | \`${run.git.commit?.slice(0, 8) ?? '?'}\`${run.git.dirty ? '+' : ''} | ` +
           `${run.profile.name} | ${s.name} | ${run.machine.loadAvg1mAtStart} | ${byC} |`,
@@ -359,5 +360,7 @@ function anyScenarioSection(
       return peerSection(s, cores);
     case 'saga-remote':
       return sagaRemoteSection(s, cores);
+    case 'data-protection':
+      return protectionSection(s, cores);
   }
 }

@@ -25,6 +25,20 @@ export interface Profile {
   outbox?: OutboxProfile;
   /** The real-broker scenarios' sizes (absent in results files written before they existed). */
   brokers?: BrokerProfile;
+  /** data-protection-cost's sizes (absent in results files written before it existed). */
+  protection?: ProtectionProfile;
+}
+
+/** data-protection-cost: encryption off vs on, interleaved in the same run. */
+export interface ProtectionProfile {
+  /** Saga part: closed-loop concurrency points, measured time per side per point. */
+  sagaConcurrency: number[];
+  sagaDurationMs: number;
+  /** Outbox part: messages written (then drained) per trial, trials per side (alternating). */
+  outboxMessages: number;
+  outboxRepetitions: number;
+  /** Consume part: openMessage calls timed, one at a time. */
+  openMessages: number;
 }
 
 export interface BrokerProfile {
@@ -474,7 +488,42 @@ export interface SagaRemoteScenarioResult {
   skipped: { broker: BrokerKindName; reason: string }[];
 }
 
+// ---------------------------------------------------------------------------------------------
+// data-protection-cost
+// ---------------------------------------------------------------------------------------------
+
+/** One side (encryption off or on) of the outbox part, over its trials. */
+export interface ProtectionOutboxMeasurement {
+  /** Messages over summed time: publish() in transactions; relay drain to the in-memory broker; both. */
+  writePerSec: number;
+  drainPerSec: number;
+  endToEndPerSec: number;
+  trials: { writeMs: number; drainMs: number }[];
+  /** Mean stored payload size (JSON text), bytes. */
+  storedPayloadBytes: number;
+  errors: number;
+  firstError: string | null;
+}
+
+export interface DataProtectionScenarioResult {
+  kind: 'data-protection';
+  name: string;
+  description: string;
+  config: Record<string, number | string | boolean>;
+  /** The 3-step local saga: subject = encryption on, ceiling = off (ratio on ÷ off). */
+  saga: { calibration: Calibration; points: PointResult[] };
+  outbox: {
+    off: ProtectionOutboxMeasurement;
+    on: ProtectionOutboxMeasurement;
+    /** on ÷ off. */
+    ratio: { write: number; drain: number; endToEnd: number };
+  };
+  /** CPU cost per message with warm keys: sealMessage and openMessage, one at a time (µs). */
+  consume: { messages: number; sealUs: LatencySummary; openUs: LatencySummary };
+}
+
 export type ScenarioResult =
+  | DataProtectionScenarioResult
   | ClosedLoopScenarioResult
   | SagaRemoteScenarioResult
   | PeerScenarioResult

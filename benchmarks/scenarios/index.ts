@@ -1,3 +1,4 @@
+import { dataProtectionCost } from './data-protection-cost';
 import { outboxBrokerThroughput } from './outbox-broker-throughput';
 import { outboxCommitToAck } from './outbox-commit-to-ack';
 import { outboxCommitToPublish } from './outbox-commit-to-publish';
@@ -19,5 +20,6 @@ export const SCENARIOS: readonly Scenario[] = [
   outboxCommitToAck,
   sagaRemote2Step,
   peerPgTransactionalOutbox,
+  dataProtectionCost,
   soak,
 ];

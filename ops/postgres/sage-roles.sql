@@ -81,6 +81,20 @@ SELECT format('GRANT USAGE ON SCHEMA %I TO %I', :'migrations_schema', :'runtime'
 SELECT format('GRANT SELECT ON TABLE %I.%I TO %I', :'migrations_schema', t, :'runtime')
   FROM unnest(ARRAY['migrations', 'sage_migrations']) AS t
   WHERE to_regclass(format('%I.%I', :'migrations_schema', t)) IS NOT NULL \gexec
+-- Data-subject keys (crypto-shredding): the runtime role makes keys (INSERT), reads them, erases
+-- subjects (DELETE) and rotates their wrapping (UPDATE). Stated on its own, so a later tightening
+-- of the blanket grant above keeps it.
+SELECT format('GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %I.subject_key TO %I', :'schema', :'runtime')
+  WHERE to_regclass(format('%I.subject_key', :'schema')) IS NOT NULL \gexec
+
+-- The audit log is append-only for everyone but its owner (docs/audit-log.md): the runtime role
+-- INSERTs entries (audit_pending: INSERT, SELECT, DELETE for the sealer) and reads checkpoints,
+-- which only sage_audit_prune (SECURITY DEFINER, EXECUTE granted above) writes. The audit-log
+-- migration strips the same rights when it creates the tables after this script has run.
+SELECT format('REVOKE UPDATE, DELETE, TRUNCATE ON %I.audit_log FROM %I', :'schema', :'runtime')
+  WHERE to_regclass(format('%I.audit_log', :'schema')) IS NOT NULL \gexec
+SELECT format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON %I.audit_checkpoint FROM %I', :'schema', :'runtime')
+  WHERE to_regclass(format('%I.audit_checkpoint', :'schema')) IS NOT NULL \gexec
 
 -- What the migrator creates later (new tables of a Sage upgrade) is granted the same way.
 ALTER DEFAULT PRIVILEGES FOR ROLE :"migrator" IN SCHEMA :"schema"

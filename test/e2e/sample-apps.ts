@@ -4,7 +4,13 @@
  */
 import 'reflect-metadata';
 import type { INestApplication, NestApplicationOptions } from '@nestjs/common';
-import { SagaService, type Broker, type SagaRecord } from '@sage/saga-outbox';
+import {
+  encryptionKeys,
+  SagaService,
+  type Broker,
+  type KeyProvider,
+  type SagaRecord,
+} from '@sage/saga-outbox';
 import { randomBytes } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { OrderServiceModule } from '../../apps/order-service/src/order-service.module';
@@ -62,6 +68,8 @@ export interface SampleAppsOptions {
   broker: string | Broker;
   /** Reply timeout of one `payment.authorize` attempt and the attempts. */
   payment: { replyTimeoutMs: number; maxAttempts: number };
+  /** How long the services keep an unwrapped data-subject key in memory (ms; default 30 s). */
+  subjectKeyCacheMs?: number;
 }
 
 /** order-service and payment-service; payment-service can be stopped and started again. */
@@ -73,6 +81,14 @@ export class SampleApps {
   orderUrl!: string;
   payment: INestApplication | undefined;
   paymentUrl: string | undefined;
+  /**
+   * The master keys both services encrypt personal data with (a random key per run); their
+   * data-subject keys live in order-service's database, which payment-service reads too.
+   */
+  readonly encryptionKeys: KeyProvider = encryptionKeys({
+    active: 'e2e',
+    keys: { e2e: randomBytes(32) },
+  });
 
   constructor(private readonly options: SampleAppsOptions) {
     this.topology = uniqueTopology(options.label);
@@ -94,6 +110,10 @@ export class SampleApps {
         payment: this.options.payment,
         saga: { recoveryIntervalMs: 100 },
         outbox: { relay: { pollIntervalMs: 50 } },
+        encryption: {
+          keys: this.encryptionKeys,
+          subjectKeyCacheMs: this.options.subjectKeyCacheMs,
+        },
       }),
       quiet,
     );
@@ -108,6 +128,11 @@ export class SampleApps {
         broker: this.options.broker,
         topology: this.topology,
         outbox: { relay: { pollIntervalMs: 50 } },
+        encryption: {
+          keys: this.encryptionKeys,
+          subjectKeyCacheMs: this.options.subjectKeyCacheMs,
+          subjectKeysDatabaseUrl: databaseUrl(this.orderDb),
+        },
       }),
       quiet,
     );

@@ -31,6 +31,7 @@ import {
 } from '@sage/saga-outbox';
 import { createTestDatabase, withClient, type TestDatabase } from '@test/support/pg';
 import { runCli } from '../../libs/saga-outbox/src/cli/cli';
+import { sagaOutboxMigrations } from '../../libs/saga-outbox/src/migrations';
 import { waitUntil } from '../../libs/saga-outbox/src/testing/async';
 
 jest.setTimeout(90_000);
@@ -166,7 +167,9 @@ it('the runtime role cannot migrate; the migrator can (sage migrate)', async () 
   const migrated = await sage(['migrate', '--json'], roles.migrator);
   expect(migrated.stderr).toBe('');
   expect(migrated.code).toBe(0);
-  expect((JSON.parse(migrated.stdout) as { ran: string[] }).ran).toHaveLength(5);
+  expect((JSON.parse(migrated.stdout) as { ran: string[] }).ran).toHaveLength(
+    sagaOutboxMigrations().length,
+  );
   // The migrator owns every table; the runtime role owns nothing.
   const owners = await withClient(db.name, async (admin) =>
     (
@@ -260,6 +263,32 @@ it('runs the whole flow as the runtime role with migrations off', async () => {
   );
   expect(release.code).toBe(1); // not a dead letter: read, nothing to change
   expect(release.stderr).toBe('');
+});
+
+it('keeps the audit log append-only for the runtime role (docs/audit-log.md)', async () => {
+  await asRole(roles.runtime, async (client) => {
+    // Entries are written (the flow above recorded its saga transitions) and sealed as this role.
+    await client.query(
+      `INSERT INTO sage.audit_log (seq, at, actor, action, target_type, target_id, detail, prev_hash, hash)
+       VALUES (1, now(), 'runtime', 'saga.started', 'saga', 'x', '{}', 'x', 'x')`,
+    );
+    for (const sql of [
+      `UPDATE sage.audit_log SET actor = 'someone else'`,
+      'DELETE FROM sage.audit_log',
+      'TRUNCATE sage.audit_log',
+      `INSERT INTO sage.audit_checkpoint (seq, hash, pruned_until) VALUES (1, 'x', now())`,
+      'DELETE FROM sage.audit_checkpoint',
+    ])
+      await expect(client.query(sql)).rejects.toMatchObject({ code: '42501' });
+    await expect(client.query('SELECT count(*) FROM sage.audit_pending')).resolves.toBeDefined();
+    // Retention goes through the SECURITY DEFINER function: checkpoint first, then the delete.
+    const { rows } = await client.query<{ checkpoint: string | null }>(
+      `SELECT sage.sage_audit_prune(now() + interval '1 minute') AS checkpoint`,
+    );
+    expect(rows[0]!.checkpoint).toBe('1');
+    const left = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM sage.audit_log');
+    expect(left.rows[0]!.n).toBe(0);
+  });
 });
 
 it('refuses every DDL to the runtime role: it is not the owner', async () => {

@@ -13,6 +13,7 @@ import {
 import { openTelemetryTracing } from '@sage/saga-outbox/tracing';
 import { DataSource } from 'typeorm';
 import { sampleApiKey } from '../../shared/api-key.guard';
+import { sampleEncryptionKeys, type SampleEncryption } from '../../shared/sample-data-protection';
 import { sampleObservability } from '../../shared/observability';
 import { sampleValidationPipe } from '../../shared/sample-validation';
 import { sampleTopology, type SampleTopology } from '../../shared/sample-topology';
@@ -47,6 +48,12 @@ export interface OrderServiceConfig {
    * Undefined (the demo, the tests): no check.
    */
   apiKey?: string;
+  /**
+   * Encryption of the customer's personal data (name, e-mail, card token) in the saga input, the
+   * outbox and on the broker, per customer (`sage gdpr erase <customer id>` shreds it). Keys
+   * default to `SAGE_ENCRYPTION_KEYS`, else an ephemeral key (see SampleEncryption).
+   */
+  encryption?: SampleEncryption;
 }
 
 /** The order service: its business tables and Sage's share one DataSource, so one transaction covers both. */
@@ -93,6 +100,27 @@ export class OrderServiceModule {
             // Spans for sagas, steps, outbox writes, publishes and inbox handling (exported when an
             // OpenTelemetry SDK is registered: apps/shared/tracing.ts).
             tracing: openTelemetryTracing(),
+            dataProtection: {
+              keys: sampleEncryptionKeys('order-service', config.encryption?.keys),
+              subjectKeyCacheMs: config.encryption?.subjectKeyCacheMs,
+              // Data-subject keys: the `subject_key` table of this database, which payment-service
+              // reads too (its `subjectKeysDatabaseUrl`).
+              sagas: {
+                'order-placement': {
+                  subject: 'customer.id',
+                  input: ['customer.name', 'customer.email', 'paymentMethod.token'],
+                },
+              },
+              messages: {
+                'order.confirmed': {
+                  subject: 'customer.id',
+                  fields: ['customer.name', 'customer.email'],
+                },
+                // The card token, under the customer's key: erasing the customer shreds the
+                // copies already on the broker too (the command carries `customerId` for this).
+                'payment.authorize': { subject: 'customerId', fields: ['paymentMethod.token'] },
+              },
+            },
           }),
         }),
         ...sampleObservability('order-service'),

@@ -1,7 +1,8 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
-import { TypeOrmModule } from '@nestjs/typeorm';
+import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
 import {
+  PostgresSubjectKeyStore,
   runMigrationsLocked,
   SagaOutboxModule,
   sagaOutboxMigrations,
@@ -22,6 +23,7 @@ import { RefundSaga } from './refunds/refund.saga';
 import { RefundsController } from './refunds/refunds.controller';
 import { sampleApiKey } from '../../shared/api-key.guard';
 import { sampleValidationPipe } from '../../shared/sample-validation';
+import { sampleEncryptionKeys, type SampleEncryption } from '../../shared/sample-data-protection';
 
 export interface PaymentServiceConfig {
   /** postgres:// URL of the service's database (may be the one order-service uses: the schemas differ). */
@@ -42,15 +44,49 @@ export interface PaymentServiceConfig {
    * Undefined (the demo, the tests): no check.
    */
   apiKey?: string;
+  /**
+   * Decryption of what order-service encrypted (the card token of `payment.authorize`): the same
+   * master keys as order-service (default `SAGE_ENCRYPTION_KEYS`, see SampleEncryption) and its
+   * data-subject keys (`subjectKeysDatabaseUrl`).
+   */
+  encryption?: SampleEncryption & {
+    /**
+     * postgres:// URL of the database holding the data-subject keys order-service encrypts with
+     * (its own database: the `subject_key` table of its `sage` schema); main.ts reads
+     * `SAGE_SUBJECT_KEYS_DATABASE_URL`. Unset: this service's own table, which order-service never
+     * writes, so commands with per-customer values are dead-lettered as unreadable.
+     */
+    subjectKeysDatabaseUrl?: string;
+    /** Sage schema of that database (default `sage`, order-service's). */
+    subjectKeysSchema?: string;
+  };
 }
 
 /** Schema of payment-service's Sage tables (its outbox, inbox and sagas); business tables are in `payments`. */
 export const PAYMENT_SAGE_SCHEMA = 'payment_sage';
 
+/** The TypeORM connection name of the shared data-subject key database. */
+const SUBJECT_KEYS_CONNECTION = 'subject-keys';
+
 @Module({})
 export class PaymentServiceModule {
   static register(config: PaymentServiceConfig): DynamicModule {
     const topology = config.topology ?? sampleTopology();
+    const subjectKeysUrl = config.encryption?.subjectKeysDatabaseUrl;
+    // A second DataSource (pool) on the key database; TypeOrmModule closes it at shutdown. The store
+    // only reads keys there: this service encrypts nothing per customer.
+    const subjectKeysDb = subjectKeysUrl
+      ? [
+          TypeOrmModule.forRoot({
+            name: SUBJECT_KEYS_CONNECTION,
+            type: 'postgres',
+            url: subjectKeysUrl,
+            synchronize: false,
+            migrationsRun: false,
+            extra: { max: 2 },
+          }),
+        ]
+      : [];
     return {
       module: PaymentServiceModule,
       imports: [
@@ -72,9 +108,13 @@ export class PaymentServiceModule {
           // otherwise look for its migrations table in that schema.
           schema: 'public',
         }),
+        ...subjectKeysDb,
         SagaOutboxModule.forRootAsync({
-          inject: [DataSource],
-          useFactory: (dataSource: DataSource) => ({
+          inject: [
+            DataSource,
+            ...(subjectKeysUrl ? [getDataSourceToken(SUBJECT_KEYS_CONNECTION)] : []),
+          ],
+          useFactory: (dataSource: DataSource, keysDataSource?: DataSource) => ({
             dataSource,
             schema: PAYMENT_SAGE_SCHEMA,
             saga: config.saga,
@@ -83,6 +123,17 @@ export class PaymentServiceModule {
             // Spans for sagas, steps, outbox writes, publishes and inbox handling (exported when an
             // OpenTelemetry SDK is registered: apps/shared/tracing.ts).
             tracing: openTelemetryTracing(),
+            // Keys only: Sage decrypts every command before its handler runs (a command it cannot
+            // decrypt is dead-lettered, never handled); nothing here is encrypted on write.
+            dataProtection: {
+              keys: sampleEncryptionKeys('payment-service', config.encryption?.keys),
+              subjectKeyCacheMs: config.encryption?.subjectKeyCacheMs,
+              subjectKeys: keysDataSource
+                ? new PostgresSubjectKeyStore(keysDataSource, {
+                    schema: config.encryption?.subjectKeysSchema,
+                  })
+                : undefined,
+            },
           }),
         }),
         ...sampleObservability('payment-service'),

@@ -126,8 +126,12 @@ export type {
   OptimisticRollout,
 } from './core/outbox/optimistic-sender';
 export { OutboxDeadLetters } from './core/outbox/outbox-dead-letters';
-export { OutboxRetention } from './core/outbox/outbox-retention';
-export type { OutboxRetentionOptions, RetentionRun } from './core/outbox/outbox-retention';
+export { OutboxRetention, DEFAULT_OUTBOX_ARCHIVE_KEEP_MS } from './core/outbox/outbox-retention';
+export type {
+  OutboxRetentionOptions,
+  OutboxArchiveOptions,
+  RetentionRun,
+} from './core/outbox/outbox-retention';
 export {
   OUTBOX_TRANSITIONS,
   OUTBOX_STATUSES,
@@ -181,6 +185,8 @@ export { sagaOutboxMigrations } from './migrations';
 export type { SagaOutboxMigrationClass, SagaOutboxMigrationOptions } from './migrations';
 export { PostgresSagaStore } from './persistence/postgres/postgres-saga-store';
 export type { PostgresSagaStoreOptions } from './persistence/postgres/postgres-saga-store';
+export { PostgresSubjectKeyStore } from './persistence/postgres/postgres-subject-key-store';
+export type { PostgresSubjectKeyStoreOptions } from './persistence/postgres/postgres-subject-key-store';
 export { createSagaDataSource, runMigrationsLocked } from './persistence/postgres/data-source';
 export { pendingSageMigrations } from './persistence/postgres/sage-schema-status';
 export type { PendingSageMigrationsOptions } from './persistence/postgres/sage-schema-status';
@@ -257,6 +263,66 @@ export {
 } from './core/signing/message-signature';
 export type { SignableMessage } from './core/signing/message-signature';
 export type { MessageSigningOptions } from './core/signing/signing-options';
+
+// Data protection (`dataProtection` option): envelope encryption, data-subject keys
+export {
+  ENCRYPTION_KEY_BYTES,
+  encryptionKeys,
+  encryptionKeysFromEnv,
+} from './core/protection/encryption-keys';
+export type {
+  DataProtectionOptions,
+  MessageDataProtection,
+  SagaDataProtection,
+  SubjectSelector,
+} from './core/protection/data-protection-options';
+export {
+  DataSubjectMissingError,
+  DataUnreadableError,
+  SubjectKeyStoreUnavailableError,
+} from './core/protection/protection-errors';
+export type { UnreadableReason } from './core/protection/protection-errors';
+export type { StoredSubjectKey, SubjectKeyStore } from './core/ports/subject-key-store';
+export { ENCRYPTED_HEADER } from './core/protection/data-protector';
+/** The sealing / opening object (`OutboxPublisher`'s `protector`); build it with createDataProtection. */
+export type { DataProtector, ProtectableMessage } from './core/protection/data-protector';
+/** The module's DataProtector (null without `dataProtection`), e.g. for SageBrokerTransport's `protector`. */
+export { DATA_PROTECTOR } from './nest/protection/data-protector.token';
+/** `dataProtection` without the Nest module: a protector and a saga-store wrapper from the same options. */
+export { createDataProtection } from './core/protection/data-protection';
+export type { DataProtection } from './core/protection/data-protection';
+export { isSealedValue } from './core/protection/sealed-value';
+export type { SealedValue } from './core/protection/sealed-value';
+// Key rotation and data-subject requests (docs/data-protection-keys.md)
+export { KeyRotation, DEFAULT_ROTATION_BATCH_SIZE } from './core/protection/key-rotation';
+export type {
+  KeyRotationOptions,
+  KeyRotationReport,
+  RotationSourceReport,
+} from './core/protection/key-rotation';
+export { DataSubjects, subjectAuditId } from './core/protection/data-subjects';
+export type {
+  DataSubjectExport,
+  SubjectErasure,
+  SubjectErasurePreview,
+} from './core/protection/data-subjects';
+export {
+  SubjectHasRunningSagasError,
+  SubjectKeysNotConfiguredError,
+} from './core/protection/data-subject-errors';
+export { PROTECTED_SOURCES } from './core/ports/protected-data-store';
+export type {
+  EnvelopeFilter,
+  ProtectedDataStore,
+  ProtectedMessageFields,
+  ProtectedRow,
+  ProtectedSource,
+  ProtectionAuditEntry,
+  StoredSagaSnapshot,
+} from './core/ports/protected-data-store';
+export { PostgresProtectedDataStore } from './persistence/postgres/postgres-protected-data-store';
+export type { PostgresProtectedDataStoreOptions } from './persistence/postgres/postgres-protected-data-store';
+export { SageDataSubjects } from './nest/protection/sage-data-subjects';
 export { SagaCommandHandler, rejectCommand } from './nest/remote/saga-command-handler.decorator';
 export type {
   SagaCommandHandlerOptions,
@@ -287,6 +353,25 @@ export { InboxProcessor, DEFAULT_INBOX_MAX_ATTEMPTS } from './core/inbox/inbox-p
 export { InboxRetention, DEFAULT_INBOX_RETENTION_MS } from './core/inbox/inbox-retention';
 export type { InboxRetentionOptions } from './core/inbox/inbox-retention';
 export type { RetentionTuning } from './core/retention-loop';
+// Saga retention
+export { SagaRetention, DEFAULT_SAGA_RETENTION_MS } from './core/saga/saga-retention';
+export type { SagaRetentionOptions } from './core/saga/saga-retention';
+export type { SagaRetentionStore } from './core/ports/saga-retention-store';
+export { PostgresSagaRetentionStore } from './persistence/postgres/postgres-saga-retention-store';
+export type { PostgresSagaRetentionStoreOptions } from './persistence/postgres/postgres-saga-retention-store';
+export { SagaRetentionProvider } from './nest/saga-retention.provider';
+export type { SagaRetentionModuleOptions } from './nest/retention-options';
+// Audit log (docs/audit-log.md)
+export { PostgresAuditLog, recordAudit } from './persistence/postgres/postgres-audit-log';
+export type {
+  AuditRecord,
+  AuditVerification,
+  PostgresAuditLogOptions,
+} from './persistence/postgres/postgres-audit-log';
+export { AuditSealer } from './core/audit/audit-sealer';
+export type { AuditSealStore, AuditSealerOptions } from './core/audit/audit-sealer';
+export { AuditSealerProvider } from './nest/audit/audit-sealer.provider';
+export type { AuditModuleOptions } from './nest/audit/audit.options';
 export type {
   InboxProcessorOptions,
   InboxDelivery,

@@ -21,5 +21,6 @@ export type {
   SageMetricsOptions,
   SageMetricsSources,
   MetricKind,
+  RetentionRowsTotal,
 } from './nest/observability/sage-metrics';
 export type { OutboxBacklog, PoolStats } from './persistence/postgres/postgres-observability-probe';

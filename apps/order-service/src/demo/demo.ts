@@ -9,9 +9,16 @@
  */
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { InMemoryBroker, SagaService, type SagaEvent, type SagaRecord } from '@sage/saga-outbox';
+import {
+  encryptionKeys,
+  InMemoryBroker,
+  SagaService,
+  type SagaEvent,
+  type SagaRecord,
+} from '@sage/saga-outbox';
 import { startEmbeddedPostgres } from '@sage/saga-outbox/embedded';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
@@ -120,6 +127,15 @@ async function main(): Promise<void> {
   // One embedded database per service, as deployed (each also in its own schemas).
   const db = await startEmbeddedPostgres({ maxConnections: 16 });
   const paymentDb = await startEmbeddedPostgres({ maxConnections: 12 });
+  // Personal data (names, e-mails, card tokens) is encrypted per customer in the saga input, the
+  // outbox and on the broker. An ephemeral master key, shared by the three workers (crash-worker.ts
+  // gets it through SAGE_ENCRYPTION_KEYS); data-subject keys live in order-service's database,
+  // which payment-service reads too.
+  const masterKey = randomBytes(32);
+  const encryption = { keys: encryptionKeys({ active: 'demo', keys: { demo: masterKey } }) };
+  console.log(
+    `${c.dim}personal data encrypted per customer with an ephemeral key (gone when the demo ends)${c.reset}\n`,
+  );
   // Both services' relays publish here (commands, replies, order.confirmed); the demo also
   // subscribes to order.confirmed like a downstream service would.
   const broker = new InMemoryBroker();
@@ -134,6 +150,7 @@ async function main(): Promise<void> {
       broker,
       databaseUrl: paymentDb.url,
       outbox: DEMO_ORDER_SERVICE.outbox,
+      encryption: { ...encryption, subjectKeysDatabaseUrl: db.url },
     }),
     { logger: ['error'] },
   );
@@ -145,6 +162,7 @@ async function main(): Promise<void> {
       databaseUrl: db.url,
       http: false,
       saga: { leaseMs: DEMO_WORKER_LEASE_MS, recoveryIntervalMs: 200, ownerId: 'demo-worker-B' },
+      encryption,
     }),
     { logger: ['error'] },
   );
@@ -174,6 +192,7 @@ async function main(): Promise<void> {
     [...process.execArgv, join(__dirname, 'crash-worker.ts'), db.url, JSON.stringify(crashInput)],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, SAGE_ENCRYPTION_KEYS: `demo=${masterKey.toString('base64')}` },
     },
   );
   const sagaId = await new Promise<string>((resolve, reject) => {

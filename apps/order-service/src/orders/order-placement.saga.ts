@@ -43,6 +43,11 @@ export interface PaymentAuthorization {
  */
 export interface AuthorizePaymentCommand {
   orderId: string;
+  /**
+   * Whose card it is: the data subject the token is encrypted for (its key is the customer's), so
+   * erasing the customer makes every copy of the command unreadable.
+   */
+  customerId: string;
   amountCents: number;
   currency: string;
   paymentMethod: CardToken;
@@ -161,6 +166,7 @@ export function orderPlacementSaga({ payment, orderEvents }: OrderPlacementSetti
     authorizePayment(ctx: SagaStepContext<PlaceOrderInput>): SagaCommand {
       const command: AuthorizePaymentCommand = {
         orderId: ctx.input.orderId,
+        customerId: ctx.input.customer.id,
         amountCents: ctx.input.amountCents,
         currency: ctx.input.currency,
         paymentMethod: {

@@ -2,7 +2,10 @@ import { InvalidOptionsError, SagaOutboxError } from '../core/errors';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CommandFailedError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './cli-errors';
 import type { CommandContext, CommandSpec, OptionSpec, OptionValues } from './command';
+import { auditSealCommand, auditVerifyCommand } from './commands/audit.command';
+import { gdprEraseCommand, gdprExportCommand } from './commands/gdpr.command';
 import { inboxListCommand, inboxReleaseCommand } from './commands/inbox.command';
+import { keysRotateCommand } from './commands/keys.command';
 import { migrateCommand } from './commands/migrate.command';
 import {
   deadLettersDiscardCommand,
@@ -14,6 +17,7 @@ import { sagasListCommand, sagasShowCommand } from './commands/sagas.command';
 import { statusCommand } from './commands/status.command';
 import { describeTarget, openConnection, readDatabaseUrl, type SageConnection } from './connection';
 import type { CliIo } from './io';
+import { readOperator } from './operator';
 import { escapeTerminalText } from './terminal-text';
 import { errorText } from '../core/error-text';
 import { scrubSecrets } from '../core/startup/connection-url';
@@ -28,6 +32,11 @@ export const COMMANDS: readonly CommandSpec[] = [
   deadLettersDiscardCommand,
   inboxListCommand,
   inboxReleaseCommand,
+  auditVerifyCommand,
+  auditSealCommand,
+  keysRotateCommand,
+  gdprEraseCommand,
+  gdprExportCommand,
   migrateCommand,
 ];
 
@@ -114,6 +123,9 @@ export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<num
           schema: str(values.schema) ?? (io.env.SAGE_SCHEMA?.trim() || 'sage'),
           migrationsTableName: str(values['migrations-table']),
           stalledAfterSeconds: stalled === undefined ? undefined : Number(stalled),
+          // Commands that change dead letters name their operator in the audit log.
+          auditActor:
+            'operator' in spec.options ? readOperator(values.operator, io.env) : undefined,
         });
         return connection;
       },

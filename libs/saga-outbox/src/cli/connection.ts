@@ -26,6 +26,8 @@ export interface ConnectionSettings {
   /** TypeORM's migrations table (the app's DataSource option `migrationsTableName`). */
   migrationsTableName?: string;
   stalledAfterSeconds?: number;
+  /** The operator the audit log names for dead-letter changes (`--operator`, see operator.ts). */
+  auditActor?: string;
 }
 
 /**
@@ -78,13 +80,16 @@ export async function openConnection(settings: ConnectionSettings): Promise<Sage
   });
   // The stores validate the schema name before anything connects.
   const options = { schema: settings.schema };
-  const outbox = new PostgresOutboxStore(dataSource, options);
+  const outbox = new PostgresOutboxStore(dataSource, {
+    ...options,
+    auditActor: settings.auditActor,
+  });
   const connection: SageConnection = {
     dataSource,
     schema: settings.schema,
     outbox,
     deadLetters: new OutboxDeadLetters(outbox),
-    inbox: new PostgresInboxStore(dataSource, options),
+    inbox: new PostgresInboxStore(dataSource, { ...options, auditActor: settings.auditActor }),
     sagas: new PostgresSagaStore(dataSource, options),
     operator: new PostgresOperatorQueries(dataSource, {
       ...options,

@@ -27,8 +27,25 @@ export interface RetentionRun {
   /** False when another process held the maintenance lock (it is the leader right now). */
   leader: boolean;
   deleted: number;
+  /** Rows each extra sweep removed in this run (dead-letter TTL, archive purge), by sweep name. */
+  swept?: Record<string, number>;
   /** True when the run ended with a VACUUM of the table (see `vacuumAfterRows`). */
   vacuumed?: boolean;
+}
+
+/** A batch: rows removed, or null when another process holds the maintenance lock. */
+export type RetentionBatch = (olderThanMs: number, limit: number) => Promise<number | null>;
+
+/**
+ * A further deletion the leader runs after the main one in each run, in the same bounded batches
+ * and under the same lock: dead letters past their TTL, archived rows past their keep time.
+ */
+export interface RetentionSweep {
+  /** Stats and metrics key, e.g. `deadLetters`. */
+  readonly name: string;
+  /** Age past which rows go (validated by the caller, naming its option). */
+  readonly olderThanMs: number;
+  readonly batch: RetentionBatch;
 }
 
 /**
@@ -46,13 +63,17 @@ export class RetentionLoop {
   private readonly controller = new AbortController();
   private readonly logger: SageLogger;
   deletedTotal = 0;
+  /** Rows removed by each extra sweep since start, by sweep name. */
+  readonly sweptTotal: Record<string, number> = {};
 
   constructor(
     private readonly what: { name: string; optionPrefix: string; defaultRetentionMs: number },
-    private readonly deleteBatch: (olderThanMs: number, limit: number) => Promise<number | null>,
+    private readonly deleteBatch: RetentionBatch,
     options: RetentionTuning,
     private readonly vacuum?: () => Promise<void>,
+    private readonly sweeps: readonly RetentionSweep[] = [],
   ) {
+    for (const sweep of sweeps) this.sweptTotal[sweep.name] = 0;
     const check = (key: string, value: number | undefined, fallback: number, allowZero = false) =>
       positive(`${what.optionPrefix}.${key}`, value, fallback, allowZero);
     this.retentionMs = check('retentionMs', options.retentionMs, what.defaultRetentionMs, true);
@@ -80,28 +101,64 @@ export class RetentionLoop {
     await this.loop.stopped();
   }
 
-  get stats(): { deletedTotal: number; loop: LoopStats } {
-    return { deletedTotal: this.deletedTotal, loop: { ...this.loop.stats } };
+  get stats(): {
+    deletedTotal: number;
+    sweptTotal: Record<string, number>;
+    loop: LoopStats;
+  } {
+    return {
+      deletedTotal: this.deletedTotal,
+      sweptTotal: { ...this.sweptTotal },
+      loop: { ...this.loop.stats },
+    };
   }
 
   async runOnce(): Promise<RetentionRun> {
-    let deleted = 0;
-    for (let i = 0; i < this.maxBatchesPerRun && !this.controller.signal.aborted; i++) {
-      const n = await this.deleteBatch(this.retentionMs, this.batchSize);
-      if (n === null) return { leader: i > 0, deleted };
-      deleted += n;
-      this.deletedTotal += n;
-      if (n < this.batchSize) break;
+    const main = await this.drain(this.deleteBatch, this.retentionMs);
+    const deleted = main.removed;
+    this.deletedTotal += deleted;
+    if (!main.leader) return { leader: false, deleted };
+    let removed = deleted;
+    const swept: Record<string, number> = {};
+    for (const sweep of this.sweeps) {
+      const n = (await this.drain(sweep.batch, sweep.olderThanMs)).removed;
+      swept[sweep.name] = n;
+      this.sweptTotal[sweep.name] = (this.sweptTotal[sweep.name] ?? 0) + n;
+      removed += n;
     }
-    if (deleted)
+    if (removed)
       this.logger.debug(`${this.what.name} deleted old rows`, {
         event: `${this.what.name.replace('-', '.')}.deleted`,
         deleted,
+        ...swept,
       });
     const vacuumed =
-      this.vacuum !== undefined && this.vacuumAfterRows > 0 && deleted >= this.vacuumAfterRows;
+      this.vacuum !== undefined && this.vacuumAfterRows > 0 && removed >= this.vacuumAfterRows;
     if (vacuumed) await this.vacuum();
-    return { leader: true, deleted, ...(vacuumed ? { vacuumed } : {}) };
+    return {
+      leader: true,
+      deleted,
+      ...(this.sweeps.length ? { swept } : {}),
+      ...(vacuumed ? { vacuumed } : {}),
+    };
+  }
+
+  /**
+   * Batches until a short one, the run bound, or losing the lock. `leader` is false only when the
+   * very first batch found another process holding it.
+   */
+  private async drain(
+    batch: RetentionBatch,
+    olderThanMs: number,
+  ): Promise<{ leader: boolean; removed: number }> {
+    let removed = 0;
+    for (let i = 0; i < this.maxBatchesPerRun && !this.controller.signal.aborted; i++) {
+      const n = await batch(olderThanMs, this.batchSize);
+      if (n === null) return { leader: i > 0, removed };
+      removed += n;
+      if (n < this.batchSize) break;
+    }
+    return { leader: true, removed };
   }
 }
 

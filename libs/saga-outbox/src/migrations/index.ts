@@ -10,6 +10,9 @@ import { outboxMigration } from './1764316800000-outbox';
 import { inboxMigration } from './1764403200000-inbox';
 import { remoteStepsMigration } from './1764489600000-remote-steps';
 import { sagaInputFingerprintMigration } from './1764576000000-saga-input-fingerprint';
+import { subjectKeysMigration } from './1764662400000-subject-keys';
+import { auditLogMigration } from './1764748800000-audit-log';
+import { retentionMigration } from './1764835200000-retention';
 import type { SagaOutboxMigrationClass } from './migration-support';
 
 export type { SagaOutboxMigrationClass } from './migration-support';
@@ -35,5 +38,8 @@ export function sagaOutboxMigrations(
     inboxMigration(schema),
     remoteStepsMigration(schema),
     sagaInputFingerprintMigration(schema),
+    subjectKeysMigration(schema),
+    auditLogMigration(schema),
+    retentionMigration(schema),
   ];
 }

@@ -20,11 +20,21 @@ import { SagaCommandHandlerExplorer } from './remote/saga-command-handler.explor
 import { SagaReplyConsumer } from './remote/saga-reply.consumer';
 import { SagaExplorer } from './saga-explorer';
 import { SagaOutboxLifecycle } from './saga-outbox.lifecycle';
+import { SagaRetentionProvider } from './saga-retention.provider';
+import { AuditSealerProvider } from './audit/audit-sealer.provider';
+import { SageDataSubjects } from './protection/sage-data-subjects';
 import { SAGA_OUTBOX_OPTIONS, SagaOutboxConfigurableModule } from './saga-outbox.module-definition';
-import { validateModuleOptions, type SagaOutboxModuleOptions } from './saga-outbox.options';
+import {
+  validateModuleOptions,
+  type SagaEngineTuning,
+  type SagaOutboxModuleOptions,
+} from './saga-outbox.options';
 import { SagaService } from './saga.service';
 import { openSageDatabase, SageDatabase } from './sage-database';
 import { SageBrokerStartup } from './startup/sage-broker-startup';
+import type { DataProtector } from '../core/protection/data-protector';
+import { ProtectingSagaStore } from '../core/protection/protecting-saga-store';
+import { DATA_PROTECTOR, dataProtectorProvider } from './protection/data-protector.provider';
 
 /**
  * Durable sagas, the transactional outbox (with its relay) and the consumer inbox for a Nest app.
@@ -47,18 +57,21 @@ import { SageBrokerStartup } from './startup/sage-broker-startup';
     },
     {
       provide: SagaEngine,
-      inject: [SageDatabase, SAGA_OUTBOX_OPTIONS, OutboxRepository, SAGE_TRACER],
+      inject: [SageDatabase, SAGA_OUTBOX_OPTIONS, OutboxRepository, SAGE_TRACER, DATA_PROTECTOR],
       useFactory: (
         db: SageDatabase,
         options: SagaOutboxModuleOptions,
         outbox: OutboxRepository,
         tracer: SageTracer,
+        protector: DataProtector<EntityManager> | null,
       ) => {
+        const store = new PostgresSagaStore(db.dataSource, { schema: db.schema });
         const engine = new SagaEngine<EntityManager>({
-          store: new PostgresSagaStore(db.dataSource, { schema: db.schema }),
+          // `dataProtection`: declared input and result fields are encrypted as they are stored.
+          store: protector ? new ProtectingSagaStore(store, protector) : store,
           outbox: outbox.publisher,
           logger: new NestSageLogger('Sage'),
-          ...options.saga,
+          ...engineTuning(options),
           lifecycleEvents: options.sagaEvents,
         });
         // Saga run / step / compensation spans, when the app asked for tracing.
@@ -66,6 +79,7 @@ import { SageBrokerStartup } from './startup/sage-broker-startup';
         return engine;
       },
     },
+    dataProtectorProvider,
     {
       provide: SAGE_TRACER,
       inject: [SAGA_OUTBOX_OPTIONS],
@@ -110,15 +124,22 @@ import { SageBrokerStartup } from './startup/sage-broker-startup';
     SagaExplorer,
     SagaService,
     SagaOutboxLifecycle,
+    // Leader-only deletion of old terminal sagas (`saga.retention`).
+    SagaRetentionProvider,
+    // Seals the audit triggers' entries into the hash chain (`audit`; on by default).
+    AuditSealerProvider,
     SagaReplyConsumer,
     SagaCommandHandlerExplorer,
     // `brokerStartup`: probes the broker at module init, before the loops and subscriptions start.
     SageBrokerStartup,
     // Step failures, retries and compensations at warn / error, with no extra module.
     SagaFailureLogService,
+    // Erasure and export of a data subject's data (`dataProtection`).
+    SageDataSubjects,
   ],
   exports: [
     SagaService,
+    SageDataSubjects,
     SageDatabase,
     OutboxRepository,
     OutboxDeadLettersService,
@@ -127,3 +148,9 @@ import { SageBrokerStartup } from './startup/sage-broker-startup';
   ],
 })
 export class SagaOutboxModule extends SagaOutboxConfigurableModule {}
+
+/** `saga` options minus `retention` (run by SagaRetentionProvider, not the engine). */
+function engineTuning(options: SagaOutboxModuleOptions): Omit<SagaEngineTuning, 'retention'> {
+  const { retention: _retention, ...tuning } = options.saga ?? {};
+  return tuning;
+}

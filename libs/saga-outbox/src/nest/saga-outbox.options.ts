@@ -1,3 +1,7 @@
+import {
+  validateDataProtection,
+  type DataProtectionOptions,
+} from '../core/protection/data-protection-options';
 import { InvalidOptionsError } from '../core/errors';
 import {
   choiceOption,
@@ -22,6 +26,8 @@ import {
 } from '../core/signing/signing-options';
 import type { OutboxModuleOptions } from './outbox/outbox.options';
 import type { InboxModuleOptions } from './inbox/inbox.options';
+import { validateRetentionOptions, type SagaRetentionModuleOptions } from './retention-options';
+import { validateAuditOptions, type AuditModuleOptions } from './audit/audit.options';
 import {
   checkPostgresPassword,
   pgSslOptions,
@@ -88,6 +94,12 @@ export interface SagaEngineTuning {
    * returns the first saga whatever the input (as 0.2 did).
    */
   idempotencyConflict?: IdempotencyConflictPolicy;
+  /**
+   * Leader-only deletion of terminal sagas (completed, compensated, failed) with their steps, 30 days
+   * after their last transition by default; `enabled: false` keeps them (or leaves it to another
+   * deployment). Running, waiting and compensating sagas are never deleted. See docs/retention.md.
+   */
+  retention?: SagaRetentionModuleOptions;
 }
 
 /**
@@ -170,6 +182,19 @@ export interface SagaOutboxModuleOptions {
    * that are unsigned or badly signed are dead-lettered at once, never handled. See docs/security.md.
    */
   signing?: MessageSigningOptions;
+  /**
+   * Envelope encryption (AES-256-GCM) of declared fields of saga inputs, step results and message
+   * payloads, in the database and on the wire; consumers through the inbox decrypt transparently.
+   * `{ keys: encryptionKeys({ active, keys }) | encryptionKeysFromEnv(), sagas?, messages?, subjectKeys? }`.
+   * Data-subject keys default to the `subject_key` table of this database. See docs/data-protection.md.
+   */
+  dataProtection?: DataProtectionOptions;
+  /**
+   * The tamper-evident audit log's sealer (`enabled`, `sealIntervalMs`, `batchSize`, `retentionMs`,
+   * `hmacKeys`): on by default, it seals the entries the triggers record into the hash chain.
+   * See docs/audit-log.md.
+   */
+  audit?: AuditModuleOptions;
 }
 
 /** What startup does when the broker cannot be reached: see `SagaOutboxModuleOptions.brokerStartup`. */
@@ -194,6 +219,8 @@ const KNOWN_KEYS = new Set([
   'inbox',
   'tracing',
   'signing',
+  'dataProtection',
+  'audit',
 ]);
 
 /** Checks options once, at the module boundary, so a typo fails startup with a message that says what to fix. */
@@ -280,6 +307,8 @@ export function validateModuleOptions(
   }
   validateTracer(o.tracing);
   validateSigningOptions(o.signing);
+  validateDataProtection(o.dataProtection);
+  validateAuditOptions(o.audit);
   if (o.sagaEvents !== undefined) {
     if (typeof o.sagaEvents !== 'object' || o.sagaEvents === null)
       throw new InvalidOptionsError(
@@ -289,6 +318,9 @@ export function validateModuleOptions(
     requiredName({ option: 'sagaEvents', field: 'destination' }, o.sagaEvents.destination);
   }
   optionalPositiveInteger('inbox.maxAttempts', o.inbox?.maxAttempts);
+  validateRetentionOptions('saga.retention', tuning.retention);
+  validateRetentionOptions('outbox.retention', o.outbox?.retention, ['deadLetterTtlMs', 'archive']);
+  validateRetentionOptions('inbox.retention', o.inbox?.retention, ['deadLetterTtlMs']);
   if (o.sagas !== undefined && !Array.isArray(o.sagas))
     throw new InvalidOptionsError('sagas', 'must be an array of defineSaga(...).build() results');
   return o;

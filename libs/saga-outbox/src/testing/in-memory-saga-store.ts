@@ -308,6 +308,14 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
     );
   }
 
+  inputOf(
+    _tx: InMemoryTx,
+    sagaId: string,
+  ): Promise<{ name: string; input: JsonValue } | undefined> {
+    const s = this.sagas.get(sagaId);
+    return Promise.resolve(s ? { name: s.name, input: clone(s.input) } : undefined);
+  }
+
   transition(
     fence: Fence,
     from: readonly SagaStatus[],

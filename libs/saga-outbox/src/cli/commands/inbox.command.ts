@@ -4,6 +4,7 @@ import { cell, json, relative, table } from '../format';
 import type { InboxEntry } from '../../core/ports/inbox-store';
 import { CHANGE_OPTIONS, changeMode, confirmationRequired, count } from '../confirm-change';
 import { LIMIT } from './shared-options';
+import { OPERATOR } from '../operator';
 
 export const inboxListCommand: CommandSpec = {
   path: ['inbox', 'dead-letters', 'list'],
@@ -51,6 +52,7 @@ export const inboxReleaseCommand: CommandSpec = {
       description: 'the consumer whose dead letters to release (required)',
     },
     ...CHANGE_OPTIONS,
+    operator: OPERATOR,
   },
   details: `Deploy the handler fix first. Releasing deletes the dead letter, which holds the only copy
 of the delivered message, and does not redeliver: the broker acknowledged these messages when they

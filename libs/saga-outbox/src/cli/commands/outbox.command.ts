@@ -22,6 +22,7 @@ import {
   type ChangeMode,
 } from '../confirm-change';
 import { LIMIT } from './shared-options';
+import { OPERATOR } from '../operator';
 
 const FILTERS: Record<string, OptionSpec> = {
   destination: {
@@ -158,6 +159,7 @@ export const deadLettersReplayCommand: CommandSpec = {
       description: 'with --all-matching: at most N messages, 1-1000 (default 1000)',
     },
     ...CHANGE_OPTIONS,
+    operator: OPERATOR,
   },
   details: `Fix the cause first (consumer, broker, payload): a message replayed into the same failure
 dead-letters again after its attempts. A replayed message keeps its place in its key's order.
@@ -242,6 +244,7 @@ export const deadLettersDiscardCommand: CommandSpec = {
   options: {
     ...CHANGE_OPTIONS,
     yes: { type: 'boolean', description: 'confirm: the messages are deleted and never published' },
+    operator: OPERATOR,
   },
   details: `Only for messages that must never be delivered (e.g. an event about an entity since deleted).
 Check with "sage outbox show <id>" first. The rest of the message's key is not affected. Without

@@ -5,6 +5,7 @@ import type { InboxStore } from '../ports/inbox-store';
 import { silentLogger, type SageLogger } from '../ports/logger';
 import { errorText, storableText } from '../error-text';
 import { MessageRefusedError } from './message-refused';
+import { DataUnreadableError } from '../protection/protection-errors';
 import { InboxHandlerFailedError, InboxMessageIdMissingError } from './inbox-errors';
 import type { InboxEvent, InboxEventListener } from './inbox-events';
 import { positiveInteger, requiredName } from '../options';
@@ -155,11 +156,15 @@ export class InboxProcessor<Tx> {
       });
       return { outcome: 'processed', attempt, value: outcome.value };
     } catch (error) {
-      // A refused message (MessageRefusedError) can never succeed: dead-lettered on this attempt.
+      // A refused message (MessageRefusedError), or data that cannot be decrypted
+      // (DataUnreadableError: the same bytes fail the same way), can never succeed: dead-lettered
+      // on this attempt.
       return this.failed(
         delivery,
         key,
-        error instanceof MessageRefusedError ? 1 : maxAttempts,
+        error instanceof MessageRefusedError || error instanceof DataUnreadableError
+          ? 1
+          : maxAttempts,
         error,
       );
     }

@@ -7,7 +7,10 @@ import { errorText } from '../error-text';
 import { derivedMessageId, messageIdProblem } from '../message-id';
 import { InboxHandlerFailedError } from './inbox-errors';
 import { MessageRefusedError } from './message-refused';
+import type { DataProtector } from '../protection/data-protector';
+import { DataUnreadableError } from '../protection/protection-errors';
 import type { InboxHandlerContext, InboxProcessor } from './inbox-processor';
+import { readableMessage } from './readable-message';
 
 /** What a subscription needs of the inbox: InboxProcessor's `process`, `deadLetter` and `maxAttempts`. */
 export type InboxPort<Tx> = Pick<InboxProcessor<Tx>, 'process' | 'deadLetter' | 'maxAttempts'>;
@@ -44,6 +47,12 @@ export interface InboxSubscriptionsOptions<Tx> {
   /** Each delivery runs in `tracer.inboxHandling` (a consumer span continuing the producer's trace). */
   tracer?: SageTracer;
   logger?: SageLogger;
+  /**
+   * Decrypts each delivery's encrypted fields (`dataProtection`) after its `verify` check (a
+   * signature covers the ciphertext) and before the handler, which sees plaintext. Without it, a
+   * message marked `sage-encrypted` is dead-lettered (DATA_UNREADABLE `no-keys`), never handled.
+   */
+  protector?: DataProtector<Tx>;
 }
 
 /**
@@ -60,6 +69,11 @@ export interface InboxSubscriptionsOptions<Tx> {
  *
  * A message the endpoint's `verify` refuses (MessageRefusedError: a bad signature, say) never
  * reaches the handler either: it is dead-lettered at once with the refusal as its reason.
+ *
+ * Encrypted fields (`dataProtection`) are decrypted after `verify` and before the handler, which
+ * sees plaintext. A message that cannot be decrypted (DataUnreadableError) is dead-lettered at once
+ * with that error's message as the reason, its snapshot as received (still encrypted); a subject key
+ * store that cannot be reached defers the delivery (DeliveryDeferredError, redelivered later).
  */
 export async function deliverThroughInbox<Tx, T>(
   endpoint: InboxEndpoint<Tx, T>,
@@ -92,15 +106,29 @@ export async function deliverThroughInbox<Tx, T>(
     );
     return;
   }
+  // Decrypted for the handler only: a dead letter's snapshot keeps the message as received.
+  const readable = await deferOnError(endpoint, message.id, options, () =>
+    readableMessage(message, options.protector),
+  );
+  if (readable instanceof DataUnreadableError) {
+    const unreadable = readable;
+    await deferOnError(endpoint, message.id, options, () =>
+      options.inbox.deadLetter(
+        { consumer, messageId: message.id, message: snapshot },
+        unreadable.message,
+      ),
+    );
+    return;
+  }
   // The message's traceparent makes the handler (and what it publishes) part of the producer's trace.
   await tracer.inboxHandling(consumer, message.id, message, () =>
     deferOnError(endpoint, message.id, options, async () => {
       const result = await options.inbox.process(
         { consumer, messageId: message.id, message: snapshot },
-        (context) => endpoint.handle(message, context),
+        (context) => endpoint.handle(readable, context),
         { maxAttempts: endpoint.maxAttempts },
       );
-      if (result.outcome === 'processed') endpoint.committed?.(result.value, message);
+      if (result.outcome === 'processed') endpoint.committed?.(result.value, readable);
     }),
   );
 }
@@ -125,14 +153,14 @@ function refusalOf<Tx>(
  * is logged as the endpoint's `deliveryError` and becomes DeliveryDeferredError (redeliver, not
  * counted toward the adapter's cap).
  */
-async function deferOnError<Tx>(
+async function deferOnError<Tx, R>(
   endpoint: InboxEndpoint<Tx, unknown>,
   messageId: string,
   options: InboxSubscriptionsOptions<Tx>,
-  work: () => Promise<unknown>,
-): Promise<void> {
+  work: () => Promise<R>,
+): Promise<R> {
   try {
-    await work();
+    return await work();
   } catch (error) {
     if (error instanceof InboxHandlerFailedError && error.attempts !== null) throw error;
     if (!(error instanceof InboxHandlerFailedError))

@@ -81,6 +81,17 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_NAME_LENGTH = 255;
 const encoder = new TextEncoder();
 
+/** A message's size as `maxMessageBytes` counts it: payload and headers, as JSON bytes. */
+export function outboxMessageBytes(
+  payload: JsonValue,
+  headers: Readonly<Record<string, string>>,
+): number {
+  return (
+    encoder.encode(JSON.stringify(payload)).byteLength +
+    encoder.encode(JSON.stringify(headers)).byteLength
+  );
+}
+
 /**
  * Validates every message before anything is written (all or nothing) and fills defaults.
  * Throws OutboxMessageInvalidError, OutboxMessageTooLargeError or NotSerializableError. Every text
@@ -160,9 +171,7 @@ export function prepareOutboxMessages(
       throw new OutboxMessageInvalidError(index, 'id', 'must be a UUID');
     }
     assertJsonSerializable(input.payload, `Outbox message #${index} (type "${type}") payload`);
-    const size =
-      encoder.encode(JSON.stringify(input.payload)).byteLength +
-      encoder.encode(JSON.stringify(headers)).byteLength;
+    const size = outboxMessageBytes(input.payload, headers);
     if (size > limit) throw new OutboxMessageTooLargeError(index, type, size, limit);
     return { id, destination, type, key, payload: input.payload, headers: { ...headers }, sagaId };
   });

@@ -1,9 +1,13 @@
 import type { KeyProvider } from '../ports/key-provider';
 import type { OutboxWriter } from '../ports/outbox-store';
 import { signMessage } from '../signing/message-signature';
-import { OutboxTransactionRequiredError } from './outbox-errors';
+import type { DataProtector } from '../protection/data-protector';
+import { OutboxMessageTooLargeError, OutboxTransactionRequiredError } from './outbox-errors';
 import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  outboxMessageBytes,
   prepareOutboxMessages,
+  type NewOutboxMessage,
   type OutboxMessageInput,
   type OutboxValidationOptions,
 } from './outbox-message';
@@ -25,6 +29,13 @@ export interface OutboxPublisherOptions<Tx> extends OutboxValidationOptions {
    * core/signing/message-signature): the stored row is already signed, so the relay needs no key.
    */
   signingKeys?: KeyProvider;
+  /**
+   * Encrypts the payload fields `dataProtection.messages` declares for each message's type, in the
+   * caller's transaction (a new data-subject key commits with the message), after validation and
+   * before signing (the signature covers the ciphertext). The size limit is checked again on the
+   * encrypted message.
+   */
+  protector?: DataProtector<Tx>;
 }
 
 /**
@@ -44,9 +55,7 @@ export class OutboxPublisher<Tx> {
       ? (messages as readonly OutboxMessageInput[])
       : [messages as OutboxMessageInput];
     const keys = this.options.signingKeys;
-    const prepared = prepareOutboxMessages(list, this.options).map((m) =>
-      keys ? signMessage(m, keys) : m,
-    );
+    const valid = prepareOutboxMessages(list, this.options);
     const tx = options.manager ?? this.options.ambientTransaction?.();
     if (tx === undefined || tx === null) throw new OutboxTransactionRequiredError();
     if (!this.options.writer.isTransaction(tx)) {
@@ -54,7 +63,27 @@ export class OutboxPublisher<Tx> {
         'the given manager is not inside an active transaction',
       );
     }
+    const sealed = await this.sealed(valid, tx);
+    const prepared = keys ? sealed.map((m) => signMessage(m, keys)) : sealed;
     await this.options.writer.insert(tx, prepared);
     return prepared.map((m) => m.id);
+  }
+
+  /** `messages` with their declared fields encrypted (all before any write); refused if now too large. */
+  private async sealed(messages: NewOutboxMessage[], tx: Tx): Promise<NewOutboxMessage[]> {
+    const protector = this.options.protector;
+    if (!protector) return messages;
+    const limit = this.options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    const out: NewOutboxMessage[] = [];
+    for (const [index, message] of messages.entries()) {
+      const sealed = await protector.sealMessage(message, tx);
+      if (sealed !== message) {
+        // Encryption grows a value by about a third (base64) plus the envelope.
+        const size = outboxMessageBytes(sealed.payload, sealed.headers);
+        if (size > limit) throw new OutboxMessageTooLargeError(index, message.type, size, limit);
+      }
+      out.push(sealed);
+    }
+    return out;
   }
 }

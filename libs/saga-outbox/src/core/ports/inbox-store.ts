@@ -106,6 +106,13 @@ export interface InboxStore<Tx = unknown> {
   deleteProcessedBatch(olderThanMs: number, limit: number): Promise<number | null>;
 
   /**
+   * Optional (`retention.deadLetterTtlMs`): deletes up to `limit` dead letters dead-lettered more
+   * than `olderThanMs` ago (their messages would be handled again if redelivered). Null without the
+   * lock.
+   */
+  deleteExpiredDeadLetterBatch?(olderThanMs: number, limit: number): Promise<number | null>;
+
+  /**
    * Optional: reclaims the space of deleted rows now (PostgreSQL: `VACUUM`), so a busy inbox stays
    * small between autovacuum runs. Run by the retention leader after a large deletion.
    */

@@ -129,6 +129,21 @@ export interface OutboxStore {
   deleteSentBatch(olderThanMs: number, limit: number): Promise<number | null>;
 
   /**
+   * Optional (`retention.archive`): like deleteSentBatch, but moves the rows into the archive, in
+   * the same transaction as their deletion. Returns how many moved; null without the lock.
+   */
+  archiveSentBatch?(olderThanMs: number, limit: number): Promise<number | null>;
+
+  /** Optional (`retention.archive`): deletes up to `limit` rows archived more than `olderThanMs` ago. */
+  purgeArchiveBatch?(olderThanMs: number, limit: number): Promise<number | null>;
+
+  /**
+   * Optional (`retention.deadLetterTtlMs`): deletes up to `limit` messages that became dead letters
+   * more than `olderThanMs` ago. Null without the lock.
+   */
+  deleteExpiredDeadLetterBatch?(olderThanMs: number, limit: number): Promise<number | null>;
+
+  /**
    * Optional: reclaims the space of deleted rows now (PostgreSQL: `VACUUM`), so a table that churns
    * thousands of rows a second stays small between autovacuum runs. Run by the retention leader.
    */

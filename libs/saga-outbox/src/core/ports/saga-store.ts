@@ -303,6 +303,14 @@ export interface SagaStore<Tx = unknown> {
   replyTarget(tx: Tx, sagaId: string, step: string): Promise<ReplyTarget | undefined>;
 
   /**
+   * Optional. The saga's name and input as stored (encrypted fields still sealed), read in `tx`
+   * (a step's or a reply's transaction: embedded PGlite has one session, so never on a second
+   * connection); undefined when the saga does not exist. Data protection reads the data subject of
+   * a step's result there when it has not seen the saga's input yet.
+   */
+  inputOf?(tx: Tx, sagaId: string): Promise<{ name: string; input: JsonValue } | undefined>;
+
+  /**
    * Conditional status change: only from one of `from`, only by the fence owner. Terminal
    * statuses also clear the owner and lease. Returns false when the row was not in `from` or the
    * fence did not hold. `within` runs in the same transaction after the change, only when the row

@@ -31,6 +31,8 @@ import {
   type SagaLifecycleEventsOptions,
 } from './saga-lifecycle-events';
 import { SagaRunner, type RunOutcome } from './saga-runner';
+import { DataUnreadableError } from '../protection/protection-errors';
+import { failUnreadableSaga } from './unreadable-saga';
 import {
   assertStorableText,
   choiceOption,
@@ -45,6 +47,13 @@ import {
   sagaInputFingerprint,
   type IdempotencyConflictPolicy,
 } from './input-fingerprint';
+
+/** Reasons a saga's encrypted state can never be read again, whichever process tries. */
+const PERMANENT_UNREADABLE: ReadonlySet<string> = new Set([
+  'subject-erased',
+  'tampered',
+  'malformed',
+]);
 
 export interface SagaEngineOptions<Tx> {
   store: SagaStore<Tx>;
@@ -558,7 +567,18 @@ export class SagaEngine<Tx = unknown> {
 
   /** Runs a saga here: from `initial`, the state start() just wrote, or else as loaded. */
   private async launch(sagaId: string, resumed: boolean, initial?: SagaRecord): Promise<void> {
-    const record = initial ?? (await this.store.load(sagaId));
+    let record: SagaRecord | undefined;
+    try {
+      record = initial ?? (await this.store.load(sagaId));
+    } catch (error) {
+      // Encrypted state that can never be read again (an erased data subject, altered bytes):
+      // resuming would fail the same way at every lease expiry, so the saga ends here, `failed`.
+      // A key this process does not hold is not that: another instance (or this one, once the
+      // key is deployed) can still run it, so the lease simply expires and recovery retries.
+      if (error instanceof DataUnreadableError && PERMANENT_UNREADABLE.has(error.reason))
+        return failUnreadableSaga(this.store, this.ownerId, sagaId, error, this.logger);
+      throw error;
+    }
     if (!record) return;
     if (TERMINAL_SAGA_STATUSES.includes(record.status)) return;
     const def = this.definitions.get(record.name);

@@ -74,6 +74,8 @@ export class IdempotentHandlerExplorer
       inbox: inbox.processor,
       tracer: inbox.tracer,
       logger: this.logger,
+      // `dataProtection`: handlers see deliveries decrypted; undecryptable ones are dead-lettered.
+      protector: inbox.protector ?? undefined,
     });
   }
 

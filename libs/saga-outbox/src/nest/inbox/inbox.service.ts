@@ -20,9 +20,15 @@ import { PostgresInboxStore } from '../../persistence/postgres/postgres-inbox-st
 import { NestSageLogger } from '../nest-sage-logger';
 import { NO_TRACING, type SageTracer } from '../../core/ports/tracer';
 import { SAGE_TRACER } from '../sage-tracer.token';
+import type { DataProtector } from '../../core/protection/data-protector';
+import { DATA_PROTECTOR } from '../protection/data-protector.token';
 import type { InboxContext } from './idempotent-handler.decorator';
 import { INBOX_OPTIONS, type InboxModuleOptions } from './inbox.options';
-import { transportMessageId } from './transport-message-id';
+import { transportHeader, transportMessageId } from './transport-message-id';
+import { UndecryptedTransportMessageError } from './undecrypted-transport-message.error';
+import { ENCRYPTED_HEADER } from '../../core/protection/data-protector';
+import { unreadableDelivery } from './unreadable-delivery';
+import { deliveredMessageSnapshot } from '../../core/inbox/delivered-message-snapshot';
 
 /**
  * Where `handle()` takes the message id from: the id itself, a `@nestjs/microservices` transport
@@ -63,6 +69,10 @@ export class InboxService {
     readonly store: PostgresInboxStore,
     @Optional() @Inject(INBOX_OPTIONS) options?: InboxModuleOptions,
     @Optional() @Inject(SAGE_TRACER) readonly tracer: SageTracer = NO_TRACING,
+    /** `dataProtection`: what the inbox subscriptions decrypt deliveries with (absent: none). */
+    @Optional()
+    @Inject(DATA_PROTECTOR)
+    readonly protector: DataProtector<EntityManager> | null = null,
   ) {
     this.processor = new InboxProcessor<EntityManager>({
       store,
@@ -75,7 +85,11 @@ export class InboxService {
    * Runs `handler` at most once for (consumer, message id), in one transaction with the inbox row.
    * The id comes from `source` (see InboxMessageSource); none found → InboxMessageIdMissingError,
    * before anything is written. An unusable id (blank, NUL, over 512 characters) is dead-lettered
-   * at once under `sage-derived:<sha256 of the id>`, without running `handler`.
+   * at once under `sage-derived:<sha256 of the id>`, without running `handler`. So is a message
+   * SageBrokerTransport could not decrypt (SageBrokerContext.getUnreadableError: no key, an erased
+   * subject, tampered), with that error's message as the reason and the message as received; and
+   * one with encrypted fields (`sage-encrypted`) from a Kafka, RabbitMQ or NATS transport context,
+   * whose `@Payload()` Nest hands over undecrypted (UndecryptedTransportMessageError's message).
    */
   async handle<T>(
     consumer: string,
@@ -102,6 +116,27 @@ export class InboxService {
           message: options.message,
         },
         `the message cannot be handled: ${idProblem} (recorded under a derived id)`,
+      );
+    }
+    const unreadable = unreadableDelivery(source);
+    if (unreadable !== undefined) {
+      // Encrypted fields it could not decrypt (SageBrokerTransport): recorded as received, never run.
+      const received = unreadable.message;
+      return this.processor.deadLetter(
+        {
+          consumer: name,
+          messageId,
+          message:
+            options.message ?? (received ? () => deliveredMessageSnapshot(received) : undefined),
+        },
+        unreadable.error.message,
+      );
+    }
+    if (transportHeader(source, ENCRYPTED_HEADER) !== undefined) {
+      // Nest's own transports hand @Payload() over undecrypted: never handle ciphertext as data.
+      return this.processor.deadLetter(
+        { consumer: name, messageId, message: options.message },
+        new UndecryptedTransportMessageError(name, messageId).message,
       );
     }
     return this.tracer.inboxHandling(name, messageId, source, () =>

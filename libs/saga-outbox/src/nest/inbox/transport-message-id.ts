@@ -42,6 +42,23 @@ export function transportMessageId(context: unknown): string | undefined {
   return nonEmpty(ctx.id);
 }
 
+/**
+ * Header `name` of the message in a Kafka, RabbitMQ or NATS transport context (as
+ * transportMessageId reads them), or undefined: absent, or `context` is not one of those.
+ */
+export function transportHeader(context: unknown, name: string): string | undefined {
+  if (typeof context !== 'object' || context === null) return undefined;
+  const ctx = context as { getHeaders?: () => unknown; getMessage?: () => unknown };
+  if (typeof ctx.getHeaders === 'function') return firstOf(ctx.getHeaders(), [name]);
+  if (typeof ctx.getMessage !== 'function') return undefined;
+  const message = ctx.getMessage() as {
+    properties?: { headers?: unknown };
+    headers?: unknown;
+  } | null;
+  if (!message || typeof message !== 'object') return undefined;
+  return firstOf(message.properties ? message.properties.headers : message.headers, [name]);
+}
+
 function firstOf(headers: unknown, names: readonly string[]): string | undefined {
   if (typeof headers !== 'object' || headers === null) return undefined;
   const get = (headers as { get?: unknown }).get;

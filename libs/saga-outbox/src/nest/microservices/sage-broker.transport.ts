@@ -5,7 +5,11 @@ import {
   type MessageHandler,
 } from '@nestjs/microservices';
 import { isObservable, lastValueFrom } from 'rxjs';
-import { InvalidOptionsError } from '../../core/errors';
+import { DeliveryDeferredError, InvalidOptionsError } from '../../core/errors';
+import { errorText } from '../../core/error-text';
+import { readableMessage } from '../../core/inbox/readable-message';
+import type { DataProtector } from '../../core/protection/data-protector';
+import { DataUnreadableError } from '../../core/protection/protection-errors';
 import { choiceOption, integerOption } from '../../core/options';
 import type { Broker, DeliveredMessage, Subscription } from '../../core/ports/broker';
 import {
@@ -34,13 +38,27 @@ export interface SageBrokerTransportOptions {
   retryAttempts?: number;
   /** Milliseconds between probes (`'wait'`), first wait between background attempts. Default 3000. */
   retryDelay?: number;
+  /**
+   * Decrypts each message's encrypted fields (`dataProtection`) before the handler, which gets
+   * plaintext as `@Payload()`: pass the module's, `app.get(DATA_PROTECTOR)` (null when the module
+   * has no `dataProtection`). Without it, a message marked `sage-encrypted` is unreadable: see
+   * SageBrokerContext.getUnreadableError.
+   */
+  protector?: Pick<DataProtector<unknown>, 'openMessage'> | null;
 }
 
 /**
  * The `@Ctx()` of a handler run by SageBrokerTransport. `InboxService.handle(consumer, ctx, ...)`
- * reads the message id from `id`.
+ * reads the message id from `id`, and dead-letters an unreadable message (getUnreadableError).
  */
 export class SageBrokerContext extends BaseRpcContext<[DeliveredMessage]> {
+  constructor(
+    args: [DeliveredMessage],
+    private readonly unreadable?: DataUnreadableError,
+  ) {
+    super(args);
+  }
+
   /** The producer's message id (Sage: the outbox row id). */
   get id(): string {
     return this.args[0].id;
@@ -49,6 +67,16 @@ export class SageBrokerContext extends BaseRpcContext<[DeliveredMessage]> {
   /** The whole delivered message: type, key, headers, time, deliveryAttempt. */
   getDeliveredMessage(): DeliveredMessage {
     return this.args[0];
+  }
+
+  /**
+   * Why the message's encrypted fields could not be decrypted (DataUnreadableError: no key, an
+   * erased subject, tampered), or undefined. When set, `@Payload()` and getDeliveredMessage() are
+   * the message as received (still encrypted), and `InboxService.handle(consumer, ctx, ...)`
+   * dead-letters it with this reason without running its handler: do the handler's work inside it.
+   */
+  getUnreadableError(): DataUnreadableError | undefined {
+    return this.unreadable;
   }
 }
 
@@ -69,7 +97,8 @@ export class SageBrokerContext extends BaseRpcContext<[DeliveredMessage]> {
  * Each `@EventPattern` is one `broker.subscribe(pattern, ..., { group })`, so delivery is the
  * adapter's: the message is acknowledged only after the handler resolves (after the inbox
  * commit), redelivered when it throws, and a key's messages are handled one at a time, in order.
- * The handler receives the payload as `@Payload()`. `@MessagePattern` (request/reply) is refused
+ * The handler receives the payload as `@Payload()`, decrypted with `protector` (`dataProtection`).
+ * `@MessagePattern` (request/reply) is refused
  * at startup: Sage messages have no reply channel. A broker that cannot be reached at startup does
  * not fail it (see `brokerStartup`): the subscriptions are made once it is back.
  */
@@ -171,9 +200,25 @@ export class SageBrokerTransport extends Server implements CustomTransportStrate
     return this.options.broker as T;
   }
 
-  /** Resolves when the handler (and any Observable it returned) completes; rejects → redelivery. */
+  /**
+   * Resolves when the handler (and any Observable it returned) completes; rejects → redelivery
+   * (DeliveryDeferredError, not counted, when the subject key store cannot be reached).
+   */
   private async dispatch(handler: MessageHandler, message: DeliveredMessage): Promise<void> {
-    const result: unknown = await handler(message.payload, new SageBrokerContext([message]));
+    let readable: DeliveredMessage | DataUnreadableError;
+    try {
+      readable = await readableMessage(message, this.options.protector);
+    } catch (error) {
+      throw new DeliveryDeferredError(
+        `message "${message.id}" could not be decrypted: ${errorText(error)}`,
+        error,
+      );
+    }
+    const context =
+      readable instanceof DataUnreadableError
+        ? new SageBrokerContext([message], readable)
+        : new SageBrokerContext([readable]);
+    const result: unknown = await handler(context.getDeliveredMessage().payload, context);
     if (isObservable(result)) await lastValueFrom(result, { defaultValue: undefined });
   }
 }

@@ -10,6 +10,7 @@ import { ModuleRef } from '@nestjs/core';
 import { register as globalRegistry, type Registry } from 'prom-client';
 import { NestSageLogger } from '../nest-sage-logger';
 import { SageMetrics } from './sage-metrics';
+import { retentionRowsTotals } from './retention-rows';
 import { findSageParts } from './sage-sources';
 
 export interface SageMetricsModuleOptions {
@@ -58,7 +59,7 @@ export class SageMetricsService implements OnModuleInit, OnModuleDestroy {
   /** Subscribes before any loop starts (those start on application bootstrap), so no event is missed. */
   onModuleInit(): void {
     const parts = findSageParts(this.moduleRef);
-    const { probe, engine, inbox, outbox, broker } = parts;
+    const { probe, engine, inbox, outbox, broker, inboxMaintenance, sagaRetention } = parts;
     if (engine) this.unsubscribe.push(engine.onEvent(this.metrics.onSagaEvent));
     const offDeadLetters = broker?.onDeadLetter?.(this.metrics.onBrokerDeadLetter);
     if (offDeadLetters) this.unsubscribe.push(offDeadLetters);
@@ -70,6 +71,12 @@ export class SageMetricsService implements OnModuleInit, OnModuleDestroy {
       activeSagas: probe && engine ? () => probe.activeSagas() : undefined,
       pool: probe && (() => probe.poolStats()),
       relays: () => (outbox?.relay ? [outbox.relay.stats.loop] : []),
+      retention: () =>
+        retentionRowsTotals({
+          sagas: sagaRetention?.retention,
+          outbox: outbox?.retention,
+          inbox: inboxMaintenance?.retention,
+        }),
     });
   }
 

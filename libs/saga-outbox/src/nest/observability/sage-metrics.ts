@@ -212,6 +212,13 @@ export const SAGE_METRIC_DEFINITIONS = [
     labelNames: ['saga', 'step'],
     buckets: LATENCY_BUCKETS,
   },
+  // retention, from the retention loops of this process at scrape time
+  {
+    kind: 'counter',
+    name: 'retention_rows_total',
+    help: 'Rows the retention leader in this process removed, by what (sagas, outbox_sent, outbox_dead_letters, outbox_archive, inbox_processed, inbox_dead_letters) and action (deleted, archived).',
+    labelNames: ['what', 'action'],
+  },
   // the database pool and the probes themselves
   {
     kind: 'gauge',
@@ -249,6 +256,15 @@ export interface SageMetricsSources {
   pool?: () => PoolStats | undefined;
   /** Loop stats of the relays running in this process. */
   relays?: () => readonly LoopStats[];
+  /** Rows removed so far by the retention loops of this process. */
+  retention?: () => readonly RetentionRowsTotal[];
+}
+
+/** One `retention_rows_total` series: rows removed since the process started. */
+export interface RetentionRowsTotal {
+  what: string;
+  action: 'deleted' | 'archived';
+  total: number;
 }
 
 export interface SageMetricsOptions {
@@ -421,7 +437,18 @@ export class SageMetrics {
       registers: [this.registry],
     };
     let metric: AnyMetric;
-    if (d.kind === 'counter') metric = new Counter(base);
+    if (d.kind === 'counter' && d.name === 'retention_rows_total') {
+      // Totals kept by the retention loops, read at scrape time.
+      const counter: Counter<string> = new Counter({
+        ...base,
+        collect: () => {
+          counter.reset();
+          for (const r of this.sources.retention?.() ?? [])
+            counter.inc({ what: r.what, action: r.action }, r.total);
+        },
+      });
+      metric = counter;
+    } else if (d.kind === 'counter') metric = new Counter(base);
     else if (d.kind === 'histogram')
       metric = new Histogram({ ...base, buckets: [...(d.buckets ?? LATENCY_BUCKETS)] });
     else {

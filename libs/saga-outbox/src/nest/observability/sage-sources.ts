@@ -3,8 +3,10 @@ import type { ModuleRef } from '@nestjs/core';
 import type { Broker } from '../../core/ports/broker';
 import { SagaEngine } from '../../core/saga/saga-engine';
 import { PostgresObservabilityProbe } from '../../persistence/postgres/postgres-observability-probe';
+import { InboxMaintenance } from '../inbox/inbox.providers';
 import { InboxService } from '../inbox/inbox.service';
 import { OUTBOX_BROKER, OutboxRelayService } from '../outbox/outbox.providers';
+import { SagaRetentionProvider } from '../saga-retention.provider';
 import { SageDatabase } from '../sage-database';
 
 /**
@@ -19,6 +21,8 @@ export interface SageParts {
   inbox?: InboxService;
   outbox?: OutboxRelayService;
   broker?: Broker;
+  inboxMaintenance?: InboxMaintenance;
+  sagaRetention?: SagaRetentionProvider;
 }
 
 export function findSageParts(moduleRef: ModuleRef): SageParts {
@@ -40,5 +44,7 @@ export function findSageParts(moduleRef: ModuleRef): SageParts {
     inbox: find<InboxService>(InboxService),
     outbox: find<OutboxRelayService>(OutboxRelayService),
     broker: find<Broker>(OUTBOX_BROKER),
+    inboxMaintenance: find<InboxMaintenance>(InboxMaintenance),
+    sagaRetention: find<SagaRetentionProvider>(SagaRetentionProvider),
   };
 }

@@ -8,6 +8,8 @@ import { NO_TRACING, type SageTracer } from '../../core/ports/tracer';
 import { PostgresOutboxStore } from '../../persistence/postgres/postgres-outbox-store';
 import type { TypeOrmCommitHooks } from '../../persistence/postgres/typeorm-commit-hooks';
 import { SAGE_TRACER } from '../sage-tracer.token';
+import type { DataProtector } from '../../core/protection/data-protector';
+import { DATA_PROTECTOR } from '../protection/data-protector.token';
 import { SAGA_OUTBOX_OPTIONS } from '../saga-outbox.module-definition';
 import type { SagaOutboxModuleOptions } from '../saga-outbox.options';
 import { ClsAmbientTransaction } from './cls-ambient-transaction';
@@ -48,6 +50,7 @@ export class OutboxRepository {
     @Optional()
     @Inject(SAGA_OUTBOX_OPTIONS)
     moduleOptions?: Pick<SagaOutboxModuleOptions, 'signing'>,
+    @Optional() @Inject(DATA_PROTECTOR) protector?: DataProtector<EntityManager> | null,
   ) {
     // The explicit binding wins; otherwise the CLS transaction, looked up on first use.
     const cls = ambient ? undefined : new ClsAmbientTransaction(moduleRef);
@@ -63,6 +66,8 @@ export class OutboxRepository {
       maxMessageBytes: options?.maxMessageBytes,
       // Signed as written: the stored row carries its signature, so the relay holds no key.
       signingKeys: moduleOptions?.signing?.keys,
+      // `dataProtection`: declared payload fields encrypted in the caller's transaction, before signing.
+      protector: protector ?? undefined,
     });
   }
 

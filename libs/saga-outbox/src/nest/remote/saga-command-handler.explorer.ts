@@ -68,6 +68,8 @@ export class SagaCommandHandlerExplorer
       inbox: inbox.processor,
       tracer: inbox.tracer,
       logger: this.logger,
+      // `dataProtection`: handlers see deliveries decrypted; undecryptable ones are dead-lettered.
+      protector: inbox.protector ?? undefined,
     });
   }
 

@@ -52,6 +52,8 @@ export class SagaReplyConsumer implements OnApplicationBootstrap, BeforeApplicat
       inbox: inbox.processor,
       tracer: inbox.tracer,
       logger: this.logger,
+      // `dataProtection`: handlers see deliveries decrypted; undecryptable ones are dead-lettered.
+      protector: inbox.protector ?? undefined,
     });
   }
 

@@ -240,6 +240,8 @@ export function markOutboxFailed(
           next_attempt_at = CASE WHEN f.delay_ms IS NULL THEN m.next_attempt_at
                                  ELSE clock_timestamp() + ${msInterval('f.delay_ms')} END,
           last_error = f.error,
+          -- When it became a dead letter: the optional dead-letter TTL counts from here.
+          dead_lettered_at = CASE WHEN f.delay_ms IS NULL THEN clock_timestamp() ELSE NULL END,
           claim_token = NULL,
           lease_until = NULL
       FROM unnest($2::uuid[], $3::text[], $4::double precision[], $5::boolean[])

@@ -12,13 +12,21 @@ import type {
   InboxStore,
 } from '../../core/ports/inbox-store';
 import * as q from './inbox-queries.sql';
+import { deleteExpiredInboxDeadLetters } from './dead-letter-expiry.sql';
 import { inboxTables, type InboxTables } from './inbox-tables';
 import { sagaSchema } from './schema-name';
 import { queryOnce, runStatement as run } from './run-statement';
+import { checkedAuditActor, queryAsActor } from './query-as-actor';
 
 export interface PostgresInboxStoreOptions {
   /** Schema holding the inbox tables (default `sage`); the one the migrations were created with. */
   schema?: string;
+  /**
+   * The operator named in the audit log for the dead-letter changes this store makes (release): each runs in a transaction that sets `sage.actor` first. The CLI sets it
+   * from `--operator`. Default: none (the audit entries name the database role). 1-128 printable
+   * characters.
+   */
+  auditActor?: string;
 }
 
 /**
@@ -29,6 +37,7 @@ export interface PostgresInboxStoreOptions {
  */
 export class PostgresInboxStore implements InboxStore<EntityManager> {
   readonly tables: InboxTables;
+  private readonly auditActor: string | undefined;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -41,6 +50,7 @@ export class PostgresInboxStore implements InboxStore<EntityManager> {
       );
     }
     this.tables = inboxTables(sagaSchema(options.schema));
+    this.auditActor = checkedAuditActor(options.auditActor);
   }
 
   transaction<T>(body: (tx: EntityManager) => Promise<T>): Promise<T> {
@@ -125,7 +135,11 @@ export class PostgresInboxStore implements InboxStore<EntityManager> {
 
   async deleteDeadLetters(consumer: string, messageIds: readonly string[]): Promise<string[]> {
     if (!messageIds.length) return [];
-    const rows = await this.query(q.deleteInboxDeadLetters(this.tables, { consumer, messageIds }));
+    const rows = await queryAsActor(
+      this.dataSource,
+      this.auditActor,
+      q.deleteInboxDeadLetters(this.tables, { consumer, messageIds }),
+    );
     return rows.map((r) => r.message_id);
   }
 
@@ -136,6 +150,13 @@ export class PostgresInboxStore implements InboxStore<EntityManager> {
   async deleteProcessedBatch(olderThanMs: number, limit: number): Promise<number | null> {
     const [row] = await this.query(
       q.deleteProcessedInboxBatch(this.tables, { olderThanMs, limit }),
+    );
+    return row?.leader ? row.deleted : null;
+  }
+
+  async deleteExpiredDeadLetterBatch(olderThanMs: number, limit: number): Promise<number | null> {
+    const [row] = await this.query(
+      deleteExpiredInboxDeadLetters(this.tables, { olderThanMs, limit }),
     );
     return row?.leader ? row.deleted : null;
   }

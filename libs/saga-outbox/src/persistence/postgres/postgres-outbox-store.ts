@@ -18,14 +18,24 @@ import type {
   OutboxWriter,
 } from '../../core/ports/outbox-store';
 import * as q from './outbox-queries.sql';
+import { deleteExpiredOutboxDeadLetters } from './dead-letter-expiry.sql';
+import { archiveSentBatch, purgeArchiveBatch } from './outbox-archive.sql';
 import { outboxTables, type OutboxTables } from './outbox-tables';
 import { sagaSchema } from './schema-name';
 import { queryOnce, runStatement as run } from './run-statement';
 import { storableText } from '../../core/error-text';
+import { checkedAuditActor, queryAsActor } from './query-as-actor';
 
 export interface PostgresOutboxStoreOptions {
   /** Schema holding the outbox tables (default `sage`); the one the migrations were created with. */
   schema?: string;
+  /**
+   * The operator named in the audit log for the dead-letter changes this store makes (replay,
+   * discard): each runs in a transaction that sets `sage.actor` first. The CLI sets it
+   * from `--operator`. Default: none (the audit entries name the database role). 1-128 printable
+   * characters.
+   */
+  auditActor?: string;
 }
 
 /** Longest `last_error` stored; broker errors can embed whole payloads. */
@@ -38,6 +48,7 @@ const MAX_ERROR_LENGTH = 2000;
  */
 export class PostgresOutboxStore implements OutboxStore, OutboxWriter<EntityManager> {
   readonly tables: OutboxTables;
+  private readonly auditActor: string | undefined;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -50,6 +61,7 @@ export class PostgresOutboxStore implements OutboxStore, OutboxWriter<EntityMana
       );
     }
     this.tables = outboxTables(sagaSchema(options.schema));
+    this.auditActor = checkedAuditActor(options.auditActor);
   }
 
   // -- write side ------------------------------------------------------------------------------
@@ -219,7 +231,7 @@ export class PostgresOutboxStore implements OutboxStore, OutboxWriter<EntityMana
     selector: { ids: readonly string[] } | { filter: DeadLetterFilter; limit: number },
   ): Promise<string[]> {
     const replayed = ids_(
-      await this.query(q.replayDeadLetters(this.tables, cleanSelector(selector))),
+      await this.asActor(q.replayDeadLetters(this.tables, cleanSelector(selector))),
     );
     if (replayed.length) await this.query(q.notifyOutbox(this.tables));
     return replayed;
@@ -228,7 +240,7 @@ export class PostgresOutboxStore implements OutboxStore, OutboxWriter<EntityMana
   async discardDeadLetters(
     selector: { ids: readonly string[] } | { filter: DeadLetterFilter; limit: number },
   ): Promise<string[]> {
-    return ids_(await this.query(q.discardDeadLetters(this.tables, cleanSelector(selector))));
+    return ids_(await this.asActor(q.discardDeadLetters(this.tables, cleanSelector(selector))));
   }
 
   // -- retention / stats ---------------------------------------------------------------------------
@@ -239,6 +251,23 @@ export class PostgresOutboxStore implements OutboxStore, OutboxWriter<EntityMana
 
   async deleteSentBatch(olderThanMs: number, limit: number): Promise<number | null> {
     const [row] = await this.query(q.deleteSentBatch(this.tables, { olderThanMs, limit }));
+    return row?.leader ? row.deleted : null;
+  }
+
+  async archiveSentBatch(olderThanMs: number, limit: number): Promise<number | null> {
+    const [row] = await this.query(archiveSentBatch(this.tables, { olderThanMs, limit }));
+    return row?.leader ? row.archived : null;
+  }
+
+  async purgeArchiveBatch(olderThanMs: number, limit: number): Promise<number | null> {
+    const [row] = await this.query(purgeArchiveBatch(this.tables, { olderThanMs, limit }));
+    return row?.leader ? row.deleted : null;
+  }
+
+  async deleteExpiredDeadLetterBatch(olderThanMs: number, limit: number): Promise<number | null> {
+    const [row] = await this.query(
+      deleteExpiredOutboxDeadLetters(this.tables, { olderThanMs, limit }),
+    );
     return row?.leader ? row.deleted : null;
   }
 
@@ -256,6 +285,11 @@ export class PostgresOutboxStore implements OutboxStore, OutboxWriter<EntityMana
   /** One statement in its own (implicit) transaction, on a pooled connection. */
   private query<Row>(statement: q.Statement<Row>): Promise<Row[]> {
     return queryOnce(this.dataSource, statement);
+  }
+
+  /** An operator's change: as query, naming `auditActor` (when set) for the audit triggers. */
+  private asActor<Row>(statement: q.Statement<Row>): Promise<Row[]> {
+    return queryAsActor(this.dataSource, this.auditActor, statement);
   }
 }
 

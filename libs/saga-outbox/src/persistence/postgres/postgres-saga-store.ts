@@ -267,6 +267,21 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
       : undefined;
   }
 
+  async inputOf(
+    tx: EntityManager,
+    sagaId: string,
+  ): Promise<{ name: string; input: JsonValue } | undefined> {
+    if (!isUuid(sagaId)) return undefined;
+    const runner = tx.queryRunner;
+    if (!runner?.isTransactionActive) {
+      throw new SagaTransactionInactiveError(
+        `The input of saga ${sagaId} must be read inside the step's or the reply's transaction.`,
+      );
+    }
+    const [row] = await run(runner, q.selectSagaInput(this.schema, { sagaId }));
+    return row ? { name: row.name, input: row.input as JsonValue } : undefined;
+  }
+
   async transition(
     fence: Fence,
     from: readonly SagaStatus[],

@@ -631,6 +631,21 @@ export function selectReplyTarget(
 }
 
 /**
+ * A saga's name and stored input (encrypted fields still sealed), in the caller's transaction (a
+ * step's or a reply's: data protection reads the data subject of a step result there). A plain
+ * read by primary key: the input never changes after the insert.
+ */
+export function selectSagaInput(
+  t: SagaSchema,
+  p: { sagaId: string },
+): Statement<{ name: string; input: unknown }> {
+  return {
+    text: `SELECT name, input FROM ${t.sagaInstance} WHERE id = $1`,
+    values: [p.sagaId],
+  };
+}
+
+/**
  * After a reply was applied (same transaction): wakes the saga. `wake_seq` tells a runner still
  * driving it not to park over the reply (parkSaga); `wake_at` = now makes a parked saga claimable at
  * once. Non-terminal sagas only.

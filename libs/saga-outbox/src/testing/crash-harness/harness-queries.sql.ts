@@ -25,11 +25,19 @@ export function userTable(name: string): string {
     .join('.');
 }
 
-/** Sage's tables in its schema (migrations' bookkeeping lives elsewhere), quoted. */
+/**
+ * Sage's tables in its schema (migrations' bookkeeping lives elsewhere), quoted, but for the
+ * sealed audit log and its checkpoints: they refuse TRUNCATE (append-only, docs/audit-log.md), and
+ * a run's entries only append to the chain, so they never make runs differ. `audit_pending` has no
+ * such guard and is emptied with the rest (its entries would be sealed otherwise, which is fine
+ * either way).
+ */
 export function sageTables(t: SagaSchema): Statement<{ table: string }> {
   return {
     text: `SELECT format('%I.%I', schemaname, tablename) AS "table"
-           FROM pg_catalog.pg_tables WHERE schemaname = $1 ORDER BY tablename`,
+           FROM pg_catalog.pg_tables
+           WHERE schemaname = $1 AND tablename NOT IN ('audit_log', 'audit_checkpoint')
+           ORDER BY tablename`,
     values: [t.name],
   };
 }
