@@ -15,6 +15,11 @@ describe('card numbers in text', () => {
     ['12 digits', '424242424242'],
     ['a run of 20 digits (not a card number)', '12345678901234567890'],
     ['a UUID', '01a25072-3314-71ab-b6e3-537d88a40348'],
+    ['a UUID whose middle groups are all digits', 'ord-0193a9c4-2509-3102-8728-5b6e3537d88a'],
+    [
+      'an order id made of a UUID with digit-only groups',
+      'ord-12345678-1234-4234-8234-123456789012',
+    ],
     ['last four digits and a token', 'tok_visa 4242'],
     ['digits grouped by two separators', '4242  4242  4242  4242'],
   ])('does not find one in %s', (_label, text) => expect(looksLikeCardNumber(text)).toBe(false));

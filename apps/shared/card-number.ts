@@ -13,9 +13,15 @@ export const CARD_NUMBER_PATTERN = /(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)/;
 export const CARD_NUMBER_REFUSED =
   'card numbers are not accepted: tokenise the card with the payment provider on the client and send paymentMethod: { token, last4 }';
 
-/** Whether `text` contains something shaped like a card number (CARD_NUMBER_PATTERN). */
+/**
+ * UUIDs (order ids, customer ids, idempotency keys) are not card numbers, though their hex groups
+ * are sometimes all digits: about one random UUID in a hundred holds 13 digits joined by dashes.
+ */
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
+
+/** Whether `text` contains something shaped like a card number (CARD_NUMBER_PATTERN), UUIDs aside. */
 export function looksLikeCardNumber(text: string): boolean {
-  return CARD_NUMBER_PATTERN.test(text);
+  return CARD_NUMBER_PATTERN.test(text.replace(UUID, ' '));
 }
 
 /**

@@ -16,6 +16,11 @@ const SPACED_PAN = '4000 0000 0000 0002';
 
 /** 13 to 19 digits, run together or grouped by spaces or dashes: what a card number looks like. */
 const PAN_LIKE = /(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)/;
+/** Every card number a request of this spec carries, as sent and as bare digits. */
+const SENT_PANS = [PAN, SPACED_PAN, SPACED_PAN.replace(/ /g, '')];
+const UUID_TEXT = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
+const SEALED_BASE64 = /"(?:iv|ct|wrapped)": "[A-Za-z0-9+/=]*"/g;
+const AUTHORIZATION_ID = /auth-[A-Za-z0-9-]+/g;
 
 describe('order-service: card data never stored', () => {
   const apps = new SampleApps({
@@ -37,12 +42,23 @@ describe('order-service: card data never stored', () => {
     await apps.stop();
   }, 30_000);
 
-  /** Rows of either database that contain something shaped like a card number. */
+  /**
+   * Rows of either database that contain a card number this spec sent, or anything else shaped like
+   * one, once what is made of digits by construction is taken out: UUIDs (saga and message ids, whose
+   * hex groups can be all digits), the base64 of encrypted values and the sample's `auth-…` ids.
+   */
   const panLikeRows = async (): Promise<string[]> => {
     const found: string[] = [];
     for (const ds of [apps.orderData, paymentData])
       for (const [table, rows] of await allRows(ds))
-        for (const row of rows) if (PAN_LIKE.test(row)) found.push(`${table}: ${row}`);
+        for (const row of rows) {
+          const text = row
+            .replace(UUID_TEXT, '<uuid>')
+            .replace(SEALED_BASE64, '"<base64>"')
+            .replace(AUTHORIZATION_ID, '<auth>');
+          if (SENT_PANS.some((pan) => row.includes(pan)) || PAN_LIKE.test(text))
+            found.push(`${table}: ${row}`);
+        }
     return found;
   };
 
