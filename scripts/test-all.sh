@@ -19,7 +19,11 @@ echo "== lint"; npm run --silent lint # includes the security rules (eslint-plug
 echo "== secret scan"; bash scripts/secret-scan.sh
 echo "== format"; npm run --silent format:check
 echo "== typecheck"; npm run --silent typecheck
-echo "== promtool"; bash scripts/promtool.sh check rules ops/prometheus/alerts.yml
+# promtool check + unit tests of every alert (fires and resolves: ops/prometheus/alerts.test.yml).
+echo "== promtool"; bash scripts/prometheus-alerts-test.sh
+# The Helm chart: lint, render for each value set, every object validated against its schema
+# (helm and the validators built/fetched once into /var/tmp/sage-tools).
+echo "== helm"; bash scripts/helm-check.sh
 
 echo "== jest (unit, int, e2e)"
 report="$(mktemp)"

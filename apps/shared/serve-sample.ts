@@ -6,7 +6,8 @@ import { createSampleApp } from './sample-http';
 
 /**
  * How the sample services start: `DATABASE_URL` if set, else embedded PGlite (`SAGE_DATA_DIR`
- * keeps its files), HTTP on 127.0.0.1:`PORT`, shutdown hooks on, JSON logs (nestjs-pino),
+ * keeps its files), HTTP on `HOST`:`PORT` (default 127.0.0.1; `HOST=0.0.0.0` in a container, whose
+ * probes and Service reach it from outside), shutdown hooks on, JSON logs (nestjs-pino),
  * `SAGE_SAMPLE_API_KEY` (when set) required as `X-API-Key` on the business routes.
  */
 export async function serveSample(
@@ -32,6 +33,7 @@ export async function serveSample(
   app.useLogger(app.get(PinoLogger));
   app.enableShutdownHooks();
   const port = Number(process.env.PORT ?? defaultPort);
-  await app.listen(port, '127.0.0.1');
-  logger.log(`listening on http://127.0.0.1:${port}`);
+  const host = process.env.HOST?.trim() || '127.0.0.1';
+  await app.listen(port, host);
+  logger.log(`listening on http://${host}:${port}`);
 }
