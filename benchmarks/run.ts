@@ -50,6 +50,9 @@ const PLOTS_DIR = path.join(ROOT, 'docs', 'benchmarks');
  * - peer-pg-transactional-outbox: 2,000-message drains and 6 s at 100 msg/s per library ≈ 0.5 minute.
  * - data-protection-cost: 3 concurrency points × 2 sides (encryption on / off) × (3 s + 6 s + 1 s),
  *   then 2 × 2 write + drain trials of 10,000 messages ≈ 1.5 minutes (quick: 2 points, 2,000 messages).
+ * - contract-validation-cost: 2 × (1 + 4) publish trials of 10,000 messages, 2 × (1 + 4) inbox
+ *   trials of 5,000 deliveries (one warm-up each), then 20,000 checks of each kind ≈ 1 minute
+ *   (quick: 2,000 / 2,000 / 5,000).
  * soak: default plus the soak scenario (30 minutes by default).
  */
 const PROFILES: Record<Exclude<ProfileName, 'soak'>, Profile> = {
@@ -98,6 +101,13 @@ const PROFILES: Record<Exclude<ProfileName, 'soak'>, Profile> = {
       outboxRepetitions: 2,
       openMessages: 2_000,
     },
+    contracts: {
+      outboxMessages: 2_000,
+      outboxRepetitions: 4,
+      consumeMessages: 2_000,
+      consumeRepetitions: 4,
+      checkMessages: 5_000,
+    },
   },
   default: {
     name: 'default',
@@ -143,6 +153,13 @@ const PROFILES: Record<Exclude<ProfileName, 'soak'>, Profile> = {
       outboxMessages: 10_000,
       outboxRepetitions: 2,
       openMessages: 10_000,
+    },
+    contracts: {
+      outboxMessages: 10_000,
+      outboxRepetitions: 4,
+      consumeMessages: 5_000,
+      consumeRepetitions: 4,
+      checkMessages: 20_000,
     },
   },
 };

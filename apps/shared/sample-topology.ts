@@ -1,5 +1,5 @@
 /**
- * The names the two sample services agree on: where order-service sends payment commands, where
+ * The names the sample services agree on: where order-service sends payment commands, where
  * payment-service sends its replies, and the consumer groups. A `prefix` gives a test run (or a
  * second deployment on the same broker) its own topics / queues / subjects.
  */
@@ -14,6 +14,12 @@ export interface SampleTopology {
   orderConsumer: string;
   /** Consumer group (and inbox consumer) of payment-service's command handlers. */
   paymentConsumer: string;
+  /** Consumer group (and inbox consumer) of payment-service's `order.confirmed` receipts. */
+  paymentReceiptsConsumer: string;
+  /** Consumer group (and inbox consumer) of shipping-service's `order.confirmed` `@EventPattern`. */
+  shippingConsumer: string;
+  /** Events shipping-service publishes (`shipment.booked`). */
+  shippingEvents: string;
 }
 
 const NAME = /^[A-Za-z0-9_-]*$/;
@@ -29,5 +35,8 @@ export function sampleTopology(prefix = ''): SampleTopology {
     orderEvents: `${p}orders`,
     orderConsumer: `${p}order-service`,
     paymentConsumer: `${p}payment-service`,
+    paymentReceiptsConsumer: `${p}payment-service.order-receipts`,
+    shippingConsumer: `${p}shipping-service.order-confirmed`,
+    shippingEvents: `${p}shipments`,
   };
 }

@@ -10,6 +10,7 @@ import {
   soakSection,
 } from './report-brokers';
 import { ms, num, othersCpu, pct } from './report-format';
+import { contractsHistoryCell, contractsSection } from './report-contracts';
 import { protectionHistoryCell, protectionSection } from './report-protection';
 import {
   latencySection,
@@ -295,7 +296,11 @@ function historySection(runs: readonly { file: string; run: RunResult }[]): stri
                   `c=${p.concurrency}: ${num(p.subject.throughputPerSec)} / ${num(p.ceiling.throughputPerSec)} sagas/s (${p.ratio.throughput.toFixed(2)})`,
               )
               .join('; ')
-          : (outboxHistoryCell(s) ?? brokerHistoryCell(s) ?? protectionHistoryCell(s) ?? '');
+          : (outboxHistoryCell(s) ??
+            brokerHistoryCell(s) ??
+            protectionHistoryCell(s) ??
+            contractsHistoryCell(s) ??
+            '');
       lines.push(
         `| [${run.startedAt.slice(0, 16).replace('T', ' ')}](../benchmarks/results/${file}) | \`${run.git.commit?.slice(0, 8) ?? '?'}\`${run.git.dirty ? '+' : ''} | ` +
           `${run.profile.name} | ${s.name} | ${run.machine.loadAvg1mAtStart} | ${byC} |`,
@@ -362,5 +367,7 @@ function anyScenarioSection(
       return sagaRemoteSection(s, cores);
     case 'data-protection':
       return protectionSection(s, cores);
+    case 'contract-validation':
+      return contractsSection(s);
   }
 }

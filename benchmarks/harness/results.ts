@@ -27,6 +27,20 @@ export interface Profile {
   brokers?: BrokerProfile;
   /** data-protection-cost's sizes (absent in results files written before it existed). */
   protection?: ProtectionProfile;
+  /** contract-validation-cost's sizes (absent in results files written before it existed). */
+  contracts?: ContractsProfile;
+}
+
+/** contract-validation-cost: contract validation off vs on, interleaved in the same run. */
+export interface ContractsProfile {
+  /** Outbox part: messages published per trial, trials per side (alternating off, on, on, off). */
+  outboxMessages: number;
+  outboxRepetitions: number;
+  /** Consume part: messages delivered through the inbox per trial, trials per side. */
+  consumeMessages: number;
+  consumeRepetitions: number;
+  /** Per-message part: checkOutgoing / checkIncoming calls timed, one at a time. */
+  checkMessages: number;
 }
 
 /** data-protection-cost: encryption off vs on, interleaved in the same run. */
@@ -522,7 +536,54 @@ export interface DataProtectionScenarioResult {
   consume: { messages: number; sealUs: LatencySummary; openUs: LatencySummary };
 }
 
+// ---------------------------------------------------------------------------------------------
+// contract-validation-cost
+// ---------------------------------------------------------------------------------------------
+
+/** One side (contracts off or on) of a throughput part, over its trials. */
+export interface ContractsThroughput {
+  /** Messages over summed trial time. */
+  perSec: number;
+  trialsMs: number[];
+  errors: number;
+  firstError: string | null;
+}
+
+/** Contracts off vs on for one part. */
+export interface ContractsComparison {
+  off: ContractsThroughput;
+  on: ContractsThroughput;
+  /** on ÷ off, messages over summed trial time. */
+  ratio: number;
+  /** on ÷ off per repetition (off and on back to back), and their median. */
+  pairRatios: number[];
+  pairMedianRatio: number;
+  /** The checks' mean CPU (the per-message part) × the off side's rate: % of one core. */
+  validationCpuPct: number;
+}
+
+export interface ContractValidationScenarioResult {
+  kind: 'contract-validation';
+  name: string;
+  description: string;
+  config: Record<string, number | string | boolean>;
+  /** OutboxPublisher.publish in transactions on PostgreSQL, without / with `contracts`. */
+  outbox: ContractsComparison;
+  /** Deliveries through the inbox (@IdempotentHandler), without / with `contracts.consumes`. */
+  consume: ContractsComparison;
+  /** The checks alone, one message at a time (µs); `refused` counts checks that failed (expected 0). */
+  check: {
+    messages: number;
+    payloadBytes: number;
+    outgoingUs: LatencySummary;
+    incomingUs: LatencySummary;
+    incomingUpcastUs: LatencySummary;
+    refused: number;
+  };
+}
+
 export type ScenarioResult =
+  | ContractValidationScenarioResult
   | DataProtectionScenarioResult
   | ClosedLoopScenarioResult
   | SagaRemoteScenarioResult

@@ -1,3 +1,4 @@
+import { contractValidationCost } from './contract-validation-cost';
 import { dataProtectionCost } from './data-protection-cost';
 import { outboxBrokerThroughput } from './outbox-broker-throughput';
 import { outboxCommitToAck } from './outbox-commit-to-ack';
@@ -21,5 +22,6 @@ export const SCENARIOS: readonly Scenario[] = [
   sagaRemote2Step,
   peerPgTransactionalOutbox,
   dataProtectionCost,
+  contractValidationCost,
   soak,
 ];

@@ -156,8 +156,10 @@ describe('order-service over HTTP on real PostgreSQL', () => {
       },
     });
     const authorize = (sagaId: string, orderId: string) =>
+      // As order-service sends it: payment-service checks it against its contract first.
       command(sagaId, 'payment.authorize', 'forward', {
         orderId,
+        customerId: 'cus-probe',
         amountCents: 500,
         currency: 'EUR',
         paymentMethod: { token: 'tok_visa', last4: '4242' },

@@ -70,6 +70,8 @@ export interface SampleAppsOptions {
   payment: { replyTimeoutMs: number; maxAttempts: number };
   /** How long the services keep an unwrapped data-subject key in memory (ms; default 30 s). */
   subjectKeyCacheMs?: number;
+  /** The `order.confirmed` version order-service writes (default its own: 2). */
+  orderConfirmedVersion?: 1 | 2;
 }
 
 /** order-service and payment-service; payment-service can be stopped and started again. */
@@ -101,6 +103,11 @@ export class SampleApps {
       createTestDatabase({ migrated: false }),
     ]);
     await this.startPayment();
+    await this.startOrder();
+  }
+
+  /** order-service on its database (again, after `restartOrder`). */
+  private async startOrder(): Promise<void> {
     // As main.ts creates them (createSampleApp): no X-Powered-By, bounded bodies.
     this.order = await createSampleApp(
       OrderServiceModule.register({
@@ -114,10 +121,18 @@ export class SampleApps {
           keys: this.encryptionKeys,
           subjectKeyCacheMs: this.options.subjectKeyCacheMs,
         },
+        orderConfirmedVersion: this.options.orderConfirmedVersion,
       }),
       quiet,
     );
     this.orderUrl = await listen(this.order);
+  }
+
+  /** Stops order-service and starts it again on the same database, with `changes` (a redeploy). */
+  async restartOrder(changes: Pick<SampleAppsOptions, 'orderConfirmedVersion'>): Promise<void> {
+    await this.order.close();
+    Object.assign(this.options, changes);
+    await this.startOrder();
   }
 
   async startPayment(): Promise<void> {

@@ -17,6 +17,7 @@ import { sampleEncryptionKeys, type SampleEncryption } from '../../shared/sample
 import { sampleObservability } from '../../shared/observability';
 import { sampleValidationPipe } from '../../shared/sample-validation';
 import { sampleTopology, type SampleTopology } from '../../shared/sample-topology';
+import { orderServiceContracts } from '../../shared/contracts';
 import { OrderTables1764230500000 } from './migrations/1764230500000-order-tables';
 import { ORDER_PLACEMENT_SAGA, orderPlacementSaga } from './orders/order-placement.saga';
 import { OrdersController } from './orders/orders.controller';
@@ -54,6 +55,11 @@ export interface OrderServiceConfig {
    * default to `SAGE_ENCRYPTION_KEYS`, else an ephemeral key (see SampleEncryption).
    */
   encryption?: SampleEncryption;
+  /**
+   * The `order.confirmed` version written (apps/shared/contracts): 2 (default, the newest) or 1,
+   * for a rollout whose consumers do not accept version 2 yet.
+   */
+  orderConfirmedVersion?: 1 | 2;
 }
 
 /** The order service: its business tables and Sage's share one DataSource, so one transaction covers both. */
@@ -63,6 +69,7 @@ export class OrderServiceModule {
     const topology = config.topology ?? sampleTopology();
     const OrderPlacementSaga = orderPlacementSaga({
       orderEvents: topology.orderEvents,
+      orderConfirmedVersion: config.orderConfirmedVersion,
       payment: {
         destination: topology.paymentCommands,
         replyTimeoutMs: config.payment?.replyTimeoutMs ?? 30_000,
@@ -100,6 +107,10 @@ export class OrderServiceModule {
             // Spans for sagas, steps, outbox writes, publishes and inbox handling (exported when an
             // OpenTelemetry SDK is registered: apps/shared/tracing.ts).
             tracing: openTelemetryTracing(),
+            // What it writes to the outbox (order.confirmed, the saga's commands) is checked against
+            // its contract (apps/shared/contracts) in the writing transaction, before encryption;
+            // the replies it receives against the commands' `reply` schemas.
+            contracts: orderServiceContracts,
             dataProtection: {
               keys: sampleEncryptionKeys('order-service', config.encryption?.keys),
               subjectKeyCacheMs: config.encryption?.subjectKeyCacheMs,

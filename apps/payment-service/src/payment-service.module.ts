@@ -19,11 +19,14 @@ import { AuthorizationsController } from './authorizations/authorizations.contro
 import { paymentCommandHandlers } from './authorizations/payment-command.handlers';
 import { PaymentTables1764230600000 } from './migrations/1764230600000-payment-tables';
 import { PaymentAuthorizations1764489700000 } from './migrations/1764489700000-payment-authorizations';
+import { OrderReceipts1765300000000 } from './migrations/1765300000000-order-receipts';
+import { orderReceiptsConsumer } from './receipts/order-receipts.consumer';
 import { RefundSaga } from './refunds/refund.saga';
 import { RefundsController } from './refunds/refunds.controller';
 import { sampleApiKey } from '../../shared/api-key.guard';
 import { sampleValidationPipe } from '../../shared/sample-validation';
 import { sampleEncryptionKeys, type SampleEncryption } from '../../shared/sample-data-protection';
+import { paymentServiceContracts } from '../../shared/contracts';
 
 export interface PaymentServiceConfig {
   /** postgres:// URL of the service's database (may be the one order-service uses: the schemas differ). */
@@ -98,6 +101,7 @@ export class PaymentServiceModule {
             ...sagaOutboxMigrations({ schema: PAYMENT_SAGE_SCHEMA }),
             PaymentTables1764230600000,
             PaymentAuthorizations1764489700000,
+            OrderReceipts1765300000000,
           ],
           // Its own migrations table: the service may share a database with order-service.
           migrationsTableName: 'payment_service_migrations',
@@ -123,6 +127,10 @@ export class PaymentServiceModule {
             // Spans for sagas, steps, outbox writes, publishes and inbox handling (exported when an
             // OpenTelemetry SDK is registered: apps/shared/tracing.ts).
             tracing: openTelemetryTracing(),
+            // What it receives is checked against its contract (apps/shared/contracts) after
+            // decryption, before a handler runs: a message that does not match is dead-lettered at
+            // once; `order.confirmed` version 1 is upcast to version 2.
+            contracts: paymentServiceContracts,
             // Keys only: Sage decrypts every command before its handler runs (a command it cannot
             // decrypt is dead-lettered, never handled); nothing here is encrypted on write.
             dataProtection: {
@@ -154,6 +162,10 @@ export class PaymentServiceModule {
         paymentCommandHandlers({
           destination: topology.paymentCommands,
           consumer: topology.paymentConsumer,
+        }),
+        orderReceiptsConsumer({
+          destination: topology.orderEvents,
+          consumer: topology.paymentReceiptsConsumer,
         }),
       ],
     };

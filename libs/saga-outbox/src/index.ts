@@ -406,6 +406,58 @@ export { INBOX_OPTIONS } from './nest/inbox/inbox.options';
 export type { InboxModuleOptions } from './nest/inbox/inbox.options';
 export { transportMessageId } from './nest/inbox/transport-message-id';
 
+// Message contracts (`contracts` option): versioned JSON Schemas checked on publish and consume
+export {
+  defineContract,
+  DATASCHEMA_HEADER,
+  dataschemaOf,
+  parseDataschema,
+} from './core/contracts/message-contract';
+export type {
+  MessageContract,
+  JsonSchema,
+  CompatibilityMode,
+} from './core/contracts/message-contract';
+export { ContractViolationError } from './core/contracts/contract-errors';
+export type { SchemaError } from './core/contracts/schema-compiler';
+export type {
+  ContractRegistry,
+  ContractMessage,
+  ContractRefusal,
+  IncomingCheck,
+} from './core/contracts/contract-registry';
+export type { SagaOutboxContractsOptions } from './nest/contracts/contracts.options';
+export { SAGE_CONTRACTS } from './nest/contracts/sage-contracts.token';
+export type { SageContracts } from './nest/contracts/sage-contracts.token';
+/**
+ * `contracts` without the Nest module: `{ outgoing, incoming }` registries from `{ publishes,
+ * consumes }` (give `outgoing` to OutboxPublisher's `contracts`).
+ */
+export { createContracts } from './nest/contracts/create-contracts';
+// AsyncAPI 3.0 document of a service from its contracts (`sage asyncapi`)
+export {
+  asyncApiDocument,
+  ASYNCAPI_VERSION,
+  JSON_SCHEMA_2020_12_FORMAT,
+} from './core/contracts/asyncapi';
+export type { AsyncApiService, AsyncApiServer } from './core/contracts/asyncapi';
+// Schema compatibility between contract versions (`sage contracts check` / `snapshot`)
+export { compareSchemas, MAX_SCHEMA_COMPARE_DEPTH } from './core/contracts/schema-compatibility';
+export type { SchemaChange, SchemaCompatibility } from './core/contracts/schema-compatibility';
+export {
+  buildContractSnapshot,
+  contractSnapshotText,
+  CONTRACT_SNAPSHOT_FORMAT,
+  diffContractSnapshots,
+  parseContractSnapshot,
+} from './core/contracts/contract-snapshot';
+export type {
+  ContractChange,
+  ContractDiff,
+  ContractSnapshot,
+  SnapshotVersion,
+} from './core/contracts/contract-snapshot';
+
 // Tracing (the port; the OpenTelemetry implementation is @sage/saga-outbox/tracing)
 export { NO_TRACING } from './core/ports/tracer';
 export type { SageTracer } from './core/ports/tracer';

@@ -1,5 +1,7 @@
 import {
   Compensate,
+  dataschemaOf,
+  DATASCHEMA_HEADER,
   Saga,
   SagaStep,
   type SagaCommand,
@@ -10,9 +12,12 @@ import {
   OutOfStockError,
   validatePlaceOrder,
   type CardToken,
-  type OrderCustomer,
   type PlaceOrderInput,
 } from './order.types';
+import type {
+  OrderConfirmedV1,
+  OrderConfirmedV2,
+} from '../../../shared/contracts/order-confirmed.contract';
 
 /** How the saga reaches payment-service (see apps/payment-service). */
 export interface PaymentStepSettings {
@@ -30,6 +35,12 @@ export interface OrderPlacementSettings {
   payment: PaymentStepSettings;
   /** Where `order.confirmed` is published. */
   orderEvents: string;
+  /**
+   * The `order.confirmed` version written (apps/shared/contracts): 2, the newest (default), or 1
+   * while a consumer that accepts only version 1 is still deployed (a producer upgrades last when
+   * its consumers cannot upcast).
+   */
+  orderConfirmedVersion?: 1 | 2;
 }
 
 /** What payment-service answers to `payment.authorize` (the step's result). */
@@ -51,19 +62,6 @@ export interface AuthorizePaymentCommand {
   amountCents: number;
   currency: string;
   paymentMethod: CardToken;
-}
-
-/**
- * The `order.confirmed` event's payload. `customer.name` and `customer.email` are personal data
- * (for whoever writes to the customer); the card appears only as its last four digits.
- */
-export interface OrderConfirmedEvent {
-  orderId: string;
-  customer: OrderCustomer;
-  amountCents: number;
-  currency: string;
-  last4: string;
-  authorization: string;
 }
 
 /** The `payment.void` command's payload. */
@@ -98,7 +96,11 @@ export type OrderPlacementSagaClass = ReturnType<typeof orderPlacementSaga>;
  * A class made per configuration because step options (destination, reply timeout) are decorator
  * arguments; the step graph, and so the definition version, is the same for every configuration.
  */
-export function orderPlacementSaga({ payment, orderEvents }: OrderPlacementSettings) {
+export function orderPlacementSaga({
+  payment,
+  orderEvents,
+  orderConfirmedVersion = 2,
+}: OrderPlacementSettings) {
   const notOutOfStock = (e: unknown): boolean => !(e instanceof OutOfStockError);
 
   @Saga('order-placement', {
@@ -208,11 +210,12 @@ export function orderPlacementSaga({ payment, orderEvents }: OrderPlacementSetti
       );
       await logEffect(ctx, 'order-confirmed');
       const { orderId, customer, amountCents, currency, paymentMethod } = ctx.input;
-      const event: OrderConfirmedEvent = {
+      // The customer's name and e-mail are for whoever writes to the customer; the card appears only
+      // as its last four digits. Checked against its contract (apps/shared/contracts) as written.
+      const event: OrderConfirmedV2 = {
         orderId,
         customer: { id: customer.id, name: customer.name, email: customer.email },
-        amountCents,
-        currency,
+        total: { amountMinor: amountCents, currency },
         last4: paymentMethod.last4,
         authorization,
       };
@@ -221,7 +224,13 @@ export function orderPlacementSaga({ payment, orderEvents }: OrderPlacementSetti
         destination: orderEvents,
         type: 'order.confirmed',
         key: orderId,
-        payload: { ...event },
+        ...(orderConfirmedVersion === 1
+          ? {
+              // An older version is written by naming it: checked against that version's schema.
+              payload: { ...toOrderConfirmedV1(event) },
+              headers: { [DATASCHEMA_HEADER]: dataschemaOf('order.confirmed', 1) },
+            }
+          : { payload: { ...event } }),
       });
     }
 
@@ -238,4 +247,17 @@ async function logEffect(ctx: SagaStepContext<PlaceOrderInput>, effect: string):
     ctx.input.orderId,
     effect,
   ]);
+}
+
+/** Version 2 → 1, for a deployment still writing version 1 (`orderConfirmedVersion: 1`). */
+function toOrderConfirmedV1(event: OrderConfirmedV2): OrderConfirmedV1 {
+  const { orderId, customer, total, last4, authorization } = event;
+  return {
+    orderId,
+    customer,
+    amountCents: total.amountMinor,
+    currency: total.currency,
+    last4,
+    authorization,
+  };
 }

@@ -2,7 +2,9 @@ import { InvalidOptionsError, SagaOutboxError } from '../core/errors';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CommandFailedError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './cli-errors';
 import type { CommandContext, CommandSpec, OptionSpec, OptionValues } from './command';
+import { asyncapiCommand } from './commands/asyncapi.command';
 import { auditSealCommand, auditVerifyCommand } from './commands/audit.command';
+import { contractsCheckCommand, contractsSnapshotCommand } from './commands/contracts.command';
 import { gdprEraseCommand, gdprExportCommand } from './commands/gdpr.command';
 import { inboxListCommand, inboxReleaseCommand } from './commands/inbox.command';
 import { keysRotateCommand } from './commands/keys.command';
@@ -38,6 +40,9 @@ export const COMMANDS: readonly CommandSpec[] = [
   gdprEraseCommand,
   gdprExportCommand,
   migrateCommand,
+  asyncapiCommand,
+  contractsCheckCommand,
+  contractsSnapshotCommand,
 ];
 
 const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = {

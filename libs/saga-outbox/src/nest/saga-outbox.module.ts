@@ -35,6 +35,7 @@ import { SageBrokerStartup } from './startup/sage-broker-startup';
 import type { DataProtector } from '../core/protection/data-protector';
 import { ProtectingSagaStore } from '../core/protection/protecting-saga-store';
 import { DATA_PROTECTOR, dataProtectorProvider } from './protection/data-protector.provider';
+import { sageContractsProvider } from './contracts/sage-contracts.provider';
 
 /**
  * Durable sagas, the transactional outbox (with its relay) and the consumer inbox for a Nest app.
@@ -80,6 +81,8 @@ import { DATA_PROTECTOR, dataProtectorProvider } from './protection/data-protect
       },
     },
     dataProtectorProvider,
+    // `contracts`: both registries compiled once, at startup (SAGE_CONTRACTS, null without it).
+    sageContractsProvider,
     {
       provide: SAGE_TRACER,
       inject: [SAGA_OUTBOX_OPTIONS],

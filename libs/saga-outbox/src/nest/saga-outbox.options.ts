@@ -29,6 +29,10 @@ import type { InboxModuleOptions } from './inbox/inbox.options';
 import { validateRetentionOptions, type SagaRetentionModuleOptions } from './retention-options';
 import { validateAuditOptions, type AuditModuleOptions } from './audit/audit.options';
 import {
+  validateContractsOptions,
+  type SagaOutboxContractsOptions,
+} from './contracts/contracts.options';
+import {
   checkPostgresPassword,
   pgSslOptions,
   type PostgresPassword,
@@ -195,6 +199,14 @@ export interface SagaOutboxModuleOptions {
    * See docs/audit-log.md.
    */
   audit?: AuditModuleOptions;
+  /**
+   * Message contracts (`defineContract`: type, version, JSON Schema): `publishes` (what this
+   * service writes: validated before the outbox write, ContractViolationError and nothing written)
+   * and `consumes` (what it accepts: the versions it accepts and their upcasters; a delivery that
+   * does not match is dead-lettered at once, never handled). Needs the optional peers `ajv` and
+   * `ajv-formats`. See docs/contracts.md.
+   */
+  contracts?: SagaOutboxContractsOptions;
 }
 
 /** What startup does when the broker cannot be reached: see `SagaOutboxModuleOptions.brokerStartup`. */
@@ -221,6 +233,7 @@ const KNOWN_KEYS = new Set([
   'signing',
   'dataProtection',
   'audit',
+  'contracts',
 ]);
 
 /** Checks options once, at the module boundary, so a typo fails startup with a message that says what to fix. */
@@ -309,6 +322,7 @@ export function validateModuleOptions(
   validateSigningOptions(o.signing);
   validateDataProtection(o.dataProtection);
   validateAuditOptions(o.audit);
+  validateContractsOptions(o.contracts);
   if (o.sagaEvents !== undefined) {
     if (typeof o.sagaEvents !== 'object' || o.sagaEvents === null)
       throw new InvalidOptionsError(

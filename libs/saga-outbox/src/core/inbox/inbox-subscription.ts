@@ -11,6 +11,7 @@ import type { DataProtector } from '../protection/data-protector';
 import { DataUnreadableError } from '../protection/protection-errors';
 import type { InboxHandlerContext, InboxProcessor } from './inbox-processor';
 import { readableMessage } from './readable-message';
+import { contractCheckedMessage, type IncomingContracts } from './contract-checked-message';
 
 /** What a subscription needs of the inbox: InboxProcessor's `process`, `deadLetter` and `maxAttempts`. */
 export type InboxPort<Tx> = Pick<InboxProcessor<Tx>, 'process' | 'deadLetter' | 'maxAttempts'>;
@@ -53,6 +54,14 @@ export interface InboxSubscriptionsOptions<Tx> {
    * message marked `sage-encrypted` is dead-lettered (DATA_UNREADABLE `no-keys`), never handled.
    */
   protector?: DataProtector<Tx>;
+  /**
+   * The consumer's contracts (`contracts.consumes`): each delivery of a type with a contract is
+   * checked after decryption and before the handler, which gets its payload upcast to the newest
+   * version the upcasters reach (see contractCheckedMessage). One that does not match, or declares
+   * a version not accepted, is dead-lettered at once (MessageRefusedError `contract-invalid` /
+   * `contract-version-unknown`), never handled.
+   */
+  contracts?: IncomingContracts;
 }
 
 /**
@@ -74,6 +83,11 @@ export interface InboxSubscriptionsOptions<Tx> {
  * sees plaintext. A message that cannot be decrypted (DataUnreadableError) is dead-lettered at once
  * with that error's message as the reason, its snapshot as received (still encrypted); a subject key
  * store that cannot be reached defers the delivery (DeliveryDeferredError, redelivered later).
+ *
+ * With `contracts`, the decrypted message is then checked against its contract: one refused
+ * (MessageRefusedError `contract-invalid`, `contract-version-unknown`) is dead-lettered at once
+ * with the refusal as its reason, its snapshot as received; the handler gets one accepted as
+ * upcast.
  */
 export async function deliverThroughInbox<Tx, T>(
   endpoint: InboxEndpoint<Tx, T>,
@@ -120,15 +134,26 @@ export async function deliverThroughInbox<Tx, T>(
     );
     return;
   }
+  // Checked on plaintext; a dead letter's snapshot still keeps the message as received.
+  const accepted = contractCheckedMessage(readable, options.contracts);
+  if (accepted instanceof MessageRefusedError) {
+    await deferOnError(endpoint, message.id, options, () =>
+      options.inbox.deadLetter(
+        { consumer, messageId: message.id, message: snapshot },
+        accepted.message,
+      ),
+    );
+    return;
+  }
   // The message's traceparent makes the handler (and what it publishes) part of the producer's trace.
   await tracer.inboxHandling(consumer, message.id, message, () =>
     deferOnError(endpoint, message.id, options, async () => {
       const result = await options.inbox.process(
         { consumer, messageId: message.id, message: snapshot },
-        (context) => endpoint.handle(readable, context),
+        (context) => endpoint.handle(accepted, context),
         { maxAttempts: endpoint.maxAttempts },
       );
-      if (result.outcome === 'processed') endpoint.committed?.(result.value, readable);
+      if (result.outcome === 'processed') endpoint.committed?.(result.value, accepted);
     }),
   );
 }

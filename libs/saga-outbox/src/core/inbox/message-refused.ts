@@ -9,7 +9,11 @@ import { SagaOutboxError } from '../errors';
  * - `reply-key-mismatch`: a saga reply whose `sage-idempotency-key` is not its step's;
  * - `reply-step-unknown`: a saga reply for a saga or step that does not exist, or is not remote;
  * - `reply-attempt-unknown`: a saga reply for an attempt the step never sent;
- * - `reply-to-not-allowed`: a command whose `sage-reply-to` the participant does not allow.
+ * - `reply-to-not-allowed`: a command whose `sage-reply-to` the participant does not allow;
+ * - `contract-invalid`: its payload (or a saga reply's result) does not match its contract, or an
+ *   upcaster failed on it (`contracts`; see ContractRegistry.checkIncoming);
+ * - `contract-version-unknown`: it declares (`ce-dataschema`) a version of its type this consumer
+ *   does not accept.
  */
 export type MessageRefusalReason =
   | 'signature-missing'
@@ -18,7 +22,9 @@ export type MessageRefusalReason =
   | 'reply-key-mismatch'
   | 'reply-step-unknown'
   | 'reply-attempt-unknown'
-  | 'reply-to-not-allowed';
+  | 'reply-to-not-allowed'
+  | 'contract-invalid'
+  | 'contract-version-unknown';
 
 /**
  * A message that must never be handled, whatever the attempt: the inbox dead-letters it at once
@@ -52,4 +58,8 @@ const REFUSAL_FIX: Record<MessageRefusalReason, string> = {
   'reply-attempt-unknown': REPLY_FIX,
   'reply-to-not-allowed':
     "add the orchestrator's reply destination to the handler's replyTo allow-list if it is genuine; no reply was sent",
+  'contract-invalid':
+    "fix what its producer writes (a producer that lists the contract in `contracts.publishes` refuses such a message at publish), or, if the shape changed on purpose, give it a new contract version and deploy it to this consumer's `contracts.consumes`; then replay the dead letter (docs/contracts.md)",
+  'contract-version-unknown':
+    "add that version's contract to this consumer's `contracts.consumes` (with upcasters to the version the handler expects), or have the producer write a version listed there; then replay the dead letter (docs/contracts.md)",
 };

@@ -1,3 +1,4 @@
+import type { ContractRegistry } from '../contracts/contract-registry';
 import type { KeyProvider } from '../ports/key-provider';
 import type { OutboxWriter } from '../ports/outbox-store';
 import { signMessage } from '../signing/message-signature';
@@ -36,6 +37,13 @@ export interface OutboxPublisherOptions<Tx> extends OutboxValidationOptions {
    * encrypted message.
    */
   protector?: DataProtector<Tx>;
+  /**
+   * The contracts of what this service writes (`contracts.publishes`): every message of a batch
+   * whose type has one is checked against it after validation and before encryption (the schema
+   * describes the plaintext), and gets the `ce-dataschema` header naming its version. One invalid
+   * message throws ContractViolationError and nothing of the batch is written.
+   */
+  contracts?: Pick<ContractRegistry, 'checkOutgoing'>;
 }
 
 /**
@@ -55,7 +63,7 @@ export class OutboxPublisher<Tx> {
       ? (messages as readonly OutboxMessageInput[])
       : [messages as OutboxMessageInput];
     const keys = this.options.signingKeys;
-    const valid = prepareOutboxMessages(list, this.options);
+    const valid = this.checked(prepareOutboxMessages(list, this.options));
     const tx = options.manager ?? this.options.ambientTransaction?.();
     if (tx === undefined || tx === null) throw new OutboxTransactionRequiredError();
     if (!this.options.writer.isTransaction(tx)) {
@@ -67,6 +75,23 @@ export class OutboxPublisher<Tx> {
     const prepared = keys ? sealed.map((m) => signMessage(m, keys)) : sealed;
     await this.options.writer.insert(tx, prepared);
     return prepared.map((m) => m.id);
+  }
+
+  /**
+   * `messages` checked against their contracts (all before any write), each with its
+   * `ce-dataschema` header set; refused if the header makes one too large.
+   */
+  private checked(messages: NewOutboxMessage[]): NewOutboxMessage[] {
+    const contracts = this.options.contracts;
+    if (!contracts) return messages;
+    const limit = this.options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    return messages.map((message, index) => {
+      const headers = contracts.checkOutgoing(message, index);
+      if (sameHeaders(headers, message.headers)) return message;
+      const size = outboxMessageBytes(message.payload, headers);
+      if (size > limit) throw new OutboxMessageTooLargeError(index, message.type, size, limit);
+      return { ...message, headers };
+    });
   }
 
   /** `messages` with their declared fields encrypted (all before any write); refused if now too large. */
@@ -86,4 +111,9 @@ export class OutboxPublisher<Tx> {
     }
     return out;
   }
+}
+
+function sameHeaders(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => b[k] === a[k]);
 }

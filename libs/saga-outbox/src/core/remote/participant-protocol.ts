@@ -1,3 +1,4 @@
+import type { ContractRegistry } from '../contracts/contract-registry';
 import type { InboxEndpoint } from '../inbox/inbox-subscription';
 import type { InboxHandlerContext } from '../inbox/inbox-processor';
 import { MessageRefusedError } from '../inbox/message-refused';
@@ -77,6 +78,9 @@ export interface ParticipantEndpoint<Tx> {
 /** Where the reply is written: the participant's outbox (OutboxPublisher's `publish`). */
 export type ReplyOutbox<Tx> = Pick<OutboxPublisher<Tx>, 'publish'>;
 
+/** What the participant checks a handler's result with: its incoming contracts (`contracts.consumes`). */
+export type ReplyResultContracts = Pick<ContractRegistry, 'checkReplyResult'>;
+
 /** The reply's outcome for what the handler answered. */
 export function commandOutcome(answer: SagaCommandAnswer): SagaReplyOutcome {
   return isRejection(answer)
@@ -89,12 +93,16 @@ export function commandOutcome(answer: SagaCommandAnswer): SagaReplyOutcome {
  * command: the inbox counts the attempt and dead-letters it in the end), runs the handler of its
  * type, and writes the reply to the outbox in the same transaction. A command of a type no handler
  * declares is answered with a failure, so the saga compensates instead of waiting for a timeout.
+ * With `contracts`, a success result is checked against the command contract's `reply` schema
+ * first: a result that does not match is the handler's failure (ContractViolationError: the
+ * transaction rolls back, the attempt is counted, the command retried, dead-lettered in the end).
  */
 export async function answerSagaCommand<Tx>(
   endpoint: ParticipantEndpoint<Tx>,
   outbox: ReplyOutbox<Tx>,
   message: DeliveredMessage,
   context: InboxHandlerContext<Tx>,
+  contracts?: ReplyResultContracts,
 ): Promise<void> {
   const command = parseSagaCommand(message);
   const handler = endpoint.handlers.get(message.type);
@@ -105,6 +113,7 @@ export async function answerSagaCommand<Tx>(
         ok: false,
         error: `no handler for command type "${message.type}" on "${endpoint.destination}"`,
       };
+  if (outcome.ok) contracts?.checkReplyResult(message.type, outcome.result);
   await outbox.publish(sagaReplyMessage(command, outcome), { manager: context.tx });
 }
 
@@ -137,13 +146,15 @@ export function participantInboxEndpoint<Tx>(
   outbox: ReplyOutbox<Tx>,
   /** Checks each command before anything runs (signatures: signatureCheck). */
   verify?: (message: DeliveredMessage) => void,
+  /** The participant's incoming contracts: each success result is checked against its `reply` schema. */
+  contracts?: ReplyResultContracts,
 ): InboxEndpoint<Tx, void> {
   return {
     destination: endpoint.destination,
     consumer: endpoint.consumer,
     maxAttempts: endpoint.maxAttempts,
     verify,
-    handle: (message, context) => answerSagaCommand(endpoint, outbox, message, context),
+    handle: (message, context) => answerSagaCommand(endpoint, outbox, message, context, contracts),
     deliveryError: {
       message: `command on "${endpoint.destination}" could not be taken`,
       event: 'saga.participant.delivery_error',

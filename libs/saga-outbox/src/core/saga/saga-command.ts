@@ -33,6 +33,11 @@ export const SAGA_HEADERS = {
   replyTo: 'sage-reply-to',
   /** On replies only: `success` or `failure`. */
   outcome: 'sage-reply-outcome',
+  /**
+   * On replies only: the type of the command answered, so the orchestrator can check a success
+   * reply's result against that command's contract (`reply` schema).
+   */
+  commandType: 'sage-command-type',
 } as const;
 
 /** CloudEvents type of every reply message. */
@@ -163,6 +168,7 @@ export function sagaReplyMessage(
       [SAGA_HEADERS.attempt]: String(command.attempt),
       [SAGA_HEADERS.idempotencyKey]: command.idempotencyKey,
       [SAGA_HEADERS.outcome]: outcome.ok ? 'success' : 'failure',
+      [SAGA_HEADERS.commandType]: command.type,
     },
   };
 }

@@ -76,6 +76,8 @@ export class IdempotentHandlerExplorer
       logger: this.logger,
       // `dataProtection`: handlers see deliveries decrypted; undecryptable ones are dead-lettered.
       protector: inbox.protector ?? undefined,
+      // `contracts.consumes`: deliveries checked (and upcast) after decryption, before the handler.
+      contracts: inbox.contracts?.incoming,
     });
   }
 

@@ -22,6 +22,7 @@ import { NO_TRACING, type SageTracer } from '../../core/ports/tracer';
 import { SAGE_TRACER } from '../sage-tracer.token';
 import type { DataProtector } from '../../core/protection/data-protector';
 import { DATA_PROTECTOR } from '../protection/data-protector.token';
+import { SAGE_CONTRACTS, type SageContracts } from '../contracts/sage-contracts.token';
 import type { InboxContext } from './idempotent-handler.decorator';
 import { INBOX_OPTIONS, type InboxModuleOptions } from './inbox.options';
 import { transportHeader, transportMessageId } from './transport-message-id';
@@ -73,6 +74,13 @@ export class InboxService {
     @Optional()
     @Inject(DATA_PROTECTOR)
     readonly protector: DataProtector<EntityManager> | null = null,
+    /**
+     * `contracts`: what the inbox subscriptions check deliveries with (`incoming`) and saga replies'
+     * results (`outgoing`); absent: none. `handle()` does not check them (see docs/contracts.md).
+     */
+    @Optional()
+    @Inject(SAGE_CONTRACTS)
+    readonly contracts: SageContracts | null = null,
   ) {
     this.processor = new InboxProcessor<EntityManager>({
       store,

@@ -6,6 +6,9 @@ import { createDataProtection } from '../../core/protection/data-protection';
 import { ENCRYPTED_HEADER } from '../../core/protection/data-protector';
 import { encryptionKeys } from '../../core/protection/encryption-keys';
 import { DataUnreadableError } from '../../core/protection/protection-errors';
+import { MessageRefusedError } from '../../core/inbox/message-refused';
+import { defineContract, dataschemaOf } from '../../core/contracts/message-contract';
+import { createContracts } from '../contracts/create-contracts';
 import { InMemorySubjectKeyStore } from '../../testing/in-memory-subject-key-store';
 import { waitUntil } from '../../testing/async';
 import {
@@ -54,9 +57,12 @@ interface Seen {
 
 const running: { transport: SageBrokerTransport; broker: InMemoryBroker }[] = [];
 
-async function listen(protector: SageBrokerTransportOptions['protector']): Promise<Seen[]> {
+async function listen(
+  protector: SageBrokerTransportOptions['protector'],
+  contracts?: SageBrokerTransportOptions['contracts'],
+): Promise<Seen[]> {
   const broker = new InMemoryBroker({ redeliveryDelayMs: 1 });
-  const transport = new SageBrokerTransport({ broker, protector });
+  const transport = new SageBrokerTransport({ broker, protector, contracts });
   running.push({ transport, broker });
   const seen: Seen[] = [];
   transport.addHandler(
@@ -108,10 +114,10 @@ describe('SageBrokerTransport with dataProtection', () => {
     await waitUntil(() => seen.length === 1, 'handed over');
     expect(JSON.stringify(seen[0]!.payload)).not.toContain(EMAIL);
     expect(seen[0]!.payload).toEqual(message.payload);
-    const error = seen[0]!.ctx.getUnreadableError();
+    const error = seen[0]!.ctx.getUnreadableError() as DataUnreadableError;
     expect(error).toBeInstanceOf(DataUnreadableError);
-    expect(error?.reason).toBe('no-keys');
-    expect(error?.location).toBe(`message/${message.id}/customer.registered`);
+    expect(error.reason).toBe('no-keys');
+    expect(error.location).toBe(`message/${message.id}/customer.registered`);
   });
 
   it('a message in clear needs no protector', async () => {
@@ -134,5 +140,70 @@ describe('SageBrokerTransport with dataProtection', () => {
     await waitUntil(() => seen.length === 1, 'handled once the store is back');
     expect(seen[0]!.payload).toEqual({ customerId: 'c-1', email: EMAIL });
     expect(seen[0]!.ctx.getDeliveredMessage().deliveryAttempt).toBeGreaterThan(1);
+  });
+});
+
+describe('SageBrokerTransport with contracts', () => {
+  const v1 = defineContract({
+    type: 'customer.registered',
+    version: 1,
+    schema: {
+      type: 'object',
+      required: ['customerId', 'email'],
+      properties: { customerId: { type: 'string' }, email: { type: 'string', format: 'email' } },
+      additionalProperties: false,
+    },
+  });
+  const v2 = defineContract({
+    type: 'customer.registered',
+    version: 2,
+    schema: {
+      type: 'object',
+      required: ['customer'],
+      properties: {
+        customer: {
+          type: 'object',
+          required: ['id', 'email'],
+          properties: { id: { type: 'string' }, email: { type: 'string', format: 'email' } },
+        },
+      },
+    },
+    upcast: (p) => {
+      const { customerId, email } = p as { customerId: string; email: string };
+      return { customer: { id: customerId, email } };
+    },
+  });
+  const incoming = () => createContracts({ consumes: [v1, v2] }).incoming;
+  const raw = (payload: BrokerMessage['payload'], version?: number): BrokerMessage => ({
+    id: randomUUID(),
+    destination: 'customers',
+    key: 'c-2',
+    type: 'customer.registered',
+    payload,
+    headers: version ? { 'ce-dataschema': dataschemaOf('customer.registered', version) } : {},
+    time: new Date(),
+  });
+
+  it('hands the handler a v1 message upcast to v2', async () => {
+    const seen = await listen(null, incoming());
+    await publish(raw({ customerId: 'c-2', email: EMAIL }, 1));
+    await waitUntil(() => seen.length === 1, 'handled');
+    expect(seen[0]!.payload).toEqual({ customer: { id: 'c-2', email: EMAIL } });
+    expect(seen[0]!.ctx.getDeliveredMessage().headers['ce-dataschema']).toBe(
+      dataschemaOf('customer.registered', 2),
+    );
+    expect(seen[0]!.ctx.getUnreadableError()).toBeUndefined();
+  });
+
+  it('a message that does not match: as received, with the contract-invalid refusal in the context (never the value)', async () => {
+    const seen = await listen(null, incoming());
+    await publish(raw({ customerId: 'c-2', email: 'not-an-email' }, 1));
+    await waitUntil(() => seen.length === 1, 'handed over');
+    expect(seen[0]!.payload).toEqual({ customerId: 'c-2', email: 'not-an-email' });
+    const error = seen[0]!.ctx.getUnreadableError();
+    expect(error).toBeInstanceOf(MessageRefusedError);
+    expect((error as MessageRefusedError).reason).toBe('contract-invalid');
+    expect(error!.message).toMatch(/\/email must match format "email"/);
+    expect(error!.message).not.toContain('not-an-email');
   });
 });

@@ -8,6 +8,11 @@ import { isObservable, lastValueFrom } from 'rxjs';
 import { DeliveryDeferredError, InvalidOptionsError } from '../../core/errors';
 import { errorText } from '../../core/error-text';
 import { readableMessage } from '../../core/inbox/readable-message';
+import {
+  contractCheckedMessage,
+  type IncomingContracts,
+} from '../../core/inbox/contract-checked-message';
+import { MessageRefusedError } from '../../core/inbox/message-refused';
 import type { DataProtector } from '../../core/protection/data-protector';
 import { DataUnreadableError } from '../../core/protection/protection-errors';
 import { choiceOption, integerOption } from '../../core/options';
@@ -45,6 +50,13 @@ export interface SageBrokerTransportOptions {
    * SageBrokerContext.getUnreadableError.
    */
   protector?: Pick<DataProtector<unknown>, 'openMessage'> | null;
+  /**
+   * Checks each message against the contracts this service accepts (`contracts.consumes`), after
+   * decryption: pass the module's, `app.get(SAGE_CONTRACTS)?.incoming`. A message that does not
+   * match (or declares a version not accepted) is handed over with SageBrokerContext.getUnreadableError
+   * set, and `InboxService.handle` dead-letters it; a matching one arrives upcast.
+   */
+  contracts?: IncomingContracts | null;
 }
 
 /**
@@ -54,7 +66,7 @@ export interface SageBrokerTransportOptions {
 export class SageBrokerContext extends BaseRpcContext<[DeliveredMessage]> {
   constructor(
     args: [DeliveredMessage],
-    private readonly unreadable?: DataUnreadableError,
+    private readonly unreadable?: DataUnreadableError | MessageRefusedError,
   ) {
     super(args);
   }
@@ -70,12 +82,13 @@ export class SageBrokerContext extends BaseRpcContext<[DeliveredMessage]> {
   }
 
   /**
-   * Why the message's encrypted fields could not be decrypted (DataUnreadableError: no key, an
-   * erased subject, tampered), or undefined. When set, `@Payload()` and getDeliveredMessage() are
-   * the message as received (still encrypted), and `InboxService.handle(consumer, ctx, ...)`
-   * dead-letters it with this reason without running its handler: do the handler's work inside it.
+   * Why the message must not be handled, or undefined: its encrypted fields could not be decrypted
+   * (DataUnreadableError: no key, an erased subject, tampered), or it does not match its contract
+   * (MessageRefusedError `contract-invalid` / `contract-version-unknown`). When set, `@Payload()`
+   * and getDeliveredMessage() are the message as received, and `InboxService.handle` dead-letters
+   * it with this reason without running its handler: do the handler's work inside it.
    */
-  getUnreadableError(): DataUnreadableError | undefined {
+  getUnreadableError(): DataUnreadableError | MessageRefusedError | undefined {
     return this.unreadable;
   }
 }
@@ -214,10 +227,14 @@ export class SageBrokerTransport extends Server implements CustomTransportStrate
         error,
       );
     }
-    const context =
+    const checked =
       readable instanceof DataUnreadableError
-        ? new SageBrokerContext([message], readable)
-        : new SageBrokerContext([readable]);
+        ? readable
+        : contractCheckedMessage(readable, this.options.contracts);
+    const context =
+      checked instanceof DataUnreadableError || checked instanceof MessageRefusedError
+        ? new SageBrokerContext([message], checked)
+        : new SageBrokerContext([checked]);
     const result: unknown = await handler(context.getDeliveredMessage().payload, context);
     if (isObservable(result)) await lastValueFrom(result, { defaultValue: undefined });
   }

@@ -10,6 +10,7 @@ import type { TypeOrmCommitHooks } from '../../persistence/postgres/typeorm-comm
 import { SAGE_TRACER } from '../sage-tracer.token';
 import type { DataProtector } from '../../core/protection/data-protector';
 import { DATA_PROTECTOR } from '../protection/data-protector.token';
+import { SAGE_CONTRACTS, type SageContracts } from '../contracts/sage-contracts.token';
 import { SAGA_OUTBOX_OPTIONS } from '../saga-outbox.module-definition';
 import type { SagaOutboxModuleOptions } from '../saga-outbox.options';
 import { ClsAmbientTransaction } from './cls-ambient-transaction';
@@ -51,6 +52,7 @@ export class OutboxRepository {
     @Inject(SAGA_OUTBOX_OPTIONS)
     moduleOptions?: Pick<SagaOutboxModuleOptions, 'signing'>,
     @Optional() @Inject(DATA_PROTECTOR) protector?: DataProtector<EntityManager> | null,
+    @Optional() @Inject(SAGE_CONTRACTS) contracts?: SageContracts | null,
   ) {
     // The explicit binding wins; otherwise the CLS transaction, looked up on first use.
     const cls = ambient ? undefined : new ClsAmbientTransaction(moduleRef);
@@ -68,6 +70,8 @@ export class OutboxRepository {
       signingKeys: moduleOptions?.signing?.keys,
       // `dataProtection`: declared payload fields encrypted in the caller's transaction, before signing.
       protector: protector ?? undefined,
+      // `contracts.publishes`: payloads validated (plaintext) before encryption, signing and the write.
+      contracts: contracts?.outgoing,
     });
   }
 

@@ -55,7 +55,7 @@ export class SagaCommandHandlerExplorer
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
     private readonly reflector: Reflector,
-    inbox: InboxService,
+    private readonly inbox: InboxService,
     private readonly outbox: OutboxRepository,
     @Optional() @Inject(OUTBOX_BROKER) private readonly broker?: Broker | null,
     @Optional() @Inject(INBOX_OPTIONS) private readonly options?: InboxModuleOptions,
@@ -70,6 +70,8 @@ export class SagaCommandHandlerExplorer
       logger: this.logger,
       // `dataProtection`: handlers see deliveries decrypted; undecryptable ones are dead-lettered.
       protector: inbox.protector ?? undefined,
+      // `contracts.consumes`: deliveries checked (and upcast) after decryption, before the handler.
+      contracts: inbox.contracts?.incoming,
     });
   }
 
@@ -102,7 +104,13 @@ export class SagaCommandHandlerExplorer
       this.subscriptions.subscribe(
         broker,
         [...this.endpoints.values()].map((e) =>
-          participantInboxEndpoint(e, this.outbox.publisher, verify),
+          // `contracts.consumes`: a success result is checked against the command's `reply` schema.
+          participantInboxEndpoint(
+            e,
+            this.outbox.publisher,
+            verify,
+            this.inbox.contracts?.incoming,
+          ),
         ),
       );
     // A broker unreachable at startup ('degraded'): subscribed in the background once it is back.

@@ -42,7 +42,7 @@ export class SagaReplyConsumer implements OnApplicationBootstrap, BeforeApplicat
 
   constructor(
     private readonly engine: SagaEngine<EntityManager>,
-    inbox: InboxService,
+    private readonly inbox: InboxService,
     @Inject(SAGA_OUTBOX_OPTIONS) private readonly options: SagaOutboxModuleOptions,
     @Optional() @Inject(OUTBOX_BROKER) private readonly broker?: Broker | null,
     @Optional() private readonly brokerStartup?: SageBrokerStartup,
@@ -54,6 +54,8 @@ export class SagaReplyConsumer implements OnApplicationBootstrap, BeforeApplicat
       logger: this.logger,
       // `dataProtection`: handlers see deliveries decrypted; undecryptable ones are dead-lettered.
       protector: inbox.protector ?? undefined,
+      // `contracts.consumes`: deliveries checked (and upcast) after decryption, before the handler.
+      contracts: inbox.contracts?.incoming,
     });
   }
 
@@ -76,6 +78,8 @@ export class SagaReplyConsumer implements OnApplicationBootstrap, BeforeApplicat
           replyTo,
           this.consumer,
           signatureCheck(this.options.signing),
+          // `contracts.publishes`: success results checked against the sent command's `reply` schema.
+          this.inbox.contracts?.outgoing,
         ),
       ]);
     // A broker unreachable at startup ('degraded'): subscribed in the background once it is back.
