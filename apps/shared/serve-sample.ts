@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { Logger, type DynamicModule } from '@nestjs/common';
+import { Logger, type DynamicModule, type INestApplication } from '@nestjs/common';
 import { startEmbeddedPostgres } from '@sage/saga-outbox/embedded';
 import { Logger as PinoLogger } from 'nestjs-pino';
 import { createSampleApp } from './sample-http';
@@ -9,11 +9,14 @@ import { createSampleApp } from './sample-http';
  * keeps its files), HTTP on `HOST`:`PORT` (default 127.0.0.1; `HOST=0.0.0.0` in a container, whose
  * probes and Service reach it from outside), shutdown hooks on, JSON logs (nestjs-pino),
  * `SAGE_SAMPLE_API_KEY` (when set) required as `X-API-Key` on the business routes.
+ * `beforeListen` runs once the app is created, before HTTP listens (shipping-service connects its
+ * `@EventPattern` transport there).
  */
 export async function serveSample(
   name: string,
   defaultPort: number,
   moduleFor: (databaseUrl: string) => DynamicModule,
+  beforeListen?: (app: INestApplication) => Promise<void>,
 ): Promise<void> {
   const logger = new Logger(name);
   let databaseUrl = process.env.DATABASE_URL;
@@ -32,6 +35,7 @@ export async function serveSample(
   const app = await createSampleApp(moduleFor(databaseUrl), { bufferLogs: true });
   app.useLogger(app.get(PinoLogger));
   app.enableShutdownHooks();
+  await beforeListen?.(app);
   const port = Number(process.env.PORT ?? defaultPort);
   const host = process.env.HOST?.trim() || '127.0.0.1';
   await app.listen(port, host);

@@ -92,7 +92,11 @@ function headersOf(source: unknown): unknown {
     headers?: unknown;
     getHeaders?: () => unknown;
     getMessage?: () => unknown;
+    getDeliveredMessage?: () => unknown;
   };
+  // SageBrokerContext: the delivered message's headers (as received, so the producer's traceparent).
+  if (typeof s.getDeliveredMessage === 'function')
+    return (s.getDeliveredMessage() as { headers?: unknown } | null)?.headers;
   if (typeof s.getHeaders === 'function') return s.getHeaders(); // NatsContext
   if (typeof s.getMessage === 'function') {
     const m = s.getMessage() as { properties?: { headers?: unknown }; headers?: unknown } | null;
