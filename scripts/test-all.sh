@@ -24,6 +24,10 @@ echo "== promtool"; bash scripts/prometheus-alerts-test.sh
 # The Helm chart: lint, render for each value set, every object validated against its schema
 # (helm and the validators built/fetched once into /var/tmp/sage-tools).
 echo "== helm"; bash scripts/helm-check.sh
+# The container images (deploy/images/Dockerfile), built offline with podman from a locally made
+# Debian base, then run from their exported filesystems under chroot as uid 10001 on a read-only
+# root: probes answer, SIGTERM ends them within the grace period (relay and order-service here).
+echo "== images"; bash scripts/images-test.sh --quick
 
 echo "== jest (unit, int, e2e)"
 report="$(mktemp)"
