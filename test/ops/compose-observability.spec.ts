@@ -36,6 +36,15 @@ const binds = (name: string): [string, string][] =>
     .map((v) => v.split(':').slice(0, 2) as [string, string]);
 
 describe('docker-compose.yml, profile observability', () => {
+  it('holds no password: Grafana reads a random one that sample-keys writes', () => {
+    const grafana = services.grafana as { environment: Record<string, string> };
+    expect(grafana.environment.GF_SECURITY_ADMIN_PASSWORD).toBeUndefined();
+    expect(grafana.environment.GF_SECURITY_ADMIN_PASSWORD__FILE).toBe(
+      '/keys/grafana-admin-password',
+    );
+    expect(read('docker-compose.yml')).toContain("'/keys/grafana-admin-password'");
+  });
+
   it('adds its services under the profile only: the default `up` starts the infrastructure alone', () => {
     for (const name of profiled) expect(services[name]?.profiles).toEqual(['observability']);
     for (const name of ['postgres', 'rabbitmq', 'nats', 'kafka'])

@@ -4,6 +4,7 @@
  * transactions the store joins.
  */
 import { afterAll, beforeAll, describe } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
 import {
   openEmbeddedDatabase,
@@ -55,7 +56,7 @@ describe('PostgresSubjectKeyStore on a database of its own (a key store shared b
       id: '0193a9c4-0000-7000-8000-000000000001',
       subjectId: 'customer-shared',
       masterKeyId: 'k1',
-      wrapped: Buffer.alloc(60, 1).toString('base64'),
+      wrapped: randomBytes(60).toString('base64'),
     };
     // A write in the app's transaction (another DataSource) that then rolls back.
     await app!.dataSource
