@@ -1,10 +1,14 @@
-import { Logger } from '@nestjs/common';
+import { Logger, type DynamicModule } from '@nestjs/common';
+import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
 import {
   ENCRYPTION_KEY_BYTES,
   encryptionKeys,
   encryptionKeysFromEnv,
+  PostgresSubjectKeyStore,
+  type DataProtectionOptions,
   type KeyProvider,
 } from '@sage/saga-outbox';
+import type { DataSource } from 'typeorm';
 import { randomBytes } from 'node:crypto';
 
 /**
@@ -35,4 +39,63 @@ export function sampleEncryptionKeys(service: string, configured?: KeyProvider):
   );
   const id = `ephemeral-${Date.now()}`;
   return encryptionKeys({ active: id, keys: { [id]: randomBytes(ENCRYPTION_KEY_BYTES) } });
+}
+
+/**
+ * The encryption options of a service that only decrypts what order-service encrypted
+ * (payment-service, shipping-service): SampleEncryption plus where order-service's data-subject
+ * keys are.
+ */
+export interface SampleDecryption extends SampleEncryption {
+  /**
+   * postgres:// URL of the database holding the data-subject keys order-service encrypts with (its
+   * own database: the `subject_key` table of its `sage` schema); main.ts reads
+   * `SAGE_SUBJECT_KEYS_DATABASE_URL`. Unset: this service's own table, which order-service never
+   * writes, so messages with per-customer values are dead-lettered as unreadable.
+   */
+  subjectKeysDatabaseUrl?: string;
+  /** Sage schema of that database (default `sage`, order-service's). */
+  subjectKeysSchema?: string;
+}
+
+/** The TypeORM connection name of the shared data-subject key database. */
+const SUBJECT_KEYS_CONNECTION = 'subject-keys';
+
+/**
+ * The `dataProtection` wiring of such a service: `imports` (a second, small DataSource on the key
+ * database when `subjectKeysDatabaseUrl` is set; TypeOrmModule closes it at shutdown), `inject`
+ * (its token, to append to SagaOutboxModule.forRootAsync's) and `options(keysDataSource)`, the
+ * keys-only `dataProtection` option: nothing is encrypted on write, the store only reads keys.
+ */
+export function sampleDecryption(
+  service: string,
+  config: SampleDecryption | undefined,
+): {
+  imports: DynamicModule[];
+  inject: string[];
+  options: (keysDataSource?: DataSource) => DataProtectionOptions;
+} {
+  const url = config?.subjectKeysDatabaseUrl;
+  return {
+    imports: url
+      ? [
+          TypeOrmModule.forRoot({
+            name: SUBJECT_KEYS_CONNECTION,
+            type: 'postgres',
+            url,
+            synchronize: false,
+            migrationsRun: false,
+            extra: { max: 2 },
+          }),
+        ]
+      : [],
+    inject: url ? [getDataSourceToken(SUBJECT_KEYS_CONNECTION) as string] : [],
+    options: (keysDataSource) => ({
+      keys: sampleEncryptionKeys(service, config?.keys),
+      subjectKeyCacheMs: config?.subjectKeyCacheMs,
+      subjectKeys: keysDataSource
+        ? new PostgresSubjectKeyStore(keysDataSource, { schema: config?.subjectKeysSchema })
+        : undefined,
+    }),
+  };
 }

@@ -1,8 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
-import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
+import { TypeOrmModule } from '@nestjs/typeorm';
 import {
-  PostgresSubjectKeyStore,
   runMigrationsLocked,
   SagaOutboxModule,
   sagaOutboxMigrations,
@@ -25,7 +24,7 @@ import { RefundSaga } from './refunds/refund.saga';
 import { RefundsController } from './refunds/refunds.controller';
 import { sampleApiKey } from '../../shared/api-key.guard';
 import { sampleValidationPipe } from '../../shared/sample-validation';
-import { sampleEncryptionKeys, type SampleEncryption } from '../../shared/sample-data-protection';
+import { sampleDecryption, type SampleDecryption } from '../../shared/sample-data-protection';
 import { paymentServiceContracts } from '../../shared/contracts';
 
 export interface PaymentServiceConfig {
@@ -52,44 +51,17 @@ export interface PaymentServiceConfig {
    * master keys as order-service (default `SAGE_ENCRYPTION_KEYS`, see SampleEncryption) and its
    * data-subject keys (`subjectKeysDatabaseUrl`).
    */
-  encryption?: SampleEncryption & {
-    /**
-     * postgres:// URL of the database holding the data-subject keys order-service encrypts with
-     * (its own database: the `subject_key` table of its `sage` schema); main.ts reads
-     * `SAGE_SUBJECT_KEYS_DATABASE_URL`. Unset: this service's own table, which order-service never
-     * writes, so commands with per-customer values are dead-lettered as unreadable.
-     */
-    subjectKeysDatabaseUrl?: string;
-    /** Sage schema of that database (default `sage`, order-service's). */
-    subjectKeysSchema?: string;
-  };
+  encryption?: SampleDecryption;
 }
 
 /** Schema of payment-service's Sage tables (its outbox, inbox and sagas); business tables are in `payments`. */
 export const PAYMENT_SAGE_SCHEMA = 'payment_sage';
 
-/** The TypeORM connection name of the shared data-subject key database. */
-const SUBJECT_KEYS_CONNECTION = 'subject-keys';
-
 @Module({})
 export class PaymentServiceModule {
   static register(config: PaymentServiceConfig): DynamicModule {
     const topology = config.topology ?? sampleTopology();
-    const subjectKeysUrl = config.encryption?.subjectKeysDatabaseUrl;
-    // A second DataSource (pool) on the key database; TypeOrmModule closes it at shutdown. The store
-    // only reads keys there: this service encrypts nothing per customer.
-    const subjectKeysDb = subjectKeysUrl
-      ? [
-          TypeOrmModule.forRoot({
-            name: SUBJECT_KEYS_CONNECTION,
-            type: 'postgres',
-            url: subjectKeysUrl,
-            synchronize: false,
-            migrationsRun: false,
-            extra: { max: 2 },
-          }),
-        ]
-      : [];
+    const decryption = sampleDecryption('payment-service', config.encryption);
     return {
       module: PaymentServiceModule,
       imports: [
@@ -112,12 +84,9 @@ export class PaymentServiceModule {
           // otherwise look for its migrations table in that schema.
           schema: 'public',
         }),
-        ...subjectKeysDb,
+        ...decryption.imports,
         SagaOutboxModule.forRootAsync({
-          inject: [
-            DataSource,
-            ...(subjectKeysUrl ? [getDataSourceToken(SUBJECT_KEYS_CONNECTION)] : []),
-          ],
+          inject: [DataSource, ...decryption.inject],
           useFactory: (dataSource: DataSource, keysDataSource?: DataSource) => ({
             dataSource,
             schema: PAYMENT_SAGE_SCHEMA,
@@ -133,15 +102,7 @@ export class PaymentServiceModule {
             contracts: paymentServiceContracts,
             // Keys only: Sage decrypts every command before its handler runs (a command it cannot
             // decrypt is dead-lettered, never handled); nothing here is encrypted on write.
-            dataProtection: {
-              keys: sampleEncryptionKeys('payment-service', config.encryption?.keys),
-              subjectKeyCacheMs: config.encryption?.subjectKeyCacheMs,
-              subjectKeys: keysDataSource
-                ? new PostgresSubjectKeyStore(keysDataSource, {
-                    schema: config.encryption?.subjectKeysSchema,
-                  })
-                : undefined,
-            },
+            dataProtection: decryption.options(keysDataSource),
           }),
         }),
         ...sampleObservability('payment-service'),

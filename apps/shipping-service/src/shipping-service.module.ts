@@ -1,7 +1,6 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
+import { TypeOrmModule } from '@nestjs/typeorm';
 import {
-  PostgresSubjectKeyStore,
   runMigrationsLocked,
   SagaOutboxModule,
   sagaOutboxMigrations,
@@ -13,7 +12,7 @@ import { openTelemetryTracing } from '@sage/saga-outbox/tracing';
 import { DataSource } from 'typeorm';
 import { shippingServiceContracts } from '../../shared/contracts';
 import { sampleObservability } from '../../shared/observability';
-import { sampleEncryptionKeys, type SampleEncryption } from '../../shared/sample-data-protection';
+import { sampleDecryption, type SampleDecryption } from '../../shared/sample-data-protection';
 import { sampleTopology, type SampleTopology } from '../../shared/sample-topology';
 import { ShippingTables1765400000000 } from './migrations/1765400000000-shipping-tables';
 import { orderConfirmedController } from './shipments/order-confirmed.controller';
@@ -39,23 +38,11 @@ export interface ShippingServiceConfig {
    * order-service (default `SAGE_ENCRYPTION_KEYS`) and its data-subject keys
    * (`subjectKeysDatabaseUrl`), as payment-service.
    */
-  encryption?: SampleEncryption & {
-    /**
-     * postgres:// URL of order-service's database, whose `subject_key` table holds the keys it
-     * encrypts with; main.ts reads `SAGE_SUBJECT_KEYS_DATABASE_URL`. Unset: this service's own
-     * table, which order-service never writes, so `order.confirmed` is dead-lettered as unreadable.
-     */
-    subjectKeysDatabaseUrl?: string;
-    /** Sage schema of that database (default `sage`, order-service's). */
-    subjectKeysSchema?: string;
-  };
+  encryption?: SampleDecryption;
 }
 
 /** Schema of shipping-service's Sage tables (its outbox, inbox and sagas); business tables are in `shipping`. */
 export const SHIPPING_SAGE_SCHEMA = 'shipping_sage';
-
-/** The TypeORM connection name of the shared data-subject key database. */
-const SUBJECT_KEYS_CONNECTION = 'subject-keys';
 
 /**
  * The shipping service: consumes `order.confirmed` with a Nest microservice `@EventPattern`
@@ -66,20 +53,7 @@ const SUBJECT_KEYS_CONNECTION = 'subject-keys';
 export class ShippingServiceModule {
   static register(config: ShippingServiceConfig): DynamicModule {
     const topology = config.topology ?? sampleTopology();
-    const subjectKeysUrl = config.encryption?.subjectKeysDatabaseUrl;
-    // A second pool on the key database (read only here); TypeOrmModule closes it at shutdown.
-    const subjectKeysDb = subjectKeysUrl
-      ? [
-          TypeOrmModule.forRoot({
-            name: SUBJECT_KEYS_CONNECTION,
-            type: 'postgres',
-            url: subjectKeysUrl,
-            synchronize: false,
-            migrationsRun: false,
-            extra: { max: 2 },
-          }),
-        ]
-      : [];
+    const decryption = sampleDecryption('shipping-service', config.encryption);
     return {
       module: ShippingServiceModule,
       imports: [
@@ -100,12 +74,9 @@ export class ShippingServiceModule {
           // otherwise look for its migrations table in that schema.
           schema: 'public',
         }),
-        ...subjectKeysDb,
+        ...decryption.imports,
         SagaOutboxModule.forRootAsync({
-          inject: [
-            DataSource,
-            ...(subjectKeysUrl ? [getDataSourceToken(SUBJECT_KEYS_CONNECTION)] : []),
-          ],
+          inject: [DataSource, ...decryption.inject],
           useFactory: (dataSource: DataSource, keysDataSource?: DataSource) => ({
             dataSource,
             schema: SHIPPING_SAGE_SCHEMA,
@@ -120,15 +91,7 @@ export class ShippingServiceModule {
             contracts: shippingServiceContracts,
             // Keys only: the transport decrypts `order.confirmed` with them; nothing here is
             // encrypted on write (the shipment saga keeps ids only).
-            dataProtection: {
-              keys: sampleEncryptionKeys('shipping-service', config.encryption?.keys),
-              subjectKeyCacheMs: config.encryption?.subjectKeyCacheMs,
-              subjectKeys: keysDataSource
-                ? new PostgresSubjectKeyStore(keysDataSource, {
-                    schema: config.encryption?.subjectKeysSchema,
-                  })
-                : undefined,
-            },
+            dataProtection: decryption.options(keysDataSource),
           }),
         }),
         ...sampleObservability('shipping-service'),
