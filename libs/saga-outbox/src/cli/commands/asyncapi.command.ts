@@ -4,6 +4,7 @@ import { asyncApiDocument, type AsyncApiService } from '../../core/contracts/asy
 import { MissingPeerDependencyError } from '../../core/errors';
 import { errorText } from '../../core/error-text';
 import { asyncApiProblems } from '../asyncapi-validation';
+import { exportNames, requireUserModule } from '../user-module';
 import { CommandFailedError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from '../cli-errors';
 import { expectArgs, flag, stringOption, type CommandSpec } from '../command';
 
@@ -86,19 +87,14 @@ export function asyncApiText(document: object): string {
 
 /** The AsyncApiService export `name` of the module at `path` (CommandFailedError saying why not). */
 function loadService(path: string, given: string, name: string): AsyncApiService {
-  let module: Record<string, unknown>;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports, security/detect-non-literal-require -- the user names the module to load
-    module = require(path) as Record<string, unknown>;
-  } catch (error) {
-    const hint = /\.[cm]?ts$/.test(path)
-      ? ' (a .ts file needs ts-node: node -r ts-node/register …/sage asyncapi …)'
-      : '';
-    throw new CommandFailedError(`cannot load --service ${given}: ${errorText(error)}${hint}`);
-  }
+  const module = requireUserModule(
+    path,
+    { option: 'service', given, command: 'asyncapi' },
+    (message) => new CommandFailedError(message),
+  );
   const service = module[name];
   if (typeof service !== 'object' || service === null) {
-    const names = Object.keys(module).filter((k) => k !== '__esModule');
+    const names = exportNames(module);
     throw new CommandFailedError(
       `--service ${given} has no export "${name}" holding { id, version, publishes, consumes }` +
         (names.length ? `; its exports: ${names.join(', ')} (choose one with --export)` : ''),

@@ -11,6 +11,7 @@ import {
 import type { MessageContract } from '../../core/contracts/message-contract';
 import { errorText } from '../../core/error-text';
 import { CommandFailedError, EXIT_FAILURE, EXIT_OK, UsageError } from '../cli-errors';
+import { exportNames, requireUserModule } from '../user-module';
 import {
   expectArgs,
   flag,
@@ -148,29 +149,20 @@ function snapshotOf(ctx: CommandContext, command: string): ContractSnapshot {
 function loadContracts(path: string, given: string, command: string): MessageContract[] {
   // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator names the module
   if (!existsSync(path)) throw new UsageError(`--contracts ${given}: no such file`, command);
-  let module: unknown;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports, security/detect-non-literal-require -- the user names the module to load
-    module = require(path);
-  } catch (error) {
-    const hint = /\.[cm]?ts$/.test(path)
-      ? ' (a .ts file needs ts-node: node -r ts-node/register …/sage contracts …, or point at the compiled .js)'
-      : '';
-    throw new UsageError(`cannot load --contracts ${given}: ${errorText(error)}${hint}`, command);
-  }
-  const exports = (typeof module === 'object' && module !== null ? module : {}) as Record<
-    string,
-    unknown
-  >;
-  const found = Array.isArray(module)
-    ? module
+  const exports = requireUserModule(
+    path,
+    { option: 'contracts', given, command: 'contracts' },
+    (message) => new UsageError(message, command),
+  );
+  const found = Array.isArray(exports)
+    ? (exports as unknown[])
     : Array.isArray(exports.contracts)
       ? exports.contracts
       : Array.isArray(exports.default)
         ? exports.default
         : undefined;
   if (found === undefined) {
-    const names = Object.keys(exports).filter((k) => k !== '__esModule');
+    const names = exportNames(exports);
     throw new UsageError(
       `--contracts ${given} must export "contracts" (an array of defineContract(...)) or a default export array; ` +
         (names.length ? `it exports: ${names.join(', ')}` : 'it exports nothing'),
