@@ -74,8 +74,20 @@ export interface NatsJetStreamBrokerOptions extends NatsSecurityOptions {
   maxMessageBytes?: number;
   /** How long one publish waits for its PubAck. Default 5 000. */
   publishTimeoutMs?: number;
-  /** Messages a subscriber pulls ahead of its handler. Default 16. */
+  /**
+   * Messages a subscriber pulls ahead of its handlers: the client buffers up to this many, and the
+   * subscriber holds up to `concurrency` + this many taken and not yet acked (waiting for their
+   * key or a slot). Default 16.
+   */
   prefetch?: number;
+  /**
+   * Handler calls a subscriber runs at once, on different keys (`BrokerMessage.key`); messages of
+   * one key are handled one at a time, in stream order, and a failing message's retries hold only
+   * its key. 1 handles one message at a time (other keys still go on while one waits to retry).
+   * At most the durable consumer's `max_ack_pending` (JetStream's default 1 000), which bounds
+   * un-acked messages across all members of a group. Default 16.
+   */
+  concurrency?: number;
   /**
    * Lifetime of a subscriber's pull request (min 1 000). The client re-pulls after missing two
    * heartbeats (half this each), so this bounds the stall when a pull is lost in a server restart.
@@ -141,6 +153,7 @@ export class NatsJetStreamBroker implements Broker {
   /** How long one publish waits for its PubAck (`publishTimeoutMs` option, default 5 s). */
   readonly publishTimeoutMs: number;
   private readonly prefetch: number;
+  private readonly concurrency: number;
   private readonly pullExpiresMs: number;
   private readonly healthTimeoutMs: number;
   private readonly source: string;
@@ -197,6 +210,7 @@ export class NatsJetStreamBroker implements Broker {
     );
     this.publishTimeoutMs = positiveInt('nats.publishTimeoutMs', options.publishTimeoutMs, 5_000);
     this.prefetch = positiveInt('nats.prefetch', options.prefetch, 16);
+    this.concurrency = positiveInt('nats.concurrency', options.concurrency, 16);
     this.pullExpiresMs = positiveInt('nats.pullExpiresMs', options.pullExpiresMs, 5_000);
     if (this.pullExpiresMs < 1_000)
       throw new InvalidOptionsError(
@@ -281,10 +295,11 @@ export class NatsJetStreamBroker implements Broker {
     const group = options.group ?? destination;
     const durable = durableName(group, destination);
     let c: Connected;
+    let maxAckPending: number;
     try {
       c = await this.connect();
       await this.ensureStream(c.jsm);
-      await this.ensureConsumer(c.jsm, durable, this.subjectPrefix + destination);
+      maxAckPending = await this.ensureConsumer(c.jsm, durable, this.subjectPrefix + destination);
     } catch (error) {
       // JetStream answered "no" (a consumer config it refuses): not an outage, no retry fixes it.
       if (error instanceof JetStreamApiError) throw error;
@@ -295,6 +310,11 @@ export class NatsJetStreamBroker implements Broker {
       );
     }
     if (this.closed) throw new BrokerPublishError(this.name, 'broker is closed', false);
+    if (maxAckPending > 0 && this.concurrency > maxAckPending)
+      throw new InvalidOptionsError(
+        'nats.concurrency',
+        `${this.concurrency} is more than max_ack_pending (${maxAckPending}) of the JetStream consumer "${durable}" (group "${group}"), which never lets that many messages be un-acked at once: lower nats.concurrency to ${maxAckPending} or less, or raise the consumer's max_ack_pending`,
+      );
     const maxDeliver =
       options.maxDeliveries === undefined
         ? this.maxDeliver
@@ -308,6 +328,7 @@ export class NatsJetStreamBroker implements Broker {
       durable,
       subjectPrefix: this.subjectPrefix,
       prefetch: this.prefetch,
+      concurrency: this.concurrency,
       pullExpiresMs: this.pullExpiresMs,
       ackWaitMs: this.ackWaitMs,
       maxDeliver,
@@ -575,12 +596,15 @@ export class NatsJetStreamBroker implements Broker {
     }
   }
 
-  /** Creates the durable consumer, or updates the settings that may change on an existing one. */
+  /**
+   * Creates the durable consumer, or updates the settings that may change on an existing one;
+   * returns its `max_ack_pending` (-1 or 0: no limit).
+   */
   private async ensureConsumer(
     jsm: JetStreamManager,
     durable: string,
     filterSubject: string,
-  ): Promise<void> {
+  ): Promise<number> {
     // max_deliver unlimited: the consume loop counts attempts and dead-letters with a record;
     // JetStream giving up on its own would leave the message nowhere inspectable.
     const settings = {
@@ -594,17 +618,18 @@ export class NatsJetStreamBroker implements Broker {
         info.config.max_deliver !== settings.max_deliver
       )
         await jsm.consumers.update(this.stream, durable, settings);
-      return;
+      return info.config.max_ack_pending ?? -1;
     } catch (error) {
       if (!(error instanceof JetStreamApiError && error.code === 10014)) throw error;
     }
-    await jsm.consumers.add(this.stream, {
+    const created = await jsm.consumers.add(this.stream, {
       durable_name: durable,
       filter_subject: filterSubject,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
       ...settings,
     });
+    return created.config.max_ack_pending ?? -1;
   }
 }
 

@@ -1,10 +1,11 @@
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { DeliveryDeferredError } from '../../core/errors';
-import type { DeadLetterReason, DeliveredMessage } from '../../core/ports/broker';
+import type { BrokerMessage, DeadLetterReason, DeliveredMessage } from '../../core/ports/broker';
 import type { SageLogger } from '../../core/ports/logger';
 import { errorText } from '../../core/error-text';
 import { abortableSleep as sleep } from '../abortable-sleep';
 import { exponentialDelay } from '../backoff';
+import { KeyLanes, type LaneSlot } from '../key-lanes';
 import {
   deadLetterDestinationOf,
   deadLetterHeaders,
@@ -22,8 +23,10 @@ export interface NatsConsumeLoopOptions {
   group: string;
   durable: string;
   subjectPrefix: string;
-  /** Messages the client pulls ahead of the handler. Each waits its turn inside ackWait. */
+  /** Messages the client pulls ahead of the handlers (and the loop holds beyond `concurrency`). */
   prefetch: number;
+  /** Handler calls running at once, each on a different key. */
+  concurrency: number;
   /** Lifetime of one pull request; heartbeats are half of it, so a pull lost in a restart is redone within about this long. */
   pullExpiresMs: number;
   ackWaitMs: number;
@@ -41,33 +44,55 @@ export interface NatsConsumeLoopOptions {
 }
 
 /**
- * One subscriber on a durable pull consumer. Single-flight: one handler call at a time, so a
- * subscriber sees a key's messages in stream order. A message is acked only after the handler
- * resolved (the inbox transaction committed). A rejection is retried here, after
- * `redeliveryDelayMs`, before the next message is looked at: a nak would let the next message of
- * the key overtake the failed one. A message that cannot be handed over (inbound-message.ts), and
- * one whose handler failed `maxDeliver` counted times (DeliveryDeferredError failures not counted),
- * is published to `${subjectPrefix}${destination}.dlq` with its reason and `stream:sequence`, then
- * terminated; if that publish fails the message is nak'ed and comes back. On `stop()` while waiting to retry,
- * the message is nak'ed and JetStream redelivers it, possibly to another member; order across that
- * redelivery (or a crash) is JetStream's. While a handler runs or waits to retry, the loop tells
- * JetStream it is still working, so neither a slow inbox commit nor a back-off triggers a duplicate
- * delivery.
+ * One subscriber on a durable pull consumer. Messages are handled concurrently across keys (the
+ * `ce-subject` key), one at a time within a key in stream order, at most `concurrency` handler
+ * calls at once (KeyLanes); messages without a key take no lane. The loop holds at most
+ * `concurrency + prefetch` messages taken from the pull and not yet settled (running, waiting for
+ * their key or a slot, or waiting to retry); the client buffers up to `prefetch` more.
+ *
+ * A message is acked only after the handler resolved (the inbox transaction committed). A
+ * rejection is retried here, after `redeliveryDelayMs`, while the message keeps its key (later
+ * messages of that key wait; other keys go on, as the retry gives its slot up while it waits): a
+ * nak would let the next message of the key overtake the failed one. A message that cannot be
+ * handed over (inbound-message.ts), and one whose handler failed `maxDeliver` counted times
+ * (DeliveryDeferredError failures not counted), is published to `${subjectPrefix}${destination}.dlq`
+ * with its reason and `stream:sequence`, then terminated; if that publish fails the message is
+ * nak'ed and comes back. Every message the loop holds is kept from redelivery by an in-progress
+ * ack (`working()`) every half `ackWaitMs`, so neither a slow inbox commit, a back-off, nor a wait
+ * behind its key triggers a duplicate delivery.
+ *
+ * `stop()` drains: running handlers finish and are acked; a message waiting to retry, or not yet
+ * started, is nak'ed (after the messages before it of its key settled) and JetStream redelivers it,
+ * possibly to another member; order across that redelivery (or a crash) is JetStream's.
  * The loop survives server restarts (the client re-pulls) and restarts itself, with backoff,
  * if the consume iterator ends for any reason other than `stop()`.
  */
 export class NatsConsumeLoop {
   private readonly abort = new AbortController();
+  private readonly lanes: KeyLanes;
+  /** Taken from the pull and not settled: kept from redelivery by `working()`. */
+  private readonly held = new Set<JsMsg>();
+  private keepAlive: NodeJS.Timeout | undefined;
   private messages: ConsumerMessages | undefined;
   private running: Promise<void> | undefined;
 
-  constructor(private readonly options: NatsConsumeLoopOptions) {}
+  constructor(private readonly options: NatsConsumeLoopOptions) {
+    this.lanes = new KeyLanes(options.concurrency, (error) =>
+      options.logger.error('NATS message handling failed unexpectedly', {
+        durable: options.durable,
+        error: errorText(error),
+      }),
+    );
+  }
 
   start(): void {
     this.running ??= this.run();
   }
 
-  /** Stops pulling; resolves once no handler call is running. Buffered messages are nak'ed. */
+  /**
+   * Stops pulling; resolves once no handler call is running. Running handlers finish (acked);
+   * buffered, waiting and retrying messages are nak'ed.
+   */
   async stop(): Promise<void> {
     if (!this.abort.signal.aborted) {
       this.abort.abort();
@@ -77,14 +102,34 @@ export class NatsConsumeLoop {
   }
 
   private async run(): Promise<void> {
-    const { js, stream, durable, logger } = this.options;
+    this.keepAlive = setInterval(
+      () => {
+        try {
+          for (const m of this.held) m.working();
+        } catch (error) {
+          // The connection is closed: JetStream redelivers what is held here once ack_wait ends.
+          this.options.logger.debug('NATS in-progress ack failed', { error: errorText(error) });
+        }
+      },
+      Math.max(Math.floor(this.options.ackWaitMs / 2), 250),
+    );
+    try {
+      await this.consume();
+    } finally {
+      await this.lanes.drained();
+      clearInterval(this.keepAlive);
+    }
+  }
+
+  private async consume(): Promise<void> {
+    const { js, stream, durable, logger, concurrency, prefetch } = this.options;
     const signal = this.abort.signal;
     let failures = 0;
     while (!signal.aborted) {
       try {
         const consumer = await js.consumers.get(stream, durable);
         const messages = await consumer.consume({
-          max_messages: this.options.prefetch,
+          max_messages: prefetch,
           expires: this.options.pullExpiresMs,
         });
         this.messages = messages;
@@ -95,8 +140,10 @@ export class NatsConsumeLoop {
             m.nak(); // hand it back now rather than after ackWait
             continue;
           }
-          await this.handle(m);
+          this.accept(m);
           failures = 0;
+          // Take the next only when there is room: bounds what waits un-acked in this process.
+          await this.lanes.whenFewerThan(concurrency + prefetch);
         }
         const ended = await messages.closed();
         if (signal.aborted) break;
@@ -117,59 +164,61 @@ export class NatsConsumeLoop {
     }
   }
 
-  private async handle(m: JsMsg): Promise<void> {
+  /** Puts the message in its key's lane (a poison message in none: it is dead-lettered on sight). */
+  private accept(m: JsMsg): void {
+    this.held.add(m);
+    const settled = () => this.held.delete(m);
     const inbound = decodeMessage(m, this.options.subjectPrefix, this.options.maxMessageBytes);
     if (!inbound.ok) {
       const { reason, detail, messageId } = inbound.poison;
-      await this.deadLetter(m, { reason, detail, messageId, attempts: 0 });
+      this.lanes.submit(null, () =>
+        this.deadLetter(m, { reason, detail, messageId, attempts: 0 }).finally(settled),
+      );
       return;
     }
     const delivered = inbound.message;
-    const keepAlive = setInterval(
-      () => m.working(),
-      Math.max(Math.floor(this.options.ackWaitMs / 2), 250),
-    );
+    this.lanes.submit(delivered.key, (slot) => this.handle(m, delivered, slot).finally(settled));
+  }
+
+  private async handle(m: JsMsg, delivered: BrokerMessage, slot: LaneSlot): Promise<void> {
     const { durable, logger, maxDeliver } = this.options;
     const signal = this.abort.signal;
     // Earlier deliveries by JetStream (a crash, a stop) are counted; deferred ones here are not.
     let counted = m.info.deliveryCount - 1;
-    try {
-      for (let attempt = m.info.deliveryCount; ; attempt++) {
-        if (signal.aborted) {
-          m.nak(); // stopping: JetStream redelivers it
-          return;
-        }
-        try {
-          await this.options.handler({ ...delivered, deliveryAttempt: attempt });
-          m.ack();
-          return;
-        } catch (error) {
-          if (!(error instanceof DeliveryDeferredError)) counted++;
-          const giveUp = maxDeliver !== -1 && counted >= maxDeliver;
-          if (giveUp) {
-            await this.deadLetter(m, {
-              reason: 'max-deliveries',
-              detail: `the handler failed ${counted} times (maxDeliver ${maxDeliver}); last error: ${errorText(error)}`,
-              messageId: delivered.id,
-              attempts: attempt,
-            });
-            return;
-          }
-          const delayMs = this.options.redeliveryDelayMs(attempt);
-          logger.warn('NATS message handler failed; retrying it before the next message', {
-            durable,
-            messageId: delivered.id,
-            destination: delivered.destination,
-            key: delivered.key,
-            deliveryAttempt: attempt,
-            retryInMs: delayMs,
-            error: errorText(error),
-          });
-          await sleep(delayMs, signal);
-        }
+    for (let attempt = m.info.deliveryCount; ; attempt++) {
+      if (signal.aborted) {
+        m.nak(); // stopping: JetStream redelivers it
+        return;
       }
-    } finally {
-      clearInterval(keepAlive);
+      try {
+        await this.options.handler({ ...delivered, deliveryAttempt: attempt });
+        m.ack();
+        return;
+      } catch (error) {
+        if (!(error instanceof DeliveryDeferredError)) counted++;
+        const giveUp = maxDeliver !== -1 && counted >= maxDeliver;
+        if (giveUp) {
+          await this.deadLetter(m, {
+            reason: 'max-deliveries',
+            detail: `the handler failed ${counted} times (maxDeliver ${maxDeliver}); last error: ${errorText(error)}`,
+            messageId: delivered.id,
+            attempts: attempt,
+          });
+          return;
+        }
+        const delayMs = this.options.redeliveryDelayMs(attempt);
+        logger.warn('NATS message handler failed; retrying it (later messages of its key wait)', {
+          durable,
+          messageId: delivered.id,
+          destination: delivered.destination,
+          key: delivered.key,
+          deliveryAttempt: attempt,
+          retryInMs: delayMs,
+          error: errorText(error),
+        });
+        // Other keys use the slot meanwhile; this key stays held.
+        await slot.releasedWhile(sleep(delayMs, signal));
+      }
     }
   }
 
