@@ -25,6 +25,11 @@
 #             scripts/kafka/pom.xml) on Java 17+, one KRaft broker+controller
 #             node; auto-creates topics; replication factors 1
 #
+# Optional, started only when named (`start prometheus`):
+#   prometheus  Debian's prometheus on 127.0.0.1:59090, scraping the sample
+#             services (ports 3000-3002) with ops/prometheus/alerts.yml loaded;
+#             Grafana and Jaeger: docker-compose.yml's observability profile
+#
 # The brokers run as the invoking user (PostgreSQL as SAGE_PG_OS_USER when
 # root); RabbitMQ has its own Erlang cookie and epmd. Logs: rabbitmq/log/,
 # nats/nats-server.log, kafka/logs/server.log (+ *.out for early errors).
@@ -59,9 +64,14 @@
 #                           `--add-scram` value: SCRAM-SHA-512=[name=u,password=p]
 #   SAGE_MAVEN_REPO         local Maven repository    (Maven's default, ~/.m2/repository)
 #   JAVA_HOME               Java 17+ for Kafka        (java on PATH)
+#   SAGE_PROMETHEUS_PORT    Prometheus HTTP port      (59090)
+#   SAGE_PROMETHEUS_TARGETS app=host:port words to scrape (the three samples)
+#   SAGE_PROMETHEUS_BIN     prometheus binary         (/usr/bin/prometheus)
 set -euo pipefail
 
 readonly SERVICES=(postgres rabbitmq nats kafka)
+# Started only when named.
+readonly OPTIONAL_SERVICES=(prometheus)
 
 SAGE_SERVICES_DIR=${SAGE_SERVICES_DIR:-/var/tmp/sage-services}
 SAGE_SERVICES_TIMEOUT=${SAGE_SERVICES_TIMEOUT:-60}
@@ -308,6 +318,12 @@ max_connections = 300
 shared_buffers = 256MB
 # Kept on: the tests check crash safety.
 fsync = on
+# Logical decoding for the WAL-streaming relay (docs/outbox.md); a stuck
+# replication slot may retain at most this much WAL before it is invalidated.
+wal_level = logical
+max_replication_slots = 32
+max_wal_senders = 32
+max_slot_wal_keep_size = 2GB
 timezone = 'UTC'
 log_timezone = 'UTC'
 log_line_prefix = '%m [%p] %q%u@%d '
@@ -403,8 +419,23 @@ pg_start() {
     }
   fi
   pg_wait_ready
+  pg_require_logical_wal
   pg_ensure_role_and_db
   pg_status
+}
+
+# A server started before wal_level = logical was configured keeps its old
+# level until it restarts: restart it once (a fast shutdown, then start).
+pg_require_logical_wal() {
+  local level
+  level=$(as_pg "$PG_BIN/psql" -X -A -t -q -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U "$PG_ADMIN" -d postgres \
+    -c 'SHOW wal_level' 2>/dev/null || true)
+  [[ -z $level || $level == logical ]] && return 0
+  log "postgres: wal_level is $level, restarting once for wal_level = logical"
+  pg_write_config
+  pg_ctl -w -t "$SAGE_SERVICES_TIMEOUT" -m fast -l "$PG_LOG_FILE" restart >/dev/null ||
+    die "postgres: restart for wal_level = logical failed; see $PG_LOG_FILE"
+  pg_wait_ready
 }
 
 # Wait until the server accepts connections; when a server we did not start
@@ -1206,6 +1237,125 @@ kafka_env() {
 }
 
 # ---------------------------------------------------------------------------
+# Prometheus (optional, not started by default): Debian's prometheus scraping
+# the sample services on loopback and loading Sage's alert rules, the native
+# equivalent of docker-compose.yml's `observability` profile. Grafana and
+# Jaeger have no Debian package: use the compose profile for those.
+# ---------------------------------------------------------------------------
+
+PROM_BIN=${SAGE_PROMETHEUS_BIN:-/usr/bin/prometheus}
+PROM_PORT=${SAGE_PROMETHEUS_PORT:-59090}
+PROM_HOST=127.0.0.1
+PROM_DIR=$SAGE_SERVICES_DIR/prometheus
+PROM_PIDFILE=$PROM_DIR/prometheus.pid
+PROM_LOG_FILE=$PROM_DIR/prometheus.log
+PROM_TARGETS=${SAGE_PROMETHEUS_TARGETS:-order-service=127.0.0.1:3000 payment-service=127.0.0.1:3001 shipping-service=127.0.0.1:3002}
+PROM_RULES=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/ops/prometheus/alerts.yml
+check_port SAGE_PROMETHEUS_PORT "$PROM_PORT"
+
+prom_installed() { [[ -x $PROM_BIN ]]; }
+
+prom_install() {
+  prom_installed && return 0
+  apt_install prometheus
+  prom_installed || die "prometheus installed but no $PROM_BIN found"
+}
+
+prom_running_pid() { daemon_pid "$PROM_PIDFILE" "$PROM_DIR" prometheus; }
+
+prom_ready() { curl -fsS -m 2 -o /dev/null "http://$PROM_HOST:$PROM_PORT/-/ready" 2>/dev/null; }
+
+# One static target per `app=host:port` word of SAGE_PROMETHEUS_TARGETS.
+prom_write_config() {
+  local target
+  {
+    printf '# Managed by scripts/services.sh; rewritten on every start.\n'
+    printf 'global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\n'
+    printf 'rule_files:\n  - %s\n' "$PROM_RULES"
+    printf 'scrape_configs:\n  - job_name: sage-samples\n    metrics_path: /metrics\n    static_configs:\n'
+    for target in $PROM_TARGETS; do
+      [[ $target =~ ^[A-Za-z0-9_.-]+=[A-Za-z0-9_.-]+:[0-9]+$ ]] ||
+        die "SAGE_PROMETHEUS_TARGETS: '$target' is not app=host:port"
+      printf "      - targets: ['%s']\n        labels: { app: %s }\n" "${target#*=}" "${target%%=*}"
+    done
+  } >"$PROM_DIR/prometheus.yml"
+}
+
+prom_status() {
+  if ! prom_installed; then
+    printf 'prometheus: stopped (not installed)\n'
+    return 3
+  fi
+  can_inspect "$PROM_DIR" || {
+    tcp_status prometheus "$PROM_HOST" "$PROM_PORT"
+    return
+  }
+  local pid
+  pid=$(prom_running_pid)
+  if [[ -z $pid ]]; then
+    printf 'prometheus: stopped (data %s)\n' "$PROM_DIR/data"
+    return 3
+  fi
+  if ! prom_ready; then
+    printf 'prometheus: running but not ready on %s:%s (pid %s, log %s)\n' \
+      "$PROM_HOST" "$PROM_PORT" "$pid" "$PROM_LOG_FILE"
+    return 1
+  fi
+  printf 'prometheus: running (pid %s, http://%s:%s, rules %s, targets %s, log %s)\n' \
+    "$pid" "$PROM_HOST" "$PROM_PORT" "$PROM_RULES" "$PROM_TARGETS" "$PROM_LOG_FILE"
+}
+
+prom_start() {
+  prom_install
+  require_owner prometheus "$PROM_DIR"
+  ensure_services_dir
+  mkdir -p "$PROM_DIR/data"
+  [[ -w $PROM_DIR ]] || die "prometheus: cannot write $PROM_DIR as $(id -un); run as root or as its owner"
+  local pid log_offset
+  pid=$(prom_running_pid)
+  if [[ -z $pid ]]; then
+    remove_stale_pidfile prometheus "$PROM_PIDFILE" "$PROM_DIR" prometheus
+    tcp_open "$PROM_HOST" "$PROM_PORT" &&
+      die "prometheus: another server already listens on $PROM_HOST:$PROM_PORT; set SAGE_PROMETHEUS_PORT"
+    prom_write_config
+    log "prometheus: starting on $PROM_HOST:$PROM_PORT"
+    log_offset=$(file_size "$PROM_LOG_FILE")
+    spawn "$PROM_DIR" "$PROM_LOG_FILE" "$PROM_BIN" "--config.file=$PROM_DIR/prometheus.yml" \
+      "--storage.tsdb.path=$PROM_DIR/data" "--web.listen-address=$PROM_HOST:$PROM_PORT"
+    pid=$SPAWNED_PID
+    printf '%s\n' "$pid" >"$PROM_PIDFILE"
+  fi
+  wait_until prometheus "$pid" prom_ready || {
+    log_tail_since "$PROM_LOG_FILE" "${log_offset:-0}"
+    die "prometheus: failed to start; see $PROM_LOG_FILE"
+  }
+  prom_status
+}
+
+prom_stop() {
+  [[ -d $PROM_DIR ]] || {
+    log "prometheus: already stopped"
+    return 0
+  }
+  require_owner prometheus "$PROM_DIR"
+  local pid
+  pid=$(prom_running_pid)
+  if [[ -z $pid ]]; then
+    remove_stale_pidfile prometheus "$PROM_PIDFILE" "$PROM_DIR" prometheus
+    log "prometheus: already stopped"
+    return 0
+  fi
+  log "prometheus: stopping (pid $pid)"
+  terminate prometheus "$pid" "$PROM_DIR" prometheus
+  rm -f "$PROM_PIDFILE"
+  log "prometheus: stopped"
+}
+
+prom_env() {
+  printf 'export SAGE_PROMETHEUS_URL=%q\n' "http://$PROM_HOST:$PROM_PORT"
+}
+
+# ---------------------------------------------------------------------------
 # Dispatcher
 # ---------------------------------------------------------------------------
 
@@ -1219,7 +1369,8 @@ service_prefix() {
   rabbitmq | rabbit | rmq) printf 'rmq\n' ;;
   nats) printf 'nats\n' ;;
   kafka) printf 'kafka\n' ;;
-  *) die "unknown service '$1' (known: ${SERVICES[*]})" ;;
+  prometheus | prom) printf 'prom\n' ;;
+  *) die "unknown service '$1' (known: ${SERVICES[*]} ${OPTIONAL_SERVICES[*]})" ;;
   esac
 }
 
