@@ -30,6 +30,7 @@ import {
 } from './harness/results';
 import { SCENARIOS } from './scenarios';
 import { loadChaosResults, renderDocsSection, writeDocsSection } from './chaos/report';
+import { HTTP_LOAD_MARKERS, loadHttpLoadResults, renderHttpLoadSection } from './http-load/report';
 
 const ROOT = path.resolve(__dirname, '..');
 const RESULTS_DIR = path.join(__dirname, 'results');
@@ -53,6 +54,8 @@ const PLOTS_DIR = path.join(ROOT, 'docs', 'benchmarks');
  * - contract-validation-cost: 2 × (1 + 4) publish trials of 10,000 messages, 2 × (1 + 4) inbox
  *   trials of 5,000 deliveries (one warm-up each), then 20,000 checks of each kind ≈ 1 minute
  *   (quick: 2,000 / 2,000 / 5,000).
+ * - consumer-throughput: 3 brokers × 2 × (inbox + raw + adapter-alone drains of 10,000 pre-loaded
+ *   messages, each after a group join) ≈ 2 minutes (quick: 2,000 messages, one drain each).
  * soak: default plus the soak scenario (30 minutes by default).
  */
 const PROFILES: Record<Exclude<ProfileName, 'soak'>, Profile> = {
@@ -108,6 +111,7 @@ const PROFILES: Record<Exclude<ProfileName, 'soak'>, Profile> = {
       consumeRepetitions: 4,
       checkMessages: 5_000,
     },
+    consumers: { messages: 2_000, repetitions: 1 },
   },
   default: {
     name: 'default',
@@ -161,6 +165,7 @@ const PROFILES: Record<Exclude<ProfileName, 'soak'>, Profile> = {
       consumeRepetitions: 4,
       checkMessages: 20_000,
     },
+    consumers: { messages: 10_000, repetitions: 2 },
   },
 };
 
@@ -217,6 +222,12 @@ async function writeDocs(): Promise<void> {
   writeDocsSection(
     DOCS_FILE,
     renderDocsSection(loadChaosResults(RESULTS_DIR), RESULTS_DIR, DOCS_FILE),
+  );
+  // So does the HTTP load of the sample stack (benchmarks/http-load).
+  writeDocsSection(
+    DOCS_FILE,
+    renderHttpLoadSection(loadHttpLoadResults(RESULTS_DIR), RESULTS_DIR, DOCS_FILE),
+    HTTP_LOAD_MARKERS,
   );
   console.log(
     `docs: ${path.relative(ROOT, DOCS_FILE)} from ${runs.length} results file(s), ${plots.size} plot(s) in ${path.relative(ROOT, PLOTS_DIR)}/`,

@@ -11,6 +11,7 @@
 --   SageSubjectKeys1764662400000
 --   SageAuditLog1764748800000
 --   SageRetention1764835200000
+--   SageSagaListing1765008000000
 
 CREATE SCHEMA sage;
 
@@ -150,6 +151,7 @@ ALTER TABLE ONLY sage.saga_instance ADD CONSTRAINT saga_instance_owner_lease_che
 ALTER TABLE ONLY sage.saga_instance ADD CONSTRAINT saga_instance_pkey PRIMARY KEY (id);
 ALTER TABLE ONLY sage.saga_instance ADD CONSTRAINT saga_instance_status_check CHECK ((status = ANY (ARRAY['running'::text, 'waiting'::text, 'compensating'::text, 'completed'::text, 'compensated'::text, 'failed'::text])));
 CREATE INDEX saga_instance_claim_idx ON sage.saga_instance USING btree (COALESCE(wake_at, lease_until, '-infinity'::timestamp with time zone)) WHERE (status = ANY (ARRAY['running'::text, 'waiting'::text, 'compensating'::text]));
+CREATE INDEX saga_instance_ended_created_idx ON sage.saga_instance USING btree (created_at, id) WHERE (status = ANY (ARRAY['completed'::text, 'compensated'::text, 'failed'::text]));
 CREATE INDEX saga_instance_terminal_idx ON sage.saga_instance USING btree (updated_at) WHERE (status = ANY (ARRAY['completed'::text, 'compensated'::text, 'failed'::text]));
 
 CREATE TABLE sage.saga_step (

@@ -235,14 +235,21 @@ export function renderDocsSection(
   return lines.join('\n');
 }
 
-/** Replaces the section between the markers in `docsFile`, or appends it. */
-export function writeDocsSection(docsFile: string, section: string): void {
+/**
+ * Replaces the section between the markers in `docsFile`, or appends it. `markers`: another
+ * generated section's (default the chaos section's), e.g. the HTTP load run's.
+ */
+export function writeDocsSection(
+  docsFile: string,
+  section: string,
+  markers: { begin: string; end: string } = { begin: BEGIN, end: END },
+): void {
   const doc = existsSync(docsFile) ? readFileSync(docsFile, 'utf8') : '';
-  const begin = doc.indexOf(BEGIN);
-  const end = doc.indexOf(END);
+  const begin = doc.indexOf(markers.begin);
+  const end = doc.indexOf(markers.end);
   const next =
     begin >= 0 && end > begin
-      ? `${doc.slice(0, begin)}${section}${doc.slice(end + END.length)}`
+      ? `${doc.slice(0, begin)}${section}${doc.slice(end + markers.end.length)}`
       : `${doc.replace(/\n*$/, '\n\n')}${section}\n`;
   writeFileSync(docsFile, next);
 }

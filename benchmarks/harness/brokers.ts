@@ -64,13 +64,22 @@ export interface BrokerTarget {
   destination: string;
   /** Where, for the report (no credentials). */
   address: string;
+  /**
+   * The same adapter as `sage()` as a `brokerFromUrl` URL (this run's exchange / stream), for
+   * child processes that build their own Broker. Holds credentials: never print it.
+   */
+  url: string;
   /** Client library and version, for the report. */
   client: string;
   /** Most messages the adapter keeps unacknowledged per Broker instance (Infinity: no own cap). */
   adapterWindow: number;
   /** Creates the topic / queue / stream. */
   setup(): Promise<void>;
-  sage(): Broker;
+  /**
+   * The Sage adapter with the bench settings; `tuning` (adapter options of this kind, e.g.
+   * `{ producer: { lingerMs: 5 } }` for Kafka) goes on top (the broker-tuning scenario).
+   */
+  sage(tuning?: object): Broker;
   raw(): Promise<RawPublisher>;
   /** Drops the messages published so far (between drains), where the broker allows. */
   purge(): Promise<void>;
@@ -136,12 +145,13 @@ function kafkaTarget(brokers: string[], runId: string): BrokerTarget {
     kind: 'kafka',
     destination: topic,
     address: brokers.join(','),
+    url: `kafka://${brokers.join(',')}?clientId=sage-bench-relay`,
     client: `kafkajs ${version('kafkajs')}`,
     adapterWindow: Infinity,
     async setup() {
       await createKafkaTopics(kafka, [topic]);
     },
-    sage: () => new KafkaBroker({ brokers, clientId: 'sage-bench-relay' }),
+    sage: (tuning = {}) => new KafkaBroker({ brokers, clientId: 'sage-bench-relay', ...tuning }),
     async raw() {
       const client = new Kafka({
         clientId: 'sage-bench-raw',
@@ -203,6 +213,7 @@ function rabbitTarget(url: string, runId: string): BrokerTarget {
     kind: 'rabbitmq',
     destination,
     address: redacted,
+    url: `${url}${url.includes('?') ? '&' : '?'}exchange=${encodeURIComponent(exchange)}`,
     client: `amqplib ${version('amqplib')} (adapter via amqp-connection-manager ${version('amqp-connection-manager')})`,
     adapterWindow: Infinity,
     async setup() {
@@ -215,7 +226,7 @@ function rabbitTarget(url: string, runId: string): BrokerTarget {
         await broker.close();
       }
     },
-    sage: () => new RabbitMqBroker({ url, exchange }),
+    sage: (tuning = {}) => new RabbitMqBroker({ url, exchange, ...tuning }),
     async raw() {
       const conn = await amqplib.connect(url, { noDelay: true }); // as the adapter (TCP_NODELAY)
       const ch = await conn.createConfirmChannel();
@@ -290,12 +301,14 @@ function natsTarget(servers: string[], runId: string): BrokerTarget {
     kind: 'nats',
     destination,
     address: servers.join(','),
+    url: `nats://${servers.map((s) => s.replace(/^[a-z]+:\/\//, '')).join(',')}?stream=${encodeURIComponent(stream)}&prefix=${encodeURIComponent(prefix)}`,
     client: `@nats-io/jetstream ${version('@nats-io/jetstream')}`,
     adapterWindow: NATS_MAX_PENDING,
     async setup() {
       // The adapter provisions its stream (file storage) on first publish; nothing to do here.
     },
-    sage: () => new NatsJetStreamBroker({ servers, stream, subjectPrefix: prefix }),
+    sage: (tuning = {}) =>
+      new NatsJetStreamBroker({ servers, stream, subjectPrefix: prefix, ...tuning }),
     async raw() {
       const nc: NatsConnection = await natsConnect({ servers, name: 'sage-bench-raw' });
       const js: JetStreamClient = jetstream(nc);

@@ -10,8 +10,10 @@ import {
   soakSection,
 } from './report-brokers';
 import { ms, num, othersCpu, pct } from './report-format';
+import { consumerHistoryCell, consumerThroughputSection } from './report-consumers';
 import { contractsHistoryCell, contractsSection } from './report-contracts';
 import { protectionHistoryCell, protectionSection } from './report-protection';
+import { tuningHistoryCell, tuningSection } from './report-tuning';
 import {
   latencySection,
   outboxHistoryCell,
@@ -146,7 +148,7 @@ run, and the ratio between the two.
   side's, sampled from \`pg_stat_activity\` (*active* = running a statement).
 
 **Real brokers.** The \`outbox-broker-throughput\`, \`outbox-commit-to-ack\`, \`saga-remote-2step\`,
-peer and soak scenarios publish to real Kafka, RabbitMQ and NATS JetStream servers on the same machine
+\`consumer-throughput\`, peer and soak scenarios use real Kafka, RabbitMQ and NATS JetStream servers on the same machine
 (\`eval "$(bash scripts/services.sh env postgres rabbitmq nats kafka)"\` before \`npm run bench\`;
 a broker whose variable is unset is skipped and listed as such). Each run creates its own topic,
 exchange + queue and stream and deletes them at the end. Their raw ceiling is the *same client
@@ -299,7 +301,9 @@ function historySection(runs: readonly { file: string; run: RunResult }[]): stri
           : (outboxHistoryCell(s) ??
             brokerHistoryCell(s) ??
             protectionHistoryCell(s) ??
+            tuningHistoryCell(s) ??
             contractsHistoryCell(s) ??
+            consumerHistoryCell(s) ??
             '');
       lines.push(
         `| [${run.startedAt.slice(0, 16).replace('T', ' ')}](../benchmarks/results/${file}) | \`${run.git.commit?.slice(0, 8) ?? '?'}\`${run.git.dirty ? '+' : ''} | ` +
@@ -359,6 +363,8 @@ function anyScenarioSection(
       return brokerThroughputSection(s, cores, plots);
     case 'outbox-commit-to-ack':
       return commitToAckSection(s, cores, plots);
+    case 'broker-tuning':
+      return tuningSection(s);
     case 'soak':
       return soakSection(s, cores, plots);
     case 'peer':
@@ -369,5 +375,7 @@ function anyScenarioSection(
       return protectionSection(s, cores);
     case 'contract-validation':
       return contractsSection(s);
+    case 'consumer-throughput':
+      return consumerThroughputSection(s);
   }
 }

@@ -187,7 +187,7 @@ export class ResourceMonitor {
 }
 
 /** Busy and total jiffies of all cores from the first line of /proc/stat (busy excludes idle and iowait). */
-function machineTicks(): { busy: number; total: number } | null {
+export function machineTicks(): { busy: number; total: number } | null {
   try {
     const fields = readFileSync('/proc/stat', 'utf8')
       .split('\n')[0]!
@@ -204,7 +204,7 @@ function machineTicks(): { busy: number; total: number } | null {
   }
 }
 
-const BROKER_COMMS = new Set(['java', 'beam.smp', 'nats-server']);
+export const BROKER_COMMS = new Set(['java', 'beam.smp', 'nats-server']);
 
 function sumTicks(ticks: Map<number, number> | null): number | null {
   if (!ticks) return null;
@@ -219,7 +219,7 @@ function postgresCpuTicks(): Map<number, number> | null {
 }
 
 /** utime + stime (in clock ticks) per pid of the processes whose comm is in `names`. */
-function processCpuTicks(names: ReadonlySet<string>): Map<number, number> | null {
+export function processCpuTicks(names: ReadonlySet<string>): Map<number, number> | null {
   let entries: string[];
   try {
     entries = readdirSync('/proc');

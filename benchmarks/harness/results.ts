@@ -29,6 +29,14 @@ export interface Profile {
   protection?: ProtectionProfile;
   /** contract-validation-cost's sizes (absent in results files written before it existed). */
   contracts?: ContractsProfile;
+  /** consumer-throughput's sizes (absent in results files written before it existed). */
+  consumers?: ConsumerProfile;
+}
+
+/** consumer-throughput: messages pre-loaded per broker, drains per variant (alternating order). */
+export interface ConsumerProfile {
+  messages: number;
+  repetitions: number;
 }
 
 /** contract-validation-cost: contract validation off vs on, interleaved in the same run. */
@@ -371,6 +379,45 @@ export interface OutboxBrokerThroughputScenarioResult {
 }
 
 // ---------------------------------------------------------------------------------------------
+// broker-tuning (real brokers, one relay, adapter settings side by side)
+// ---------------------------------------------------------------------------------------------
+
+export interface BrokerTuningTrial extends BrokerDrainTrial {
+  /** os.loadavg()[0] when the drain started: the machine is shared, read the figures with it. */
+  loadAvg1m: number;
+}
+
+export interface BrokerTuningSetting {
+  /** Short name, e.g. `linger 5 ms`. */
+  label: string;
+  /** The adapter options on top of the bench ones (`{}`: the adapter defaults, the baseline). */
+  options: Record<string, unknown>;
+  trials: BrokerTuningTrial[];
+  /** Messages over summed drain time. */
+  throughputPerSec: number;
+  /** Median over rounds of (this setting ÷ the baseline of the same round). */
+  ratio: number;
+  failedPublishes: number;
+}
+
+export interface BrokerTuningRun {
+  broker: BrokerKindName;
+  address: string;
+  client: string;
+  settings: BrokerTuningSetting[];
+  error?: string;
+}
+
+export interface BrokerTuningScenarioResult {
+  kind: 'broker-tuning';
+  name: string;
+  description: string;
+  config: Record<string, number | string | boolean>;
+  brokers: BrokerTuningRun[];
+  skipped: { broker: BrokerKindName; reason: string }[];
+}
+
+// ---------------------------------------------------------------------------------------------
 // outbox-commit-to-ack (real brokers, open loop)
 // ---------------------------------------------------------------------------------------------
 
@@ -583,17 +630,69 @@ export interface ContractValidationScenarioResult {
 }
 
 export type ScenarioResult =
+  | ConsumerThroughputScenarioResult
   | ContractValidationScenarioResult
   | DataProtectionScenarioResult
   | ClosedLoopScenarioResult
   | SagaRemoteScenarioResult
   | PeerScenarioResult
   | OutboxBrokerThroughputScenarioResult
+  | BrokerTuningScenarioResult
   | OutboxCommitToAckScenarioResult
   | SoakScenarioResult
   | OutboxThroughputScenarioResult
   | OutboxLatencyScenarioResult
   | OutboxRetentionScenarioResult;
+
+// ---------------------------------------------------------------------------------------------
+// consumer-throughput (real brokers)
+// ---------------------------------------------------------------------------------------------
+
+/** One consumer side of one broker over its drains of the pre-loaded backlog. */
+export interface ConsumerDrainMeasurement {
+  /** Each drain: messages, first to last message handled (ms), messages/s, 1-min load average at its start. */
+  trials: { messages: number; elapsedMs: number; perSec: number; loadAvg1m: number }[];
+  /** Messages over summed drain time. */
+  throughputPerSec: number;
+  /** Over the drain windows (first to last message). */
+  resources: ResourceUsage;
+  /** CPU time per message (µs): this Node process; the PostgreSQL backends of its pool; every PostgreSQL process. */
+  nodeCpuUsPerMsg: number;
+  pgBackendCpuUsPerMsg: number | null;
+  pgServerCpuUsPerMsg: number | null;
+  /** Messages handled more than once (redeliveries), business rows written (inbox side only). */
+  duplicates: number;
+  businessRows?: number;
+}
+
+export interface ConsumerThroughputRun {
+  broker: BrokerKindName;
+  address: string;
+  client: string;
+  /** The adapter's subscriber through the inbox (@IdempotentHandler, one business INSERT per message). */
+  inbox?: ConsumerDrainMeasurement;
+  /** The same client library consuming, no Sage, no database. */
+  raw?: ConsumerDrainMeasurement;
+  /** The adapter's subscriber, handler with no database. */
+  adapter?: ConsumerDrainMeasurement;
+  /** Over summed drain time; `pairedInboxToRaw`: per repetition. */
+  ratio?: {
+    inboxToRaw: number;
+    adapterToRaw: number;
+    inboxToAdapter: number;
+    pairedInboxToRaw: number[];
+  };
+  error?: string;
+}
+
+export interface ConsumerThroughputScenarioResult {
+  kind: 'consumer-throughput';
+  name: string;
+  description: string;
+  config: Record<string, number | string | boolean>;
+  brokers: ConsumerThroughputRun[];
+  skipped: { broker: BrokerKindName; reason: string }[];
+}
 
 export interface RunResult {
   format: typeof RESULTS_FORMAT;

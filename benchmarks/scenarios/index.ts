@@ -1,5 +1,7 @@
+import { consumerThroughput } from './consumer-throughput';
 import { contractValidationCost } from './contract-validation-cost';
 import { dataProtectionCost } from './data-protection-cost';
+import { brokerTuning } from './broker-tuning';
 import { outboxBrokerThroughput } from './outbox-broker-throughput';
 import { outboxCommitToAck } from './outbox-commit-to-ack';
 import { outboxCommitToPublish } from './outbox-commit-to-publish';
@@ -18,10 +20,12 @@ export const SCENARIOS: readonly Scenario[] = [
   outboxCommitToPublish,
   outboxRetention,
   outboxBrokerThroughput,
+  brokerTuning,
   outboxCommitToAck,
   sagaRemote2Step,
   peerPgTransactionalOutbox,
   dataProtectionCost,
   contractValidationCost,
+  consumerThroughput,
   soak,
 ];

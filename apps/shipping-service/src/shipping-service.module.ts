@@ -73,6 +73,14 @@ export class ShippingServiceModule {
           // Pinned: with search_path "$user", public and a role named like a schema, TypeORM would
           // otherwise look for its migrations table in that schema.
           schema: 'public',
+          // More connections than `order.confirmed` deliveries handled at once (RabbitMQ prefetch
+          // 32, NATS concurrency 16 by default), with room for the relay and the saga loops: each
+          // handler holds its inbox transaction's connection while the shipment saga it starts
+          // takes a second one. With fewer (pg's default is 10), under load every connection was
+          // held by an inbox transaction waiting for another: shipments stopped, and the open
+          // transactions held back the server's xmin, stalling every outbox relay on it
+          // (found by `npm run load:http`, benchmarks/http-load).
+          extra: { max: 48 },
         }),
         ...decryption.imports,
         SagaOutboxModule.forRootAsync({

@@ -31,6 +31,7 @@ const OPTIONAL_BY_ENTRY: Record<string, string[]> = {
   './health': ['@nestjs/terminus'],
   './logging': ['nestjs-pino', 'pino', 'pino-http'],
   './tracing': ['@opentelemetry/api', '@opentelemetry/core'],
+  './console': [],
   './testing': ['@jest/globals'],
   './migrations': [],
 };

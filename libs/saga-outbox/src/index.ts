@@ -107,6 +107,30 @@ export type { IdempotencyConflictPolicy } from './core/saga/input-fingerprint';
 export { OutboxPublisher } from './core/outbox/outbox-publisher';
 export type { OutboxPublishOptions, OutboxPublisherOptions } from './core/outbox/outbox-publisher';
 export { OutboxRelay } from './core/outbox/outbox-relay';
+// WAL-streaming relay (outbox.relay.mode 'wal'; docs/outbox.md#wal-streaming-relay)
+export { WalOutboxRelay, formatLsn } from './core/outbox/wal-outbox-relay';
+export type { WalOutboxRelayOptions, WalOutboxRelayStats } from './core/outbox/wal-outbox-relay';
+export { WalDeliveryWindow } from './core/outbox/wal-delivery-window';
+export type { WalOutboxTransaction } from './core/outbox/wal-delivery-window';
+export type {
+  WalFencedResult,
+  WalOutboxSession,
+  WalOutboxSource,
+  WalOutboxStreamHandlers,
+  WalSlotLag,
+} from './core/ports/wal-outbox-source';
+export {
+  WalLevelNotLogicalError,
+  WalPublicationMissingError,
+  WalRelayUnsupportedError,
+  WalSlotUnusableError,
+} from './core/outbox/wal-relay-errors';
+export {
+  PostgresWalSource,
+  replicationConnectionOf,
+} from './persistence/postgres/postgres-wal-source';
+export type { PostgresWalSourceOptions } from './persistence/postgres/postgres-wal-source';
+export type { OutboxRelayMode, WalRelayModuleOptions } from './nest/outbox/wal-relay.options';
 export type {
   OutboxRelayOptions,
   OutboxBatchReport,
@@ -181,7 +205,7 @@ export type { InMemoryBrokerOptions } from './brokers/memory/in-memory-broker';
 export { PostgresOutboxStore } from './persistence/postgres/postgres-outbox-store';
 export type { PostgresOutboxStoreOptions } from './persistence/postgres/postgres-outbox-store';
 export { TypeOrmCommitHooks } from './persistence/postgres/typeorm-commit-hooks';
-export { sagaOutboxMigrations } from './migrations';
+export { sagaOutboxMigrations, outboxWalPublicationMigration } from './migrations';
 export type { SagaOutboxMigrationClass, SagaOutboxMigrationOptions } from './migrations';
 export { PostgresSagaStore } from './persistence/postgres/postgres-saga-store';
 export type { PostgresSagaStoreOptions } from './persistence/postgres/postgres-saga-store';

@@ -11,4 +11,6 @@ export type {
   KafkaSslOptions,
   KafkaSaslOptions,
   KafkaSaslMechanism,
+  KafkaCompression,
+  KafkaPublishOptions,
 } from './brokers/kafka/kafka-broker';

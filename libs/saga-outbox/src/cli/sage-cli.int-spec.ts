@@ -575,6 +575,7 @@ describe('sage CLI on PostgreSQL', () => {
           'SageSubjectKeys1764662400000',
           'SageAuditLog1764748800000',
           'SageRetention1764835200000',
+          'SageSagaListing1765008000000',
         ],
       });
       // main.ts's exit-code wiring is proven above; these two share one process.

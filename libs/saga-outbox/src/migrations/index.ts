@@ -13,7 +13,9 @@ import { sagaInputFingerprintMigration } from './1764576000000-saga-input-finger
 import { subjectKeysMigration } from './1764662400000-subject-keys';
 import { auditLogMigration } from './1764748800000-audit-log';
 import { retentionMigration } from './1764835200000-retention';
+import { sagaListingMigration } from './1765008000000-saga-listing';
 import type { SagaOutboxMigrationClass } from './migration-support';
+import { outboxWalPublicationMigration as walPublicationMigration } from './1764921600000-outbox-wal-publication';
 
 export type { SagaOutboxMigrationClass } from './migration-support';
 
@@ -41,5 +43,18 @@ export function sagaOutboxMigrations(
     subjectKeysMigration(schema),
     auditLogMigration(schema),
     retentionMigration(schema),
+    sagaListingMigration(schema),
   ];
+}
+
+/**
+ * Opt-in migration for the WAL-streaming relay (`outbox.relay.mode: 'wal'`): the publication of the
+ * outbox table's INSERTs it decodes (`sage_outbox`, or `sage_outbox_<schema>`). Add it after Sage's
+ * migrations: `migrations: [...sagaOutboxMigrations(), outboxWalPublicationMigration()]`. Needs the
+ * table's owner; does not need `wal_level = logical` yet.
+ */
+export function outboxWalPublicationMigration(
+  options: SagaOutboxMigrationOptions = {},
+): SagaOutboxMigrationClass {
+  return walPublicationMigration(sagaSchema(options.schema));
 }

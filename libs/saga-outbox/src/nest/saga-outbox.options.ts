@@ -19,6 +19,7 @@ import {
 import type { SagaDefinition } from '../core/saga/saga-definition';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { Broker } from '../core/ports/broker';
+import { validateRelayMode } from './outbox/wal-relay.options';
 import type { SageTracer } from '../core/ports/tracer';
 import {
   validateSigningOptions,
@@ -318,6 +319,7 @@ export function validateModuleOptions(
       throw new InvalidOptionsError('outbox.optimistic', 'must be an object');
     resolveOptimisticSettings(o.outbox.optimistic); // throws InvalidOptionsError naming the option
   }
+  validateRelayMode(o);
   validateTracer(o.tracing);
   validateSigningOptions(o.signing);
   validateDataProtection(o.dataProtection);

@@ -11,6 +11,7 @@ describe('readRelayConfig', () => {
       schema: undefined,
       runMigrations: true,
       shutdownTimeoutMs: DEFAULT_SHUTDOWN_TIMEOUT_MS,
+      mode: 'polling',
       dbRetryAttempts: 9,
       dbRetryDelayMs: 3000,
       postgres: { ssl: undefined, password: undefined },
@@ -32,6 +33,15 @@ describe('readRelayConfig', () => {
       dbRetryAttempts: 0,
       dbRetryDelayMs: 250,
     });
+  });
+
+  it('reads the relay mode: the WAL-streaming relay and its slot', () => {
+    expect(
+      readRelayConfig({ ...base, SAGE_RELAY_MODE: 'WAL', SAGE_RELAY_WAL_SLOT: 'orders_outbox' }),
+    ).toMatchObject({ mode: 'wal', walSlot: 'orders_outbox' });
+    expect(() => readRelayConfig({ ...base, SAGE_RELAY_MODE: 'stream' })).toThrow(
+      /SAGE_RELAY_MODE.*must be polling or wal, got "stream"/,
+    );
   });
 
   it.each([

@@ -25,6 +25,10 @@ export interface RelayConfig {
   runMigrations: boolean;
   /** SAGE_RELAY_SHUTDOWN_TIMEOUT_MS: graceful-stop bound of the relay. Default 10000. */
   shutdownTimeoutMs: number;
+  /** SAGE_RELAY_MODE: `polling` (default) or `wal` (the WAL-streaming relay, docs/outbox.md). */
+  mode: 'polling' | 'wal';
+  /** SAGE_RELAY_WAL_SLOT: the WAL relay's replication slot. Default `sage_outbox[_<schema>]`. */
+  walSlot: string | undefined;
   /** SAGE_DB_RETRY_ATTEMPTS: connection attempts at start after the first fails (transient errors). Default 9. */
   dbRetryAttempts: number;
   /** SAGE_DB_RETRY_DELAY_MS: milliseconds between those attempts. Default 3000. */
@@ -65,8 +69,13 @@ export function readRelayConfig(env: NodeJS.ProcessEnv): RelayConfig {
     env.SAGE_RUN_MIGRATIONS?.trim().toLowerCase() ?? String(defaultRunMigrations(env));
   if (runMigrations !== 'true' && runMigrations !== 'false')
     throw new InvalidOptionsError('SAGE_RUN_MIGRATIONS', 'must be true or false');
+  const mode = env.SAGE_RELAY_MODE?.trim().toLowerCase() || 'polling';
+  if (mode !== 'polling' && mode !== 'wal')
+    throw new InvalidOptionsError('SAGE_RELAY_MODE', `must be polling or wal, got "${mode}"`);
   return {
     databaseUrl,
+    mode,
+    walSlot: env.SAGE_RELAY_WAL_SLOT?.trim() || undefined,
     schema: env.SAGE_SCHEMA?.trim() || undefined,
     brokerUrl,
     runMigrations: runMigrations === 'true',

@@ -39,7 +39,13 @@ export async function runStandaloneRelay(logger: Logger): Promise<void> {
       retryAttempts: config.dbRetryAttempts,
       retryDelay: config.dbRetryDelayMs,
       broker,
-      outbox: { relay: { shutdownTimeoutMs: config.shutdownTimeoutMs } },
+      outbox: {
+        relay: {
+          shutdownTimeoutMs: config.shutdownTimeoutMs,
+          mode: config.mode,
+          ...(config.walSlot !== undefined ? { wal: { slot: config.walSlot } } : {}),
+        },
+      },
     }),
     // Throw instead of aborting the process, so the error below is printed and the exit code is 1.
     { abortOnError: false, bufferLogs: true },

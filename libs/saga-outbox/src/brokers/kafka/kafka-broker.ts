@@ -27,10 +27,12 @@ import { DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_MESSAGE_BYTES } from '../inbound-me
 import { KafkaTopicConsumer, type KafkaConsumerSettings } from './kafka-consumer';
 import { KafkaLazyClient } from './kafka-lazy-client';
 import { KafkaProducer } from './kafka-producer';
+import { kafkaPublishSettings, type KafkaPublishOptions } from './kafka-publish-options';
 import { checkKafkaSecurity, type KafkaSaslOptions, type KafkaSslOptions } from './kafka-security';
 import { withTlsHint } from '../tls-failure-hint';
 
 export type { KafkaSaslOptions, KafkaSslOptions, KafkaSaslMechanism } from './kafka-security';
+export type { KafkaCompression, KafkaPublishOptions } from './kafka-publish-options';
 
 export type KafkaBrokerLogLevel = 'error' | 'warn' | 'info' | 'debug';
 
@@ -71,6 +73,8 @@ export interface KafkaBrokerOptions {
   logger?: SageLogger;
   /** Minimum kafkajs log level forwarded to `logger`. Default `warn`. */
   logLevel?: KafkaBrokerLogLevel;
+  /** Producer tuning: compression, linger, batch size (see KafkaPublishOptions). Default: none of them. */
+  producer?: KafkaPublishOptions;
   consumer?: KafkaConsumerOptions;
 }
 
@@ -158,6 +162,7 @@ export class KafkaBroker implements Broker {
       max: 5,
       why: 'the idempotent producer keeps order with at most 5',
     });
+    const tuning = kafkaPublishSettings(options.producer);
     this.name = options.name ?? 'kafka';
     this.healthTimeoutMs = options.healthTimeoutMs ?? 5000;
     const logger = (this.logger = options.logger ?? silentLogger);
@@ -189,6 +194,7 @@ export class KafkaBroker implements Broker {
       address: this.address,
       source: options.source ?? 'sage',
       maxInFlight,
+      tuning,
       logger,
       isClosed,
     });

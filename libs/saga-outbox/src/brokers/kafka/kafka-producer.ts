@@ -6,6 +6,8 @@ import type { SageLogger } from '../../core/ports/logger';
 import { raceAbort } from '../../core/race-abort';
 import { KafkaLazyClient } from './kafka-lazy-client';
 import { toKafkaRecord } from './kafka-message-codec';
+import type { KafkaPublishSettings } from './kafka-publish-options';
+import { PublishLinger } from './publish-linger';
 
 /** Protocol errors after which the broker will never take the message: the relay dead-letters it. */
 const NON_RETRYABLE_TYPES = new Set([
@@ -28,6 +30,8 @@ export interface KafkaProducerOptions {
   /** CloudEvents `source` unless a message header sets it. */
   source: string;
   maxInFlight: number;
+  /** Compression, linger and batch size (KafkaBrokerOptions.producer). */
+  tuning: KafkaPublishSettings;
   logger: SageLogger;
   isClosed: () => boolean;
 }
@@ -40,6 +44,8 @@ export interface KafkaProducerOptions {
  */
 export class KafkaProducer {
   private readonly producer: KafkaLazyClient<Producer>;
+  /** Set when `lingerMs` > 0: publishes wait there to share produce requests. */
+  private readonly linger: PublishLinger | undefined;
 
   constructor(
     kafka: Kafka,
@@ -64,9 +70,19 @@ export class KafkaProducer {
           { cause: error },
         ),
     );
+    const { lingerMs, batchSize } = options.tuning;
+    if (lingerMs > 0)
+      this.linger = new PublishLinger(lingerMs, batchSize, (batch) => this.publishNow(batch));
   }
 
-  async publish(batch: readonly BrokerMessage[], signal?: AbortSignal): Promise<PublishResult[]> {
+  publish(batch: readonly BrokerMessage[], signal?: AbortSignal): Promise<PublishResult[]> {
+    return this.linger ? this.linger.publish(batch, signal) : this.publishNow(batch, signal);
+  }
+
+  private async publishNow(
+    batch: readonly BrokerMessage[],
+    signal?: AbortSignal,
+  ): Promise<PublishResult[]> {
     const results = new Map<string, PublishResult>();
     const byTopic = groupByTopic(batch, results);
     let unsent = 'no acknowledgement';
@@ -103,6 +119,7 @@ export class KafkaProducer {
   }
 
   disconnect(): Promise<void> | undefined {
+    this.linger?.flush(); // what lingers goes out (or fails retryable) rather than wait for ever
     return this.producer.disconnect();
   }
 
@@ -115,7 +132,12 @@ export class KafkaProducer {
   async sendRecord(topic: string, record: Message): Promise<void> {
     const producer = await this.producer.connected();
     try {
-      await producer.send({ topic, acks: -1, messages: [record] });
+      await producer.send({
+        topic,
+        acks: -1,
+        compression: this.options.tuning.compression,
+        messages: [record],
+      });
     } catch (error) {
       this.discard(producer);
       if (isRetryable(error) || record.value === null) throw error;
@@ -127,8 +149,23 @@ export class KafkaProducer {
     }
   }
 
-  /** Sends one topic's messages in one request; on a non-retryable failure, one by one to find the guilty ones. */
+  /**
+   * Sends one topic's messages in requests of at most `batchSize`, one after another (per-key
+   * order); what a failed request held gets its failure and the rest still goes out.
+   */
   private async publishTopic(
+    topic: string,
+    messages: readonly BrokerMessage[],
+    results: Map<string, PublishResult>,
+  ): Promise<void> {
+    const size = this.options.tuning.batchSize;
+    if (messages.length <= size) return this.publishRequest(topic, messages, results);
+    for (let from = 0; from < messages.length; from += size)
+      await this.publishRequest(topic, messages.slice(from, from + size), results);
+  }
+
+  /** Sends messages of one topic in one request; on a non-retryable failure, one by one to find the guilty ones. */
+  private async publishRequest(
     topic: string,
     messages: readonly BrokerMessage[],
     results: Map<string, PublishResult>,
@@ -138,6 +175,7 @@ export class KafkaProducer {
       producer = await this.producer.connected();
       await producer.sendBatch({
         acks: -1,
+        compression: this.options.tuning.compression,
         topicMessages: [
           { topic, messages: messages.map((m) => toKafkaRecord(m, this.options.source)) },
         ],
@@ -163,7 +201,7 @@ export class KafkaProducer {
     }
     // Some partitions of the failed request may have been written; sending those again makes
     // duplicates (at-least-once), never a loss.
-    await Promise.all(messages.map((m) => this.publishTopic(topic, [m], results)));
+    await Promise.all(messages.map((m) => this.publishRequest(topic, [m], results)));
   }
 
   /**

@@ -51,6 +51,14 @@ export interface RabbitMqBrokerOptions {
   maxRedeliveryDelayMs?: number;
   /** How long a publish waits for its confirm (including while reconnecting) before failing, retryable. Default 10000. */
   publishTimeoutMs?: number;
+  /**
+   * Publisher confirm window: most messages published and not yet confirmed at once, across all
+   * `publish` calls of this broker; a message beyond it waits for a confirm to free a slot (its
+   * wait counts against the relay's publish timeout like any other). Bounds the broker's and the
+   * client's memory when several relays or big batches publish at once. Default: no limit (every
+   * message of a batch is handed to the channel at once).
+   */
+  publishWindow?: number;
   /** Timeout of topology declarations and of the health check's passive probe. Default 5000. */
   operationTimeoutMs?: number;
   /**

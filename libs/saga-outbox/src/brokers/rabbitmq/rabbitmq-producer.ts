@@ -3,6 +3,8 @@ import type { ConfirmChannel, Message, Options } from 'amqplib';
 import { errorText } from '../../core/error-text';
 import type { BrokerMessage, PublishResult } from '../../core/ports/broker';
 import { raceAbort } from '../../core/race-abort';
+// A plain counting semaphore (no NATS client in it): the same window NATS keeps on PubAcks.
+import { PendingAcks } from '../nats/pending-acks';
 import { toAmqpMessage } from './rabbitmq-message-codec';
 import type { RabbitMqSettings } from './rabbitmq-settings';
 import { assertExchanges, assertQueueTopology } from './rabbitmq-topology';
@@ -25,12 +27,16 @@ export class RabbitMqProducer {
   private readonly inflight = new Map<string, number>();
   private readonly returned = new Set<string>();
   private channel: ConfirmChannel | undefined;
+  /** The publisher confirm window (`publishWindow`); none without a limit. */
+  private readonly window: PendingAcks | undefined;
 
   constructor(
     private readonly manager: AmqpConnectionManager,
     private readonly settings: RabbitMqSettings,
     private readonly status: RabbitMqStatus,
   ) {
+    if (Number.isFinite(settings.publishWindow))
+      this.window = new PendingAcks(settings.publishWindow);
     this.wrapper = manager.createChannel({
       name: `${settings.name}-publisher`,
       confirm: true,
@@ -62,6 +68,19 @@ export class RabbitMqProducer {
     } catch (error) {
       return failed(message, `payload is not serialisable: ${errorText(error)}`, false);
     }
+    const window = this.window;
+    if (window) {
+      const slot = window.acquire();
+      if (
+        (await raceAbort(
+          slot.then(() => true),
+          signal,
+        )) === undefined
+      ) {
+        void slot.then(() => window.release()); // the slot comes later; hand it straight on
+        return failed(message, 'publish aborted before the broker confirmed it');
+      }
+    }
     const id = message.id;
     this.inflight.set(id, (this.inflight.get(id) ?? 0) + 1);
     const timeoutMs = this.settings.publishTimeoutMs;
@@ -83,7 +102,10 @@ export class RabbitMqProducer {
           };
         },
       )
-      .finally(() => this.settled(id));
+      .finally(() => {
+        this.settled(id);
+        window?.release();
+      });
     // Fate unknown on abort: failed, retryable; the relay publishes it again (at-least-once).
     return (
       (await raceAbort(confirmed, signal)) ??

@@ -21,6 +21,8 @@ export interface RabbitMqSettings {
   redeliveryDelayMs: number;
   maxRedeliveryDelayMs: number;
   publishTimeoutMs: number;
+  /** Infinity: no limit. */
+  publishWindow: number;
   operationTimeoutMs: number;
   unroutableRetryable: boolean;
   declareDestinations: { destination: string; group?: string }[];
@@ -39,6 +41,7 @@ export function rabbitMqSettings(options: RabbitMqBrokerOptions): RabbitMqSettin
   const maxDeliveries = int('maxDeliveries', DEFAULT_MAX_DELIVERIES, 1);
   const maxMessageBytes = int('maxMessageBytes', DEFAULT_MAX_MESSAGE_BYTES, 1);
   const publishTimeoutMs = int('publishTimeoutMs', 10_000, 1);
+  const publishWindow = options.publishWindow === undefined ? Infinity : int('publishWindow', 1, 1);
   const operationTimeoutMs = int('operationTimeoutMs', 5000, 1);
   const redeliveryDelayMs = int('redeliveryDelayMs', 200, 0);
   const maxRedeliveryDelayMs = int('maxRedeliveryDelayMs', 5000, 0);
@@ -65,6 +68,7 @@ export function rabbitMqSettings(options: RabbitMqBrokerOptions): RabbitMqSettin
     redeliveryDelayMs,
     maxRedeliveryDelayMs,
     publishTimeoutMs,
+    publishWindow,
     operationTimeoutMs,
     unroutableRetryable: options.unroutableRetryable ?? true,
     declareDestinations: (options.declareDestinations ?? []).map((entry) =>

@@ -59,6 +59,18 @@ export const OUTBOX_TRANSITIONS = {
   },
   /** The reaper frees rows whose relay died or stalled (lease over on the database clock). */
   reap: { from: ['claimed'], to: 'pending', fenced: false, label: 'lease expired (reaper)' },
+  /**
+   * The WAL-streaming relay's broker ack: its rows reach it through logical decoding, never
+   * claimed; the write is fenced on the replication slot's holder instead of a claim token.
+   */
+  walMarkSent: { from: ['pending'], to: 'sent', fenced: true, label: 'WAL relay: broker ack' },
+  /** The WAL-streaming relay gives up on a message (non-retryable, or out of attempts). */
+  walDeadLetter: {
+    from: ['pending'],
+    to: 'dead_letter',
+    fenced: true,
+    label: 'WAL relay: max attempts / non-retryable',
+  },
   /** An operator replays a dead letter: attempts start again. */
   replay: { from: ['dead_letter'], to: 'pending', fenced: false, label: 'operator replay' },
 } as const satisfies Record<string, OutboxTransition>;

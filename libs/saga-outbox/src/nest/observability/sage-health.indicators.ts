@@ -140,7 +140,7 @@ export class SageHealthIndicators implements OnModuleInit {
    */
   relay(key = 'sage_relay'): Promise<HealthIndicatorResult> {
     const check = this.health.check(key);
-    const relay = this.parts.outbox?.relay;
+    const relay = this.parts.outbox?.relay ?? this.parts.outbox?.walRelay;
     if (!relay) return Promise.resolve(check.up({ configured: false }));
     const { loop } = relay.stats;
     // Before the first tick, count from startup: a relay gets one stale period to get going.

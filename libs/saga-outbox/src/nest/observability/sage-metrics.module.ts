@@ -70,7 +70,13 @@ export class SageMetricsService implements OnModuleInit, OnModuleDestroy {
       // Only where sagas run: a relay-only process reports no saga_active series.
       activeSagas: probe && engine ? () => probe.activeSagas() : undefined,
       pool: probe && (() => probe.poolStats()),
-      relays: () => (outbox?.relay ? [outbox.relay.stats.loop] : []),
+      walSlotLag: outbox?.walRelay
+        ? async () => (await outbox.walRelay!.slotLag())?.lagBytes ?? null
+        : undefined,
+      relays: () => {
+        const relay = outbox?.relay ?? outbox?.walRelay;
+        return relay ? [relay.stats.loop] : [];
+      },
       retention: () =>
         retentionRowsTotals({
           sagas: sagaRetention?.retention,

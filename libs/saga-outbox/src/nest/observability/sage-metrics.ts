@@ -52,6 +52,12 @@ export const SAGE_METRIC_DEFINITIONS = [
     help: 'Outbox messages in dead_letter, from the database at scrape time.',
     labelNames: [],
   },
+  {
+    kind: 'gauge',
+    name: 'outbox_wal_slot_lag_bytes',
+    help: "WAL the server keeps for the WAL relay's replication slot (current position minus its confirmed position), at scrape time; only with outbox.relay.mode wal.",
+    labelNames: [],
+  },
   // outbox, from relay / optimistic sender events
   {
     kind: 'counter',
@@ -254,6 +260,8 @@ export interface SageMetricsSources {
   backlog?: () => Promise<OutboxBacklog>;
   activeSagas?: () => Promise<Map<string, number>>;
   pool?: () => PoolStats | undefined;
+  /** The WAL relay's slot lag in bytes (null: no slot yet); only with `outbox.relay.mode: 'wal'`. */
+  walSlotLag?: () => Promise<number | null>;
   /** Loop stats of the relays running in this process. */
   relays?: () => readonly LoopStats[];
   /** Rows removed so far by the retention loops of this process. */
@@ -480,6 +488,13 @@ export class SageMetrics {
                 ? backlog.deadLetters
                 : backlog.oldestPendingAgeSeconds,
           );
+        };
+      case 'outbox_wal_slot_lag_bytes':
+        return async () => {
+          const read = this.sources.walSlotLag;
+          if (!read) return;
+          const lag = await this.probe('outbox_wal_slot_lag', read);
+          if (lag !== undefined && lag !== null) gauge().set(lag);
         };
       case 'saga_active':
         return async () => {

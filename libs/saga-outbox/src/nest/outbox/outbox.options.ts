@@ -1,5 +1,6 @@
 import type { OptimisticSenderSettings } from '../../core/outbox/optimistic-sender';
 import type { OutboxRelayOptions } from '../../core/outbox/outbox-relay';
+import type { OutboxRelayMode, WalRelayModuleOptions } from './wal-relay.options';
 import type { OutboxRetentionOptions } from '../../core/outbox/outbox-retention';
 
 /** The Broker the relay publishes to (provide an adapter instance under this token). */
@@ -30,6 +31,15 @@ export interface OutboxModuleOptions {
   /** Relay tuning; `enabled: false` runs no relay in this process (e.g. relays deployed separately). */
   relay?: Omit<OutboxRelayOptions, 'store' | 'broker' | 'clock' | 'logger' | 'onBatch'> & {
     enabled?: boolean;
+    /**
+     * `'polling'` (default): claim → publish → mark, ordered by the commit watermark. `'wal'`:
+     * messages reach the relay through PostgreSQL logical decoding, in commit order, with no
+     * watermark wait (needs `wal_level = logical` and outboxWalPublicationMigration(); not on
+     * PGlite). docs/outbox.md#wal-streaming-relay.
+     */
+    mode?: OutboxRelayMode;
+    /** The WAL relay's slot, publication and window (with `mode: 'wal'`). */
+    wal?: WalRelayModuleOptions;
   };
   /** Retention of sent rows; `enabled: false` to leave it to another deployment. */
   retention?: Omit<OutboxRetentionOptions, 'store' | 'clock' | 'logger'> & { enabled?: boolean };

@@ -3,6 +3,7 @@ import type { OptimisticSender } from '../../core/outbox/optimistic-sender';
 import { OutboxDeadLetters } from '../../core/outbox/outbox-dead-letters';
 import type { OutboxEventListener } from '../../core/outbox/outbox-events';
 import type { OutboxRelay } from '../../core/outbox/outbox-relay';
+import type { WalOutboxRelay } from '../../core/outbox/wal-outbox-relay';
 import type { OutboxRetention } from '../../core/outbox/outbox-retention';
 import { PostgresOutboxStore } from '../../persistence/postgres/postgres-outbox-store';
 import type { TypeOrmCommitHooks } from '../../persistence/postgres/typeorm-commit-hooks';
@@ -44,6 +45,11 @@ export class OutboxRelayService {
     return this.relays.relay;
   }
 
+  /** The WAL-streaming relay, when `outbox.relay.mode` is "wal" (then `relay` is absent). */
+  get walRelay(): WalOutboxRelay | undefined {
+    return this.relays.walRelay;
+  }
+
   /** Absent when `outbox.retention.enabled` is false. */
   get retention(): OutboxRetention | undefined {
     return this.retentions.retention;
@@ -65,7 +71,11 @@ export class OutboxRelayService {
    * on the publishing path (keep them cheap); what they throw is ignored.
    */
   onEvent(listener: OutboxEventListener): () => void {
-    const offs = [this.relay?.onEvent(listener), this.optimistic?.onEvent(listener)];
+    const offs = [
+      this.relay?.onEvent(listener),
+      this.walRelay?.onEvent(listener),
+      this.optimistic?.onEvent(listener),
+    ];
     return () => offs.forEach((off) => off?.());
   }
 }

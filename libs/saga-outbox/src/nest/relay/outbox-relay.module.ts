@@ -41,7 +41,8 @@ export class OutboxRelayLifecycle implements OnApplicationBootstrap, OnApplicati
   onApplicationBootstrap(): void {
     this.logger.info('outbox relay running', {
       event: 'outbox.relay.started',
-      relayId: this.relay.relay?.relayId,
+      relayId: (this.relay.relay ?? this.relay.walRelay)?.relayId,
+      mode: this.relay.walRelay ? 'wal' : 'polling',
       schema: this.database.schema,
     });
   }
@@ -58,8 +59,8 @@ export class OutboxRelayLifecycle implements OnApplicationBootstrap, OnApplicati
     await this.database.close();
     this.logger.info('outbox relay stopped', {
       event: 'outbox.relay.stopped',
-      relayId: this.relay.relay?.relayId,
-      ...this.relay.relay?.stats,
+      relayId: (this.relay.relay ?? this.relay.walRelay)?.relayId,
+      ...(this.relay.relay ?? this.relay.walRelay)?.stats,
     });
   }
 }

@@ -13,11 +13,14 @@ import type { InboxTables } from './inbox-tables';
 import type { OutboxTables } from './outbox-tables';
 import type { Statement } from './saga-queries.sql';
 import type { SagaSchema } from './schema-name';
+import { TERMINAL_SAGA_STATUSES } from '../../core/ports/saga-store';
 import { LIVE_SAGA_STATUSES as LIVE_STATUSES } from '../../core/saga/saga-transitions';
 
 /** The statuses a saga can still leave (the claim index's predicate, saga_instance_claim_idx). */
 /** The live statuses as an SQL list, from the saga transition table. */
 const LIVE_SAGA_STATUSES = `(${LIVE_STATUSES.map((s) => `'${s}'`).join(', ')})`;
+/** The statuses a saga ends in (saga_instance_ended_created_idx's predicate). */
+const ENDED_SAGA_STATUSES = `(${TERMINAL_SAGA_STATUSES.map((s) => `'${s}'`).join(', ')})`;
 
 /**
  * "Nobody is driving this saga although it is due", for longer than the grace `$param` (seconds):
@@ -102,6 +105,8 @@ export interface SagaSummaryRow {
   created_at: Date;
   updated_at: Date;
   age_seconds: number;
+  /** `created_at` in microseconds since the epoch, bigint as text: the keyset cursor (SagaListCursor). */
+  created_at_micros: string;
   stalled: boolean;
   /** Steps awaiting a reply (`waiting` forward, `compensating` backward), in step order. */
   awaiting_steps: string[];
@@ -118,6 +123,7 @@ const SUMMARY_COLUMNS = `
   i.id, i.name, i.version, i.status, i.owner, i.lease_until, i.wake_at, i.deadline_at, i.error,
   i.failed_step, i.created_at, i.updated_at,
   extract(epoch FROM clock_timestamp() - i.created_at)::double precision AS age_seconds,
+  (extract(epoch FROM i.created_at) * 1000000)::bigint::text AS created_at_micros,
   (i.status IN ${LIVE_SAGA_STATUSES} AND ${stalledSince('$1')}) AS stalled,
   coalesce(a.steps, '{}'::text[]) AS awaiting_steps,
   a.reply_deadline`;
@@ -128,25 +134,89 @@ const AWAITING_JOIN = (s: SagaSchema): string => `
     WHERE st.saga_id = i.id AND st.status IN ('waiting', 'compensating')
   ) a ON true`;
 
+/** The instance columns a listing shows, selected in each branch of selectSagaList. */
+const LISTED_COLUMNS = `i.id, i.name, i.version, i.status, i.owner, i.lease_until, i.wake_at,
+  i.deadline_at, i.error, i.failed_step, i.created_at, i.updated_at`;
+
 /**
- * The newest sagas, optionally of one status and/or one saga name (NULL: any). Ordered by
- * (created_at, id) descending. No index orders saga_instance by time, so on a big table with a
- * terminal status this sorts a scan: an operator command, bounded by `limit`.
+ * The newest sagas, optionally of one status and/or one saga name (NULL: any), ordered by
+ * (created_at, id) descending. Two branches, each newest first and cut at `limit`, merged:
+ * - live sagas, few by nature (the claim index's predicate): sorted in memory;
+ * - ended sagas, nearly all of the table: read backwards along `saga_instance_ended_created_idx`,
+ *   stopping after `limit` matching rows (a rare status or name reads further back).
+ * Not one index over every saga by creation: the recovery claim and selectOldestLiveSagas order
+ * live sagas by `created_at` too, and given such an index the planner walked it from the oldest
+ * saga, filtering out every ended one, instead of reading the few live ones (on a million sagas,
+ * hot-statement-plans.int-spec.ts).
  */
 export function selectSagaList(
   s: SagaSchema,
-  p: { status: string | null; name: string | null; limit: number; stalledAfterSeconds: number },
+  p: {
+    status: string | null;
+    name: string | null;
+    limit: number;
+    stalledAfterSeconds: number;
+    /** Keyset paging: only sagas strictly older than this (created_at, id), the previous page's last. */
+    before?: SagaListCursor | null;
+    /** Only the saga started with this idempotency key (with `name`: a probe of its unique index). */
+    idempotencyKey?: string | null;
+    /** Only sagas started at least this many seconds ago. */
+    olderThanSeconds?: number | null;
+  },
 ): Statement<SagaSummaryRow> {
+  const values: unknown[] = [p.stalledAfterSeconds, p.status, p.name, p.limit];
+  const param = (value: unknown): string => `$${values.push(value)}`;
+  // Optional conditions are added only when given (their values stay parameters), so each one is an
+  // index condition of its branch's (created_at, id) scan, not a filter the planner cannot fold.
+  const extra: string[] = [];
+  if (p.before)
+    extra.push(
+      `(i.created_at, i.id) < (timestamptz 'epoch' + ${param(p.before.createdAtMicros)}::bigint * interval '1 microsecond', ${param(p.before.id)}::uuid)`,
+    );
+  if (p.idempotencyKey != null) extra.push(`i.idempotency_key = ${param(p.idempotencyKey)}`);
+  // statement_timestamp(), not clock_timestamp(): stable within the statement, so the bound is an
+  // index condition.
+  if (p.olderThanSeconds != null)
+    extra.push(
+      `i.created_at <= statement_timestamp() - ${param(p.olderThanSeconds)}::double precision * interval '1 second'`,
+    );
+  const more = extra.map((c) => `\n          AND ${c}`).join('');
+  const branch = (statuses: string): string => `(
+        SELECT ${LISTED_COLUMNS}
+        FROM ${s.sagaInstance} i
+        WHERE i.status IN ${statuses}
+          AND ($2::text IS NULL OR i.status = $2)
+          AND ($3::text IS NULL OR i.name = $3)${more}
+        ORDER BY i.created_at DESC, i.id DESC
+        LIMIT $4)`;
+  // A status filter names one side (the status itself stays a parameter): the planner cannot tell
+  // that `status IN (live) AND status = 'failed'` matches nothing, and would read the other side's
+  // whole index looking for it.
+  const branches =
+    p.status !== null && (LIVE_STATUSES as readonly string[]).includes(p.status)
+      ? [branch(LIVE_SAGA_STATUSES)]
+      : p.status !== null && (TERMINAL_SAGA_STATUSES as readonly string[]).includes(p.status)
+        ? [branch(ENDED_SAGA_STATUSES)]
+        : [branch(LIVE_SAGA_STATUSES), branch(ENDED_SAGA_STATUSES)];
   return {
     text: `
       SELECT ${SUMMARY_COLUMNS}
-      FROM ${s.sagaInstance} i ${AWAITING_JOIN(s)}
-      WHERE ($2::text IS NULL OR i.status = $2)
-        AND ($3::text IS NULL OR i.name = $3)
+      FROM (${branches.join('\n        UNION ALL ')}) i ${AWAITING_JOIN(s)}
       ORDER BY i.created_at DESC, i.id DESC
       LIMIT $4`,
-    values: [p.stalledAfterSeconds, p.status, p.name, p.limit],
+    values,
   };
+}
+
+/**
+ * Where a page of selectSagaList ended: the last saga's `created_at` in microseconds since the epoch
+ * (exact: a JavaScript Date keeps only milliseconds, and a cursor rounded to them would skip or
+ * repeat sagas) and its id.
+ */
+export interface SagaListCursor {
+  /** bigint as text. */
+  createdAtMicros: string;
+  id: string;
 }
 
 /**
@@ -205,7 +275,10 @@ export function selectOutboxPendingBreakdown(
           AS above_watermark,
         count(*) FILTER (WHERE status = 'claimed' AND lease_until < clock_timestamp()) AS expired_claims
       FROM ${t.outboxMessage}
-      WHERE status IN ('pending', 'claimed')`,
+      -- Two equalities, not IN (...): the planner matches each arm of an OR to the partial index
+      -- whose predicate it implies (a BitmapOr of both); an IN list matches neither, and on a
+      -- million-row table it scanned every sent row (hot-statement-plans.int-spec.ts).
+      WHERE status = 'pending' OR status = 'claimed'`,
     values: [],
   };
 }

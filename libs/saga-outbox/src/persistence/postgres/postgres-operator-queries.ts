@@ -3,6 +3,7 @@ import { InvalidOptionsError } from '../../core/errors';
 import type { SagaStatus } from '../../core/ports/saga-store';
 import { inboxTables, type InboxTables } from './inbox-tables';
 import * as q from './operator-queries.sql';
+import type { SagaListCursor } from './operator-queries.sql';
 import { outboxTables, type OutboxTables } from './outbox-tables';
 import { queryOnce } from './run-statement';
 import { sagaSchema, type SagaSchema } from './schema-name';
@@ -50,6 +51,17 @@ export interface SagaSummary {
   awaitingSteps: string[];
   replyDeadline: Date | null;
 }
+
+/** What sagaPage filters on (all optional, combined with AND). */
+export interface SagaPageFilter {
+  status?: SagaStatus;
+  name?: string;
+  idempotencyKey?: string;
+  /** Only sagas started at least this many seconds ago. */
+  olderThanSeconds?: number;
+}
+
+export type { SagaListCursor } from './operator-queries.sql';
 
 export interface OutboxPendingBreakdown {
   due: number;
@@ -163,6 +175,40 @@ export class PostgresOperatorQueries {
       }),
     );
     return rows.map(toSummary);
+  }
+
+  /**
+   * One page of sagas, newest first, for a console: filters as listSagas plus an idempotency key
+   * and a minimum age, and keyset paging on (created_at, id), the order of the indexes the
+   * listing reads (pass `next` back as `before`). A page costs the same at any depth.
+   */
+  async sagaPage(
+    filter: SagaPageFilter,
+    page: { limit: number; before?: SagaListCursor | null },
+  ): Promise<{ sagas: SagaSummary[]; next: SagaListCursor | null }> {
+    const limit = checkLimit(page.limit);
+    const rows = await queryOnce(
+      this.dataSource,
+      q.selectSagaList(this.schema, {
+        status: filter.status ?? null,
+        name: filter.name ?? null,
+        idempotencyKey: filter.idempotencyKey ?? null,
+        olderThanSeconds: filter.olderThanSeconds ?? null,
+        before: page.before ?? null,
+        // One more than asked: whether a next page exists, without a count.
+        limit: limit + 1,
+        stalledAfterSeconds: this.stalledAfterSeconds,
+      }),
+    );
+    const shown = rows.slice(0, limit);
+    const last = shown[shown.length - 1];
+    return {
+      sagas: shown.map(toSummary),
+      next:
+        rows.length > limit && last
+          ? { createdAtMicros: last.created_at_micros, id: last.id }
+          : null,
+    };
   }
 
   /** Live sagas, oldest first: the likeliest to be stuck. */

@@ -1,0 +1,160 @@
+import { InMemoryBroker } from '../../brokers/memory/in-memory-broker';
+import { waitUntil } from '../../testing/async';
+import type {
+  WalFencedResult,
+  WalOutboxSession,
+  WalOutboxSource,
+  WalOutboxStreamHandlers,
+} from '../ports/wal-outbox-source';
+import type { ClaimedOutboxMessage } from './outbox-message';
+import { WalOutboxRelay } from './wal-outbox-relay';
+
+const msg = (id: string, key: string | null = null): ClaimedOutboxMessage => ({
+  id,
+  destination: 'd',
+  type: 't',
+  key,
+  payload: { id },
+  headers: {},
+  sagaId: null,
+  attempts: 0,
+  createdAt: new Date(),
+});
+
+/** A WAL source in memory: the test feeds transactions; records what was confirmed and marked. */
+class FakeSource implements WalOutboxSource {
+  handlers: WalOutboxStreamHandlers | undefined;
+  confirmed = 0n;
+  sent: string[] = [];
+  dead: { id: string; error: string }[] = [];
+  owner = true;
+  opens = 0;
+  failMarks = 0;
+
+  open(handlers: WalOutboxStreamHandlers): Promise<WalOutboxSession | null> {
+    this.opens++;
+    this.handlers = handlers;
+    const session: WalOutboxSession = {
+      holder: 'fake',
+      startLsn: this.confirmed,
+      pause: () => undefined,
+      resume: () => undefined,
+      confirm: (lsn) => {
+        this.confirmed = lsn;
+      },
+      markSent: (ids) => this.record(() => this.sent.push(...ids), ids),
+      deadLetter: (failures) =>
+        this.record(
+          () => this.dead.push(...failures),
+          failures.map((f) => f.id),
+        ),
+      close: () => {
+        handlers.onClose(undefined);
+        return Promise.resolve();
+      },
+    };
+    return Promise.resolve(session);
+  }
+
+  check(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  slotLag(): Promise<null> {
+    return Promise.resolve(null);
+  }
+
+  private record(apply: () => void, ids: readonly string[]): Promise<WalFencedResult> {
+    if (this.failMarks > 0) {
+      this.failMarks--;
+      return Promise.reject(new Error('database unreachable'));
+    }
+    if (!this.owner) return Promise.resolve({ owner: false, ids: [] });
+    apply();
+    return Promise.resolve({ owner: true, ids: [...ids] });
+  }
+}
+
+let relay: WalOutboxRelay | undefined;
+afterEach(async () => {
+  await relay?.stop();
+  relay = undefined;
+});
+
+function start(source: FakeSource, broker: InMemoryBroker): WalOutboxRelay {
+  relay = new WalOutboxRelay({
+    source,
+    broker,
+    standbyRetryMs: 10,
+    retry: { initialDelayMs: 5, maxDelayMs: 20, jitter: 0, maxAttempts: 3 },
+  });
+  relay.start();
+  return relay;
+}
+
+it('confirms the slot only after the broker acked and the outcome is recorded', async () => {
+  const source = new FakeSource();
+  const broker = new InMemoryBroker();
+  broker.setAvailable(false);
+  const r = start(source, broker);
+  await waitUntil(() => source.handlers !== undefined, 'streaming');
+  source.handlers!.onTransaction({ endLsn: 100n, messages: [msg('a', 'k'), msg('b', 'k')] });
+  // Broker down: retried without counting attempts, nothing confirmed, nothing dead-lettered.
+  await waitUntil(() => r.stats.batches >= 4, 'several attempts while the broker is down');
+  expect(source.confirmed).toBe(0n);
+  expect(source.dead).toEqual([]);
+  broker.setAvailable(true);
+  await waitUntil(() => source.confirmed === 100n, 'confirmed once both are acked');
+  expect(broker.published.map((m) => m.id)).toEqual(['a', 'b']);
+  expect(source.sent).toEqual(['a', 'b']);
+});
+
+it('dead-letters after the last attempt, records it, and confirms past it', async () => {
+  const source = new FakeSource();
+  const broker = new InMemoryBroker();
+  broker.setFault((m) => (m.id === 'a' ? { error: 'rejected', retryable: true } : undefined));
+  start(source, broker);
+  await waitUntil(() => source.handlers !== undefined, 'streaming');
+  source.handlers!.onTransaction({ endLsn: 50n, messages: [msg('a', 'k'), msg('b', 'k')] });
+  await waitUntil(() => source.confirmed === 50n, 'confirmed');
+  expect(source.dead).toEqual([{ id: 'a', error: 'rejected' }]);
+  expect(broker.published.map((m) => m.id)).toEqual(['b']);
+});
+
+it('keeps outcomes it could not record and does not confirm until they are written', async () => {
+  const source = new FakeSource();
+  source.failMarks = 2;
+  const broker = new InMemoryBroker();
+  start(source, broker);
+  await waitUntil(() => source.handlers !== undefined, 'streaming');
+  source.handlers!.onTransaction({ endLsn: 70n, messages: [msg('a')] });
+  await waitUntil(() => broker.published.length === 1, 'published');
+  expect(source.confirmed).toBe(0n);
+  await waitUntil(() => source.confirmed === 70n, 'confirmed after the database is back');
+  expect(source.sent).toEqual(['a']);
+  expect(broker.published).toHaveLength(1);
+});
+
+it('stops streaming when fenced and opens a new session', async () => {
+  const source = new FakeSource();
+  const broker = new InMemoryBroker();
+  const r = start(source, broker);
+  await waitUntil(() => source.handlers !== undefined, 'streaming');
+  source.owner = false;
+  source.handlers!.onTransaction({ endLsn: 10n, messages: [msg('a')] });
+  await waitUntil(() => source.opens >= 2, 'a new session');
+  expect(source.confirmed).toBe(0n);
+  expect(r.stats.sessionsLost).toBeGreaterThanOrEqual(1);
+});
+
+it('reports the loop alive while one long session streams (health), from the stream traffic', async () => {
+  const source = new FakeSource();
+  const r = start(source, new InMemoryBroker());
+  await waitUntil(() => source.handlers !== undefined && r.stats.leader, 'streaming');
+  const before = r.stats.loop.lastTickAt ?? 0;
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  source.handlers!.onKeepalive(5n);
+  expect(r.stats.loop.lastTickAt).toBeGreaterThan(before);
+  // An idle keepalive also lets the slot advance (nothing unfinished).
+  await waitUntil(() => source.confirmed === 5n, 'confirmed to the keepalive position');
+});

@@ -1,0 +1,669 @@
+import { setMaxListeners } from 'node:events';
+import { InvalidOptionsError } from '../errors';
+import { errorText } from '../error-text';
+import { SingleFlightLoop, type LoopStats } from '../loop';
+import type { Broker, BrokerMessage, PublishResult } from '../ports/broker';
+import { systemClock, type Clock } from '../ports/clock';
+import { silentLogger, type SageLogger } from '../ports/logger';
+import type { WalOutboxSession, WalOutboxSource, WalSlotLag } from '../ports/wal-outbox-source';
+import { uuidv7 } from '../uuid';
+import { OutboxEventEmitter, type OutboxEventListener } from './outbox-events';
+import { toBrokerMessage, type ClaimedOutboxMessage } from './outbox-message';
+import { failureOutcome, resolveOutboxRetryPolicy, type OutboxRetryPolicy } from './outbox-retry';
+import { WalDeliveryWindow } from './wal-delivery-window';
+
+export interface WalOutboxRelayOptions {
+  source: WalOutboxSource;
+  broker: Broker;
+  clock?: Clock;
+  logger?: SageLogger;
+  /** Identity in logs. Default: a fresh UUIDv7. */
+  relayId?: string;
+  /** Messages per broker `publish()` call. Default 100. */
+  publishBatchSize?: number;
+  /** Broker `publish()` calls in flight at once. Default 8. */
+  maxInFlight?: number;
+  /**
+   * Messages received but not yet confirmed (published or not) at which the relay stops reading
+   * the stream (the server then waits): it bounds memory, and the duplicates a crash can cause,
+   * at `maxWindow` plus one transaction's messages (see WalDeliveryWindow). Default 10000.
+   */
+  maxWindow?: number;
+  /** While another streamer holds the slot, how often this one tries to take over. Default 1000. */
+  standbyRetryMs?: number;
+  retry?: Partial<OutboxRetryPolicy>;
+  /** Bound on graceful shutdown: in-flight publishes are waited for this long. Default 10000. */
+  shutdownTimeoutMs?: number;
+  /**
+   * Run once each time this relay becomes the slot's streamer, before it streams: publishes what
+   * the stream will not deliver (rows written before the slot existed, replayed dead letters). The
+   * Nest wiring drains the polling relay's claim path here. Returns the ids it published: the
+   * stream skips them when it delivers them again (rows committed after the confirmed position).
+   */
+  catchUp?: (signal: AbortSignal) => Promise<ReadonlySet<string>>;
+}
+
+export interface WalOutboxRelayStats {
+  /** This relay streams from the slot now (false: standing by, or stopped). */
+  leader: boolean;
+  /** Messages received from the stream. */
+  streamed: number;
+  sent: number;
+  retried: number;
+  deadLettered: number;
+  /** Publish calls. */
+  batches: number;
+  /** Messages held unfinished in memory. */
+  window: number;
+  /** Last position confirmed to the slot, as `X/Y`. */
+  confirmedLsn: string;
+  /** Times this relay lost the slot while streaming (connection lost, fenced). */
+  sessionsLost: number;
+  loop: LoopStats;
+}
+
+const DEFAULTS = {
+  publishBatchSize: 100,
+  maxInFlight: 8,
+  maxWindow: 10_000,
+  standbyRetryMs: 1000,
+  shutdownTimeoutMs: 10_000,
+};
+type Resolved = typeof DEFAULTS;
+
+/** Cap on the backoff while the broker is unreachable (as the polling relay). */
+const OUTAGE_MAX_DELAY_MS = 10_000;
+const OUTAGE_LOG_INTERVAL_MS = 60_000;
+/** After a failed mark-sent / dead-letter write (database unreachable), try again this soon. */
+const RECORD_RETRY_MS = 200;
+
+/** `0/16B3748` as PostgreSQL prints an LSN. */
+export function formatLsn(lsn: bigint): string {
+  return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
+}
+
+/**
+ * The WAL-streaming outbox relay: outbox rows reach it through PostgreSQL logical decoding, in
+ * commit order, the moment their transaction commits (no claim, no commit watermark). It publishes
+ * them through the same Broker port as the polling relay, records the outcome (pending → sent, or
+ * → dead_letter), and only then confirms the replication slot past them.
+ *
+ * - One streamer per slot: PostgreSQL lets one session stream from a slot at a time; the others
+ *   stand by and try again every `standbyRetryMs`. The holder's writes are fenced on the slot's
+ *   active holder, and only the holder's connection can confirm.
+ * - Crash safety: the slot is confirmed only up to the end of the last transaction all of whose
+ *   messages (and all before) are acked and recorded; after a crash the stream resumes there, so a
+ *   message is never lost and duplicates are bounded by the unconfirmed window (`maxWindow`).
+ * - Order: per key, one message at the broker at a time, in commit order, never overtaken by a
+ *   retry (WalDeliveryWindow).
+ */
+export class WalOutboxRelay {
+  readonly relayId: string;
+  private readonly o: Resolved;
+  private readonly retry: OutboxRetryPolicy;
+  private readonly clock: Clock;
+  private readonly logger: SageLogger;
+  private readonly loop: SingleFlightLoop;
+  private readonly events = new OutboxEventEmitter();
+  private readonly loopController = new AbortController();
+  private readonly hardStop = new AbortController();
+  private stopping = false;
+  private started = false;
+  private session: WalSessionRun | undefined;
+  private lastStandbyLog = Number.NEGATIVE_INFINITY;
+  private readonly counters = {
+    streamed: 0,
+    sent: 0,
+    retried: 0,
+    deadLettered: 0,
+    batches: 0,
+    sessionsLost: 0,
+  };
+  private confirmed = 0n;
+  /** Process clock of the last transaction or keepalive received while streaming. */
+  private lastStreamAt = 0;
+
+  constructor(private readonly options: WalOutboxRelayOptions) {
+    this.o = resolveWalRelayOptions(options);
+    this.retry = resolveOutboxRetryPolicy(options.retry);
+    this.clock = options.clock ?? systemClock;
+    this.logger = options.logger ?? silentLogger;
+    this.relayId = options.relayId ?? uuidv7();
+    setMaxListeners(0, this.hardStop.signal);
+    this.loop = new SingleFlightLoop({
+      name: 'outbox-wal-relay',
+      intervalMs: this.o.standbyRetryMs,
+      errorBackoff: { firstMs: Math.min(this.o.standbyRetryMs, 200), maxMs: 2000 },
+      tick: (signal) => this.tick(signal),
+      clock: this.clock,
+      logger: this.logger,
+    });
+  }
+
+  /**
+   * Checks what no retry fixes (wal_level, the publication, the slot; creating the slot if
+   * missing) and throws its typed error: call before `start()` to fail a misconfigured startup.
+   */
+  check(): Promise<void> {
+    return this.options.source.check();
+  }
+
+  start(): void {
+    if (this.started || this.stopping) return;
+    this.started = true;
+    this.loop.start(this.loopController.signal);
+  }
+
+  /** Stops streaming: in-flight publishes get `shutdownTimeoutMs` to finish and be recorded. */
+  async stop(): Promise<void> {
+    if (this.stopping) {
+      await this.loop.stopped();
+      return;
+    }
+    this.stopping = true;
+    this.loopController.abort();
+    const bound = setTimeout(
+      () => this.hardStop.abort(new Error('outbox WAL relay: shutdown bound reached')),
+      this.o.shutdownTimeoutMs,
+    );
+    try {
+      await this.session?.stop();
+      await this.loop.stopped();
+    } finally {
+      clearTimeout(bound);
+    }
+  }
+
+  onEvent(listener: OutboxEventListener): () => void {
+    return this.events.on(listener);
+  }
+
+  /** The slot's lag (for the `outbox_wal_slot_lag_bytes` gauge). */
+  slotLag(): Promise<WalSlotLag | null> {
+    return this.options.source.slotLag();
+  }
+
+  get stats(): WalOutboxRelayStats {
+    return {
+      ...this.counters,
+      leader: this.session !== undefined,
+      window: this.session?.window.size ?? 0,
+      confirmedLsn: formatLsn(this.confirmed),
+      // A streaming session is one long tick: the stream's own traffic (transactions, and the
+      // keepalive the server answers each status update with) is what shows the relay alive.
+      loop: {
+        ...this.loop.stats,
+        lastTickAt: Math.max(this.loop.stats.lastTickAt ?? 0, this.lastStreamAt) || null,
+      },
+    };
+  }
+
+  /** One leadership attempt: stream until the session ends (or stand by if the slot is taken). */
+  private async tick(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return;
+    const run = new WalSessionRun(this, this.o, signal);
+    const session = await this.options.source.open(run.handlers);
+    if (!session) {
+      const now = this.clock.now();
+      if (now - this.lastStandbyLog >= 60_000) {
+        this.lastStandbyLog = now;
+        this.logger.info('outbox WAL relay standing by: another streamer holds the slot', {
+          event: 'outbox.wal.standby',
+          relayId: this.relayId,
+        });
+      }
+      return;
+    }
+    this.session = run;
+    this.lastStandbyLog = Number.NEGATIVE_INFINITY;
+    this.logger.info('outbox WAL relay streaming', {
+      event: 'outbox.wal.leader',
+      relayId: this.relayId,
+      holder: session.holder,
+      fromLsn: formatLsn(session.startLsn),
+    });
+    try {
+      const error = await run.stream(session);
+      if (error && !signal.aborted) {
+        this.counters.sessionsLost++;
+        throw error;
+      }
+    } finally {
+      this.session = undefined;
+    }
+  }
+
+  /** Internal plumbing for WalSessionRun. */
+  get internals(): RelayInternals {
+    return {
+      broker: this.options.broker,
+      retry: this.retry,
+      clock: this.clock,
+      logger: this.logger,
+      relayId: this.relayId,
+      events: this.events,
+      counters: this.counters,
+      hardStop: this.hardStop.signal,
+      catchUp: this.options.catchUp,
+      setConfirmed: (lsn) => (this.confirmed = lsn),
+      touch: () => (this.lastStreamAt = this.clock.now()),
+    };
+  }
+}
+
+interface RelayInternals {
+  broker: Broker;
+  retry: OutboxRetryPolicy;
+  clock: Clock;
+  logger: SageLogger;
+  relayId: string;
+  events: OutboxEventEmitter;
+  counters: {
+    streamed: number;
+    sent: number;
+    retried: number;
+    deadLettered: number;
+    batches: number;
+  };
+  hardStop: AbortSignal;
+  catchUp: ((signal: AbortSignal) => Promise<ReadonlySet<string>>) | undefined;
+  setConfirmed: (lsn: bigint) => void;
+  /** The stream delivered something: the relay is alive. */
+  touch: () => void;
+}
+
+/** One streaming session's state: window, publishes in flight, pending records, confirmation. */
+class WalSessionRun {
+  readonly window = new WalDeliveryWindow();
+  private readonly r: RelayInternals;
+  private session: WalOutboxSession | undefined;
+  private inFlight = 0;
+  private paused = false;
+  private readonly acked: ClaimedOutboxMessage[] = [];
+  private readonly ackInfo = new Map<string, { publishMs: number; at: number }>();
+  private readonly dead: { message: ClaimedOutboxMessage; error: string }[] = [];
+  private recording = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private dueTimer: NodeJS.Timeout | undefined;
+  private confirmedLsn = 0n;
+  private readonly attempts = new Map<string, number>();
+  private outageStreak = 0;
+  private lastOutageLogAt = Number.NEGATIVE_INFINITY;
+  /** Resolves with why the session ended. */
+  private endResolve!: (error: Error | undefined) => void;
+  private readonly ended = new Promise<Error | undefined>((resolve) => (this.endResolve = resolve));
+  private isEnded = false;
+  private draining = false;
+  private readonly idleWaiters: (() => void)[] = [];
+  private streaming = false;
+  private caughtUp: ReadonlySet<string> = new Set();
+  private readonly early: (() => void)[] = [];
+
+  constructor(
+    relay: WalOutboxRelay,
+    private readonly o: Resolved,
+    private readonly signal: AbortSignal,
+  ) {
+    this.r = relay.internals;
+  }
+
+  readonly handlers = {
+    onTransaction: (tx: { endLsn: bigint; messages: ClaimedOutboxMessage[] }): void => {
+      this.r.touch();
+      if (!this.streaming) {
+        // Before catch-up finished: keep the order, start once it is done.
+        this.early.push(() => this.handlers.onTransaction(tx));
+        return;
+      }
+      this.r.counters.streamed += tx.messages.length;
+      // Sent by the catch-up already (committed after the confirmed position): not again.
+      const messages = this.caughtUp.size
+        ? tx.messages.filter((m) => !this.caughtUp.has(m.id))
+        : tx.messages;
+      for (const m of messages) this.attempts.set(m.id, m.attempts);
+      this.window.add({ endLsn: tx.endLsn, messages });
+      if (!this.paused && this.window.unconfirmed >= this.o.maxWindow) {
+        this.paused = true;
+        this.session?.pause();
+      }
+      this.confirm();
+      this.pump();
+    },
+    onKeepalive: (walEnd: bigint): void => {
+      this.r.touch();
+      if (!this.streaming) return;
+      this.window.idle(walEnd);
+      this.confirm();
+    },
+    onClose: (error: Error | undefined): void => this.end(error),
+  };
+
+  /** Streams until the session ends; resolves with why (undefined after a requested stop). */
+  async stream(session: WalOutboxSession): Promise<Error | undefined> {
+    this.session = session;
+    this.confirmedLsn = session.startLsn;
+    this.r.setConfirmed(session.startLsn);
+    if (this.r.catchUp) {
+      // What streams in meanwhile waits in the server, not in memory.
+      session.pause();
+      try {
+        this.caughtUp = await this.r.catchUp(this.signal);
+        if (this.caughtUp.size)
+          this.r.logger.info('outbox WAL relay published rows the stream does not carry', {
+            event: 'outbox.wal.catch_up',
+            relayId: this.r.relayId,
+            published: this.caughtUp.size,
+          });
+      } catch (error) {
+        await session.close().catch(() => undefined);
+        throw error;
+      }
+    }
+    this.streaming = true;
+    for (const f of this.early.splice(0)) f();
+    if (this.r.catchUp && !this.paused) session.resume();
+    if (this.signal.aborted) void this.stop();
+    const error = await this.ended;
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.dueTimer);
+    return error;
+  }
+
+  /** Graceful end: no new publishes; in-flight ones finish (within the relay's bound) and are recorded. */
+  async stop(): Promise<void> {
+    if (this.draining) return void (await this.ended);
+    this.draining = true;
+    await new Promise<void>((resolve) => {
+      if (this.inFlight === 0 && !this.recording) resolve();
+      else this.idleWaiters.push(resolve);
+    });
+    await this.record();
+    this.confirm();
+    await this.session?.close().catch(() => undefined);
+    this.end(undefined);
+  }
+
+  private end(error: Error | undefined): void {
+    if (this.isEnded) return;
+    this.isEnded = true;
+    this.endResolve(error);
+  }
+
+  private confirm(): void {
+    const lsn = this.window.confirmableLsn;
+    if (lsn > this.confirmedLsn && this.session && !this.isEnded) {
+      this.confirmedLsn = lsn;
+      this.r.setConfirmed(lsn);
+      this.session.confirm(lsn);
+    }
+  }
+
+  private pump(): void {
+    if (this.draining || this.isEnded || !this.session) return;
+    const now = this.r.clock.now();
+    while (this.inFlight < this.o.maxInFlight) {
+      const batch = this.window.take(this.o.publishBatchSize, now);
+      if (!batch.length) break;
+      this.inFlight++;
+      void this.publish(batch).finally(() => {
+        this.inFlight--;
+        this.settle();
+      });
+    }
+    this.scheduleDue();
+  }
+
+  private settle(): void {
+    if (this.inFlight === 0 && !this.recording && this.draining)
+      for (const w of this.idleWaiters.splice(0)) w();
+    this.pump();
+  }
+
+  private scheduleDue(): void {
+    clearTimeout(this.dueTimer);
+    const due = this.window.nextDueAt();
+    if (due === undefined || this.isEnded) return;
+    this.dueTimer = setTimeout(() => this.pump(), Math.max(1, due - this.r.clock.now()));
+    this.dueTimer.unref?.();
+  }
+
+  private async publish(batch: ClaimedOutboxMessage[]): Promise<void> {
+    const sentAt = this.r.clock.now();
+    const results = await this.publishChunk(batch);
+    const ackAt = this.r.clock.now();
+    this.r.counters.batches++;
+    let anyAck = false;
+    let unreachable: string | undefined;
+    const outageDelay = this.outageDelayMs();
+    batch.forEach((message, i) => {
+      const result = results[i]!;
+      if (result.ok) {
+        anyAck = true;
+        this.acked.push(message);
+        this.ackInfo.set(message.id, { publishMs: ackAt - sentAt, at: ackAt });
+        return;
+      }
+      if (result.unavailable === true && result.retryable) {
+        unreachable = result.error;
+        this.window.retryAt(message.id, ackAt + outageDelay);
+        return;
+      }
+      const attempts = this.attempts.get(message.id) ?? message.attempts;
+      const outcome = failureOutcome(this.r.retry, attempts, result.retryable);
+      this.attempts.set(message.id, attempts + 1);
+      this.emitFailed(message, result.error, outcome.kind === 'dead_letter');
+      if (outcome.kind === 'retry') {
+        this.r.counters.retried++;
+        this.window.retryAt(message.id, ackAt + outcome.delayMs);
+        this.r.logger.warn('outbox message publish failed; will retry', {
+          event: 'outbox.message.retry',
+          relayId: this.r.relayId,
+          messageId: message.id,
+          destination: message.destination,
+          type: message.type,
+          key: message.key,
+          attempt: attempts + 1,
+          retryInMs: outcome.delayMs,
+          error: result.error,
+        });
+      } else this.dead.push({ message, error: result.error });
+    });
+    if (anyAck) this.outageStreak = 0;
+    else if (unreachable !== undefined) {
+      this.outageStreak++;
+      this.logOutage(outageDelay, unreachable);
+    }
+    await this.record();
+  }
+
+  /**
+   * Writes the outcomes (mark sent, dead letters) fenced on the slot; once written, the messages
+   * are finished and the slot may be confirmed past them. Single-flight; a failed write is retried.
+   */
+  private async record(): Promise<void> {
+    if (this.recording || !this.session) return;
+    this.recording = true;
+    try {
+      while ((this.acked.length || this.dead.length) && !this.isEnded) {
+        const acked = this.acked.splice(0);
+        const dead = this.dead.splice(0);
+        try {
+          if (acked.length) {
+            const res = await this.session.markSent(acked.map((m) => m.id));
+            if (!res.owner) return this.fenced();
+            for (const m of acked) this.window.done(m.id);
+            this.r.counters.sent += acked.length;
+            this.emitPublished(acked);
+          }
+          if (dead.length) {
+            const res = await this.session.deadLetter(
+              dead.map((d) => ({ id: d.message.id, error: d.error })),
+            );
+            if (!res.owner) return this.fenced();
+            for (const d of dead) {
+              this.window.done(d.message.id);
+              this.r.logger.error('outbox message dead-lettered', {
+                event: 'outbox.message.dead_lettered',
+                relayId: this.r.relayId,
+                messageId: d.message.id,
+                destination: d.message.destination,
+                type: d.message.type,
+                key: d.message.key,
+                error: d.error,
+              });
+            }
+            this.r.counters.deadLettered += dead.length;
+          }
+        } catch (error) {
+          // Database unreachable: keep the outcomes, try again shortly; nothing is confirmed.
+          this.acked.unshift(...acked);
+          this.dead.unshift(...dead);
+          this.r.logger.warn('outbox WAL relay could not record publish outcomes; retrying', {
+            event: 'outbox.wal.record_error',
+            relayId: this.r.relayId,
+            error: errorText(error),
+          });
+          clearTimeout(this.retryTimer);
+          this.retryTimer = setTimeout(() => void this.record(), RECORD_RETRY_MS);
+          this.retryTimer.unref?.();
+          return;
+        }
+        for (const m of acked) this.ackInfo.delete(m.id);
+        for (const d of dead) this.attempts.delete(d.message.id);
+        for (const m of acked) this.attempts.delete(m.id);
+        this.confirm();
+        if (this.paused && this.window.unconfirmed < this.o.maxWindow / 2) {
+          this.paused = false;
+          this.session.resume();
+        }
+      }
+    } finally {
+      this.recording = false;
+      this.settle();
+    }
+  }
+
+  /** Another streamer holds the slot now: stop at once; what it streams includes our unconfirmed rest. */
+  private fenced(): void {
+    this.r.logger.warn(
+      'outbox WAL relay lost the replication slot to another streamer; it stops and stands by (unconfirmed messages are streamed again by the new holder)',
+      { event: 'outbox.wal.fenced', relayId: this.r.relayId },
+    );
+    this.end(new Error('outbox WAL relay: fenced, another streamer holds the slot'));
+    void this.session?.close().catch(() => undefined);
+  }
+
+  private async publishChunk(part: readonly ClaimedOutboxMessage[]): Promise<PublishResult[]> {
+    const batch: BrokerMessage[] = part.map(toBrokerMessage);
+    try {
+      const results = await this.r.broker.publish(batch, this.r.hardStop);
+      const byId = new Map(results.map((r) => [r.id, r]));
+      return part.map(
+        (m) =>
+          byId.get(m.id) ?? {
+            id: m.id,
+            ok: false,
+            error: `broker "${this.r.broker.name}" returned no result for this message`,
+            retryable: true,
+          },
+      );
+    } catch (error) {
+      const e = error as { code?: unknown; unavailable?: unknown; retryable?: unknown } | null;
+      return part.map((m) => ({
+        id: m.id,
+        ok: false,
+        error: `broker "${this.r.broker.name}" publish failed: ${errorText(error)}`,
+        retryable: e?.retryable !== false,
+        unavailable: e?.code === 'BROKER_UNAVAILABLE' || e?.unavailable === true,
+      }));
+    }
+  }
+
+  private outageDelayMs(): number {
+    const p = this.r.retry;
+    const base = Math.min(
+      OUTAGE_MAX_DELAY_MS,
+      p.maxDelayMs,
+      p.initialDelayMs * p.multiplier ** Math.min(this.outageStreak, 30),
+    );
+    return Math.round(base * (1 - p.jitter * Math.random()));
+  }
+
+  private logOutage(delayMs: number, error: string): void {
+    const now = this.r.clock.now();
+    if (now - this.lastOutageLogAt < OUTAGE_LOG_INTERVAL_MS) return;
+    this.lastOutageLogAt = now;
+    this.r.logger.warn(
+      `broker "${this.r.broker.name}" is unreachable; outbox messages wait (their attempts not counted) and are retried (next in ${delayMs} ms): ${error}`,
+      {
+        event: 'outbox.broker.unreachable',
+        relayId: this.r.relayId,
+        waiting: this.window.size,
+        retryInMs: delayMs,
+        error,
+      },
+    );
+  }
+
+  private emitPublished(acked: readonly ClaimedOutboxMessage[]): void {
+    const events = this.r.events;
+    if (!events.active) return;
+    const now = this.r.clock.now();
+    for (const m of acked) {
+      const info = this.ackInfo.get(m.id);
+      events.emit({
+        type: 'outbox.published',
+        path: 'relay',
+        messageId: m.id,
+        destination: m.destination,
+        messageType: m.type,
+        publishMs: info?.publishMs ?? 0,
+        commitToPublishMs: Math.max(0, (info?.at ?? now) - m.createdAt.getTime()),
+        at: info?.at ?? now,
+      });
+    }
+    events.emit({
+      type: 'outbox.batch',
+      path: 'relay',
+      claimed: acked.length,
+      sent: acked.length,
+      failed: 0,
+      durationMs: 0,
+      at: now,
+    });
+  }
+
+  private emitFailed(message: ClaimedOutboxMessage, error: string, deadLettered: boolean): void {
+    if (!this.r.events.active) return;
+    this.r.events.emit({
+      type: 'outbox.failed',
+      path: 'relay',
+      messageId: message.id,
+      destination: message.destination,
+      messageType: message.type,
+      reason: 'broker_error',
+      error,
+      deadLettered,
+      at: this.r.clock.now(),
+    });
+  }
+}
+
+function resolveWalRelayOptions(options: WalOutboxRelayOptions): Resolved {
+  if (!options?.source)
+    throw new InvalidOptionsError('outbox.relay.wal.source', 'is required (a WalOutboxSource)');
+  if (!options.broker)
+    throw new InvalidOptionsError('outbox.relay.broker', 'is required (a Broker adapter)');
+  const o: Resolved = { ...DEFAULTS };
+  for (const key of Object.keys(DEFAULTS) as (keyof Resolved)[]) {
+    const v = options[key];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)
+      throw new InvalidOptionsError(
+        `outbox.relay.wal.${key}`,
+        `must be a positive integer, got ${String(v)}`,
+      );
+    o[key] = v;
+  }
+  return o;
+}

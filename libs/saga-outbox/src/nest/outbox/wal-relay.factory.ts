@@ -1,0 +1,64 @@
+import type { OutboxRelayOptions } from '../../core/outbox/outbox-relay';
+import { OutboxRelay } from '../../core/outbox/outbox-relay';
+import { WalOutboxRelay } from '../../core/outbox/wal-outbox-relay';
+import type { Broker } from '../../core/ports/broker';
+import type { SageLogger } from '../../core/ports/logger';
+import type { PostgresOutboxStore } from '../../persistence/postgres/postgres-outbox-store';
+import {
+  PostgresWalSource,
+  replicationConnectionOf,
+} from '../../persistence/postgres/postgres-wal-source';
+import type { SageDatabase } from '../sage-database';
+import type { WalRelayModuleOptions } from './wal-relay.options';
+
+/**
+ * The WAL-streaming relay for `outbox.relay.mode: 'wal'`, on the module's database and broker. Its
+ * catch-up (each time it becomes the slot's streamer) drains the polling relay's claim path once:
+ * rows written before the slot existed, dead letters replayed since, rows left pending after a
+ * slot was dropped. The polling relay object is never started (no loop, no LISTEN).
+ */
+export function createWalRelay(
+  database: SageDatabase,
+  store: PostgresOutboxStore,
+  broker: Broker,
+  logger: SageLogger,
+  tuning: Omit<OutboxRelayOptions, 'store' | 'broker' | 'clock' | 'logger' | 'onBatch'>,
+  wal: WalRelayModuleOptions = {},
+): WalOutboxRelay {
+  const drain = new OutboxRelay({ ...tuning, listen: false, store, broker, logger });
+  return new WalOutboxRelay({
+    source: new PostgresWalSource(
+      database.dataSource,
+      replicationConnectionOf(database.dataSource),
+      {
+        schema: database.schema,
+        slot: wal.slot,
+        publication: wal.publication,
+        statusIntervalMs: wal.statusIntervalMs,
+      },
+    ),
+    broker,
+    logger,
+    relayId: tuning.relayId,
+    publishBatchSize: tuning.publishBatchSize,
+    maxInFlight: tuning.maxInFlight,
+    retry: tuning.retry,
+    shutdownTimeoutMs: tuning.shutdownTimeoutMs,
+    maxWindow: wal.maxWindow,
+    standbyRetryMs: wal.standbyRetryMs,
+    catchUp: async (signal) => {
+      const sent = new Set<string>();
+      const off = drain.onEvent((e) => {
+        if (e.type === 'outbox.published') sent.add(e.messageId);
+      });
+      try {
+        for (;;) {
+          const round = await drain.runOnce();
+          if (round.claimed === 0 || signal.aborted) return sent;
+        }
+      } finally {
+        off();
+      }
+    },
+  });
+}
