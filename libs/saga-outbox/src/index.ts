@@ -82,6 +82,7 @@ export type {
   SagaVersionRef,
   ActiveVersionCount,
   StepTxOutcome,
+  StepTxOptions,
   AwaitReply,
   AppliedReply,
   ParkOutcome,

@@ -19,6 +19,7 @@ import {
   type SagaVersionRef,
   type StepPhase,
   type StepRecord,
+  type StepTxOptions,
   type StepTxOutcome,
   type WithinTransaction,
 } from '../core/ports/saga-store';
@@ -166,6 +167,7 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
     phase: StepPhase,
     attempt: number,
     body: (tx: InMemoryTx) => Promise<{ result: JsonValue; value: T; awaitReply?: AwaitReply }>,
+    options: StepTxOptions<InMemoryTx> = {},
   ): Promise<StepTxOutcome<T>> {
     const fault = this.takeFault(stepName, phase);
     const failAt = (stage: StepFaultStage, operation: string): void => {
@@ -173,6 +175,7 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
         throw new SagaStoreUnavailableError(fence.sagaId, stepName, phase, operation, fault.cause);
     };
     failAt('before-body', 'BEGIN');
+    const { complete } = options;
     return this.withLock(`${fence.sagaId}/${stepName}`, async () => {
       const step = this.step(fence.sagaId, stepName);
       if (!stepPhaseOpen(phase, step.status)) return { kind: 'already-done' };
@@ -180,11 +183,20 @@ export class InMemorySagaStore implements SagaStore<InMemoryTx> {
       const { result, value, awaitReply } = await body(tx);
       failAt('before-commit', 'recording the step');
       this.checkFence(fence);
+      const saga = this.sagas.get(fence.sagaId)!;
+      const sagaCompleted =
+        complete !== undefined &&
+        !awaitReply &&
+        phase === 'forward' &&
+        canSagaTransition('complete', saga.status);
+      // Before anything is changed: nothing here rolls back if it throws.
+      if (sagaCompleted) await complete.within?.(tx);
       this.recordPhase(step, phase, attempt, result, awaitReply);
+      if (sagaCompleted) this.applyTransition(saga, SAGA_TRANSITIONS.complete.to, undefined);
       tx.commit();
       // Committed, but the caller is told the store failed: COMMIT's outcome is unknown to it.
       failAt('after-commit', 'COMMIT');
-      return { kind: 'done', value };
+      return sagaCompleted ? { kind: 'done', value, sagaCompleted } : { kind: 'done', value };
     });
   }
 

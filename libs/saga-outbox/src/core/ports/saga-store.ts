@@ -120,7 +120,19 @@ export interface ActiveVersionCount extends SagaVersionRef {
  * `already-done`: the phase had already ended (by an earlier attempt, another owner, or a reply);
  * nothing ran. The caller reads how it ended from the stored step.
  */
-export type StepTxOutcome<T> = { kind: 'done'; value: T } | { kind: 'already-done' };
+export type StepTxOutcome<T> =
+  /** `sagaCompleted`: the transaction also ended the saga as `completed` (see StepTxOptions.complete). */
+  { kind: 'done'; value: T; sagaCompleted?: boolean } | { kind: 'already-done' };
+
+/** What else a step transaction does, so a saga does not commit once more at its end. */
+export interface StepTxOptions<Tx> {
+  /**
+   * This forward phase is the saga's last open step: after recording it done (not when it awaits a
+   * reply), end the saga `running → completed` in the same transaction, as `transition` would,
+   * fenced, running `within` after the change. `sagaCompleted` in the outcome says whether it did.
+   */
+  readonly complete?: { readonly within?: WithinTransaction<Tx> };
+}
 
 /**
  * A failed attempt of one step phase, as `recordStepFailure` records it. Made with the named
@@ -255,6 +267,7 @@ export interface SagaStore<Tx = unknown> {
     phase: StepPhase,
     attempt: number,
     body: (tx: Tx) => Promise<{ result: JsonValue; value: T; awaitReply?: AwaitReply }>,
+    options?: StepTxOptions<Tx>,
   ): Promise<StepTxOutcome<T>>;
 
   /**

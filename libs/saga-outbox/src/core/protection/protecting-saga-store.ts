@@ -16,6 +16,7 @@ import {
   type SagaVersionRef,
   type StepFailure,
   type StepPhase,
+  type StepTxOptions,
   type StepTxOutcome,
   type WithinTransaction,
 } from '../ports/saga-store';
@@ -93,36 +94,58 @@ export class ProtectingSagaStore<Tx = unknown> implements SagaStore<Tx> {
     return record && this.opened(record);
   }
 
-  runStepTransaction<T>(
+  async runStepTransaction<T>(
     fence: Fence,
     step: string,
     phase: StepPhase,
     attempt: number,
     body: (tx: Tx) => Promise<{ result: JsonValue; value: T; awaitReply?: AwaitReply }>,
+    options: StepTxOptions<Tx> = {},
+  ): Promise<StepTxOutcome<T>> {
+    const outcome = await this.runSealingResults(fence, step, phase, attempt, body, options);
+    // Nothing more is sealed for a saga that ended: its plaintext input is not kept.
+    if (outcome.kind === 'done' && outcome.sagaCompleted) this.known.delete(fence.sagaId);
+    return outcome;
+  }
+
+  private runSealingResults<T>(
+    fence: Fence,
+    step: string,
+    phase: StepPhase,
+    attempt: number,
+    body: (tx: Tx) => Promise<{ result: JsonValue; value: T; awaitReply?: AwaitReply }>,
+    options: StepTxOptions<Tx>,
   ): Promise<StepTxOutcome<T>> {
     // Only a completed forward phase stores a result.
     if (!this.sealsResults || phase !== 'forward') {
-      return this.store.runStepTransaction(fence, step, phase, attempt, body);
+      return this.store.runStepTransaction(fence, step, phase, attempt, body, options);
     }
-    return this.store.runStepTransaction(fence, step, phase, attempt, async (tx) => {
-      const out = await body(tx);
-      if (out.awaitReply || out.result === null) return out;
-      try {
-        const result = await this.sealResult(tx, fence.sagaId, step, out.result);
-        return { ...out, result };
-      } catch (error) {
-        // The key store is the store's trouble: the saga stops without counting an attempt.
-        if (error instanceof SubjectKeyStoreUnavailableError)
-          throw new SagaStoreUnavailableError(
-            fence.sagaId,
-            step,
-            phase,
-            'sealing the step result',
-            error,
-          );
-        throw error;
-      }
-    });
+    return this.store.runStepTransaction(
+      fence,
+      step,
+      phase,
+      attempt,
+      async (tx) => {
+        const out = await body(tx);
+        if (out.awaitReply || out.result === null) return out;
+        try {
+          const result = await this.sealResult(tx, fence.sagaId, step, out.result);
+          return { ...out, result };
+        } catch (error) {
+          // The key store is the store's trouble: the saga stops without counting an attempt.
+          if (error instanceof SubjectKeyStoreUnavailableError)
+            throw new SagaStoreUnavailableError(
+              fence.sagaId,
+              step,
+              phase,
+              'sealing the step result',
+              error,
+            );
+          throw error;
+        }
+      },
+      options,
+    );
   }
 
   recordStepFailure(fence: Fence, failure: StepFailure): Promise<void> {

@@ -44,7 +44,8 @@ interface Failure {
 }
 
 type ForwardOutcome =
-  | { kind: 'completed' }
+  /** `recorded`: the last step's transaction completed the saga already. */
+  | { kind: 'completed'; recorded?: boolean }
   | ({ kind: 'compensate' } & Failure)
   | ({ kind: 'failed' } & Failure)
   /** Nothing left to run here: every unfinished step awaits a reply. */
@@ -68,6 +69,8 @@ interface ForwardPass {
   /** Aborts running steps on saga timeout or a sibling's failure (per strategy), and on stop. */
   readonly controller: AbortController;
   failure?: { step: string; error: unknown };
+  /** The last step's transaction completed the saga (StepPhaseSpec.complete). */
+  sagaCompleted?: boolean;
   /**
    * Steps out of attempts while a pivot runs beside them: their verdict waits for the pivot (see
    * awaitPivotVerdict). Nothing new starts meanwhile, as after a failure.
@@ -164,7 +167,9 @@ export class SagaRunner<TInput, Tx> {
     }
     if (forward.kind === 'interrupted') return this.interrupted();
     if (forward.kind === 'completed') {
-      return (await this.finish('complete')) ? 'completed' : this.interrupted();
+      return (await this.finish('complete', undefined, forward.recorded))
+        ? 'completed'
+        : this.interrupted();
     }
     if (forward.kind === 'failed') {
       return (await this.finish('fail', forward)) ? 'failed' : this.interrupted();
@@ -321,6 +326,17 @@ export class SagaRunner<TInput, Tx> {
       phase: 'forward',
       state: pass.stored.get(step.name),
       retry: step.retry,
+      complete: this.completesSaga(pass, step.name)
+        ? {
+            within: this.deps.lifecycle?.within(SAGA_LIFECYCLE_EVENT_TYPES.completed, {
+              sagaId: this.record.id,
+              saga: this.def.name,
+              status: 'completed',
+              step: null,
+              error: null,
+            }),
+          }
+        : undefined,
       // Past the point of no return a failing step is retried forward, never compensated. That
       // includes a pivot that follows (or runs beside) a completed pivot: nothing can be undone.
       maxAttempts: () =>
@@ -333,11 +349,25 @@ export class SagaRunner<TInput, Tx> {
     });
   }
 
+  /**
+   * Whether `step`, launched now, is the saga's last open step: every other one completed, nothing
+   * else running or awaited. Its transaction then completes the saga too (one commit fewer).
+   */
+  private completesSaga(pass: ForwardPass, step: string): boolean {
+    return (
+      !pass.failure &&
+      pass.inFlight.size === 0 &&
+      pass.waiting.size === 0 &&
+      this.def.order.every((name) => name === step || pass.completed.has(name))
+    );
+  }
+
   /** Takes in how a step's phase ended; the first failure aborts its siblings per the strategy. */
   private settle(pass: ForwardPass, step: string, r: PhaseResult): void {
     if (r.kind === 'done') {
       pass.completed.add(step);
       pass.results[step] = r.result;
+      if (r.sagaCompleted) pass.sagaCompleted = true;
     } else if (r.kind === 'waiting') {
       pass.waiting.add(step);
     } else if (r.kind === 'failed' && !pass.failure) {
@@ -401,6 +431,8 @@ export class SagaRunner<TInput, Tx> {
 
   /** What the pass comes to: compensate before a pivot, fail past one, park, or complete. */
   private forwardOutcome(pass: ForwardPass): ForwardOutcome {
+    // Committed: the saga is completed whatever happened since (a stop, its deadline passing).
+    if (pass.sagaCompleted) return { kind: 'completed', recorded: true };
     if (this.stopReason) return { kind: 'interrupted' };
     if (pass.failure) {
       const { step } = pass.failure;
@@ -643,23 +675,28 @@ export class SagaRunner<TInput, Tx> {
     );
   }
 
-  /** Ends the saga with `name`, and the lifecycle event of it in the same transaction. */
-  private async finish(name: Ending, failure?: Failure): Promise<boolean> {
+  /**
+   * Ends the saga with `name`, and the lifecycle event of it in the same transaction; `recorded`:
+   * the last step's transaction made the change (and wrote the event) already.
+   */
+  private async finish(name: Ending, failure?: Failure, recorded = false): Promise<boolean> {
     const { from, to } = SAGA_TRANSITIONS[name];
-    const moved = await this.deps.store.transition(
-      this.fence,
-      from,
-      to,
-      failure ? { error: failure.reason, failedStep: failure.step } : undefined,
-      // Compensated: the failure that started compensation is the reason.
-      this.deps.lifecycle?.within(SAGA_LIFECYCLE_EVENT_TYPES[to], {
-        sagaId: this.record.id,
-        saga: this.def.name,
-        status: to,
-        step: failure?.step ?? (to === 'compensated' ? this.record.failedStep : null),
-        error: failure?.reason ?? (to === 'compensated' ? this.record.error : null),
-      }),
-    );
+    const moved =
+      recorded ||
+      (await this.deps.store.transition(
+        this.fence,
+        from,
+        to,
+        failure ? { error: failure.reason, failedStep: failure.step } : undefined,
+        // Compensated: the failure that started compensation is the reason.
+        this.deps.lifecycle?.within(SAGA_LIFECYCLE_EVENT_TYPES[to], {
+          sagaId: this.record.id,
+          saga: this.def.name,
+          status: to,
+          step: failure?.step ?? (to === 'compensated' ? this.record.failedStep : null),
+          error: failure?.reason ?? (to === 'compensated' ? this.record.error : null),
+        }),
+      ));
     if (!moved) return false;
     const durationMs = this.deps.clock.now() - this.startedAt;
     // The saga's end with its reason, logged here once (ids, names and error text only).

@@ -21,6 +21,7 @@ import {
   type SagaStore,
   type StepPhase,
   type StepRecord,
+  type StepTxOptions,
   type StepTxOutcome,
 } from '../ports/saga-store';
 import { backoffDelay, type RetryPolicy } from './retry-policy';
@@ -30,7 +31,8 @@ import { awaitingReplyStatus, stepPhaseFailed, stepPhaseOpen } from './step-tran
 
 /** How a phase ended here. */
 export type PhaseResult =
-  | { kind: 'done'; result: JsonValue }
+  /** `sagaCompleted`: the phase's transaction also completed the saga (StepPhaseSpec.complete). */
+  | { kind: 'done'; result: JsonValue; sagaCompleted?: boolean }
   /** Failed for good at attempt `attempt`. */
   | { kind: 'failed'; error: unknown; attempt: number }
   /** A remote phase's command is out; its reply is awaited. */
@@ -73,6 +75,8 @@ export interface StepPhaseSpec<Tx> {
   /** Aborts the phase: the saga stops or times out, or a sibling failed. */
   readonly signal: AbortSignal;
   readonly body: PhaseBody<Tx>;
+  /** The saga's last open step: each attempt that completes it also completes the saga. */
+  readonly complete?: StepTxOptions<Tx>['complete'];
 }
 
 /** What the loop needs from the runner driving the saga. */
@@ -303,6 +307,7 @@ export class StepPhaseLoop<Tx> {
             throw error;
           }
         },
+        { complete: spec.complete },
       );
     } catch (error) {
       return this.unfinishedAttempt(spec, attempt, error, bodyFailed, controller.signal);
@@ -311,8 +316,9 @@ export class StepPhaseLoop<Tx> {
       parent.removeEventListener('abort', onParent);
     }
     if (outcome.kind === 'done') {
-      return outcome.value.awaiting
-        ? { kind: 'waiting' }
+      if (outcome.value.awaiting) return { kind: 'waiting' };
+      return outcome.sagaCompleted
+        ? { kind: 'done', result: outcome.value.result, sagaCompleted: true }
         : { kind: 'done', result: outcome.value.result };
     }
     // Ended earlier (by a previous owner, a COMMIT whose outcome we never heard, or a reply): as

@@ -24,11 +24,13 @@ import type {
   StepPhase,
   StepRecord,
   StepStatus,
+  StepTxOptions,
   StepTxOutcome,
   WithinTransaction,
 } from '../../core/ports/saga-store';
 import type { StepFailure } from '../../core/ports/saga-store';
 import { stepPhaseOpen } from '../../core/saga/step-transitions';
+import { SAGA_TRANSITIONS } from '../../core/saga/saga-transitions';
 import * as q from './saga-queries.sql';
 import { sagaSchema, type SagaSchema } from './schema-name';
 import { runStatement as run } from './run-statement';
@@ -111,8 +113,10 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
     phase: StepPhase,
     attempt: number,
     body: (tx: EntityManager) => Promise<{ result: JsonValue; value: T; awaitReply?: AwaitReply }>,
+    options: StepTxOptions<EntityManager> = {},
   ): Promise<StepTxOutcome<T>> {
     if (!isUuid(fence.sagaId)) throw unknownStep(fence.sagaId, step);
+    const { complete } = options;
     // The crash harness's seam (testing/crash-harness); none outside its tests.
     const probe = stepTransactionProbe(this.dataSource);
     /** The store's own statements: their failures are the store's trouble, not the step's. */
@@ -160,15 +164,27 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
         );
         if (!recorded?.fenced) throw new LeaseLostError(fence.sagaId, fence.owner);
         if (!recorded.recorded) throw unknownStep(fence.sagaId, step);
+        // The saga's last step: it completes in this transaction too, fenced like any transition.
+        const sagaCompleted =
+          complete !== undefined &&
+          !awaitReply &&
+          phase === 'forward' &&
+          (await bookkeeping('completing the saga', () =>
+            this.transitionIn(runner, fence, 'complete', complete.within),
+          ));
         // A failed COMMIT may still have committed. Recovery resumes the saga either way, and the
         // step lock and status check above make a committed step a no-op when it runs again.
         await bookkeeping('COMMIT', async () => {
-          const committing = { ...point, awaitingReply: awaitReply !== undefined };
+          const committing = {
+            ...point,
+            awaitingReply: awaitReply !== undefined,
+            completesSaga: sagaCompleted,
+          };
           probe?.beforeCommit?.(committing);
           await runner.commitTransaction();
           probe?.afterCommit?.(committing);
         });
-        return { kind: 'done', value };
+        return sagaCompleted ? { kind: 'done', value, sagaCompleted } : { kind: 'done', value };
       } catch (error) {
         await rollbackQuietly(runner);
         throw error;
@@ -176,6 +192,35 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
     } finally {
       await runner.release();
     }
+  }
+
+  /**
+   * SAGA_TRANSITIONS[name] for the fence's saga in `runner`'s open transaction, then `within` when
+   * it moved; false when it did not (fenced off, or already moved).
+   */
+  private async transitionIn(
+    runner: QueryRunner,
+    fence: Fence,
+    name: 'complete',
+    within: WithinTransaction<EntityManager> | undefined,
+  ): Promise<boolean> {
+    const { from, to } = SAGA_TRANSITIONS[name];
+    const moved =
+      (
+        await run(
+          runner,
+          q.transitionSaga(this.schema, {
+            sagaId: fence.sagaId,
+            owner: fence.owner,
+            from,
+            to,
+            error: null,
+            failedStep: null,
+          }),
+        )
+      ).length > 0;
+    if (moved && within) await within(runner.manager);
+    return moved;
   }
 
   async recordStepFailure(fence: Fence, failure: StepFailure): Promise<void> {

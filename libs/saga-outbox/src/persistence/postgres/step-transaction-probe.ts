@@ -18,6 +18,8 @@ export interface StepTransactionPoint {
 export interface StepCommitPoint extends StepTransactionPoint {
   /** A remote phase: the transaction sends the command and leaves the step awaiting its reply. */
   readonly awaitingReply: boolean;
+  /** The transaction also completes the saga (its last step). */
+  readonly completesSaga: boolean;
 }
 
 export interface StepTransactionProbe {
