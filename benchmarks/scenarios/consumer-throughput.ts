@@ -210,7 +210,11 @@ export const consumerThroughput: Scenario = {
                   dataSource,
                   broker,
                   outbox: { relay: { enabled: false }, retention: { enabled: false } },
-                  inbox: { retention: { enabled: false } },
+                  inbox: {
+                    retention: { enabled: false },
+                    // Measured both ways (issue 17): SAGE_BENCH_INBOX_PREPARED=1 turns it on.
+                    preparedStatements: process.env.SAGE_BENCH_INBOX_PREPARED === '1',
+                  },
                 }),
               ],
               providers: [inboxConsumer(bt.destination, name, counter)],

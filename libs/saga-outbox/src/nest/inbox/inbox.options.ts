@@ -16,5 +16,11 @@ export interface InboxModuleOptions {
    * Leader-only deletion of processed inbox rows older than `retentionMs` (default 7 days; keep it
    * longer than any broker may redeliver). `enabled: false` leaves it to another deployment.
    */
+  /**
+   * Run the inbox's per-message dedup statement as a named prepared statement (parsed and planned
+   * once per pooled connection; see PostgresInboxStoreOptions.preparedStatements). Default false.
+   * Not with the embedded database, nor behind a PgBouncer older than 1.21 in transaction mode.
+   */
+  preparedStatements?: boolean;
   retention?: Omit<InboxRetentionOptions, 'store' | 'clock' | 'logger'> & { enabled?: boolean };
 }

@@ -6,6 +6,7 @@ import {
   type OnApplicationBootstrap,
   type Provider,
 } from '@nestjs/common';
+import { InvalidOptionsError } from '../../core/errors';
 import { InboxRetention } from '../../core/inbox/inbox-retention';
 import { PostgresInboxStore } from '../../persistence/postgres/postgres-inbox-store';
 import { SageDatabase } from '../sage-database';
@@ -51,8 +52,24 @@ export class InboxMaintenance implements OnApplicationBootstrap, BeforeApplicati
 export const inboxProviders: Provider[] = [
   {
     provide: PostgresInboxStore,
-    inject: [SageDatabase],
-    useFactory: (db: SageDatabase) => new PostgresInboxStore(db.dataSource, { schema: db.schema }),
+    inject: [SageDatabase, { token: INBOX_OPTIONS, optional: true }],
+    useFactory: (db: SageDatabase, options?: InboxModuleOptions) => {
+      const prepared = options?.preparedStatements;
+      if (prepared !== undefined && typeof prepared !== 'boolean')
+        throw new InvalidOptionsError(
+          'inbox.preparedStatements',
+          `must be true or false, got ${typeof prepared}`,
+        );
+      if (prepared === true && db.embedded)
+        throw new InvalidOptionsError(
+          'inbox.preparedStatements',
+          'cannot be used with the embedded database (PGlite runs one session for every connection, so their prepared statements collide). Remove it, or give Sage a PostgreSQL server.',
+        );
+      return new PostgresInboxStore(db.dataSource, {
+        schema: db.schema,
+        preparedStatements: prepared,
+      });
+    },
   },
   InboxService,
   IdempotentHandlerExplorer,

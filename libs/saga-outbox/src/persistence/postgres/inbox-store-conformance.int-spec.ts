@@ -12,7 +12,7 @@ import {
   describeInboxStoreConformance,
   type InboxStoreConformanceHarness,
 } from '../../testing/inbox-store-conformance';
-import { PostgresInboxStore } from './postgres-inbox-store';
+import { PostgresInboxStore, type PostgresInboxStoreOptions } from './postgres-inbox-store';
 
 /** The handlers' business table: a handler's write is a row here, in the inbox transaction. */
 const WRITES = 'public.conformance_write';
@@ -20,6 +20,7 @@ const WRITES = 'public.conformance_write';
 /** Each test gets a new PostgresInboxStore on emptied inbox tables and an empty business table. */
 function postgresHarness(
   open: () => Promise<OpenedDatabase>,
+  options: PostgresInboxStoreOptions = {},
 ): InboxStoreConformanceHarness<EntityManager> {
   let db: OpenedDatabase | undefined;
   return {
@@ -34,7 +35,7 @@ function postgresHarness(
     },
     create: async () => {
       const dataSource = db!.dataSource;
-      const store = new PostgresInboxStore(dataSource);
+      const store = new PostgresInboxStore(dataSource, options);
       await dataSource.query(
         `TRUNCATE ${store.tables.inboxMessage}, ${store.tables.inboxFailure}, ${WRITES}`,
       );
@@ -55,6 +56,12 @@ function postgresHarness(
 describeInboxStoreConformance(
   'PostgreSQL',
   postgresHarness(() => openPostgresDatabase(12)),
+);
+
+// The dedup statement as a named prepared statement (`preparedStatements`): the same behaviour.
+describeInboxStoreConformance(
+  'PostgreSQL, prepared statements',
+  postgresHarness(() => openPostgresDatabase(12), { preparedStatements: true }),
 );
 
 // PGlite serialises transactions of different connections; the suite never holds one open while
