@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls `npm test`, which runs this):
 # installs dependencies, provisions PostgreSQL and the brokers, then lint, the secret scan, type-check, all three
-# jest tiers, the package checks and the consumer test.
+# jest tiers, the package checks and the consumer test, then (whole runs only) small chaos, DR,
+# runbook, HTTP load and scaling runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,9 @@ echo "== helm"; bash scripts/helm-check.sh
 # Debian base, then run from their exported filesystems under chroot as uid 10001 on a read-only
 # root: probes answer, SIGTERM ends them within the grace period (relay and order-service here).
 echo "== images"; bash scripts/images-test.sh --quick
+
+# Debian's Chromium for the operator console's browser test (playwright-core drives it; no CDN).
+echo "== chromium"; bash scripts/chromium.sh
 
 echo "== jest (unit, int, e2e)"
 report="$(mktemp)"
@@ -76,4 +80,19 @@ if [ "$#" -eq 0 ]; then
   # twice or committed message never applied. About 1.5 minutes.
   echo "== disaster-recovery drill (small)"
   npm run --silent dr:drill -- --small
+  # The relay-down and dead-letter runbooks walked end to end with their own commands (kill -9 of a
+  # relay holding claims, replay, discard, release with --operator); benchmarks/runbooks.
+  echo "== runbook drill (quick)"
+  npm run --silent runbooks:drill -- --quick
+  # The three sample services under HTTP load on real PostgreSQL and RabbitMQ: fails on any error,
+  # stuck or wrong saga or dead letter (`npm run load:http` is the full one); benchmarks/http-load.
+  quick_dir="$(mktemp -d "${TMPDIR:-/tmp}/sage-quick.XXXXXX")"
+  echo "== HTTP load (quick)"
+  npm run --silent load:http -- --quick --no-docs --out "$quick_dir/http-load.json"
+  # 1, 2 and 4 relay, consumer and saga-worker processes: fails on a lost, doubled or reordered
+  # message or effect (`npm run bench:scaling` is the full one, docs/scaling.md).
+  echo "== scaling (quick)"
+  cp docs/scaling.md "$quick_dir/scaling.md"
+  npm run --silent bench:scaling -- --quick --out "$quick_dir/scaling.json" --doc "$quick_dir/scaling.md"
+  rm -rf "$quick_dir"
 fi
