@@ -14,7 +14,7 @@ import { startConsoleApp, type ConsoleApp } from '@test/support/console-app';
 import { createTestDatabase, withClient, type TestDatabase } from '@test/support/pg';
 import { waitUntil } from '../../libs/saga-outbox/src/testing/async';
 
-jest.setTimeout(90_000);
+jest.setTimeout(180_000);
 
 const SHOTS = join(__dirname, '..', '..', 'test-results', 'console');
 const EXECUTABLE = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -32,6 +32,13 @@ async function contextFor(headers: Record<string, string>): Promise<BrowserConte
   return browser.newContext({ extraHTTPHeaders: headers, viewport: { width: 1280, height: 800 } });
 }
 
+/**
+ * How long to wait for the relay. Generous: the polling relay waits for the server's oldest open
+ * transaction (the commit watermark), which a test running beside this one in another database may
+ * hold for seconds.
+ */
+const RELAY_WAIT_MS = 60_000;
+
 /** A message the broker refuses for good, waited for until dead-lettered. */
 async function deadLetter(reason: string): Promise<string> {
   const destination = 'payments';
@@ -48,6 +55,7 @@ async function deadLetter(reason: string): Promise<string> {
         )
       ).rowCount === 1,
     'the message is dead-lettered',
+    RELAY_WAIT_MS,
   );
   app.broker.setFault(undefined);
   return id;
@@ -128,7 +136,7 @@ it('an operator replays a dead letter after confirming, and the relay delivers i
   await page.getByTestId('confirm').click();
   await page.getByTestId('notice').waitFor();
   expect(await page.getByTestId('notice').textContent()).toContain('Replayed');
-  await app.broker.waitFor((published) => published.some((m) => m.id === id));
+  await app.broker.waitFor((published) => published.some((m) => m.id === id), RELAY_WAIT_MS);
   await page.reload();
   expect(await page.locator('h1 .badge').textContent()).toBe('sent');
   await shot(page, 'replayed');
