@@ -32,6 +32,13 @@ echo "== images"; bash scripts/images-test.sh --quick
 
 # Debian's Chromium for the operator console's browser test (playwright-core drives it; no CDN).
 echo "== chromium"; bash scripts/chromium.sh
+# zsh, to parse the CLI's zsh completion script (libs/saga-outbox/src/cli/commands/completion.command.spec.ts).
+if ! command -v zsh >/dev/null; then
+  echo "== zsh"
+  sudo=''
+  [ "$(id -u)" = 0 ] || sudo='sudo'
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq zsh >/dev/null
+fi
 
 echo "== jest (unit, int, e2e)"
 report="$(mktemp)"

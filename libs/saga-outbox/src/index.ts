@@ -91,6 +91,18 @@ export type {
 export { StepFailure } from './core/ports/saga-store';
 export { STEP_TRANSITIONS, STEP_STATUSES, stepStateDiagram } from './core/saga/step-transitions';
 export { SAGA_TRANSITIONS, sagaStateDiagram } from './core/saga/saga-transitions';
+export {
+  OPERATOR_SAGA_TRANSITIONS,
+  planSagaAction,
+  planSagaCompensation,
+  planSagaRetry,
+  SagaActionRefusedError,
+  type CompensationDefinition,
+  type SagaOperatorAction,
+  type SagaOperatorActionStore,
+  type SagaOperatorPlan,
+  type SagaSeen,
+} from './core/saga/saga-operator-actions';
 export type { SagaLifecycleEventsOptions } from './core/saga/saga-lifecycle-events';
 export type { LoopStats } from './core/loop';
 export { SagaEngine } from './core/saga/saga-engine';
@@ -209,6 +221,10 @@ export { TypeOrmCommitHooks } from './persistence/postgres/typeorm-commit-hooks'
 export { sagaOutboxMigrations, outboxWalPublicationMigration } from './migrations';
 export type { SagaOutboxMigrationClass, SagaOutboxMigrationOptions } from './migrations';
 export { PostgresSagaStore } from './persistence/postgres/postgres-saga-store';
+export {
+  PostgresSagaOperatorActions,
+  type PostgresSagaOperatorActionsOptions,
+} from './persistence/postgres/postgres-saga-operator-actions';
 export type { PostgresSagaStoreOptions } from './persistence/postgres/postgres-saga-store';
 export { PostgresSubjectKeyStore } from './persistence/postgres/postgres-subject-key-store';
 export type { PostgresSubjectKeyStoreOptions } from './persistence/postgres/postgres-subject-key-store';

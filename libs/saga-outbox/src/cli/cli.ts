@@ -16,6 +16,8 @@ import {
   outboxShowCommand,
 } from './commands/outbox.command';
 import { sagasListCommand, sagasShowCommand } from './commands/sagas.command';
+import { sagasCompensateCommand, sagasRetryCommand } from './commands/saga-actions.command';
+import { completionCommand } from './commands/completion.command';
 import { statusCommand } from './commands/status.command';
 import { describeTarget, openConnection, readDatabaseUrl, type SageConnection } from './connection';
 import type { CliIo } from './io';
@@ -28,6 +30,8 @@ export const COMMANDS: readonly CommandSpec[] = [
   statusCommand,
   sagasListCommand,
   sagasShowCommand,
+  sagasRetryCommand,
+  sagasCompensateCommand,
   outboxShowCommand,
   deadLettersListCommand,
   deadLettersReplayCommand,
@@ -43,6 +47,8 @@ export const COMMANDS: readonly CommandSpec[] = [
   asyncapiCommand,
   contractsCheckCommand,
   contractsSnapshotCommand,
+  // Generated from this table (read when run), so it completes every command above.
+  completionCommand(() => ({ commands: COMMANDS, globalOptions: GLOBAL_OPTIONS })),
 ];
 
 const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = {

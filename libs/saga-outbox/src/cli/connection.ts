@@ -5,6 +5,7 @@ import { PostgresInboxStore } from '../persistence/postgres/postgres-inbox-store
 import { PostgresOperatorQueries } from '../persistence/postgres/postgres-operator-queries';
 import { PostgresOutboxStore } from '../persistence/postgres/postgres-outbox-store';
 import { PostgresSagaStore } from '../persistence/postgres/postgres-saga-store';
+import { PostgresSagaOperatorActions } from '../persistence/postgres/postgres-saga-operator-actions';
 import type { DataSource } from 'typeorm';
 import { UsageError } from './cli-errors';
 
@@ -16,6 +17,8 @@ export interface SageConnection {
   readonly deadLetters: OutboxDeadLetters;
   readonly inbox: PostgresInboxStore;
   readonly sagas: PostgresSagaStore;
+  /** `sage sagas retry|compensate`: one transaction each, audited as `auditActor`. */
+  readonly sagaActions: PostgresSagaOperatorActions;
   readonly operator: PostgresOperatorQueries;
   close(): Promise<void>;
 }
@@ -91,6 +94,10 @@ export async function openConnection(settings: ConnectionSettings): Promise<Sage
     deadLetters: new OutboxDeadLetters(outbox),
     inbox: new PostgresInboxStore(dataSource, { ...options, auditActor: settings.auditActor }),
     sagas: new PostgresSagaStore(dataSource, options),
+    sagaActions: new PostgresSagaOperatorActions(dataSource, {
+      ...options,
+      auditActor: settings.auditActor,
+    }),
     operator: new PostgresOperatorQueries(dataSource, {
       ...options,
       stalledAfterSeconds: settings.stalledAfterSeconds,

@@ -516,6 +516,18 @@ export class SagaRunner<TInput, Tx> {
     const results: Record<string, JsonValue> = {};
     for (const s of this.record.steps) if (s.result !== null) results[s.name] = s.result;
 
+    // Past a pivot nothing is undone. The engine never compensates there on its own; an operator's
+    // `sage sagas compensate` (which reads only the database) may have asked to: refuse it here.
+    const pivot = this.record.steps.find(
+      (s) => s.status === 'completed' && this.def.steps.get(s.name)?.pivot === true,
+    );
+    if (pivot) {
+      const why = `compensation refused: pivot step "${pivot.name}" completed, and past a pivot nothing is undone. Earlier: ${reason}. The saga is parked as failed; fix the cause and run sage sagas retry.`;
+      return (await this.finish('failCompensation', { reason: why, step: pivot.name }))
+        ? 'failed'
+        : this.interrupted();
+    }
+
     // Reverse topological order over completed steps only; sequential, so the order is exact.
     for (const name of [...this.def.order].reverse()) {
       const step = this.def.steps.get(name)!;

@@ -7,6 +7,7 @@ import { PostgresInboxStore } from '../../persistence/postgres/postgres-inbox-st
 import { PostgresOperatorQueries } from '../../persistence/postgres/postgres-operator-queries';
 import { PostgresOutboxStore } from '../../persistence/postgres/postgres-outbox-store';
 import { PostgresSagaStore } from '../../persistence/postgres/postgres-saga-store';
+import { PostgresSagaOperatorActions } from '../../persistence/postgres/postgres-saga-operator-actions';
 import { findSageParts, type SageParts } from '../observability/sage-sources';
 import { ConsoleSageNotFoundError } from './console-errors';
 
@@ -63,6 +64,15 @@ export class ConsoleData implements OnModuleInit {
   inboxAs(operator: string | undefined): PostgresInboxStore {
     const db = this.parts.database!;
     return new PostgresInboxStore(db.dataSource, { schema: this.schema, auditActor: operator });
+  }
+
+  /** Saga retry / compensate (as `sage sagas retry|compensate`), audited as `operator`. */
+  sagaActionsAs(operator: string | undefined): PostgresSagaOperatorActions {
+    const db = this.parts.database!;
+    return new PostgresSagaOperatorActions(db.dataSource, {
+      schema: this.schema,
+      auditActor: operator,
+    });
   }
 
   /** The definition registered in this application under `name`, if any. */

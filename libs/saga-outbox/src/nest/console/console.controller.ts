@@ -1,5 +1,6 @@
 import {
   BadRequestException,
+  ConflictException,
   Controller,
   Get,
   Inject,
@@ -13,6 +14,20 @@ import {
 } from '@nestjs/common';
 import { OutboxMessageNotFoundError } from '../../core/outbox/outbox-errors';
 import type { DeadLetterFilter } from '../../core/ports/outbox-store';
+import { SagaNotFoundError } from '../../core/errors';
+import type { SagaRecord, SagaStatus } from '../../core/ports/saga-store';
+import {
+  planSagaAction,
+  SagaActionRefusedError,
+  type SagaOperatorAction,
+} from '../../core/saga/saga-operator-actions';
+import { SAGA_STATUSES } from '../../core/saga/saga-transitions';
+import {
+  compensationDefinition,
+  confirmSagaActionPage,
+  sagaActionButtons,
+  sagaActionPlan,
+} from './saga-actions-page';
 import { CONSOLE_CSS, CONSOLE_JS } from './console-assets';
 import { ConsoleData } from './console-data';
 import { ConsoleExceptionFilter } from './console-exception.filter';
@@ -138,7 +153,40 @@ export function createConsoleController(path: string): Type<unknown> {
         this.data.sagas.load(id.toLowerCase()),
       ]);
       if (!saga) throw new NotFoundException(`No saga ${id} in this database.`);
-      send(res, sagaPage(page(req), saga, this.data.definition(saga.name), now));
+      const ctx = page(req);
+      const definition = this.data.definition(saga.name);
+      const done = req.query.done;
+      const actions = sagaActionButtons(
+        ctx,
+        saga,
+        now,
+        definition,
+        done === 'retry' || done === 'compensate' ? done : undefined,
+      );
+      send(res, sagaPage(ctx, saga, definition, now, actions));
+    }
+
+    @Get('sagas/:id/confirm')
+    async confirmSaga(@Req() req: ConsoleRequest, @Res() res: ConsoleResponse): Promise<void> {
+      const ctx = page(req);
+      const action = req.query.action;
+      if (action !== 'retry' && action !== 'compensate')
+        throw new BadRequestException('Unknown action: retry or compensate.');
+      const saga = await this.findSaga(req.params.id);
+      const now = await this.data.operator.databaseNow();
+      const plan = sagaActionPlan(action, saga, now, this.data.definition(saga.name));
+      if (!ctx.canAct || !plan) return redirect(res, `${ctx.base}/sagas/${saga.id}`);
+      send(res, confirmSagaActionPage(ctx, saga, plan));
+    }
+
+    @Post('sagas/:id/retry')
+    async retrySaga(@Req() req: ConsoleRequest, @Res() res: ConsoleResponse): Promise<void> {
+      await this.sagaAction(req, res, 'retry');
+    }
+
+    @Post('sagas/:id/compensate')
+    async compensateSaga(@Req() req: ConsoleRequest, @Res() res: ConsoleResponse): Promise<void> {
+      await this.sagaAction(req, res, 'compensate');
     }
 
     @Get('dead-letters')
@@ -274,6 +322,49 @@ export function createConsoleController(path: string): Type<unknown> {
     js(@Res() res: ConsoleResponse): void {
       res.setHeader('Cache-Control', 'private, max-age=300');
       send(res, CONSOLE_JS, 'text/javascript; charset=utf-8');
+    }
+
+    /** `sage sagas retry|compensate` from a confirmation form: the same plan, store and audit. */
+    private async sagaAction(
+      req: ConsoleRequest,
+      res: ConsoleResponse,
+      action: SagaOperatorAction,
+    ): Promise<void> {
+      const ctx = page(req);
+      requireConfirmation(req);
+      const id = req.params.id ?? '';
+      if (!isUuid(id)) throw new NotFoundException('No such saga: the id is not a UUID.');
+      const status = text(req.body?.seenStatus);
+      const updatedAt = new Date(text(req.body?.seenUpdatedAt) ?? '');
+      if (
+        !status ||
+        !(SAGA_STATUSES as readonly string[]).includes(status) ||
+        isNaN(updatedAt.getTime())
+      )
+        throw new BadRequestException(
+          'This action needs its confirmation step: open it again from the console.',
+        );
+      const definition = (name: string) => compensationDefinition(this.data.definition(name));
+      await this.data
+        .sagaActionsAs(ctx.grant.operator)
+        .apply(action, id.toLowerCase(), { status: status as SagaStatus, updatedAt }, (saga, now) =>
+          planSagaAction(action, saga, now, definition(saga.name)),
+        )
+        .catch((error: unknown) => {
+          if (error instanceof SagaActionRefusedError) throw new ConflictException(error.message);
+          if (error instanceof SagaNotFoundError)
+            throw new NotFoundException(`No saga ${id} in this database.`);
+          throw error;
+        });
+      redirect(res, `${ctx.base}/sagas/${id.toLowerCase()}?done=${action}`);
+    }
+
+    private async findSaga(raw: string | undefined): Promise<SagaRecord> {
+      const id = raw ?? '';
+      if (!isUuid(id)) throw new NotFoundException('No such saga: the id is not a UUID.');
+      const saga = await this.data.sagas.load(id.toLowerCase());
+      if (!saga) throw new NotFoundException(`No saga ${id} in this database.`);
+      return saga;
     }
 
     private outboxId(raw: string | undefined): string {

@@ -72,6 +72,8 @@ export function sagaPage(
   saga: SagaRecord,
   definition: SagaDefinition<unknown, unknown> | undefined,
   now: Date,
+  /** Retry / Compensate (saga-actions-page.ts), when allowed. */
+  actions: Html | '' = '',
 ): Html {
   const { nodes, fromDefinition } = graphNodes(saga, definition);
   const versionNote = !definition
@@ -137,6 +139,7 @@ export function sagaPage(
         <dd class="error">${saga.error ?? '-'}</dd>
       </dl>
     </div>
+    ${actions}
     <h2>Steps</h2>
     <div class="card" data-testid="graph">
       ${sagaGraphSvg(nodes)}

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createTestDatabase, withClient, type TestDatabase } from '@test/support/pg';
-import { startConsoleApp, type ConsoleApp } from '@test/support/console-app';
+import { orderSaga, startConsoleApp, type ConsoleApp } from '@test/support/console-app';
 import type { JsonValue } from '../../core/json';
 import { waitUntil } from '../../testing/async';
 import { CSRF_COOKIE } from './console-security';
@@ -224,6 +224,70 @@ describe('actions', () => {
     );
     expect(entry.status).toBe(404);
     expect(await actorsOf('inbox.released', `${consumer}/${messageId}`)).toEqual(['alice']);
+  });
+});
+
+describe('saga actions', () => {
+  /** A saga of the app's definition that failed going forward at charge-payment (as past a pivot). */
+  async function failedSaga(): Promise<string> {
+    const id = randomUUID();
+    await withClient(db.connection.database, async (c) => {
+      await c.query(
+        `INSERT INTO sage.saga_instance (id, name, version, status, input, error, failed_step)
+         VALUES ($1, 'order-placement', $2, 'failed', '{"orderId":"f1","customer":"c"}', 'card service down', 'charge-payment')`,
+        [id, orderSaga.version],
+      );
+      await c.query(
+        `INSERT INTO sage.saga_step (saga_id, name, position, status, attempts, result, error)
+         VALUES ($1, 'reserve-stock', 0, 'completed', 1, '{"reservation":"r-f1"}', NULL),
+                ($1, 'notify-warehouse', 1, 'completed', 1, '{"notified":true}', NULL),
+                ($1, 'charge-payment', 2, 'failed', 1, NULL, 'card service down'),
+                ($1, 'ship', 3, 'pending', 0, NULL, NULL)`,
+        [id],
+      );
+    });
+    return id;
+  }
+
+  it('retries a failed saga after its confirmation step; it completes and the audit log names the operator', async () => {
+    const id = await failedSaga();
+    expect(await (await get(`/sage/sagas/${id}`, VIEWER)).text()).not.toContain('saga-retry');
+    const page = await (await get(`/sage/sagas/${id}`, OPERATOR)).text();
+    expect(page).toContain('data-testid="saga-retry"');
+    expect(page).not.toContain('data-testid="saga-compensate"');
+    const confirm = await (await get(`/sage/sagas/${id}/confirm?action=retry`, OPERATOR)).text();
+    expect(confirm).toContain('Retry this saga');
+    const seenUpdatedAt = /name="seenUpdatedAt" value="([^"]+)"/.exec(confirm)![1]!;
+    const { cookie, token } = await csrfFor(OPERATOR);
+    const stale = await post(
+      `/sage/sagas/${id}/retry`,
+      { ...OPERATOR, cookie },
+      {
+        _csrf: token,
+        confirm: 'yes',
+        seenStatus: 'failed',
+        seenUpdatedAt: new Date(Date.parse(seenUpdatedAt) - 1000).toISOString(),
+      },
+    );
+    expect(stale.status).toBe(409);
+    expect(await stale.text()).toContain('it changed meanwhile');
+    const response = await post(
+      `/sage/sagas/${id}/retry`,
+      { ...OPERATOR, cookie },
+      { _csrf: token, confirm: 'yes', seenStatus: 'failed', seenUpdatedAt },
+    );
+    expect(response.status).toBe(303);
+    expect(response.headers.get('location')).toBe(`/sage/sagas/${id}?done=retry`);
+    expect((await app.sagas.waitFor(id)).status).toBe('completed');
+    expect(await actorsOf('saga.retry_requested', id)).toEqual(['alice']);
+    // Completed: no action is offered, and a replayed form is refused.
+    expect(await (await get(`/sage/sagas/${id}`, OPERATOR)).text()).not.toContain('saga-actions');
+    const again = await post(
+      `/sage/sagas/${id}/retry`,
+      { ...OPERATOR, cookie },
+      { _csrf: token, confirm: 'yes', seenStatus: 'completed', seenUpdatedAt },
+    );
+    expect(again.status).toBe(409);
   });
 });
 

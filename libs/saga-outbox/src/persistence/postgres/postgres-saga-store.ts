@@ -481,7 +481,7 @@ function isUuid(id: string): boolean {
   return typeof id === 'string' && UUID.test(id);
 }
 
-function toSagaRecord(row: q.SagaInstanceRow): SagaRecord {
+export function toSagaRecord(row: q.SagaInstanceRow): SagaRecord {
   return {
     id: row.id,
     name: row.name,
