@@ -142,7 +142,10 @@ export {
   PostgresWalSource,
   replicationConnectionOf,
 } from './persistence/postgres/postgres-wal-source';
-export type { PostgresWalSourceOptions } from './persistence/postgres/postgres-wal-source';
+export type {
+  PostgresReplicationConnection,
+  PostgresWalSourceOptions,
+} from './persistence/postgres/postgres-wal-source';
 export type { OutboxRelayMode, WalRelayModuleOptions } from './nest/outbox/wal-relay.options';
 export type {
   OutboxRelayOptions,

@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from 'node:tls';
 import { Client, types, type ClientConfig } from 'pg';
 import type { DataSource } from 'typeorm';
 import { InvalidOptionsError } from '../../core/errors';
@@ -40,6 +41,21 @@ export interface PostgresWalSourceOptions {
   statusIntervalMs?: number;
 }
 
+/**
+ * The settings of the replication connection (a subset of node-postgres' client settings, spelled
+ * the same way): declared here so the package's types need no `@types/pg`.
+ */
+export interface PostgresReplicationConnection {
+  connectionString?: string;
+  host?: string;
+  port?: number;
+  user?: string;
+  password?: string | (() => string | Promise<string>);
+  database?: string;
+  ssl?: boolean | ConnectionOptions;
+  application_name?: string;
+}
+
 /** Longest dead-letter reason stored (as the polling relay). */
 const MAX_ERROR_LENGTH = 2000;
 const NAME = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -61,7 +77,7 @@ export class PostgresWalSource implements WalOutboxSource {
 
   constructor(
     private readonly dataSource: DataSource,
-    private readonly connection: ClientConfig,
+    private readonly connection: PostgresReplicationConnection,
     options: PostgresWalSourceOptions = {},
   ) {
     const schema = sagaSchema(options.schema);
@@ -344,15 +360,15 @@ function toError(error: unknown): Error {
  * user, password or password function, database, ssl): the stream runs against the same server and
  * database as the pool, with the same credentials (which need the REPLICATION attribute).
  */
-export function replicationConnectionOf(dataSource: DataSource): ClientConfig {
+export function replicationConnectionOf(dataSource: DataSource): PostgresReplicationConnection {
   const o = dataSource.options as {
     url?: string;
     host?: string;
     port?: number;
     username?: string;
-    password?: ClientConfig['password'];
+    password?: PostgresReplicationConnection['password'];
     database?: string;
-    ssl?: ClientConfig['ssl'];
+    ssl?: PostgresReplicationConnection['ssl'];
     applicationName?: string;
   };
   return {
