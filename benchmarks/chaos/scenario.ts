@@ -117,14 +117,7 @@ export async function runBrokerScenario(
   // ---------------------------------------------------------------- servers, databases, topics
   say(`starting the private PostgreSQL and ${kind} (${services.dir})`);
   await services.start('postgres', kind);
-  const target = (database: string): PgTarget => ({
-    host: '127.0.0.1',
-    port: services.ports.postgres,
-    user: 'sage',
-    password: 'sage',
-    adminDatabase: 'sage',
-    database,
-  });
+  const target = (database: string): PgTarget => services.pgTarget(database);
   const dbA = `chaos_${kind}_a`;
   const dbB = `chaos_${kind}_b`;
   for (const [db, ddl] of [

@@ -5,10 +5,12 @@
  * 127.0.0.1 only (services.sh's configuration).
  */
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import type { PgTarget } from '../harness/database';
 import { ROOT } from './processes';
 import type { ChaosBroker } from './topology';
 
@@ -67,6 +69,11 @@ export async function freePortBase(start: number, tries = 30): Promise<number> {
 
 export class PrivateServices {
   readonly ports: ServicePorts;
+  /**
+   * The `sage` role's PostgreSQL and RabbitMQ password, made for this run (services.sh sets it on
+   * every start): no fixed credential in the code, even for throwaway servers.
+   */
+  readonly password = randomBytes(16).toString('hex');
 
   constructor(
     readonly dir: string,
@@ -89,10 +96,11 @@ export class PrivateServices {
       SAGE_SERVICES_DIR: this.dir,
       PGPORT: String(p.postgres),
       PGUSER: 'sage',
-      PGPASSWORD: 'sage',
+      PGPASSWORD: this.password,
       PGDATABASE: 'sage',
       SAGE_NATS_PORT: String(p.nats),
       SAGE_NATS_MONITOR_PORT: String(p.natsMonitor),
+      SAGE_RABBITMQ_PASSWORD: this.password,
       SAGE_RABBITMQ_PORT: String(p.rabbitmq),
       SAGE_RABBITMQ_DIST_PORT: String(p.rabbitmqDist),
       SAGE_RABBITMQ_EPMD_PORT: String(p.rabbitmqEpmd),
@@ -150,7 +158,20 @@ export class PrivateServices {
   }
 
   postgresUrl(database: string): string {
-    return `postgres://sage:sage@127.0.0.1:${this.ports.postgres}/${database}`;
+    return `postgres://sage:${this.password}@127.0.0.1:${this.ports.postgres}/${database}`;
+  }
+
+  /** Our PostgreSQL as the harness's target for `database` (admin database `sage`). */
+  pgTarget(database: string): PgTarget {
+    const { postgres: port } = this.ports;
+    return {
+      host: '127.0.0.1',
+      port,
+      user: 'sage',
+      password: this.password,
+      adminDatabase: 'sage',
+      database,
+    };
   }
 
   /** Kafka `host:port`, RabbitMQ `amqp://…`, NATS `nats://…` of our server. */
@@ -159,7 +180,7 @@ export class PrivateServices {
       case 'kafka':
         return `127.0.0.1:${this.ports.kafka}`;
       case 'rabbitmq':
-        return `amqp://sage:sage@127.0.0.1:${this.ports.rabbitmq}`;
+        return `amqp://sage:${this.password}@127.0.0.1:${this.ports.rabbitmq}`;
       case 'nats':
         return `nats://127.0.0.1:${this.ports.nats}`;
     }

@@ -162,14 +162,7 @@ async function main(): Promise<number> {
   await services.start('postgres', 'rabbitmq');
   const cluster = new PitrCluster(services);
   await cluster.enableArchiving(size.archiveTimeout);
-  const target = (database: string): PgTarget => ({
-    host: '127.0.0.1',
-    port: services.ports.postgres,
-    user: 'sage',
-    password: 'sage',
-    adminDatabase: 'sage',
-    database,
-  });
+  const target = (database: string): PgTarget => services.pgTarget(database);
   const urlA = services.postgresUrl('dr_a');
   const urlB = services.postgresUrl('dr_b');
   for (const [db, ddl] of [

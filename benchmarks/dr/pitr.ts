@@ -127,7 +127,7 @@ export class PitrCluster {
     const command = this.owner ? ['runuser', '-u', this.owner.name, '--', ...args] : args;
     await run(command[0]!, command.slice(1), {
       cwd: '/',
-      env: { PATH: process.env.PATH, PGPASSWORD: 'sage', LC_ALL: 'C' },
+      env: { PATH: process.env.PATH, PGPASSWORD: this.services.password, LC_ALL: 'C' },
     });
     return { dir, startedAt, endedAt: Date.now() };
   }

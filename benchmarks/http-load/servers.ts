@@ -51,7 +51,7 @@ export async function privateServers(
       host: '127.0.0.1',
       port: services.ports.postgres,
       user: 'sage',
-      password: 'sage',
+      password: services.password,
       database: 'sage',
     },
     brokerUrl: broker === 'kafka' ? `kafka://${address}` : address,
