@@ -1,13 +1,14 @@
 import { setMaxListeners } from 'node:events';
 import { InvalidOptionsError } from '../errors';
 import { SingleFlightLoop, type LoopStats } from '../loop';
-import type { Broker, BrokerMessage, PublishResult } from '../ports/broker';
+import type { Broker, PublishResult } from '../ports/broker';
 import { systemClock, type Clock } from '../ports/clock';
 import { silentLogger, type SageLogger } from '../ports/logger';
 import type { OutboxFailure, OutboxStore, OutboxWakeSubscription } from '../ports/outbox-store';
 import { uuidv7 } from '../uuid';
 import { emitOutcomeEvents, OutboxEventEmitter, type OutboxEventListener } from './outbox-events';
-import { toBrokerMessage, type ClaimedOutboxMessage } from './outbox-message';
+import type { ClaimedOutboxMessage } from './outbox-message';
+import { brokerOutageDelayMs, OUTAGE_LOG_INTERVAL_MS, publishRelayChunk } from './relay-publish';
 import { failureOutcome, resolveOutboxRetryPolicy, type OutboxRetryPolicy } from './outbox-retry';
 import { DEFAULT_RELAY_LEASE_MS, relayLeaseMs } from './relay-lease';
 import { errorText } from '../error-text';
@@ -124,11 +125,6 @@ const FIRST_FOLLOW_UP_MS = 10;
  */
 const RELAY_FIRST_ERROR_BACKOFF_MS = 100;
 const RELAY_MAX_ERROR_BACKOFF_MS = 500;
-
-/** Cap on the backoff while the broker is unreachable: delivery resumes at most this long after it is back. */
-const OUTAGE_MAX_DELAY_MS = 10_000;
-/** At most one "broker unreachable" WARN per this interval. */
-const OUTAGE_LOG_INTERVAL_MS = 60_000;
 
 /**
  * The outbox relay: claims eligible messages (see claimOutboxMessages for eligibility), publishes
@@ -495,33 +491,8 @@ export class OutboxRelay {
     this.followUpTimer.unref?.();
   }
 
-  private async publishChunk(part: readonly ClaimedOutboxMessage[]): Promise<PublishResult[]> {
-    const batch: BrokerMessage[] = part.map(toBrokerMessage);
-    try {
-      const results = await this.options.broker.publish(batch, this.hardStop.signal);
-      const byId = new Map(results.map((r) => [r.id, r]));
-      return part.map(
-        (m) =>
-          byId.get(m.id) ?? {
-            id: m.id,
-            ok: false,
-            error: `broker "${this.options.broker.name}" returned no result for this message`,
-            retryable: true,
-          },
-      );
-    } catch (error) {
-      const reason = errorText(error);
-      const retryable = (error as { retryable?: unknown } | null)?.retryable !== false;
-      const e = error as { code?: unknown; unavailable?: unknown } | null;
-      const unavailable = e?.code === 'BROKER_UNAVAILABLE' || e?.unavailable === true;
-      return part.map((m) => ({
-        id: m.id,
-        ok: false,
-        error: `broker "${this.options.broker.name}" publish failed: ${reason}`,
-        retryable,
-        unavailable,
-      }));
-    }
+  private publishChunk(part: readonly ClaimedOutboxMessage[]): Promise<PublishResult[]> {
+    return publishRelayChunk(this.options.broker, part, this.hardStop.signal);
   }
 
   private async ensureListening(): Promise<void> {
@@ -592,13 +563,7 @@ export class OutboxRelay {
    * soon after the broker is back; jittered like any retry.
    */
   private outageDelayMs(): number {
-    const p = this.retry;
-    const base = Math.min(
-      OUTAGE_MAX_DELAY_MS,
-      p.maxDelayMs,
-      p.initialDelayMs * p.multiplier ** Math.min(this.outageStreak, 30),
-    );
-    return Math.round(base * (1 - p.jitter * Math.random()));
+    return brokerOutageDelayMs(this.retry, this.outageStreak);
   }
 
   /** One WARN per OUTAGE_LOG_INTERVAL_MS while the broker is unreachable (not one per message). */

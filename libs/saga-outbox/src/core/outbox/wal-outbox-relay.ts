@@ -2,13 +2,14 @@ import { setMaxListeners } from 'node:events';
 import { InvalidOptionsError } from '../errors';
 import { errorText } from '../error-text';
 import { SingleFlightLoop, type LoopStats } from '../loop';
-import type { Broker, BrokerMessage, PublishResult } from '../ports/broker';
+import type { Broker, PublishResult } from '../ports/broker';
 import { systemClock, type Clock } from '../ports/clock';
 import { silentLogger, type SageLogger } from '../ports/logger';
 import type { WalOutboxSession, WalOutboxSource, WalSlotLag } from '../ports/wal-outbox-source';
 import { uuidv7 } from '../uuid';
 import { OutboxEventEmitter, type OutboxEventListener } from './outbox-events';
-import { toBrokerMessage, type ClaimedOutboxMessage } from './outbox-message';
+import type { ClaimedOutboxMessage } from './outbox-message';
+import { brokerOutageDelayMs, OUTAGE_LOG_INTERVAL_MS, publishRelayChunk } from './relay-publish';
 import { failureOutcome, resolveOutboxRetryPolicy, type OutboxRetryPolicy } from './outbox-retry';
 import { WalDeliveryWindow } from './wal-delivery-window';
 
@@ -71,9 +72,6 @@ const DEFAULTS = {
 };
 type Resolved = typeof DEFAULTS;
 
-/** Cap on the backoff while the broker is unreachable (as the polling relay). */
-const OUTAGE_MAX_DELAY_MS = 10_000;
-const OUTAGE_LOG_INTERVAL_MS = 60_000;
 /** After a failed mark-sent / dead-letter write (database unreachable), try again this soon. */
 const RECORD_RETRY_MS = 200;
 
@@ -553,40 +551,12 @@ class WalSessionRun {
     void this.session?.close().catch(() => undefined);
   }
 
-  private async publishChunk(part: readonly ClaimedOutboxMessage[]): Promise<PublishResult[]> {
-    const batch: BrokerMessage[] = part.map(toBrokerMessage);
-    try {
-      const results = await this.r.broker.publish(batch, this.r.hardStop);
-      const byId = new Map(results.map((r) => [r.id, r]));
-      return part.map(
-        (m) =>
-          byId.get(m.id) ?? {
-            id: m.id,
-            ok: false,
-            error: `broker "${this.r.broker.name}" returned no result for this message`,
-            retryable: true,
-          },
-      );
-    } catch (error) {
-      const e = error as { code?: unknown; unavailable?: unknown; retryable?: unknown } | null;
-      return part.map((m) => ({
-        id: m.id,
-        ok: false,
-        error: `broker "${this.r.broker.name}" publish failed: ${errorText(error)}`,
-        retryable: e?.retryable !== false,
-        unavailable: e?.code === 'BROKER_UNAVAILABLE' || e?.unavailable === true,
-      }));
-    }
+  private publishChunk(part: readonly ClaimedOutboxMessage[]): Promise<PublishResult[]> {
+    return publishRelayChunk(this.r.broker, part, this.r.hardStop);
   }
 
   private outageDelayMs(): number {
-    const p = this.r.retry;
-    const base = Math.min(
-      OUTAGE_MAX_DELAY_MS,
-      p.maxDelayMs,
-      p.initialDelayMs * p.multiplier ** Math.min(this.outageStreak, 30),
-    );
-    return Math.round(base * (1 - p.jitter * Math.random()));
+    return brokerOutageDelayMs(this.r.retry, this.outageStreak);
   }
 
   private logOutage(delayMs: number, error: string): void {
