@@ -219,6 +219,21 @@ function postgresCpuTicks(): Map<number, number> | null {
 }
 
 /** utime + stime (in clock ticks) per pid of the processes whose comm is in `names`. */
+/** utime + stime (fields 14 and 15, 1-based) of a `/proc/<pid>/stat` line, after the "(comm) ". */
+function statTicks(stat: string): number {
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(rest[11]) + Number(rest[12]);
+}
+
+/** utime + stime of `pid` in clock ticks; null once it is gone or off Linux. */
+export function pidCpuTicks(pid: number): number | null {
+  try {
+    return statTicks(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
 export function processCpuTicks(names: ReadonlySet<string>): Map<number, number> | null {
   let entries: string[];
   try {
@@ -238,9 +253,7 @@ export function processCpuTicks(names: ReadonlySet<string>): Map<number, number>
     const open = stat.indexOf('(');
     const close = stat.lastIndexOf(')');
     if (!names.has(stat.slice(open + 1, close))) continue;
-    // Fields after "(comm) ": state is field 3, utime field 14, stime field 15 (1-based).
-    const rest = stat.slice(close + 2).split(' ');
-    ticks.set(Number(entry), Number(rest[11]) + Number(rest[12]));
+    ticks.set(Number(entry), statTicks(stat));
   }
   return ticks;
 }

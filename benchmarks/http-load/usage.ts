@@ -11,7 +11,7 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { BROKER_COMMS, machineTicks, processCpuTicks } from '../harness/resources';
+import { BROKER_COMMS, machineTicks, pidCpuTicks, processCpuTicks } from '../harness/resources';
 import { round } from '../harness/stats';
 import type { ServiceName } from './stack';
 
@@ -69,17 +69,6 @@ export interface RunUsage {
     /** 1-minute load average sampled every second through the window. */
     oneMinute: { min: number; mean: number; max: number; samples: number };
   };
-}
-
-/** utime + stime of `pid` in clock ticks; null once it is gone or off Linux. */
-function pidTicks(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(rest[11]) + Number(rest[12]);
-  } catch {
-    return null;
-  }
 }
 
 /** VmHWM of `pid` in MB (the kernel's own peak RSS), or null. */
@@ -152,7 +141,7 @@ export class UsageWindow {
     private readonly pids: ReadonlyMap<ServiceName, number>,
     private readonly databases: readonly string[],
   ) {
-    for (const [name, pid] of pids) this.serviceTicks.set(name, pidTicks(pid));
+    for (const [name, pid] of pids) this.serviceTicks.set(name, pidCpuTicks(pid));
     this.monitor = new pg.Client({ ...server, application_name: 'sage-http-load-monitor' });
   }
 
@@ -179,7 +168,7 @@ export class UsageWindow {
     const machineEnd = machineTicks();
     const services = {} as Record<ServiceName, ProcessUsage>;
     for (const [name, pid] of this.pids) {
-      const end = pidTicks(pid);
+      const end = pidCpuTicks(pid);
       const start = this.serviceTicks.get(name) ?? null;
       services[name] = {
         pid,

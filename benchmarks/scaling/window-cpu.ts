@@ -4,11 +4,10 @@
  * database, every postgres process, the broker servers, and the machine. Linux only; elsewhere
  * every figure is 0 and the report says the bottleneck is unknown.
  */
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
-import { BROKER_COMMS, machineTicks, processCpuTicks } from '../harness/resources';
+import { BROKER_COMMS, machineTicks, pidCpuTicks, processCpuTicks } from '../harness/resources';
 import { round } from '../harness/stats';
 import type { WindowCpu } from './results';
 
@@ -16,15 +15,7 @@ import type { WindowCpu } from './results';
 const TICK_MS = 10;
 
 /** utime + stime of `pid` in clock ticks (0 once it is gone). */
-function pidTicks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(rest[11]) + Number(rest[12]);
-  } catch {
-    return 0;
-  }
-}
+const pidTicks = (pid: number): number => pidCpuTicks(pid) ?? 0;
 
 const sum = (m: Map<number, number> | null): number =>
   m ? [...m.values()].reduce((a, b) => a + b, 0) : 0;
