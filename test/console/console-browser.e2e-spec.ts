@@ -32,11 +32,7 @@ async function contextFor(headers: Record<string, string>): Promise<BrowserConte
   return browser.newContext({ extraHTTPHeaders: headers, viewport: { width: 1280, height: 800 } });
 }
 
-/**
- * How long to wait for the relay. Generous: the polling relay waits for the server's oldest open
- * transaction (the commit watermark), which a test running beside this one in another database may
- * hold for seconds.
- */
+/** How long to wait for the relay. Generous: CI runs other test files beside this one. */
 const RELAY_WAIT_MS = 60_000;
 
 /** A message the broker refuses for good, waited for until dead-lettered. */

@@ -26,10 +26,9 @@ const uuidv7At = (at: string): string =>
 /**
  * The load, as statement lists that can run in parallel on separate connections (each starts by
  * turning triggers off for its session), to be followed by `busySystemAnalyze`. INSERT ... SELECT
- * generate_series, in chunks of at most `chunk` rows per transaction: a transaction holding an xid
- * holds back the outbox commit watermark of every database on the server (pg_snapshot_xmin is
- * cluster-wide), so one 20-second load would stall the relays of int-specs running beside it (a
- * chunk of 25,000 rows commits in well under a second on an idle machine). Triggers (audit rows,
+ * generate_series, in chunks of at most `chunk` rows per transaction: one 20-second transaction
+ * would hold back vacuum on the shared server for the int-specs running beside it (a chunk of
+ * 25,000 rows commits in well under a second on an idle machine). Triggers (audit rows,
  * NOTIFY) and foreign-key checks are off for the load only (session_replication_role), which
  * changes nothing in the plans. Mixes, of `n` rows:
  * - outbox: ~97.2% sent, ~1.3% pending and due, ~0.4% pending backing off, ~0.3% claimed (a third

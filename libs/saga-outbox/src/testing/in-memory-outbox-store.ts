@@ -31,8 +31,8 @@ type Selector = { ids: readonly string[] } | { filter: DeadLetterFilter; limit: 
  * The outbox in memory, with the PostgreSQL store's semantics for unit tests: rows exist only once
  * their transaction commits (`transaction(body)`), claims take pending, due rows that head their
  * key, every move out of `claimed` is fenced by the claim token, leases run on the store's clock.
- * The commit watermark is modelled by `setClaimable` (rows it rejects are "not yet below the
- * watermark"), and `setFault` makes an operation throw.
+ * Rows held back for any other reason are modelled by `setClaimable` (rows it rejects are not
+ * claimable yet), and `setFault` makes an operation throw.
  */
 export class InMemoryOutboxStore
   implements OutboxStore, OutboxWriter<InMemoryTx>, TransactionCommitHooks<InMemoryTx>
@@ -84,7 +84,7 @@ export class InMemoryOutboxStore
     }
   }
 
-  /** Extra claim eligibility (e.g. a row held above the commit watermark); undefined: all eligible. */
+  /** Extra claim eligibility (e.g. a row not claimable yet); undefined: all eligible. */
   setClaimable(predicate: ((message: OutboxMessage) => boolean) | undefined): void {
     this.claimable = predicate;
   }

@@ -37,10 +37,10 @@ export interface OutboxStoreUnderTest<Tx = unknown> {
   /** See ConformanceClock. Omitted: real time. */
   clock?: ConformanceClock;
   /**
-   * Resolves once every message committed so far is below the store's commit watermark, i.e. no
-   * longer held back by transactions still open elsewhere (PostgreSQL: the xid8 snapshot xmin, which
-   * a transaction open anywhere on the server holds back for a moment). Called after each commit, so
-   * the cases decide eligibility by the port's other rules only. Omitted: commits are claimable at once.
+   * Resolves once every message committed so far is claimable as far as the store's own visibility
+   * rules go (for a store whose committed rows become claimable with a delay, e.g. a replica or a
+   * commit watermark). Called after each commit, so the cases decide eligibility by the port's
+   * other rules only. Omitted: commits are claimable at once (PostgreSQL since 0.3).
    */
   untilCommittedClaimable?(): Promise<void>;
   /** Releases what `create` opened for this test. */
@@ -74,8 +74,8 @@ export interface OutboxStoreConformanceHarness<Tx = unknown> {
  * only: the contract the relay, the optimistic sender, the dead-letter API and retention rely on.
  * Each test gets a fresh, empty outbox from `harness.create()`, so claims and stats are exact.
  * Leases and backoff run on the harness clock when it has one, else on real time with short
- * durations awaited as conditions. The commit watermark itself (xid8) is PostgreSQL's own rule and
- * is tested there; here every commit is awaited past it (`untilCommittedClaimable`).
+ * durations awaited as conditions. Per-key commit order under concurrent writers (PostgreSQL's key
+ * locks) is the store's own mechanism and is tested there.
  */
 export function describeOutboxStoreConformance<Tx>(
   label: string,

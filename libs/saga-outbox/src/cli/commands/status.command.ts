@@ -6,7 +6,7 @@ import { RUNBOOKS, STALLED_AFTER } from './shared-options';
 /** Ages past which `status` draws attention, matching ops/prometheus/alerts.yml. */
 const OLDEST_PENDING_ALERT_SECONDS = 600;
 const BACKLOG_ALERT = 5000;
-/** A transaction open this long holds the outbox watermark back noticeably. */
+/** A transaction open this long holds vacuum back, and the writers of any outbox key it wrote. */
 const LONG_TRANSACTION_SECONDS = 60;
 const OLDEST_LIVE_SHOWN = 5;
 const DEAD_LETTER_GROUPS_SHOWN = 10;
@@ -62,7 +62,7 @@ async function collectStatus(ctx: CommandContext) {
       oldestPendingAgeSeconds: outbox.oldestPendingAgeSeconds,
       pendingDue: breakdown.due,
       pendingBackingOff: breakdown.backingOff,
-      pendingAboveWatermark: breakdown.aboveWatermark,
+      pendingBehindKey: breakdown.behindKey,
       expiredClaims: breakdown.expiredClaims,
       deadLettersByDestination: deadLetterGroups,
       oldestTransaction: oldestTx ?? null,
@@ -96,15 +96,11 @@ function attentionFor(r: Omit<StatusReport, 'attention'>): Attention[] {
       next: 'check the relay (/health/live, outbox_relay_running) and the breakdown below',
       runbook: `${RUNBOOKS}/outbox-backlog.md`,
     });
-  if (
-    o.pendingAboveWatermark > 0 &&
-    o.oldestTransaction &&
-    o.oldestTransaction.ageSeconds > LONG_TRANSACTION_SECONDS
-  ) {
+  if (o.oldestTransaction && o.oldestTransaction.ageSeconds > LONG_TRANSACTION_SECONDS) {
     const t = o.oldestTransaction;
     out.push({
-      severity: 'critical',
-      message: `${o.pendingAboveWatermark} pending messages wait behind a transaction open for ${formatDuration(t.ageSeconds)} (pid ${t.pid}, database ${t.database ?? '?'}, application ${t.applicationName || '?'}, ${t.state ?? 'state hidden'})`,
+      severity: 'warning',
+      message: `a transaction has been open for ${formatDuration(t.ageSeconds)} (pid ${t.pid}, database ${t.database ?? '?'}, application ${t.applicationName || '?'}, ${t.state ?? 'state hidden'}): it holds vacuum back, and if it wrote outbox messages, other writers of their keys wait for it`,
       next: `find it: SELECT * FROM pg_stat_activity WHERE pid = ${t.pid}`,
       runbook: `${RUNBOOKS}/outbox-backlog.md`,
     });
@@ -179,7 +175,7 @@ function renderStatus(r: StatusReport): string {
     [
       [
         'pending',
-        `${o.pending}  (due ${o.pendingDue}, backing off ${o.pendingBackingOff}, above commit watermark ${o.pendingAboveWatermark})`,
+        `${o.pending}  (due ${o.pendingDue}, backing off ${o.pendingBackingOff}, behind their key ${o.pendingBehindKey})`,
       ],
       ['claimed', `${o.claimed}  (lease expired ${o.expiredClaims})`],
       ['sent', String(o.sent)],

@@ -214,7 +214,7 @@ describe('OptimisticSender', () => {
     expect((await store.get(sixth!))?.status).toBe('pending');
   });
 
-  it('rows not claimable yet (commit watermark) are retried within the deadline, then left to the relay', async () => {
+  it('rows not claimable yet are retried within the deadline, then left to the relay', async () => {
     setup({ timeoutMs: 200 });
     let claimable = false;
     store.setClaimable(() => claimable);

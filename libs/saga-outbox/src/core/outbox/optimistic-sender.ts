@@ -113,7 +113,7 @@ const DEFAULTS: Resolved = {
   publishBatchSize: 100,
 };
 
-/** First wait before claiming rows again that were not claimable yet (watermark, key head). */
+/** First wait before claiming rows again that were not claimable yet (behind their key's head). */
 const FIRST_RETRY_MS = 2;
 const MAX_RETRY_MS = 20;
 /** At most one warning per this interval for failing optimistic publishes (the relay has them). */
@@ -134,7 +134,7 @@ export type OptimisticCandidate = Pick<NewOutboxMessage, 'id' | 'type'>;
  * It is only a fast path; the outbox guarantees do not depend on it:
  * - the relay and this publisher can race on the same rows: the claim gives each row to one of
  *   them; marking sent is fenced by the claim token, exactly like the relay;
- * - per-key order and the commit watermark hold because the claim is the relay's claim: a row that
+ * - per-key order holds because the claim is the relay's claim: a row that
  *   is not claimable yet is retried briefly (within `timeoutMs`), then left to the relay;
  * - on a broker error, a timeout or stop, claimed rows are released (back to pending, due now,
  *   attempts unchanged: the single optimistic try is not counted) and the relay publishes them;
@@ -350,8 +350,7 @@ export class OptimisticSender {
           if (!clean) return;
           retryMs = FIRST_RETRY_MS;
         } else if (waiting.length) {
-          // Not claimable yet: an older transaction is still open (watermark) or an earlier
-          // message of the key is in flight. Look again shortly, within the deadline.
+          // Not claimable yet: an earlier message of the key is in flight or backing off. Look again shortly, within the deadline.
           try {
             await this.clock.sleep(retryMs, deadline.signal);
           } catch {

@@ -467,8 +467,8 @@ export class OutboxRelay {
 
   /**
    * A NOTIFY means a transaction committed outbox rows, yet a claim can still find nothing: the
-   * rows sit above the commit watermark while ANY older transaction on the server is open (one
-   * that writes no outbox row sends no NOTIFY when it ends). Rather than wait a whole poll
+   * rows wait behind an earlier message of their key that another claimant (an optimistic sender,
+   * another relay) holds, and finishing it sends no NOTIFY. Rather than wait a whole poll
    * interval, look again after a short backoff (doubling up to the poll interval) until the
    * rows become claimable.
    */

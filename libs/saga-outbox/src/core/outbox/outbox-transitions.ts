@@ -24,12 +24,12 @@ export interface OutboxTransition {
 }
 
 export const OUTBOX_TRANSITIONS = {
-  /** Relay (or optimistic sender) takes an eligible row: due, below the commit watermark, head of its key. */
+  /** Relay (or optimistic sender) takes an eligible row: due, head of its key (per-key commit order). */
   claim: {
     from: ['pending'],
     to: 'claimed',
     fenced: false,
-    label: 'claim (SKIP LOCKED, below xid watermark, head of key)',
+    label: 'claim (SKIP LOCKED, due, head of key)',
   },
   /** The broker acknowledged the message. */
   markSent: { from: ['claimed'], to: 'sent', fenced: true, label: 'broker ack (token matches)' },

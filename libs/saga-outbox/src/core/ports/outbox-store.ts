@@ -73,16 +73,16 @@ export interface OutboxWriter<Tx = unknown> {
  */
 export interface OutboxStore {
   /**
-   * Claims up to `limit` messages: pending, due, committed below the commit watermark, and the
-   * head of their key (no earlier message of the same key is pending or claimed). Sets the token
+   * Claims up to `limit` messages: pending, due, and the head of their key (no earlier message of
+   * the same key is pending or claimed; per key, earlier means committed earlier). Sets the token
    * and a lease of `leaseMs` on the database clock. Returned in publish order.
    */
   claim(claimToken: string, limit: number, leaseMs: number): Promise<ClaimedOutboxMessage[]>;
   /**
    * The optimistic sender's claim: exactly `claim`'s eligibility and transition, restricted to
    * `ids` (the rows this process just committed), at most `ids.length` rows. `claimed` is in
-   * publish order. `waiting` lists the ids still pending but not claimable yet (above the commit
-   * watermark, behind an earlier message of their key, not due, or being claimed concurrently):
+   * publish order. `waiting` lists the ids still pending but not claimable yet (behind an
+   * earlier message of their key, not due, or being claimed concurrently):
    * worth another try shortly. An id in neither list is out of reach (claimed or sent by a relay,
    * dead-lettered, or never committed).
    */

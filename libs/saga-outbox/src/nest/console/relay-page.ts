@@ -82,8 +82,8 @@ export function relayPage(ctx: PageContext, v: RelayView): Html {
         <dd>${v.breakdown.due}</dd>
         <dt>backing off after a failed publish</dt>
         <dd>${v.breakdown.backingOff}</dd>
-        <dt>above the commit watermark</dt>
-        <dd>${v.breakdown.aboveWatermark}</dd>
+        <dt>behind an earlier message of their key</dt>
+        <dd>${v.breakdown.behindKey}</dd>
         <dt>claims whose lease expired</dt>
         <dd>${v.breakdown.expiredClaims}</dd>
         <dt>oldest open transaction</dt>

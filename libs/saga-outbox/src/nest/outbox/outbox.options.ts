@@ -32,9 +32,9 @@ export interface OutboxModuleOptions {
   relay?: Omit<OutboxRelayOptions, 'store' | 'broker' | 'clock' | 'logger' | 'onBatch'> & {
     enabled?: boolean;
     /**
-     * `'polling'` (default): claim → publish → mark, ordered by the commit watermark. `'wal'`:
+     * `'polling'` (default): claim → publish → mark, per key in commit order. `'wal'`:
      * messages reach the relay through PostgreSQL logical decoding, in commit order, with no
-     * watermark wait (needs `wal_level = logical` and outboxWalPublicationMigration(); not on
+     * claim statement (needs `wal_level = logical` and outboxWalPublicationMigration(); not on
      * PGlite). docs/outbox.md#wal-streaming-relay.
      */
     mode?: OutboxRelayMode;

@@ -243,12 +243,12 @@ export function selectOldestLiveSagas(
 // ---------------------------------------------------------------------------------------------
 
 export interface OutboxPendingBreakdownRow {
-  /** bigint as text: pending and due now (what a relay would claim next, watermark permitting). */
+  /** bigint as text: pending and due now (what a relay claims next, key order permitting). */
   due: string;
   /** bigint as text: pending with a failed attempt behind them, waiting out their backoff. */
   backing_off: string;
-  /** bigint as text: pending rows whose writing transaction is not below the commit watermark. */
-  above_watermark: string;
+  /** bigint as text: pending rows behind an earlier unsent message of their key. */
+  behind_key: string;
   /** bigint as text: claimed rows whose lease ran out (their relay died; the reaper returns them). */
   expired_claims: string;
 }
@@ -257,9 +257,9 @@ export interface OutboxPendingBreakdownRow {
  * Why pending messages are not moving, in one pass over the unsent rows (the partial indexes
  * `outbox_message_claimable_idx` / `outbox_message_lease_idx` cover them; sent rows are not read):
  * - backing off: `next_attempt_at` in the future after a failed publish (broker errors);
- * - above the watermark: `txid >= pg_snapshot_xmin(pg_current_snapshot())`, the relay's eligibility
- *   test (outbox-queries.sql.ts claimOutboxMessages). The xmin is cluster-wide: a long or
- *   idle-in-transaction session anywhere on the server holds these back;
+ * - behind their key: an earlier message of the same key is still pending (backing off, say) or
+ *   claimed, the relay's head-of-key test (outbox-queries.sql.ts claimEligible): one stuck message
+ *   holds back its own key only;
  * - expired claims: a relay claimed them and stopped (crash, stall); if they pile up, nothing
  *   runs the reaper either.
  */
@@ -271,10 +271,12 @@ export function selectOutboxPendingBreakdown(
       SELECT
         count(*) FILTER (WHERE status = 'pending' AND next_attempt_at <= clock_timestamp()) AS due,
         count(*) FILTER (WHERE status = 'pending' AND next_attempt_at > clock_timestamp()) AS backing_off,
-        count(*) FILTER (WHERE status = 'pending' AND txid >= pg_snapshot_xmin(pg_current_snapshot()))
-          AS above_watermark,
+        count(*) FILTER (WHERE status = 'pending' AND key IS NOT NULL AND EXISTS (
+          SELECT 1 FROM ${t.outboxMessage} e
+          WHERE e.key = m.key AND e.status IN ('pending', 'claimed') AND e.seq < m.seq))
+          AS behind_key,
         count(*) FILTER (WHERE status = 'claimed' AND lease_until < clock_timestamp()) AS expired_claims
-      FROM ${t.outboxMessage}
+      FROM ${t.outboxMessage} m
       -- Two equalities, not IN (...): the planner matches each arm of an OR to the partial index
       -- whose predicate it implies (a BitmapOr of both); an IN list matches neither, and on a
       -- million-row table it scanned every sent row (hot-statement-plans.int-spec.ts).

@@ -1,6 +1,6 @@
 /**
  * PostgresOutboxStore.claimByIds, the optimistic sender's claim, on real PostgreSQL: the relay's
- * eligibility (watermark, head of key, pending) restricted to the given ids, and the `waiting`
+ * eligibility (pending, due, head of key) restricted to the given ids, and the `waiting`
  * report that tells the caller which ids are worth another try.
  */
 import { Client } from 'pg';
@@ -23,24 +23,13 @@ afterAll(async () => {
 });
 
 /**
- * The watermark is server-wide: any write transaction open anywhere on the server (other test
- * files, other databases) holds fresh rows back for a moment. Claims that expect rows therefore
- * wait for them to pass the watermark, as the optimistic sender itself does.
+ * Claims are immediate (no commit watermark): the server is shared with other test files whose
+ * transactions stay open, and none of them may hold these rows back.
  */
-async function claimOnceBelowWatermark(
-  token: string,
-  ids: string[],
-  expectClaimed: (r: ClaimByIdsResult) => boolean = (r) => r.claimed.length > 0,
-): Promise<ClaimByIdsResult> {
-  let result: ClaimByIdsResult = { claimed: [], waiting: ids };
-  await waitUntil(async () => {
-    result = await ctx.store.claimByIds(token, ids, 5000);
-    return expectClaimed(result);
-  }, 'rows below the commit watermark');
-  return result;
-}
+const claimNow = (token: string, ids: string[]): Promise<ClaimByIdsResult> =>
+  ctx.store.claimByIds(token, ids, 5000);
 
-/** The relay's claim, waiting like claimOnceBelowWatermark until it returns `id`. */
+/** The relay's claim; other files' rows may come first, so it claims until it returns `id`. */
 async function relayClaims(token: string, id: string): Promise<string[]> {
   const all: string[] = [];
   await waitUntil(async () => {
@@ -61,7 +50,7 @@ it('claims only the given ids, in publish order, one per key; the rest of the ke
   const [a1, a2, b1] = await ctx.commit([msg('a', 1), msg('a', 2), msg('b', 1)]);
   const [other] = await ctx.commit([msg('c', 1)]);
 
-  const first = await claimOnceBelowWatermark(uuidv7(), [b1!, a2!, a1!]);
+  const first = await claimNow(uuidv7(), [b1!, a2!, a1!]);
   expect(first.claimed.map((m) => m.id)).toEqual([a1, b1]);
   expect(first.waiting).toEqual([a2]);
   expect((await ctx.store.get(other!))?.status).toBe('pending'); // not asked for: untouched
@@ -84,22 +73,16 @@ it('ids a relay already claimed (or sent), and unknown ids, are neither claimed 
   expect(await ctx.store.claimByIds(uuidv7(), [id!], 5000)).toEqual({ claimed: [], waiting: [] });
 });
 
-it('rows above the commit watermark (an older transaction still open) are waiting, then claimable', async () => {
+it('an older transaction still open holds nothing back: the row is claimed at once', async () => {
   const blocker = new Client(pgConnection(db.name));
   await blocker.connect();
   try {
     await blocker.query('BEGIN');
     await blocker.query('SELECT pg_current_xact_id()'); // an xid older than the row's
     const [id] = await ctx.commit([msg('e', 1)]);
-    expect(await ctx.store.claimByIds(uuidv7(), [id!], 5000)).toEqual({
-      claimed: [],
-      waiting: [id],
-    });
-    await blocker.query('COMMIT');
-    const after = await claimOnceBelowWatermark(uuidv7(), [id!]);
-    expect(after.claimed.map((m) => m.id)).toEqual([id]);
-    expect(after.waiting).toEqual([]);
+    expect(await claimNow(uuidv7(), [id!])).toMatchObject({ claimed: [{ id }], waiting: [] });
   } finally {
+    await blocker.query('COMMIT');
     await blocker.end();
   }
 });
@@ -107,7 +90,7 @@ it('rows above the commit watermark (an older transaction still open) are waitin
 it('a release hands the row back due now with attempts unchanged, and a relay can claim it', async () => {
   const [id] = await ctx.commit([msg('f', 1)]);
   const token = uuidv7();
-  const { claimed } = await claimOnceBelowWatermark(token, [id!]);
+  const { claimed } = await claimNow(token, [id!]);
   expect(claimed.map((m) => m.id)).toEqual([id]);
   expect(await ctx.store.release(token, [id!])).toEqual([id]);
   const row = await ctx.store.get(id!);

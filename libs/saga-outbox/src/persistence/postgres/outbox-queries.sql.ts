@@ -67,6 +67,14 @@ export interface InsertOutboxParams {
  * caller's transaction id; `seq` is assigned in array order (ORDER BY ordinality), so messages of
  * one transaction publish in the order they were given. The statement-level trigger sends the
  * NOTIFY hint.
+ *
+ * Per-key commit order: before any row is formed (so before `seq` is drawn), the one-time filter
+ * takes a transaction-scoped advisory lock per distinct key (two-int form: the outbox table's hash,
+ * the key's hash; in hash order, so two calls never wait on each other in a cycle). A second
+ * writer of the key waits here until the first commits or rolls back, so per key `seq` order is
+ * commit order, and a committed row's earlier keyed rows are committed too (locks are released
+ * after the commit is visible). The relay therefore needs no commit watermark: the head-of-key
+ * test alone keeps the order (claimEligible). Keyless rows take no lock.
  */
 export function insertOutboxMessages(t: OutboxTables, p: InsertOutboxParams): Statement<never> {
   return {
@@ -75,8 +83,22 @@ export function insertOutboxMessages(t: OutboxTables, p: InsertOutboxParams): St
       SELECT m.id, m.destination, m.key, m.type, m.payload::jsonb, m.headers::jsonb, m.saga_id
       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::uuid[])
         WITH ORDINALITY AS m (id, destination, key, type, payload, headers, saga_id, ord)
+      WHERE (
+        SELECT count(pg_advisory_xact_lock(hashtext($8::text), l.h))
+        FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($3::text[]) AS k
+              WHERE k IS NOT NULL ORDER BY 1) l
+      ) >= 0
       ORDER BY m.ord`,
-    values: [p.ids, p.destinations, p.keys, p.types, p.payloads, p.headers, p.sagaIds],
+    values: [
+      p.ids,
+      p.destinations,
+      p.keys,
+      p.types,
+      p.payloads,
+      p.headers,
+      p.sagaIds,
+      t.outboxMessage,
+    ],
   };
 }
 
@@ -89,21 +111,19 @@ export function insertOutboxMessages(t: OutboxTables, p: InsertOutboxParams): St
  * optimistic sender) so that both take rows under one rule, text for text. A row (alias `m`)
  * is eligible when it is:
  * - pending and due (`next_attempt_at` passed on the database clock);
- * - below the commit watermark: `txid < pg_snapshot_xmin(pg_current_snapshot())` means every
- *   transaction that could still commit a row with a lower txid has finished, so nothing can appear
- *   "before" this row later (a late-committing transaction is waited for, never overtaken);
  * - the head of its key: no message of the same key with a lower `seq` is pending (e.g. backing
  *   off) or claimed (in flight elsewhere). So at most one message per key is in flight across all
  *   relays and optimistic senders, a retrying message holds back only its own key, and a dead
- *   letter stops blocking. Per key, `seq` (an identity, drawn when the row is inserted) is the
- *   order: writers of one key that serialise on its aggregate insert, and so commit, in `seq`
- *   order. Not `(txid, seq)`: a transaction's id dates from its first write, so one that wrote
- *   something else first and then waited for the aggregate's lock has the lower txid although it
- *   commits second (the chaos suite published 40-101 of 100,000 messages out of key order so).
+ *   letter stops blocking. Per key, `seq` is commit order: insertOutboxMessages serialises the
+ *   writers of a key on an advisory lock taken before `seq` is drawn, so when a keyed row is
+ *   visible every earlier row of its key is visible too, and none can commit "before" it later.
+ *
+ * No commit watermark (`txid < pg_snapshot_xmin`, until 0.3): it made every row wait for the
+ * oldest transaction open anywhere on the server, so one long transaction stalled every relay and
+ * the optimistic sender waited on unrelated writers. Keyless rows have no order to keep.
  */
 const claimEligible = (t: OutboxTables): string => `m.${fromStatus('claim')}
           AND m.next_attempt_at <= clock_timestamp()
-          AND m.txid < pg_snapshot_xmin(pg_current_snapshot())
           AND (m.key IS NULL OR NOT EXISTS (
             SELECT 1 FROM ${t.outboxMessage} e
             WHERE e.key = m.key

@@ -66,7 +66,8 @@ export type { SagaListCursor } from './operator-queries.sql';
 export interface OutboxPendingBreakdown {
   due: number;
   backingOff: number;
-  aboveWatermark: number;
+  /** Pending behind an earlier unsent message of their key (the relay's head-of-key rule). */
+  behindKey: number;
   expiredClaims: number;
 }
 
@@ -228,7 +229,7 @@ export class PostgresOperatorQueries {
     return {
       due: Number(row?.due ?? 0),
       backingOff: Number(row?.backing_off ?? 0),
-      aboveWatermark: Number(row?.above_watermark ?? 0),
+      behindKey: Number(row?.behind_key ?? 0),
       expiredClaims: Number(row?.expired_claims ?? 0),
     };
   }

@@ -166,19 +166,20 @@ describe('relay against PostgreSQL', () => {
     extra: Partial<ConstructorParameters<typeof OutboxRelay>[0]> = {},
   ) => new OutboxRelay({ store: ctx.store, broker, pollIntervalMs: 20, leaseMs: 30_000, ...extra });
 
-  it('late commit: a row whose transaction commits last is neither skipped nor overtaken within its key', async () => {
+  it('late commit: a second writer of a key waits for the open one, publishes after it in commit order, and nothing else is held back', async () => {
     const destination = dest();
     const key = `late-${randomUUID()}`;
     const broker = new InMemoryBroker();
     const relay = relayFor(broker);
-    const before = await ctx.commit({
-      destination,
-      type: 'early',
-      key: `other-${key}`,
-      payload: 0,
-    });
+    const seqOf = async (id: string): Promise<bigint> => {
+      const rows = (await ctx.dataSource.query(
+        'SELECT seq::text AS seq FROM sage.outbox_message WHERE id = $1',
+        [id],
+      )) as { seq: string }[];
+      return BigInt(rows[0]!.seq);
+    };
 
-    // Transaction A inserts first (lowest txid) and stays open.
+    // Transaction A writes the key first and stays open.
     const runner = ctx.dataSource.createQueryRunner();
     await runner.connect();
     await runner.startTransaction();
@@ -188,26 +189,65 @@ describe('relay against PostgreSQL', () => {
         { destination, type: 'A', key, payload: 'a' },
         { manager: runner.manager },
       );
-      // B and C (same key) insert after A and commit first.
-      const b = await ctx.commit({ destination, type: 'B', key, payload: 'b' });
+      // B writes the same key: it waits for A (the key's lock), it does not commit first.
+      let bDone = false;
+      const bCommit = ctx
+        .commit({ destination, type: 'B', key, payload: 'b' })
+        .finally(() => (bDone = true));
+      // C (another key) commits meanwhile, and is published at once: an open transaction holds
+      // back nothing but the writers of its own keys (no commit watermark).
       const c = await ctx.commit({ destination, type: 'C', key: `c-${key}`, payload: 'c' });
-      await runUntil(relay, 'the row committed before A began', () =>
-        broker.published.some((m) => m.id === before[0]),
-      );
-      const seen = broker.published.filter((m) => m.destination === destination).map((m) => m.id);
-      // Rows committed before A began are not held back; nothing at or above A's txid is claimed.
-      expect(seen).toEqual(before);
-      expect(await statusOf(b[0]!)).toBe('pending');
-      expect(await statusOf(c[0]!)).toBe('pending');
+      await runUntil(relay, 'C while A is open', () => broker.published.some((m) => m.id === c[0]));
+      expect(bDone).toBe(false);
+      expect(broker.published.some((m) => m.key === key)).toBe(false);
       await runner.commitTransaction();
+      const b = await bCommit;
+      // B drew its seq only once it held the key (after C's): seq order is commit order.
+      expect(await seqOf(b[0]!)).toBeGreaterThan(await seqOf(c[0]!));
       await runUntil(
         relay,
-        'A, B and C',
-        () => broker.published.filter((m) => m.destination === destination).length >= 4,
+        'A and B',
+        () => broker.published.filter((m) => m.key === key).length >= 2,
       );
-      const order = broker.published.filter((m) => m.key === key).map((m) => m.id);
-      expect(order).toEqual([a[0], b[0]]);
-      expect(broker.published.filter((m) => m.destination === destination)).toHaveLength(4);
+      expect(broker.published.filter((m) => m.key === key).map((m) => m.id)).toEqual([a[0], b[0]]);
+      expect(broker.published.filter((m) => m.destination === destination)).toHaveLength(3);
+    } finally {
+      if (runner.isTransactionActive) await runner.rollbackTransaction();
+      await runner.release();
+    }
+  });
+
+  it('a rolled-back writer releases its keys: the waiting writer goes on, no gap in the order', async () => {
+    const destination = dest();
+    const key = `rollback-${randomUUID()}`;
+    const broker = new InMemoryBroker();
+    const relay = relayFor(broker);
+    const runner = ctx.dataSource.createQueryRunner();
+    await runner.connect();
+    await runner.startTransaction();
+    try {
+      await ctx.publisher.publish(
+        [
+          { destination, type: 'X', key: `${key}-z`, payload: 'x' },
+          { destination, type: 'X', key, payload: 'x' },
+        ],
+        { manager: runner.manager },
+      );
+      // Two keys in one call, in the other order than A's: locks are taken in one global order,
+      // so this waits instead of deadlocking.
+      const next = ctx.commit([
+        { destination, type: 'Y', key, payload: 'y' },
+        { destination, type: 'Y', key: `${key}-z`, payload: 'y' },
+      ]);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await runner.rollbackTransaction();
+      const ids = await next;
+      await runUntil(relay, 'the surviving writer', () =>
+        ids.every((id) => broker.published.some((m) => m.id === id)),
+      );
+      expect(
+        broker.published.filter((m) => m.destination === destination).map((m) => m.type),
+      ).toEqual(['Y', 'Y']);
     } finally {
       if (runner.isTransactionActive) await runner.rollbackTransaction();
       await runner.release();
