@@ -34,12 +34,15 @@ type Selector = { ids: readonly string[] } | { filter: DeadLetterFilter; limit: 
  * Rows held back for any other reason are modelled by `setClaimable` (rows it rejects are not
  * claimable yet), and `setFault` makes an operation throw.
  */
+/** A row written in an open transaction; `claim`: written already claimed (insertClaimed). */
+type WrittenMessage = NewOutboxMessage & { claim?: { token: string; leaseMs: number } };
+
 export class InMemoryOutboxStore
   implements OutboxStore, OutboxWriter<InMemoryTx>, TransactionCommitHooks<InMemoryTx>
 {
   private readonly rows = new Map<string, Row>();
   /** Open transactions and the messages each wrote (applied, in order, at commit). */
-  private readonly openTx = new WeakMap<InMemoryTx, NewOutboxMessage[]>();
+  private readonly openTx = new WeakMap<InMemoryTx, WrittenMessage[]>();
   private seq = 0;
   private claimable: ((message: OutboxMessage) => boolean) | undefined;
   private fault: ((operation: string) => Error | undefined) | undefined;
@@ -61,19 +64,19 @@ export class InMemoryOutboxStore
       if (taken) throw duplicateId(taken.id);
       // The rows first (a commit makes them all visible at once), then the onCommit effects.
       const createdAt = new Date(this.clock.now());
-      for (const m of written) {
+      for (const { claim, ...m } of written) {
         this.rows.set(m.id, {
           ...m,
           headers: { ...m.headers },
-          status: 'pending',
+          status: claim ? 'claimed' : 'pending',
           attempts: 0,
           nextAttemptAt: createdAt,
           createdAt,
           sentAt: null,
           lastError: null,
           seq: ++this.seq,
-          claimToken: null,
-          leaseUntil: null,
+          claimToken: claim?.token ?? null,
+          leaseUntil: claim ? this.clock.now() + claim.leaseMs : null,
         });
       }
       tx.commit();
@@ -118,6 +121,43 @@ export class InMemoryOutboxStore
     }
     written.push(...messages.map((m) => ({ ...m, headers: { ...m.headers } })));
     return Promise.resolve();
+  }
+
+  /**
+   * insert, with the rows of `claim.ids` that head their key (the call's first of the key, no
+   * committed or earlier-written row of the key pending or claimed; keyless always) written
+   * `claimed` by `claim.claimToken`. No key locks here: the decision is taken at write and applied
+   * at commit (PostgreSQL's key locks keep another writer of the key from committing in between).
+   */
+  async insertClaimed(
+    tx: InMemoryTx,
+    messages: readonly NewOutboxMessage[],
+    claim: { claimToken: string; leaseMs: number; ids: readonly string[] },
+  ): Promise<ClaimedOutboxMessage[]> {
+    await this.insert(tx, messages);
+    const written = this.openTx.get(tx)!;
+    const wanted = new Set(claim.ids);
+    const busy = new Set<string>();
+    for (const r of this.rows.values())
+      if (r.key !== null && (r.status === 'pending' || r.status === 'claimed')) busy.add(r.key);
+    const fresh = written.slice(written.length - messages.length);
+    for (const m of written.slice(0, written.length - messages.length))
+      if (m.key !== null) busy.add(m.key);
+    const out: ClaimedOutboxMessage[] = [];
+    for (const m of fresh) {
+      const heads = m.key === null || !busy.has(m.key);
+      if (m.key !== null) busy.add(m.key);
+      if (!heads || !wanted.has(m.id)) continue;
+      m.claim = { token: claim.claimToken, leaseMs: claim.leaseMs };
+      out.push({
+        ...m,
+        payload: structuredClone(m.payload),
+        headers: { ...m.headers },
+        attempts: 0,
+        createdAt: new Date(this.clock.now()),
+      });
+    }
+    return out.map(({ claim: _claim, ...c }: ClaimedOutboxMessage & { claim?: unknown }) => c);
   }
 
   /** Commits are observed (InMemoryTx.onCommit); a rolled-back InMemoryTx just never calls back. */

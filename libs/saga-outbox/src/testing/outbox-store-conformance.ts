@@ -67,6 +67,11 @@ export interface OutboxStoreConformanceHarness<Tx = unknown> {
    * opens and closes a subscription. Default true.
    */
   notifications?: boolean;
+  /**
+   * False for a writer without the optional `insertClaimed` (optimistic sending then claims after
+   * the commit): its cases are not declared. Default true.
+   */
+  claimAtWrite?: boolean;
 }
 
 /**
@@ -868,6 +873,95 @@ export function describeOutboxStoreConformance<Tx>(
         expect(optimistic.waiting.every((id) => ids(relay).includes(id))).toBe(true);
       });
     });
+
+    if (harness.claimAtWrite !== false)
+      describe('insertClaimed (optimistic sending, claimed at write)', () => {
+        /** One transaction writing `batches` through insertClaimed; returns what it claimed. */
+        const commitClaimed = async (
+          token: string,
+          claimIds: (m: NewOutboxMessage) => boolean,
+          ...batches: NewOutboxMessage[][]
+        ): Promise<string[]> => {
+          const writer = u().writer;
+          if (!writer.insertClaimed) throw new Error('the writer has no insertClaimed');
+          const claimed: string[] = [];
+          await u().transaction(async (tx) => {
+            for (const batch of batches) {
+              const rows = await writer.insertClaimed!(tx, batch, {
+                claimToken: token,
+                leaseMs: 60_000,
+                ids: batch.filter(claimIds).map((m) => m.id),
+              });
+              claimed.push(...rows.map((r) => r.id));
+            }
+          });
+          await u().untilCommittedClaimable?.();
+          return claimed;
+        };
+
+        it('claims the rows that head their key (keyless always); the rest are written pending', async () => {
+          const earlier = message({ key: 'busy' });
+          await commit([earlier]);
+          const a1 = message({ key: 'a' });
+          const a2 = message({ key: 'a' });
+          const b1 = message({ key: 'busy' });
+          const free = message({ key: null });
+          const notAsked = message({ key: 'c' });
+          const token = uuidv7();
+          const claimed = await commitClaimed(
+            token,
+            (m) => m !== notAsked,
+            [a1, a2, b1],
+            [free, notAsked],
+          );
+          expect(claimed).toEqual([a1.id, free.id]);
+          expect(await statusOf(a1.id)).toBe('claimed');
+          expect(await statusOf(free.id)).toBe('claimed');
+          for (const m of [a2, b1, notAsked]) expect(await statusOf(m.id)).toBe('pending');
+          // A relay takes the heads of other keys only: a2 waits behind a1, b1 behind `earlier`.
+          expect(await claimIds(uuidv7())).toEqual([earlier.id, notAsked.id]);
+          // The token fences them like any claim.
+          expect(await store().markSent(uuidv7(), [a1.id])).toEqual([]);
+          expect(await store().markSent(token, [a1.id])).toEqual([a1.id]);
+          expect(await store().release(token, [free.id])).toEqual([free.id]);
+          expect(await statusOf(free.id)).toBe('pending');
+        });
+
+        it('a rolled-back transaction leaves nothing, claimed or not', async () => {
+          const writer = u().writer;
+          const m = message({ key: 'k' });
+          await expect(
+            u().transaction(async (tx) => {
+              await writer.insertClaimed!(tx, [m], {
+                claimToken: uuidv7(),
+                leaseMs: 60_000,
+                ids: [m.id],
+              });
+              throw new Error('rolled back');
+            }),
+          ).rejects.toThrow('rolled back');
+          expect(await store().get(m.id)).toBeUndefined();
+          expect(await store().stats()).toMatchObject({ pending: 0, claimed: 0 });
+        });
+
+        it('a row claimed at write whose holder never publishes returns to the relay when its lease ends', async () => {
+          const writer = u().writer;
+          const m = message({ key: 'lease' });
+          await u().transaction(async (tx) => {
+            await writer.insertClaimed!(tx, [m], {
+              claimToken: uuidv7(),
+              leaseMs: SHORT_LEASE_MS,
+              ids: [m.id],
+            });
+          });
+          await u().untilCommittedClaimable?.();
+          expect(await statusOf(m.id)).toBe('claimed');
+          expect(await claimIds(uuidv7())).toEqual([]);
+          await time().pass(SHORT_LEASE_MS * 2);
+          expect(await store().reapExpired(10)).toBe(1);
+          expect(await claimIds(uuidv7())).toEqual([m.id]);
+        });
+      });
 
     describe('stats and retention', () => {
       it('counts messages per status, and the age of the oldest pending one (0 when none is pending)', async () => {

@@ -41,11 +41,22 @@ describe('OptimisticSender', () => {
   let outbox: OutboxPublisher<Parameters<InMemoryOutboxStore['insert']>[0]>;
   let events: OutboxEvent[];
 
-  const setup = (options: Partial<OptimisticSenderOptions> = {}, b: Broker = broker): void => {
+  /**
+   * `claimAtWrite: false` hands withOptimisticSend a writer without insertClaimed, so every row
+   * goes through the claim after the commit (claimByIds), as with a store that cannot claim at write.
+   */
+  const setup = (
+    options: Partial<OptimisticSenderOptions> = {},
+    b: Broker = broker,
+    { claimAtWrite = true } = {},
+  ): void => {
     optimistic = new OptimisticSender({ store, broker: b, enabled: true, ...options });
     events = [];
     optimistic.onEvent((e) => events.push(e));
-    outbox = new OutboxPublisher({ writer: withOptimisticSend(store, store, optimistic) });
+    const writer = claimAtWrite
+      ? store
+      : { isTransaction: store.isTransaction.bind(store), insert: store.insert.bind(store) };
+    outbox = new OutboxPublisher({ writer: withOptimisticSend(writer, store, optimistic) });
   };
   const commit = (messages: OutboxMessageInput[]): Promise<string[]> =>
     store.transaction((tx) => outbox.publish(messages, { manager: tx }));
@@ -196,7 +207,9 @@ describe('OptimisticSender', () => {
   it('saturated (maxConcurrent in flight and the queue full): later commits are skipped and counted; their rows stay for the relay', async () => {
     const hanging = hangingBroker(broker);
     // One attempt at a time, 4 ids per attempt, so at most 4 ids may wait for it.
-    setup({ maxConcurrent: 1, timeoutMs: 5_000, publishBatchSize: 1 }, hanging);
+    setup({ maxConcurrent: 1, timeoutMs: 5_000, publishBatchSize: 1 }, hanging, {
+      claimAtWrite: false,
+    });
     const [first] = await commit([msg(1)]);
     await waitUntil(() => hanging.calls === 1, 'the first attempt to hang');
     const queued = await commit([msg(2), msg(3), msg(4), msg(5)]);
@@ -215,7 +228,7 @@ describe('OptimisticSender', () => {
   });
 
   it('rows not claimable yet are retried within the deadline, then left to the relay', async () => {
-    setup({ timeoutMs: 200 });
+    setup({ timeoutMs: 200 }, broker, { claimAtWrite: false });
     let claimable = false;
     store.setClaimable(() => claimable);
     const [id] = await commit([msg(1)]);
@@ -231,7 +244,7 @@ describe('OptimisticSender', () => {
   });
 
   it('a row a relay claimed first is not waited for (the attempt ends at once, not at its deadline)', async () => {
-    setup({ timeoutMs: 60_000 });
+    setup({ timeoutMs: 60_000 }, broker, { claimAtWrite: false });
     const relay = new OutboxRelay({ store, broker });
     let relayRound: Promise<unknown> = Promise.resolve();
     const ids = await store.transaction(async (tx) => {
@@ -300,12 +313,68 @@ describe('OptimisticSender', () => {
   });
 
   it('a database error on claim leaves the rows to the relay and never reaches the caller', async () => {
-    setup();
+    setup({}, broker, { claimAtWrite: false });
     store.setFault((op) => (op === 'claimByIds' ? new Error('connection reset') : undefined));
     const [id] = await commit([msg(1)]);
     await optimistic.idle();
     expect((await store.get(id!))?.status).toBe('pending');
     expect(optimistic.stats.errors).toBe(1);
+  });
+
+  it('claimed at write: the heads of their keys are published with no claim after the commit; the rest of a key follows', async () => {
+    setup();
+    store.setFault((op) => (op === 'claimByIds' ? new Error('no claim expected') : undefined));
+    const ids = await commit([msg(1, 'a'), msg(2, 'b'), msg(3, null)]);
+    await optimistic.idle();
+    expect(broker.published.map((m) => m.id)).toEqual(ids);
+    expect(store.all().map((m) => m.status)).toEqual(['sent', 'sent', 'sent']);
+    expect(optimistic.stats).toMatchObject({ attempts: 1, claimed: 3, sent: 3, errors: 0 });
+
+    // A second message of a key is written pending behind the first: claimed once that is sent.
+    store.setFault(undefined);
+    const [a1, a2] = await commit([msg(4, 'k'), msg(5, 'k')]);
+    await optimistic.idle();
+    expect(broker.published.map((m) => m.id).slice(-2)).toEqual([a1, a2]);
+    expect((await store.get(a2!))?.status).toBe('sent');
+  });
+
+  it('claimed at write but rolled back: nothing is published', async () => {
+    setup();
+    const failure = new Error('business rule failed');
+    await expect(
+      store.transaction(async (tx) => {
+        await outbox.publish([msg(1)], { manager: tx });
+        throw failure;
+      }),
+    ).rejects.toBe(failure);
+    await optimistic.idle();
+    expect(broker.published).toEqual([]);
+    expect(store.all()).toEqual([]);
+  });
+
+  it('claimed at write but saturated or stopped: the rows are handed back to the relay at once, not left to their lease', async () => {
+    const hanging = hangingBroker(broker);
+    setup({ maxConcurrent: 1, timeoutMs: 5_000, publishBatchSize: 1 }, hanging);
+    const handedBack: number[] = [];
+    const [first] = await commit([msg(1)]);
+    await waitUntil(() => hanging.calls === 1, 'the first attempt to hang');
+    await commit([msg(2), msg(3), msg(4), msg(5)]); // fills the queue
+    const skipped = await commit([msg(6), msg(7)]);
+    expect(optimistic.stats).toMatchObject({ inFlight: 1, queued: 4, skippedSaturated: 2 });
+    await waitUntil(
+      async () =>
+        (await Promise.all(skipped.map((id) => store.get(id)))).every(
+          (m) => m?.status === 'pending',
+        ),
+      'the skipped rows to be released',
+    );
+    handedBack.push(optimistic.stats.released);
+    await optimistic.stop();
+    hanging.resume();
+    expect(handedBack[0]).toBe(2);
+    // stop(): the queued rows claimed at write go back too; the hanging one is released by its attempt.
+    for (const m of store.all()) expect(m.status === 'pending' || m.id === first).toBe(true);
+    expect(store.all().filter((m) => m.status === 'claimed')).toEqual([]);
   });
 
   it('a throwing event listener breaks nothing', async () => {

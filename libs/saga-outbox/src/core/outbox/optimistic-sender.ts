@@ -159,6 +159,14 @@ export class OptimisticSender {
   private readonly running = new Set<Promise<void>>();
   /** Committed ids waiting for an attempt (see scheduleFlush). */
   private readonly queued: string[] = [];
+  /** Committed rows this process claimed at write (claimWrite), waiting for an attempt. */
+  private readonly queuedClaimed: ClaimedOutboxMessage[] = [];
+  /**
+   * The claim token of rows claimed at write (withOptimisticSend over a writer with
+   * insertClaimed). One per sender: the fence is the token plus `status = 'claimed'`, and a row a
+   * reaper took back and a relay claimed again carries that relay's token.
+   */
+  readonly writeClaimToken = uuidv7();
   private flushScheduled = false;
   private lastWarnAt = -Infinity;
   private readonly counters = {
@@ -200,7 +208,11 @@ export class OptimisticSender {
   }
 
   get stats(): OptimisticSenderStats {
-    return { ...this.counters, inFlight: this.running.size, queued: this.queued.length };
+    return {
+      ...this.counters,
+      inFlight: this.running.size,
+      queued: this.queued.length + this.queuedClaimed.length,
+    };
   }
 
   /** True when at least one of `messages` would be tried (the flag is on and the rollout may pick it). */
@@ -230,6 +242,59 @@ export class OptimisticSender {
   }
 
   /**
+   * The rollout's draw for `messages` written in a transaction: the ids to try optimistically
+   * (withOptimisticSend claims them at write when the store can, then calls afterCommitSelected).
+   */
+  select(messages: readonly OptimisticCandidate[]): string[] {
+    if (!this.enabled) return [];
+    return messages.filter((m) => this.selected(m.type)).map((m) => m.id);
+  }
+
+  /** Lease of rows claimed at write (`leaseMs`). */
+  get writeLeaseMs(): number {
+    return this.o.leaseMs;
+  }
+
+  /**
+   * After the commit, for rows already drawn by `select`: `claimed` were written claimed by
+   * `writeClaimToken` and are published at once, with no claim; `ids` (the rest) are claimed as
+   * in afterCommit. If this sender cannot take them (stopped, saturated), the claimed rows are
+   * handed back to the relay at once rather than left to their lease. Never throws.
+   */
+  afterCommitSelected(ids: readonly string[], claimed: readonly ClaimedOutboxMessage[]): void {
+    if (!ids.length && !claimed.length) return;
+    this.counters.selected += ids.length + claimed.length;
+    if (
+      !this.enabled ||
+      this.queued.length + this.queuedClaimed.length + ids.length + claimed.length > this.maxQueued
+    ) {
+      this.skip(ids.length + claimed.length);
+      this.handBack(claimed);
+      return;
+    }
+    this.queued.push(...ids);
+    this.queuedClaimed.push(...claimed);
+    this.scheduleFlush();
+  }
+
+  /** Releases rows claimed at write that no attempt will publish (the relay takes them now). */
+  private handBack(claimed: readonly ClaimedOutboxMessage[]): void {
+    if (!claimed.length) return;
+    const ids = claimed.map((m) => m.id);
+    void this.options.store.release(this.writeClaimToken, ids).then(
+      (released) => {
+        this.counters.released += released.length;
+        if (released.length) this.options.onHandBack?.();
+      },
+      (error: unknown) =>
+        this.warn(
+          'optimistic release failed; the rows return to the relay when their lease ends',
+          error,
+        ),
+    );
+  }
+
+  /**
    * Commits that land close together share one attempt (one claim, one publish round, one
    * mark-sent for all their rows): at a thousand commits a second, a round trip per commit would
    * cost more than the relay it tries to beat. Queued ids start as soon as the current event-loop
@@ -245,10 +310,15 @@ export class OptimisticSender {
   }
 
   private flush(): void {
-    while (this.queued.length && this.running.size < this.o.maxConcurrent && this.enabled) {
-      const ids = this.queued.splice(0, this.maxAttemptIds);
+    while (
+      (this.queued.length || this.queuedClaimed.length) &&
+      this.running.size < this.o.maxConcurrent &&
+      this.enabled
+    ) {
+      const claimed = this.queuedClaimed.splice(0, this.maxAttemptIds);
+      const ids = this.queued.splice(0, this.maxAttemptIds - claimed.length);
       this.counters.attempts++;
-      const attempt = this.attempt(ids).catch((error: unknown) => {
+      const attempt = this.attempt(ids, claimed).catch((error: unknown) => {
         // attempt() handles its own failures; this is the last line of defence, never reached
         // in practice, so that nothing escapes to the caller's process as an unhandled rejection.
         this.counters.errors++;
@@ -260,10 +330,14 @@ export class OptimisticSender {
       this.running.add(attempt);
       void attempt.finally(() => {
         this.running.delete(attempt);
-        if (this.queued.length) this.scheduleFlush();
+        if (this.queued.length || this.queuedClaimed.length) this.scheduleFlush();
       });
     }
-    if (!this.enabled && this.queued.length) this.skip(this.queued.splice(0).length);
+    if (!this.enabled && (this.queued.length || this.queuedClaimed.length)) {
+      const claimed = this.queuedClaimed.splice(0);
+      this.skip(this.queued.splice(0).length + claimed.length);
+      this.handBack(claimed);
+    }
   }
 
   private skip(count: number): void {
@@ -295,12 +369,34 @@ export class OptimisticSender {
   async stop(): Promise<void> {
     this.stopController.abort(new Error('optimistic sender stopped'));
     if (this.queued.length) this.counters.leftToRelay += this.queued.splice(0).length;
+    const claimed = this.queuedClaimed.splice(0);
+    if (claimed.length) {
+      this.counters.leftToRelay += claimed.length;
+      try {
+        this.counters.released += (
+          await this.options.store.release(
+            this.writeClaimToken,
+            claimed.map((m) => m.id),
+          )
+        ).length;
+      } catch (error) {
+        this.warn(
+          'optimistic release failed; the rows return to the relay when their lease ends',
+          error,
+        );
+      }
+    }
     await Promise.allSettled([...this.running]);
   }
 
   /** Resolves once no attempt is in flight (tests, graceful drains). */
   async idle(): Promise<void> {
-    while (this.running.size || this.queued.length || this.flushScheduled) {
+    while (
+      this.running.size ||
+      this.queued.length ||
+      this.queuedClaimed.length ||
+      this.flushScheduled
+    ) {
       if (this.running.size) await Promise.allSettled([...this.running]);
       else await new Promise((resolve) => setImmediate(resolve));
     }
@@ -313,8 +409,12 @@ export class OptimisticSender {
     return this.random() * 100 < percent;
   }
 
-  /** One committed transaction's selected rows: claim what is claimable, publish, record; repeat for rows that became claimable, until done or the deadline. */
-  private async attempt(ids: string[]): Promise<void> {
+  /**
+   * Committed selected rows: first those claimed at write (`atWrite`, published at once), then
+   * `ids`: claim what is claimable, publish, record; repeat for rows that became claimable, until
+   * done or the deadline.
+   */
+  private async attempt(ids: string[], atWrite: ClaimedOutboxMessage[] = []): Promise<void> {
     const claimToken = uuidv7();
     const deadline = new AbortController();
     const stop = this.stopController.signal;
@@ -328,6 +428,10 @@ export class OptimisticSender {
     let remaining = ids;
     let retryMs = FIRST_RETRY_MS;
     try {
+      if (atWrite.length) {
+        const clean = await this.publishRound(this.writeClaimToken, atWrite, deadline.signal);
+        if (!clean) return; // the rest of those keys would wait behind the released rows anyway
+      }
       while (remaining.length && !deadline.signal.aborted) {
         let claimed: ClaimedOutboxMessage[];
         let waiting: string[];
@@ -542,26 +646,41 @@ export function withOptimisticSend<Tx>(
   hooks: TransactionCommitHooks<Tx>,
   publisher: OptimisticSender,
 ): OutboxWriter<Tx> {
-  /** Per open transaction handle: the messages written so far (one attempt per transaction). */
-  const pending = new WeakMap<object, OptimisticCandidate[]>();
+  /** Per open transaction handle: the rows drawn so far (one attempt per transaction). */
+  const pending = new WeakMap<object, { ids: string[]; claimed: ClaimedOutboxMessage[] }>();
   return {
     isTransaction: (tx) => writer.isTransaction(tx),
     async insert(tx, messages) {
-      await writer.insert(tx, messages);
-      if (!messages.length || !publisher.wants(messages)) return;
-      const candidates = messages.map((m) => ({ id: m.id, type: m.type }));
+      if (!messages.length || !publisher.wants(messages)) return writer.insert(tx, messages);
       const key = tx as unknown as object;
-      const list = pending.get(key);
-      if (list) {
-        list.push(...candidates);
+      let entry = pending.get(key);
+      if (!entry) {
+        // Observe the transaction's end before claiming anything at write: a claim nobody would
+        // publish after the commit would hold its key until the lease ran out.
+        const fresh = { ids: [] as string[], claimed: [] as ClaimedOutboxMessage[] };
+        const observed = hooks.onTransactionEnd(tx, (committed) => {
+          const written = pending.get(key);
+          pending.delete(key);
+          if (committed && written) publisher.afterCommitSelected(written.ids, written.claimed);
+        });
+        if (!observed) return writer.insert(tx, messages);
+        pending.set(key, fresh);
+        entry = fresh;
+      }
+      const selected = publisher.select(messages);
+      if (!selected.length || !writer.insertClaimed) {
+        await writer.insert(tx, messages);
+        entry.ids.push(...selected);
         return;
       }
-      const observed = hooks.onTransactionEnd(tx, (committed) => {
-        const written = pending.get(key);
-        pending.delete(key);
-        if (committed && written) publisher.afterCommit(written);
+      const claimed = await writer.insertClaimed(tx, messages, {
+        claimToken: publisher.writeClaimToken,
+        leaseMs: publisher.writeLeaseMs,
+        ids: selected,
       });
-      if (observed) pending.set(key, candidates);
+      const atWrite = new Set(claimed.map((m) => m.id));
+      entry.claimed.push(...claimed);
+      entry.ids.push(...selected.filter((id) => !atWrite.has(id)));
     },
   };
 }

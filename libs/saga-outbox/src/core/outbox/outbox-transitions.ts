@@ -87,7 +87,11 @@ export function canTransition(name: OutboxTransitionName, from: OutboxStatus): b
  * `dead_letter` until replayed or discarded.
  */
 export function outboxStateDiagram(): string {
-  const lines = ['stateDiagram-v2', '    [*] --> pending: publish() in the business transaction'];
+  const lines = [
+    'stateDiagram-v2',
+    '    [*] --> pending: publish() in the business transaction',
+    '    [*] --> claimed: publish() with optimistic sending, head of its key (claimed at write)',
+  ];
   for (const t of Object.values(OUTBOX_TRANSITIONS) as OutboxTransition[]) {
     for (const from of t.from) lines.push(`    ${from} --> ${t.to}: ${t.label}`);
   }

@@ -64,6 +64,19 @@ export interface OutboxWriter<Tx = unknown> {
   /** True when `tx` is a usable, open transaction handle. */
   isTransaction(tx: Tx): boolean;
   insert(tx: Tx, messages: readonly NewOutboxMessage[]): Promise<void>;
+  /**
+   * Optional (optimistic sending's fast path): `insert`, except that the rows of `claim.ids` that
+   * will head their key (the call's first row of the key, and no row of the key pending or
+   * claimed; keyless rows always) are written already claimed by `claim.claimToken` with a lease of
+   * `claim.leaseMs`, and returned. Committed, they are the caller's to publish and mark sent with
+   * that token, with no claim in between; if the caller never does, the lease runs out and a relay's
+   * reaper hands them back. A store may claim fewer (none at all) when it cannot decide safely.
+   */
+  insertClaimed?(
+    tx: Tx,
+    messages: readonly NewOutboxMessage[],
+    claim: { claimToken: string; leaseMs: number; ids: readonly string[] },
+  ): Promise<ClaimedOutboxMessage[]>;
 }
 
 /**

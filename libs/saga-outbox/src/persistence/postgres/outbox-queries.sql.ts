@@ -102,6 +102,75 @@ export function insertOutboxMessages(t: OutboxTables, p: InsertOutboxParams): St
   };
 }
 
+/** The per-key lock of insertOutboxMessages, taken on its own (see insertOutboxMessagesClaimed). */
+export function lockOutboxKeys(
+  t: OutboxTables,
+  p: { keys: (string | null)[] },
+): Statement<{ n: number }> {
+  return {
+    text: `
+      SELECT count(pg_advisory_xact_lock(hashtext($2::text), l.h))::int AS n
+      FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) AS k
+            WHERE k IS NOT NULL ORDER BY 1) l`,
+    values: [p.keys, t.outboxMessage],
+  };
+}
+
+/**
+ * insertOutboxMessages for an optimistic sender that claims at write: rows in `claimIds` that will
+ * head their key are written already `claimed` (the sender's token, a lease on the database
+ * clock), so right after the commit the process publishes them with no claim round trip. Returns
+ * those rows. A row heads its key when it is the call's first row of that key and no row of the
+ * key is pending or claimed (the relay's head-of-key test); keyless rows always do. The caller
+ * must have taken the keys' locks with lockOutboxKeys in an earlier statement: under READ
+ * COMMITTED this statement's snapshot then includes every commit of those keys, so the test cannot
+ * miss an earlier row. Under REPEATABLE READ or SERIALIZABLE the snapshot may predate the lock,
+ * so nothing is claimed there (the rows are written pending, as by insertOutboxMessages).
+ */
+export function insertOutboxMessagesClaimed(
+  t: OutboxTables,
+  p: InsertOutboxParams & { claimIds: string[]; claimToken: string; leaseMs: number },
+): Statement<OutboxMessageRow> {
+  return {
+    text: `
+      WITH input AS (
+        SELECT m.*,
+               m.id = ANY($8::uuid[])
+               AND current_setting('transaction_isolation') = 'read committed'
+               AND (m.key IS NULL OR (
+                 row_number() OVER (PARTITION BY m.key ORDER BY m.ord) = 1
+                 AND NOT EXISTS (
+                   SELECT 1 FROM ${t.outboxMessage} e
+                   WHERE e.key = m.key AND e.status IN ('pending', 'claimed')))) AS claim
+        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::uuid[])
+          WITH ORDINALITY AS m (id, destination, key, type, payload, headers, saga_id, ord)
+      ), written AS (
+        INSERT INTO ${t.outboxMessage}
+          (id, destination, key, type, payload, headers, saga_id, status, claim_token, lease_until)
+        SELECT i.id, i.destination, i.key, i.type, i.payload::jsonb, i.headers::jsonb, i.saga_id,
+               CASE WHEN i.claim THEN 'claimed' ELSE 'pending' END,
+               CASE WHEN i.claim THEN $9::uuid END,
+               CASE WHEN i.claim THEN clock_timestamp() + ${msInterval('$10')} END
+        FROM input i
+        ORDER BY i.ord
+        RETURNING ${MESSAGE_COLUMNS}
+      )
+      SELECT * FROM written WHERE status = 'claimed'`,
+    values: [
+      p.ids,
+      p.destinations,
+      p.keys,
+      p.types,
+      p.payloads,
+      p.headers,
+      p.sagaIds,
+      p.claimIds,
+      p.claimToken,
+      p.leaseMs,
+    ],
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // relay
 // ---------------------------------------------------------------------------------------------

@@ -88,6 +88,47 @@ export class PostgresOutboxStore implements OutboxStore, OutboxWriter<EntityMana
     );
   }
 
+  /**
+   * OutboxWriter.insertClaimed: the keys' locks in one statement, then the insert in a second, so
+   * that under READ COMMITTED the insert's snapshot sees every earlier commit of those keys and the
+   * head-of-key test cannot miss one (outbox-queries.sql.ts insertOutboxMessagesClaimed).
+   */
+  async insertClaimed(
+    tx: EntityManager,
+    messages: readonly NewOutboxMessage[],
+    claim: { claimToken: string; leaseMs: number; ids: readonly string[] },
+  ): Promise<ClaimedOutboxMessage[]> {
+    if (!messages.length) return [];
+    const runner = tx.queryRunner;
+    if (!runner) throw new Error('EntityManager has no query runner');
+    // Inside a savepoint (a nested TypeORM transaction) the rows may still be rolled back while
+    // the transaction commits: a row claimed at write would then be published although it was
+    // never committed. Only rows of the outermost level are claimed.
+    if (transactionDepth(runner) > 1) {
+      await this.insert(tx, messages);
+      return [];
+    }
+    const keys = messages.map((m) => m.key);
+    if (keys.some((k) => k !== null)) await run(runner, q.lockOutboxKeys(this.tables, { keys }));
+    const rows = await run(
+      runner,
+      q.insertOutboxMessagesClaimed(this.tables, {
+        ids: messages.map((m) => m.id),
+        destinations: messages.map((m) => m.destination),
+        keys,
+        types: messages.map((m) => m.type),
+        payloads: messages.map((m) => JSON.stringify(m.payload)),
+        headers: messages.map((m) => JSON.stringify(m.headers)),
+        sagaIds: messages.map((m) => m.sagaId),
+        claimIds: claim.ids.filter(isUuid),
+        claimToken: claim.claimToken,
+        leaseMs: claim.leaseMs,
+      }),
+    );
+    rows.sort(byPublishOrder);
+    return rows.map(toClaimed);
+  }
+
   // -- relay side ------------------------------------------------------------------------------
 
   async claim(claimToken: string, limit: number, leaseMs: number): Promise<ClaimedOutboxMessage[]> {
@@ -300,6 +341,12 @@ interface PgEventSource {
 }
 
 const ids_ = (rows: { id: string }[]): string[] => rows.map((r) => r.id);
+
+/** TypeORM's nesting level of the runner's transaction (1: outermost; savepoints above). */
+function transactionDepth(runner: object): number {
+  const depth = (runner as { transactionDepth?: unknown }).transactionDepth;
+  return typeof depth === 'number' ? depth : Number.POSITIVE_INFINITY;
+}
 
 function byPublishOrder(a: q.OutboxMessageRow, b: q.OutboxMessageRow): number {
   const tx = BigInt(a.txid) - BigInt(b.txid);
