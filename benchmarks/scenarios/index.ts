@@ -7,7 +7,7 @@ import { outboxCommitToAck } from './outbox-commit-to-ack';
 import { outboxCommitToPublish } from './outbox-commit-to-publish';
 import { outboxRelayThroughput } from './outbox-relay-throughput';
 import { outboxRetention } from './outbox-retention';
-import { sagaLocal3Step } from './saga-local-3step';
+import { sagaLocal3Step, sagaLocal3StepFirstStepInStart } from './saga-local-3step';
 import { sagaRemote2Step } from './saga-remote-2step';
 import { peerPgTransactionalOutbox } from './peer-pg-transactional-outbox';
 import { soak } from './soak';
@@ -16,6 +16,7 @@ import type { Scenario } from './scenario';
 /** Every scenario, in the order a full run executes them. */
 export const SCENARIOS: readonly Scenario[] = [
   sagaLocal3Step,
+  sagaLocal3StepFirstStepInStart,
   outboxRelayThroughput,
   outboxCommitToPublish,
   outboxRetention,

@@ -78,6 +78,8 @@ export type {
   SagaStore,
   NewSaga,
   SagaCreateOutcome,
+  FirstStepInStart,
+  FirstStepStartOutcome,
   Fence,
   SagaVersionRef,
   ActiveVersionCount,

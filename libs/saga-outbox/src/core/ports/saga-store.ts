@@ -134,6 +134,27 @@ export interface StepTxOptions<Tx> {
   readonly complete?: { readonly within?: WithinTransaction<Tx> };
 }
 
+/** The first step's attempt that `createWithFirstStep` runs in the creating transaction. */
+export interface FirstStepInStart<T, Tx> {
+  readonly step: string;
+  /** The attempt's body (its result is recorded as the step's, like runStepTransaction's). */
+  readonly body: (tx: Tx) => Promise<{ result: JsonValue; value: T }>;
+  /** The saga's only step: complete the saga in the same transaction (StepTxOptions.complete). */
+  readonly complete?: StepTxOptions<Tx>['complete'];
+}
+
+/** What `createWithFirstStep` did. */
+export type FirstStepStartOutcome<T> =
+  /** Stored, with the first step completed by attempt 1 (and, with `complete`, the saga too). */
+  | { kind: 'done'; id: string; value: T; sagaCompleted: boolean }
+  /** The key already names a saga: nothing written, nothing run (see SagaCreateOutcome). */
+  | { kind: 'exists'; id: string; inputFingerprint: string | null }
+  /**
+   * The attempt failed (its body threw, or the database refused its writes at COMMIT): the whole
+   * transaction rolled back, so nothing was stored. The caller stores the saga the normal way.
+   */
+  | { kind: 'step-failed'; error: unknown };
+
 /**
  * A failed attempt of one step phase, as `recordStepFailure` records it. Made with the named
  * constructors, so a call reads as what happened:
@@ -182,6 +203,11 @@ export interface AppliedReply {
   attempt: number;
   /** When the step first started (database clock); null if never recorded. */
   startedAt: Date | null;
+  /**
+   * The reply also completed the saga (SAGA_TRANSITIONS.completeByReply), in the same
+   * transaction: how long the saga took since it was created (database clock).
+   */
+  sagaCompleted?: { durationMs: number };
 }
 
 /** What `replyTarget` reads of the step a reply names. */
@@ -234,6 +260,22 @@ export interface SagaStore<Tx = unknown> {
    * caller, whose transaction then rolls back).
    */
   create(saga: NewSaga, tx?: Tx, within?: WithinTransaction<Tx>): Promise<SagaCreateOutcome>;
+
+  /**
+   * Optional (SagaOptions.firstStepInStart; without it the engine starts such sagas as usual).
+   * In ONE new transaction: inserts the saga as `create` does (`saga.owner` set), runs `within`,
+   * then attempt 1 of `first.step` (the body, then the step recorded `completed` with its result
+   * and attempts = 1, fenced like runStepTransaction), then commits. On an idempotency-key hit
+   * nothing runs (`exists`). If the body throws, or COMMIT is refused for the transaction's writes,
+   * everything rolls back (`step-failed`): no saga was stored. Any other failure (connecting, the
+   * insert, a COMMIT that broke off) propagates: whether the saga was stored is then unknown, as
+   * with a failing `create`.
+   */
+  createWithFirstStep?<T>(
+    saga: NewSaga,
+    within: WithinTransaction<Tx> | undefined,
+    first: FirstStepInStart<T, Tx>,
+  ): Promise<FirstStepStartOutcome<T>>;
 
   load(id: string): Promise<SagaRecord | undefined>;
 
@@ -291,7 +333,11 @@ export interface SagaStore<Tx = unknown> {
    * Applies a participant's reply in the caller's transaction `tx` (the inbox transaction that
    * deduplicates it): a `waiting` step (forward reply) becomes `completed` with the result or
    * `failed`; a `compensating` step (compensation reply) becomes `compensated` or
-   * `compensation_failed`; the saga is woken (`wakeAt` = now, `wakeSeq` + 1). Any other state (a
+   * `compensation_failed`; the saga is woken (`wakeAt` = now, `wakeSeq` + 1). A store may instead
+   * complete the saga there (SAGA_TRANSITIONS.completeByReply, returning `sagaCompleted`) when the
+   * reply is a success reply to a forward step, the saga is parked (`waiting`, no owner), every
+   * step is now `completed`, and its deadline has not passed; the caller then writes what must
+   * commit with the completion (lifecycle event) in `tx`. Any other state (a
    * late reply after a timeout, a duplicate) changes nothing: undefined. With `attempt`, only a
    * step whose attempts of the phase so far include it (attempt at most the step's current attempt, so
    * the command was sent) is changed: a reply to an attempt never sent changes nothing.

@@ -167,10 +167,19 @@ export class ProtectingSagaStore<Tx = unknown> implements SagaStore<Tx> {
     },
   ): Promise<AppliedReply | undefined> {
     const { outcome } = reply;
-    if (!this.sealsResults || reply.phase !== 'forward' || !outcome.ok || outcome.result === null)
-      return this.store.applyReply(tx, reply);
-    const result = await this.sealResult(tx, reply.sagaId, reply.step, outcome.result);
-    return this.store.applyReply(tx, { ...reply, outcome: { ok: true, result } });
+    const applied =
+      !this.sealsResults || reply.phase !== 'forward' || !outcome.ok || outcome.result === null
+        ? await this.store.applyReply(tx, reply)
+        : await this.store.applyReply(tx, {
+            ...reply,
+            outcome: {
+              ok: true,
+              result: await this.sealResult(tx, reply.sagaId, reply.step, outcome.result),
+            },
+          });
+    // The reply completed the saga: nothing more is sealed for it, as after its last step.
+    if (applied?.sagaCompleted) this.known.delete(reply.sagaId);
+    return applied;
   }
 
   replyTarget(tx: Tx, sagaId: string, step: string): Promise<ReplyTarget | undefined> {

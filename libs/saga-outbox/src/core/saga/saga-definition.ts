@@ -125,6 +125,16 @@ export interface SagaOptions<TInput = unknown> {
   /** Attempts for a step that fails after a pivot completed (retried forward, never compensated). */
   afterPivotMaxAttempts?: number;
   /**
+   * Opt-in, default false. `start()` runs the first step's first attempt in the transaction that
+   * stores the saga, so a saga of N local steps commits N times instead of N + 1. `start()` then
+   * resolves only once that attempt has run (its body included). Needs exactly one step without
+   * `dependsOn`, and it must be local. If the attempt fails, nothing of it is kept: the saga is
+   * stored on its own and the failure counts as the step's attempt 1 (retried per its policy). Not
+   * used for a start in the caller's transaction (`manager`), nor when the engine is at
+   * `maxConcurrent` (the saga is then started as usual).
+   */
+  firstStepInStart?: boolean;
+  /**
    * Checked before anything is written. Throw, or return `false` or a message, to reject the input.
    */
   validate?: (input: TInput) => boolean | string | void;
@@ -169,6 +179,8 @@ export interface SagaDefinition<TInput = unknown, Tx = unknown> {
   readonly graceMs: number;
   readonly timeoutMs: number | null;
   readonly afterPivotMaxAttempts: number;
+  /** SagaOptions.firstStepInStart: the first (only root, local) step runs in start()'s transaction. */
+  readonly firstStepInStart: boolean;
   readonly validate: ((input: TInput) => boolean | string | void) | undefined;
 }
 
@@ -317,6 +329,8 @@ export function buildSagaDefinition<TInput, Tx>(
     );
   }
 
+  const firstStepInStart = validFirstStepInStart(sagaName, spec.firstStepInStart, order, steps);
+
   return Object.freeze({
     name: sagaName,
     version: hashGraph(order.map((n) => steps.get(n)!)),
@@ -326,8 +340,39 @@ export function buildSagaDefinition<TInput, Tx>(
     graceMs,
     timeoutMs: spec.timeoutMs ?? null,
     afterPivotMaxAttempts,
+    firstStepInStart,
     validate: spec.validate,
   });
+}
+
+/**
+ * SagaOptions.firstStepInStart: only for a saga whose run begins with one local step (a DAG with
+ * several roots starts them concurrently; a remote first step waits for a reply anyway).
+ */
+function validFirstStepInStart(
+  sagaName: string,
+  value: unknown,
+  order: readonly string[],
+  steps: ReadonlyMap<string, { readonly kind: StepKind; readonly dependsOn: readonly string[] }>,
+): boolean {
+  if (value === undefined || value === false) return false;
+  if (value !== true)
+    throw new SagaDefinitionError(sagaName, undefined, 'firstStepInStart must be true or false');
+  const roots = order.filter((n) => steps.get(n)!.dependsOn.length === 0);
+  if (roots.length !== 1)
+    throw new SagaDefinitionError(
+      sagaName,
+      undefined,
+      `firstStepInStart needs exactly one step without dependsOn, found ${roots.length} (${roots.join(', ')}); make the others depend on one first step, or drop firstStepInStart`,
+    );
+  const first = roots[0]!;
+  if (steps.get(first)!.kind !== 'local')
+    throw new SagaDefinitionError(
+      sagaName,
+      first,
+      'firstStepInStart needs a local first step (a remote step waits for its reply anyway); drop firstStepInStart or put a local step first',
+    );
+  return true;
 }
 
 /** Kahn's algorithm; ties broken by declaration order so the order is stable. */

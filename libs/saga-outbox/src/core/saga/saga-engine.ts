@@ -19,6 +19,7 @@ import {
   type NewSaga,
   type SagaRecord,
   type SagaStore,
+  type WithinTransaction,
 } from '../ports/saga-store';
 import { uuidv7 } from '../uuid';
 import type { OutboxPublisher } from '../outbox/outbox-publisher';
@@ -322,16 +323,19 @@ export class SagaEngine<Tx = unknown> {
         leaseMs: this.leaseMs,
         timeoutMs: def.timeoutMs,
       };
-      const outcome = await this.store.create(
-        saga,
-        options.manager,
-        // In the creating transaction: a start rolled back with the caller's transaction announces nothing.
-        this.lifecycle?.within(SAGA_LIFECYCLE_EVENT_TYPES.started, {
-          sagaId: saga.id,
-          saga: name,
-          status: 'running',
-        }),
-      );
+      // In the creating transaction: a start rolled back with the caller's transaction announces nothing.
+      const announce = this.lifecycle?.within(SAGA_LIFECYCLE_EVENT_TYPES.started, {
+        sagaId: saga.id,
+        saga: name,
+        status: 'running',
+      });
+      let failedFirst: { runner: SagaRunner<unknown, Tx>; error: unknown } | undefined;
+      if (runHere && def.firstStepInStart && this.store.createWithFirstStep) {
+        const ran = await this.startWithFirstStep(def, saga, startedAt, announce);
+        if ('sagaId' in ran) return ran;
+        failedFirst = ran;
+      }
+      const outcome = await this.store.create(saga, options.manager, announce);
       const { id, created } = outcome;
       if (
         !outcome.created &&
@@ -345,8 +349,13 @@ export class SagaEngine<Tx = unknown> {
         // worker first picks it up (saga.resumed), not here.
         if (!inCallerTx)
           this.emit({ type: 'saga.started', sagaId: id, saga: name, at: this.clock.now() });
+        // start() ran the first step's attempt 1, which failed: that runner records it and retries.
+        if (failedFirst) {
+          failedFirst.runner.firstAttemptEnded({ ok: false, error: failedFirst.error });
+          await this.launch(id, false, undefined, failedFirst.runner);
+        }
         // Run from the state just written, rather than reading it back: one round trip less.
-        if (runHere) await this.launch(id, false, createdRecord(saga, startedAt));
+        else if (runHere) await this.launch(id, false, createdRecord(saga, startedAt));
         else if (!inCallerTx) this.recoveryLoop.wake();
       }
       return { sagaId: id, created };
@@ -369,6 +378,17 @@ export class SagaEngine<Tx = unknown> {
    * The inbox dead-letters a refused reply at once. Once `tx` has committed, call `replyCommitted`
    * with the result: it reports the step's outcome to listeners and resumes the saga at once
    * rather than at the next recovery round.
+   *
+   * A success reply to the last open step of a parked saga completes the saga in `tx` (the store's
+   * SAGA_TRANSITIONS.completeByReply): one commit instead of a recovery claim, a reload and a
+   * completion. A reply whose step is followed by a local step does NOT run that step in `tx`,
+   * though DESIGN.md §1 would allow its effects to commit there (a local step's body, record and
+   * messages share one transaction, whichever it is): the step needs the saga's lease, so this
+   * consumer would have to claim the saga and drive it from inside the inbox transaction; its
+   * per-attempt timeout and retry backoff would then hold the consumer's transaction and the
+   * broker delivery open; and a failing attempt must not roll back the reply (its inbox row and
+   * the step's recorded outcome), which would need a savepoint per step and leave the retry to a
+   * runner anyway. So the reply wakes the saga and a runner runs the next step, one commit per step.
    */
   async applyReply(tx: Tx, reply: SagaReply): Promise<AppliedReply | undefined> {
     const where = `the reply to step "${reply.step}" (${reply.phase}, attempt ${reply.attempt}) of saga ${reply.sagaId}`;
@@ -378,6 +398,17 @@ export class SagaEngine<Tx = unknown> {
         `${where} carries idempotency key ${JSON.stringify(reply.idempotencyKey.slice(0, 300))}, not the step's`,
       );
     const applied = await this.store.applyReply(tx, reply);
+    if (applied?.sagaCompleted) {
+      // The reply completed the saga (its last open step; see SagaStore.applyReply): the lifecycle
+      // event commits with it, as the runner's completion writes it in the last step's transaction.
+      await this.lifecycle?.write(tx, SAGA_LIFECYCLE_EVENT_TYPES.completed, {
+        sagaId: reply.sagaId,
+        saga: applied.saga,
+        status: 'completed',
+        step: null,
+        error: null,
+      });
+    }
     if (applied) return applied;
     const refusal = await this.replyRefusal(tx, reply, where);
     if (refusal) throw refusal;
@@ -431,6 +462,11 @@ export class SagaEngine<Tx = unknown> {
       if (outcome.ok) {
         const durationMs = applied.startedAt ? base.at - applied.startedAt.getTime() : 0;
         this.emit({ ...base, type: 'step.completed', durationMs: Math.max(0, durationMs) });
+        if (applied.sagaCompleted) {
+          const { sagaId, saga, at } = base;
+          this.emit({ type: 'saga.completed', sagaId, saga, at, ...applied.sagaCompleted });
+          return;
+        }
       } else this.emit({ ...base, type: 'step.failed', error: outcome.error });
     } else if (outcome.ok) this.emit({ ...base, type: 'compensation.completed' });
     else this.emit({ ...base, type: 'compensation.failed', error: outcome.error });
@@ -565,8 +601,78 @@ export class SagaEngine<Tx = unknown> {
     }
   }
 
-  /** Runs a saga here: from `initial`, the state start() just wrote, or else as loaded. */
-  private async launch(sagaId: string, resumed: boolean, initial?: SagaRecord): Promise<void> {
+  /**
+   * SagaOptions.firstStepInStart: stores the saga and runs attempt 1 of its first step in one
+   * transaction, then runs the rest here. When the attempt fails, that transaction stored nothing:
+   * the runner and the error come back, start() stores the saga the normal way and launches that
+   * runner, which records the failure as attempt 1 and retries per the step's policy. Crash-safe
+   * either way: a process that dies before that COMMIT leaves no saga (its
+   * caller sees the error), one that dies after leaves a started saga whose lease expires and
+   * which recovery resumes.
+   */
+  private async startWithFirstStep(
+    def: SagaDefinition<unknown, Tx>,
+    saga: NewSaga,
+    startedAt: number,
+    announce: WithinTransaction<Tx> | undefined,
+  ): Promise<StartResult | { runner: SagaRunner<unknown, Tx>; error: unknown }> {
+    const runner = this.newRunner(def, createdRecord(saga, startedAt));
+    const attempt = runner.firstStepAttempt();
+    const began = this.clock.now();
+    const outcome = await this.store.createWithFirstStep!(saga, announce, {
+      ...attempt,
+      // The saga's only step: its attempt completes the saga too (one commit in all).
+      complete:
+        def.order.length === 1
+          ? {
+              within: this.lifecycle?.within(SAGA_LIFECYCLE_EVENT_TYPES.completed, {
+                sagaId: saga.id,
+                saga: def.name,
+                status: 'completed',
+                step: null,
+                error: null,
+              }),
+            }
+          : undefined,
+    });
+    if (outcome.kind === 'exists') {
+      if (
+        this.idempotencyConflict === 'reject' &&
+        outcome.inputFingerprint !== null &&
+        outcome.inputFingerprint !== saga.inputFingerprint
+      )
+        throw new SagaIdempotencyConflictError(def.name, saga.idempotencyKey!, outcome.id);
+      return { sagaId: outcome.id, created: false };
+    }
+    if (outcome.kind === 'step-failed') return { runner, error: outcome.error };
+    this.emit({ type: 'saga.started', sagaId: saga.id, saga: def.name, at: this.clock.now() });
+    const durationMs = this.clock.now() - began;
+    runner.firstAttemptEnded({ ok: true, result: outcome.value, durationMs });
+    if (outcome.sagaCompleted) {
+      this.emit({
+        type: 'saga.completed',
+        sagaId: saga.id,
+        saga: def.name,
+        at: this.clock.now(),
+        durationMs,
+      });
+      return { sagaId: saga.id, created: true };
+    }
+    await this.launch(saga.id, false, undefined, runner);
+    return { sagaId: saga.id, created: true };
+  }
+
+  /**
+   * Runs a saga here: with `runner` prepared by start(), or from `initial`, the state start() just
+   * wrote, or else as loaded.
+   */
+  private async launch(
+    sagaId: string,
+    resumed: boolean,
+    initial?: SagaRecord,
+    prepared?: SagaRunner<unknown, Tx>,
+  ): Promise<void> {
+    if (prepared) return this.track(sagaId, prepared);
     let record: SagaRecord | undefined;
     try {
       record = initial ?? (await this.store.load(sagaId));
@@ -589,7 +695,12 @@ export class SagaEngine<Tx = unknown> {
       return;
     }
     if (resumed) this.emit({ type: 'saga.resumed', sagaId, saga: def.name, at: this.clock.now() });
-    const runner = new SagaRunner(def, record, this.ownerId, {
+    this.track(sagaId, this.newRunner(def, record));
+  }
+
+  private newRunner(def: SagaDefinition<unknown, Tx>, record: SagaRecord): SagaRunner<unknown, Tx> {
+    const sagaId = record.id;
+    return new SagaRunner(def, record, this.ownerId, {
       store: this.store,
       outbox: this.outbox,
       replyTo: this.replyTo,
@@ -604,6 +715,15 @@ export class SagaEngine<Tx = unknown> {
       },
       random: this.random,
     });
+  }
+
+  /** Runs `runner` to its end, held in `active` (leases renewed, shutdown waits for it). */
+  private track(sagaId: string, runner: SagaRunner<unknown, Tx>): void {
+    if (this.shuttingDown) {
+      // Shutdown began while start() ran the first step: give the saga back for another worker.
+      void this.store.release(this.ownerId, [sagaId]).catch(() => undefined);
+      return;
+    }
     const done = runner.run().then(
       (outcome) => {
         this.active.delete(sagaId);

@@ -1,4 +1,4 @@
-import { InvalidOptionsError, LeaseLostError, SagaTimeoutError } from '../errors';
+import { InvalidOptionsError, LeaseLostError, SagaTimeoutError, StepTimeoutError } from '../errors';
 import { assertJsonSerializable, type JsonValue } from '../json';
 import type { Clock } from '../ports/clock';
 import type { SageLogger } from '../ports/logger';
@@ -98,6 +98,8 @@ export class SagaRunner<TInput, Tx> {
   private readonly phases: StepPhaseLoop<Tx>;
   /** When `run` began: saga durations count from it. */
   private startedAt = 0;
+  /** SagaOptions.firstStepInStart: attempt 1 of the first step failed in start()'s transaction. */
+  private firstAttemptFailed: { step: string; error: unknown } | undefined;
 
   constructor(
     private readonly def: SagaDefinition<TInput, Tx>,
@@ -128,6 +130,64 @@ export class SagaRunner<TInput, Tx> {
     if (this.stopReason) return;
     this.stopReason = reason;
     this.stopController.abort(new SagaInterrupted(reason));
+  }
+
+  /**
+   * SagaOptions.firstStepInStart: attempt 1 of the saga's first step, for the transaction that
+   * stores the saga, as the phase loop would run it (the same body, its per-attempt timeout; a
+   * body that finishes after its timeout still fails). No retry here: a failure is handed back
+   * to `firstAttemptEnded`.
+   */
+  firstStepAttempt(): {
+    step: string;
+    body: (tx: Tx) => Promise<{ result: JsonValue; value: JsonValue }>;
+  } {
+    const step = this.def.steps.get(this.def.order[0]!)!;
+    const run = this.forwardBody(step, {});
+    return {
+      step: step.name,
+      body: async (tx) => {
+        const controller = new AbortController();
+        const timeoutMs = step.timeoutMs;
+        const timer =
+          timeoutMs === null
+            ? undefined
+            : setTimeout(
+                () => controller.abort(new StepTimeoutError(this.def.name, step.name, timeoutMs)),
+                timeoutMs,
+              );
+        try {
+          const { result } = await run(tx, controller.signal, 1);
+          if (controller.signal.aborted) throw controller.signal.reason;
+          return { result, value: result };
+        } finally {
+          clearTimeout(timer);
+        }
+      },
+    };
+  }
+
+  /**
+   * How start()'s attempt of the first step ended, once its transaction did: reported as the phase
+   * loop reports an attempt. Done: the step is completed in the state `run` starts from. Failed:
+   * `run` records the failure as attempt 1 and retries per the step's policy.
+   */
+  firstAttemptEnded(
+    outcome: { ok: true; result: JsonValue; durationMs: number } | { ok: false; error: unknown },
+  ): void {
+    const step = this.def.order[0]!;
+    this.emit({ type: 'step.started', step, attempt: 1 });
+    if (!outcome.ok) {
+      this.firstAttemptFailed = { step, error: outcome.error };
+      return;
+    }
+    this.emit({ type: 'step.completed', step, attempt: 1, durationMs: outcome.durationMs });
+    this.record = {
+      ...this.record,
+      steps: this.record.steps.map((s) =>
+        s.name === step ? { ...s, status: 'completed', attempts: 1, result: outcome.result } : s,
+      ),
+    };
   }
 
   async run(): Promise<RunOutcome> {
@@ -321,7 +381,11 @@ export class SagaRunner<TInput, Tx> {
     pass: ForwardPass,
     step: StepDefinition<TInput, Tx>,
   ): Promise<PhaseResult> {
+    const failed =
+      this.firstAttemptFailed?.step === step.name ? this.firstAttemptFailed : undefined;
+    if (failed) this.firstAttemptFailed = undefined;
     return this.phases.run({
+      failedAttempt: failed && { attempt: 1, error: failed.error },
       step,
       phase: 'forward',
       state: pass.stored.get(step.name),

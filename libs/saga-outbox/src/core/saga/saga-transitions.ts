@@ -6,7 +6,8 @@
  * keeps them equal).
  *
  * Every transition is fenced (owner and live lease) except the recovery claim, which takes a saga
- * whose lease ran out, or a parked one whose wake time came.
+ * whose lease ran out, or a parked one whose wake time came, and a parked saga's completion by the
+ * reply to its last open step.
  */
 import { TERMINAL_SAGA_STATUSES, type SagaStatus } from '../ports/saga-store';
 
@@ -52,6 +53,15 @@ export const SAGA_TRANSITIONS = {
   park: { from: ['running'], to: 'waiting', label: 'parked: every open step awaits a reply' },
   /** The recovery claim (not fenced): a reply woke it, or its earliest deadline came. */
   wake: { from: ['waiting'], to: 'running', label: 'reply or deadline: claimed by recovery' },
+  /**
+   * Not fenced either (a parked saga has no owner): the success reply to its last open step, in
+   * the reply's transaction, before the saga deadline (SagaStore.applyReply).
+   */
+  completeByReply: {
+    from: ['waiting'],
+    to: 'completed',
+    label: 'success reply to the last open step (before the deadline)',
+  },
   compensated: {
     from: ['compensating'],
     to: 'compensated',

@@ -77,6 +77,12 @@ export interface StepPhaseSpec<Tx> {
   readonly body: PhaseBody<Tx>;
   /** The saga's last open step: each attempt that completes it also completes the saga. */
   readonly complete?: StepTxOptions<Tx>['complete'];
+  /**
+   * An attempt that already ran and failed, not recorded yet (SagaOptions.firstStepInStart: attempt
+   * 1 ran in start()'s transaction, which rolled back): judged and recorded first, as if it had
+   * just failed here.
+   */
+  readonly failedAttempt?: { readonly attempt: number; readonly error: unknown };
 }
 
 /** What the loop needs from the runner driving the saga. */
@@ -118,6 +124,13 @@ export class StepPhaseLoop<Tx> {
     if (spec.state?.status === awaitingReplyStatus(spec.phase)) {
       const resumed = await this.resumeAwaitingReply(spec, spec.state, attempt);
       if (resumed) return resumed;
+    }
+    if (spec.failedAttempt) {
+      attempt = spec.failedAttempt.attempt;
+      const { error } = spec.failedAttempt;
+      const final = await this.recordFailure(spec, attempt, error);
+      if (final) return final;
+      if (!(await this.backOff(spec, attempt, error))) return { kind: 'aborted' };
     }
     for (;;) {
       if (spec.signal.aborted) return { kind: 'aborted' };

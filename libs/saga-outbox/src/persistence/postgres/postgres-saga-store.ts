@@ -14,6 +14,8 @@ import type {
   ReplyTarget,
   AwaitReply,
   Fence,
+  FirstStepInStart,
+  FirstStepStartOutcome,
   ParkOutcome,
   NewSaga,
   SagaCreateOutcome,
@@ -88,6 +90,85 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
     const outcome = await this.insert(runner, saga);
     if (outcome.created && within) await within(tx);
     return outcome;
+  }
+
+  async createWithFirstStep<T>(
+    saga: NewSaga,
+    within: WithinTransaction<EntityManager> | undefined,
+    first: FirstStepInStart<T, EntityManager>,
+  ): Promise<FirstStepStartOutcome<T>> {
+    const owner = saga.owner;
+    if (owner === null)
+      throw new InvalidOptionsError('owner', 'createWithFirstStep needs an owner');
+    const fence: Fence = { sagaId: saga.id, owner };
+    const probe = stepTransactionProbe(this.dataSource);
+    const point = { sagaId: saga.id, step: first.step, phase: 'forward' as const, attempt: 1 };
+    const runner = this.dataSource.createQueryRunner();
+    try {
+      await runner.connect();
+      await runner.startTransaction();
+      try {
+        const created = await this.insert(runner, saga);
+        if (!created.created) {
+          await rollbackQuietly(runner);
+          return { kind: 'exists', id: created.id, inputFingerprint: created.inputFingerprint };
+        }
+        if (within) await within(runner.manager);
+        // No step lock (runStepTransaction's first statement): the step row was inserted by this
+        // transaction, so no other one can see it, let alone run it, before COMMIT.
+        let ran: { result: JsonValue; value: T };
+        try {
+          ran = await (probe?.body
+            ? probe.body(point, () => first.body(runner.manager))
+            : first.body(runner.manager));
+        } catch (error) {
+          await rollbackQuietly(runner);
+          return { kind: 'step-failed', error };
+        }
+        const [recorded] = await run(
+          runner,
+          q.completeStep(this.schema, {
+            ...fence,
+            step: first.step,
+            attempt: 1,
+            result: ran.result,
+          }),
+        );
+        // The lease, counted from BEGIN, ran out while the body ran: the saga is not stored, and
+        // the attempt counts as failed (the normal start then runs the step under a fresh lease).
+        if (!recorded?.fenced) {
+          await rollbackQuietly(runner);
+          const error = new Error(
+            `attempt 1 of step "${first.step}" ran longer than the saga lease (leaseMs) inside start()`,
+          );
+          return { kind: 'step-failed', error };
+        }
+        if (!recorded.recorded) throw unknownStep(saga.id, first.step);
+        const sagaCompleted =
+          first.complete !== undefined &&
+          (await this.transitionIn(runner, fence, 'complete', first.complete.within));
+        const committing = { ...point, awaitingReply: false, completesSaga: sagaCompleted };
+        try {
+          probe?.beforeCommit?.(committing);
+          await runner.commitTransaction();
+          probe?.afterCommit?.(committing);
+        } catch (error) {
+          // Refused for what the step wrote (e.g. a deferred constraint): nothing committed, and
+          // the step's writes are the cause, so it is the attempt's failure (see refusedWrites).
+          if (refusedWrites(error)) {
+            await rollbackQuietly(runner);
+            return { kind: 'step-failed', error };
+          }
+          throw error;
+        }
+        return { kind: 'done', id: saga.id, value: ran.value, sagaCompleted };
+      } catch (error) {
+        await rollbackQuietly(runner);
+        throw error;
+      }
+    } finally {
+      await runner.release();
+    }
   }
 
   async load(id: string): Promise<SagaRecord | undefined> {
@@ -285,6 +366,15 @@ export class PostgresSagaStore implements SagaStore<EntityManager> {
     );
     const [step] = updated;
     if (!step) return undefined;
+    if (reply.phase === 'forward' && reply.outcome.ok) {
+      // Its last open step: the saga completes here, in the reply's transaction (one statement,
+      // like the wake it replaces).
+      const [saga] = await run(runner, q.completeOrWakeSaga(this.schema, { sagaId: reply.sagaId }));
+      const applied = { saga: saga?.name ?? '', attempt: step.attempt, startedAt: step.started_at };
+      return saga?.completed
+        ? { ...applied, sagaCompleted: { durationMs: Math.max(0, Math.round(saga.duration_ms)) } }
+        : applied;
+    }
     const [saga] = await run(runner, q.wakeSaga(this.schema, { sagaId: reply.sagaId }));
     return { saga: saga?.name ?? '', attempt: step.attempt, startedAt: step.started_at };
   }

@@ -3,7 +3,9 @@
  * saga are counted at the driver (test/support/statement-counter), so the number of write
  * transactions per saga is asserted exactly, not timed. A saga completes in its last step's
  * transaction (no commit of its own at the end); its start still commits on its own, so start()
- * returns before the first step runs. The behaviour around it (a failing first step, a repeated
+ * returns before the first step runs (SagaOptions.firstStepInStart joins the two:
+ * saga-first-step-in-start.int-spec; a remote saga's last reply completes it:
+ * saga-remote-commits.int-spec). The behaviour around it (a failing first step, a repeated
  * start) is checked here too. A crash at that shared commit is the crash harness's boundary "crash
  * after <last step> committed" (saga-crash-harness.int-spec, order-saga-crash-harness e2e).
  */

@@ -646,6 +646,42 @@ export function selectSagaInput(
 }
 
 /**
+ * After a success reply to a forward step was applied (same transaction): completes the saga when
+ * that was its last open step, else wakes it as wakeSaga does. Completes only a parked saga
+ * (`waiting`, no owner: SAGA_TRANSITIONS.completeByReply) whose every step is now `completed`,
+ * before its deadline (past it the woken runner compensates for the timeout, as before). The
+ * status and owner are read from the row being updated, so a recovery claim that took the saga
+ * meanwhile (the row lock orders us after it; READ COMMITTED re-reads the row) makes this a wake,
+ * and the claimer completes it. The step check reads the statement's snapshot: a step completed by
+ * a concurrent reply not yet committed looks open, so two last replies at once both wake (the
+ * runner completes the saga), never both complete.
+ */
+export function completeOrWakeSaga(
+  t: SagaSchema,
+  p: { sagaId: string },
+): Statement<{ name: string; completed: boolean; duration_ms: number }> {
+  const { from, to } = SAGA_TRANSITIONS.completeByReply;
+  const done = `(i.status IN ${statuses(from)} AND i.owner IS NULL
+          AND (i.deadline_at IS NULL OR i.deadline_at > clock_timestamp())
+          AND NOT EXISTS (SELECT 1 FROM ${t.sagaStep} s
+                          WHERE s.saga_id = i.id AND s.status <> ${stepTo('complete')}))`;
+  return {
+    text: `
+      UPDATE ${t.sagaInstance} i
+      SET status = CASE WHEN ${done} THEN '${to}' ELSE i.status END,
+          wake_at = CASE WHEN ${done} THEN NULL
+                         WHEN i.owner IS NULL THEN clock_timestamp() ELSE i.wake_at END,
+          updated_at = CASE WHEN ${done} THEN clock_timestamp() ELSE i.updated_at END,
+          lease_until = CASE WHEN ${done} THEN NULL ELSE i.lease_until END,
+          wake_seq = i.wake_seq + 1
+      WHERE i.id = $1 AND i.status IN ${statuses(LIVE_SAGA_STATUSES)}
+      RETURNING i.name, i.status = '${to}' AS completed,
+                (extract(epoch FROM clock_timestamp() - i.created_at) * 1000)::float8 AS duration_ms`,
+    values: [p.sagaId],
+  };
+}
+
+/**
  * After a reply was applied (same transaction): wakes the saga. `wake_seq` tells a runner still
  * driving it not to park over the reply (parkSaga); `wake_at` = now makes a parked saga claimable at
  * once. Non-terminal sagas only.
