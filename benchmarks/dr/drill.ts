@@ -316,7 +316,8 @@ async function main(): Promise<number> {
     if (restoredA.last.getTime() > targetTime.getTime())
       failures.push(`restored a commit after the target (${restoredA.last.toISOString()})`);
 
-    // The watermark: the restored server's transaction ids continue above every outbox row's.
+    // The restored server's transaction ids continue above every outbox row's (the claim scans
+    // oldest txid first: new rows sort after restored ones).
     const [xid] = (await query<{ ok: boolean; current: string; max: string }>(
       urlA,
       `SELECT pg_current_xact_id() > max(txid) AS ok, pg_current_xact_id()::text AS current,

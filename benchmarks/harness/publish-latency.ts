@@ -71,9 +71,9 @@ export class PublishLatencyRecorder {
 }
 
 /**
- * The commit watermark is cluster-wide: a write transaction left open anywhere on the server (an
- * engineer's test run in another database included) holds back every outbox row newer than it.
- * This samples the age of the oldest such transaction not started by the benchmark, so a latency
+ * A write transaction left open anywhere on the server (an engineer's test run in another database
+ * included) competes for the machine, and until 0.3 held back every outbox row newer than it (the
+ * cluster-wide commit watermark). This samples the age of the oldest such transaction not started by the benchmark, so a latency
  * spike it caused can be told apart from one the relay caused.
  */
 export class ForeignWriteTxSampler {

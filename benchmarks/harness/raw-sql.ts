@@ -84,7 +84,10 @@ export interface InsertOutboxParams {
   sagaIds: (string | null)[];
 }
 
-/** The store's INSERT: all of one publish() in one round trip, `seq` in array order. */
+/**
+ * The store's INSERT: all of one publish() in one round trip, `seq` in array order, after the
+ * per-key advisory locks (one-time filter) that make per-key `seq` order commit order.
+ */
 export function insertOutboxMessages(t: BenchTables, p: InsertOutboxParams): Statement<never> {
   return {
     text: `
@@ -92,14 +95,27 @@ export function insertOutboxMessages(t: BenchTables, p: InsertOutboxParams): Sta
       SELECT m.id, m.destination, m.key, m.type, m.payload::jsonb, m.headers::jsonb, m.saga_id
       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::uuid[])
         WITH ORDINALITY AS m (id, destination, key, type, payload, headers, saga_id, ord)
+      WHERE (
+        SELECT count(pg_advisory_xact_lock(hashtext($8::text), l.h))
+        FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($3::text[]) AS k
+              WHERE k IS NOT NULL ORDER BY 1) l
+      ) >= 0
       ORDER BY m.ord`,
-    values: [p.ids, p.destinations, p.keys, p.types, p.payloads, p.headers, p.sagaIds],
+    values: [
+      p.ids,
+      p.destinations,
+      p.keys,
+      p.types,
+      p.payloads,
+      p.headers,
+      p.sagaIds,
+      t.outboxMessage,
+    ],
   };
 }
 
 /**
- * The relay's claim: up to `limit` pending, due rows below the commit watermark that head their
- * key, oldest commit first, FOR UPDATE SKIP LOCKED, leased on the database clock.
+ * The relay's claim: up to `limit` pending, due rows that head their key, oldest first, FOR UPDATE SKIP LOCKED, leased on the database clock.
  */
 export function claimOutboxMessages(
   t: BenchTables,
@@ -112,7 +128,6 @@ export function claimOutboxMessages(
         FROM ${t.outboxMessage} m
         WHERE m.status IN ('pending')
           AND m.next_attempt_at <= clock_timestamp()
-          AND m.txid < pg_snapshot_xmin(pg_current_snapshot())
           AND (m.key IS NULL OR NOT EXISTS (
             SELECT 1 FROM ${t.outboxMessage} e
             WHERE e.key = m.key

@@ -257,8 +257,9 @@ export function latencySection(s: OutboxLatencyScenarioResult, cores: number): s
   lines.push(
     '',
     '*Longest foreign write tx*: the oldest transaction holding an xid on the server that the ' +
-      'benchmark did not start (another database included), sampled every 100 ms. The commit ' +
-      'watermark is cluster-wide, so such a transaction delays every outbox row newer than it.',
+      'benchmark did not start (another database included), sampled every 100 ms. Until 0.3 the ' +
+      'relay waited for a cluster-wide commit watermark, so such a transaction delayed every outbox ' +
+      'row newer than it; since 0.3 it delays only other writers of the keys it wrote.',
     '',
     ...latencyAnalysis(s),
   );
@@ -281,7 +282,7 @@ function latencyAnalysis(s: OutboxLatencyScenarioResult): string[] {
           `${num(a.achievedRatePerSec)} / ${num(b.achievedRatePerSec)} of ${num(target)} commits/s; scheduled start → ` +
           `COMMIT returned p99 ${ms(a.commitMs.p99)} / ${ms(b.commitMs.p99)} ms, i.e. transactions queued for one of ` +
           `the ${String(s.config.producerPool)} connections): the machine ran out of CPU (see *other processes*), ` +
-          'and a queue of open transactions holds the commit watermark back for every row behind it.'
+          'and rows become visible only as their queued transactions commit.'
         : '';
     const relayCost =
       a.latencyMs.p99 > b.latencyMs.p99 * 1.1
@@ -295,10 +296,9 @@ function latencyAnalysis(s: OutboxLatencyScenarioResult): string[] {
       `**What limits it (NOTIFY).** At ${num(a.achievedRatePerSec)} commits/s the relay is rarely asleep: ` +
         `its mean claim is ${a.meanBatch} message(s), i.e. it claims, publishes and marks in a tight loop ` +
         'and a new commit mostly waits for the round in progress to finish, then for its own claim ' +
-        '(a row is eligible only once every transaction with a lower txid has ended — the commit ' +
-        `watermark — and a producer transaction takes p50 ${ms(a.commitMs.p50)} ms, p99 ${ms(a.commitMs.p99)} ms from ` +
-        'its scheduled start to COMMIT returning, so a row often waits for a neighbour still ' +
-        'committing). The raw loop has the same ' +
+        '(until 0.3 a row was also eligible only once every transaction with a lower txid had ' +
+        `ended — the commit watermark). A producer transaction takes p50 ${ms(a.commitMs.p50)} ms, p99 ${ms(a.commitMs.p99)} ms from ` +
+        'its scheduled start to COMMIT returning. The raw loop has the same ' +
         `structure and lands at p50 ${ms(b.latencyMs.p50)} / p99 ${ms(b.latencyMs.p99)} ms; ${relayCost} The tail ` +
         '(p99, max) follows the machine: checkpoints, autovacuum and other processes’ CPU.' +
         behind,

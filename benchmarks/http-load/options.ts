@@ -64,8 +64,8 @@ saga must complete. Exits 1 on any non-2xx, HTTP error or timeout, or saga faile
   --docs-only            only regenerate the docs section from the results directory
   --private-servers      a PostgreSQL and broker of the run's own (scripts/services.sh on a private
                          directory and ports, deleted afterwards) instead of the environment's:
-                         other work on a shared server (a long transaction holds every outbox
-                         relay's commit watermark back) stays out of the run
+                         other work on a shared server (its load, its locks) stays out of
+                         the run
   --keep-databases       do not drop the run's databases (nor the private servers' data)
   --help`;
 

@@ -3,8 +3,8 @@
  * shared servers, PGHOST/PGPORT and SAGE_*_URL; the default, what CI has), or with
  * `--private-servers` a private pair that scripts/services.sh starts on a directory and ports of
  * the run's own (as the chaos run does) and deletes at the end. Private servers keep other work on
- * the machine out of the figures and the outcome: a long transaction anywhere on a shared
- * PostgreSQL holds back the cluster-wide xmin, and with it every outbox relay's commit watermark.
+ * the machine out of the figures and the outcome (another job's load and long transactions on a
+ * shared PostgreSQL).
  */
 import path from 'node:path';
 import { PrivateServices, freePortBase } from '../chaos/services';

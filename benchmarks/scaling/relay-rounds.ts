@@ -36,7 +36,7 @@ export async function relayRounds(args: {
     await target.setup();
     try {
       await resetScalingTables(admin);
-      // One transaction, so every row becomes eligible at once (the xid8 watermark).
+      // One transaction, so every row becomes visible at once.
       await admin.query('BEGIN');
       await preloadOutbox(admin, messages, 1000, target.destination);
       await admin.query('COMMIT');
