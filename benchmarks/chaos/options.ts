@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_FAULTS, FAULT_TYPES, type FaultType } from './faults';
 import { ROOT } from './processes';
+import { RELAY_MODES, type RelayMode } from './relay-mode';
 import { CHAOS_BROKERS, type ChaosBroker } from './topology';
 
 export interface ChaosOptions {
@@ -19,6 +20,8 @@ export interface ChaosOptions {
   producers: number;
   consumers: number;
   relays: number;
+  /** How the relays read the outbox: claim polling (default) or the WAL stream (relay-mode.ts). */
+  relayMode: RelayMode;
   faults: FaultType[];
   faultIntervalMs: number;
   heavyIntervalMs: number;
@@ -61,6 +64,10 @@ against its own PostgreSQL and broker (scripts/services.sh on a private director
   --producers N          service A replicas (default 2)
   --consumers N          service B replicas (default 1; kafka only above 1: see the report)
   --relays N             sage-relay processes (default 2)
+  --relay-mode M         polling (default) or wal: the WAL-streaming relay (SAGE_RELAY_MODE=wal,
+                         one slot: one relay streams, the others stand by); same faults, and
+                         duplicate deliveries checked against its bound (maxWindow + one
+                         transaction's messages per fault); results in chaos-<broker>-wal.*
   --faults LIST          of ${FAULT_TYPES.join(', ')}
                          (default ${DEFAULT_FAULTS.join(',')}; "none" for a baseline)
   --fault-interval S     a relay is killed -9 every S seconds, ± 25 % (default 5)
@@ -108,6 +115,7 @@ export function parseOptions(argv: string[]): ChaosOptions | 'help' {
       producers: { type: 'string' },
       consumers: { type: 'string' },
       relays: { type: 'string' },
+      'relay-mode': { type: 'string', default: 'polling' },
       faults: { type: 'string' },
       'fault-interval': { type: 'string' },
       'heavy-interval': { type: 'string' },
@@ -162,6 +170,9 @@ export function parseOptions(argv: string[]): ChaosOptions | 'help' {
       '--consumers above 1 only with --broker kafka: on RabbitMQ and NATS replicas of one group compete ' +
         'for a queue / durable consumer, where Sage does not promise per-key order (docs/inbox.md)',
     );
+  const relayMode = values['relay-mode'] as RelayMode;
+  if (!RELAY_MODES.includes(relayMode))
+    throw new Error(`--relay-mode must be ${RELAY_MODES.join(' or ')}, got ${relayMode}`);
   const sagaShare = positive('saga-share', values['saga-share'], 0.1, false);
   if (sagaShare >= 1) throw new Error('--saga-share must be below 1');
   const productionMs = (messages / rate) * 1000;
@@ -177,6 +188,7 @@ export function parseOptions(argv: string[]): ChaosOptions | 'help' {
     producers: positive('producers', values.producers, 2),
     consumers,
     relays: positive('relays', values.relays, 2),
+    relayMode,
     faults,
     faultIntervalMs: positive('fault-interval', values['fault-interval'], 5, false) * 1000,
     heavyIntervalMs: positive('heavy-interval', values['heavy-interval'], 20, false) * 1000,

@@ -16,7 +16,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseOptions, USAGE, type ChaosOptions } from './options';
 import { killAllChildren } from './processes';
-import { loadChaosResults, renderDocsSection, renderRun, writeDocsSection } from './report';
+import {
+  loadChaosResults,
+  renderDocsSection,
+  renderRun,
+  resultFileBase,
+  writeDocsSection,
+} from './report';
 import { runBrokerScenario, type ChaosResult } from './scenario';
 import { PrivateServices, freePortBase } from './services';
 
@@ -54,7 +60,7 @@ async function main(): Promise<number> {
   mkdirSync(services.dir, { recursive: true });
   mkdirSync(options.outDir, { recursive: true });
   log(
-    `sage chaos: ${options.brokers.join(', ')}, ${options.messages.toLocaleString('en-US')} messages each, seed ${options.seed}, ` +
+    `sage chaos: ${options.brokers.join(', ')} (${options.relayMode} relays), ${options.messages.toLocaleString('en-US')} messages each, seed ${options.seed}, ` +
       `deadline ${Math.round(options.deadlineMs / 1000)} s per broker; private servers in ${services.dir} on 127.0.0.1:${portBase}-${portBase + 7}`,
   );
 
@@ -84,12 +90,12 @@ async function main(): Promise<number> {
       try {
         const result = await runBrokerScenario(broker, options, services, log);
         results.push(result);
-        const base = path.join(options.outDir, `chaos-${broker}`);
+        const base = path.join(options.outDir, resultFileBase(broker, options.relayMode));
         writeFileSync(`${base}.json`, `${JSON.stringify(result, null, 2)}\n`);
         writeFileSync(`${base}.md`, renderRun(result));
         const v = result.verdict;
         log(
-          `[${broker}] ${v.ok ? 'PASS' : 'FAIL'}: ${v.produced.total} committed, ${v.effected} effected, lost ${v.lost}, ` +
+          `[${broker}${options.relayMode === 'wal' ? ' wal' : ''}] ${v.ok ? 'PASS' : 'FAIL'}: ${v.produced.total} committed, ${v.effected} effected, lost ${v.lost}, ` +
             `duplicate effects ${v.duplicateEffects.messages}, reordered ${v.reordered}, ` +
             `redelivered before the inbox ${result.deliveries.redeliveries}, sagas not terminal ${v.sagas.nonTerminal}; ` +
             `${Math.round(result.throughput.producedPerSec)} msg/s produced, ${Math.round(result.throughput.effectedPerSec)} msg/s effected; ` +

@@ -40,6 +40,17 @@ import {
 import { FaultInjector, type FaultType } from './faults';
 import type { ChaosOptions } from './options';
 import { ROOT, Supervised, childEnv, spawnTs } from './processes';
+import {
+  crashRewindOf,
+  dropWalSlot,
+  prepareWalDatabase,
+  relayModeEnv,
+  streamingSessions,
+  walDuplicateBound,
+  walSlotName,
+  type DuplicateBound,
+  type RelayMode,
+} from './relay-mode';
 import { subSeed } from './rng';
 import { DESTINATIONS, SERVICE_A_DDL, SERVICE_B_DDL } from './schema';
 import type { PrivateServices } from './services';
@@ -52,6 +63,8 @@ export const RESULT_FORMAT = 'sage-chaos/1';
 export interface ChaosResult {
   format: typeof RESULT_FORMAT;
   broker: ChaosBroker;
+  /** Absent in results written before `--relay-mode` existed: polling. */
+  relayMode?: RelayMode;
   startedAt: string;
   finishedAt: string;
   wallMs: number;
@@ -68,6 +81,7 @@ export interface ChaosResult {
     producers: number;
     consumers: number;
     relays: number;
+    relayMode?: RelayMode;
     faults: FaultType[];
     faultIntervalMs: number;
     heavyIntervalMs: number;
@@ -88,6 +102,14 @@ export interface ChaosResult {
     unexpectedExits: { relays: number; producers: number; consumers: number };
   };
   deliveries: DeliveryStats;
+  /** WAL mode only. */
+  wal?: {
+    slot: string;
+    /** Streaming sessions the relays started: the first one, then one per takeover. */
+    sessions: number;
+    /** The duplicate deliveries against the relay's documented bound (in the verdict too). */
+    duplicates: DuplicateBound;
+  };
   verdict: Verdict;
   throughput: Throughput;
   faults: FaultRecovery[];
@@ -115,7 +137,8 @@ export async function runBrokerScenario(
   const extraFailures: string[] = [];
 
   // ---------------------------------------------------------------- servers, databases, topics
-  say(`starting the private PostgreSQL and ${kind} (${services.dir})`);
+  const wal = options.relayMode === 'wal';
+  say(`starting the private PostgreSQL and ${kind} (${services.dir}); ${options.relayMode} relays`);
   await services.start('postgres', kind);
   const target = (database: string): PgTarget => services.pgTarget(database);
   const dbA = `chaos_${kind}_a`;
@@ -127,6 +150,7 @@ export async function runBrokerScenario(
     await prepareDatabase(target(db));
     await withClient(services.postgresUrl(db), async (c) => {
       for (const statement of ddl) await c.query(statement);
+      if (wal && db === dbA) await prepareWalDatabase(target(db), c);
     });
   }
   const brokerAddress = services.brokerAddress(kind);
@@ -192,6 +216,7 @@ export async function runBrokerScenario(
             SAGE_BROKER_URL: relayBrokerUrl(kind, brokerAddress, `chaos-${name}`),
             // The schema is the services' business (migrated above), as in a deployment.
             SAGE_RUN_MIGRATIONS: 'false',
+            ...relayModeEnv(options.relayMode, kind),
           }),
           path.join(logs, `${name}.log`),
         ),
@@ -413,6 +438,11 @@ export async function runBrokerScenario(
       ...producers.map((p) => p.stop((h) => h.send('exit'), 20_000)),
     ]);
     await Promise.all([monitorA.end(), monitorB.end()]);
+    if (wal)
+      await withClient(services.postgresUrl(dbA), (c) => dropWalSlot(c, kind)).then(
+        (dropped) => say(dropped ? 'replication slot dropped' : 'no idle replication slot to drop'),
+        (error: unknown) => say(`could not drop the replication slot: ${String(error)}`),
+      );
   }
   if (deadlineExceeded)
     extraFailures.push(`deadline exceeded (${Math.round(options.deadlineMs / 1000)} s)`);
@@ -437,6 +467,37 @@ export async function runBrokerScenario(
       };
     }),
   );
+  const deliveries = deliveryStats(consumers);
+  let walResult: ChaosResult['wal'];
+  if (wal) {
+    const rewind = await withClient(services.postgresUrl(dbA), (a) =>
+      crashRewindOf(a, injector.records),
+    );
+    const walDuplicates = walDuplicateBound(
+      injector.records,
+      options.perTx,
+      deliveries.inboxDuplicates,
+      rewind,
+    );
+    walResult = {
+      slot: walSlotName(kind),
+      sessions: streamingSessions(logs),
+      duplicates: walDuplicates,
+    };
+    say(`WAL relay: ${walResult.sessions} streaming sessions (the first, then one per takeover)`);
+    const bound =
+      `${walDuplicates.bound} = ${walDuplicates.faults} faults × (maxWindow + one transaction = ${walDuplicates.perFault})` +
+      ` + ${walDuplicates.crashRewind} committed within checkpoint_timeout before a PostgreSQL restart or kill`;
+    say(
+      `WAL relay duplicates: ${walDuplicates.observed} delivered again after being applied; bound ${bound}`,
+    );
+    if (!walDuplicates.ok) {
+      verdict.failures.push(
+        `${walDuplicates.observed} duplicate deliveries exceed the WAL relay's bound of ${bound}`,
+      );
+      verdict.ok = false;
+    }
+  }
   machine.loadAvg1m = stopLoad();
   await services.stop(kind);
 
@@ -444,6 +505,7 @@ export async function runBrokerScenario(
   return {
     format: RESULT_FORMAT,
     broker: kind,
+    relayMode: options.relayMode,
     startedAt: new Date(startedAt).toISOString(),
     finishedAt: new Date(finishedAt).toISOString(),
     wallMs: finishedAt - startedAt,
@@ -459,6 +521,7 @@ export async function runBrokerScenario(
       producers: options.producers,
       consumers: options.consumers,
       relays: options.relays,
+      relayMode: options.relayMode,
       faults: options.faults,
       faultIntervalMs: options.faultIntervalMs,
       heavyIntervalMs: options.heavyIntervalMs,
@@ -487,7 +550,8 @@ export async function runBrokerScenario(
         consumers: unexpected(consumers),
       },
     },
-    deliveries: deliveryStats(consumers),
+    deliveries,
+    ...(walResult ? { wal: walResult } : {}),
     verdict,
     throughput,
     faults,
@@ -551,6 +615,7 @@ function reproduction(kind: ChaosBroker, o: ChaosOptions): string {
     `--producers ${o.producers}`,
     `--consumers ${o.consumers}`,
     `--relays ${o.relays}`,
+    ...(o.relayMode === 'wal' ? ['--relay-mode wal'] : []),
     `--faults ${o.faults.join(',') || 'none'}`,
     `--fault-interval ${o.faultIntervalMs / 1000}`,
     `--heavy-interval ${o.heavyIntervalMs / 1000}`,

@@ -137,7 +137,13 @@ async function main(): Promise<void> {
           maxConcurrentSagas: 16,
           shutdownTimeoutMs: 2_000,
         },
-        outbox: { relay: { enabled: false }, retention: { enabled: false } },
+        // Optimistic sending stays off (its default, explicit here): it is refused with the WAL
+        // relay (`--relay-mode wal`), and the standalone relays publish in both modes.
+        outbox: {
+          relay: { enabled: false },
+          optimistic: { enabled: false },
+          retention: { enabled: false },
+        },
         inbox: { subscribe: false, retention: { enabled: false } },
       }),
     ],

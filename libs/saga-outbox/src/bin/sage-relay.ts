@@ -11,6 +11,7 @@
  *   SAGE_RELAY_SHUTDOWN_TIMEOUT_MS   optional  graceful-stop bound (default 10000)
  *   SAGE_RELAY_MODE                  optional  polling (default) or wal (WAL-streaming relay)
  *   SAGE_RELAY_WAL_SLOT              optional  the WAL relay's slot (default sage_outbox)
+ *   SAGE_RELAY_WAL_MAX_WINDOW        optional  the WAL relay's unconfirmed window (default 10000)
  *   SAGE_DB_RETRY_ATTEMPTS           optional  PostgreSQL connection retries at start (default 9)
  *   SAGE_DB_RETRY_DELAY_MS           optional  wait between them (default 3000)
  *   HEALTH_PORT (or PORT)            optional  serve /health/live, /health/ready, /metrics (default: no HTTP)

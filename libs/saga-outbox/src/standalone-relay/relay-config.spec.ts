@@ -38,7 +38,10 @@ describe('readRelayConfig', () => {
   it('reads the relay mode: the WAL-streaming relay and its slot', () => {
     expect(
       readRelayConfig({ ...base, SAGE_RELAY_MODE: 'WAL', SAGE_RELAY_WAL_SLOT: 'orders_outbox' }),
-    ).toMatchObject({ mode: 'wal', walSlot: 'orders_outbox' });
+    ).toMatchObject({ mode: 'wal', walSlot: 'orders_outbox', walMaxWindow: undefined });
+    expect(readRelayConfig({ ...base, SAGE_RELAY_WAL_MAX_WINDOW: ' 2000 ' }).walMaxWindow).toBe(
+      2000,
+    );
     expect(() => readRelayConfig({ ...base, SAGE_RELAY_MODE: 'stream' })).toThrow(
       /SAGE_RELAY_MODE.*must be polling or wal, got "stream"/,
     );
@@ -53,6 +56,8 @@ describe('readRelayConfig', () => {
     [{ ...base, SAGE_DB_RETRY_ATTEMPTS: '-1' }, 'SAGE_DB_RETRY_ATTEMPTS'],
     [{ ...base, SAGE_DB_RETRY_ATTEMPTS: '1001' }, 'SAGE_DB_RETRY_ATTEMPTS'],
     [{ ...base, SAGE_DB_RETRY_DELAY_MS: '3s' }, 'SAGE_DB_RETRY_DELAY_MS'],
+    [{ ...base, SAGE_RELAY_WAL_MAX_WINDOW: '0' }, 'SAGE_RELAY_WAL_MAX_WINDOW'],
+    [{ ...base, SAGE_RELAY_WAL_MAX_WINDOW: '10k' }, 'SAGE_RELAY_WAL_MAX_WINDOW'],
   ])('%j → InvalidOptionsError naming %s', (env, option) => {
     expect(() => readRelayConfig(env)).toThrow(InvalidOptionsError);
     expect(() => readRelayConfig(env)).toThrow(expect.objectContaining({ option }) as Error);

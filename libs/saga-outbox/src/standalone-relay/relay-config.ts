@@ -29,6 +29,12 @@ export interface RelayConfig {
   mode: 'polling' | 'wal';
   /** SAGE_RELAY_WAL_SLOT: the WAL relay's replication slot. Default `sage_outbox[_<schema>]`. */
   walSlot: string | undefined;
+  /**
+   * SAGE_RELAY_WAL_MAX_WINDOW: the WAL relay's unconfirmed window (`outbox.relay.wal.maxWindow`):
+   * messages held unconfirmed before it stops reading the stream; bounds its memory and the
+   * duplicates a crash can cause. Default: the relay's own (10000).
+   */
+  walMaxWindow: number | undefined;
   /** SAGE_DB_RETRY_ATTEMPTS: connection attempts at start after the first fails (transient errors). Default 9. */
   dbRetryAttempts: number;
   /** SAGE_DB_RETRY_DELAY_MS: milliseconds between those attempts. Default 3000. */
@@ -76,6 +82,9 @@ export function readRelayConfig(env: NodeJS.ProcessEnv): RelayConfig {
     databaseUrl,
     mode,
     walSlot: env.SAGE_RELAY_WAL_SLOT?.trim() || undefined,
+    walMaxWindow: env.SAGE_RELAY_WAL_MAX_WINDOW?.trim()
+      ? envInteger(env, 'SAGE_RELAY_WAL_MAX_WINDOW', 0, 'messages', Number.MAX_SAFE_INTEGER, 1)
+      : undefined,
     schema: env.SAGE_SCHEMA?.trim() || undefined,
     brokerUrl,
     runMigrations: runMigrations === 'true',
@@ -106,20 +115,21 @@ export function readRelayConfig(env: NodeJS.ProcessEnv): RelayConfig {
   };
 }
 
-/** An integer >= 0 (at most `max`) from `env[name]`, or `fallback` when unset or blank. */
+/** An integer >= `min` (at most `max`) from `env[name]`, or `fallback` when unset or blank. */
 function envInteger(
   env: NodeJS.ProcessEnv,
   name: string,
   fallback: number,
   unit: string,
   max = Number.MAX_SAFE_INTEGER,
+  min = 0,
 ): number {
   const text = env[name]?.trim();
   const value = text ? Number(text) : fallback;
-  if (!Number.isInteger(value) || value < 0 || value > max)
+  if (!Number.isInteger(value) || value < min || value > max)
     throw new InvalidOptionsError(
       name,
-      `must be an integer number of ${unit} >= 0${max < Number.MAX_SAFE_INTEGER ? ` and <= ${max}` : ''}, got "${text}"`,
+      `must be an integer number of ${unit} >= ${min}${max < Number.MAX_SAFE_INTEGER ? ` and <= ${max}` : ''}, got "${text}"`,
     );
   return value;
 }

@@ -43,7 +43,14 @@ export async function runStandaloneRelay(logger: Logger): Promise<void> {
         relay: {
           shutdownTimeoutMs: config.shutdownTimeoutMs,
           mode: config.mode,
-          ...(config.walSlot !== undefined ? { wal: { slot: config.walSlot } } : {}),
+          ...(config.walSlot !== undefined || config.walMaxWindow !== undefined
+            ? {
+                wal: {
+                  ...(config.walSlot !== undefined ? { slot: config.walSlot } : {}),
+                  ...(config.walMaxWindow !== undefined ? { maxWindow: config.walMaxWindow } : {}),
+                },
+              }
+            : {}),
         },
       },
     }),

@@ -164,6 +164,8 @@ export class NatsJetStreamBroker implements Broker {
   private connection: Promise<Connected> | undefined;
   private streamReady: Promise<void> | undefined;
   private connected = false;
+  /** Connection losses so far: the consume loops check it for deliveries lost in transit. */
+  private disconnects = 0;
   /** Why the connection is down (the failed connect, or the lost connection), for errors; cleared once connected. */
   private lastConnectionError: string | undefined;
   private closed = false;
@@ -338,6 +340,7 @@ export class NatsJetStreamBroker implements Broker {
       handler,
       deadLetters: this.deadLetters,
       logger: this.logger,
+      disconnects: () => this.disconnects,
     });
     this.loops.add(loop);
     loop.start();
@@ -538,6 +541,7 @@ export class NatsJetStreamBroker implements Broker {
       for await (const s of nc.status()) {
         if (s.type === 'disconnect') {
           this.connected = false;
+          this.disconnects++;
           this.lastConnectionError = `connection to ${s.server} lost, reconnecting`;
           this.logger.warn('NATS connection lost; reconnecting', { server: s.server });
         } else if (s.type === 'error') {

@@ -1,4 +1,11 @@
-import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type {
+  ConsumerMessages,
+  JetStreamClient,
+  JsMsg,
+  MsgRequest,
+  StoredMsg,
+  Stream,
+} from '@nats-io/jetstream';
 import { DeliveryDeferredError } from '../../core/errors';
 import type { BrokerMessage, DeadLetterReason, DeliveredMessage } from '../../core/ports/broker';
 import type { SageLogger } from '../../core/ports/logger';
@@ -12,6 +19,7 @@ import {
   type DeadLetterReporter,
 } from '../dead-letters';
 import { headers as natsHeaders, type MsgHdrs } from './nats-client';
+import { LostDeliveries, type LostRange } from './lost-deliveries';
 import { decodeMessage } from './nats-message-codec';
 
 export interface NatsConsumeLoopOptions {
@@ -41,6 +49,8 @@ export interface NatsConsumeLoopOptions {
   redeliveryDelayMs: (deliveryAttempt: number) => number;
   handler: (message: DeliveredMessage) => Promise<void>;
   logger: SageLogger;
+  /** Times the connection was lost so far (a change between deliveries: some may be lost). */
+  disconnects?: () => number;
 }
 
 /**
@@ -61,6 +71,13 @@ export interface NatsConsumeLoopOptions {
  * ack (`working()`) every half `ackWaitMs`, so neither a slow inbox commit, a back-off, nor a wait
  * behind its key triggers a duplicate delivery.
  *
+ * Deliveries lost in transit (a NATS restart or a cut connection while they were on their way)
+ * would otherwise come back only after `ack_wait`, behind later messages of their keys: the loop
+ * notices them (LostDeliveries) and reads them from the stream first, handling them before the
+ * delivery that revealed the gap (without an ack: their own redelivery later finds them handled by
+ * the inbox and is acked). A subscriber's crash is not covered: what it had taken comes back after
+ * `ack_wait`, possibly behind later messages of its keys.
+ *
  * `stop()` drains: running handlers finish and are acked; a message waiting to retry, or not yet
  * started, is nak'ed (after the messages before it of its key settled) and JetStream redelivers it,
  * possibly to another member; order across that redelivery (or a crash) is JetStream's.
@@ -75,8 +92,12 @@ export class NatsConsumeLoop {
   private keepAlive: NodeJS.Timeout | undefined;
   private messages: ConsumerMessages | undefined;
   private running: Promise<void> | undefined;
+  private readonly lost = new LostDeliveries();
+  private seenDisconnects: number;
+  private streamHandle: Stream | undefined;
 
   constructor(private readonly options: NatsConsumeLoopOptions) {
+    this.seenDisconnects = options.disconnects?.() ?? 0;
     this.lanes = new KeyLanes(options.concurrency, (error) =>
       options.logger.error('NATS message handling failed unexpectedly', {
         durable: options.durable,
@@ -125,9 +146,13 @@ export class NatsConsumeLoop {
     const { js, stream, durable, logger, concurrency, prefetch } = this.options;
     const signal = this.abort.signal;
     let failures = 0;
+    let first = true;
     while (!signal.aborted) {
       try {
         const consumer = await js.consumers.get(stream, durable);
+        // A restarted consume may have lost what was on its way to the old one.
+        if (!first) this.lost.interrupted();
+        first = false;
         const messages = await consumer.consume({
           max_messages: prefetch,
           expires: this.options.pullExpiresMs,
@@ -140,6 +165,8 @@ export class NatsConsumeLoop {
             m.nak(); // hand it back now rather than after ackWait
             continue;
           }
+          const range = this.observe(m);
+          if (range) await this.recoverLost(range);
           this.accept(m);
           failures = 0;
           // Take the next only when there is room: bounds what waits un-acked in this process.
@@ -160,6 +187,84 @@ export class NatsConsumeLoop {
           error: errorText(error),
         });
         await sleep(delayMs, signal);
+      }
+    }
+  }
+
+  private observe(m: JsMsg): LostRange | undefined {
+    const disconnects = this.options.disconnects?.() ?? 0;
+    if (disconnects !== this.seenDisconnects) {
+      this.seenDisconnects = disconnects;
+      this.lost.interrupted();
+    }
+    const { deliverySequence, streamSequence, deliveryCount } = m.info;
+    return this.lost.observe({ deliverySequence, streamSequence, deliveryCount });
+  }
+
+  /**
+   * Reads the consumer's messages in `range` from the stream and puts them in their key lanes
+   * ahead of the delivery that revealed the gap. Bounded (what can be in transit or unacked is
+   * about the pull size); a failure to read leaves them to JetStream's redelivery.
+   */
+  private async recoverLost(range: LostRange): Promise<void> {
+    const o = this.options;
+    const subject = o.subjectPrefix + o.destination;
+    const limit = 4 * (o.prefetch + o.concurrency);
+    let recovered = 0;
+    try {
+      this.streamHandle ??= await o.js.streams.get(o.stream);
+      for (let seq = range.after + 1; recovered < limit; recovered++) {
+        // STREAM.MSG.GET with next_by_subj (the client's MsgRequest type lacks the field).
+        const query = { seq, next_by_subj: subject } as unknown as MsgRequest;
+        const sm = await this.streamHandle.getMessage(query);
+        if (!sm || sm.seq >= range.before) break;
+        seq = sm.seq + 1;
+        const inbound = decodeMessage(fromStored(sm), o.subjectPrefix, o.maxMessageBytes);
+        if (!inbound.ok) continue; // its own redelivery dead-letters it
+        const delivered = inbound.message;
+        this.lanes.submit(delivered.key, (slot) => this.handleRecovered(delivered, slot));
+      }
+    } catch (error) {
+      o.logger.warn(
+        'NATS lost deliveries could not be read from the stream; JetStream redelivers them',
+        {
+          durable: o.durable,
+          afterStreamSequence: range.after,
+          error: errorText(error),
+        },
+      );
+    }
+    if (recovered)
+      o.logger.info(
+        'NATS deliveries were lost in transit; their messages, read from the stream, go first',
+        {
+          durable: o.durable,
+          messages: recovered,
+          afterStreamSequence: range.after,
+          beforeStreamSequence: range.before,
+        },
+      );
+  }
+
+  /** A message read from the stream: handled (retried like a delivery), never acked here. */
+  private async handleRecovered(delivered: BrokerMessage, slot: LaneSlot): Promise<void> {
+    const { maxDeliver, logger, durable } = this.options;
+    const signal = this.abort.signal;
+    for (let attempt = 1; !signal.aborted; attempt++) {
+      try {
+        await this.options.handler({ ...delivered, deliveryAttempt: attempt });
+        return;
+      } catch (error) {
+        if (maxDeliver !== -1 && attempt >= maxDeliver) {
+          // Its own redelivery comes after ack_wait and is dead-lettered on the usual path.
+          logger.warn('NATS recovered message keeps failing; left to its redelivery', {
+            durable,
+            messageId: delivered.id,
+            error: errorText(error),
+          });
+          return;
+        }
+        await slot.releasedWhile(sleep(this.options.redeliveryDelayMs(attempt), signal));
       }
     }
   }
@@ -292,4 +397,9 @@ export class NatsConsumeLoop {
       logger.debug('NATS consumer status stream ended', { durable, error: errorText(error) });
     }
   }
+}
+
+/** A message read from the stream, as decodeMessage reads a delivery. */
+function fromStored(sm: StoredMsg): Parameters<typeof decodeMessage>[0] {
+  return { headers: sm.header, subject: sm.subject, seq: sm.seq, data: sm.data, time: sm.time };
 }

@@ -62,7 +62,14 @@ export function encodeMessage(
  * The delivered message as the handler gets it, or why it is dead-lettered instead
  * (inbound-message.ts). Its position, `stream:sequence`, is never made up as the id.
  */
-export function decodeMessage(m: JsMsg, subjectPrefix: string, maxMessageBytes: number): Inbound {
+/** What decoding reads of a delivery (a JsMsg, or a message read from the stream: see fromStored). */
+export type NatsInboundMessage = Pick<JsMsg, 'headers' | 'subject' | 'seq' | 'data' | 'time'>;
+
+export function decodeMessage(
+  m: NatsInboundMessage,
+  subjectPrefix: string,
+  maxMessageBytes: number,
+): Inbound {
   let h: MsgHdrs | undefined;
   try {
     h = m.headers as MsgHdrs | undefined; // typed here: see nats-client.ts; decoded on first access

@@ -60,13 +60,21 @@ export const OUTBOX_TRANSITIONS = {
   /** The reaper frees rows whose relay died or stalled (lease over on the database clock). */
   reap: { from: ['claimed'], to: 'pending', fenced: false, label: 'lease expired (reaper)' },
   /**
-   * The WAL-streaming relay's broker ack: its rows reach it through logical decoding, never
-   * claimed; the write is fenced on the replication slot's holder instead of a claim token.
+   * The WAL-streaming relay's broker ack: its rows reach it through logical decoding, not claimed;
+   * the write is fenced on the replication slot's holder instead of a claim token. `claimed` too:
+   * a row its catch-up (the claim path, run when it becomes the streamer) claimed and could not
+   * record before the database went away is streamed again, and finished here (the stale claim's
+   * own mark is then refused by its token).
    */
-  walMarkSent: { from: ['pending'], to: 'sent', fenced: true, label: 'WAL relay: broker ack' },
+  walMarkSent: {
+    from: ['pending', 'claimed'],
+    to: 'sent',
+    fenced: true,
+    label: 'WAL relay: broker ack',
+  },
   /** The WAL-streaming relay gives up on a message (non-retryable, or out of attempts). */
   walDeadLetter: {
-    from: ['pending'],
+    from: ['pending', 'claimed'],
     to: 'dead_letter',
     fenced: true,
     label: 'WAL relay: max attempts / non-retryable',

@@ -21,6 +21,13 @@ const msg = (id: string, key: string | null = null): ClaimedOutboxMessage => ({
   createdAt: new Date(),
 });
 
+class ServerShutdownError extends Error {
+  readonly code = '57P01';
+  constructor() {
+    super('terminating connection due to administrator command');
+  }
+}
+
 /** A WAL source in memory: the test feeds transactions; records what was confirmed and marked. */
 class FakeSource implements WalOutboxSource {
   handlers: WalOutboxStreamHandlers | undefined;
@@ -29,7 +36,10 @@ class FakeSource implements WalOutboxSource {
   dead: { id: string; error: string }[] = [];
   owner = true;
   opens = 0;
+  closes = 0;
   failMarks = 0;
+  /** Records fail as a server shutting down makes them (SQLSTATE 57P01). */
+  serverShuttingDown = false;
 
   open(handlers: WalOutboxStreamHandlers): Promise<WalOutboxSession | null> {
     this.opens++;
@@ -49,9 +59,11 @@ class FakeSource implements WalOutboxSource {
           failures.map((f) => f.id),
         ),
       close: () => {
+        this.closes++;
         handlers.onClose(undefined);
         return Promise.resolve();
       },
+      serverGone: (error) => error instanceof ServerShutdownError,
     };
     return Promise.resolve(session);
   }
@@ -65,6 +77,7 @@ class FakeSource implements WalOutboxSource {
   }
 
   private record(apply: () => void, ids: readonly string[]): Promise<WalFencedResult> {
+    if (this.serverShuttingDown) return Promise.reject(new ServerShutdownError());
     if (this.failMarks > 0) {
       this.failMarks--;
       return Promise.reject(new Error('database unreachable'));
@@ -133,6 +146,26 @@ it('keeps outcomes it could not record and does not confirm until they are writt
   await waitUntil(() => source.confirmed === 70n, 'confirmed after the database is back');
   expect(source.sent).toEqual(['a']);
   expect(broker.published).toHaveLength(1);
+});
+
+it('ends the session when the server is going away instead of retrying the record on it (a shutting-down server waits for the confirmation), and streams again once it is back', async () => {
+  const source = new FakeSource();
+  const broker = new InMemoryBroker();
+  const r = start(source, broker);
+  await waitUntil(() => source.handlers !== undefined, 'streaming');
+  source.serverShuttingDown = true;
+  source.handlers!.onTransaction({ endLsn: 40n, messages: [msg('a', 'k')] });
+  // The replication connection is closed (the walsender, and so the shutdown, can finish).
+  await waitUntil(() => source.closes === 1 && r.stats.sessionsLost === 1, 'session ended');
+  expect(source.confirmed).toBe(0n);
+  expect(source.sent).toEqual([]);
+  // Back up: the new session streams again from the confirmed position, and records.
+  source.serverShuttingDown = false;
+  await waitUntil(() => source.opens >= 2 && r.stats.leader, 'a new session');
+  source.handlers!.onTransaction({ endLsn: 40n, messages: [msg('a', 'k')] });
+  await waitUntil(() => source.confirmed === 40n, 'confirmed on the new session');
+  expect(source.sent).toEqual(['a']);
+  expect(broker.published.map((m) => m.id)).toEqual(['a', 'a']);
 });
 
 it('stops streaming when fenced and opens a new session', async () => {

@@ -516,6 +516,8 @@ class WalSessionRun {
           // Database unreachable: keep the outcomes, try again shortly; nothing is confirmed.
           this.acked.unshift(...acked);
           this.dead.unshift(...dead);
+          if (this.isEnded) return;
+          if (this.session.serverGone?.(error) === true) return this.serverGone(error);
           this.r.logger.warn('outbox WAL relay could not record publish outcomes; retrying', {
             event: 'outbox.wal.record_error',
             relayId: this.r.relayId,
@@ -539,6 +541,22 @@ class WalSessionRun {
       this.recording = false;
       this.settle();
     }
+  }
+
+  /**
+   * The server is going away (shutting down, restarting) or cannot be reached: end the session
+   * instead of retrying the record on it. A server shutting down keeps its walsender, and so its
+   * shutdown, waiting until this client confirms everything streamed, which it cannot do before
+   * recording. Nothing is lost: the loop opens a new session once the server is back, which streams
+   * again from the confirmed position (duplicates within the unconfirmed window).
+   */
+  private serverGone(error: unknown): void {
+    this.r.logger.warn(
+      'outbox WAL relay cannot record publish outcomes: the database server is going away or unreachable; it ends the replication session and reconnects (unconfirmed messages are streamed again)',
+      { event: 'outbox.wal.server_gone', relayId: this.r.relayId, error: errorText(error) },
+    );
+    this.end(new Error(`outbox WAL relay: database server gone (${errorText(error)})`));
+    void this.session?.close().catch(() => undefined);
   }
 
   /** Another streamer holds the slot now: stop at once; what it streams includes our unconfirmed rest. */

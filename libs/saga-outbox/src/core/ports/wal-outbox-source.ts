@@ -39,6 +39,14 @@ export interface WalOutboxSession {
   deadLetter(failures: readonly { id: string; error: string }[]): Promise<WalFencedResult>;
   /** Ends the stream (idempotent); `onClose(undefined)` follows. */
   close(): Promise<void>;
+  /**
+   * Whether a failed `markSent` / `deadLetter` means the server is going away or cannot be reached
+   * (shutting down, restarting, connection refused or cut), rather than a passing failure. The relay
+   * then ends the session instead of retrying the record on it: a server shutting down waits for
+   * its replication client to confirm what it streamed, which the relay cannot do before recording,
+   * so retrying would hold the shutdown for ever. Optional: without it every failure is retried.
+   */
+  serverGone?(error: unknown): boolean;
 }
 
 /** Where the WAL relay gets its stream (PostgreSQL: persistence/postgres/postgres-wal-source.ts). */

@@ -52,6 +52,9 @@ export function createWalRelay(
         if (e.type === 'outbox.published') sent.add(e.messageId);
       });
       try {
+        // Claims a catch-up cut short left behind (the database went away before it recorded
+        // them): due again once their lease is over, as the polling relay's reaper would do.
+        await drain.reap();
         for (;;) {
           const round = await drain.runOnce();
           if (round.claimed === 0 || signal.aborted) return sent;

@@ -258,3 +258,29 @@ it('dead-letters a message the broker refuses, keeps it in the table and goes on
   // The dead letter is replayable through the usual API.
   await expect(ctx.store.replayDeadLetters({ ids: [ids[0]!] })).resolves.toEqual([ids[0]]);
 });
+
+it('finishes a row still claimed by a catch-up the database cut short when the stream delivers it again', async () => {
+  const broker = new InMemoryBroker();
+  const destination = `d-${randomUUID().slice(0, 8)}`;
+  const slot = slotName();
+  const first = startRelay(slot, broker);
+  await waitUntil(() => first.stats.leader, 'the slot exists', 15_000);
+  await first.stop();
+  // Committed after the confirmed position, then claimed (lease not over) as a catch-up that
+  // published it and could not record it before PostgreSQL went away leaves it.
+  const [id] = await ctx.commit({ destination, type: 't', key: 'k', payload: {} });
+  await ctx.dataSource.query(
+    `UPDATE sage.outbox_message
+     SET status = 'claimed', claim_token = gen_random_uuid(), lease_until = now() + interval '10 minutes'
+     WHERE id = $1`,
+    [id],
+  );
+  const second = startRelay(slot, broker);
+  await waitUntil(() => second.stats.sent === 1, 'the streamed row recorded');
+  expect(await statusOf([id!])).toEqual(['sent']);
+  const [row] = (await ctx.dataSource.query(
+    `SELECT claim_token, lease_until FROM sage.outbox_message WHERE id = $1`,
+    [id],
+  )) as { claim_token: string | null; lease_until: Date | null }[];
+  expect(row).toEqual({ claim_token: null, lease_until: null });
+});

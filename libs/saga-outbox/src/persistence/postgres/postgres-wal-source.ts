@@ -263,6 +263,10 @@ class PostgresWalSession implements WalOutboxSession {
     return { owner: row?.owner === true, ids: row?.ids ?? [] };
   }
 
+  serverGone(error: unknown): boolean {
+    return serverGoneError(error);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.sendStatus(false);
@@ -320,6 +324,44 @@ class PostgresWalSession implements WalOutboxSession {
       // The connection is gone; its end is reported through finish().
     }
   }
+}
+
+/** Node's socket errors for a server that is not there (any more). */
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+
+/**
+ * A write failed because the server is going away or cannot be reached: SQLSTATE class 57P
+ * (`admin_shutdown` when a fast shutdown terminates the session, `crash_shutdown`,
+ * `cannot_connect_now` while it shuts down or starts), class 08 (connection exception), a socket
+ * error, or node-postgres' own "Connection terminated" (the server closed the socket), also when
+ * TypeORM wrapped it (QueryFailedError keeps the driver's `code`; `driverError` the original).
+ */
+export function serverGoneError(error: unknown): boolean {
+  for (let e = error, depth = 0; e && typeof e === 'object' && depth < 4; depth++) {
+    const { code, message, driverError, cause } = e as {
+      code?: unknown;
+      message?: unknown;
+      driverError?: unknown;
+      cause?: unknown;
+    };
+    if (
+      typeof code === 'string' &&
+      (code.startsWith('57P') || code.startsWith('08') || UNREACHABLE.has(code))
+    )
+      return true;
+    if (typeof message === 'string' && /^Connection terminated\b/.test(message)) return true;
+    e = driverError ?? cause;
+  }
+  return false;
 }
 
 function toMessage(row: Record<string, string | null | undefined>): ClaimedOutboxMessage {

@@ -26,8 +26,11 @@ export interface FencedRow {
 
 /**
  * pending → sent for the messages the broker acknowledged. No claim came first: the WAL relay is
- * the only publisher of its rows while it holds the slot. Rows no longer pending (an operator
- * discarded them, the catch-up sent them) are left alone.
+ * the only publisher of its rows while it holds the slot. A row still `claimed` by a catch-up that
+ * the database's restart cut short (its lease not yet over) is finished too, its claim cleared
+ * (else it would stay claimed: nothing in WAL mode reaps); the stale claim's own mark then finds
+ * its token gone. Rows already sent or dead-lettered (an operator discarded them, the catch-up
+ * sent them) are left alone.
  */
 export function walMarkSent(
   t: OutboxTables,
@@ -38,7 +41,8 @@ export function walMarkSent(
       WITH holder AS (SELECT ${HOLDER} AS owner),
       marked AS (
         UPDATE ${t.outboxMessage}
-        SET status = '${OUTBOX_TRANSITIONS.walMarkSent.to}', sent_at = clock_timestamp()
+        SET status = '${OUTBOX_TRANSITIONS.walMarkSent.to}', sent_at = clock_timestamp(),
+            claim_token = NULL, lease_until = NULL
         WHERE id = ANY($1::uuid[]) AND status IN (${from('walMarkSent')})
           AND (SELECT owner FROM holder)
         RETURNING id)
@@ -61,7 +65,8 @@ export function walDeadLetter(
       failed AS (
         UPDATE ${t.outboxMessage} m
         SET status = '${OUTBOX_TRANSITIONS.walDeadLetter.to}', last_error = f.error,
-            attempts = m.attempts + 1, dead_lettered_at = clock_timestamp()
+            attempts = m.attempts + 1, dead_lettered_at = clock_timestamp(),
+            claim_token = NULL, lease_until = NULL
         FROM unnest($1::uuid[], $4::text[]) AS f (id, error)
         WHERE m.id = f.id AND m.status IN (${from('walDeadLetter')})
           AND (SELECT owner FROM holder)
