@@ -214,6 +214,11 @@ export const consumerThroughput: Scenario = {
                     retention: { enabled: false },
                     // Measured both ways (issue 17): SAGE_BENCH_INBOX_PREPARED=1 turns it on.
                     preparedStatements: process.env.SAGE_BENCH_INBOX_PREPARED === '1',
+                    // Issue 17: deliveries per inbox transaction where the broker batches (Kafka);
+                    // SAGE_BENCH_INBOX_BATCH_SIZE=1 measures one transaction per message.
+                    batchSize: process.env.SAGE_BENCH_INBOX_BATCH_SIZE
+                      ? Number(process.env.SAGE_BENCH_INBOX_BATCH_SIZE)
+                      : undefined,
                   },
                 }),
               ],

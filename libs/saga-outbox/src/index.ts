@@ -211,6 +211,7 @@ export type {
   PublishResult,
   DeliveredMessage,
   SubscribeOptions,
+  DeliveryBatchHandler,
   Subscription,
   DeadLetterReason,
   DeadLetteredMessage,
@@ -395,7 +396,12 @@ export { brokerFromUrl } from './nest/relay/broker-url';
 export type { BrokerUrlSecurity } from './nest/relay/broker-url';
 
 // Inbox
-export { InboxProcessor, DEFAULT_INBOX_MAX_ATTEMPTS } from './core/inbox/inbox-processor';
+export {
+  InboxProcessor,
+  DEFAULT_INBOX_MAX_ATTEMPTS,
+  DEFAULT_INBOX_BATCH_SIZE,
+  MAX_INBOX_BATCH_SIZE,
+} from './core/inbox/inbox-processor';
 export { InboxRetention, DEFAULT_INBOX_RETENTION_MS } from './core/inbox/inbox-retention';
 export type { InboxRetentionOptions } from './core/inbox/inbox-retention';
 export type { RetentionTuning } from './core/retention-loop';
@@ -425,6 +431,8 @@ export type {
   InboxHandlerContext,
   InboxResult,
   InboxProcessorStats,
+  InboxBatchDelivery,
+  InboxBatchResult,
 } from './core/inbox/inbox-processor';
 export type { InboxEvent, InboxEventType, InboxEventListener } from './core/inbox/inbox-events';
 export { InboxHandlerFailedError, InboxMessageIdMissingError } from './core/inbox/inbox-errors';

@@ -92,6 +92,21 @@ export class InMemoryInboxStore implements InboxStore<InMemoryTx> {
     return attempt;
   }
 
+  async markProcessedBatch(
+    tx: InMemoryTx,
+    consumer: string,
+    messageIds: readonly string[],
+  ): Promise<(number | null)[]> {
+    if (new Set(messageIds).size !== messageIds.length)
+      throw new Error('InMemoryInboxStore.markProcessedBatch: messageIds repeats an id');
+    // In key order, as the PostgreSQL statement takes the keys' locks: two overlapping batches
+    // never wait on each other in opposite orders.
+    const attempts = new Map<string, number | null>();
+    for (const messageId of [...messageIds].sort())
+      attempts.set(messageId, await this.markProcessed(tx, { consumer, messageId }));
+    return messageIds.map((messageId) => attempts.get(messageId) ?? null);
+  }
+
   recordFailure(failure: InboxFailure): Promise<InboxFailureOutcome> {
     const key = { consumer: failure.consumer, messageId: failure.messageId };
     this.throwFault('recordFailure', key);

@@ -34,6 +34,11 @@ export interface InboxStoreConformanceHarness<Tx = unknown> {
   create(): Promise<InboxStoreUnderTest<Tx>>;
   /** Once, after the last test. */
   teardown?(): Promise<void>;
+  /**
+   * False for a store without the optional `markProcessedBatch`: its tests are then not declared.
+   * Default true.
+   */
+  batches?: boolean;
 }
 
 /**
@@ -232,6 +237,88 @@ export function describeInboxStoreConformance<Tx>(
         expect(await u().committedWrites()).toHaveLength(1);
       });
     });
+
+    if (harness.batches !== false)
+      describe('batches (markProcessedBatch)', () => {
+        const markBatch = (tx: Tx, consumer: string, ids: readonly string[]) => {
+          const mark = store().markProcessedBatch?.bind(store());
+          if (!mark)
+            throw new Error('the store has no markProcessedBatch (harness: batches false)');
+          return mark(tx, consumer, ids);
+        };
+
+        it('records the new ids of one consumer at once: attempt per id in the order given, null for one the inbox holds; failures counted so far number the attempt and go with the commit', async () => {
+          const consumer = newKey().consumer;
+          const [done, failing, fresh] = [uuidv7(), uuidv7(), uuidv7()];
+          expect(await deliver({ consumer, messageId: done }, 'earlier')).toBe(1);
+          await fail({ consumer, messageId: failing }, 'once');
+          await fail({ consumer, messageId: failing }, 'twice');
+          const attempts = await store().transaction(async (tx) => {
+            const result = await markBatch(tx, consumer, [fresh, done, failing]);
+            await u().write(tx, 'batch');
+            return result;
+          });
+          expect(attempts).toEqual([1, null, 3]);
+          expect(await entry({ consumer, messageId: fresh })).toMatchObject({
+            status: 'processed',
+            attempts: 1,
+          });
+          expect(await entry({ consumer, messageId: failing })).toMatchObject({
+            status: 'processed',
+            attempts: 3,
+          });
+          expect(await store().getFailure({ consumer, messageId: failing })).toBeUndefined();
+          expect(await u().committedWrites()).toEqual(['earlier', 'batch']);
+          // Each is now a duplicate, for a single delivery and for a batch alike.
+          expect(await deliver({ consumer, messageId: fresh })).toBeNull();
+          expect(
+            await store().transaction((tx) => markBatch(tx, consumer, [failing, fresh])),
+          ).toEqual([null, null]);
+          expect(await store().transaction((tx) => markBatch(tx, consumer, []))).toEqual([]);
+        });
+
+        it('a batch that rolls back records nothing and keeps the failure counts', async () => {
+          const consumer = newKey().consumer;
+          const [a, b] = [uuidv7(), uuidv7()];
+          await fail({ consumer, messageId: b }, 'once');
+          const failure = new Error('a handler of the batch failed');
+          await expect(
+            store().transaction(async (tx) => {
+              expect(await markBatch(tx, consumer, [a, b])).toEqual([1, 2]);
+              await u().write(tx, 'rolled back');
+              throw failure;
+            }),
+          ).rejects.toBe(failure);
+          expect(await store().get({ consumer, messageId: a })).toBeUndefined();
+          expect(await store().get({ consumer, messageId: b })).toBeUndefined();
+          expect(await store().getFailure({ consumer, messageId: b })).toMatchObject({
+            attempts: 1,
+          });
+          expect(await u().committedWrites()).toEqual([]);
+          expect(await deliver({ consumer, messageId: b })).toBe(2);
+        });
+
+        it('only its consumer: the same ids of another consumer are new to it; a repeated id is refused', async () => {
+          const [one, two] = ['conformance.batch-one', 'conformance.batch-two'];
+          const ids = [uuidv7(), uuidv7()];
+          expect(await store().transaction((tx) => markBatch(tx, one, ids))).toEqual([1, 1]);
+          expect(await store().transaction((tx) => markBatch(tx, two, ids))).toEqual([1, 1]);
+          const id = uuidv7();
+          await expect(
+            store().transaction((tx) => markBatch(tx, one, [id, uuidv7(), id])),
+          ).rejects.toThrow(/repeats an id/);
+          expect(await store().get({ consumer: one, messageId: id })).toBeUndefined();
+        });
+
+        it('a dead letter is never handled again: null for a batch', async () => {
+          const key = newKey();
+          expect(await fail(key, 'poison', 1)).toEqual({ outcome: 'dead-lettered', attempts: 1 });
+          expect(
+            await store().transaction((tx) => markBatch(tx, key.consumer, [key.messageId])),
+          ).toEqual([null]);
+          expect(await entry(key)).toMatchObject({ status: 'dead_letter' });
+        });
+      });
 
     describe('failures', () => {
       it('counts failed attempts; the next attempt is numbered count + 1; handling it clears the count', async () => {

@@ -231,6 +231,14 @@ export class KafkaBroker implements Broker {
         fallback: this.consumerSettings.maxDeliveries,
         min: 1,
       }),
+      options.batch && {
+        maxSize: integerOption('subscribe.batch.maxSize', options.batch.maxSize, {
+          fallback: 1,
+          min: 1,
+          max: 1000,
+        }),
+        handle: (messages) => options.batch!.handle(messages),
+      },
     );
     this.consumers.add(consumer);
     try {

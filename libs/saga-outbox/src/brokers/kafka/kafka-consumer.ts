@@ -1,7 +1,11 @@
 import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Message } from 'kafkajs';
 import { DeliveryDeferredError } from '../../core/errors';
 import { errorText } from '../../core/error-text';
-import type { DeadLetterReason, DeliveredMessage } from '../../core/ports/broker';
+import type {
+  DeadLetterReason,
+  DeliveredMessage,
+  DeliveryBatchHandler,
+} from '../../core/ports/broker';
 import type { SageLogger } from '../../core/ports/logger';
 import { exponentialDelay } from '../backoff';
 import { withTimeout } from '../../core/with-timeout';
@@ -51,6 +55,12 @@ export interface KafkaConsumerContext {
  * whose handler failed `maxDeliveries` times (failures thrown as DeliveryDeferredError not
  * counted), is written to `${topic}.dlq` with its reason and position, then committed past: the
  * partition moves on. If the dead letter cannot be written, the record is retried like a failure.
+ *
+ * With a batch handler (SubscribeOptions.batch), consecutive records of a partition's fetch that
+ * decode and were never handed over before go to it together, up to its `maxSize`, in offset
+ * order; when it resolves true their offsets are resolved and committed as one (only after it
+ * resolved: a rebalance or shutdown meanwhile commits nothing of them). When it resolves false or
+ * rejects, the same records go through the per-message path above, one by one.
  */
 export class KafkaTopicConsumer {
   /** Why kafkajs gave up on this consumer (a crash it will not restart from), if it did. */
@@ -89,6 +99,7 @@ export class KafkaTopicConsumer {
     readonly group: string,
     private readonly handler: (message: DeliveredMessage) => Promise<void>,
     private readonly maxDeliveries: number,
+    private readonly batch?: DeliveryBatchHandler,
   ) {
     const s = context.settings;
     const consumer = (this.consumer = context.kafka.consumer({
@@ -166,30 +177,10 @@ export class KafkaTopicConsumer {
       });
     };
     if (this.seekBackToFailure(payload)) return;
-
-    for (const record of payload.batch.messages) {
-      if (!this.active || !payload.isRunning() || payload.isStale()) break;
-      const key = `${partition}:${record.offset}`;
-      const failed = this.failures.get(key) ?? { attempts: 0, counted: 0 };
-      const attempt = failed.attempts + 1;
-      const run = this.deliver(topic, partition, record, attempt, failed.counted);
-      this.running.add(run);
-      try {
-        await run;
-      } catch (error) {
-        const counted = failed.counted + (error instanceof DeliveryDeferredError ? 0 : 1);
-        this.failures.set(key, { attempts: attempt, counted });
-        // After a group join meanwhile, the new assignment starts from the committed offset anyway.
-        if (generation === this.generation) this.blocked.set(partition, record.offset);
-        // Commit what succeeded before it (never past it), then start again from this offset.
-        await commit();
-        this.redeliverLater(payload, generation, record, attempt, error);
-        return;
-      } finally {
-        this.running.delete(run);
-      }
-      this.failures.delete(key);
-      if (this.blocked.get(partition) === record.offset) this.blocked.delete(partition);
+    const records = payload.batch.messages;
+    const stopped = (): boolean => !this.active || !payload.isRunning() || payload.isStale();
+    /** Marks everything up to `record` handled, then heartbeats (a rebalance keeps what was handled). */
+    const handled = async (record: KafkaMessage): Promise<void> => {
       payload.resolveOffset(record.offset);
       handledUpTo = record.offset;
       try {
@@ -199,8 +190,124 @@ export class KafkaTopicConsumer {
         await commit().catch(() => undefined);
         throw error;
       }
+    };
+
+    let i = 0;
+    records: while (i < records.length) {
+      if (stopped()) break;
+      const chunk = this.batchAt(topic, partition, records, i);
+      if (chunk.length > 1 && (await this.deliverBatch(payload, chunk))) {
+        i += chunk.length;
+        await handled(chunk[chunk.length - 1]!.record);
+        continue;
+      }
+      // One at a time: no batch here, or the batch took no effect (its records go one by one).
+      for (const end = i + Math.max(chunk.length, 1); i < end; i++) {
+        if (stopped()) break records;
+        const record = records[i]!;
+        const key = `${partition}:${record.offset}`;
+        const failed = this.failures.get(key) ?? { attempts: 0, counted: 0 };
+        const attempt = failed.attempts + 1;
+        const run = this.deliver(topic, partition, record, attempt, failed.counted);
+        this.running.add(run);
+        try {
+          await run;
+        } catch (error) {
+          const counted = failed.counted + (error instanceof DeliveryDeferredError ? 0 : 1);
+          this.failures.set(key, { attempts: attempt, counted });
+          // After a group join meanwhile, the new assignment starts from the committed offset anyway.
+          if (generation === this.generation) this.blocked.set(partition, record.offset);
+          // Commit what succeeded before it (never past it), then start again from this offset.
+          await commit();
+          this.redeliverLater(payload, generation, record, attempt, error);
+          return;
+        } finally {
+          this.running.delete(run);
+        }
+        this.failures.delete(key);
+        if (this.blocked.get(partition) === record.offset) this.blocked.delete(partition);
+        await handled(record);
+      }
     }
     await commit();
+  }
+
+  /**
+   * The records from `from` on that can go to the batch handler together: consecutive, at most its
+   * `maxSize`, each one decoding to a message and never handed over before (a redelivery keeps its
+   * attempt count on the per-message path). Empty without a batch handler.
+   */
+  private batchAt(
+    topic: string,
+    partition: number,
+    records: readonly KafkaMessage[],
+    from: number,
+  ): { record: KafkaMessage; message: DeliveredMessage }[] {
+    const chunk: { record: KafkaMessage; message: DeliveredMessage }[] = [];
+    if (!this.batch) return chunk;
+    const maxBytes = this.context.settings.maxMessageBytes;
+    for (let i = from; i < records.length && chunk.length < this.batch.maxSize; i++) {
+      const record = records[i]!;
+      if (this.failures.has(`${partition}:${record.offset}`)) break;
+      const inbound = fromKafkaRecord(topic, record, maxBytes);
+      if (!inbound.ok) break;
+      chunk.push({ record, message: { ...inbound.message, deliveryAttempt: 1 } });
+    }
+    return chunk;
+  }
+
+  /**
+   * Hands `chunk` to the batch handler: true when every record took effect. Heartbeats meanwhile
+   * (a batch of slow handlers can outlast the session timeout, which would rebalance the group
+   * under it); a failed heartbeat is left to the one after the batch, which rejoins.
+   */
+  private async deliverBatch(
+    payload: EachBatchPayload,
+    chunk: readonly { record: KafkaMessage; message: DeliveredMessage }[],
+  ): Promise<boolean> {
+    const { topic, partition } = payload.batch;
+    const stopBeating = this.heartbeatWhile(payload);
+    const run = this.batch!.handle(chunk.map((c) => c.message)).catch((error: unknown) => {
+      this.context.logger.debug('Kafka batch handler failed; its records go one by one', {
+        broker: this.context.brokerName,
+        topic,
+        partition,
+        group: this.group,
+        fromOffset: chunk[0]?.record.offset,
+        records: chunk.length,
+        error: errorText(error),
+      });
+      return false;
+    });
+    const settled = run.then(() => undefined);
+    this.running.add(settled);
+    try {
+      return (await run) === true;
+    } finally {
+      stopBeating();
+      this.running.delete(settled);
+    }
+  }
+
+  /** Heartbeats every `heartbeatIntervalMs` until the returned function is called (single-flight). */
+  private heartbeatWhile(payload: EachBatchPayload): () => void {
+    let timer: NodeJS.Timeout | undefined;
+    let done = false;
+    const next = (): void => {
+      timer = setTimeout(() => {
+        void payload
+          .heartbeat()
+          .catch(() => undefined)
+          .finally(() => {
+            if (!done) next();
+          });
+      }, this.context.settings.heartbeatIntervalMs);
+    };
+    next();
+    return () => {
+      done = true;
+      clearTimeout(timer);
+    };
   }
 
   /**

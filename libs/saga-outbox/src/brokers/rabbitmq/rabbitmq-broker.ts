@@ -148,6 +148,14 @@ export class RabbitMqBroker implements Broker {
         fallback: this.settings.maxDeliveries,
         min: 1,
       }),
+      options.batch && {
+        maxSize: integerOption('subscribe.batch.maxSize', options.batch.maxSize, {
+          fallback: 1,
+          min: 1,
+          max: 1000,
+        }),
+        handle: (messages) => options.batch!.handle(messages),
+      },
     );
     await consumer.start();
     let stopping: Promise<void> | undefined;

@@ -3,7 +3,12 @@ import type { ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
 import { DeliveryDeferredError } from '../../core/errors';
 import { errorText } from '../../core/error-text';
 import type { BrokerUnavailableError } from '../../core/outbox/outbox-errors';
-import type { BrokerMessage, DeadLetterReason, DeliveredMessage } from '../../core/ports/broker';
+import type {
+  BrokerMessage,
+  DeadLetterReason,
+  DeliveredMessage,
+  DeliveryBatchHandler,
+} from '../../core/ports/broker';
 import { abortableSleep as sleep } from '../abortable-sleep';
 import { exponentialDelay } from '../backoff';
 import { withTimeout } from '../../core/with-timeout';
@@ -22,6 +27,21 @@ export interface RabbitMqConsumerContext {
 
 type Channel = ConfirmChannel;
 
+/** A delivery as received: the channel that delivered it (to ack on), the raw and decoded message. */
+interface Received {
+  channel: Channel;
+  raw: ConsumeMessage;
+  decoded: BrokerMessage;
+}
+
+/** Deliveries gathered for the batch handler; it holds their keys until it settles. */
+interface OpenBatch {
+  items: Received[];
+  keys: Set<string>;
+  run: Promise<void>;
+  start: () => void;
+}
+
 /**
  * One subscription: a consumer channel on `queue` (re-opened, re-declared and re-consumed by
  * amqp-connection-manager on reconnect), acking after the handler resolves. A failed handler is
@@ -32,6 +52,13 @@ type Channel = ConfirmChannel;
  * with its reason in `sage-dead-letter-*` headers (confirmed), then acked; if that publish fails it
  * goes back to the queue. If the consumer stops or its channel closes while waiting to retry, the
  * message goes back to the broker (requeue), and order across that redelivery is the broker's.
+ *
+ * With a batch handler (SubscribeOptions.batch), first deliveries (never delivered before) whose
+ * key is not held by a running message are gathered while they arrive in one I/O turn (up to its
+ * `maxSize`) and handed over together; the batch holds every key it contains until it settles,
+ * and later deliveries of those keys wait for it, so per-key order holds. When it resolves true
+ * each message is acked; when it resolves false or rejects, its messages go through the
+ * per-message path (retries, dead letters) in delivery order per key.
  */
 export class RabbitMqConsumer {
   private active = true;
@@ -46,6 +73,8 @@ export class RabbitMqConsumer {
   private readonly failures = new Map<string, number>();
   private wrapper: ChannelWrapper | undefined;
   private consumerTag: string | undefined;
+  /** The batch still gathering deliveries (SubscribeOptions.batch), if any. */
+  private open: OpenBatch | undefined;
 
   constructor(
     private readonly context: RabbitMqConsumerContext,
@@ -53,6 +82,7 @@ export class RabbitMqConsumer {
     private readonly queue: string,
     private readonly handler: (message: DeliveredMessage) => Promise<void>,
     private readonly maxDeliveries: number,
+    private readonly batch?: DeliveryBatchHandler,
   ) {}
 
   /** Opens the consumer channel and starts consuming; rejects (channel closed) if it cannot within the operation timeout. */
@@ -132,7 +162,105 @@ export class RabbitMqConsumer {
       return;
     }
     const decoded = inbound.message;
+    if (this.batch && this.joinBatch({ channel, raw, decoded })) return;
     this.track(decoded.key, () => this.handleDelivery(channel, raw, decoded));
+  }
+
+  /**
+   * Adds a first delivery to the open batch (opening one), unless its key is held by a message
+   * outside that batch or it was delivered before (its attempt count is the per-message path's).
+   * False: the caller handles it on its own.
+   */
+  private joinBatch(received: Received): boolean {
+    const { raw, decoded } = received;
+    const quorum = this.context.settings.queueType === 'quorum';
+    if (this.firstAttempt(raw, decoded, quorum) !== 1) return false;
+    const key = decoded.key;
+    let open = this.open;
+    // Held by anything but the open batch (a message before it, or one queued behind it): wait.
+    const tail = key === null ? undefined : this.tails.get(key);
+    if (tail !== undefined && tail !== open?.run) return false;
+    if (!open) open = this.openBatch();
+    open.items.push(received);
+    if (key !== null && !open.keys.has(key)) {
+      open.keys.add(key);
+      this.tails.set(key, open.run);
+    }
+    if (open.items.length >= this.batchLimit()) open.start();
+    return true;
+  }
+
+  /**
+   * Most deliveries per batch: the handler's `maxSize`, and at most a quarter of the prefetch
+   * window, so that while one batch runs (its messages unacked) the broker still delivers enough
+   * for others to run beside it, as messages of different keys do one by one.
+   */
+  private batchLimit(): number {
+    return Math.max(
+      2,
+      Math.min(this.batch!.maxSize, Math.floor(this.context.settings.prefetch / 4)),
+    );
+  }
+
+  /** A new batch: it starts after the deliveries of this I/O turn, or once full. */
+  private openBatch(): OpenBatch {
+    let start!: () => void;
+    const started = new Promise<void>((resolve) => (start = resolve));
+    const batch: OpenBatch = {
+      items: [],
+      keys: new Set(),
+      start: () => {
+        if (this.open === batch) this.open = undefined;
+        start();
+      },
+      run: started.then(() => this.runBatch(batch.items)),
+    };
+    this.open = batch;
+    setImmediate(batch.start);
+    this.running.add(batch.run);
+    void batch.run.finally(() => {
+      this.running.delete(batch.run);
+      for (const key of batch.keys) if (this.tails.get(key) === batch.run) this.tails.delete(key);
+    });
+    return batch;
+  }
+
+  /**
+   * Hands the deliveries to the batch handler and acks them all when it took them; otherwise
+   * handles each through the per-message path, one key after another in delivery order (different
+   * keys at once, as they would have run).
+   */
+  private async runBatch(items: readonly Received[]): Promise<void> {
+    const handed =
+      this.active &&
+      items.length > 1 &&
+      (await this.batch!.handle(items.map((i) => ({ ...i.decoded, deliveryAttempt: 1 }))).catch(
+        (error: unknown) => {
+          this.context.settings.logger.debug('rabbitmq batch handler failed; one by one now', {
+            broker: this.context.settings.name,
+            queue: this.queue,
+            messages: items.length,
+            error: errorText(error),
+          });
+          return false;
+        },
+      )) === true;
+    if (handed) {
+      for (const { channel, raw } of items) settle(() => channel.ack(raw));
+      return;
+    }
+    // Per key in delivery order; a message without a key is a lane of its own (they run at once).
+    const lanes = new Map<string | Received, Received[]>();
+    for (const item of items) {
+      const lane = item.decoded.key ?? item;
+      lanes.set(lane, [...(lanes.get(lane) ?? []), item]);
+    }
+    await Promise.all(
+      [...lanes.values()].map(async (lane) => {
+        for (const { channel, raw, decoded } of lane)
+          await this.handleDelivery(channel, raw, decoded);
+      }),
+    );
   }
 
   /** Runs `work` after the previous work of `key` (none for null), tracked until it settles. */

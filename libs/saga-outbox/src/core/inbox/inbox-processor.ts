@@ -17,6 +17,15 @@ export const DEFAULT_INBOX_MAX_ATTEMPTS = 5;
 /** Longest error text kept in the inbox; handler errors can embed whole payloads. */
 export const MAX_INBOX_ERROR_LENGTH = 2000;
 
+/**
+ * Deliveries handled in one transaction at most (InboxProcessorOptions.batchSize): one dedup
+ * statement and one commit per batch instead of per message.
+ */
+export const DEFAULT_INBOX_BATCH_SIZE = 64;
+
+/** The largest `batchSize` accepted: a longer transaction holds its inbox keys' locks longer. */
+export const MAX_INBOX_BATCH_SIZE = 1000;
+
 /** The longest consumer name and message id accepted (both are part of the primary key). */
 export const MAX_INBOX_KEY_LENGTH = MAX_MESSAGE_ID_LENGTH;
 
@@ -24,9 +33,24 @@ export interface InboxProcessorOptions<Tx> {
   store: InboxStore<Tx>;
   /** Default for every consumer; `process()` can override it per call. Default 5. */
   maxAttempts?: number;
+  /**
+   * Most deliveries `processBatch` takes in one transaction (1 to 1000). Default 64. 1 turns
+   * batches off: every delivery gets a transaction of its own.
+   */
+  batchSize?: number;
   logger?: SageLogger;
   clock?: Clock;
 }
+
+/** One delivery of a batch (processBatch): its message id and its handler. */
+export interface InboxBatchDelivery<Tx, T> {
+  messageId: string;
+  handle: InboxHandler<Tx, T>;
+}
+
+/** How one delivery of a committed batch ended. */
+export type InboxBatchResult<T> =
+  { outcome: 'processed'; attempt: number; value: T } | { outcome: 'duplicate' };
 
 /** One delivery of one message to one consumer. */
 export interface InboxDelivery {
@@ -90,6 +114,8 @@ const DUPLICATE = Symbol('duplicate');
 export class InboxProcessor<Tx> {
   readonly stats: InboxProcessorStats = { processed: 0, duplicates: 0, failed: 0, deadLettered: 0 };
   readonly maxAttempts: number;
+  /** Most deliveries per batch (1: no batches). */
+  readonly batchSize: number;
   private readonly store: InboxStore<Tx>;
   private readonly logger: SageLogger;
   private readonly clock: Clock;
@@ -99,6 +125,7 @@ export class InboxProcessor<Tx> {
     if (!options?.store) throw new InvalidOptionsError('store', 'InboxProcessor needs a store');
     this.store = options.store;
     this.maxAttempts = validateMaxAttempts(options.maxAttempts ?? DEFAULT_INBOX_MAX_ATTEMPTS);
+    this.batchSize = validateInboxBatchSize(options.batchSize ?? DEFAULT_INBOX_BATCH_SIZE);
     this.logger = options.logger ?? silentLogger;
     this.clock = options.clock ?? systemClock;
   }
@@ -168,6 +195,90 @@ export class InboxProcessor<Tx> {
         error,
       );
     }
+  }
+
+  /**
+   * Handles several deliveries to `consumer` in ONE transaction, in the order given (a broker's
+   * batch, e.g. one Kafka partition's): one dedup statement for all (store.markProcessedBatch),
+   * then each new delivery's handler in turn with that transaction, then one commit. A delivery
+   * whose id is already in the inbox, or that repeats an earlier id of the batch, is a duplicate
+   * (its handler does not run). Events, stats and logs are those of `process()`, per delivery,
+   * after the commit.
+   *
+   * All or nothing: when a handler throws, or the dedup or the commit fails, everything rolls back,
+   * nothing is counted or recorded, and it resolves undefined: the caller then hands each delivery
+   * to `process()` on its own, which counts, retries and dead-letters as usual (a failing handler
+   * thus runs once more alone before its failure is counted). Undefined too when the store has no
+   * markProcessedBatch. At most `batchSize` deliveries (InvalidOptionsError `batchSize` beyond);
+   * bad ids reject as in `process()`, before anything is written.
+   */
+  async processBatch<T>(
+    consumer: string,
+    deliveries: readonly InboxBatchDelivery<Tx, T>[],
+  ): Promise<InboxBatchResult<T>[] | undefined> {
+    for (const d of deliveries) validateDelivery({ consumer, messageId: d.messageId });
+    const name = validateConsumerName(consumer);
+    if (deliveries.length > this.batchSize)
+      throw new InvalidOptionsError(
+        'batchSize',
+        `processBatch got ${deliveries.length} deliveries; at most batchSize (${this.batchSize}) go in one transaction. Split the batch, or raise batchSize.`,
+      );
+    if (deliveries.length === 0) return [];
+    const store = this.store;
+    if (!store.markProcessedBatch) return undefined;
+    const ids = [...new Set(deliveries.map((d) => d.messageId))];
+    const started = this.clock.now();
+    let results: InboxBatchResult<T>[];
+    try {
+      results = await store.transaction(async (tx) => {
+        const attempts = await store.markProcessedBatch!(tx, name, ids);
+        const fresh = new Map(ids.map((id, i) => [id, attempts[i] ?? null]));
+        const out: InboxBatchResult<T>[] = [];
+        for (const { messageId, handle } of deliveries) {
+          const attempt = fresh.get(messageId) ?? null;
+          if (attempt === null) {
+            out.push({ outcome: 'duplicate' });
+            continue;
+          }
+          fresh.set(messageId, null); // a second copy in the batch is a duplicate
+          const value = await handle({ tx, consumer: name, messageId, attempt });
+          out.push({ outcome: 'processed', attempt, value });
+        }
+        return out;
+      });
+    } catch (error) {
+      this.logger.debug('inbox: batch rolled back; its deliveries go one by one', {
+        event: 'inbox.batch_rolled_back',
+        consumer: name,
+        deliveries: deliveries.length,
+        error: errorText(error),
+      });
+      return undefined;
+    }
+    const at = this.clock.now();
+    results.forEach((result, i) => {
+      const messageId = deliveries[i]!.messageId;
+      if (result.outcome === 'duplicate') {
+        this.stats.duplicates++;
+        this.logger.debug('inbox: duplicate delivery skipped', {
+          event: 'inbox.duplicate',
+          consumer: name,
+          messageId,
+        });
+        this.emit({ type: 'inbox.duplicate', consumer: name, messageId, at });
+        return;
+      }
+      this.stats.processed++;
+      this.emit({
+        type: 'inbox.processed',
+        consumer: name,
+        messageId,
+        attempt: result.attempt,
+        durationMs: at - started,
+        at,
+      });
+    });
+    return results;
   }
 
   /**
@@ -313,6 +424,11 @@ export class InboxProcessor<Tx> {
 
 export function validateMaxAttempts(value: number, option = 'maxAttempts'): number {
   return positiveInteger(option, value);
+}
+
+/** Checks InboxProcessorOptions.batchSize (`option` names it in the error). */
+export function validateInboxBatchSize(value: number, option = 'batchSize'): number {
+  return positiveInteger(option, value, MAX_INBOX_BATCH_SIZE);
 }
 
 /** The message to keep with a failure: built now if it was given as a function. */

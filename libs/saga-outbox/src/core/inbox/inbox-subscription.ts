@@ -13,8 +13,12 @@ import type { InboxHandlerContext, InboxProcessor } from './inbox-processor';
 import { readableMessage } from './readable-message';
 import { contractCheckedMessage, type IncomingContracts } from './contract-checked-message';
 
-/** What a subscription needs of the inbox: InboxProcessor's `process`, `deadLetter` and `maxAttempts`. */
-export type InboxPort<Tx> = Pick<InboxProcessor<Tx>, 'process' | 'deadLetter' | 'maxAttempts'>;
+/**
+ * What a subscription needs of the inbox: InboxProcessor's `process`, `deadLetter` and
+ * `maxAttempts`; `processBatch` and `batchSize` too for batches (without them: none).
+ */
+export type InboxPort<Tx> = Pick<InboxProcessor<Tx>, 'process' | 'deadLetter' | 'maxAttempts'> &
+  Partial<Pick<InboxProcessor<Tx>, 'processBatch' | 'batchSize'>>;
 
 /**
  * One consumer of one broker destination whose every delivery goes through the inbox: an
@@ -62,6 +66,11 @@ export interface InboxSubscriptionsOptions<Tx> {
    * `contract-version-unknown`), never handled.
    */
   contracts?: IncomingContracts;
+  /**
+   * Let brokers that can (Kafka, RabbitMQ) hand deliveries over in batches, each handled in one inbox
+   * transaction (deliverBatchThroughInbox, up to the inbox's `batchSize`). Default false.
+   */
+  batches?: boolean;
 }
 
 /**
@@ -158,6 +167,57 @@ export async function deliverThroughInbox<Tx, T>(
   );
 }
 
+/**
+ * Delivers consecutive messages to `endpoint` through the inbox in ONE transaction
+ * (InboxProcessor.processBatch), in the order given, each handler in its own tracing span. Resolves
+ * true when all of them took effect (committed, or duplicates): the broker acknowledges them all.
+ * Resolves false when none did and nothing was recorded: a handler threw (all rolled back), the
+ * transaction failed, or a message needs more than a plain handling (an unusable id, a refusal by
+ * `verify`, data it cannot decrypt, a contract it breaks, a key store it cannot reach). The broker
+ * then delivers each one through deliverThroughInbox, which counts, retries and dead-letters as
+ * usual, so one poison message never undoes nor holds up the others beyond that fallback.
+ */
+export async function deliverBatchThroughInbox<Tx, T>(
+  endpoint: InboxEndpoint<Tx, T>,
+  messages: readonly DeliveredMessage[],
+  options: InboxSubscriptionsOptions<Tx>,
+): Promise<boolean> {
+  const { consumer } = endpoint;
+  const processBatch = options.inbox.processBatch?.bind(options.inbox);
+  if (!processBatch) return false;
+  const tracer = options.tracer ?? NO_TRACING;
+  const accepted: DeliveredMessage[] = [];
+  for (const message of messages) {
+    if (messageIdProblem(message.id) !== undefined) return false;
+    try {
+      if (refusalOf(endpoint, message) !== undefined) return false;
+      const readable = await readableMessage(message, options.protector);
+      if (readable instanceof DataUnreadableError) return false;
+      const checked = contractCheckedMessage(readable, options.contracts);
+      if (checked instanceof MessageRefusedError) return false;
+      accepted.push(checked);
+    } catch {
+      return false; // deliverThroughInbox reports it (deliveryError) and defers the message
+    }
+  }
+  const results = await processBatch(
+    consumer,
+    messages.map((message, i) => ({
+      messageId: message.id,
+      // The message's traceparent makes its handler part of the producer's trace.
+      handle: (context: InboxHandlerContext<Tx>) =>
+        tracer.inboxHandling(consumer, message.id, message, () =>
+          endpoint.handle(accepted[i]!, context),
+        ),
+    })),
+  );
+  if (results === undefined) return false;
+  results.forEach((result, i) => {
+    if (result.outcome === 'processed') endpoint.committed?.(result.value, accepted[i]!);
+  });
+  return true;
+}
+
 /** The reason `endpoint.verify` refuses `message` with, or undefined when it passes (or there is no check). */
 function refusalOf<Tx>(
   endpoint: InboxEndpoint<Tx, unknown>,
@@ -227,6 +287,8 @@ export class InboxSubscriptions<Tx> {
     onSubscribed?: (endpoint: E) => void,
   ): Promise<void> {
     const made: Subscription[] = [];
+    const { inbox, batches } = this.options;
+    const batchSize = batches && inbox.processBatch ? (inbox.batchSize ?? 1) : 1;
     try {
       for (const endpoint of endpoints) {
         made.push(
@@ -238,6 +300,13 @@ export class InboxSubscriptions<Tx> {
               // The inbox dead-letters after maxAttempts; the adapter's cap only catches what the
               // inbox could not count, so it is set well above.
               maxDeliveries: 2 * (endpoint.maxAttempts ?? this.options.inbox.maxAttempts),
+              ...(batchSize > 1 && {
+                batch: {
+                  maxSize: batchSize,
+                  handle: (messages: readonly DeliveredMessage[]) =>
+                    deliverBatchThroughInbox(endpoint, messages, this.options),
+                },
+              }),
             },
           ),
         );

@@ -59,6 +59,25 @@ export interface SubscribeOptions {
    * so it dead-letters first and the adapter's cap only catches what the inbox could not count.
    */
   maxDeliveries?: number;
+  /**
+   * Optional: lets the adapter hand several consecutive deliveries over at once (the inbox then
+   * handles them in one transaction). An adapter that cannot batch ignores it and calls the
+   * per-message handler only, which stays the reference: same messages, same order.
+   */
+  batch?: DeliveryBatchHandler;
+}
+
+/**
+ * SubscribeOptions.batch. The adapter passes up to `maxSize` deliveries that must take effect in
+ * the order given (Kafka: consecutive records of one partition, none of them redelivered after a
+ * failure). `handle` resolves true when every one of them took effect: the adapter acknowledges
+ * them all. It resolves false, or rejects, when none did (nothing was acknowledged or recorded):
+ * the adapter then hands each of them to the per-message handler in order, with its usual
+ * redelivery, back-off and dead letters.
+ */
+export interface DeliveryBatchHandler {
+  readonly maxSize: number;
+  handle(messages: readonly DeliveredMessage[]): Promise<boolean>;
 }
 
 /**

@@ -79,6 +79,19 @@ export interface InboxDeadLetterPage {
 export interface InboxStore<Tx = unknown> {
   transaction<T>(body: (tx: Tx) => Promise<T>): Promise<T>;
   markProcessed(tx: Tx, key: InboxKey): Promise<number | null>;
+  /**
+   * Optional batch form of `markProcessed`, for several deliveries handled in one transaction
+   * (InboxProcessor.processBatch): records `consumer`'s distinct `messageIds` inside `tx` in one
+   * round trip, with markProcessed's semantics for each (waits on a concurrent uncommitted row of
+   * the same key; clears the failure records inside `tx`). Returns, aligned with `messageIds`, each
+   * one's attempt number, or null for a duplicate. Rejects when `messageIds` repeats an id. A store
+   * without it gets no batches: every delivery goes through `markProcessed`.
+   */
+  markProcessedBatch?(
+    tx: Tx,
+    consumer: string,
+    messageIds: readonly string[],
+  ): Promise<(number | null)[]>;
   recordFailure(failure: InboxFailure): Promise<InboxFailureOutcome>;
 
   // Inspection / operations ----------------------------------------------------------------------

@@ -182,6 +182,9 @@ const inboxStatus = (app: INestApplication, consumer: string, messageId: string)
 
 // ------------------------------------------------------------------------------------------ tests
 
+/** SubscribeOptions.batch as the inbox subscriptions pass it. */
+const batchOf = (maxSize: number) => ({ maxSize, handle: expect.any(Function) as unknown });
+
 describe('@IdempotentHandler', () => {
   it('subscribes each handler with its consumer name as the group; the default name is ClassName.methodName', async () => {
     const broker = new InMemoryBroker();
@@ -194,9 +197,10 @@ describe('@IdempotentHandler', () => {
     ]);
     expect(explorer.subscribed).toBe(2);
     expect(subscribe.mock.calls.map((call) => [call[0], call[2]])).toEqual([
-      // The adapter's delivery cap is twice the inbox's attempts (3 for charge, the default 5).
-      [ORDERS, { group: 'payments.charge', maxDeliveries: 6 }],
-      [ORDERS, { group: 'PaymentsConsumer.audit', maxDeliveries: 10 }],
+      // The adapter's delivery cap is twice the inbox's attempts (3 for charge, the default 5);
+      // brokers that batch may hand over up to the inbox's batchSize (default 64) at once.
+      [ORDERS, { group: 'payments.charge', maxDeliveries: 6, batch: batchOf(64) }],
+      [ORDERS, { group: 'PaymentsConsumer.audit', maxDeliveries: 10, batch: batchOf(64) }],
     ]);
 
     const message = order();

@@ -6,6 +6,7 @@ import type { InboxEventListener } from '../../core/inbox/inbox-events';
 import {
   InboxProcessor,
   validateConsumerName,
+  validateInboxBatchSize,
   type InboxProcessorStats,
   type InboxResult,
 } from '../../core/inbox/inbox-processor';
@@ -85,6 +86,10 @@ export class InboxService {
     this.processor = new InboxProcessor<EntityManager>({
       store,
       maxAttempts: options?.maxAttempts,
+      batchSize:
+        options?.batchSize === undefined
+          ? undefined
+          : validateInboxBatchSize(options.batchSize, 'inbox.batchSize'),
       logger: new NestSageLogger('SageInbox'),
     });
   }

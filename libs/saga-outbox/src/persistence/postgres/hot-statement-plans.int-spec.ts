@@ -296,6 +296,20 @@ describe(`hot statements on ${ROWS.toLocaleString('en')} rows per table`, () => 
       expect(insert?.arbiterIndexes).toEqual(['inbox_message_pkey']);
     });
 
+    it('deduplicates a batch of deliveries against the primary key in one statement', async () => {
+      const plan = await expectPlan(
+        inboxSql.markInboxProcessedBatch(inbox, {
+          consumer: 'consumer-3',
+          messageIds: Array.from({ length: 64 }, () => randomUUID()),
+        }),
+        { indexes: ['inbox_failure_pkey'], maxRows: 1_000 },
+      );
+      const insert = plan.nodes.find(
+        (n) => n.nodeType === 'ModifyTable' && n.relation === 'inbox_message',
+      );
+      expect(insert?.arbiterIndexes).toEqual(['inbox_message_pkey']);
+    });
+
     it('records a failure after a primary-key probe of the inbox', async () => {
       await expectPlan(
         inboxSql.recordInboxFailure(inbox, {

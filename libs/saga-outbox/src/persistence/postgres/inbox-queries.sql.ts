@@ -74,6 +74,44 @@ export function markInboxProcessed(
   };
 }
 
+/**
+ * markInboxProcessed for several messages of one consumer at once (InboxProcessor.processBatch:
+ * one transaction for a batch the broker handed over), in one round trip:
+ * - `ins`: one multi-row INSERT ... ON CONFLICT DO NOTHING from the id array. The ids are distinct
+ *   (the caller dedups) and inserted in id order, so two overlapping batches take the keys' index
+ *   locks in the same order and never deadlock; a key held by another open transaction is waited
+ *   for, as in markInboxProcessed (commit → not returned, a duplicate; rollback → inserted).
+ * - `prior`: each new row's attempt number is its failures counted so far + 1.
+ * - `cleared`: the failure records of the rows inserted go in the same transaction (looked up by
+ *   the primary key with the id array, as `prior`).
+ * Returns only the new messages, with their attempt; an id not returned is a duplicate.
+ */
+export function markInboxProcessedBatch(
+  t: InboxTables,
+  p: { consumer: string; messageIds: readonly string[] },
+): Statement<{ message_id: string; attempt: number }> {
+  return {
+    text: `
+      WITH prior AS (
+        SELECT message_id, attempts FROM ${t.inboxFailure}
+        WHERE consumer = $1 AND message_id = ANY($2::text[])
+      ), ins AS (
+        INSERT INTO ${t.inboxMessage} (consumer, message_id, attempts)
+        SELECT $1, b.message_id, COALESCE(prior.attempts, 0) + 1
+        FROM unnest($2::text[]) AS b(message_id) LEFT JOIN prior USING (message_id)
+        ORDER BY b.message_id
+        ON CONFLICT (consumer, message_id) DO NOTHING
+        RETURNING message_id, attempts
+      ), cleared AS (
+        DELETE FROM ${t.inboxFailure}
+        WHERE consumer = $1 AND message_id = ANY($2::text[])
+          AND message_id IN (SELECT message_id FROM ins)
+      )
+      SELECT message_id, attempts AS attempt FROM ins`,
+    values: [p.consumer, [...p.messageIds]],
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // failures (own transaction, after the handler's rolled back)
 // ---------------------------------------------------------------------------------------------

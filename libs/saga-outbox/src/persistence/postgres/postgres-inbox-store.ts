@@ -95,6 +95,27 @@ export class PostgresInboxStore implements InboxStore<EntityManager> {
     return row?.attempt ?? null;
   }
 
+  async markProcessedBatch(
+    tx: EntityManager,
+    consumer: string,
+    messageIds: readonly string[],
+  ): Promise<(number | null)[]> {
+    const runner = tx.queryRunner;
+    if (!runner?.isTransactionActive)
+      throw new Error(
+        'PostgresInboxStore.markProcessedBatch needs an EntityManager in a transaction',
+      );
+    if (new Set(messageIds).size !== messageIds.length)
+      throw new Error('PostgresInboxStore.markProcessedBatch: messageIds repeats an id');
+    if (messageIds.length === 0) return [];
+    const rows = await run(
+      runner,
+      q.markInboxProcessedBatch(this.tables, { consumer, messageIds }),
+    );
+    const attempts = new Map(rows.map((r) => [r.message_id, r.attempt]));
+    return messageIds.map((id) => attempts.get(id) ?? null);
+  }
+
   async recordFailure(failure: InboxFailure): Promise<InboxFailureOutcome> {
     const key = { consumer: failure.consumer, messageId: failure.messageId };
     return this.dataSource.transaction(async (manager) => {
