@@ -46,9 +46,15 @@ const PLOTS_DIR = path.join(ROOT, 'docs', 'benchmarks');
  * - outbox-retention: 30 s each with retention, with retention + VACUUM, without ≈ 1.7 minutes;
  * - outbox-broker-throughput: 3 brokers × 3 worker counts × (2 relay + 2 raw + 1 raw-relay-loop
  *   drains of 20,000 messages) ≈ 2 minutes;
- * - outbox-commit-to-ack: (3 brokers at 1,000 msg/s + 2 more rates on one) × 2 variants (3 with the
- *   optimistic sender) × 2 slices of (1 s + 3 s) ≈ 1.5 minutes;
- * - peer-pg-transactional-outbox: 2,000-message drains and 6 s at 100 msg/s per library ≈ 0.5 minute.
+ * - outbox-wal-relay-throughput: 3 brokers × 2 × (polling relay, WAL relay, raw client drains of
+ *   20,000 messages) ≈ 2.5 minutes (quick: 5,000 messages, one drain each, ≈ 0.5 minute);
+ * - outbox-backlog-scaling: 1, 2, 4 relays × (5 drains of 1,000 + one of 100,000) ≈ 3 minutes
+ *   (quick: 3 × 1,000 and 10,000 ≈ 0.5 minute);
+ * - outbox-commit-to-ack: (3 brokers at 1,000 msg/s + 100 and 5,000 on one) × 5 variants (polling
+ *   relay, WAL relay, optimistic, raw relay loop, raw client) × 2 slices of (1 s + 3 s), each slice
+ *   with its reset and settle ≈ 7 minutes (quick: + 100 only, one slice ≈ 3.5 minutes);
+ * - peer-pg-transactional-outbox: 2,000-message drains and 6 s at 100 msg/s for Sage and the peer's
+ *   polling and logical-replication listeners ≈ 1.5 minutes.
  * - data-protection-cost: 3 concurrency points × 2 sides (encryption on / off) × (3 s + 6 s + 1 s),
  *   then 2 × 2 write + drain trials of 10,000 messages ≈ 1.5 minutes (quick: 2 points, 2,000 messages).
  * - contract-validation-cost: 2 × (1 + 4) publish trials of 10,000 messages, 2 × (1 + 4) inbox
@@ -89,7 +95,7 @@ const PROFILES: Record<Exclude<ProfileName, 'soak'>, Profile> = {
       rawRelayDrains: true,
       perBrokerRate: 1_000,
       matrixBroker: 'kafka',
-      matrixRates: [100, 1_000, 10_000],
+      matrixRates: [100, 1_000],
       latencyDurationMs: 3_000,
       latencySlices: 1,
       latencyWarmupMs: 500,
@@ -112,6 +118,14 @@ const PROFILES: Record<Exclude<ProfileName, 'soak'>, Profile> = {
       checkMessages: 5_000,
     },
     consumers: { messages: 2_000, repetitions: 1 },
+    relayModes: {
+      drainMessages: 5_000,
+      drainRepetitions: 1,
+      backlogLarge: 10_000,
+      backlogSmall: 1_000,
+      backlogRelayCounts: [1, 2, 4],
+      backlogSmallRepetitions: 3,
+    },
   },
   default: {
     name: 'default',
@@ -143,7 +157,7 @@ const PROFILES: Record<Exclude<ProfileName, 'soak'>, Profile> = {
       rawRelayDrains: true,
       perBrokerRate: 1_000,
       matrixBroker: 'kafka',
-      matrixRates: [100, 1_000, 10_000],
+      matrixRates: [100, 1_000, 5_000],
       latencyDurationMs: 6_000,
       latencySlices: 2,
       latencyWarmupMs: 1_000,
@@ -166,6 +180,14 @@ const PROFILES: Record<Exclude<ProfileName, 'soak'>, Profile> = {
       checkMessages: 20_000,
     },
     consumers: { messages: 10_000, repetitions: 2 },
+    relayModes: {
+      drainMessages: 20_000,
+      drainRepetitions: 2,
+      backlogLarge: 100_000,
+      backlogSmall: 1_000,
+      backlogRelayCounts: [1, 2, 4],
+      backlogSmallRepetitions: 5,
+    },
   },
 };
 
@@ -186,7 +208,7 @@ const USAGE = `Usage: npm run bench -- [options]
                               run at 1,000 msg/s (--soak-minutes N to change; --scenario soak alone)
   --brokers kafka,rabbitmq,nats  real brokers to measure (default: every one configured by
                               SAGE_KAFKA_BROKERS, SAGE_RABBITMQ_URL, SAGE_NATS_URL)
-  --scenario NAME             run one scenario (${SCENARIOS.map((s) => s.name).join(', ')})
+  --scenario NAME[,NAME]      run these scenarios only (${SCENARIOS.map((s) => s.name).join(', ')})
   --concurrency 1,16,64       override the concurrency points
   --warmup-ms N               override the warm-up per point
   --duration-ms N             saga scenarios: measured time per system and point;
@@ -298,16 +320,20 @@ async function main(): Promise<void> {
         soakMinutes !== undefined ? soakMinutes * 60_000 : base.brokers!.soakDurationMs,
     },
   };
-  if (values.scenario === 'soak' && profile.brokers!.soakDurationMs === 0)
+  if (
+    values.scenario?.split(',').some((name) => name.trim() === 'soak') &&
+    profile.brokers!.soakDurationMs === 0
+  )
     throw new Error('the soak needs a length: --profile soak, or --soak-minutes N');
   if (!Number.isInteger(profile.warmupMs) || profile.warmupMs < 0)
     throw new Error('--warmup-ms must be an integer >= 0');
   const poolSize = positiveInt('pool-size', values['pool-size']) ?? 10;
   const maxConcurrentSagas = positiveInt('max-concurrent-sagas', values['max-concurrent-sagas']);
-  const scenarios = values.scenario
-    ? SCENARIOS.filter((s) => s.name === values.scenario)
+  const wanted = values.scenario?.split(',').map((name) => name.trim());
+  const scenarios = wanted
+    ? SCENARIOS.filter((s) => wanted.includes(s.name))
     : SCENARIOS.filter((s) => s.enabled?.(profile) ?? true);
-  if (!scenarios.length) {
+  if (!scenarios.length || (wanted && scenarios.length < new Set(wanted).size)) {
     throw new Error(
       `unknown scenario ${JSON.stringify(values.scenario)}; known: ${SCENARIOS.map((s) => s.name).join(', ')}`,
     );
@@ -338,6 +364,7 @@ async function main(): Promise<void> {
   const results: ScenarioResult[] = [];
   for (const scenario of scenarios) {
     console.log(`${scenario.name}:`);
+    const scenarioStart = Date.now();
     results.push(
       await scenario.run({
         target,
@@ -347,6 +374,7 @@ async function main(): Promise<void> {
         log: (line) => console.log(line),
       }),
     );
+    console.log(`  (${scenario.name}: ${((Date.now() - scenarioStart) / 1000).toFixed(0)} s)`);
   }
 
   machine.loadAvg1m = stopLoad();

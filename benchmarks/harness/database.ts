@@ -131,6 +131,13 @@ export async function prepareDatabase(target: PgTarget): Promise<void> {
   const admin = new pg.Client(clientConfig(target, 'sage-bench-admin', target.adminDatabase));
   await admin.connect();
   try {
+    // A replication slot left in the bench database by a run that died (WAL relay, peer) retains
+    // WAL and makes DROP DATABASE fail: drop them first.
+    await admin.query(
+      `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+       WHERE database = $1 AND NOT active`,
+      [target.database],
+    );
     await admin.query(`DROP DATABASE IF EXISTS ${target.database} WITH (FORCE)`);
     await admin.query(`CREATE DATABASE ${target.database}`);
   } finally {

@@ -151,8 +151,8 @@ function ackByRateSpec(s: OutboxCommitToAckScenarioResult): Record<string, unkno
           type: 'nominal',
           title: null,
           scale: {
-            domain: ['relay', 'optimistic', 'raw'],
-            range: ['#1f77b4', '#2ca02c', '#aaaaaa'],
+            domain: ['relay', 'wal', 'optimistic', 'raw', 'direct'],
+            range: ['#1f77b4', '#9467bd', '#2ca02c', '#aaaaaa', '#555555'],
           },
         },
         tooltip: [{ field: 'achieved', title: 'achieved msg/s' }],
@@ -185,15 +185,15 @@ function ackByBrokerSpec(s: OutboxCommitToAckScenarioResult): Record<string, unk
       mark: 'bar',
       encoding: {
         x: { field: 'percentile', type: 'nominal', title: null, axis: { labelAngle: 0 } },
-        xOffset: { field: 'variant', sort: ['relay', 'optimistic', 'raw'] },
+        xOffset: { field: 'variant', sort: ['relay', 'wal', 'optimistic', 'raw', 'direct'] },
         y: { field: 'ms', type: 'quantitative', title: 'ms' },
         color: {
           field: 'variant',
           type: 'nominal',
           title: null,
           scale: {
-            domain: ['relay', 'optimistic', 'raw'],
-            range: ['#1f77b4', '#2ca02c', '#aaaaaa'],
+            domain: ['relay', 'wal', 'optimistic', 'raw', 'direct'],
+            range: ['#1f77b4', '#9467bd', '#2ca02c', '#aaaaaa', '#555555'],
           },
         },
       },

@@ -161,8 +161,9 @@ export function commitToAckSection(
 ): string[] {
   const lines: string[] = [`### ${s.name}`, '', s.description, ''];
   lines.push(
-    `Variants: **relay**: ${s.labels.relay}. **optimistic**: ${s.labels.optimistic}. **raw**: ${s.labels.raw}. ` +
-      `${configLine(s.config)}.`,
+    `Variants: ${Object.entries(s.labels)
+      .map(([variant, label]) => `**${variant}**: ${label}.`)
+      .join(' ')} ${configLine(s.config)}.`,
     '',
     'Open loop: transaction n is due at start + n / rate whatever the system does, so a slow side ' +
       'queues instead of slowing the load (no coordinated omission); when the machine cannot commit ' +
@@ -253,7 +254,7 @@ export function peerSection(s: PeerScenarioResult, cores: number): string[] {
       : never,
     lat: AckLatencyMeasurement,
   ): string =>
-    `| ${who} | ${num(drain.throughputPerSec)} | ${num(lat.achievedRatePerSec)} | ${ms(lat.latencyMs.p50)} | ${ms(lat.latencyMs.p95)} | ` +
+    `| ${who} | ${num(drain.throughputPerSec)}${drain.notes.unfinished ? ` (${int(Number(drain.notes.unfinished))} not acked in time)` : ''} | ${num(lat.achievedRatePerSec)} | ${ms(lat.latencyMs.p50)} | ${ms(lat.latencyMs.p95)} | ` +
     `${ms(lat.latencyMs.p99)} | ${ms(lat.latencyMs.p999)} | ${lat.missing} | ${drain.resources.processCpuPct} / ${lat.resources.processCpuPct} | ` +
     `${pct(drain.resources.pgBackendCpuPct)} / ${pct(lat.resources.pgBackendCpuPct)} | ${pct(othersCpu(lat.resources, cores))} | ` +
     `${drain.resources.pgConnectionsMax} / ${lat.resources.pgConnectionsMax} |`;
@@ -261,7 +262,16 @@ export function peerSection(s: PeerScenarioResult, cores: number): string[] {
     `| library | drain msg/s | achieved msg/s at ${int(l.offeredRatePerSec)} offered | p50 | p95 | p99 | p99.9 | missing | node CPU % (drain / latency) | PG backends CPU % (drain / latency) | other CPU % | PG connections max (drain / latency) |`,
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     row('Sage', d.sage, l.sage),
-    row(`${s.peer.name} ${s.peer.version} (${s.peer.listener})`, d.peer, l.peer),
+    row(`${s.peer.name} ${s.peer.version} (polling)`, d.peer, l.peer),
+    ...(d.peerReplication && l.peerReplication
+      ? [
+          row(
+            `${s.peer.name} ${s.peer.version} (logical replication)`,
+            d.peerReplication,
+            l.peerReplication,
+          ),
+        ]
+      : []),
     '',
     "Latencies in milliseconds, commit → broker ack. The peer's drain is timed to its last broker " +
       'ack (its "processed" mark comes after); Sage\'s to its last batch recorded sent.',

@@ -13,6 +13,12 @@ import { ms, num, othersCpu, pct } from './report-format';
 import { consumerHistoryCell, consumerThroughputSection } from './report-consumers';
 import { contractsHistoryCell, contractsSection } from './report-contracts';
 import { protectionHistoryCell, protectionSection } from './report-protection';
+import {
+  backlogScalingSection,
+  issue17TargetsSection,
+  relayModesHistoryCell,
+  walRelayThroughputSection,
+} from './report-relay-modes';
 import { tuningHistoryCell, tuningSection } from './report-tuning';
 import {
   latencySection,
@@ -60,6 +66,7 @@ export function renderReport(
     '',
   );
   out.push(...machineSection(run), '');
+  out.push(...issue17TargetsSection(sections.map((x) => x.scenario)), '');
   const targets = outboxTargetsSection(sections.map((x) => x.scenario));
   const brokerRows = brokerTargetRows(sections.map((x) => x.scenario));
   if (targets.length) out.push(...targets, ...brokerRows, '');
@@ -147,7 +154,7 @@ run, and the ratio between the two.
   machine's busy time, so work the run did not cause shows up. Connections are the measured
   side's, sampled from \`pg_stat_activity\` (*active* = running a statement).
 
-**Real brokers.** The \`outbox-broker-throughput\`, \`outbox-commit-to-ack\`, \`saga-remote-2step\`,
+**Real brokers.** The \`outbox-broker-throughput\`, \`outbox-wal-relay-throughput\`, \`outbox-commit-to-ack\`, \`saga-remote-2step\`,
 \`consumer-throughput\`, peer and soak scenarios use real Kafka, RabbitMQ and NATS JetStream servers on the same machine
 (\`eval "$(bash scripts/services.sh env postgres rabbitmq nats kafka)"\` before \`npm run bench\`;
 a broker whose variable is unset is skipped and listed as such). Each run creates its own topic,
@@ -304,6 +311,7 @@ function historySection(runs: readonly { file: string; run: RunResult }[]): stri
             tuningHistoryCell(s) ??
             contractsHistoryCell(s) ??
             consumerHistoryCell(s) ??
+            relayModesHistoryCell(s) ??
             '');
       lines.push(
         `| [${run.startedAt.slice(0, 16).replace('T', ' ')}](../benchmarks/results/${file}) | \`${run.git.commit?.slice(0, 8) ?? '?'}\`${run.git.dirty ? '+' : ''} | ` +
@@ -377,5 +385,9 @@ function anyScenarioSection(
       return contractsSection(s);
     case 'consumer-throughput':
       return consumerThroughputSection(s);
+    case 'outbox-wal-relay-throughput':
+      return walRelayThroughputSection(s);
+    case 'outbox-backlog-scaling':
+      return backlogScalingSection(s);
   }
 }

@@ -3,6 +3,11 @@ import type { GitInfo, MachineInfo } from './machine';
 import type { StatementCounts } from './query-counter';
 import type { ResourceUsage } from './resources';
 import type { LatencySummary } from './stats';
+import type {
+  OutboxBacklogScalingScenarioResult,
+  OutboxWalRelayScenarioResult,
+  RelayModesProfile,
+} from './results-relay-modes';
 
 /** Bumped when the JSON shape changes incompatibly; the docs generator skips other versions. */
 export const RESULTS_FORMAT = 1;
@@ -31,6 +36,8 @@ export interface Profile {
   contracts?: ContractsProfile;
   /** consumer-throughput's sizes (absent in results files written before it existed). */
   consumers?: ConsumerProfile;
+  /** The relay-mode scenarios' sizes (absent in results files written before they existed). */
+  relayModes?: RelayModesProfile;
 }
 
 /** consumer-throughput: messages pre-loaded per broker, drains per variant (alternating order). */
@@ -424,9 +431,11 @@ export interface BrokerTuningScenarioResult {
 /**
  * relay: OutboxPublisher → OutboxRelay woken by NOTIFY → Sage adapter;
  * optimistic: the same with `outbox.optimistic` publishing right after commit (relay as fallback);
- * raw: node-postgres commit → node-postgres claim loop woken by the same NOTIFY → raw client → mark.
+ * raw: node-postgres commit → node-postgres claim loop woken by the same NOTIFY → raw client → mark;
+ * wal: OutboxPublisher → the WAL-streaming relay (`outbox.relay.mode: 'wal'`) → Sage adapter;
+ * direct: the raw client publishing each message itself, no database (the broker's own latency).
  */
-export type AckVariant = 'relay' | 'optimistic' | 'raw';
+export type AckVariant = 'relay' | 'optimistic' | 'raw' | 'wal' | 'direct';
 
 export interface AckLatencyMeasurement {
   windowMs: number;
@@ -446,15 +455,17 @@ export interface AckLatencyPoint {
   broker: BrokerKindName;
   offeredRatePerSec: number;
   variants: Partial<Record<AckVariant, AckLatencyMeasurement>>;
-  /** relay ÷ raw and optimistic ÷ raw, on p50 / p99 / achieved rate. */
-  ratio: Partial<Record<'relay' | 'optimistic', { p50: number; p99: number; rate: number }>>;
+  /** relay, optimistic and wal ÷ raw, on p50 / p99 / achieved rate. */
+  ratio: Partial<
+    Record<'relay' | 'optimistic' | 'wal', { p50: number; p99: number; rate: number }>
+  >;
 }
 
 export interface OutboxCommitToAckScenarioResult {
   kind: 'outbox-commit-to-ack';
   name: string;
   description: string;
-  labels: Record<AckVariant, string>;
+  labels: Partial<Record<AckVariant, string>>;
   config: Record<string, number | string | boolean>;
   points: AckLatencyPoint[];
   /** Variants asked for but not run, and why (e.g. the optimistic sender is not built yet). */
@@ -509,11 +520,17 @@ export interface PeerScenarioResult {
   peer: { name: string; version: string; listener: string };
   broker: BrokerKindName;
   config: Record<string, number | string | boolean>;
-  drain?: { sage: BrokerDrainMeasurement; peer: BrokerDrainMeasurement };
+  /** peer = its polling listener; peerReplication = its logical-replication listener (if run). */
+  drain?: {
+    sage: BrokerDrainMeasurement;
+    peer: BrokerDrainMeasurement;
+    peerReplication?: BrokerDrainMeasurement;
+  };
   latency?: {
     offeredRatePerSec: number;
     sage: AckLatencyMeasurement;
     peer: AckLatencyMeasurement;
+    peerReplication?: AckLatencyMeasurement;
   };
   error?: string;
 }
@@ -642,7 +659,9 @@ export type ScenarioResult =
   | SoakScenarioResult
   | OutboxThroughputScenarioResult
   | OutboxLatencyScenarioResult
-  | OutboxRetentionScenarioResult;
+  | OutboxRetentionScenarioResult
+  | OutboxWalRelayScenarioResult
+  | OutboxBacklogScalingScenarioResult;
 
 // ---------------------------------------------------------------------------------------------
 // consumer-throughput (real brokers)

@@ -7,6 +7,8 @@ import { outboxCommitToAck } from './outbox-commit-to-ack';
 import { outboxCommitToPublish } from './outbox-commit-to-publish';
 import { outboxRelayThroughput } from './outbox-relay-throughput';
 import { outboxRetention } from './outbox-retention';
+import { outboxWalRelayThroughput } from './outbox-wal-relay-throughput';
+import { outboxBacklogScaling } from './outbox-backlog-scaling';
 import { sagaLocal3Step, sagaLocal3StepFirstStepInStart } from './saga-local-3step';
 import { sagaRemote2Step } from './saga-remote-2step';
 import { peerPgTransactionalOutbox } from './peer-pg-transactional-outbox';
@@ -21,6 +23,8 @@ export const SCENARIOS: readonly Scenario[] = [
   outboxCommitToPublish,
   outboxRetention,
   outboxBrokerThroughput,
+  outboxWalRelayThroughput,
+  outboxBacklogScaling,
   brokerTuning,
   outboxCommitToAck,
   sagaRemote2Step,

@@ -323,7 +323,7 @@ export const outboxBrokerThroughput: Scenario = {
 };
 
 /** Publishes `all` in calls of PUBLISH_BATCH_SIZE with CALLS_IN_FLIGHT calls outstanding at once. */
-async function windowed(raw: RawPublisher, all: readonly BrokerMessage[]): Promise<void> {
+export async function windowed(raw: RawPublisher, all: readonly BrokerMessage[]): Promise<void> {
   if (all.length <= PUBLISH_BATCH_SIZE) return raw.publish(all);
   let next = 0;
   const worker = async (): Promise<void> => {

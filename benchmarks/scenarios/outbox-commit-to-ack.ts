@@ -3,7 +3,13 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { EntityManager } from 'typeorm';
-import { OutboxPublisher, OutboxRelay, PostgresOutboxStore, type Broker } from '@sage/saga-outbox';
+import {
+  OutboxPublisher,
+  OutboxRelay,
+  PostgresOutboxStore,
+  uuidv7,
+  type Broker,
+} from '@sage/saga-outbox';
 import {
   brokerMessageOf,
   forEachBroker,
@@ -11,10 +17,12 @@ import {
   type RawPublisher,
 } from '../harness/brokers';
 import { clientConfig, openProducerAndRelayDataSources } from '../harness/database';
+import { DirectSender } from '../harness/direct-sender';
 import { stampedBroker } from '../harness/timed-broker';
 import { runOpenLoop } from '../harness/open-loop';
 import { optimisticVariant, type OptimisticWiring } from '../harness/optimistic';
 import {
+  benchMessage,
   BENCH_KEYS,
   payloadBytes,
   rawCommit,
@@ -42,11 +50,20 @@ import {
   POLL_INTERVAL_MS,
   PUBLISH_BATCH_SIZE,
 } from '../harness/relay-defaults';
+import {
+  BENCH_SLOT_PREFIX,
+  dropSlot,
+  ensureWalPublication,
+  freshWalRelay,
+  startStreaming,
+  walLevel,
+} from '../harness/wal-relay';
 import type { Scenario, ScenarioContext } from './scenario';
 
 const NAME = 'outbox-commit-to-ack';
 const SAGE_APP = 'sage-bench-ack';
 const RAW_APP = 'sage-bench-raw-ack';
+const SLOT = `${BENCH_SLOT_PREFIX}commit_to_ack`;
 /** Producer connections, each side: enough for 10,000 commits/s to overlap (group commit). */
 const PRODUCER_POOL = 20;
 const CORES = os.cpus().length;
@@ -76,7 +93,11 @@ export const outboxCommitToAck: Scenario = {
     'An open-loop producer commits business transactions (one business insert + one outbox row each) ' +
     'at a fixed offered rate; latency runs from COMMIT returning in the producer to the broker ' +
     'acknowledging the message (Kafka acks=all, RabbitMQ publisher confirm, JetStream PubAck) as the ' +
-    'publishing side sees it. Every broker at one rate, one broker across rates (100 / 1,000 / 10,000).',
+    'publishing side sees it. Variants: the polling relay woken by NOTIFY, the WAL-streaming relay ' +
+    "(`outbox.relay.mode: 'wal'`, a fresh slot per slice), optimistic sending (polling relay as " +
+    'fallback; the library refuses it in WAL mode), the raw relay loop (node-postgres), and the raw ' +
+    'client publishing each message itself with no database (the broker alone). Every broker at one ' +
+    'rate, one broker across rates.',
 
   async run(ctx: ScenarioContext): Promise<OutboxCommitToAckScenarioResult> {
     const { target, poolSize } = ctx;
@@ -94,13 +115,16 @@ export const outboxCommitToAck: Scenario = {
     const sliceMonitorClient = new pg.Client(clientConfig(target, 'sage-bench-monitor'));
     await Promise.all([loader.connect(), monitorClient.connect(), sliceMonitorClient.connect()]);
     const optimistic: OptimisticWiring | { unavailable: string } = optimisticVariant();
-    const variants: AckVariant[] =
-      'unavailable' in optimistic ? ['relay', 'raw'] : ['relay', 'optimistic', 'raw'];
-    const notRun =
-      'unavailable' in optimistic
-        ? [{ variant: 'optimistic' as const, reason: optimistic.unavailable }]
-        : [];
-    if ('unavailable' in optimistic) ctx.log(`  optimistic: not run (${optimistic.unavailable})`);
+    const level = await walLevel(loader);
+    const notRun: { variant: AckVariant; reason: string }[] = [];
+    if ('unavailable' in optimistic)
+      notRun.push({ variant: 'optimistic', reason: optimistic.unavailable });
+    if (level === 'logical') await ensureWalPublication(relayDs);
+    else notRun.push({ variant: 'wal', reason: `wal_level is ${level}, not logical` });
+    const variants = (['relay', 'wal', 'optimistic', 'raw', 'direct'] as const).filter(
+      (v) => !notRun.some((n) => n.variant === v),
+    );
+    for (const n of notRun) ctx.log(`  ${n.variant}: not run (${n.reason})`);
 
     const measureBroker = async (bt: BrokerTarget): Promise<AckLatencyPoint[]> => {
       const rates =
@@ -140,7 +164,7 @@ export const outboxCommitToAck: Scenario = {
                 lagMaxMs: 0,
                 errors: 0,
                 firstError: null,
-                monitor: new ResourceMonitor(monitorClient, v === 'raw' ? RAW_APP : SAGE_APP),
+                monitor: new ResourceMonitor(monitorClient, appOf(v)),
                 otherCpu: [],
                 notes: {},
               },
@@ -155,10 +179,7 @@ export const outboxCommitToAck: Scenario = {
               await bt.purge();
               const recorder = new PublishLatencyRecorder();
               const receiver = await startVariant(variant, recorder);
-              const sliceMonitor = new ResourceMonitor(
-                sliceMonitorClient,
-                variant === 'raw' ? RAW_APP : SAGE_APP,
-              );
+              const sliceMonitor = new ResourceMonitor(sliceMonitorClient, appOf(variant));
               let notes: Record<string, number> = {};
               try {
                 const loop = await runOpenLoop(receiver.commit, {
@@ -216,7 +237,7 @@ export const outboxCommitToAck: Scenario = {
           }
           const ratio: AckLatencyPoint['ratio'] = {};
           const rawM = measured.raw!;
-          for (const v of ['relay', 'optimistic'] as const) {
+          for (const v of ['relay', 'optimistic', 'wal'] as const) {
             const m = measured[v];
             if (!m) continue;
             ratio[v] = {
@@ -287,6 +308,58 @@ export const outboxCommitToAck: Scenario = {
         variant: AckVariant,
         recorder: PublishLatencyRecorder,
       ): Promise<Receiver> {
+        if (variant === 'direct') {
+          const sender = new DirectSender(
+            raw,
+            (id, at) => recorder.received(id, at),
+            CALLS_IN_FLIGHT,
+            PUBLISH_BATCH_SIZE,
+          );
+          return {
+            commit: (n) => {
+              const m = benchMessage(n, uuidv7(), bt.destination);
+              const id = m.id!;
+              sender.send({
+                id,
+                destination: bt.destination,
+                key: m.key ?? null,
+                type: m.type,
+                payload: m.payload,
+                headers: {},
+                time: new Date(),
+              });
+              return Promise.resolve([id]);
+            },
+            stop: () =>
+              Promise.resolve({
+                directCalls: sender.calls,
+                directFailedMessages: sender.failedMessages,
+              }),
+          };
+        }
+        if (variant === 'wal') {
+          const wal = await freshWalRelay({
+            admin: loader,
+            dataSource: relayDs,
+            broker: stamped(broker, recorder),
+            slot: SLOT,
+          });
+          try {
+            await startStreaming(wal);
+          } catch (error) {
+            await wal.stop();
+            await dropSlot(loader, SLOT);
+            throw error;
+          }
+          return {
+            commit: sageCommit(producerDs, sagePublisher, 1, bt.destination),
+            stop: async () => {
+              await wal.stop();
+              await dropSlot(loader, SLOT);
+              return { walBatches: wal.stats.batches, walSent: wal.stats.sent };
+            },
+          };
+        }
         if (variant === 'raw') {
           const loop = new RawRelay({
             client: clientConfig(target, RAW_APP),
@@ -353,6 +426,8 @@ export const outboxCommitToAck: Scenario = {
           optimistic:
             'the same, with the optimistic sender sending right after COMMIT (the relay as fallback)',
           raw: 'node-postgres Pool committing the same two INSERTs → node-postgres claim loop woken by the same NOTIFY → the raw client library (same window) → mark-sent',
+          wal: "the same OutboxPublisher → WalOutboxRelay (`outbox.relay.mode: 'wal'`, the relay's DataSource + a replication connection, fresh slot per slice) → Sage adapter",
+          direct: `no database: the adapter's client library publishing each message the moment the producer makes it (alone while fewer than ${CALLS_IN_FLIGHT} calls are in flight, else with the others queued meanwhile, calls of at most ${PUBLISH_BATCH_SIZE}); latency from making it to the ack`,
         },
         config: {
           perBrokerRate: b.perBrokerRate,
@@ -379,6 +454,7 @@ export const outboxCommitToAck: Scenario = {
         skipped,
       };
     } finally {
+      await dropSlot(loader, SLOT).catch(() => undefined);
       await producerDs.destroy();
       await relayDs.destroy();
       await rawPool.end();
@@ -393,4 +469,9 @@ async function until(what: string, check: () => boolean, timeoutMs = 10_000): Pr
     if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(5);
   }
+}
+
+/** The application_name whose connections a variant's resources are sampled from. */
+function appOf(variant: AckVariant): string {
+  return variant === 'raw' ? RAW_APP : variant === 'direct' ? 'sage-bench-none' : SAGE_APP;
 }
