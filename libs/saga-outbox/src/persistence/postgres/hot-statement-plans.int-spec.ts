@@ -150,6 +150,21 @@ describe(`hot statements on ${ROWS.toLocaleString('en')} rows per table`, () => 
       );
     });
 
+    it('the windowed claim reads at most its window from the claimable index', async () => {
+      await expectPlan(
+        outboxSql.claimOutboxMessagesWindowed(outbox, {
+          claimToken: randomUUID(),
+          limit: 100,
+          leaseMs: 30_000,
+          window: 1000,
+        }),
+        {
+          indexes: ['outbox_message_claimable_idx', 'outbox_message_key_unsent_idx'],
+          maxRows: 50_000,
+        },
+      );
+    });
+
     it('claims by ids (optimistic sender) by primary key', async () => {
       await expectPlan(
         outboxSql.claimOutboxMessagesByIds(outbox, {

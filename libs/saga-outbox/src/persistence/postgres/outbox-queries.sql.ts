@@ -235,6 +235,47 @@ export function claimOutboxMessages(
   };
 }
 
+/**
+ * claimOutboxMessages over a bounded window: only the `window` oldest due pending rows are tested
+ * for eligibility. On a deep backlog most pending rows wait behind a key whose head is in flight;
+ * the unbounded claim tests every one of them before it finds `limit` eligible rows (a 100,000-row
+ * backlog over 1,000 keys, 4 relays: each claim read ~99,000 rows to find the few heads, and 4
+ * relays drained at 0.09 of one relay on a small backlog). The window reads at most `window` index
+ * entries, and no more than it needs: no ORDER BY above the window, so the plan streams (ordered
+ * index scan → primary-key probe → eligibility → lock) and stops at `limit` rows; the rows come
+ * in window order in practice, and callers sort what they claimed anyway. It can come back empty while eligible rows exist further on (the window full of rows
+ * behind backing-off heads): the store then runs the unbounded claim (PostgresOutboxStore.claim),
+ * so a key holding back its own rows never holds back the others.
+ */
+export function claimOutboxMessagesWindowed(
+  t: OutboxTables,
+  p: { claimToken: string; limit: number; leaseMs: number; window: number },
+): Statement<OutboxMessageRow> {
+  return {
+    text: `
+      WITH candidate AS (
+        SELECT m.id
+        FROM (
+          SELECT w.id
+          FROM ${t.outboxMessage} w
+          WHERE w.status = 'pending' AND w.next_attempt_at <= clock_timestamp()
+          ORDER BY w.txid, w.seq
+          LIMIT $4
+        ) s
+        JOIN ${t.outboxMessage} m ON m.id = s.id
+        WHERE ${claimEligible(t)}
+        LIMIT $2
+        FOR UPDATE OF m SKIP LOCKED
+      )
+      UPDATE ${t.outboxMessage} m
+      SET ${claimSet('$3')}
+      FROM candidate
+      WHERE m.id = candidate.id
+      RETURNING ${CLAIMED_COLUMNS}`,
+    values: [p.claimToken, p.limit, p.leaseMs, p.window],
+  };
+}
+
 /** A claimed row, or (id NULL) the one row that only carries `waiting`. */
 export type ClaimByIdsRow = Omit<OutboxMessageRow, 'id'> & {
   id: string | null;

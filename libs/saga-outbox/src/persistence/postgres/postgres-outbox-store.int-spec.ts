@@ -536,3 +536,38 @@ describe('dead letters and retention', () => {
     expect(await count(`destination = $1 AND status = 'sent'`, [destination])).toBe(1);
   });
 });
+
+describe('windowed claim', () => {
+  it('a key backing off with more rows than the window holds back only itself: the claim looks past the window', async () => {
+    const destination = dest();
+    const hot = `hot-${randomUUID()}`;
+    // The hot key's head, then more of its rows than the claim window (1,000 at limit 100).
+    const [head] = await ctx.commit({ destination, type: 'head', key: hot, payload: 0 });
+    const rest = Array.from({ length: 1_100 }, (_, i) => ({
+      destination,
+      type: 'behind',
+      key: hot,
+      payload: i + 1,
+    }));
+    await ctx.commit(rest);
+    const token = randomUUID();
+    let claimed = await ctx.store.claim(token, 100, 60_000);
+    expect(claimed.map((m) => m.id)).toContain(head);
+    // The head fails and backs off for a minute: its 1,100 rows wait behind it.
+    await ctx.store.markFailed(token, [{ id: head!, error: 'broker said no', delayMs: 60_000 }]);
+    await ctx.store.release(
+      token,
+      claimed.filter((m) => m.id !== head).map((m) => m.id),
+    );
+    // A newer row of another key, beyond the window of rows that wait: still claimed.
+    const [other] = await ctx.commit({
+      destination,
+      type: 'other',
+      key: `k-${randomUUID()}`,
+      payload: 1,
+    });
+    claimed = await ctx.store.claim(randomUUID(), 100, 60_000);
+    expect(claimed.map((m) => m.id)).toContain(other);
+    expect(claimed.filter((m) => m.key === hot)).toEqual([]);
+  });
+});

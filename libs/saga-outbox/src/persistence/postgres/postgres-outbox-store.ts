@@ -131,11 +131,18 @@ export class PostgresOutboxStore implements OutboxStore, OutboxWriter<EntityMana
 
   // -- relay side ------------------------------------------------------------------------------
 
+  /**
+   * The windowed claim first (bounded work however deep the backlog); only when it finds nothing,
+   * the unbounded one (eligible rows beyond a window of rows that wait behind their keys).
+   */
   async claim(claimToken: string, limit: number, leaseMs: number): Promise<ClaimedOutboxMessage[]> {
     if (limit <= 0) return [];
-    const rows = await this.query(
-      q.claimOutboxMessages(this.tables, { claimToken, limit, leaseMs }),
+    const window = Math.max(limit * CLAIM_WINDOW_PER_ROW, MIN_CLAIM_WINDOW);
+    let rows = await this.query(
+      q.claimOutboxMessagesWindowed(this.tables, { claimToken, limit, leaseMs, window }),
     );
+    if (!rows.length)
+      rows = await this.query(q.claimOutboxMessages(this.tables, { claimToken, limit, leaseMs }));
     rows.sort(byPublishOrder);
     return rows.map(toClaimed);
   }
@@ -341,6 +348,10 @@ interface PgEventSource {
 }
 
 const ids_ = (rows: { id: string }[]): string[] => rows.map((r) => r.id);
+
+/** The windowed claim reads this many due pending rows per row it may claim (at least MIN_CLAIM_WINDOW). */
+const CLAIM_WINDOW_PER_ROW = 10;
+const MIN_CLAIM_WINDOW = 1000;
 
 /** TypeORM's nesting level of the runner's transaction (1: outermost; savepoints above). */
 function transactionDepth(runner: object): number {
