@@ -417,6 +417,8 @@ export class OptimisticSender {
   private async attempt(ids: string[], atWrite: ClaimedOutboxMessage[] = []): Promise<void> {
     const claimToken = uuidv7();
     const deadline = new AbortController();
+    // The broker listens on it once per message in flight (a batch is many): not a leak.
+    setMaxListeners(0, deadline.signal);
     const stop = this.stopController.signal;
     const onStop = (): void => deadline.abort(stop.reason);
     stop.addEventListener('abort', onStop, { once: true });
