@@ -95,11 +95,9 @@ export function insertOutboxMessages(t: BenchTables, p: InsertOutboxParams): Sta
       SELECT m.id, m.destination, m.key, m.type, m.payload::jsonb, m.headers::jsonb, m.saga_id
       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::uuid[])
         WITH ORDINALITY AS m (id, destination, key, type, payload, headers, saga_id, ord)
-      WHERE (
-        SELECT count(pg_advisory_xact_lock(hashtext($8::text), l.h))
+      WHERE (SELECT count(pg_advisory_xact_lock(hashtext($8::text), l.h))
         FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($3::text[]) AS k
-              WHERE k IS NOT NULL ORDER BY 1) l
-      ) >= 0
+              WHERE k IS NOT NULL ORDER BY 1) l) >= 0
       ORDER BY m.ord`,
     values: [
       p.ids,

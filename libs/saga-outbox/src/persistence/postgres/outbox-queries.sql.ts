@@ -63,6 +63,27 @@ export interface InsertOutboxParams {
 }
 
 /**
+ * Takes the transaction-scoped advisory lock of every distinct non-null key in `keysParam` (a
+ * text[]), in lock-key order (so two calls never wait on each other in a cycle); the lock space is
+ * the outbox table's name (`tableParam`). Evaluates to the number of keys locked.
+ */
+const keyLocks = (keysParam: string, tableParam: string): string =>
+  `SELECT count(pg_advisory_xact_lock(hashtext(${tableParam}::text), l.h))
+        FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest(${keysParam}::text[]) AS k
+              WHERE k IS NOT NULL ORDER BY 1) l`;
+
+/** The first seven parameters of both inserts, in their order. */
+const insertValues = (p: InsertOutboxParams): unknown[] => [
+  p.ids,
+  p.destinations,
+  p.keys,
+  p.types,
+  p.payloads,
+  p.headers,
+  p.sagaIds,
+];
+
+/**
  * All of one publish() call in one round trip, in the caller's transaction. `txid` defaults to the
  * caller's transaction id; `seq` is assigned in array order (ORDER BY ordinality), so messages of
  * one transaction publish in the order they were given. The statement-level trigger sends the
@@ -83,22 +104,9 @@ export function insertOutboxMessages(t: OutboxTables, p: InsertOutboxParams): St
       SELECT m.id, m.destination, m.key, m.type, m.payload::jsonb, m.headers::jsonb, m.saga_id
       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::uuid[])
         WITH ORDINALITY AS m (id, destination, key, type, payload, headers, saga_id, ord)
-      WHERE (
-        SELECT count(pg_advisory_xact_lock(hashtext($8::text), l.h))
-        FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($3::text[]) AS k
-              WHERE k IS NOT NULL ORDER BY 1) l
-      ) >= 0
+      WHERE (${keyLocks('$3', '$8')}) >= 0
       ORDER BY m.ord`,
-    values: [
-      p.ids,
-      p.destinations,
-      p.keys,
-      p.types,
-      p.payloads,
-      p.headers,
-      p.sagaIds,
-      t.outboxMessage,
-    ],
+    values: [...insertValues(p), t.outboxMessage],
   };
 }
 
@@ -109,9 +117,7 @@ export function lockOutboxKeys(
 ): Statement<{ n: number }> {
   return {
     text: `
-      SELECT count(pg_advisory_xact_lock(hashtext($2::text), l.h))::int AS n
-      FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) AS k
-            WHERE k IS NOT NULL ORDER BY 1) l`,
+      SELECT (${keyLocks('$1', '$2')})::int AS n`,
     values: [p.keys, t.outboxMessage],
   };
 }
@@ -156,18 +162,7 @@ export function insertOutboxMessagesClaimed(
         RETURNING ${MESSAGE_COLUMNS}
       )
       SELECT * FROM written WHERE status = 'claimed'`,
-    values: [
-      p.ids,
-      p.destinations,
-      p.keys,
-      p.types,
-      p.payloads,
-      p.headers,
-      p.sagaIds,
-      p.claimIds,
-      p.claimToken,
-      p.leaseMs,
-    ],
+    values: [...insertValues(p), p.claimIds, p.claimToken, p.leaseMs],
   };
 }
 
