@@ -26,7 +26,7 @@ export function createWalRelay(
   wal: WalRelayModuleOptions = {},
 ): WalOutboxRelay {
   const drain = new OutboxRelay({ ...tuning, listen: false, store, broker, logger });
-  return new WalOutboxRelay({
+  const relay = new WalOutboxRelay({
     source: new PostgresWalSource(
       database.dataSource,
       replicationConnectionOf(database.dataSource),
@@ -64,4 +64,8 @@ export function createWalRelay(
       }
     },
   });
+  // What the catch-up publishes (through the claim path) is this relay's work: its events (and so
+  // the metrics and OutboxRelayService listeners) come from the WAL relay like the stream's.
+  drain.onEvent((event) => relay.internals.events.emit(event));
+  return relay;
 }
