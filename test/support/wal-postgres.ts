@@ -12,15 +12,25 @@ import { createTestDatabase, dataSourceOptions, withClient, type TestDatabase } 
 import { PrivatePostgres } from './private-postgres';
 
 export interface WalTestDatabase extends TestDatabase {
+  /** The file's own server, when it runs on one (`privateServer`, or no logical decoding shared). */
+  server: PrivatePostgres | undefined;
   /** Drops the database's replication slots, the database, and the private server if any. */
   cleanup(): Promise<void>;
 }
 
-export async function createWalTestDatabase(): Promise<WalTestDatabase> {
-  const level = await withClient(undefined, async (c) => {
-    const { rows } = await c.query<{ wal_level: string }>('SHOW wal_level');
-    return rows[0]?.wal_level;
-  });
+/**
+ * `privateServer`: on a server of the file's own even when the shared one has logical decoding,
+ * for a test that changes server-wide settings.
+ */
+export async function createWalTestDatabase(
+  options: { privateServer?: boolean } = {},
+): Promise<WalTestDatabase> {
+  const level = options.privateServer
+    ? undefined
+    : await withClient(undefined, async (c) => {
+        const { rows } = await c.query<{ wal_level: string }>('SHOW wal_level');
+        return rows[0]?.wal_level;
+      });
   let server: PrivatePostgres | undefined;
   const savedPort = process.env.PGPORT;
   if (level !== 'logical') {
@@ -43,6 +53,7 @@ export async function createWalTestDatabase(): Promise<WalTestDatabase> {
   }
   return {
     ...db,
+    server,
     async cleanup() {
       try {
         await dropSlots(db.name);

@@ -6,8 +6,10 @@ import type {
   WalOutboxSource,
   WalOutboxStreamHandlers,
 } from '../ports/wal-outbox-source';
+import { systemClock, type Clock } from '../ports/clock';
+import { silentLogger } from '../ports/logger';
 import type { ClaimedOutboxMessage } from './outbox-message';
-import { WalOutboxRelay } from './wal-outbox-relay';
+import { WAL_UNSEEN_GIVE_UP_MS, WalOutboxRelay } from './wal-outbox-relay';
 
 const msg = (id: string, key: string | null = null): ClaimedOutboxMessage => ({
   id,
@@ -40,6 +42,9 @@ class FakeSource implements WalOutboxSource {
   failMarks = 0;
   /** Records fail as a server shutting down makes them (SQLSTATE 57P01). */
   serverShuttingDown = false;
+  /** Rows the records cannot see yet (streamed before their transaction became visible). */
+  hidden = new Set<string>();
+  records = 0;
 
   open(handlers: WalOutboxStreamHandlers): Promise<WalOutboxSession | null> {
     this.opens++;
@@ -52,10 +57,11 @@ class FakeSource implements WalOutboxSource {
       confirm: (lsn) => {
         this.confirmed = lsn;
       },
-      markSent: (ids) => this.record(() => this.sent.push(...ids), ids),
+      markSent: (ids) =>
+        this.record(() => this.sent.push(...ids.filter((id) => !this.hidden.has(id))), ids),
       deadLetter: (failures) =>
         this.record(
-          () => this.dead.push(...failures),
+          () => this.dead.push(...failures.filter((f) => !this.hidden.has(f.id))),
           failures.map((f) => f.id),
         ),
       close: () => {
@@ -83,8 +89,10 @@ class FakeSource implements WalOutboxSource {
       return Promise.reject(new Error('database unreachable'));
     }
     if (!this.owner) return Promise.resolve({ owner: false, ids: [] });
+    this.records++;
     apply();
-    return Promise.resolve({ owner: true, ids: [...ids] });
+    const unseen = ids.filter((id) => this.hidden.has(id));
+    return Promise.resolve({ owner: true, ids: ids.filter((id) => !this.hidden.has(id)), unseen });
   }
 }
 
@@ -94,10 +102,11 @@ afterEach(async () => {
   relay = undefined;
 });
 
-function start(source: FakeSource, broker: InMemoryBroker): WalOutboxRelay {
+function start(source: FakeSource, broker: InMemoryBroker, clock?: Clock): WalOutboxRelay {
   relay = new WalOutboxRelay({
     source,
     broker,
+    clock,
     standbyRetryMs: 10,
     retry: { initialDelayMs: 5, maxDelayMs: 20, jitter: 0, maxAttempts: 3 },
   });
@@ -146,6 +155,51 @@ it('keeps outcomes it could not record and does not confirm until they are writt
   await waitUntil(() => source.confirmed === 70n, 'confirmed after the database is back');
   expect(source.sent).toEqual(['a']);
   expect(broker.published).toHaveLength(1);
+});
+
+it('records again a message whose row was not visible yet when it was acked, and confirms only after its row is marked', async () => {
+  const source = new FakeSource();
+  const broker = new InMemoryBroker();
+  const r = start(source, broker);
+  await waitUntil(() => source.handlers !== undefined, 'streaming');
+  // PostgreSQL streams a commit once it is flushed, a moment before other sessions can see it.
+  source.hidden.add('a');
+  source.handlers!.onTransaction({ endLsn: 30n, messages: [msg('a', 'k'), msg('b')] });
+  await waitUntil(() => source.sent.includes('b') && source.records >= 3, 'rechecked a few times');
+  expect(source.confirmed).toBe(0n);
+  expect(r.stats.sent).toBe(1);
+  source.hidden.delete('a');
+  await waitUntil(() => source.confirmed === 30n, 'confirmed once its row is marked');
+  expect(source.sent.sort()).toEqual(['a', 'b']);
+  expect(r.stats.sent).toBe(2);
+  // Published once: the recheck records, it does not publish again.
+  expect(broker.published.map((m) => m.id).sort()).toEqual(['a', 'b']);
+});
+
+it('dead-letters a message whose row was not visible yet once it is, and finishes a row never seen after the give-up bound', async () => {
+  let offset = 0;
+  const clock: Clock = { now: () => systemClock.now() + offset, sleep: systemClock.sleep };
+  const source = new FakeSource();
+  const broker = new InMemoryBroker();
+  broker.setFault((m) => (m.id === 'x' ? { error: 'rejected', retryable: false } : undefined));
+  const warnings: string[] = [];
+  const logger = { ...silentLogger, warn: (message: string) => void warnings.push(message) };
+  relay = new WalOutboxRelay({ source, broker, clock, logger, standbyRetryMs: 10 });
+  relay.start();
+  await waitUntil(() => source.handlers !== undefined, 'streaming');
+  source.hidden.add('x');
+  source.hidden.add('gone');
+  source.handlers!.onTransaction({ endLsn: 60n, messages: [msg('x'), msg('gone')] });
+  await waitUntil(() => source.records >= 4, 'rechecked');
+  expect(source.dead).toEqual([]);
+  source.hidden.delete('x');
+  await waitUntil(() => source.dead.length === 1, 'dead letter recorded once visible');
+  expect(source.confirmed).toBe(0n);
+  // 'gone' was removed (never visible): after the bound it is finished, with a warning.
+  offset = WAL_UNSEEN_GIVE_UP_MS;
+  await waitUntil(() => source.confirmed === 60n, 'confirmed past the missing row');
+  expect(warnings.some((w) => w.includes('never saw'))).toBe(true);
+  expect(source.sent).toEqual([]);
 });
 
 it('ends the session when the server is going away instead of retrying the record on it (a shutting-down server waits for the confirmation), and streams again once it is back', async () => {

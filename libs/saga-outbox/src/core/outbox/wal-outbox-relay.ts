@@ -75,6 +75,12 @@ type Resolved = typeof DEFAULTS;
 /** After a failed mark-sent / dead-letter write (database unreachable), try again this soon. */
 const RECORD_RETRY_MS = 200;
 
+/**
+ * A streamed message whose row a record has not seen for this long is taken as removed and
+ * finished. Rows become visible within moments of streaming (see WalFencedResult.unseen).
+ */
+export const WAL_UNSEEN_GIVE_UP_MS = 30_000;
+
 /** `0/16B3748` as PostgreSQL prints an LSN. */
 export function formatLsn(lsn: bigint): string {
   return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
@@ -283,6 +289,11 @@ class WalSessionRun {
   private recording = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private dueTimer: NodeJS.Timeout | undefined;
+  /** Outcomes whose row the record did not see yet (see `recorded`), and since when. */
+  private readonly unseenAcked: ClaimedOutboxMessage[] = [];
+  private readonly unseenDead: { message: ClaimedOutboxMessage; error: string }[] = [];
+  private readonly unseenSince = new Map<string, number>();
+  private recheckTimer: NodeJS.Timeout | undefined;
   private confirmedLsn = 0n;
   private readonly attempts = new Map<string, number>();
   private outageStreak = 0;
@@ -364,6 +375,7 @@ class WalSessionRun {
     const error = await this.ended;
     clearTimeout(this.retryTimer);
     clearTimeout(this.dueTimer);
+    clearTimeout(this.recheckTimer);
     return error;
   }
 
@@ -375,6 +387,12 @@ class WalSessionRun {
       if (this.inFlight === 0 && !this.recording) resolve();
       else this.idleWaiters.push(resolve);
     });
+    // One more try for outcomes whose rows were not visible yet; what stays unrecorded is not
+    // confirmed, and the next streamer sends it again.
+    clearTimeout(this.recheckTimer);
+    this.recheckTimer = undefined;
+    this.acked.push(...this.unseenAcked.splice(0));
+    this.dead.push(...this.unseenDead.splice(0));
     await this.record();
     this.confirm();
     await this.session?.close().catch(() => undefined);
@@ -485,20 +503,26 @@ class WalSessionRun {
       while ((this.acked.length || this.dead.length) && !this.isEnded) {
         const acked = this.acked.splice(0);
         const dead = this.dead.splice(0);
+        let sent: ClaimedOutboxMessage[] = [];
+        let failed: { message: ClaimedOutboxMessage; error: string }[] = [];
+        let ackedRecorded = false;
         try {
           if (acked.length) {
             const res = await this.session.markSent(acked.map((m) => m.id));
             if (!res.owner) return this.fenced();
-            for (const m of acked) this.window.done(m.id);
-            this.r.counters.sent += acked.length;
-            this.emitPublished(acked);
+            ackedRecorded = true;
+            sent = this.recorded(acked, (m) => m, res.unseen, this.unseenAcked);
+            for (const m of sent) this.window.done(m.id);
+            this.r.counters.sent += sent.length;
+            this.emitPublished(sent);
           }
           if (dead.length) {
             const res = await this.session.deadLetter(
               dead.map((d) => ({ id: d.message.id, error: d.error })),
             );
             if (!res.owner) return this.fenced();
-            for (const d of dead) {
+            failed = this.recorded(dead, (d) => d.message, res.unseen, this.unseenDead);
+            for (const d of failed) {
               this.window.done(d.message.id);
               this.r.logger.error('outbox message dead-lettered', {
                 event: 'outbox.message.dead_lettered',
@@ -510,11 +534,12 @@ class WalSessionRun {
                 error: d.error,
               });
             }
-            this.r.counters.deadLettered += dead.length;
+            this.r.counters.deadLettered += failed.length;
           }
         } catch (error) {
-          // Database unreachable: keep the outcomes, try again shortly; nothing is confirmed.
-          this.acked.unshift(...acked);
+          // Database unreachable: keep the outcomes, try again shortly; nothing is confirmed. (A
+          // mark-sent that went through before the dead-letter write failed is not repeated.)
+          if (!ackedRecorded) this.acked.unshift(...acked);
           this.dead.unshift(...dead);
           if (this.isEnded) return;
           if (this.session.serverGone?.(error) === true) return this.serverGone(error);
@@ -528,9 +553,11 @@ class WalSessionRun {
           this.retryTimer.unref?.();
           return;
         }
-        for (const m of acked) this.ackInfo.delete(m.id);
-        for (const d of dead) this.attempts.delete(d.message.id);
-        for (const m of acked) this.attempts.delete(m.id);
+        for (const m of sent) {
+          this.ackInfo.delete(m.id);
+          this.attempts.delete(m.id);
+        }
+        for (const d of failed) this.attempts.delete(d.message.id);
         this.confirm();
         if (this.paused && this.window.unconfirmed < this.o.maxWindow / 2) {
           this.paused = false;
@@ -541,6 +568,68 @@ class WalSessionRun {
       this.recording = false;
       this.settle();
     }
+  }
+
+  /**
+   * The outcomes a record wrote, from what it was asked: the ones whose row it could not see
+   * (`unseen`: streamed a moment before their transaction became visible) wait in `later` and are
+   * recorded again shortly; they stay unfinished, so the slot is not confirmed past them. A row
+   * unseen for `WAL_UNSEEN_GIVE_UP_MS` is taken as removed (an operator deleted it): finished, with
+   * a warning.
+   */
+  private recorded<T>(
+    items: T[],
+    messageOf: (item: T) => ClaimedOutboxMessage,
+    unseen: readonly string[] | undefined,
+    later: T[],
+  ): T[] {
+    if (!unseen?.length) {
+      if (this.unseenSince.size) for (const i of items) this.unseenSince.delete(messageOf(i).id);
+      return items;
+    }
+    const notVisible = new Set(unseen);
+    const now = this.r.clock.now();
+    const done: T[] = [];
+    for (const item of items) {
+      const message = messageOf(item);
+      const since = this.unseenSince.get(message.id) ?? now;
+      if (!notVisible.has(message.id) || now - since >= WAL_UNSEEN_GIVE_UP_MS) {
+        if (notVisible.has(message.id))
+          this.r.logger.warn(
+            'outbox WAL relay finished a streamed message whose row it never saw (removed since?)',
+            {
+              event: 'outbox.wal.row_missing',
+              relayId: this.r.relayId,
+              messageId: message.id,
+              destination: message.destination,
+              type: message.type,
+              unseenMs: now - since,
+            },
+          );
+        this.unseenSince.delete(message.id);
+        done.push(item);
+        continue;
+      }
+      this.unseenSince.set(message.id, since);
+      later.push(item);
+    }
+    if (later.length) this.scheduleRecheck(now);
+    return done;
+  }
+
+  /** Records the unseen outcomes again: soon at first, then less often (at most every second). */
+  private scheduleRecheck(now: number): void {
+    if (this.recheckTimer !== undefined) return;
+    let oldest = now;
+    for (const since of this.unseenSince.values()) if (since < oldest) oldest = since;
+    const delay = Math.min(1000, Math.max(5, (now - oldest) / 2));
+    this.recheckTimer = setTimeout(() => {
+      this.recheckTimer = undefined;
+      this.acked.push(...this.unseenAcked.splice(0));
+      this.dead.push(...this.unseenDead.splice(0));
+      void this.record();
+    }, delay);
+    this.recheckTimer.unref?.();
   }
 
   /**

@@ -15,6 +15,14 @@ export interface WalFencedResult {
   owner: boolean;
   /** Ids whose row this changed (pending rows among those asked). */
   ids: string[];
+  /**
+   * Ids whose row the write could not see, so it changed nothing for them: the stream can deliver
+   * a transaction a moment before it becomes visible to other sessions (PostgreSQL streams a commit
+   * once it is flushed, before the committing session has finished it), or the row was removed
+   * since. The relay records them again shortly (and takes a row still unseen after 30 s as
+   * removed). Optional: a source that always sees what it streamed leaves it out.
+   */
+  unseen?: string[];
 }
 
 /**

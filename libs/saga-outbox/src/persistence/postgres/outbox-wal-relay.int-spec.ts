@@ -222,10 +222,11 @@ it('fences a deposed streamer: its writes change nothing once another holds the 
   const leader = startRelay(slot, broker);
   await waitUntil(() => leader.stats.leader, 'the new streamer holds the slot', 15_000);
   // The deposed one records a late ack and a dead letter: fenced, nothing changes.
-  await expect(deposed!.markSent([id!])).resolves.toEqual({ owner: false, ids: [] });
+  await expect(deposed!.markSent([id!])).resolves.toEqual({ owner: false, ids: [], unseen: [] });
   await expect(deposed!.deadLetter([{ id: id!, error: 'late' }])).resolves.toEqual({
     owner: false,
     ids: [],
+    unseen: [],
   });
   await waitUntil(() => broker.published.some((m) => m.id === id), 'the new streamer sends it');
   await waitUntil(async () => (await statusOf([id!]))[0] === 'sent', 'marked sent by the leader');

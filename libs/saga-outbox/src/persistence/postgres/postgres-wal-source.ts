@@ -247,7 +247,7 @@ class PostgresWalSession implements WalOutboxSession {
       this.dataSource,
       q.walMarkSent(this.tables, { ids, slot: this.source.slot, holderPid: this.pid }),
     );
-    return { owner: row?.owner === true, ids: row?.ids ?? [] };
+    return { owner: row?.owner === true, ids: row?.ids ?? [], unseen: row?.unseen ?? [] };
   }
 
   async deadLetter(failures: readonly { id: string; error: string }[]): Promise<WalFencedResult> {
@@ -260,7 +260,7 @@ class PostgresWalSession implements WalOutboxSession {
         holderPid: this.pid,
       }),
     );
-    return { owner: row?.owner === true, ids: row?.ids ?? [] };
+    return { owner: row?.owner === true, ids: row?.ids ?? [], unseen: row?.unseen ?? [] };
   }
 
   serverGone(error: unknown): boolean {

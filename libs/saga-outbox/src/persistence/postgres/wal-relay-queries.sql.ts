@@ -22,7 +22,18 @@ const HOLDER = `EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots
 export interface FencedRow {
   owner: boolean;
   ids: string[];
+  unseen: string[];
 }
+
+/**
+ * The asked ids with no row visible to the statement: streamed before their transaction became
+ * visible (PostgreSQL sends a commit to the stream once it is flushed, a moment before the
+ * committing session makes it visible), or removed since. Same snapshot as the UPDATE beside it.
+ */
+const UNSEEN = (t: OutboxTables): string => `ARRAY(
+        SELECT a.id::text FROM unnest($1::uuid[]) AS a (id)
+        WHERE (SELECT owner FROM holder)
+          AND NOT EXISTS (SELECT 1 FROM ${t.outboxMessage} v WHERE v.id = a.id))`;
 
 /**
  * pending → sent for the messages the broker acknowledged. No claim came first: the WAL relay is
@@ -30,7 +41,8 @@ export interface FencedRow {
  * the database's restart cut short (its lease not yet over) is finished too, its claim cleared
  * (else it would stay claimed: nothing in WAL mode reaps); the stale claim's own mark then finds
  * its token gone. Rows already sent or dead-lettered (an operator discarded them, the catch-up
- * sent them) are left alone.
+ * sent them) are left alone. Rows not visible yet come back as `unseen`: the relay records them
+ * again.
  */
 export function walMarkSent(
   t: OutboxTables,
@@ -46,14 +58,16 @@ export function walMarkSent(
         WHERE id = ANY($1::uuid[]) AND status IN (${from('walMarkSent')})
           AND (SELECT owner FROM holder)
         RETURNING id)
-      SELECT (SELECT owner FROM holder) AS owner, ARRAY(SELECT id::text FROM marked) AS ids`,
+      SELECT (SELECT owner FROM holder) AS owner, ARRAY(SELECT id::text FROM marked) AS ids,
+        ${UNSEEN(t)} AS unseen`,
     values: [p.ids, p.slot, p.holderPid],
   };
 }
 
 /**
  * pending → dead_letter for messages the broker will never take (or that failed every attempt), with
- * the reason, so they stay in the table for the dead-letter API (list, replay, discard).
+ * the reason, so they stay in the table for the dead-letter API (list, replay, discard). Rows not
+ * visible yet come back as `unseen`, as in walMarkSent.
  */
 export function walDeadLetter(
   t: OutboxTables,
@@ -71,7 +85,8 @@ export function walDeadLetter(
         WHERE m.id = f.id AND m.status IN (${from('walDeadLetter')})
           AND (SELECT owner FROM holder)
         RETURNING m.id)
-      SELECT (SELECT owner FROM holder) AS owner, ARRAY(SELECT id::text FROM failed) AS ids`,
+      SELECT (SELECT owner FROM holder) AS owner, ARRAY(SELECT id::text FROM failed) AS ids,
+        ${UNSEEN(t)} AS unseen`,
     values: [p.ids, p.slot, p.holderPid, p.errors],
   };
 }
