@@ -245,3 +245,36 @@ it('reports the loop alive while one long session streams (health), from the str
   // An idle keepalive also lets the slot advance (nothing unfinished).
   await waitUntil(() => source.confirmed === 5n, 'confirmed to the keepalive position');
 });
+
+it("reports what its catch-up publishes as its own events, and the stream skips the catch-up's ids", async () => {
+  const source = new FakeSource();
+  const broker = new InMemoryBroker();
+  relay = new WalOutboxRelay({
+    source,
+    broker,
+    standbyRetryMs: 10,
+    catchUp: (_signal, emit) => {
+      emit({
+        type: 'outbox.published',
+        path: 'relay',
+        messageId: 'c',
+        destination: 'd',
+        messageType: 't',
+        publishMs: 1,
+        commitToPublishMs: 2,
+        at: Date.now(),
+      });
+      return Promise.resolve(new Set(['c']));
+    },
+  });
+  const published: string[] = [];
+  relay.onEvent((e) => {
+    if (e.type === 'outbox.published') published.push(e.messageId);
+  });
+  relay.start();
+  await waitUntil(() => relay!.stats.leader, 'streaming');
+  source.handlers!.onTransaction({ endLsn: 20n, messages: [msg('c'), msg('s')] });
+  await waitUntil(() => source.confirmed === 20n, 'confirmed');
+  expect(published).toEqual(['c', 's']);
+  expect(broker.published.map((m) => m.id)).toEqual(['s']);
+});

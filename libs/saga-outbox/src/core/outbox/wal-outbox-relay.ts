@@ -40,8 +40,10 @@ export interface WalOutboxRelayOptions {
    * the stream will not deliver (rows written before the slot existed, replayed dead letters). The
    * Nest wiring drains the polling relay's claim path here. Returns the ids it published: the
    * stream skips them when it delivers them again (rows committed after the confirmed position).
+   * `emit` reports what it does as this relay's events (`onEvent`: metrics, logs), like the
+   * stream's.
    */
-  catchUp?: (signal: AbortSignal) => Promise<ReadonlySet<string>>;
+  catchUp?: (signal: AbortSignal, emit: OutboxEventListener) => Promise<ReadonlySet<string>>;
 }
 
 export interface WalOutboxRelayStats {
@@ -270,7 +272,7 @@ interface RelayInternals {
     batches: number;
   };
   hardStop: AbortSignal;
-  catchUp: ((signal: AbortSignal) => Promise<ReadonlySet<string>>) | undefined;
+  catchUp: WalOutboxRelayOptions['catchUp'];
   setConfirmed: (lsn: bigint) => void;
   /** The stream delivered something: the relay is alive. */
   touch: () => void;
@@ -356,7 +358,7 @@ class WalSessionRun {
       // What streams in meanwhile waits in the server, not in memory.
       session.pause();
       try {
-        this.caughtUp = await this.r.catchUp(this.signal);
+        this.caughtUp = await this.r.catchUp(this.signal, (event) => this.r.events.emit(event));
         if (this.caughtUp.size)
           this.r.logger.info('outbox WAL relay published rows the stream does not carry', {
             event: 'outbox.wal.catch_up',

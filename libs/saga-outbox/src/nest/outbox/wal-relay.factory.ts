@@ -26,7 +26,7 @@ export function createWalRelay(
   wal: WalRelayModuleOptions = {},
 ): WalOutboxRelay {
   const drain = new OutboxRelay({ ...tuning, listen: false, store, broker, logger });
-  const relay = new WalOutboxRelay({
+  return new WalOutboxRelay({
     source: new PostgresWalSource(
       database.dataSource,
       replicationConnectionOf(database.dataSource),
@@ -46,10 +46,13 @@ export function createWalRelay(
     shutdownTimeoutMs: tuning.shutdownTimeoutMs,
     maxWindow: wal.maxWindow,
     standbyRetryMs: wal.standbyRetryMs,
-    catchUp: async (signal) => {
+    catchUp: async (signal, emit) => {
       const sent = new Set<string>();
+      // What it publishes (through the claim path) is the WAL relay's work: its events (and so the
+      // metrics and OutboxRelayService listeners) come from the WAL relay, like the stream's.
       const off = drain.onEvent((e) => {
         if (e.type === 'outbox.published') sent.add(e.messageId);
+        emit(e);
       });
       try {
         // Claims a catch-up cut short left behind (the database went away before it recorded
@@ -64,8 +67,4 @@ export function createWalRelay(
       }
     },
   });
-  // What the catch-up publishes (through the claim path) is this relay's work: its events (and so
-  // the metrics and OutboxRelayService listeners) come from the WAL relay like the stream's.
-  drain.onEvent((event) => relay.internals.events.emit(event));
-  return relay;
 }
