@@ -71,8 +71,8 @@ rm -rf "$pack_dir"
 # Chaos at a small size (benchmarks/chaos; `npm run chaos -- --messages 100000` is the full one): per
 # broker its own PostgreSQL and server on private ports, relays killed -9, the broker and PostgreSQL
 # restarted and killed while messages flow, until every fault happened once. Fails on any lost,
-# doubled or reordered effect or unfinished saga. About 3 minutes; a subset run skips it. (The
-# WAL-relay mode, `--relay-mode wal`, is not here yet: docs/outbox.md, "Known gap".)
+# doubled or reordered effect or unfinished saga. About 3 minutes per relay mode; a subset run
+# skips it.
 if [ "$#" -eq 0 ]; then
   chaos_dir="$(mktemp -d "${TMPDIR:-/tmp}/sage-chaos.XXXXXX")"
   chmod 0755 "$chaos_dir" # PostgreSQL runs as its own OS user under root and must reach its data
@@ -81,6 +81,13 @@ if [ "$#" -eq 0 ]; then
   npm run --silent chaos -- --broker all --messages 1000 --rate 200 --fault-interval 2 \
     --heavy-interval 2.5 --drain-timeout 60 --deadline 150 --out-dir "$chaos_dir" --no-docs \
     --services-dir "$chaos_dir/services"
+  # The same with the WAL-streaming relay (outbox.relay.mode 'wal'; results chaos-<broker>-wal.*):
+  # relays killed -9 mid-stream, PostgreSQL fast-restarted and killed, brokers restarted. A longer
+  # deadline: its setup (logical slot, publication, catch-up) takes longer on a loaded machine.
+  echo "== chaos (small, WAL relay)"
+  npm run --silent chaos -- --broker all --relay-mode wal --messages 1000 --rate 200 \
+    --fault-interval 2 --heavy-interval 2.5 --drain-timeout 60 --deadline 240 \
+    --out-dir "$chaos_dir" --no-docs --services-dir "$chaos_dir/services"
   rm -rf "$chaos_dir"
   # Disaster-recovery drill at a small size (benchmarks/dr; `npm run dr:drill` is the full one):
   # traffic across two services on a private PostgreSQL and RabbitMQ, base backup + WAL archive,

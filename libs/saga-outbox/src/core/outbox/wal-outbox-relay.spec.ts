@@ -278,3 +278,37 @@ it("reports what its catch-up publishes as its own events, and the stream skips 
   expect(published).toEqual(['c', 's']);
   expect(broker.published.map((m) => m.id)).toEqual(['s']);
 });
+
+it('catches up again while streaming when rows wait that the stream does not carry, once what it holds is finished', async () => {
+  const source = new FakeSource();
+  const broker = new InMemoryBroker();
+  broker.setAvailable(false);
+  let stranded = false;
+  const catchUps: number[] = [];
+  relay = new WalOutboxRelay({
+    source,
+    broker,
+    standbyRetryMs: 10,
+    catchUpCheckMs: 20,
+    catchUpCheck: () => Promise.resolve(stranded),
+    catchUp: () => {
+      catchUps.push(broker.published.length);
+      // The second one publishes a replayed row, and 'b' (committed, not streamed yet).
+      return Promise.resolve(new Set(catchUps.length > 1 ? ['replayed', 'b'] : []));
+    },
+  });
+  relay.start();
+  await waitUntil(() => relay!.stats.leader, 'streaming');
+  source.handlers!.onTransaction({ endLsn: 10n, messages: [msg('a', 'k')] });
+  stranded = true;
+  // 'a' cannot reach the broker: the catch-up waits for it (it could overtake 'a' on key k).
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  expect(catchUps).toEqual([0]);
+  broker.setAvailable(true);
+  await waitUntil(() => catchUps.length === 2, 'caught up once a is finished');
+  stranded = false;
+  expect(catchUps[1]).toBe(1); // after 'a' was published
+  source.handlers!.onTransaction({ endLsn: 20n, messages: [msg('b', 'k'), msg('c', 'k')] });
+  await waitUntil(() => source.confirmed === 20n, 'confirmed');
+  expect(broker.published.map((m) => m.id)).toEqual(['a', 'c']);
+});

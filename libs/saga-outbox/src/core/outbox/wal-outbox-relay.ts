@@ -44,6 +44,15 @@ export interface WalOutboxRelayOptions {
    * stream's.
    */
   catchUp?: (signal: AbortSignal, emit: OutboxEventListener) => Promise<ReadonlySet<string>>;
+  /**
+   * While streaming, every `catchUpCheckMs`: are there rows the stream will not deliver (a dead
+   * letter replayed since, a claim left by a cut-short catch-up whose lease is over)? When it says
+   * so, the relay pauses the stream, finishes what it holds, runs `catchUp` again and streams on.
+   * Without it, such rows wait for the next takeover.
+   */
+  catchUpCheck?: () => Promise<boolean>;
+  /** How often `catchUpCheck` runs while streaming. Default 5000. */
+  catchUpCheckMs?: number;
 }
 
 export interface WalOutboxRelayStats {
@@ -71,11 +80,18 @@ const DEFAULTS = {
   maxWindow: 10_000,
   standbyRetryMs: 1000,
   shutdownTimeoutMs: 10_000,
+  catchUpCheckMs: 5000,
 };
 type Resolved = typeof DEFAULTS;
 
 /** After a failed mark-sent / dead-letter write (database unreachable), try again this soon. */
 const RECORD_RETRY_MS = 200;
+
+/**
+ * A catch-up while streaming waits at most this long for the messages the relay holds to finish
+ * (a broker outage can hold them); then it streams on, and the next check tries again.
+ */
+const CATCH_UP_SETTLE_MS = 30_000;
 
 /**
  * A streamed message whose row a record has not seen for this long is taken as removed and
@@ -251,6 +267,7 @@ export class WalOutboxRelay {
       counters: this.counters,
       hardStop: this.hardStop.signal,
       catchUp: this.options.catchUp,
+      catchUpCheck: this.options.catchUpCheck,
       setConfirmed: (lsn) => (this.confirmed = lsn),
       touch: () => (this.lastStreamAt = this.clock.now()),
     };
@@ -273,6 +290,7 @@ interface RelayInternals {
   };
   hardStop: AbortSignal;
   catchUp: WalOutboxRelayOptions['catchUp'];
+  catchUpCheck: WalOutboxRelayOptions['catchUpCheck'];
   setConfirmed: (lsn: bigint) => void;
   /** The stream delivered something: the relay is alive. */
   touch: () => void;
@@ -307,7 +325,11 @@ class WalSessionRun {
   private draining = false;
   private readonly idleWaiters: (() => void)[] = [];
   private streaming = false;
-  private caughtUp: ReadonlySet<string> = new Set();
+  /** Ids a catch-up published: the stream skips them when it delivers them (once). */
+  private readonly caughtUp = new Set<string>();
+  private checkTimer: NodeJS.Timeout | undefined;
+  /** A catch-up while streaming, in progress. */
+  private catchingUp: Promise<void> | undefined;
   private readonly early: (() => void)[] = [];
 
   constructor(
@@ -329,7 +351,7 @@ class WalSessionRun {
       this.r.counters.streamed += tx.messages.length;
       // Sent by the catch-up already (committed after the confirmed position): not again.
       const messages = this.caughtUp.size
-        ? tx.messages.filter((m) => !this.caughtUp.has(m.id))
+        ? tx.messages.filter((m) => !this.caughtUp.delete(m.id))
         : tx.messages;
       for (const m of messages) this.attempts.set(m.id, m.attempts);
       this.window.add({ endLsn: tx.endLsn, messages });
@@ -358,13 +380,7 @@ class WalSessionRun {
       // What streams in meanwhile waits in the server, not in memory.
       session.pause();
       try {
-        this.caughtUp = await this.r.catchUp(this.signal, (event) => this.r.events.emit(event));
-        if (this.caughtUp.size)
-          this.r.logger.info('outbox WAL relay published rows the stream does not carry', {
-            event: 'outbox.wal.catch_up',
-            relayId: this.r.relayId,
-            published: this.caughtUp.size,
-          });
+        await this.runCatchUp();
       } catch (error) {
         await session.close().catch(() => undefined);
         throw error;
@@ -374,11 +390,85 @@ class WalSessionRun {
     for (const f of this.early.splice(0)) f();
     if (this.r.catchUp && !this.paused) session.resume();
     if (this.signal.aborted) void this.stop();
+    this.scheduleCheck();
     const error = await this.ended;
     clearTimeout(this.retryTimer);
     clearTimeout(this.dueTimer);
     clearTimeout(this.recheckTimer);
+    clearTimeout(this.checkTimer);
+    await this.catchingUp;
     return error;
+  }
+
+  /** Runs the catch-up; what it published, the stream skips. */
+  private async runCatchUp(): Promise<void> {
+    const published = await this.r.catchUp!(this.signal, (event) => this.r.events.emit(event));
+    for (const id of published) this.caughtUp.add(id);
+    if (published.size)
+      this.r.logger.info('outbox WAL relay published rows the stream does not carry', {
+        event: 'outbox.wal.catch_up',
+        relayId: this.r.relayId,
+        published: published.size,
+      });
+  }
+
+  private scheduleCheck(): void {
+    if (!this.r.catchUp || !this.r.catchUpCheck || this.isEnded || this.draining) return;
+    this.checkTimer = setTimeout(() => {
+      this.catchingUp = this.catchUpWhileStreaming().finally(() => {
+        this.catchingUp = undefined;
+        this.scheduleCheck();
+      });
+    }, this.o.catchUpCheckMs);
+    this.checkTimer.unref?.();
+  }
+
+  /**
+   * When rows wait that the stream will not deliver (catchUpCheck), the catch-up runs again: the
+   * stream paused (what arrives meanwhile waits, in order), once every message the relay holds is
+   * finished, so per key nothing it publishes can overtake or be overtaken by a streamed message.
+   */
+  private async catchUpWhileStreaming(): Promise<void> {
+    try {
+      if (!(await this.r.catchUpCheck!())) return;
+    } catch {
+      return; // database unreachable: the next check tries again
+    }
+    if (this.isEnded || this.draining) return;
+    this.streaming = false;
+    this.session?.pause();
+    try {
+      if (await this.settled(CATCH_UP_SETTLE_MS)) await this.runCatchUp();
+    } catch (error) {
+      this.r.logger.warn('outbox WAL relay catch-up failed; it streams on and tries again', {
+        event: 'outbox.wal.catch_up_error',
+        relayId: this.r.relayId,
+        error: errorText(error),
+      });
+    } finally {
+      this.streaming = true;
+      for (const f of this.early.splice(0)) f();
+      if (!this.paused && !this.isEnded) this.session?.resume();
+    }
+  }
+
+  /** Resolves true once nothing the relay holds is unfinished; false on timeout or session end. */
+  private async settled(timeoutMs: number): Promise<boolean> {
+    const deadline = this.r.clock.now() + timeoutMs;
+    for (;;) {
+      if (this.isEnded || this.draining || this.signal.aborted) return false;
+      const idle =
+        this.window.size === 0 &&
+        this.inFlight === 0 &&
+        !this.recording &&
+        !this.acked.length &&
+        !this.dead.length &&
+        !this.unseenAcked.length &&
+        !this.unseenDead.length;
+      if (idle) return true;
+      if (this.r.clock.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
   }
 
   /** Graceful end: no new publishes; in-flight ones finish (within the relay's bound) and are recorded. */

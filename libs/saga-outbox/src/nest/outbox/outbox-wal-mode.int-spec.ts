@@ -23,7 +23,7 @@ import { waitUntil } from '../../testing/async';
 import { SagaOutboxModule } from '../saga-outbox.module';
 import type { SagaOutboxModuleOptions } from '../saga-outbox.options';
 import { SageDatabase } from '../sage-database';
-import { OutboxRelayService, OutboxRepository } from './outbox.providers';
+import { OutboxDeadLettersService, OutboxRelayService, OutboxRepository } from './outbox.providers';
 
 jest.setTimeout(90_000);
 
@@ -116,6 +116,61 @@ it('publishes rows written before its slot existed (catch-up), then streams, eac
   } finally {
     await app.close();
     await writer.close();
+  }
+});
+
+it('sends a dead letter replayed while it streams, without a takeover (catch-up while streaming)', async () => {
+  const broker = new InMemoryBroker();
+  const destination = `replay-${randomUUID().slice(0, 8)}`;
+  const slot = `nest_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+  broker.setFault((m) =>
+    m.destination === destination ? { error: 'rejected', retryable: false } : undefined,
+  );
+  const app = await boot({
+    postgres: { ...db.connection, poolSize: 4 },
+    broker,
+    outbox: {
+      relay: { mode: 'wal', wal: { slot, catchUpCheckMs: 100 } },
+      retention: { enabled: false },
+    },
+  });
+  try {
+    const service = app.get(OutboxRelayService);
+    await waitUntil(() => service.walRelay!.stats.leader, 'the WAL relay streams', 15_000);
+    const outbox = app.get(OutboxRepository);
+    const deadLetters = app.get(OutboxDeadLettersService);
+    const { dataSource } = app.get(SageDatabase);
+    const status = async (id: string): Promise<string> =>
+      (
+        (await dataSource.query(`SELECT status FROM sage.outbox_message WHERE id = $1`, [id])) as [
+          { status: string },
+        ]
+      )[0].status;
+    const [id] = await dataSource.transaction((manager) =>
+      outbox.publish({ destination, type: 't', key: 'k', payload: {} }, { manager }),
+    );
+    await waitUntil(async () => (await status(id!)) === 'dead_letter', 'dead-lettered');
+    const published: string[] = [];
+    service.onEvent((e) => {
+      if (e.type === 'outbox.published') published.push(e.messageId);
+    });
+    // The broker takes it now; an operator replays it (an UPDATE: the stream does not carry it).
+    broker.setFault(undefined);
+    await deadLetters.replay(id!);
+    await waitUntil(async () => (await status(id!)) === 'sent', 'sent by the catch-up', 15_000);
+    expect(broker.published.filter((m) => m.id === id)).toHaveLength(1);
+    expect(published).toEqual([id]);
+    // The stream goes on after the catch-up, each message once.
+    const [next] = await dataSource.transaction((manager) =>
+      outbox.publish({ destination, type: 't', key: 'k', payload: { n: 2 } }, { manager }),
+    );
+    await waitUntil(async () => (await status(next!)) === 'sent', 'streamed after it');
+    expect(broker.published.filter((m) => m.destination === destination).map((m) => m.id)).toEqual([
+      id,
+      next,
+    ]);
+  } finally {
+    await app.close();
   }
 });
 

@@ -12,10 +12,16 @@ import type { SageDatabase } from '../sage-database';
 import type { WalRelayModuleOptions } from './wal-relay.options';
 
 /**
+ * A due pending row older than this is one the stream will not deliver (it delivers a row within
+ * moments of its commit): the catch-up takes it while the relay streams.
+ */
+const STRANDED_AFTER_MS = 10_000;
+
+/**
  * The WAL-streaming relay for `outbox.relay.mode: 'wal'`, on the module's database and broker. Its
  * catch-up (each time it becomes the slot's streamer) drains the polling relay's claim path once:
  * rows written before the slot existed, dead letters replayed since, rows left pending after a
- * slot was dropped. The polling relay object is never started (no loop, no LISTEN).
+ * slot was dropped; and again while it streams, whenever such rows wait (a dead letter replayed). The polling relay object is never started (no loop, no LISTEN).
  */
 export function createWalRelay(
   database: SageDatabase,
@@ -26,17 +32,18 @@ export function createWalRelay(
   wal: WalRelayModuleOptions = {},
 ): WalOutboxRelay {
   const drain = new OutboxRelay({ ...tuning, listen: false, store, broker, logger });
+  const source = new PostgresWalSource(
+    database.dataSource,
+    replicationConnectionOf(database.dataSource),
+    {
+      schema: database.schema,
+      slot: wal.slot,
+      publication: wal.publication,
+      statusIntervalMs: wal.statusIntervalMs,
+    },
+  );
   return new WalOutboxRelay({
-    source: new PostgresWalSource(
-      database.dataSource,
-      replicationConnectionOf(database.dataSource),
-      {
-        schema: database.schema,
-        slot: wal.slot,
-        publication: wal.publication,
-        statusIntervalMs: wal.statusIntervalMs,
-      },
-    ),
+    source,
     broker,
     logger,
     relayId: tuning.relayId,
@@ -66,5 +73,8 @@ export function createWalRelay(
         off();
       }
     },
+    // A replayed dead letter (an UPDATE: not in the stream) goes out within a check.
+    catchUpCheck: () => source.hasStrandedRows(STRANDED_AFTER_MS),
+    catchUpCheckMs: wal.catchUpCheckMs,
   });
 }

@@ -10,7 +10,7 @@ import type { PostgresWalSourceOptions } from '../../persistence/postgres/postgr
 export interface WalRelayModuleOptions
   extends
     Pick<PostgresWalSourceOptions, 'slot' | 'publication' | 'statusIntervalMs'>,
-    Pick<WalOutboxRelayOptions, 'maxWindow' | 'standbyRetryMs'> {}
+    Pick<WalOutboxRelayOptions, 'maxWindow' | 'standbyRetryMs' | 'catchUpCheckMs'> {}
 
 /** Which relay a process runs: the polling relay (default; the only one on PGlite) or the WAL relay. */
 export type OutboxRelayMode = 'polling' | 'wal';

@@ -156,6 +156,15 @@ export class PostgresWalSource implements WalOutboxSource {
     }
   }
 
+  /**
+   * Whether rows wait that the stream will not deliver (a replayed dead letter, a claim left by a
+   * cut-short catch-up whose lease is over; see walStrandedRows): the WAL relay's `catchUpCheck`.
+   */
+  async hasStrandedRows(minAgeMs: number): Promise<boolean> {
+    const [row] = await queryOnce(this.dataSource, q.walStrandedRows(this.tables, { minAgeMs }));
+    return row?.stranded === true;
+  }
+
   async slotLag(): Promise<WalSlotLag | null> {
     const [row] = await queryOnce(this.dataSource, q.slotLag(this.slot));
     if (!row) return null;
