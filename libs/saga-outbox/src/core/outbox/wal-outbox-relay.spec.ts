@@ -312,3 +312,37 @@ it('catches up again while streaming when rows wait that the stream does not car
   await waitUntil(() => source.confirmed === 20n, 'confirmed');
   expect(broker.published.map((m) => m.id)).toEqual(['a', 'c']);
 });
+
+it('does not hold the stream up for a catch-up while a message keeps retrying: it streams on and checks less often', async () => {
+  const source = new FakeSource();
+  const broker = new InMemoryBroker();
+  broker.setFault((m) => (m.id === 'x' ? { error: 'busy', retryable: true } : undefined));
+  const catchUps: number[] = [];
+  relay = new WalOutboxRelay({
+    source,
+    broker,
+    standbyRetryMs: 10,
+    retry: { initialDelayMs: 50, maxDelayMs: 50, jitter: 0, maxAttempts: 10_000 },
+    catchUpCheckMs: 20,
+    catchUpCheck: () => Promise.resolve(true),
+    catchUp: () => {
+      catchUps.push(Date.now());
+      return Promise.resolve(new Set<string>());
+    },
+  });
+  relay.start();
+  await waitUntil(() => relay!.stats.leader, 'streaming');
+  source.handlers!.onTransaction({ endLsn: 10n, messages: [msg('x', 'r')] });
+  // One whole try (2 s streaming on, 2 s paused) fails: 'x' is never finished.
+  await new Promise((resolve) => setTimeout(resolve, 4500));
+  expect(catchUps).toHaveLength(1); // the one at takeover only
+  // Other keys still flow: at most a short pause now and then.
+  const sentAt = Date.now();
+  source.handlers!.onTransaction({ endLsn: 20n, messages: [msg('a', 'q')] });
+  await waitUntil(() => broker.published.some((m) => m.id === 'a'), 'a published', 5000);
+  expect(Date.now() - sentAt).toBeLessThan(2500);
+  // Once 'x' goes through, the catch-up runs.
+  broker.setFault(undefined);
+  await waitUntil(() => catchUps.length === 2, 'caught up once nothing is unfinished', 15_000);
+  await waitUntil(() => source.confirmed === 20n, 'confirmed');
+}, 30_000);

@@ -88,10 +88,13 @@ type Resolved = typeof DEFAULTS;
 const RECORD_RETRY_MS = 200;
 
 /**
- * A catch-up while streaming waits at most this long for the messages the relay holds to finish
- * (a broker outage can hold them); then it streams on, and the next check tries again.
+ * A catch-up while streaming needs a moment when the relay holds no unfinished message. It waits
+ * for one this long while streaming on, then this long again with the stream paused; failing that
+ * (a message retrying, a broker outage) it streams on, and checks again less often (doubling up to
+ * CATCH_UP_MAX_CHECK_MS), so a long retry costs the stream at most a short pause now and then.
  */
-const CATCH_UP_SETTLE_MS = 30_000;
+const CATCH_UP_SETTLE_MS = 2000;
+const CATCH_UP_MAX_CHECK_MS = 60_000;
 
 /**
  * A streamed message whose row a record has not seen for this long is taken as removed and
@@ -328,6 +331,7 @@ class WalSessionRun {
   /** Ids a catch-up published: the stream skips them when it delivers them (once). */
   private readonly caughtUp = new Set<string>();
   private checkTimer: NodeJS.Timeout | undefined;
+  private checkEveryMs = 0;
   /** A catch-up while streaming, in progress. */
   private catchingUp: Promise<void> | undefined;
   private readonly early: (() => void)[] = [];
@@ -414,19 +418,21 @@ class WalSessionRun {
 
   private scheduleCheck(): void {
     if (!this.r.catchUp || !this.r.catchUpCheck || this.isEnded || this.draining) return;
+    if (!this.checkEveryMs) this.checkEveryMs = this.o.catchUpCheckMs;
     this.checkTimer = setTimeout(() => {
       this.catchingUp = this.catchUpWhileStreaming().finally(() => {
         this.catchingUp = undefined;
         this.scheduleCheck();
       });
-    }, this.o.catchUpCheckMs);
+    }, this.checkEveryMs);
     this.checkTimer.unref?.();
   }
 
   /**
-   * When rows wait that the stream will not deliver (catchUpCheck), the catch-up runs again: the
-   * stream paused (what arrives meanwhile waits, in order), once every message the relay holds is
-   * finished, so per key nothing it publishes can overtake or be overtaken by a streamed message.
+   * When rows wait that the stream will not deliver (catchUpCheck), the catch-up runs again: at a
+   * moment when every message the relay holds is finished, with the stream paused (what arrives
+   * meanwhile waits, in order), so per key nothing it publishes can overtake or be overtaken by a
+   * streamed message.
    */
   private async catchUpWhileStreaming(): Promise<void> {
     try {
@@ -434,11 +440,19 @@ class WalSessionRun {
     } catch {
       return; // database unreachable: the next check tries again
     }
+    // A moment with nothing unfinished, streaming on; else paused, briefly (see CATCH_UP_SETTLE_MS).
+    let ready = await this.settled(CATCH_UP_SETTLE_MS);
     if (this.isEnded || this.draining) return;
     this.streaming = false;
     this.session?.pause();
     try {
-      if (await this.settled(CATCH_UP_SETTLE_MS)) await this.runCatchUp();
+      if (!ready) ready = await this.settled(CATCH_UP_SETTLE_MS);
+      if (!ready) {
+        this.checkEveryMs = Math.min(this.checkEveryMs * 2, CATCH_UP_MAX_CHECK_MS);
+        return;
+      }
+      this.checkEveryMs = this.o.catchUpCheckMs;
+      await this.runCatchUp();
     } catch (error) {
       this.r.logger.warn('outbox WAL relay catch-up failed; it streams on and tries again', {
         event: 'outbox.wal.catch_up_error',

@@ -12,12 +12,6 @@ import type { SageDatabase } from '../sage-database';
 import type { WalRelayModuleOptions } from './wal-relay.options';
 
 /**
- * A due pending row older than this is one the stream will not deliver (it delivers a row within
- * moments of its commit): the catch-up takes it while the relay streams.
- */
-const STRANDED_AFTER_MS = 10_000;
-
-/**
  * The WAL-streaming relay for `outbox.relay.mode: 'wal'`, on the module's database and broker. Its
  * catch-up (each time it becomes the slot's streamer) drains the polling relay's claim path once:
  * rows written before the slot existed, dead letters replayed since, rows left pending after a
@@ -74,7 +68,7 @@ export function createWalRelay(
       }
     },
     // A replayed dead letter (an UPDATE: not in the stream) goes out within a check.
-    catchUpCheck: () => source.hasStrandedRows(STRANDED_AFTER_MS),
+    catchUpCheck: () => source.hasStrandedRows(),
     catchUpCheckMs: wal.catchUpCheckMs,
   });
 }

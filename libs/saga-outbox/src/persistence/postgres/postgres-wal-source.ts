@@ -160,8 +160,8 @@ export class PostgresWalSource implements WalOutboxSource {
    * Whether rows wait that the stream will not deliver (a replayed dead letter, a claim left by a
    * cut-short catch-up whose lease is over; see walStrandedRows): the WAL relay's `catchUpCheck`.
    */
-  async hasStrandedRows(minAgeMs: number): Promise<boolean> {
-    const [row] = await queryOnce(this.dataSource, q.walStrandedRows(this.tables, { minAgeMs }));
+  async hasStrandedRows(): Promise<boolean> {
+    const [row] = await queryOnce(this.dataSource, q.walStrandedRows(this.tables));
     return row?.stranded === true;
   }
 

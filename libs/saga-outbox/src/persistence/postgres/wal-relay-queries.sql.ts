@@ -93,17 +93,13 @@ export function walDeadLetter(
 
 /**
  * Are there rows the stream will not deliver, for the catch-up to publish while the relay streams?
- * The stream carries inserts only, so: dead letters replayed since (an UPDATE back to pending), and
- * claims a catch-up left when the database went away before it recorded them (their lease over).
- * A due pending row is "stranded" when it was dead-lettered before (a replay keeps
- * `dead_lettered_at`), or is older than `minAgeMs` (a row the stream is about to deliver is young).
- * Bounded work: the lease index, and the oldest 1,000 due pending rows on the claim index (a
- * replayed row keeps its place, so it is among them).
+ * The stream carries inserts only, so: dead letters replayed since (an UPDATE back to pending; a
+ * replay keeps `dead_lettered_at`), and claims a catch-up left when the database went away before
+ * it recorded them (their lease over). Not merely old pending rows: those include the relay's own,
+ * retrying. Bounded work: the lease index, and the oldest 1,000 due pending rows on the claim index
+ * (a replayed row keeps its place, so it is among them).
  */
-export function walStrandedRows(
-  t: OutboxTables,
-  p: { minAgeMs: number },
-): Statement<{ stranded: boolean }> {
+export function walStrandedRows(t: OutboxTables): Statement<{ stranded: boolean }> {
   return {
     text: `
       SELECT EXISTS (
@@ -111,13 +107,12 @@ export function walStrandedRows(
           WHERE status = 'claimed' AND lease_until < clock_timestamp())
         OR EXISTS (
           SELECT 1 FROM (
-            SELECT w.created_at, w.dead_lettered_at FROM ${t.outboxMessage} w
+            SELECT w.dead_lettered_at FROM ${t.outboxMessage} w
             WHERE w.status = 'pending' AND w.next_attempt_at <= clock_timestamp()
             ORDER BY w.txid, w.seq
             LIMIT 1000) oldest
-          WHERE oldest.dead_lettered_at IS NOT NULL
-            OR oldest.created_at < clock_timestamp() - $1 * interval '1 millisecond') AS stranded`,
-    values: [p.minAgeMs],
+          WHERE oldest.dead_lettered_at IS NOT NULL) AS stranded`,
+    values: [],
   };
 }
 
