@@ -22,9 +22,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
-import type { QueryRunner } from 'typeorm';
-import { outboxWalPublicationMigration } from '@sage/saga-outbox/migrations';
 import { sagaDataSource, type PgTarget } from '../harness/database';
+import { ensureWalPublication } from '../harness/wal-relay';
 import type { FaultRecord, FaultType } from './faults';
 import type { ChaosBroker } from './topology';
 
@@ -65,13 +64,7 @@ export async function prepareWalDatabase(target: PgTarget, client: pg.Client): P
   const dataSource = sagaDataSource(target, 1, 'sage-chaos-migrate');
   await dataSource.initialize();
   try {
-    const Migration = outboxWalPublicationMigration();
-    const runner: QueryRunner = dataSource.createQueryRunner();
-    try {
-      await new Migration().up(runner);
-    } finally {
-      await runner.release();
-    }
+    await ensureWalPublication(dataSource);
   } finally {
     await dataSource.destroy();
   }

@@ -10,11 +10,11 @@
  *
  * The server is a private one (test/support/private-postgres.ts): other tests must not see it go.
  */
-import type { QueryRunner } from 'typeorm';
 import { runMigrationsLocked } from '@sage/saga-outbox';
 import { waitUntil } from '@sage/saga-outbox/testing';
 import { openOutboxTestContext, type OutboxTestContext } from '@test/support/outbox-test-support';
 import { PrivatePostgres } from '@test/support/private-postgres';
+import { runWalPublicationMigration } from '@test/support/wal-postgres';
 import { InMemoryBroker } from '../../libs/saga-outbox/src/brokers/memory/in-memory-broker';
 import type { BrokerMessage, PublishResult } from '../../libs/saga-outbox/src/core/ports/broker';
 import { WalOutboxRelay } from '../../libs/saga-outbox/src/core/outbox/wal-outbox-relay';
@@ -22,7 +22,6 @@ import {
   PostgresWalSource,
   replicationConnectionOf,
 } from '../../libs/saga-outbox/src/persistence/postgres/postgres-wal-source';
-import { outboxWalPublicationMigration } from '../../libs/saga-outbox/src/migrations';
 
 jest.setTimeout(90_000);
 
@@ -62,13 +61,7 @@ beforeAll(async () => {
   pg = await PrivatePostgres.start();
   ctx = await openOutboxTestContext(pg.connection, 4);
   await runMigrationsLocked(ctx.dataSource);
-  const Migration = outboxWalPublicationMigration();
-  const runner: QueryRunner = ctx.dataSource.createQueryRunner();
-  try {
-    await new Migration().up(runner);
-  } finally {
-    await runner.release();
-  }
+  await runWalPublicationMigration(ctx.dataSource);
 });
 afterAll(async () => {
   await relay?.stop();

@@ -5,7 +5,7 @@
  * drops the file's replication slots first: a slot retains WAL, and a database with a slot cannot
  * be dropped.
  */
-import type { QueryRunner } from 'typeorm';
+import type { DataSource, QueryRunner } from 'typeorm';
 import { outboxWalPublicationMigration } from '../../libs/saga-outbox/src/migrations';
 import { createSagaDataSource } from '../../libs/saga-outbox/src/persistence/postgres/data-source';
 import { createTestDatabase, dataSourceOptions, withClient, type TestDatabase } from './pg';
@@ -41,13 +41,7 @@ export async function createWalTestDatabase(
   const dataSource = createSagaDataSource(dataSourceOptions(db.name, { poolSize: 1 }));
   await dataSource.initialize();
   try {
-    const Migration = outboxWalPublicationMigration();
-    const runner: QueryRunner = dataSource.createQueryRunner();
-    try {
-      await new Migration().up(runner);
-    } finally {
-      await runner.release();
-    }
+    await runWalPublicationMigration(dataSource);
   } finally {
     await dataSource.destroy();
   }
@@ -67,6 +61,17 @@ export async function createWalTestDatabase(
       }
     },
   };
+}
+
+/** Runs the WAL relay's publication migration (`outboxWalPublicationMigration()`) on `dataSource`. */
+export async function runWalPublicationMigration(dataSource: DataSource): Promise<void> {
+  const Migration = outboxWalPublicationMigration();
+  const runner: QueryRunner = dataSource.createQueryRunner();
+  try {
+    await new Migration().up(runner);
+  } finally {
+    await runner.release();
+  }
 }
 
 /** Drops every slot of `database`, terminating the sessions still streaming from them. */

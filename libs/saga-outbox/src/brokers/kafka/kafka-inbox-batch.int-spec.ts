@@ -12,14 +12,11 @@ import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import type { DataSource } from 'typeorm';
 import { createSagaDataSource } from '../../persistence/postgres/data-source';
-import { PostgresInboxStore } from '../../persistence/postgres/postgres-inbox-store';
-import { InboxProcessor } from '../../core/inbox/inbox-processor';
-import { InboxSubscriptions, type InboxEndpoint } from '../../core/inbox/inbox-subscription';
 import type { BrokerMessage } from '../../core/ports/broker';
-import type { EntityManager } from 'typeorm';
 import { waitUntil } from '../../testing/async';
 import { createTestDatabase, dataSourceOptions, type TestDatabase } from '@test/support/pg';
 import { EFFECT_TABLE_SQL } from '@test/support/inbox-pipeline';
+import { batchingInbox, seqEffects, seqMessage, seqsByKey } from '@test/support/inbox-batch';
 import { KafkaBroker, type KafkaConsumerOptions } from './kafka-broker';
 
 jest.setTimeout(60_000);
@@ -74,74 +71,14 @@ function newBroker(consumer: KafkaConsumerOptions = {}): KafkaBroker {
   return broker;
 }
 
-const message = (destination: string, key: string, seq: number): BrokerMessage => ({
-  id: randomUUID(),
-  destination,
-  key,
-  type: 'inbox.batch-tested',
-  payload: { seq },
-  headers: {},
-  time: new Date(),
-});
-
-/**
- * The inbox on PostgreSQL, consuming `topic` in batches as `consumer`; `batches` records the size
- * of every markProcessedBatch call (the store's real SQL, only observed).
- */
-function consume(
+/** The inbox on PostgreSQL, consuming `topic` in batches of up to BATCH_SIZE as `consumer`. */
+const consume = (
   topic: string,
   consumer: string,
   what: { poison?: string; handlerMs?: number } = {},
-) {
-  const store = new PostgresInboxStore(dataSource);
-  const batches: number[] = [];
-  const markBatch = store.markProcessedBatch.bind(store);
-  store.markProcessedBatch = (tx, name, ids) => {
-    batches.push(ids.length);
-    return markBatch(tx, name, ids);
-  };
-  const inbox = new InboxProcessor<EntityManager>({ store, batchSize: BATCH_SIZE, maxAttempts: 3 });
-  const handled: string[] = [];
-  const endpoint: InboxEndpoint<EntityManager> = {
-    destination: topic,
-    consumer,
-    handle: async (m, { tx, messageId }) => {
-      handled.push(messageId);
-      await tx.query(
-        'INSERT INTO public.effect (consumer, message_id, key, seq) VALUES ($1, $2, $3, $4)',
-        [consumer, messageId, m.key, (m.payload as { seq: number }).seq],
-      );
-      if (what.handlerMs) await tx.query('SELECT pg_sleep($1)', [what.handlerMs / 1000]);
-      if (messageId === what.poison) throw new Error('poison: cannot take this one');
-    },
-    deliveryError: { message: 'could not take a message', event: 'test.delivery_error' },
-  };
-  const subscriptions = new InboxSubscriptions<EntityManager>({ inbox, batches: true });
-  return {
-    inbox,
-    store,
-    batches,
-    handled,
-    start: (broker: KafkaBroker) => subscriptions.subscribe(broker, [endpoint]),
-    stop: () => subscriptions.unsubscribeAll(),
-  };
-}
+) => batchingInbox(dataSource, { destination: topic, consumer, batchSize: BATCH_SIZE, ...what });
 
-async function effects(
-  consumer: string,
-): Promise<{ message_id: string; key: string; seq: number }[]> {
-  return dataSource.query(
-    'SELECT message_id, key, seq FROM public.effect WHERE consumer = $1 ORDER BY id',
-    [consumer],
-  );
-}
-
-/** Per key, the seq of each effect in the order the effects were written. */
-function seqsByKey(rows: { key: string; seq: number }[]): Map<string, number[]> {
-  const byKey = new Map<string, number[]>();
-  for (const r of rows) byKey.set(r.key, [...(byKey.get(r.key) ?? []), r.seq]);
-  return byKey;
-}
+const effects = (consumer: string) => seqEffects(dataSource, consumer);
 
 it('exactly once with duplicates inside one batch and across batches; per-key order kept; batches used', async () => {
   const topic = await createTopic();
@@ -151,7 +88,7 @@ it('exactly once with duplicates inside one batch and across batches; per-key or
   const ROUNDS = 20;
   const sent: BrokerMessage[] = [];
   for (let seq = 0; seq < ROUNDS; seq++) {
-    const round = Array.from({ length: KEYS }, (_, k) => message(topic, `key-${k}`, seq));
+    const round = Array.from({ length: KEYS }, (_, k) => seqMessage(topic, `key-${k}`, seq));
     sent.push(...round);
     // The first rounds go out twice back to back: both copies land in one fetched batch.
     const copies = seq < 10 ? round : [];
@@ -170,7 +107,7 @@ it('exactly once with duplicates inside one batch and across batches; per-key or
   await waitUntil(() => c.inbox.stats.duplicates >= 10 * KEYS, 'in-batch copies seen', 20_000, 20);
 
   // Across batches: copies of handled messages (each a batch of its own by now) plus new ones.
-  const late = Array.from({ length: KEYS }, (_, k) => message(topic, `key-${k}`, ROUNDS));
+  const late = Array.from({ length: KEYS }, (_, k) => seqMessage(topic, `key-${k}`, ROUNDS));
   const before = c.inbox.stats.duplicates;
   expect((await producer.publish([...sent.slice(0, 24), ...late])).every((r) => r.ok)).toBe(true);
   await waitUntil(
@@ -204,7 +141,7 @@ it('a poison message mid-batch: the others take effect once, in order; the poiso
   const consumer = `inbox-poison-${randomUUID().slice(0, 8)}`;
   const producer = newBroker();
   // One key (one partition): the poison sits in the middle of the batch that holds it.
-  const sent = Array.from({ length: 30 }, (_, seq) => message(topic, 'one-key', seq));
+  const sent = Array.from({ length: 30 }, (_, seq) => seqMessage(topic, 'one-key', seq));
   const poison = sent[12]!;
   // One at a time: the offsets follow seq (a publish batch need not keep its order).
   for (const m of sent) expect(await producer.publish([m])).toEqual([{ id: m.id, ok: true }]);
@@ -244,7 +181,7 @@ it('a batch that outlasts the session timeout keeps the member in its group: eac
   const topic = await createTopic();
   const consumer = `inbox-slow-${randomUUID().slice(0, 8)}`;
   const producer = newBroker();
-  const sent = Array.from({ length: 6 }, (_, seq) => message(topic, 'one-key', seq));
+  const sent = Array.from({ length: 6 }, (_, seq) => seqMessage(topic, 'one-key', seq));
   for (const m of sent) expect(await producer.publish([m])).toEqual([{ id: m.id, ok: true }]);
 
   // 6 handlers of 1.5 s in one batch: 9 s, past the 6 s session timeout without heartbeats.

@@ -8,15 +8,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
-import type { DataSource, EntityManager } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import { createSagaDataSource } from '../../persistence/postgres/data-source';
-import { PostgresInboxStore } from '../../persistence/postgres/postgres-inbox-store';
-import { InboxProcessor } from '../../core/inbox/inbox-processor';
-import { InboxSubscriptions, type InboxEndpoint } from '../../core/inbox/inbox-subscription';
 import type { BrokerMessage } from '../../core/ports/broker';
 import { waitUntil } from '../../testing/async';
 import { createTestDatabase, dataSourceOptions, type TestDatabase } from '@test/support/pg';
 import { deleteRabbitMqTopology, EFFECT_TABLE_SQL } from '@test/support/inbox-pipeline';
+import { batchingInbox, seqEffects, seqMessage, seqsByKey } from '@test/support/inbox-batch';
 import { RabbitMqBroker } from './rabbitmq-broker';
 
 jest.setTimeout(60_000);
@@ -54,64 +52,19 @@ function newBroker(exchange: string): RabbitMqBroker {
   return broker;
 }
 
-const message = (destination: string, key: string, seq: number): BrokerMessage => ({
-  id: randomUUID(),
-  destination,
-  key,
-  type: 'inbox.batch-tested',
-  payload: { seq },
-  headers: {},
-  time: new Date(),
-});
-
-/** The inbox consuming `destination` in batches as `consumer`; records every batch's size. */
+/** The inbox consuming `destination` in batches as a new consumer; records every batch's size. */
 async function consume(broker: RabbitMqBroker, destination: string, poison?: string) {
   const consumer = `inbox-batch-${randomUUID().slice(0, 8)}`;
   topologies.push({
     queue: broker.queueName(destination, consumer),
     exchange: broker.exchangeName,
   });
-  const store = new PostgresInboxStore(dataSource);
-  const batches: number[] = [];
-  const markBatch = store.markProcessedBatch.bind(store);
-  store.markProcessedBatch = (tx, name, ids) => {
-    batches.push(ids.length);
-    return markBatch(tx, name, ids);
-  };
-  const inbox = new InboxProcessor<EntityManager>({ store, maxAttempts: 3 });
-  const handled: string[] = [];
-  const endpoint: InboxEndpoint<EntityManager> = {
-    destination,
-    consumer,
-    handle: async (m, { tx, messageId }) => {
-      handled.push(messageId);
-      await tx.query(
-        'INSERT INTO public.effect (consumer, message_id, key, seq) VALUES ($1, $2, $3, $4)',
-        [consumer, messageId, m.key, (m.payload as { seq: number }).seq],
-      );
-      if (messageId === poison) throw new Error('poison: cannot take this one');
-    },
-    deliveryError: { message: 'could not take a message', event: 'test.delivery_error' },
-  };
-  const subscriptions = new InboxSubscriptions<EntityManager>({ inbox, batches: true });
-  await subscriptions.subscribe(broker, [endpoint]);
-  return { consumer, inbox, store, batches, handled, stop: () => subscriptions.unsubscribeAll() };
+  const c = batchingInbox(dataSource, { destination, consumer, poison });
+  await c.start(broker);
+  return c;
 }
 
-async function effects(
-  consumer: string,
-): Promise<{ message_id: string; key: string; seq: number }[]> {
-  return dataSource.query(
-    'SELECT message_id, key, seq FROM public.effect WHERE consumer = $1 ORDER BY id',
-    [consumer],
-  );
-}
-
-function seqsByKey(rows: { key: string; seq: number }[]): Map<string, number[]> {
-  const byKey = new Map<string, number[]>();
-  for (const r of rows) byKey.set(r.key, [...(byKey.get(r.key) ?? []), r.seq]);
-  return byKey;
-}
+const effects = (consumer: string) => seqEffects(dataSource, consumer);
 
 it('exactly once with duplicates inside one batch and across batches; per-key order kept; batches used', async () => {
   const destination = `inbox-batch-${randomUUID()}`;
@@ -122,7 +75,7 @@ it('exactly once with duplicates inside one batch and across batches; per-key or
   const sent: BrokerMessage[] = [];
   const rounds: BrokerMessage[] = [];
   for (let seq = 0; seq < ROUNDS; seq++) {
-    const round = Array.from({ length: KEYS }, (_, k) => message(destination, `key-${k}`, seq));
+    const round = Array.from({ length: KEYS }, (_, k) => seqMessage(destination, `key-${k}`, seq));
     sent.push(...round);
     // Copies right behind the first rounds: they arrive with them, in the same batches.
     rounds.push(...round, ...(seq < 5 ? round : []));
@@ -132,7 +85,7 @@ it('exactly once with duplicates inside one batch and across batches; per-key or
   await waitUntil(async () => (await effects(c.consumer)).length >= sent.length, 'all', 40_000, 20);
   await waitUntil(() => c.inbox.stats.duplicates >= 5 * KEYS, 'in-batch copies', 20_000, 20);
 
-  const late = Array.from({ length: KEYS }, (_, k) => message(destination, `key-${k}`, ROUNDS));
+  const late = Array.from({ length: KEYS }, (_, k) => seqMessage(destination, `key-${k}`, ROUNDS));
   const before = c.inbox.stats.duplicates;
   expect((await broker.publish([...sent.slice(0, 24), ...late])).every((r) => r.ok)).toBe(true);
   await waitUntil(
@@ -158,7 +111,9 @@ it('exactly once with duplicates inside one batch and across batches; per-key or
 it('a poison message mid-batch: the others take effect once, in order; the poison is retried and dead-lettered', async () => {
   const destination = `inbox-poison-${randomUUID()}`;
   const broker = newBroker(`sage-test-${randomUUID()}`);
-  const sent = Array.from({ length: 30 }, (_, seq) => message(destination, `key-${seq % 3}`, seq));
+  const sent = Array.from({ length: 30 }, (_, seq) =>
+    seqMessage(destination, `key-${seq % 3}`, seq),
+  );
   const poison = sent[4]!; // key-1
   const c = await consume(broker, destination, poison.id);
   expect((await broker.publish(sent)).every((r) => r.ok)).toBe(true);

@@ -9,137 +9,62 @@
  * start) is checked here too. A crash at that shared commit is the crash harness's boundary "crash
  * after <last step> committed" (saga-crash-harness.int-spec, order-saga-crash-harness e2e).
  */
-import type { DataSource, EntityManager } from 'typeorm';
-import { createTestDatabase, dataSourceOptions, type TestDatabase } from '@test/support/pg';
-import { countStatements, transactionsOf } from '@test/support/statement-counter';
-import {
-  defineSaga,
-  PostgresSagaStore,
-  SagaEngine,
-  type SagaEvent,
-  type StepContext,
-} from '../../index';
-import { createSagaDataSource } from './data-source';
+import type { EntityManager } from 'typeorm';
+import { countedSagas, deleteEffects, insertEffect } from '@test/support/counted-sagas';
+import { defineSaga, type StepContext } from '../../index';
 
 const APP = 'sage-commits-per-step';
 type Ctx = StepContext<{ n: number }, EntityManager>;
 
 describe('a saga commits once per step (PostgreSQL)', () => {
-  let db: TestDatabase | undefined;
-  let ds: DataSource | undefined;
-  let engine: SagaEngine<EntityManager> | undefined;
-  const counter = countStatements(APP);
-  const events: SagaEvent[] = [];
+  const sagas = countedSagas(APP);
+  const { events, effectsOf, typesOf, perSaga } = sagas;
   /** Attempts that must fail before a step succeeds, by step name. */
   const failFirst = new Map<string, number>();
 
   const effect = async (ctx: Ctx): Promise<void> => {
-    await ctx.manager.query(
-      'INSERT INTO public.effects (saga_id, step, attempt) VALUES ($1, $2, $3)',
-      [ctx.sagaId, ctx.stepName, ctx.attempt],
-    );
+    await insertEffect(ctx);
     const left = failFirst.get(ctx.stepName) ?? 0;
     if (left > 0) {
       failFirst.set(ctx.stepName, left - 1);
       throw new Error(`step ${ctx.stepName} fails its attempt ${ctx.attempt} on purpose`);
     }
   };
-  const undo = async (ctx: { sagaId: string; stepName: string; manager: EntityManager }) => {
-    await ctx.manager.query('DELETE FROM public.effects WHERE saga_id = $1 AND step = $2', [
-      ctx.sagaId,
-      ctx.stepName,
-    ]);
-  };
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    ds = createSagaDataSource(dataSourceOptions(db.name, { poolSize: 4, applicationName: APP }));
-    await ds.initialize();
-    await ds.query(`
-      CREATE TABLE public.effects (
-        id      bigserial PRIMARY KEY,
-        saga_id uuid      NOT NULL,
-        step    text      NOT NULL,
-        attempt integer   NOT NULL
-      )`);
     // No background loops: nothing but the sagas' own statements is counted.
-    engine = new SagaEngine<EntityManager>({
-      store: new PostgresSagaStore(ds),
-      leaseMs: 60_000,
-      random: () => 0,
-    });
-    engine.onEvent((e) => events.push(e));
+    const engine = await sagas.open(() => ({ leaseMs: 60_000, random: () => 0 }));
     engine.register(
       defineSaga<{ n: number }, EntityManager>('three-local')
-        .step('a', { run: effect, compensate: undo })
-        .step('b', { dependsOn: ['a'], run: effect, compensate: undo })
-        .step('c', { dependsOn: ['b'], run: effect, compensate: undo })
+        .step('a', { run: effect, compensate: deleteEffects })
+        .step('b', { dependsOn: ['a'], run: effect, compensate: deleteEffects })
+        .step('c', { dependsOn: ['b'], run: effect, compensate: deleteEffects })
         .build(),
     );
     engine.register(
       defineSaga<{ n: number }, EntityManager>('one-local')
-        .step('only', { run: effect, compensate: undo })
+        .step('only', { run: effect, compensate: deleteEffects })
         .build(),
     );
     engine.register(
       defineSaga<{ n: number }, EntityManager>('flaky-first')
         .step('first', {
           run: effect,
-          compensate: undo,
+          compensate: deleteEffects,
           retry: { maxAttempts: 3, initialDelayMs: 1, maxDelayMs: 1 },
         })
-        .step('second', { dependsOn: ['first'], run: effect, compensate: undo })
+        .step('second', { dependsOn: ['first'], run: effect, compensate: deleteEffects })
         .build(),
     );
   }, 30_000);
 
-  afterAll(async () => {
-    counter.stop();
-    await engine?.shutdown();
-    await ds?.destroy();
-    await db?.drop();
-  }, 30_000);
+  afterAll(() => sagas.close(), 30_000);
 
   const run = async (saga: string, n: number, key?: string): Promise<string> => {
-    const { sagaId } = await engine!.start(saga, { n }, { idempotencyKey: key });
-    const done = await engine!.waitFor(sagaId, { timeoutMs: 20_000 });
+    const { sagaId } = await sagas.engine.start(saga, { n }, { idempotencyKey: key });
+    const done = await sagas.engine.waitFor(sagaId, { timeoutMs: 20_000 });
     expect(done.status).toBe('completed');
     return sagaId;
-  };
-  const effectsOf = async (sagaId: string): Promise<{ step: string; attempt: number }[]> =>
-    ds!.query('SELECT step, attempt FROM public.effects WHERE saga_id = $1 ORDER BY id', [sagaId]);
-
-  /** Runs `count` sagas one after another and returns what one of them sent, on average. */
-  const perSaga = async (saga: string, count: number) => {
-    const ids: string[] = [];
-    const runs: Promise<unknown>[] = [];
-    counter.reset();
-    for (let i = 0; i < count; i++) {
-      // Started and ended one at a time; waitFor's reads are counted apart (see below).
-      const { sagaId } = await engine!.start(saga, { n: i });
-      ids.push(sagaId);
-      runs.push(
-        new Promise<void>((resolve) => {
-          const seen = (): boolean =>
-            events.some((e) => e.sagaId === sagaId && e.type === 'saga.completed');
-          const poll = (): void => void (seen() ? resolve() : setTimeout(poll, 5));
-          poll();
-        }),
-      );
-      await runs[i];
-    }
-    const tally = counter.tally();
-    for (const id of ids) {
-      const saga = await engine!.get(id);
-      expect(saga.status).toBe('completed');
-    }
-    return {
-      ids,
-      statements: tally.statements / count,
-      commits: tally.commits / count,
-      transactions: transactionsOf(tally) / count,
-      byKeyword: tally.byKeyword,
-    };
   };
 
   it('a local 3-step saga commits 4 transactions: its start, then one per step, the last completing it', async () => {
@@ -156,7 +81,7 @@ describe('a saga commits once per step (PostgreSQL)', () => {
         { step: 'b', attempt: 1 },
         { step: 'c', attempt: 1 },
       ]);
-      const types = events.filter((e) => e.sagaId === id).map((e) => e.type);
+      const types = typesOf(id);
       expect(types).toEqual([
         'saga.started',
         'step.started',
@@ -187,12 +112,12 @@ describe('a saga commits once per step (PostgreSQL)', () => {
       { step: 'first', attempt: 2 },
       { step: 'second', attempt: 1 },
     ]);
-    const saga = await engine!.get(id);
+    const saga = await sagas.engine.get(id);
     expect(saga.steps.map((s) => [s.name, s.status, s.attempts])).toEqual([
       ['first', 'completed', 2],
       ['second', 'completed', 1],
     ]);
-    const types = events.filter((e) => e.sagaId === id).map((e) => e.type);
+    const types = typesOf(id);
     expect(types.slice(0, 4)).toEqual([
       'saga.started',
       'step.started',
@@ -204,19 +129,25 @@ describe('a saga commits once per step (PostgreSQL)', () => {
 
   it('a repeated start with the same key runs nothing again, also when both race', async () => {
     const first = await run('three-local', 7, 'same-key-1');
-    const again = await engine!.start('three-local', { n: 7 }, { idempotencyKey: 'same-key-1' });
+    const again = await sagas.engine.start(
+      'three-local',
+      { n: 7 },
+      { idempotencyKey: 'same-key-1' },
+    );
     expect(again).toEqual({ sagaId: first, created: false });
 
     const racing = await Promise.all(
-      [0, 1, 2].map(() => engine!.start('three-local', { n: 8 }, { idempotencyKey: 'same-key-2' })),
+      [0, 1, 2].map(() =>
+        sagas.engine.start('three-local', { n: 8 }, { idempotencyKey: 'same-key-2' }),
+      ),
     );
     const ids = new Set(racing.map((r) => r.sagaId));
     expect(ids.size).toBe(1);
     expect(racing.filter((r) => r.created)).toHaveLength(1);
     const [id] = [...ids];
-    await engine!.waitFor(id!, { timeoutMs: 20_000 });
+    await sagas.engine.waitFor(id!, { timeoutMs: 20_000 });
     expect((await effectsOf(id!)).map((e) => e.step)).toEqual(['a', 'b', 'c']);
-    const rows = await ds!.query<{ n: number }[]>(
+    const rows = await sagas.ds.query<{ n: number }[]>(
       `SELECT count(*)::int AS n FROM sage.saga_instance WHERE idempotency_key = 'same-key-2'`,
     );
     expect(rows[0]!.n).toBe(1);

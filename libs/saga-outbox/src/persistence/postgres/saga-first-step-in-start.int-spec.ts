@@ -6,17 +6,9 @@
  * What a crash in the middle of that transaction leaves is checked by
  * saga-first-step-in-start-crash.int-spec.
  */
-import type { DataSource, EntityManager } from 'typeorm';
-import { createTestDatabase, dataSourceOptions, type TestDatabase } from '@test/support/pg';
-import { countStatements, transactionsOf } from '@test/support/statement-counter';
-import {
-  defineSaga,
-  PostgresSagaStore,
-  SagaEngine,
-  type SagaEvent,
-  type StepContext,
-} from '../../index';
-import { createSagaDataSource } from './data-source';
+import type { EntityManager } from 'typeorm';
+import { countedSagas, deleteEffects, insertEffect } from '@test/support/counted-sagas';
+import { defineSaga, type StepContext } from '../../index';
 
 const APP = 'sage-first-step-in-start';
 type Ctx = StepContext<{ n: number }, EntityManager>;
@@ -24,31 +16,19 @@ type Ctx = StepContext<{ n: number }, EntityManager>;
 class NotRetryable extends Error {}
 
 describe('firstStepInStart: the start and the first step commit together (PostgreSQL)', () => {
-  let db: TestDatabase | undefined;
-  let ds: DataSource | undefined;
-  let engine: SagaEngine<EntityManager> | undefined;
-  const counter = countStatements(APP);
-  const events: SagaEvent[] = [];
+  const sagas = countedSagas(APP);
+  const { events, effectsOf, typesOf, perSaga } = sagas;
   /** Attempts that must fail before a step succeeds, by step name, and how. */
   const failFirst = new Map<string, { times: number; error: () => Error }>();
 
   const effect = async (ctx: Ctx): Promise<{ step: string }> => {
-    await ctx.manager.query(
-      'INSERT INTO public.effects (saga_id, step, attempt) VALUES ($1, $2, $3)',
-      [ctx.sagaId, ctx.stepName, ctx.attempt],
-    );
+    await insertEffect(ctx);
     const failing = failFirst.get(ctx.stepName);
     if (failing && failing.times > 0) {
       failing.times--;
       throw failing.error();
     }
     return { step: ctx.stepName };
-  };
-  const undo = async (ctx: { sagaId: string; stepName: string; manager: EntityManager }) => {
-    await ctx.manager.query('DELETE FROM public.effects WHERE saga_id = $1 AND step = $2', [
-      ctx.sagaId,
-      ctx.stepName,
-    ]);
   };
   const retry = {
     maxAttempts: 3,
@@ -58,79 +38,28 @@ describe('firstStepInStart: the start and the first step commit together (Postgr
   };
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    ds = createSagaDataSource(dataSourceOptions(db.name, { poolSize: 4, applicationName: APP }));
-    await ds.initialize();
-    await ds.query(`
-      CREATE TABLE public.effects (
-        id      bigserial PRIMARY KEY,
-        saga_id uuid      NOT NULL,
-        step    text      NOT NULL,
-        attempt integer   NOT NULL
-      )`);
-    engine = new SagaEngine<EntityManager>({
-      store: new PostgresSagaStore(ds),
-      leaseMs: 60_000,
-      random: () => 0,
-    });
-    engine.onEvent((e) => events.push(e));
+    const engine = await sagas.open(() => ({ leaseMs: 60_000, random: () => 0 }));
     const three = (name: string, firstStepInStart: boolean) =>
       defineSaga<{ n: number }, EntityManager>(name, { firstStepInStart })
-        .step('a', { run: effect, compensate: undo, retry })
-        .step('b', { dependsOn: ['a'], run: effect, compensate: undo })
-        .step('c', { dependsOn: ['b'], run: effect, compensate: undo })
+        .step('a', { run: effect, compensate: deleteEffects, retry })
+        .step('b', { dependsOn: ['a'], run: effect, compensate: deleteEffects })
+        .step('c', { dependsOn: ['b'], run: effect, compensate: deleteEffects })
         .build();
     engine.register(three('three-inline', true));
     engine.register(three('three-default', false));
     engine.register(
       defineSaga<{ n: number }, EntityManager>('one-inline', { firstStepInStart: true })
-        .step('only', { run: effect, compensate: undo })
+        .step('only', { run: effect, compensate: deleteEffects })
         .build(),
     );
   }, 30_000);
 
-  afterAll(async () => {
-    counter.stop();
-    await engine?.shutdown();
-    await ds?.destroy();
-    await db?.drop();
-  }, 30_000);
+  afterAll(() => sagas.close(), 30_000);
 
-  const effectsOf = async (sagaId: string): Promise<{ step: string; attempt: number }[]> =>
-    ds!.query('SELECT step, attempt FROM public.effects WHERE saga_id = $1 ORDER BY id', [sagaId]);
-  const typesOf = (id: string): string[] =>
-    events.filter((e) => e.sagaId === id).map((e) => e.type);
-  const ended = (id: string): Promise<void> =>
-    new Promise<void>((resolve) => {
-      const seen = (): boolean =>
-        events.some(
-          (e) => e.sagaId === id && (e.type === 'saga.completed' || e.type === 'saga.compensated'),
-        );
-      const poll = (): void => void (seen() ? resolve() : setTimeout(poll, 5));
-      poll();
-    });
-
-  /** Runs `count` sagas one after another; what one of them sent, on average. */
-  const perSaga = async (saga: string, count: number) => {
-    const ids: string[] = [];
-    counter.reset();
-    for (let i = 0; i < count; i++) {
-      const { sagaId } = await engine!.start(saga, { n: i });
-      ids.push(sagaId);
-      await ended(sagaId);
-    }
-    const tally = counter.tally();
-    for (const id of ids) expect((await engine!.get(id)).status).toBe('completed');
-    return {
-      ids,
-      statements: tally.statements / count,
-      commits: tally.commits / count,
-      transactions: transactionsOf(tally) / count,
-    };
-  };
+  const ended = (id: string): Promise<void> => sagas.seen(id, 'saga.completed', 'saga.compensated');
 
   it('a local 3-step saga commits 3 transactions (the default: 4), with the same effects and events', async () => {
-    const warm = await engine!.start('three-inline', { n: -1 });
+    const warm = await sagas.engine.start('three-inline', { n: -1 });
     await ended(warm.sagaId);
     const inline = await perSaga('three-inline', 4);
     const byDefault = await perSaga('three-default', 4);
@@ -156,7 +85,7 @@ describe('firstStepInStart: the start and the first step commit together (Postgr
         'step.completed',
         'saga.completed',
       ]);
-      const saga = await engine!.get(id);
+      const saga = await sagas.engine.get(id);
       expect(saga.steps.map((s) => [s.name, s.status, s.attempts, s.result])).toEqual([
         ['a', 'completed', 1, { step: 'a' }],
         ['b', 'completed', 1, { step: 'b' }],
@@ -169,7 +98,7 @@ describe('firstStepInStart: the start and the first step commit together (Postgr
   });
 
   it('a 1-step saga is started, run and completed in one transaction', async () => {
-    const warm = await engine!.start('one-inline', { n: -1 });
+    const warm = await sagas.engine.start('one-inline', { n: -1 });
     await ended(warm.sagaId);
     const m = await perSaga('one-inline', 3);
     expect(m.transactions).toBe(1);
@@ -187,7 +116,7 @@ describe('firstStepInStart: the start and the first step commit together (Postgr
 
   it('a first attempt that fails: the saga is stored without it, attempt 1 recorded, the retry completes it', async () => {
     failFirst.set('a', { times: 1, error: () => new Error('a fails its attempt on purpose') });
-    const { sagaId, created } = await engine!.start('three-inline', { n: 1 });
+    const { sagaId, created } = await sagas.engine.start('three-inline', { n: 1 });
     expect(created).toBe(true);
     await ended(sagaId);
     // The failed attempt's insert rolled back with it; the retry's stayed.
@@ -196,7 +125,7 @@ describe('firstStepInStart: the start and the first step commit together (Postgr
       { step: 'b', attempt: 1 },
       { step: 'c', attempt: 1 },
     ]);
-    const saga = await engine!.get(sagaId);
+    const saga = await sagas.engine.get(sagaId);
     expect(saga.status).toBe('completed');
     expect(saga.steps.map((s) => [s.name, s.status, s.attempts])).toEqual([
       ['a', 'completed', 2],
@@ -216,9 +145,9 @@ describe('firstStepInStart: the start and the first step commit together (Postgr
 
   it('a first attempt failing with an error not retried: the saga is stored and compensated, the attempt recorded', async () => {
     failFirst.set('a', { times: 1, error: () => new NotRetryable('a refuses the input') });
-    const { sagaId } = await engine!.start('three-inline', { n: 2 });
+    const { sagaId } = await sagas.engine.start('three-inline', { n: 2 });
     await ended(sagaId);
-    const saga = await engine!.get(sagaId);
+    const saga = await sagas.engine.get(sagaId);
     expect(saga.status).toBe('compensated');
     expect(saga.steps[0]).toMatchObject({ name: 'a', status: 'failed', attempts: 1 });
     expect(saga.steps[0]!.error).toContain('a refuses the input');
@@ -227,13 +156,23 @@ describe('firstStepInStart: the start and the first step commit together (Postgr
   });
 
   it('a repeated start with the same key runs nothing again, also when starts race', async () => {
-    const first = await engine!.start('three-inline', { n: 7 }, { idempotencyKey: 'inline-1' });
+    const first = await sagas.engine.start(
+      'three-inline',
+      { n: 7 },
+      { idempotencyKey: 'inline-1' },
+    );
     await ended(first.sagaId);
-    const again = await engine!.start('three-inline', { n: 7 }, { idempotencyKey: 'inline-1' });
+    const again = await sagas.engine.start(
+      'three-inline',
+      { n: 7 },
+      { idempotencyKey: 'inline-1' },
+    );
     expect(again).toEqual({ sagaId: first.sagaId, created: false });
 
     const racing = await Promise.all(
-      [0, 1, 2].map(() => engine!.start('three-inline', { n: 8 }, { idempotencyKey: 'inline-2' })),
+      [0, 1, 2].map(() =>
+        sagas.engine.start('three-inline', { n: 8 }, { idempotencyKey: 'inline-2' }),
+      ),
     );
     const ids = new Set(racing.map((r) => r.sagaId));
     expect(ids.size).toBe(1);

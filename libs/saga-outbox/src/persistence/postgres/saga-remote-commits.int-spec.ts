@@ -7,60 +7,31 @@
  * reply answers the saga's last open step and the saga is parked, that transaction completes the
  * saga too: no claim, no reload, no separate completion.
  */
-import type { DataSource, EntityManager } from 'typeorm';
-import { createTestDatabase, dataSourceOptions, type TestDatabase } from '@test/support/pg';
-import { countStatements, transactionsOf } from '@test/support/statement-counter';
-import {
-  defineSaga,
-  OutboxPublisher,
-  PostgresOutboxStore,
-  PostgresSagaStore,
-  SagaEngine,
-  type SagaEvent,
-} from '../../index';
+import type { EntityManager } from 'typeorm';
+import { countedSagas, deleteEffects, insertEffect } from '@test/support/counted-sagas';
+import { transactionsOf } from '@test/support/statement-counter';
+import { defineSaga, OutboxPublisher, PostgresOutboxStore, type SagaEvent } from '../../index';
 import { stepIdempotencyKey } from '../../core/saga/saga-definition';
 import type { SagaReplyOutcome } from '../../core/saga/saga-command';
-import { createSagaDataSource } from './data-source';
 
 const APP = 'sage-remote-commits';
 
 describe('a remote saga commits its reply and its completion together (PostgreSQL)', () => {
-  let db: TestDatabase | undefined;
-  let ds: DataSource | undefined;
-  let engine: SagaEngine<EntityManager> | undefined;
-  const counter = countStatements(APP);
-  const events: SagaEvent[] = [];
+  const sagas = countedSagas(APP);
+  const { counter, events, seen } = sagas;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    ds = createSagaDataSource(dataSourceOptions(db.name, { poolSize: 4, applicationName: APP }));
-    await ds.initialize();
-    await ds.query(
-      'CREATE TABLE public.effects (id bigserial PRIMARY KEY, saga_id uuid NOT NULL, step text NOT NULL)',
-    );
-    engine = new SagaEngine<EntityManager>({
-      store: new PostgresSagaStore(ds),
+    const engine = await sagas.open((ds) => ({
       outbox: new OutboxPublisher({ writer: new PostgresOutboxStore(ds) }),
       replyTo: 'remote-commits.replies',
       // The background loops tick when woken (a reply) and otherwise not while counting.
       leaseMs: 600_000,
       recoveryIntervalMs: 600_000,
       random: () => 0,
-    });
-    engine.onEvent((e) => events.push(e));
+    }));
     const saga = (name: string, options: { firstStepInStart?: boolean; timeoutMs?: number }) =>
       defineSaga<{ n: number }, EntityManager>(name, options)
-        .step('reserve', {
-          run: async (ctx) => {
-            await ctx.manager.query('INSERT INTO public.effects (saga_id, step) VALUES ($1, $2)', [
-              ctx.sagaId,
-              ctx.stepName,
-            ]);
-          },
-          compensate: async (ctx) => {
-            await ctx.manager.query('DELETE FROM public.effects WHERE saga_id = $1', [ctx.sagaId]);
-          },
-        })
+        .step('reserve', { run: insertEffect, compensate: deleteEffects })
         .step('charge', {
           kind: 'remote',
           dependsOn: ['reserve'],
@@ -74,21 +45,7 @@ describe('a remote saga commits its reply and its completion together (PostgreSQ
     await engine.startBackground();
   }, 30_000);
 
-  afterAll(async () => {
-    counter.stop();
-    await engine?.shutdown();
-    await ds?.destroy();
-    await db?.drop();
-  }, 30_000);
-
-  const seen = (id: string, type: SagaEvent['type']): Promise<void> =>
-    new Promise<void>((resolve) => {
-      const poll = (): void =>
-        void (events.some((e) => e.sagaId === id && e.type === type)
-          ? resolve()
-          : setTimeout(poll, 5));
-      poll();
-    });
+  afterAll(() => sagas.close(), 30_000);
 
   /** The participant's answer, applied as SagaReplyConsumer applies it. */
   const reply = async (sagaId: string, outcome: SagaReplyOutcome): Promise<void> => {
@@ -100,9 +57,9 @@ describe('a remote saga commits its reply and its completion together (PostgreSQ
       idempotencyKey: stepIdempotencyKey(sagaId, 'charge', 'forward'),
       outcome,
     };
-    const applied = await ds!.transaction((tx) => engine!.applyReply(tx, r));
+    const applied = await sagas.ds.transaction((tx) => sagas.engine.applyReply(tx, r));
     expect(applied).toBeDefined();
-    engine!.replyCommitted(r, applied!);
+    sagas.engine.replyCommitted(r, applied!);
   };
 
   const runOne = async (
@@ -111,7 +68,7 @@ describe('a remote saga commits its reply and its completion together (PostgreSQ
     end: SagaEvent['type'],
     name = 'local-then-remote',
   ) => {
-    const { sagaId } = await engine!.start(name, { n });
+    const { sagaId } = await sagas.engine.start(name, { n });
     await seen(sagaId, 'saga.waiting');
     await reply(sagaId, outcome);
     await seen(sagaId, end);
@@ -133,14 +90,14 @@ describe('a remote saga commits its reply and its completion together (PostgreSQ
     // start; reserve; charge (its command); park; the reply, completing the saga.
     expect(transactionsOf(tally) / count).toBe(5);
     for (const id of ids) {
-      const saga = await engine!.get(id);
+      const saga = await sagas.engine.get(id);
       expect(saga.status).toBe('completed');
       expect(saga.owner).toBeNull();
       expect(saga.steps.map((s) => [s.name, s.status])).toEqual([
         ['reserve', 'completed'],
         ['charge', 'completed'],
       ]);
-      expect(events.filter((e) => e.sagaId === id).map((e) => e.type)).toEqual([
+      expect(sagas.typesOf(id)).toEqual([
         'saga.started',
         'step.started',
         'step.completed',
@@ -167,17 +124,17 @@ describe('a remote saga commits its reply and its completion together (PostgreSQ
   });
 
   it('a success reply after the saga deadline does not complete it: the woken saga compensates for the timeout', async () => {
-    const { sagaId } = await engine!.start('local-then-remote-deadline', { n: 1 });
+    const { sagaId } = await sagas.engine.start('local-then-remote-deadline', { n: 1 });
     await seen(sagaId, 'saga.waiting');
-    const { deadlineAt } = await engine!.get(sagaId);
-    const [row] = await ds!.query<{ past: boolean }[]>(
+    const { deadlineAt } = await sagas.engine.get(sagaId);
+    const [row] = await sagas.ds.query<{ past: boolean }[]>(
       'SELECT clock_timestamp() > $1::timestamptz AS past',
       [deadlineAt],
     );
     // Wait on the database clock, which the deadline is on.
     for (let past = row!.past; !past;) {
       await new Promise((resolve) => setTimeout(resolve, 20));
-      const [r] = await ds!.query<{ past: boolean }[]>(
+      const [r] = await sagas.ds.query<{ past: boolean }[]>(
         'SELECT clock_timestamp() > $1::timestamptz AS past',
         [deadlineAt],
       );
@@ -185,7 +142,7 @@ describe('a remote saga commits its reply and its completion together (PostgreSQ
     }
     await reply(sagaId, { ok: true, result: null });
     await seen(sagaId, 'saga.compensated');
-    const saga = await engine!.get(sagaId);
+    const saga = await sagas.engine.get(sagaId);
     expect(saga.status).toBe('compensated');
     expect(saga.error).toContain('timed out');
     expect(events.filter((e) => e.sagaId === sagaId && e.type === 'saga.completed')).toEqual([]);
@@ -193,7 +150,7 @@ describe('a remote saga commits its reply and its completion together (PostgreSQ
 
   it('a failure reply wakes the saga, which compensates as before', async () => {
     const id = await runOne(9, { ok: false, error: 'card declined' }, 'saga.compensated');
-    const saga = await engine!.get(id);
+    const saga = await sagas.engine.get(id);
     expect(saga.status).toBe('compensated');
     expect(saga.steps.map((s) => [s.name, s.status])).toEqual([
       ['reserve', 'compensated'],
