@@ -81,6 +81,38 @@ describe('KeyLanes', () => {
     expect(order).toEqual(['n2', 'k2', 'n1']);
   });
 
+  it('submitHoldingKey holds the key without a slot; withSlot takes one for its work', async () => {
+    const lanes = new KeyLanes(1, (error) => {
+      throw error;
+    });
+    const order: string[] = [];
+    const inSlot = gate();
+    const joined = gate();
+    lanes.submitHoldingKey('a', async () => {
+      order.push('a1 holds its key');
+      await joined.promise;
+      await lanes.withSlot(async () => {
+        order.push('a1 in a slot');
+        await inSlot.promise;
+      });
+    });
+    lanes.submit('a', () => Promise.resolve(void order.push('a2')));
+    lanes.submit('b', () => Promise.resolve(void order.push('b1')));
+    await tick();
+    await tick();
+    // a1 took no slot while it waited: b1 ran; a2 waits for a1.
+    expect(order).toEqual(['a1 holds its key', 'b1']);
+    expect(lanes.running).toBe(0);
+    joined.open();
+    await tick();
+    expect(order).toEqual(['a1 holds its key', 'b1', 'a1 in a slot']);
+    expect(lanes.running).toBe(1);
+    inSlot.open();
+    await lanes.drained();
+    expect(order).toEqual(['a1 holds its key', 'b1', 'a1 in a slot', 'a2']);
+    expect(lanes.peakRunning).toBe(1);
+  });
+
   it('whenFewerThan resolves once enough tasks settled', async () => {
     const lanes = new KeyLanes(2, (error) => {
       throw error;

@@ -51,15 +51,36 @@ export class KeyLanes {
 
   /** Runs `task` after the previous task of `key` (none for null), holding one of `limit` slots. */
   submit(key: string | null, task: (slot: LaneSlot) => Promise<void>): void {
+    this.enqueue(key, () => this.withSlot(task));
+  }
+
+  /**
+   * Runs `task` after the previous task of `key` (none for null) WITHOUT a slot: it holds its key
+   * until it settles, and takes a slot (`withSlot`) only for the work that needs one. For a task
+   * that first joins work shared with other keys' tasks (a batch running under one slot).
+   */
+  submitHoldingKey(key: string | null, task: () => Promise<void>): void {
+    this.enqueue(key, task);
+  }
+
+  /**
+   * Runs `work` holding one of `limit` slots (queued FIFO with the tasks waiting for one); its
+   * `LaneSlot` gives the slot up while it waits. Work shared by several keys' tasks takes one slot.
+   */
+  async withSlot<T>(work: (slot: LaneSlot) => Promise<T>): Promise<T> {
+    await this.acquire();
+    try {
+      return await work({ releasedWhile: (wait) => this.releasedWhile(wait) });
+    } finally {
+      this.release();
+    }
+  }
+
+  private enqueue(key: string | null, task: () => Promise<void>): void {
     const previous = key === null ? undefined : this.tails.get(key);
     const run = (async () => {
       if (previous) await previous;
-      await this.acquire();
-      try {
-        await task({ releasedWhile: (wait) => this.releasedWhile(wait) });
-      } finally {
-        this.release();
-      }
+      await task();
     })().catch(this.onError);
     this.unsettled.add(run);
     if (key !== null) this.tails.set(key, run);

@@ -85,7 +85,8 @@ export interface NatsJetStreamBrokerOptions extends NatsSecurityOptions {
    * one key are handled one at a time, in stream order, and a failing message's retries hold only
    * its key. 1 handles one message at a time (other keys still go on while one waits to retry).
    * At most the durable consumer's `max_ack_pending` (JetStream's default 1 000), which bounds
-   * un-acked messages across all members of a group. Default 16.
+   * un-acked messages across all members of a group. Default 16. A batch of messages of
+   * different keys (`SubscribeOptions.batch`, the inbox's `batchSize`) is one call.
    */
   concurrency?: number;
   /**
@@ -133,7 +134,8 @@ const MESSAGE_TOO_LARGE = 10054;
  * once, never more than `maxPending`; a result is `ok` only once JetStream stored the message.
  *
  * Consuming: each (group, destination) is one durable pull consumer with explicit acks; every
- * `subscribe` with that group is a member sharing its messages. See NatsConsumeLoop.
+ * `subscribe` with that group is a member sharing its messages. With `SubscribeOptions.batch`,
+ * first deliveries of different keys are handed over together, one per key (see NatsConsumeLoop).
  *
  * The connection is opened on first use and reconnects for ever; `close()` stops the subscribers
  * and drains it.
@@ -338,6 +340,14 @@ export class NatsJetStreamBroker implements Broker {
       publishTimeoutMs: this.publishTimeoutMs,
       redeliveryDelayMs: this.redeliveryDelayMs,
       handler,
+      batch: options.batch && {
+        maxSize: integerOption('subscribe.batch.maxSize', options.batch.maxSize, {
+          fallback: 1,
+          min: 1,
+          max: 1000,
+        }),
+        handle: (messages) => options.batch!.handle(messages),
+      },
       deadLetters: this.deadLetters,
       logger: this.logger,
       disconnects: () => this.disconnects,

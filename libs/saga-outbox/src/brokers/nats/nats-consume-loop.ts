@@ -7,12 +7,18 @@ import type {
   Stream,
 } from '@nats-io/jetstream';
 import { DeliveryDeferredError } from '../../core/errors';
-import type { BrokerMessage, DeadLetterReason, DeliveredMessage } from '../../core/ports/broker';
+import type {
+  BrokerMessage,
+  DeadLetterReason,
+  DeliveredMessage,
+  DeliveryBatchHandler,
+} from '../../core/ports/broker';
 import type { SageLogger } from '../../core/ports/logger';
 import { errorText } from '../../core/error-text';
 import { abortableSleep as sleep } from '../abortable-sleep';
 import { exponentialDelay } from '../backoff';
 import { KeyLanes, type LaneSlot } from '../key-lanes';
+import { LaneBatches } from '../lane-batches';
 import {
   deadLetterDestinationOf,
   deadLetterHeaders,
@@ -48,9 +54,17 @@ export interface NatsConsumeLoopOptions {
   /** Wait before a failed handler is retried. */
   redeliveryDelayMs: (deliveryAttempt: number) => number;
   handler: (message: DeliveredMessage) => Promise<void>;
+  /** SubscribeOptions.batch: first deliveries free to run now go to it together (see NatsConsumeLoop). */
+  batch?: DeliveryBatchHandler;
   logger: SageLogger;
   /** Times the connection was lost so far (a change between deliveries: some may be lost). */
   disconnects?: () => number;
+}
+
+/** A delivery taken from the pull, as it goes into a batch. */
+interface Taken {
+  m: JsMsg;
+  delivered: BrokerMessage;
 }
 
 /**
@@ -78,6 +92,17 @@ export interface NatsConsumeLoopOptions {
  * the inbox and is acked). A subscriber's crash is not covered: what it had taken comes back after
  * `ack_wait`, possibly behind later messages of its keys.
  *
+ * With a batch handler (SubscribeOptions.batch), a first delivery (JetStream's delivery count 1)
+ * waits for the earlier messages of its key without a slot, then joins the batch being gathered
+ * (LaneBatches): one message per key, those that became free in the same I/O turn and while the
+ * batch waited for a slot, up to the handler's `maxSize` (and never more than the loop holds). A
+ * batch is ONE handler call on one slot, and holds each of its keys until it settles. When it
+ * resolves true each message is acked (after the inbox transaction committed); when it resolves
+ * false or rejects, each of its messages goes through the per-message path above on a slot of its
+ * own (retries holding its key only, dead letters), other keys going on meanwhile. A redelivery
+ * (count above 1), a lost delivery read from the stream and a batch of one take the per-message
+ * path directly.
+ *
  * `stop()` drains: running handlers finish and are acked; a message waiting to retry, or not yet
  * started, is nak'ed (after the messages before it of its key settled) and JetStream redelivers it,
  * possibly to another member; order across that redelivery (or a crash) is JetStream's.
@@ -95,6 +120,7 @@ export class NatsConsumeLoop {
   private readonly lost = new LostDeliveries();
   private seenDisconnects: number;
   private streamHandle: Stream | undefined;
+  private readonly batches: LaneBatches<Taken> | undefined;
 
   constructor(private readonly options: NatsConsumeLoopOptions) {
     this.seenDisconnects = options.disconnects?.() ?? 0;
@@ -104,6 +130,11 @@ export class NatsConsumeLoop {
         error: errorText(error),
       }),
     );
+    const batch = options.batch;
+    if (batch && batch.maxSize > 1)
+      this.batches = new LaneBatches(this.lanes, batch.maxSize, (items, slot) =>
+        this.runBatch(batch, items, slot),
+      );
   }
 
   start(): void {
@@ -282,7 +313,50 @@ export class NatsConsumeLoop {
       return;
     }
     const delivered = inbound.message;
+    if (this.batches && m.info.deliveryCount === 1) {
+      const batches = this.batches;
+      this.lanes.submitHoldingKey(delivered.key, () =>
+        this.handleBatched(batches, { m, delivered }).finally(settled),
+      );
+      return;
+    }
     this.lanes.submit(delivered.key, (slot) => this.handle(m, delivered, slot).finally(settled));
+  }
+
+  /** Joins a batch once the key is free; on its own (with a slot) if the batch did not take it. */
+  private async handleBatched(batches: LaneBatches<Taken>, taken: Taken): Promise<void> {
+    if (await batches.join(taken)) return;
+    await this.lanes.withSlot((slot) => this.handle(taken.m, taken.delivered, slot));
+  }
+
+  /**
+   * One batch on one slot. True: every message is settled (acked after the handler took them all,
+   * or a lone message handled on the per-message path with this slot). False: none is, and each
+   * goes on its own (the handler took none of them, or the loop is stopping: they are nak'ed).
+   */
+  private async runBatch(
+    batch: DeliveryBatchHandler,
+    items: readonly Taken[],
+    slot: LaneSlot,
+  ): Promise<boolean> {
+    if (items.length === 1) {
+      await this.handle(items[0]!.m, items[0]!.delivered, slot);
+      return true;
+    }
+    if (this.abort.signal.aborted) return false;
+    const handed = await batch
+      .handle(items.map(({ delivered }) => ({ ...delivered, deliveryAttempt: 1 })))
+      .catch((error: unknown) => {
+        this.options.logger.debug('NATS batch handler failed; its messages go one by one', {
+          durable: this.options.durable,
+          messages: items.length,
+          error: errorText(error),
+        });
+        return false;
+      });
+    if (handed !== true) return false;
+    for (const { m } of items) m.ack();
+    return true;
   }
 
   private async handle(m: JsMsg, delivered: BrokerMessage, slot: LaneSlot): Promise<void> {

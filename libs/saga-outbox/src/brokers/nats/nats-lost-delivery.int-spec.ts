@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, expect, it } from '@jest/globals';
 import { jetstreamManager } from '@nats-io/jetstream';
-import type { BrokerMessage } from '../../core/ports/broker';
+import type { BrokerMessage, DeliveredMessage, SubscribeOptions } from '../../core/ports/broker';
 import { waitUntil } from '../../testing/async';
 import { connect } from './nats-client';
 import { NatsJetStreamBroker, durableName } from './nats-broker';
@@ -99,46 +99,70 @@ const message = (destination: string, key: string, seq: number): BrokerMessage =
   time: new Date(),
 });
 
-it('a delivery lost in transit is handled before the later messages of its key, not after ack_wait', async () => {
-  const destination = `lost-${RUN}`;
-  const publisher = newBroker();
-  await proxy.start(new URL(SERVERS.replace(/^nats:/, 'http:')));
-  const subscriber = newBroker(`nats://127.0.0.1:${proxy.port}`);
-  const handled: string[] = [];
-  await subscriber.subscribe(destination, (m) => {
-    const p = m.payload as { key: string; seq: number };
-    handled.push(`${p.key}/${p.seq}`);
-    return Promise.resolve();
-  });
-  const publish = async (key: string, seq: number) =>
-    expect((await publisher.publish([message(destination, key, seq)]))[0]!.ok).toBe(true);
-  await publish('k', 1);
-  await waitUntil(() => handled.includes('k/1'), 'k/1 handled');
+it.each([
+  ['one message at a time', false],
+  ['in batches (SubscribeOptions.batch)', true],
+])(
+  '%s: a delivery lost in transit is handled before the later messages of its key, not after ack_wait',
+  async (_, batched) => {
+    const destination = `lost-${batched ? 'batched' : 'single'}-${RUN}`;
+    const publisher = newBroker();
+    if (!proxy.port) await proxy.start(new URL(SERVERS.replace(/^nats:/, 'http:')));
+    const subscriber = newBroker(`nats://127.0.0.1:${proxy.port}`);
+    const handled: string[] = [];
+    const record = (m: DeliveredMessage) => {
+      const p = m.payload as { key: string; seq: number };
+      handled.push(`${p.key}/${p.seq}`);
+    };
+    const batches: string[][] = [];
+    const options: SubscribeOptions = batched
+      ? {
+          batch: {
+            maxSize: 16,
+            handle: (messages) => {
+              messages.forEach(record);
+              batches.push(messages.map((m) => String(m.key)));
+              return Promise.resolve(true);
+            },
+          },
+        }
+      : {};
+    await subscriber.subscribe(destination, (m) => Promise.resolve(record(m)), options);
+    const publish = async (key: string, seq: number): Promise<void> =>
+      expect((await publisher.publish([message(destination, key, seq)]))[0]!.ok).toBe(true);
+    await publish('k', 1);
+    await waitUntil(() => handled.includes('k/1'), 'k/1 handled');
 
-  // k/2 is sent by JetStream (counted delivered) and swallowed on its way, then the connection dies.
-  const nc = await connect({ servers: SERVERS });
-  try {
-    const jsm = await jetstreamManager(nc);
-    const durable = durableName(destination, destination);
-    proxy.swallow();
-    await publish('k', 2);
+    // k/2 is sent by JetStream (counted delivered) and swallowed on its way, then the connection dies.
+    const nc = await connect({ servers: SERVERS });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const durable = durableName(destination, destination);
+      proxy.swallow();
+      await publish('k', 2);
+      await waitUntil(
+        async () => (await jsm.consumers.info(STREAM, durable)).delivered.consumer_seq >= 2,
+        'JetStream sent k/2',
+      );
+    } finally {
+      await nc.close();
+    }
+    proxy.cut();
+
+    // After the reconnection k/3 is delivered first; k/2 would come back after ack_wait only.
+    // Other keys come with it: in batches they go to the batch handler while k/3 waits for k/2.
+    const others = ['a', 'b', 'c'].map((key) => message(destination, key, 1));
+    const results = await publisher.publish([message(destination, 'k', 3), ...others]);
+    expect(results.every((r) => r.ok)).toBe(true);
     await waitUntil(
-      async () => (await jsm.consumers.info(STREAM, durable)).delivered.consumer_seq >= 2,
-      'JetStream sent k/2',
-    );
-  } finally {
-    await nc.close();
-  }
-  proxy.cut();
-
-  // After the reconnection k/3 is delivered first; k/2 would come back after ack_wait only.
-  await publish('k', 3);
-  await waitUntil(
-    () => handled.includes('k/2') && handled.includes('k/3'),
-    'k/2 and k/3 handled (well before ack_wait)',
-    15_000,
-  ).catch((error: Error) => {
-    throw new Error(`${error.message}; handled: ${handled.join(', ')}`);
-  });
-  expect(handled.indexOf('k/2')).toBeLessThan(handled.indexOf('k/3'));
-});
+      () => ['k/2', 'k/3', 'a/1', 'b/1', 'c/1'].every((label) => handled.includes(label)),
+      'k/2 and k/3 handled (well before ack_wait)',
+      15_000,
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}; handled: ${handled.join(', ')}`);
+    });
+    expect(handled.indexOf('k/2')).toBeLessThan(handled.indexOf('k/3'));
+    if (batched) expect(batches.flat()).toEqual(expect.arrayContaining(['a', 'b', 'c']));
+    await subscriber.close();
+  },
+);

@@ -67,7 +67,7 @@ export interface InboxSubscriptionsOptions<Tx> {
    */
   contracts?: IncomingContracts;
   /**
-   * Let brokers that can (Kafka, RabbitMQ) hand deliveries over in batches, each handled in one inbox
+   * Let brokers that can (Kafka, RabbitMQ, NATS) hand deliveries over in batches, each handled in one inbox
    * transaction (deliverBatchThroughInbox, up to the inbox's `batchSize`). Default false.
    */
   batches?: boolean;

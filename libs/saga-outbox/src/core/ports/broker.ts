@@ -70,10 +70,10 @@ export interface SubscribeOptions {
 /**
  * SubscribeOptions.batch. The adapter passes up to `maxSize` deliveries that must take effect in
  * the order given (Kafka: consecutive records of one partition, none of them redelivered after a
- * failure). `handle` resolves true when every one of them took effect: the adapter acknowledges
- * them all. It resolves false, or rejects, when none did (nothing was acknowledged or recorded):
- * the adapter then hands each of them to the per-message handler in order, with its usual
- * redelivery, back-off and dead letters.
+ * failure; NATS: first deliveries, at most one per key). `handle` resolves true when every one of
+ * them took effect: the adapter acknowledges them all. It resolves false, or rejects, when none did
+ * (nothing was acknowledged or recorded): the adapter then hands each of them to the per-message
+ * handler in order, with its usual redelivery, back-off and dead letters.
  */
 export interface DeliveryBatchHandler {
   readonly maxSize: number;

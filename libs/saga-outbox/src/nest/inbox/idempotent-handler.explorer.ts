@@ -78,7 +78,7 @@ export class IdempotentHandlerExplorer
       protector: inbox.protector ?? undefined,
       // `contracts.consumes`: deliveries checked (and upcast) after decryption, before the handler.
       contracts: inbox.contracts?.incoming,
-      // Kafka and RabbitMQ hand deliveries over in batches: one inbox transaction each (batchSize).
+      // Kafka, RabbitMQ and NATS hand deliveries over in batches: one inbox transaction each (batchSize).
       batches: true,
     });
   }

@@ -25,7 +25,8 @@ export interface InboxModuleOptions {
   /**
    * Most deliveries an `@IdempotentHandler` handles in one inbox transaction when the broker hands
    * them over in batches (Kafka: consecutive records of one partition; RabbitMQ: first deliveries
-   * arriving together, at most a quarter of its prefetch), 1 to 1000. Default 64. A
+   * arriving together, at most a quarter of its prefetch; NATS: first deliveries the subscriber
+   * holds, one per key), 1 to 1000. Default 64. A
    * handler that throws rolls its batch back, and the batch is then handled one message at a time
    * (retries and dead letters as usual). 1: one transaction per message. See docs/inbox.md.
    */
