@@ -158,6 +158,8 @@ it('sends a dead letter replayed while it streams, without a takeover (catch-up 
     broker.setFault(undefined);
     await deadLetters.replay(id!);
     await waitUntil(async () => (await status(id!)) === 'sent', 'sent by the catch-up', 15_000);
+    // Reported once the mark's reply is back (a moment after the row reads `sent`).
+    await waitUntil(() => published.includes(id!), 'its published event');
     expect(broker.published.filter((m) => m.id === id)).toHaveLength(1);
     expect(published).toEqual([id]);
     // The stream goes on after the catch-up, each message once.
