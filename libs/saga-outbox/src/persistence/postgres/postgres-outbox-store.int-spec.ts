@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createTestDatabase, dataSourceOptions, type TestDatabase } from '@test/support/pg';
-import { countStatements } from '@test/support/statement-counter';
+import { createTestDatabase, type TestDatabase } from '@test/support/pg';
 import { InMemoryBroker } from '../../brokers/memory/in-memory-broker';
 import { NotSerializableError } from '../../core/errors';
 import {
@@ -10,8 +9,6 @@ import {
 } from '../../core/outbox/outbox-errors';
 import { OutboxPublisher } from '../../core/outbox/outbox-publisher';
 import { OutboxRelay } from '../../core/outbox/outbox-relay';
-import { createSagaDataSource } from './data-source';
-import { PostgresOutboxStore } from './postgres-outbox-store';
 import { analysePublications } from '../../testing/recording-broker';
 import { waitUntil } from '../../testing/async';
 import { openOutboxTestContext, type OutboxTestContext } from '@test/support/outbox-test-support';
@@ -542,8 +539,6 @@ describe('dead letters and retention', () => {
 
 describe('windowed claim', () => {
   it('a key backing off with more rows than the window holds back only itself: the claim looks past the window', async () => {
-    // A store of its own: another test's empty claim may have quieted the shared one's fallback.
-    const store = new PostgresOutboxStore(ctx.dataSource);
     const destination = dest();
     const hot = `hot-${randomUUID()}`;
     // The hot key's head, then more of its rows than the claim window (1,000 at limit 100).
@@ -556,11 +551,11 @@ describe('windowed claim', () => {
     }));
     await ctx.commit(rest);
     const token = randomUUID();
-    let claimed = await store.claim(token, 100, 60_000);
+    let claimed = await ctx.store.claim(token, 100, 60_000);
     expect(claimed.map((m) => m.id)).toContain(head);
     // The head fails and backs off for a minute: its 1,100 rows wait behind it.
-    await store.markFailed(token, [{ id: head!, error: 'broker said no', delayMs: 60_000 }]);
-    await store.release(
+    await ctx.store.markFailed(token, [{ id: head!, error: 'broker said no', delayMs: 60_000 }]);
+    await ctx.store.release(
       token,
       claimed.filter((m) => m.id !== head).map((m) => m.id),
     );
@@ -571,42 +566,8 @@ describe('windowed claim', () => {
       key: `k-${randomUUID()}`,
       payload: 1,
     });
-    claimed = await store.claim(randomUUID(), 100, 60_000);
+    claimed = await ctx.store.claim(randomUUID(), 100, 60_000);
     expect(claimed.map((m) => m.id)).toContain(other);
     expect(claimed.filter((m) => m.key === hot)).toEqual([]);
-  });
-
-  it('after a look past the window that found nothing, empty windows skip it for a moment (an idle or fully in-flight outbox reads no more than the window)', async () => {
-    const app = `sage-claim-quiet-${randomUUID().slice(0, 8)}`;
-    const counter = countStatements(app);
-    const ds = createSagaDataSource(
-      dataSourceOptions(db.name, { poolSize: 1, applicationName: app }),
-    );
-    await ds.initialize();
-    try {
-      const store = new PostgresOutboxStore(ds);
-      // Whatever earlier tests left: claimed by someone else, so nothing is claimable here.
-      await ctx.dataSource.query(
-        `UPDATE sage.outbox_message SET status = 'claimed', claim_token = gen_random_uuid(),
-           lease_until = now() + interval '1 hour' WHERE status = 'pending'`,
-      );
-      counter.reset();
-      expect(await store.claim(randomUUID(), 100, 60_000)).toEqual([]);
-      expect(counter.tally().statements).toBe(2); // the window, then past it
-      counter.reset();
-      expect(await store.claim(randomUUID(), 100, 60_000)).toEqual([]);
-      expect(counter.tally().statements).toBe(1); // the window only
-      // A new row is in the window: claimed at once, quiet or not.
-      const [id] = await ctx.commit({ destination: dest(), type: 't', key: 'k-quiet', payload: 1 });
-      expect((await store.claim(randomUUID(), 100, 60_000)).map((m) => m.id)).toEqual([id]);
-      // The quiet moment over, an empty window looks past it again.
-      await new Promise((resolve) => setTimeout(resolve, 1100));
-      counter.reset();
-      expect(await store.claim(randomUUID(), 100, 60_000)).toEqual([]);
-      expect(counter.tally().statements).toBe(2);
-    } finally {
-      counter.stop();
-      await ds.destroy();
-    }
   });
 });

@@ -49,8 +49,6 @@ const MAX_ERROR_LENGTH = 2000;
 export class PostgresOutboxStore implements OutboxStore, OutboxWriter<EntityManager> {
   readonly tables: OutboxTables;
   private readonly auditActor: string | undefined;
-  /** Until then (Date.now()), an empty windowed claim skips the unbounded one (see `claim`). */
-  private fallbackQuietUntil = 0;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -135,11 +133,7 @@ export class PostgresOutboxStore implements OutboxStore, OutboxWriter<EntityMana
 
   /**
    * The windowed claim first (bounded work however deep the backlog); only when it finds nothing,
-   * the unbounded one (eligible rows beyond a window of rows that wait behind their keys). After an
-   * unbounded claim that found nothing too, empty windows skip it for CLAIM_FALLBACK_QUIET_MS: an
-   * idle outbox costs one statement per claim, and on a deep backlog whose keys are all in flight
-   * (several relays) the relays do not each read the whole backlog again for nothing. A key backing
-   * off behind a full window then holds back rows beyond it for at most that long.
+   * the unbounded one (eligible rows beyond a window of rows that wait behind their keys).
    */
   async claim(claimToken: string, limit: number, leaseMs: number): Promise<ClaimedOutboxMessage[]> {
     if (limit <= 0) return [];
@@ -147,10 +141,8 @@ export class PostgresOutboxStore implements OutboxStore, OutboxWriter<EntityMana
     let rows = await this.query(
       q.claimOutboxMessagesWindowed(this.tables, { claimToken, limit, leaseMs, window }),
     );
-    if (!rows.length && Date.now() >= this.fallbackQuietUntil) {
+    if (!rows.length)
       rows = await this.query(q.claimOutboxMessages(this.tables, { claimToken, limit, leaseMs }));
-      if (!rows.length) this.fallbackQuietUntil = Date.now() + CLAIM_FALLBACK_QUIET_MS;
-    }
     rows.sort(byPublishOrder);
     return rows.map(toClaimed);
   }
@@ -360,9 +352,6 @@ const ids_ = (rows: { id: string }[]): string[] => rows.map((r) => r.id);
 /** The windowed claim reads this many due pending rows per row it may claim (at least MIN_CLAIM_WINDOW). */
 const CLAIM_WINDOW_PER_ROW = 10;
 const MIN_CLAIM_WINDOW = 1000;
-
-/** After an unbounded claim found nothing, empty windows do not run it again for this long. */
-const CLAIM_FALLBACK_QUIET_MS = 1000;
 
 /** TypeORM's nesting level of the runner's transaction (1: outermost; savepoints above). */
 function transactionDepth(runner: object): number {
